@@ -1,0 +1,72 @@
+//! Work the server does on its own: noticing changes made by other processes
+//! (key rotations, events written by the CLI) and housekeeping.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+
+use crate::domain::Core;
+use crate::store;
+
+pub struct Background(JoinSet<()>);
+
+impl Background {
+    pub fn abort(mut self) {
+        self.0.abort_all();
+    }
+}
+
+pub fn spawn(core: Arc<Core>) -> Background {
+    let mut set = JoinSet::new();
+    set.spawn(watch_event_log(core.clone()));
+    set.spawn(watch_keys(core.clone()));
+    set.spawn(housekeeping(core));
+    Background(set)
+}
+
+/// Wakes subscribers when the log grew, whoever wrote it. Cheap: one indexed MAX(id).
+async fn watch_event_log(core: Arc<Core>) {
+    let mut last = store::events::last_id(&core.db.read).await.unwrap_or(0);
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tick.tick().await;
+        match store::events::last_id(&core.db.read).await {
+            Ok(id) if id != last => {
+                last = id;
+                core.events.wake();
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "event log watcher"),
+        }
+    }
+}
+
+/// Picks up key changes made by another process within a couple of seconds.
+async fn watch_keys(core: Arc<Core>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Err(e) = core.maintain_keys().await {
+            tracing::error!(error = %crate::error_chain(&e), "signing key maintenance failed; keeping the current key set");
+        }
+    }
+}
+
+async fn housekeeping(core: Arc<Core>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let now = store::now();
+        let retention = core.cfg.event_retention.as_secs() as i64;
+        let grace = core.cfg.refresh_reuse_grace.as_secs() as i64;
+        if let Err(e) = store::events::prune(core.db.writer(), now - retention).await {
+            tracing::warn!(error = %e, "pruning the event log");
+        }
+        if let Err(e) =
+            store::sessions::forget_sealed_successors(core.db.writer(), now - grace - 1).await
+        {
+            tracing::warn!(error = %e, "clearing expired grace-window successors");
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! The `tessera` command line. Ids and secrets alone go to stdout; everything
+//! else to stderr; failures exit non-zero with a one-line reason.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::{Config, Layers, SigningAlg};
+use crate::domain::Core;
+use crate::domain::clients::{self, NewClient};
+use crate::domain::permissions::Change;
+
+#[derive(Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "An identity server whose permission changes take effect fast"
+)]
+struct Cli {
+    /// Configuration file (default: ./tessera.toml if it exists).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Address to listen on (TESSERA_BIND).
+    #[arg(long, global = true, value_name = "ADDR")]
+    bind: Option<String>,
+    /// Database URL (DATABASE_URL).
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+    /// Issuer URL placed in every token (TESSERA_ISSUER).
+    #[arg(long, global = true, value_name = "URL")]
+    issuer: Option<String>,
+    /// Folder of the key-encryption key (TESSERA_KEYS_DIR).
+    #[arg(long, global = true, value_name = "DIR")]
+    keys_dir: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (migrates, creates keys on first start).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user; prints its id (the `sub`).
+    Add {
+        username: String,
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Change a user's roles (revokes their sessions under the `revoke` policy).
+    Roles(RolesArgs),
+    /// Disable a user and revoke their sessions.
+    Disable { username: String },
+    /// Set a user's password and revoke their sessions.
+    Passwd {
+        username: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false, id = "change")]
+struct RolesArgs {
+    username: String,
+    /// Replace the roles with this comma-separated list (empty for none).
+    #[arg(long, group = "change", value_name = "R,R")]
+    set: Option<String>,
+    #[arg(long, group = "change", value_name = "ROLE")]
+    add: Option<String>,
+    #[arg(long, group = "change", value_name = "ROLE")]
+    remove: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register a client; prints the generated secret once (nothing for a public client).
+    Add {
+        id: String,
+        /// A public client (no secret; cannot use client_credentials).
+        #[arg(long)]
+        public: bool,
+        #[arg(long = "grant", value_name = "GRANT")]
+        grants: Vec<String>,
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        #[arg(long = "audience", value_name = "AUD")]
+        audiences: Vec<String>,
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+        /// Capabilities: `introspect`, `events`.
+        #[arg(long = "can", value_name = "CAPABILITY")]
+        capabilities: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// List signing keys: kid, alg, state, created, activated, retired.
+    List,
+    /// Rotate: the next key signs, a new next key is published.
+    Rotate {
+        /// Algorithm of the new next key (ES256, EdDSA, RS256).
+        #[arg(long)]
+        alg: Option<String>,
+        /// Withdraw the active key at once: its tokens stop verifying.
+        #[arg(long)]
+        revoke_current: bool,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Failure(String);
+
+fn fail(e: impl std::fmt::Display) -> Failure {
+    Failure(e.to_string())
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let serving = matches!(cli.command, Command::Serve);
+    init_logging(serving);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(serving: bool) {
+    let default = if serving { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn load_config(cli: &Cli) -> Result<Config, Failure> {
+    let mut layers = Layers::load(cli.config.as_deref()).map_err(fail)?;
+    let flags = [
+        ("bind", "--bind", &cli.bind),
+        ("database_url", "--database-url", &cli.database_url),
+        ("issuer", "--issuer", &cli.issuer),
+        ("keys_dir", "--keys-dir", &cli.keys_dir),
+    ];
+    for (key, flag, value) in flags {
+        if let Some(v) = value {
+            layers.set_flag(key, flag, v.clone());
+        }
+    }
+    layers.build().map_err(fail)
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let cfg = load_config(&cli)?;
+    if let Command::Migrate = cli.command {
+        let db = crate::store::Db::connect(&cfg).await.map_err(fail)?;
+        db.migrate()
+            .await
+            .map_err(|e| fail(crate::error_chain(&e)))?;
+        eprintln!("migrations applied");
+        return Ok(());
+    }
+    let core = Core::open(cfg)
+        .await
+        .map_err(|e| fail(crate::error_chain(&e)))?;
+    match cli.command {
+        Command::Serve => serve(core).await,
+        Command::Migrate => Ok(()),
+        Command::User(cmd) => user(&core, cmd).await,
+        Command::Client(cmd) => client(&core, cmd).await,
+        Command::Keys(cmd) => keys(&core, cmd).await,
+    }
+}
+
+async fn serve(core: Arc<Core>) -> Result<(), Failure> {
+    let listener = tokio::net::TcpListener::bind(core.cfg.bind)
+        .await
+        .map_err(|e| {
+            fail(format!(
+                "cannot listen on {} (TESSERA_BIND): {e}",
+                core.cfg.bind
+            ))
+        })?;
+    tracing::info!(addr = %listener.local_addr().map_err(fail)?, issuer = %core.cfg.issuer, "tessera listening");
+    crate::http::serve(core, listener, shutdown_signal())
+        .await
+        .map_err(fail)
+}
+
+/// SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+fn read_password() -> Result<SecretString, Failure> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(fail)?;
+    let trimmed = line.trim_end_matches(['\n', '\r']).to_string();
+    Ok(SecretString::from(trimmed))
+}
+
+async fn find_user(core: &Core, username: &str) -> Result<crate::store::users::UserRow, Failure> {
+    core.user_by_name(username)
+        .await
+        .map_err(fail)?
+        .ok_or_else(|| fail(format!("no user named `{username}`")))
+}
+
+async fn user(core: &Core, cmd: UserCommand) -> Result<(), Failure> {
+    match cmd {
+        UserCommand::Add {
+            username, roles, ..
+        } => {
+            let password = read_password()?;
+            let roles = roles
+                .iter()
+                .flat_map(|r| r.split(','))
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(String::from)
+                .collect();
+            let user = core
+                .create_user(&username, password, roles)
+                .await
+                .map_err(fail)?;
+            println!("{}", user.id);
+        }
+        UserCommand::Roles(args) => {
+            let user = find_user(core, &args.username).await?;
+            let mut roles = user.roles().map_err(fail)?;
+            if let Some(set) = args.set {
+                roles = set
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|r| !r.is_empty())
+                    .map(String::from)
+                    .collect();
+            } else if let Some(add) = args.add {
+                roles.push(add);
+            } else if let Some(remove) = args.remove {
+                roles.retain(|r| *r != remove);
+            }
+            crate::domain::users::validate_roles(&roles).map_err(fail)?;
+            let user = core
+                .change_user(&user.id, Change::Roles(roles))
+                .await
+                .map_err(fail)?;
+            eprintln!(
+                "{}: roles {} (ver {})",
+                args.username, user.roles, user.authz_version
+            );
+        }
+        UserCommand::Disable { username } => {
+            let user = find_user(core, &username).await?;
+            core.change_user(&user.id, Change::Disable)
+                .await
+                .map_err(fail)?;
+            eprintln!("{username}: disabled, sessions revoked");
+        }
+        UserCommand::Passwd { username, .. } => {
+            let user = find_user(core, &username).await?;
+            let password = read_password()?;
+            crate::domain::users::validate_password(&password).map_err(fail)?;
+            core.change_user(&user.id, Change::Password(password))
+                .await
+                .map_err(fail)?;
+            eprintln!("{username}: password changed, sessions revoked");
+        }
+    }
+    Ok(())
+}
+
+async fn client(core: &Core, cmd: ClientCommand) -> Result<(), Failure> {
+    let ClientCommand::Add {
+        id,
+        public,
+        grants,
+        scopes,
+        audiences,
+        roles,
+        capabilities,
+    } = cmd;
+    let new = NewClient {
+        id: id.clone(),
+        public,
+        grant_types: grants,
+        scopes,
+        audiences,
+        roles,
+        capabilities,
+    };
+    match clients::create(&core.db, new).await.map_err(fail)? {
+        Some(secret) => {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", secret.expose_secret()).map_err(fail)?;
+            eprintln!("client `{id}` created; the secret above is shown once");
+        }
+        None => eprintln!("public client `{id}` created"),
+    }
+    Ok(())
+}
+
+async fn keys(core: &Core, cmd: KeysCommand) -> Result<(), Failure> {
+    match cmd {
+        KeysCommand::List => {
+            let rows = crate::store::keys::list(&core.db.read)
+                .await
+                .map_err(fail)?;
+            println!(
+                "{:<44} {:<6} {:<8} {:<21} {:<21} {:<21}",
+                "KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED"
+            );
+            for r in rows {
+                println!(
+                    "{:<44} {:<6} {:<8} {:<21} {:<21} {:<21}",
+                    r.kid,
+                    r.alg,
+                    r.state,
+                    rfc3339(Some(r.created_at)),
+                    rfc3339(r.activated_at),
+                    rfc3339(r.retired_at.or(r.revoked_at)),
+                );
+            }
+            Ok(())
+        }
+        KeysCommand::Rotate {
+            alg,
+            revoke_current,
+        } => {
+            let alg = match alg {
+                Some(a) => Some(SigningAlg::parse(&a).ok_or_else(|| {
+                    fail(format!(
+                        "unknown --alg `{a}` (expected ES256, EdDSA or RS256)"
+                    ))
+                })?),
+                None => None,
+            };
+            let outcome = core.rotate_keys(alg, revoke_current).await.map_err(fail)?;
+            eprintln!("{outcome}");
+            Ok(())
+        }
+    }
+}
+
+pub fn rfc3339(t: Option<i64>) -> String {
+    t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "-".into())
+}

@@ -1,0 +1,253 @@
+//! Clients (apps): registration and authentication.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::crypto::{self, ct_eq, sha256};
+use crate::store::{self, Db, StoreError, clients::ClientRow, from_json, to_json};
+
+pub const GRANTS: &[&str] = &["password", "refresh_token", "client_credentials"];
+pub const CAPABILITIES: &[&str] = &["introspect", "events"];
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: String,
+    /// SHA-256 of the secret; `None` for a public client.
+    secret_hash: Option<[u8; 32]>,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    pub audiences: Vec<String>,
+    pub roles: Vec<String>,
+    pub capabilities: Vec<String>,
+}
+
+impl Client {
+    pub fn is_public(&self) -> bool {
+        self.secret_hash.is_none()
+    }
+
+    pub fn allows(&self, grant: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant)
+    }
+
+    pub fn can(&self, capability: &str) -> bool {
+        self.capabilities.iter().any(|c| c == capability)
+    }
+
+    fn from_row(row: ClientRow) -> Result<Self, StoreError> {
+        let secret_hash = match row.secret_hash {
+            None => None,
+            Some(h) => Some(
+                h.try_into()
+                    .map_err(|_| StoreError::Corrupt(format!("client {} secret hash", row.id)))?,
+            ),
+        };
+        Ok(Self {
+            secret_hash,
+            grant_types: from_json(&row.grant_types)?,
+            scopes: from_json(&row.scopes)?,
+            audiences: from_json(&row.audiences)?,
+            roles: from_json(&row.roles)?,
+            capabilities: from_json(&row.capabilities)?,
+            id: row.id,
+        })
+    }
+}
+
+/// What a caller presented to identify itself.
+pub enum Credentials {
+    /// `client_secret_basic` or `client_secret_post`.
+    Secret {
+        id: String,
+        secret: SecretString,
+        basic: bool,
+    },
+    /// A public client names itself and proves nothing.
+    PublicId(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("client authentication failed")]
+    Failed,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Clients by id. Clients are immutable once created, so a cached hit is never
+/// stale; a miss goes to the database (a client added by the CLI is found there).
+#[derive(Default)]
+pub struct Clients {
+    cache: RwLock<HashMap<String, Arc<Client>>>,
+}
+
+/// An unknown client id is checked against this, so it costs what a wrong secret does.
+const DUMMY_HASH: [u8; 32] = [0u8; 32];
+
+impl Clients {
+    pub async fn get(&self, db: &Db, id: &str) -> Result<Option<Arc<Client>>, StoreError> {
+        if let Some(c) = self.cache.read().expect("client cache").get(id) {
+            return Ok(Some(c.clone()));
+        }
+        let Some(row) = store::clients::by_id(&db.read, id).await? else {
+            return Ok(None);
+        };
+        let client = Arc::new(Client::from_row(row)?);
+        let mut cache = self.cache.write().expect("client cache");
+        if cache.len() >= 10_000 {
+            cache.clear();
+        }
+        cache.insert(id.to_string(), client.clone());
+        Ok(Some(client))
+    }
+
+    /// Authenticates a client. Secrets are 256-bit generated values, so one SHA-256
+    /// is as strong as any password hash and costs microseconds; argon2 is for
+    /// low-entropy human passwords.
+    pub async fn authenticate(
+        &self,
+        db: &Db,
+        creds: &Credentials,
+    ) -> Result<Arc<Client>, AuthError> {
+        match creds {
+            Credentials::Secret { id, secret, .. } => {
+                let client = self.get(db, id).await?;
+                let presented = sha256(secret.expose_secret().as_bytes());
+                let expected = client
+                    .as_ref()
+                    .and_then(|c| c.secret_hash)
+                    .unwrap_or(DUMMY_HASH);
+                // An empty secret never matches, and a public client never authenticates with one.
+                let ok = ct_eq(&presented, &expected) && !secret.expose_secret().is_empty();
+                match client {
+                    Some(c) if ok && !c.is_public() => Ok(c),
+                    _ => Err(AuthError::Failed),
+                }
+            }
+            Credentials::PublicId(id) => match self.get(db, id).await? {
+                Some(c) if c.is_public() => Ok(c),
+                _ => Err(AuthError::Failed),
+            },
+        }
+    }
+}
+
+/// A client to register.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewClient {
+    pub id: String,
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default)]
+    pub grant_types: Vec<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NewClientError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("a client with this id already exists")]
+    Exists,
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+/// Registers a client; returns the generated secret (once) for a confidential client.
+pub async fn create(db: &Db, mut new: NewClient) -> Result<Option<SecretString>, NewClientError> {
+    let invalid = |m: String| Err(NewClientError::Invalid(m));
+    if new.id.is_empty() || new.id.len() > 128 || !new.id.chars().all(|c| c.is_ascii_graphic()) {
+        return invalid("client id must be 1-128 printable ASCII characters without spaces".into());
+    }
+    // User `sub`s are UUIDs: a client id shaped like one could collide (RFC 9068 §5).
+    if uuid::Uuid::parse_str(&new.id).is_ok() {
+        return invalid("client id must not be a UUID (user subjects are UUIDs)".into());
+    }
+    if new.grant_types.is_empty() {
+        new.grant_types = vec![
+            if new.public {
+                "password"
+            } else {
+                "client_credentials"
+            }
+            .to_string(),
+        ];
+    }
+    if new.grant_types.iter().any(|g| g == "password")
+        && !new.grant_types.iter().any(|g| g == "refresh_token")
+    {
+        new.grant_types.push("refresh_token".into());
+    }
+    for g in &new.grant_types {
+        if !GRANTS.contains(&g.as_str()) {
+            return invalid(format!(
+                "unknown grant `{g}` (expected one of {})",
+                GRANTS.join(", ")
+            ));
+        }
+    }
+    if new.public && new.grant_types.iter().any(|g| g == "client_credentials") {
+        return invalid("a public client cannot use client_credentials".into());
+    }
+    for c in &new.capabilities {
+        if !CAPABILITIES.contains(&c.as_str()) {
+            return invalid(format!(
+                "unknown capability `{c}` (expected one of {})",
+                CAPABILITIES.join(", ")
+            ));
+        }
+    }
+    for s in &new.scopes {
+        if s.is_empty()
+            || !s
+                .chars()
+                .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+        {
+            return invalid(format!("invalid scope `{s}`"));
+        }
+    }
+    for list in [
+        &mut new.grant_types,
+        &mut new.scopes,
+        &mut new.audiences,
+        &mut new.roles,
+        &mut new.capabilities,
+    ] {
+        dedup(list);
+    }
+    let secret = (!new.public).then(crypto::random_token);
+    let row = ClientRow {
+        id: new.id,
+        secret_hash: secret.as_ref().map(|s| sha256(s.as_bytes()).to_vec()),
+        grant_types: to_json(&new.grant_types),
+        scopes: to_json(&new.scopes),
+        audiences: to_json(&new.audiences),
+        roles: to_json(&new.roles),
+        capabilities: to_json(&new.capabilities),
+    };
+    let mut tx = db.begin().await.map_err(NewClientError::Store)?;
+    match store::clients::insert(&mut tx, &row, store::now()).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => return Err(NewClientError::Exists),
+        Err(e) => return Err(NewClientError::Store(e)),
+    }
+    tx.commit()
+        .await
+        .map_err(|e| NewClientError::Store(e.into()))?;
+    Ok(secret.map(SecretString::from))
+}
+
+pub fn dedup(list: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    list.retain(|x| seen.insert(x.clone()));
+}

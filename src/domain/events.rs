@@ -1,0 +1,71 @@
+//! The security event log: its JSON shape and the wake-up signal for subscribers.
+//!
+//! The database is the only source of truth. After a commit the writer calls
+//! [`EventBus::wake`]; a watcher also polls the log's newest id so that changes
+//! committed by other processes (the CLI) reach subscribers within a second.
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::store::events::EventRow;
+
+/// An event as served on `/events` (DESIGN.md "Contracts other programs rely on").
+#[derive(Debug, Clone, Serialize)]
+pub struct SecurityEvent {
+    pub id: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub sub: Option<String>,
+    pub sid: Option<String>,
+    pub ver: Option<i64>,
+    pub roles: Option<Vec<String>>,
+    pub reason: Option<String>,
+    pub kid: Option<String>,
+    pub at: String,
+}
+
+impl From<EventRow> for SecurityEvent {
+    fn from(r: EventRow) -> Self {
+        let at = time::OffsetDateTime::from_unix_timestamp(r.at)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default();
+        Self {
+            id: r.id,
+            kind: r.kind,
+            sub: r.sub,
+            sid: r.sid,
+            ver: r.ver,
+            roles: r.roles.and_then(|s| serde_json::from_str(&s).ok()),
+            reason: r.reason,
+            kid: r.kid,
+            at,
+        }
+    }
+}
+
+/// Wakes subscribers when the log may have grown.
+pub struct EventBus {
+    tick: watch::Sender<u64>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self {
+            tick: watch::channel(0).0,
+        }
+    }
+}
+
+impl EventBus {
+    pub fn wake(&self) {
+        self.tick.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.tick.subscribe()
+    }
+}

@@ -1,0 +1,174 @@
+//! The three grants of `POST /token` (RFC 6749 §4.3, §4.4, §6).
+
+use secrecy::SecretString;
+
+use super::Core;
+use super::clients::{Client, dedup};
+use super::sessions;
+use super::tokens::{Subject, TokenResponse};
+use crate::error::OAuthError;
+use crate::store::sessions::FamilyRow;
+use crate::store::{self, from_json};
+
+/// Parses a `scope` parameter (RFC 6749 §3.3): space-delimited NQCHAR tokens.
+pub fn parse_scope(raw: Option<&str>) -> Result<Option<Vec<String>>, OAuthError> {
+    let Some(raw) = raw.filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let mut list: Vec<String> = raw
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let nqchar = |c: char| c == '!' || ('#'..='[').contains(&c) || (']'..='~').contains(&c);
+    if list.is_empty() || list.iter().any(|s| !s.chars().all(nqchar)) {
+        return Err(OAuthError::InvalidScope("malformed scope".into()));
+    }
+    dedup(&mut list);
+    Ok(Some(list))
+}
+
+/// The scope granted: the request if it is within `allowed`, else all of `allowed`.
+fn grant_scope(
+    requested: Option<Vec<String>>,
+    allowed: &[String],
+) -> Result<Vec<String>, OAuthError> {
+    match requested {
+        None => Ok(allowed.to_vec()),
+        Some(list) => match list.iter().find(|s| !allowed.contains(s)) {
+            Some(s) => Err(OAuthError::InvalidScope(format!(
+                "scope `{s}` is not allowed"
+            ))),
+            None => Ok(list),
+        },
+    }
+}
+
+/// The audience: the RFC 8707 `resource` if the client may target it, else the
+/// client's audiences, else the issuer itself.
+fn grant_audience(
+    core: &Core,
+    resource: Option<&str>,
+    allowed: &[String],
+) -> Result<Vec<String>, OAuthError> {
+    match resource {
+        Some(r) if allowed.iter().any(|a| a == r) => Ok(vec![r.to_string()]),
+        Some(_) => Err(OAuthError::InvalidTarget),
+        None if allowed.is_empty() => Ok(vec![core.cfg.issuer.clone()]),
+        None => Ok(allowed.to_vec()),
+    }
+}
+
+impl Core {
+    pub async fn password_grant(
+        &self,
+        client: &Client,
+        username: &str,
+        password: SecretString,
+        scope: Option<&str>,
+        resource: Option<&str>,
+    ) -> Result<TokenResponse, OAuthError> {
+        if !client.allows("password") {
+            return Err(OAuthError::UnauthorizedClient(
+                "this client may not use the password grant",
+            ));
+        }
+        let scope = grant_scope(parse_scope(scope)?, &client.scopes)?;
+        let audience = grant_audience(self, resource, &client.audiences)?;
+        let user = store::users::by_username(&self.db.read, username).await?;
+        // Unknown users and disabled users cost a full argon2 verification too.
+        let valid = self
+            .passwords
+            .verify(user.as_ref().map(|u| u.password_hash.clone()), password)
+            .await;
+        let user = match user {
+            Some(u) if valid && !u.disabled => u,
+            _ => return Err(OAuthError::InvalidGrant("invalid username or password")),
+        };
+        let scope = scope.join(" ");
+        let issue_refresh = client.allows("refresh_token");
+        let (sid, refresh_token) = if issue_refresh {
+            let (sid, rt) = sessions::start(self, &user.id, &client.id, &scope, &audience).await?;
+            (Some(sid), Some(rt))
+        } else {
+            (None, None)
+        };
+        let subject = Subject {
+            sub: &user.id,
+            roles: user.roles()?,
+            sid: sid.as_deref(),
+            ver: Some(user.authz_version),
+        };
+        self.issue(&client.id, subject, &scope, audience, refresh_token)
+    }
+
+    pub async fn client_credentials_grant(
+        &self,
+        client: &Client,
+        scope: Option<&str>,
+        resource: Option<&str>,
+    ) -> Result<TokenResponse, OAuthError> {
+        if client.is_public() {
+            return Err(OAuthError::InvalidClient);
+        }
+        if !client.allows("client_credentials") {
+            return Err(OAuthError::UnauthorizedClient(
+                "this client may not use the client_credentials grant",
+            ));
+        }
+        let scope = grant_scope(parse_scope(scope)?, &client.scopes)?.join(" ");
+        let audience = grant_audience(self, resource, &client.audiences)?;
+        let subject = Subject {
+            sub: &client.id,
+            roles: client.roles.clone(),
+            sid: None,
+            ver: None,
+        };
+        self.issue(&client.id, subject, &scope, audience, None)
+    }
+
+    pub async fn refresh_grant(
+        &self,
+        client: &Client,
+        refresh_token: &str,
+        scope: Option<&str>,
+        resource: Option<&str>,
+    ) -> Result<TokenResponse, OAuthError> {
+        if !client.allows("refresh_token") {
+            return Err(OAuthError::UnauthorizedClient(
+                "this client may not use the refresh_token grant",
+            ));
+        }
+        let requested = parse_scope(scope)?;
+        // Checked before the token is consumed: a refused request must not cost the client its session.
+        let narrow = |family: &FamilyRow| -> Result<(String, Vec<String>), OAuthError> {
+            // Narrowing is allowed, widening is not; the refresh token keeps the original scope (RFC 6749 §6).
+            let family_scope: Vec<String> = family
+                .scope
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+            let scope = grant_scope(requested.clone(), &family_scope)?.join(" ");
+            let audience = grant_audience(self, resource, &from_json(&family.audience)?)?;
+            Ok((scope, audience))
+        };
+        let rotated = sessions::rotate(self, &client.id, refresh_token, narrow).await?;
+        let family = &rotated.family;
+        let (scope, audience) = rotated.granted;
+        let user = &rotated.user;
+        let subject = Subject {
+            sub: &user.id,
+            roles: user.roles()?,
+            sid: Some(&family.id),
+            ver: Some(user.authz_version),
+        };
+        self.issue(
+            &client.id,
+            subject,
+            &scope,
+            audience,
+            Some(rotated.refresh_token),
+        )
+    }
+}

@@ -1,0 +1,55 @@
+//! The domain: tokens, sessions, permission changes, keys, events. Knows nothing of HTTP.
+
+pub mod clients;
+pub mod events;
+pub mod grants;
+pub mod keys;
+pub mod passwords;
+pub mod permissions;
+pub mod sessions;
+pub mod tokens;
+pub mod users;
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::store::{Db, StoreError};
+
+/// Everything a request or a command needs, built once at start.
+pub struct Core {
+    pub cfg: Config,
+    pub db: Db,
+    pub keys: keys::KeyRing,
+    pub clients: clients::Clients,
+    pub passwords: passwords::Passwords,
+    pub events: events::EventBus,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] keys::KeyError),
+    #[error(transparent)]
+    Params(#[from] passwords::ParamsError),
+}
+
+impl Core {
+    /// Connects, migrates, loads (or creates) the signing keys.
+    pub async fn open(cfg: Config) -> Result<Arc<Self>, StartError> {
+        crate::crypto::install_jwt_provider();
+        let db = Db::connect(&cfg).await?;
+        db.migrate().await?;
+        let keys = keys::KeyRing::init(&cfg, &db).await?;
+        let passwords = passwords::Passwords::new(cfg.argon2_memory_kib, cfg.argon2_iterations)?;
+        Ok(Arc::new(Self {
+            cfg,
+            db,
+            keys,
+            clients: clients::Clients::default(),
+            passwords,
+            events: events::EventBus::default(),
+        }))
+    }
+}

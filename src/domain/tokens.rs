@@ -1,0 +1,102 @@
+//! RFC 9068 access tokens: the claims, minting and the token response.
+
+use serde::{Deserialize, Serialize};
+
+use super::Core;
+use crate::crypto;
+use crate::error::OAuthError;
+
+/// `aud`: one string when there is one audience, an array otherwise (RFC 7519 §4.1.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    pub fn from_list(mut list: Vec<String>) -> Self {
+        if list.len() == 1 {
+            Self::One(list.remove(0))
+        } else {
+            Self::Many(list)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: Audience,
+    pub client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    pub roles: Vec<String>,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    /// The refresh family (session) a user token came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// The user's authorization version when the token was minted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ver: Option<i64>,
+}
+
+/// RFC 6749 §5.1.
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+/// Who the token is for.
+pub struct Subject<'a> {
+    pub sub: &'a str,
+    pub roles: Vec<String>,
+    pub sid: Option<&'a str>,
+    pub ver: Option<i64>,
+}
+
+impl Core {
+    /// Mints a signed access token and wraps it in a token response.
+    pub fn issue(
+        &self,
+        client_id: &str,
+        subject: Subject<'_>,
+        scope: &str,
+        audience: Vec<String>,
+        refresh_token: Option<String>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let now = crate::store::now();
+        let ttl = self.cfg.access_token_ttl.as_secs();
+        let scope = (!scope.is_empty()).then(|| scope.to_string());
+        let claims = AccessClaims {
+            iss: self.cfg.issuer.clone(),
+            sub: subject.sub.to_string(),
+            aud: Audience::from_list(audience),
+            client_id: client_id.to_string(),
+            scope: scope.clone(),
+            roles: subject.roles,
+            iat: now,
+            exp: now + ttl as i64,
+            jti: crypto::b64(&crypto::random::<16>()),
+            sid: subject.sid.map(str::to_string),
+            ver: subject.ver,
+        };
+        let access_token = self.keys.current().active.sign(&claims);
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: ttl,
+            refresh_token,
+            scope,
+        })
+    }
+}

@@ -1,0 +1,90 @@
+//! Users: creation and lookup. Changes go through `permissions`.
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::Core;
+use super::clients::dedup;
+use crate::store::users::UserRow;
+use crate::store::{self, StoreError, to_json};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NewUserError {
+    #[error("{0}")]
+    Invalid(&'static str),
+    #[error("a user with this username already exists")]
+    Exists,
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+pub fn validate_username(name: &str) -> Result<(), NewUserError> {
+    if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
+        return Err(NewUserError::Invalid(
+            "username must be 1-256 characters without control characters",
+        ));
+    }
+    Ok(())
+}
+
+pub fn validate_password(p: &SecretString) -> Result<(), NewUserError> {
+    let len = p.expose_secret().chars().count();
+    if !(8..=1024).contains(&len) {
+        return Err(NewUserError::Invalid("password must be 8-1024 characters"));
+    }
+    Ok(())
+}
+
+pub fn validate_roles(roles: &[String]) -> Result<(), &'static str> {
+    if roles.len() > 256
+        || roles
+            .iter()
+            .any(|r| r.is_empty() || r.len() > 128 || r.chars().any(|c| c.is_control() || c == ','))
+    {
+        return Err(
+            "roles must be at most 256 non-empty names of up to 128 characters, without commas or control characters",
+        );
+    }
+    Ok(())
+}
+
+impl Core {
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password: SecretString,
+        mut roles: Vec<String>,
+    ) -> Result<UserRow, NewUserError> {
+        validate_username(username)?;
+        validate_password(&password)?;
+        validate_roles(&roles).map_err(NewUserError::Invalid)?;
+        dedup(&mut roles);
+        let hash = self.passwords.hash(password).await;
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut tx = self.db.begin().await.map_err(NewUserError::Store)?;
+        match store::users::insert(
+            &mut tx,
+            &id,
+            username,
+            &hash,
+            &to_json(&roles),
+            store::now(),
+        )
+        .await
+        {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => return Err(NewUserError::Exists),
+            Err(e) => return Err(NewUserError::Store(e)),
+        }
+        tx.commit()
+            .await
+            .map_err(|e| NewUserError::Store(e.into()))?;
+        store::users::by_id(&self.db.read, &id)
+            .await
+            .map_err(NewUserError::Store)?
+            .ok_or(NewUserError::Invalid("user vanished"))
+    }
+
+    pub async fn user_by_name(&self, username: &str) -> Result<Option<UserRow>, StoreError> {
+        store::users::by_username(&self.db.read, username).await
+    }
+}

@@ -1,0 +1,47 @@
+//! Errors at the protocol boundary. The OAuth endpoints speak RFC 6749 §5.2.
+
+use crate::store::StoreError;
+
+/// An RFC 6749 §5.2 error. How it goes on the wire lives in `http::error`.
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    #[error("invalid_request: {0}")]
+    InvalidRequest(String),
+    /// Client authentication failed (always 401 with a `Basic` challenge).
+    #[error("invalid_client")]
+    InvalidClient,
+    /// Too many failures; retry after this many seconds.
+    #[error("slow_down")]
+    Throttled { retry_after: u64 },
+    #[error("invalid_grant: {0}")]
+    InvalidGrant(&'static str),
+    #[error("unauthorized_client: {0}")]
+    UnauthorizedClient(&'static str),
+    #[error("unsupported_grant_type")]
+    UnsupportedGrantType,
+    #[error("invalid_scope: {0}")]
+    InvalidScope(String),
+    /// RFC 8707 §2: the requested resource is not one this client may target.
+    #[error("invalid_target")]
+    InvalidTarget,
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl OAuthError {
+    pub fn invalid_request(msg: impl Into<String>) -> Self {
+        Self::InvalidRequest(msg.into())
+    }
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(e: StoreError) -> Self {
+        Self::Internal(Box::new(e))
+    }
+}
+
+impl From<sqlx::Error> for OAuthError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Internal(Box::new(StoreError::Db(e)))
+    }
+}

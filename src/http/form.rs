@@ -1,0 +1,202 @@
+//! Strict `application/x-www-form-urlencoded` parsing and client authentication
+//! (RFC 6749 §2.3.1, §3.2). Malformed input becomes `invalid_request`, never a 5xx.
+
+use std::collections::HashMap;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, header};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use secrecy::SecretString;
+
+use crate::domain::clients::Credentials;
+use crate::error::OAuthError;
+
+/// Form bodies beyond this answer 413.
+pub const FORM_LIMIT: usize = 16 * 1024;
+
+/// Parameters of a form, each present at most once. Empty values count as
+/// omitted (RFC 6749 §3.1), but a repeated parameter is an error even if empty.
+#[derive(Debug, Default)]
+pub struct Params(HashMap<String, String>);
+
+impl Params {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn require(&self, name: &str) -> Result<&str, OAuthError> {
+        self.get(name)
+            .ok_or_else(|| OAuthError::invalid_request(format!("missing parameter `{name}`")))
+    }
+
+    pub fn take_secret(&mut self, name: &str) -> Option<SecretString> {
+        self.0
+            .remove(name)
+            .filter(|v| !v.is_empty())
+            .map(SecretString::from)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+}
+
+#[derive(Debug)]
+pub enum FormError {
+    TooLarge,
+    Invalid(OAuthError),
+}
+
+/// Reads and parses a form body, enforcing the size limit and the content type.
+pub async fn read_form(headers: &HeaderMap, body: Body) -> Result<Params, FormError> {
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ctype.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(FormError::Invalid(OAuthError::invalid_request(
+            "content type must be application/x-www-form-urlencoded",
+        )));
+    }
+    let bytes: Bytes = axum::body::to_bytes(body, FORM_LIMIT)
+        .await
+        .map_err(|_| FormError::TooLarge)?;
+    parse(&bytes).map_err(FormError::Invalid)
+}
+
+pub fn parse(body: &[u8]) -> Result<Params, OAuthError> {
+    let mut out = HashMap::new();
+    for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+        let (name, value) = match pair.iter().position(|b| *b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        let name =
+            decode(name).ok_or_else(|| OAuthError::invalid_request("malformed form encoding"))?;
+        let value =
+            decode(value).ok_or_else(|| OAuthError::invalid_request("malformed form encoding"))?;
+        if out.insert(name.clone(), value).is_some() {
+            return Err(OAuthError::invalid_request(format!(
+                "parameter `{name}` is repeated"
+            )));
+        }
+    }
+    Ok(Params(out))
+}
+
+/// Strict form-urldecoding: `+` is a space, `%XX` must be valid hex, the result valid UTF-8.
+pub fn decode(input: &[u8]) -> Option<String> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        match input[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = input.get(i + 1..i + 3)?;
+                let hi = (hex[0] as char).to_digit(16)?;
+                let lo = (hex[1] as char).to_digit(16)?;
+                out.push((hi * 16 + lo) as u8);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The client's credentials from the `Authorization: Basic` header or the body.
+/// Both at once is `invalid_request` (RFC 6749 §2.3: one method per request).
+pub fn client_credentials(
+    headers: &HeaderMap,
+    params: &mut Params,
+) -> Result<Credentials, OAuthError> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        if params.contains("client_secret") {
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method, not two",
+            ));
+        }
+        let (id, secret) = parse_basic(value.as_bytes()).ok_or(OAuthError::InvalidClient)?;
+        if params.get("client_id").is_some_and(|body_id| body_id != id) {
+            return Err(OAuthError::invalid_request(
+                "client_id does not match the Authorization header",
+            ));
+        }
+        return Ok(Credentials::Secret {
+            id,
+            secret: SecretString::from(secret),
+            basic: true,
+        });
+    }
+    let id = params
+        .get("client_id")
+        .ok_or(OAuthError::InvalidClient)?
+        .to_string();
+    match params.take_secret("client_secret") {
+        Some(secret) => Ok(Credentials::Secret {
+            id,
+            secret,
+            basic: false,
+        }),
+        // A present but empty secret is an attempt to authenticate, never a public client.
+        None if params.contains("client_secret") => Ok(Credentials::Secret {
+            id,
+            secret: SecretString::from(String::new()),
+            basic: false,
+        }),
+        None => Ok(Credentials::PublicId(id)),
+    }
+}
+
+/// `Basic base64(urlencode(id) ":" urlencode(secret))`: decode, split at the first
+/// colon, then form-urldecode both halves (RFC 6749 §2.3.1).
+pub fn parse_basic(header: &[u8]) -> Option<(String, String)> {
+    let text = std::str::from_utf8(header).ok()?;
+    let (scheme, rest) = text.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = STANDARD.decode(rest.trim()).ok()?;
+    let colon = raw.iter().position(|b| *b == b':')?;
+    let id = decode(&raw[..colon])?;
+    let secret = decode(&raw[colon + 1..])?;
+    (!id.is_empty()).then_some((id, secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_urlencoded() {
+        let header = format!("Basic {}", STANDARD.encode("a+b%3Ac:p%25w"));
+        assert_eq!(
+            parse_basic(header.as_bytes()),
+            Some(("a b:c".into(), "p%w".into()))
+        );
+        assert_eq!(parse_basic(b"Bearer abc"), None);
+        assert_eq!(parse_basic(b"Basic !!!"), None);
+        assert_eq!(
+            parse_basic(format!("Basic {}", STANDARD.encode("nocolon")).as_bytes()),
+            None
+        );
+    }
+
+    #[test]
+    fn form_parsing_is_strict() {
+        let p = parse(b"grant_type=password&scope=&username=a%20b+c").unwrap();
+        assert_eq!(p.get("grant_type"), Some("password"));
+        assert_eq!(p.get("scope"), None);
+        assert_eq!(p.get("username"), Some("a b c"));
+        assert!(parse(b"a=1&a=2").is_err());
+        assert!(parse(b"a=%zz").is_err());
+        assert!(parse(b"a=%4").is_err());
+        assert!(parse(b"a=%ff").is_err());
+    }
+}

@@ -1,0 +1,67 @@
+//! `GET /.well-known/jwks.json` (RFC 7517) and the RFC 8414 metadata.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::domain::Core;
+use crate::error::OAuthError;
+
+pub fn router() -> Router<Arc<Core>> {
+    Router::new()
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/.well-known/oauth-authorization-server", get(metadata))
+}
+
+/// Served from the pre-serialised body of the current key set. `max-age` is below
+/// the next key's lead time, so a verifier that honours it never meets an unknown kid.
+async fn jwks(State(core): State<Arc<Core>>) -> Response {
+    let body = core.keys.current().jwks.clone();
+    let mut resp = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response();
+    let cc = format!("public, max-age={}", core.cfg.jwks_max_age.as_secs());
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_str(&cc).expect("ascii"),
+    );
+    resp
+}
+
+async fn metadata(State(core): State<Arc<Core>>) -> Result<Response, OAuthError> {
+    let iss = &core.cfg.issuer;
+    let auth_methods = ["client_secret_basic", "client_secret_post"];
+    let mut doc = json!({
+        "issuer": iss,
+        "token_endpoint": format!("{iss}/token"),
+        "jwks_uri": format!("{iss}/.well-known/jwks.json"),
+        "grant_types_supported": crate::domain::clients::GRANTS,
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint": format!("{iss}/revoke"),
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint": format!("{iss}/introspect"),
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "userinfo_endpoint": format!("{iss}/userinfo"),
+    });
+    let scopes = crate::store::clients::all_scopes(&core.db.read).await?;
+    if !scopes.is_empty() {
+        doc["scopes_supported"] = json!(scopes);
+    }
+    let mut resp = Json(doc).into_response();
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    Ok(resp)
+}
