@@ -1,0 +1,214 @@
+//! `TestApp`: the real server on port 0 with a fresh database and keys folder.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use reqwest::{Client, Response};
+use serde_json::Value;
+use tempfile::TempDir;
+use tessera::config::Layers;
+use tessera::domain::Core;
+use tessera::domain::clients::{self, NewClient};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestApp {
+    pub addr: String,
+    pub core: Arc<Core>,
+    pub http: Client,
+    pub dir: Arc<TempDir>,
+    pub settings: HashMap<&'static str, String>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// Settings every test app gets: cheap argon2, a short grace window unless asked.
+fn base_settings(dir: &TempDir) -> HashMap<&'static str, String> {
+    HashMap::from([
+        ("database_url", format!("sqlite://{}/tessera.db", dir.path().display())),
+        ("keys_dir", dir.path().join("keys").display().to_string()),
+        ("argon2_memory_kib", "64".into()),
+        ("argon2_iterations", "1".into()),
+        ("bind", "127.0.0.1:0".into()),
+    ])
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::with(&[]).await
+    }
+
+    /// Starts with extra settings, e.g. `[("refresh_reuse_grace", "0")]`.
+    pub async fn with(extra: &[(&'static str, &str)]) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let mut settings = base_settings(&dir);
+        for (k, v) in extra {
+            settings.insert(k, v.to_string());
+        }
+        Self::start(dir, settings).await
+    }
+
+    async fn start(dir: Arc<TempDir>, mut settings: HashMap<&'static str, String>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = format!("http://{}", listener.local_addr().unwrap());
+        settings.insert("issuer", addr.clone());
+        let mut layers = Layers::default();
+        for (k, v) in &settings {
+            layers.set_flag(k, k, v.clone());
+        }
+        let cfg = layers.build().expect("test config");
+        let core = Core::open(cfg).await.expect("core");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(tessera::http::serve(core.clone(), listener, async move {
+            let _ = stopped.await;
+        }));
+        let task = tokio::spawn(async move {
+            task.await.expect("server task").expect("server");
+        });
+        let http = Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Self { addr, core, http, dir, settings, stop: Some(stop), task: Some(task) }
+    }
+
+    /// Stops the server gracefully and starts a new one on the same database and keys.
+    pub async fn restart(mut self) -> Self {
+        self.shutdown().await;
+        let mut settings = self.settings.clone();
+        settings.remove("issuer");
+        Self::start(self.dir.clone(), settings).await
+    }
+
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server stopped cleanly");
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.addr, path)
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("tessera.db")
+    }
+
+    /// Environment for running the `tessera` binary against this app's database.
+    pub fn cli_env(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .settings
+            .iter()
+            .map(|(k, v)| {
+                let var = tessera::config::SETTINGS.iter().find(|(key, _)| key == k).unwrap().1;
+                (var.to_string(), v.clone())
+            })
+            .collect();
+        env.push(("RUST_LOG".into(), "warn".into()));
+        env
+    }
+
+    /// Runs the real binary; returns (status, stdout, stderr).
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+        cmd.args(args).envs(self.cli_env()).current_dir(self.dir.path());
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn tessera");
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Registers a client; returns its secret (None for a public one).
+    pub async fn client(&self, id: &str, public: bool, grants: &[&str], scopes: &[&str], roles: &[&str]) -> Option<String> {
+        let new = NewClient {
+            id: id.into(),
+            public,
+            grant_types: grants.iter().map(|s| s.to_string()).collect(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            audiences: vec!["https://api.example".into()],
+            roles: roles.iter().map(|s| s.to_string()).collect(),
+            capabilities: vec![],
+        };
+        self.client_with(new).await
+    }
+
+    pub async fn client_with(&self, new: NewClient) -> Option<String> {
+        use secrecy::ExposeSecret;
+        clients::create(&self.core.db, new).await.expect("create client").map(|s| s.expose_secret().to_string())
+    }
+
+    /// Creates a user; returns the `sub`.
+    pub async fn user(&self, name: &str, password: &str, roles: &[&str]) -> String {
+        self.core
+            .create_user(name, password.to_string().into(), roles.iter().map(|s| s.to_string()).collect())
+            .await
+            .expect("create user")
+            .id
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Response {
+        self.http.post(self.url(path)).form(form).send().await.expect("request")
+    }
+
+    pub async fn token(&self, form: &[(&str, &str)]) -> Response {
+        self.post_form("/token", form).await
+    }
+
+    /// Signs in with the password grant through public client `client_id`; returns the JSON.
+    pub async fn login(&self, client_id: &str, user: &str, password: &str) -> Value {
+        let r = self
+            .token(&[("grant_type", "password"), ("client_id", client_id), ("username", user), ("password", password)])
+            .await;
+        assert_eq!(r.status(), 200, "login failed");
+        r.json().await.unwrap()
+    }
+
+    pub async fn refresh(&self, client_id: &str, rt: &str) -> Response {
+        self.token(&[("grant_type", "refresh_token"), ("client_id", client_id), ("refresh_token", rt)]).await
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.http.get(self.url(path)).send().await.unwrap().json().await.unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Asserts an RFC 6749 §5.2 error response and returns its body.
+pub async fn assert_oauth_error(resp: Response, status: u16, error: &str) -> Value {
+    assert_eq!(resp.status().as_u16(), status, "status");
+    let h = resp.headers().clone();
+    assert_eq!(h["content-type"], "application/json");
+    assert_eq!(h["cache-control"], "no-store");
+    assert_eq!(h["pragma"], "no-cache");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], error, "body: {body}");
+    body
+}
+
+/// Decodes a JWT's header and claims without verifying (for assertions).
+pub fn jwt_parts(token: &str) -> (Value, Value) {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut parts = token.split('.');
+    let header = serde_json::from_slice(&b64.decode(parts.next().unwrap()).unwrap()).unwrap();
+    let claims = serde_json::from_slice(&b64.decode(parts.next().unwrap()).unwrap()).unwrap();
+    (header, claims)
+}
