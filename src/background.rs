@@ -60,7 +60,12 @@ async fn housekeeping(core: Arc<Core>) {
         let now = store::now();
         let retention = core.cfg.event_retention.as_secs() as i64;
         let grace = core.cfg.refresh_reuse_grace.as_secs() as i64;
-        if let Err(e) = store::events::prune(core.db.writer(), now - retention).await {
+        let pruned = async {
+            let mut tx = core.db.begin().await?;
+            store::events::prune(&mut tx, now - retention).await?;
+            tx.commit().await.map_err(store::StoreError::from)
+        };
+        if let Err(e) = pruned.await {
             tracing::warn!(error = %e, "pruning the event log");
         }
         if let Err(e) =

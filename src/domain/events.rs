@@ -4,6 +4,8 @@
 //! [`EventBus::wake`]; a watcher also polls the log's newest id so that changes
 //! committed by other processes (the CLI) reach subscribers within a second.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -47,15 +49,17 @@ impl From<EventRow> for SecurityEvent {
     }
 }
 
-/// Wakes subscribers when the log may have grown.
+/// Wakes subscribers when the log may have grown, or when the server shuts down.
 pub struct EventBus {
     tick: watch::Sender<u64>,
+    closing: AtomicBool,
 }
 
 impl Default for EventBus {
     fn default() -> Self {
         Self {
             tick: watch::channel(0).0,
+            closing: AtomicBool::new(false),
         }
     }
 }
@@ -67,5 +71,15 @@ impl EventBus {
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.tick.subscribe()
+    }
+
+    /// Ends every feed (graceful shutdown).
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
     }
 }

@@ -3,6 +3,7 @@
 pub mod clients;
 pub mod events;
 pub mod grants;
+pub mod introspection;
 pub mod keys;
 pub mod passwords;
 pub mod permissions;

@@ -120,7 +120,7 @@ pub async fn rotate<T>(
             String::from_utf8(next).map_err(|e| OAuthError::Internal(Box::new(e)))?
         }
         _ => {
-            revoke_family(core, &mut tx, &family, REASON_REUSE).await?;
+            revoke_family(&mut tx, &family, REASON_REUSE).await?;
             tx.commit().await?;
             core.events.wake();
             tracing::warn!(sid = %family.id, client_id, "refresh token reuse: family revoked");
@@ -139,7 +139,6 @@ pub async fn rotate<T>(
 
 /// Revokes a family and records it in the event log, inside the caller's transaction.
 pub async fn revoke_family(
-    _core: &Core,
     tx: &mut store::Tx,
     family: &FamilyRow,
     reason: &str,

@@ -2,14 +2,22 @@
 //! (RFC 6749 §2.3.1, §3.2). Malformed input becomes `invalid_request`, never a 5xx.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, header};
+use axum::http::StatusCode;
+use axum::http::{HeaderMap, Uri, header};
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use secrecy::SecretString;
+use serde_json::json;
 
-use crate::domain::clients::Credentials;
+use super::error::no_store;
+
+use crate::domain::Core;
+use crate::domain::clients::{AuthError, Client, Credentials};
 use crate::error::OAuthError;
 
 /// Form bodies beyond this answer 413.
@@ -67,6 +75,64 @@ pub async fn read_form(headers: &HeaderMap, body: Body) -> Result<Params, FormEr
         .await
         .map_err(|_| FormError::TooLarge)?;
     parse(&bytes).map_err(FormError::Invalid)
+}
+
+/// The common front of `/token`, `/revoke` and `/introspect`: no credentials in
+/// the URL, a valid form, an authenticated client.
+pub async fn authenticated(
+    core: &Core,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Params, Arc<Client>), FormError> {
+    reject_credentials_in_query(uri).map_err(FormError::Invalid)?;
+    let mut params = read_form(headers, body).await?;
+    let creds = client_credentials(headers, &mut params).map_err(FormError::Invalid)?;
+    let client = core
+        .clients
+        .authenticate(&core.db, &creds)
+        .await
+        .map_err(|e| {
+            FormError::Invalid(match e {
+                AuthError::Failed => OAuthError::InvalidClient,
+                AuthError::Store(e) => e.into(),
+            })
+        })?;
+    Ok((params, client))
+}
+
+/// Credentials never travel in the URL (RFC 6749 §2.3.1, §3.2).
+fn reject_credentials_in_query(uri: &Uri) -> Result<(), OAuthError> {
+    if let Some(q) = uri.query() {
+        let params = parse(q.as_bytes())
+            .map_err(|_| OAuthError::invalid_request("malformed query string"))?;
+        for name in ["client_secret", "password", "refresh_token", "token"] {
+            if params.contains(name) {
+                return Err(OAuthError::invalid_request(format!(
+                    "`{name}` must not be sent in the query string"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl IntoResponse for FormError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::TooLarge => no_store(
+                (StatusCode::PAYLOAD_TOO_LARGE, Json(json!({"error": "invalid_request", "error_description": "request body too large"})))
+                    .into_response(),
+            ),
+            Self::Invalid(e) => e.into_response(),
+        }
+    }
+}
+
+impl From<OAuthError> for FormError {
+    fn from(e: OAuthError) -> Self {
+        Self::Invalid(e)
+    }
 }
 
 pub fn parse(body: &[u8]) -> Result<Params, OAuthError> {

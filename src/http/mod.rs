@@ -1,9 +1,15 @@
 //! The HTTP surface. Handlers know HTTP; the domain does the work.
 
+mod admin;
+mod bearer;
 pub mod error;
+mod events;
 pub mod form;
 mod health;
+mod introspect;
+mod revoke;
 mod token;
+mod userinfo;
 mod wellknown;
 
 use std::future::Future;
@@ -21,11 +27,39 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::domain::Core;
 
+/// Every (method, path) the router serves, in OpenAPI path syntax. The contract
+/// test checks it against `openapi.yaml` and against the live router.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/token"),
+    ("POST", "/introspect"),
+    ("POST", "/revoke"),
+    ("GET", "/userinfo"),
+    ("GET", "/events"),
+    ("GET", "/.well-known/jwks.json"),
+    ("GET", "/.well-known/oauth-authorization-server"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("POST", "/admin/users"),
+    ("GET", "/admin/users/{id}"),
+    ("PUT", "/admin/users/{id}/roles"),
+    ("POST", "/admin/users/{id}/disable"),
+    ("GET", "/admin/users/{id}/sessions"),
+    ("DELETE", "/admin/sessions/{sid}"),
+    ("POST", "/admin/clients"),
+    ("GET", "/admin/keys"),
+    ("POST", "/admin/keys/rotate"),
+];
+
 /// Every route of tessera; `main` and the tests both serve this.
 pub fn router(core: Arc<Core>) -> Router {
     let timeout = core.cfg.request_timeout;
     Router::new()
         .merge(token::router())
+        .merge(introspect::router())
+        .merge(revoke::router())
+        .merge(userinfo::router())
+        .merge(events::router())
+        .merge(admin::router())
         .merge(wellknown::router())
         .merge(health::router())
         .with_state(core)
@@ -60,8 +94,10 @@ pub async fn serve(
     let background = crate::background::spawn(core.clone());
     let app = router(core.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let closing = core.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
+        closing.events.close();
         let _ = stop_tx.send(true);
     });
     let mut stop = stop_rx.clone();

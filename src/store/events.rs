@@ -77,20 +77,29 @@ pub async fn last_id(db: impl SqliteExecutor<'_>) -> Result<i64, StoreError> {
     Ok(id.unwrap_or(0))
 }
 
-/// The oldest id still retained (0 when the log is empty).
-pub async fn first_id(db: impl SqliteExecutor<'_>) -> Result<i64, StoreError> {
-    let (id,): (Option<i64>,) = sqlx::query_as("SELECT MIN(id) FROM security_events")
-        .fetch_one(db)
-        .await?;
-    Ok(id.unwrap_or(0))
+/// The newest id removed by retention (0 if none): resuming from before it must resynchronise.
+pub async fn pruned_through(db: impl SqliteExecutor<'_>) -> Result<i64, StoreError> {
+    let v = super::keys::meta(db, "events_pruned_through").await?;
+    Ok(v.and_then(|b| b.try_into().ok())
+        .map(i64::from_be_bytes)
+        .unwrap_or(0))
 }
 
-pub async fn prune(db: impl SqliteExecutor<'_>, before: i64) -> Result<u64, StoreError> {
-    Ok(sqlx::query(
-        "DELETE FROM security_events WHERE at < ? AND id < (SELECT MAX(id) FROM security_events)",
+/// Deletes events older than `before` (always keeping the newest, whose id anchors
+/// resumption) and records the newest id removed.
+pub async fn prune(conn: &mut SqliteConnection, before: i64) -> Result<u64, StoreError> {
+    let (max,): (Option<i64>,) = sqlx::query_as(
+        "SELECT MAX(id) FROM security_events WHERE at < ? AND id < (SELECT MAX(id) FROM security_events)",
     )
     .bind(before)
-    .execute(db)
-    .await?
-    .rows_affected())
+    .fetch_one(&mut *conn)
+    .await?;
+    let Some(max) = max else { return Ok(0) };
+    let n = sqlx::query("DELETE FROM security_events WHERE id <= ?")
+        .bind(max)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    super::keys::set_meta(conn, "events_pruned_through", &max.to_be_bytes()).await?;
+    Ok(n)
 }

@@ -19,6 +19,7 @@ pub struct FamilyRow {
 #[derive(Debug, Clone, FromRow)]
 pub struct TokenRow {
     pub hash: Vec<u8>,
+    pub issued_at: i64,
     pub scope: String,
     pub consumed_at: Option<i64>,
     pub successor_hash: Option<Vec<u8>>,
@@ -71,7 +72,7 @@ pub async fn token(
     hash: &[u8],
 ) -> Result<Option<TokenRow>, StoreError> {
     Ok(sqlx::query_as(&format!(
-        "SELECT t.hash, t.scope, t.consumed_at, t.successor_hash, t.successor_sealed, {FAMILY_COLUMNS}
+        "SELECT t.hash, t.created_at AS issued_at, t.scope, t.consumed_at, t.successor_hash, t.successor_sealed, {FAMILY_COLUMNS}
          FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.hash = ?"
     ))
     .bind(hash)

@@ -1,0 +1,371 @@
+//! `/admin`: users, roles, sessions, clients and keys for operators.
+//!
+//! The caller presents a bearer access token; its user must hold the admin role
+//! **now**, in the database (one primary-key read), so a demoted admin's
+//! unexpired token is refused at once.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::bearer::{self, BearerError};
+use crate::cli::rfc3339;
+use crate::config::SigningAlg;
+use crate::domain::Core;
+use crate::domain::clients::{self, NewClient, NewClientError};
+use crate::domain::keys::KeyError;
+use crate::domain::permissions::{Change, ChangeError};
+use crate::domain::users::NewUserError;
+use crate::store::{self, StoreError, users::UserRow};
+
+const JSON_LIMIT: usize = 64 * 1024;
+
+pub fn router() -> Router<Arc<Core>> {
+    Router::new()
+        .route("/admin/users", post(create_user))
+        .route("/admin/users/{id}", get(get_user))
+        .route("/admin/users/{id}/roles", put(set_roles))
+        .route("/admin/users/{id}/disable", post(disable_user))
+        .route("/admin/users/{id}/sessions", get(list_sessions))
+        .route("/admin/sessions/{sid}", delete(revoke_session))
+        .route("/admin/clients", post(create_client))
+        .route("/admin/keys", get(list_keys))
+        .route("/admin/keys/rotate", post(rotate_keys))
+}
+
+pub enum AdminError {
+    Auth(BearerError),
+    BadRequest(String),
+    NotFound(&'static str),
+    Conflict(String),
+    TooLarge,
+    UnsupportedMediaType,
+    Internal(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        Self::Internal(Box::new(e))
+    }
+}
+
+impl From<BearerError> for AdminError {
+    fn from(e: BearerError) -> Self {
+        Self::Auth(e)
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let (status, code, description) = match self {
+            Self::Auth(e) => return e.into_response(),
+            Self::BadRequest(d) => (StatusCode::BAD_REQUEST, "invalid_request", d),
+            Self::NotFound(what) => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no such {what}"),
+            ),
+            Self::Conflict(d) => (StatusCode::CONFLICT, "conflict", d),
+            Self::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                "request body too large".into(),
+            ),
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "invalid_request",
+                "content type must be application/json".into(),
+            ),
+            Self::Internal(e) => {
+                tracing::error!(error = %crate::error_chain(e.as_ref()), "internal error");
+                let status = if store::is_unavailable(e.as_ref()) {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                };
+                (status, "server_error", "internal error".into())
+            }
+        };
+        (
+            status,
+            Json(json!({"error": code, "error_description": description})),
+        )
+            .into_response()
+    }
+}
+
+type Result<T, E = AdminError> = std::result::Result<T, E>;
+
+/// The caller's user, if it holds the admin role right now.
+async fn authorize(core: &Core, headers: &HeaderMap) -> Result<UserRow> {
+    let caller = bearer::verify(core, headers)?;
+    let user = bearer::live_user(core, &caller)
+        .await
+        .map_err(|e| match e {
+            BearerError::InvalidToken("not a user token") => {
+                BearerError::InsufficientScope("an administrator's token is required")
+            }
+            e => e,
+        })?;
+    if !user.roles()?.iter().any(|r| *r == core.cfg.admin_role) {
+        return Err(BearerError::InsufficientScope("the admin role is required").into());
+    }
+    Ok(user)
+}
+
+async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T> {
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ctype
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .eq_ignore_ascii_case("application/json")
+    {
+        return Err(AdminError::UnsupportedMediaType);
+    }
+    let bytes = axum::body::to_bytes(body, JSON_LIMIT)
+        .await
+        .map_err(|_| AdminError::TooLarge)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| AdminError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+fn user_id(raw: &str) -> Result<String> {
+    uuid::Uuid::parse_str(raw)
+        .map(|u| u.to_string())
+        .map_err(|_| AdminError::BadRequest("malformed id: expected a UUID".into()))
+}
+
+fn user_json(u: &UserRow) -> Result<Value> {
+    Ok(
+        json!({"id": u.id, "username": u.username, "roles": u.roles()?, "ver": u.authz_version, "disabled": u.disabled}),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    username: String,
+    password: String,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+async fn create_user(
+    State(core): State<Arc<Core>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    authorize(&core, &headers).await?;
+    let new: NewUser = json_body(&headers, body).await?;
+    let user = core
+        .create_user(&new.username, SecretString::from(new.password), new.roles)
+        .await
+        .map_err(|e| match e {
+            NewUserError::Invalid(d) => AdminError::BadRequest(d.into()),
+            NewUserError::Exists => {
+                AdminError::Conflict("a user with this username already exists".into())
+            }
+            NewUserError::Store(e) => e.into(),
+        })?;
+    Ok((StatusCode::CREATED, Json(user_json(&user)?)).into_response())
+}
+
+async fn get_user(
+    State(core): State<Arc<Core>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>> {
+    authorize(&core, &headers).await?;
+    let user = store::users::by_id(&core.db.read, &user_id(&id)?)
+        .await?
+        .ok_or(AdminError::NotFound("user"))?;
+    Ok(Json(user_json(&user)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Roles {
+    roles: Vec<String>,
+}
+
+async fn change(core: &Core, id: &str, change: Change) -> Result<Json<Value>> {
+    let user = core
+        .change_user(&user_id(id)?, change)
+        .await
+        .map_err(|e| match e {
+            ChangeError::NotFound => AdminError::NotFound("user"),
+            ChangeError::Store(e) => e.into(),
+        })?;
+    Ok(Json(user_json(&user)?))
+}
+
+async fn set_roles(
+    State(core): State<Arc<Core>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<Value>> {
+    authorize(&core, &headers).await?;
+    let Roles { roles } = json_body(&headers, body).await?;
+    crate::domain::users::validate_roles(&roles).map_err(|d| AdminError::BadRequest(d.into()))?;
+    change(&core, &id, Change::Roles(roles)).await
+}
+
+async fn disable_user(
+    State(core): State<Arc<Core>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>> {
+    authorize(&core, &headers).await?;
+    change(&core, &id, Change::Disable).await
+}
+
+async fn list_sessions(
+    State(core): State<Arc<Core>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>> {
+    authorize(&core, &headers).await?;
+    let id = user_id(&id)?;
+    store::users::by_id(&core.db.read, &id)
+        .await?
+        .ok_or(AdminError::NotFound("user"))?;
+    let families = store::sessions::live_families_of(&core.db.read, &id, store::now()).await?;
+    let list: Vec<Value> = families
+        .iter()
+        .map(|f| {
+            json!({
+                "sid": f.id,
+                "client_id": f.client_id,
+                "created_at": rfc3339(Some(f.created_at)),
+                "last_used_at": rfc3339(Some(f.last_used_at)),
+                "expires_at": rfc3339(Some(f.expires_at)),
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(list)))
+}
+
+async fn revoke_session(
+    State(core): State<Arc<Core>>,
+    headers: HeaderMap,
+    Path(sid): Path<String>,
+) -> Result<StatusCode> {
+    authorize(&core, &headers).await?;
+    if core
+        .revoke_session(&user_id(&sid)?, "revoked_by_admin")
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(AdminError::NotFound("live session"))
+    }
+}
+
+async fn create_client(
+    State(core): State<Arc<Core>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    authorize(&core, &headers).await?;
+    let new: NewClient = json_body(&headers, body).await?;
+    let id = new.id.clone();
+    let secret = clients::create(&core.db, new).await.map_err(|e| match e {
+        NewClientError::Invalid(d) => AdminError::BadRequest(d),
+        NewClientError::Exists => {
+            AdminError::Conflict("a client with this id already exists".into())
+        }
+        NewClientError::Store(e) => e.into(),
+    })?;
+    let client = core
+        .clients
+        .get(&core.db, &id)
+        .await?
+        .ok_or(AdminError::NotFound("client"))?;
+    let mut body = json!({
+        "client_id": client.id,
+        "public": client.is_public(),
+        "grant_types": client.grant_types,
+        "scopes": client.scopes,
+        "audiences": client.audiences,
+        "roles": client.roles,
+        "capabilities": client.capabilities,
+    });
+    if let Some(secret) = secret {
+        body["client_secret"] = json!(secret.expose_secret());
+    }
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn list_keys(State(core): State<Arc<Core>>, headers: HeaderMap) -> Result<Json<Value>> {
+    authorize(&core, &headers).await?;
+    let rows = store::keys::list(&core.db.read).await?;
+    let keys: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "kid": r.kid, "alg": r.alg, "state": r.state,
+                "created_at": rfc3339(Some(r.created_at)),
+                "activated_at": r.activated_at.map(|t| rfc3339(Some(t))),
+                "retired_at": r.retired_at.map(|t| rfc3339(Some(t))),
+                "revoked_at": r.revoked_at.map(|t| rfc3339(Some(t))),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"keys": keys})))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Rotate {
+    alg: Option<String>,
+    #[serde(default)]
+    revoke_current: bool,
+}
+
+async fn rotate_keys(
+    State(core): State<Arc<Core>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>> {
+    authorize(&core, &headers).await?;
+    let has_body = headers.contains_key(header::CONTENT_TYPE);
+    let req: Rotate = if has_body {
+        json_body(&headers, body).await?
+    } else {
+        Rotate::default()
+    };
+    let alg = match req.alg.as_deref() {
+        None => None,
+        Some(a) => Some(SigningAlg::parse(a).ok_or_else(|| {
+            AdminError::BadRequest(format!(
+                "unknown alg `{a}` (expected ES256, EdDSA or RS256)"
+            ))
+        })?),
+    };
+    let message = core
+        .rotate_keys(alg, req.revoke_current)
+        .await
+        .map_err(|e| match e {
+            e @ KeyError::TooEarly { .. } => AdminError::Conflict(e.to_string()),
+            KeyError::Store(e) => e.into(),
+            e => AdminError::Internal(Box::new(e)),
+        })?;
+    Ok(Json(
+        json!({"rotated": true, "message": message, "active_kid": core.keys.current().active.kid}),
+    ))
+}
