@@ -81,7 +81,7 @@ enum UserCommand {
 }
 
 #[derive(Args)]
-#[group(required = true, multiple = false, id = "change")]
+#[command(group(clap::ArgGroup::new("change").required(true).multiple(false)))]
 struct RolesArgs {
     username: String,
     /// Replace the roles with this comma-separated list (empty for none).
