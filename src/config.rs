@@ -32,6 +32,9 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("request_timeout", "TESSERA_REQUEST_TIMEOUT"),
     ("db_max_connections", "TESSERA_DB_MAX_CONNECTIONS"),
     ("sqlite_synchronous", "TESSERA_SQLITE_SYNCHRONOUS"),
+    ("login_max_failures", "TESSERA_LOGIN_MAX_FAILURES"),
+    ("login_window", "TESSERA_LOGIN_WINDOW"),
+    ("trusted_proxies", "TESSERA_TRUSTED_PROXIES"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +107,10 @@ pub struct Config {
     pub request_timeout: Duration,
     pub db_max_connections: u32,
     pub sqlite_synchronous: String,
+    pub login_max_failures: u32,
+    pub login_window: Duration,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// Raw string values by setting key, before validation.
@@ -291,6 +298,25 @@ impl Layers {
                 "an integer between 1 and 1000",
             )?,
             sqlite_synchronous,
+            login_max_failures: p.parse(
+                "login_max_failures",
+                "10",
+                |s| s.parse().ok().filter(|v| *v >= 1),
+                "an integer of at least 1",
+            )?,
+            login_window: p.duration("login_window", "15m")?,
+            trusted_proxies: p.parse(
+                "trusted_proxies",
+                "",
+                |s| {
+                    s.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| s.parse().ok())
+                        .collect()
+                },
+                "a comma-separated list of IP addresses",
+            )?,
         })
     }
 }

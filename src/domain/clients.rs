@@ -68,6 +68,14 @@ pub enum Credentials {
     PublicId(String),
 }
 
+impl Credentials {
+    pub fn client_id(&self) -> &str {
+        match self {
+            Self::Secret { id, .. } | Self::PublicId(id) => id,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("client authentication failed")]

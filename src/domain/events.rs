@@ -4,7 +4,9 @@
 //! [`EventBus::wake`]; a watcher also polls the log's newest id so that changes
 //! committed by other processes (the CLI) reach subscribers within a second.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use tokio::sync::watch;
@@ -53,6 +55,7 @@ impl From<EventRow> for SecurityEvent {
 pub struct EventBus {
     tick: watch::Sender<u64>,
     closing: AtomicBool,
+    streams: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl Default for EventBus {
@@ -60,6 +63,28 @@ impl Default for EventBus {
         Self {
             tick: watch::channel(0).0,
             closing: AtomicBool::new(false),
+            streams: Arc::default(),
+        }
+    }
+}
+
+/// Open SSE streams allowed per caller (a client id or a user `sub`).
+pub const MAX_STREAMS_PER_CALLER: usize = 8;
+
+/// Holds one of a caller's stream slots until dropped.
+pub struct StreamSlot {
+    streams: Arc<Mutex<HashMap<String, usize>>>,
+    caller: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut streams = self.streams.lock().expect("stream slots");
+        if let Some(n) = streams.get_mut(&self.caller) {
+            *n -= 1;
+            if *n == 0 {
+                streams.remove(&self.caller);
+            }
         }
     }
 }
@@ -71,6 +96,20 @@ impl EventBus {
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.tick.subscribe()
+    }
+
+    /// Takes one of `caller`'s stream slots; `None` when all are in use.
+    pub fn open_stream(&self, caller: &str) -> Option<StreamSlot> {
+        let mut streams = self.streams.lock().expect("stream slots");
+        let n = streams.entry(caller.to_string()).or_insert(0);
+        if *n >= MAX_STREAMS_PER_CALLER {
+            return None;
+        }
+        *n += 1;
+        Some(StreamSlot {
+            streams: self.streams.clone(),
+            caller: caller.to_string(),
+        })
     }
 
     /// Ends every feed (graceful shutdown).

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod passwords;
 pub mod permissions;
 pub mod sessions;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 
@@ -24,6 +25,7 @@ pub struct Core {
     pub clients: clients::Clients,
     pub passwords: passwords::Passwords,
     pub events: events::EventBus,
+    pub throttle: throttle::Throttle,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +45,7 @@ impl Core {
         let db = Db::connect(&cfg).await?;
         db.migrate().await?;
         let keys = keys::KeyRing::init(&cfg, &db).await?;
+        let (cfg_max, cfg_window) = (cfg.login_max_failures, cfg.login_window);
         let passwords = passwords::Passwords::new(cfg.argon2_memory_kib, cfg.argon2_iterations)?;
         Ok(Arc::new(Self {
             cfg,
@@ -51,6 +54,7 @@ impl Core {
             clients: clients::Clients::default(),
             passwords,
             events: events::EventBus::default(),
+            throttle: throttle::Throttle::new(cfg_max, cfg_window),
         }))
     }
 }

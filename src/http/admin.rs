@@ -116,7 +116,7 @@ async fn authorize(core: &Core, headers: &HeaderMap) -> Result<UserRow> {
             }
             e => e,
         })?;
-    if !user.roles()?.iter().any(|r| *r == core.cfg.admin_role) {
+    if !user.roles()?.contains(&core.cfg.admin_role) {
         return Err(BearerError::InsufficientScope("the admin role is required").into());
     }
     Ok(user)

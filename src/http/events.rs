@@ -22,7 +22,7 @@ use serde_json::json;
 
 use super::bearer::{self, BearerError};
 use crate::domain::Core;
-use crate::domain::events::SecurityEvent;
+use crate::domain::events::{SecurityEvent, StreamSlot};
 use crate::store::{self, StoreError};
 
 /// Longest long-poll wait, in seconds.
@@ -103,7 +103,19 @@ async fn events(
         Err(e) => return BearerError::Internal(e).into_response(),
     };
     if sse {
-        Sse::new(stream(core.clone(), start, filter, wake))
+        let caller = filter
+            .clone()
+            .unwrap_or_else(|| caller.claims.client_id.clone());
+        let Some(slot) = core.events.open_stream(&caller) else {
+            let body = json!({"error": "too_many_streams", "error_description": "too many open event streams for this caller"});
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, "10")],
+                Json(body),
+            )
+                .into_response();
+        };
+        Sse::new(stream(core.clone(), start, filter, wake, slot))
             .keep_alive(
                 KeepAlive::new()
                     .interval(Duration::from_secs(10))
@@ -171,6 +183,7 @@ async fn long_poll(
 }
 
 struct Feed {
+    _slot: StreamSlot,
     core: Arc<Core>,
     cursor: i64,
     filter: Option<String>,
@@ -183,8 +196,10 @@ fn stream(
     cursor: i64,
     filter: Option<String>,
     wake: tokio::sync::watch::Receiver<u64>,
+    slot: StreamSlot,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let feed = Feed {
+        _slot: slot,
         core,
         cursor,
         filter,

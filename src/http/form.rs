@@ -2,6 +2,7 @@
 //! (RFC 6749 §2.3.1, §3.2). Malformed input becomes `invalid_request`, never a 5xx.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Json;
@@ -79,8 +80,11 @@ pub async fn read_form(headers: &HeaderMap, body: Body) -> Result<Params, FormEr
 
 /// The common front of `/token`, `/revoke` and `/introspect`: no credentials in
 /// the URL, a valid form, an authenticated client.
+/// Failed client authentications are counted per (client id, source address), so
+/// guessing is throttled without letting anyone lock a client out from elsewhere.
 pub async fn authenticated(
     core: &Core,
+    peer: IpAddr,
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
@@ -88,16 +92,18 @@ pub async fn authenticated(
     reject_credentials_in_query(uri).map_err(FormError::Invalid)?;
     let mut params = read_form(headers, body).await?;
     let creds = client_credentials(headers, &mut params).map_err(FormError::Invalid)?;
-    let client = core
-        .clients
-        .authenticate(&core.db, &creds)
-        .await
-        .map_err(|e| {
-            FormError::Invalid(match e {
-                AuthError::Failed => OAuthError::InvalidClient,
-                AuthError::Store(e) => e.into(),
-            })
-        })?;
+    let key = format!("{}|{peer}", creds.client_id());
+    if let Some(retry_after) = core.throttle.clients.check(&key) {
+        return Err(FormError::Invalid(OAuthError::Throttled { retry_after }));
+    }
+    let client = match core.clients.authenticate(&core.db, &creds).await {
+        Ok(c) => c,
+        Err(AuthError::Failed) => {
+            core.throttle.clients.fail(&key);
+            return Err(FormError::Invalid(OAuthError::InvalidClient));
+        }
+        Err(AuthError::Store(e)) => return Err(FormError::Invalid(e.into())),
+    };
     Ok((params, client))
 }
 

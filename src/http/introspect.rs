@@ -10,6 +10,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::json;
 
+use super::Peer;
 use super::error::no_store;
 use super::form::{self, FormError};
 use crate::domain::Core;
@@ -21,12 +22,13 @@ pub fn router() -> Router<Arc<Core>> {
 
 async fn introspect(
     State(core): State<Arc<Core>>,
+    Peer(peer): Peer,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let run = async {
-        let (params, client) = form::authenticated(&core, &uri, &headers, body).await?;
+        let (params, client) = form::authenticated(&core, peer, &uri, &headers, body).await?;
         // Only resource servers may ask (DESIGN: capability `introspect`).
         if !client.can("introspect") {
             return Err(FormError::Invalid(OAuthError::UnauthorizedClient(

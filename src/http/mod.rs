@@ -13,11 +13,13 @@ mod userinfo;
 mod wellknown;
 
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -71,6 +73,43 @@ pub fn router(core: Arc<Core>) -> Router {
         .layer(CatchPanicLayer::new())
 }
 
+/// The client's address: the TCP peer, or the nearest untrusted address of
+/// `X-Forwarded-For` when the peer is a trusted proxy (`TESSERA_TRUSTED_PROXIES`).
+pub struct Peer(pub IpAddr);
+
+impl FromRequestParts<Arc<Core>> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        core: &Arc<Core>,
+    ) -> Result<Self, Self::Rejection> {
+        let direct = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
+        let trusted = &core.cfg.trusted_proxies;
+        if !trusted.contains(&direct) {
+            return Ok(Self(direct));
+        }
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let hops: Vec<IpAddr> = forwarded
+            .flat_map(|v| v.split(','))
+            .filter_map(|s| s.trim().parse().ok())
+            .collect();
+        Ok(Self(
+            hops.into_iter()
+                .rev()
+                .find(|ip| !trusted.contains(ip))
+                .unwrap_or(direct),
+        ))
+    }
+}
+
 /// `nosniff` everywhere, and nothing cached unless the handler said otherwise.
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
@@ -95,7 +134,11 @@ pub async fn serve(
     let app = router(core.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let closing = core.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
         shutdown.await;
         closing.events.close();
         let _ = stop_tx.send(true);

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
+use super::Peer;
 use super::error::no_store;
 use super::form::{self, FormError};
 use crate::domain::Core;
@@ -20,12 +21,13 @@ pub fn router() -> Router<Arc<Core>> {
 
 async fn revoke(
     State(core): State<Arc<Core>>,
+    Peer(peer): Peer,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let run = async {
-        let (params, client) = form::authenticated(&core, &uri, &headers, body).await?;
+        let (params, client) = form::authenticated(&core, peer, &uri, &headers, body).await?;
         let token = params.require("token")?;
         // `token_type_hint` only orders the lookup (§2.1); both kinds are tried anyway.
         core.revoke_token(&client, token)

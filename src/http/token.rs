@@ -10,6 +10,9 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
+use std::net::IpAddr;
+
+use super::Peer;
 use super::error::no_store;
 use super::form::{self, FormError};
 use crate::domain::Core;
@@ -22,11 +25,12 @@ pub fn router() -> Router<Arc<Core>> {
 
 async fn token(
     State(core): State<Arc<Core>>,
+    Peer(peer): Peer,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match handle(&core, &uri, &headers, body).await {
+    match handle(&core, peer, &uri, &headers, body).await {
         Ok(resp) => no_store(Json(resp).into_response()),
         Err(e) => e.into_response(),
     }
@@ -34,11 +38,12 @@ async fn token(
 
 async fn handle(
     core: &Core,
+    peer: IpAddr,
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<TokenResponse, FormError> {
-    let (mut params, client) = form::authenticated(core, uri, headers, body).await?;
+    let (mut params, client) = form::authenticated(core, peer, uri, headers, body).await?;
     let grant_type = params.require("grant_type")?.to_string();
     let scope = params.get("scope").map(str::to_string);
     let resource = params.get("resource").map(str::to_string);
@@ -48,8 +53,19 @@ async fn handle(
             let username = params.require("username")?.to_string();
             params.require("password")?;
             let password = params.take_secret("password").expect("checked above");
-            core.password_grant(&client, &username, password, scope, resource)
-                .await
+            let address = peer.to_string();
+            if let Some(retry_after) = core.login_throttled(&username, &address) {
+                return Err(OAuthError::Throttled { retry_after }.into());
+            }
+            let result = core
+                .password_grant(&client, &username, password, scope, resource)
+                .await;
+            match &result {
+                Err(OAuthError::InvalidGrant(_)) => core.login_failed(&username, &address).await,
+                Ok(_) => core.throttle.usernames.succeed(&username.to_lowercase()),
+                Err(_) => {}
+            }
+            result
         }
         "refresh_token" => {
             let token = params.require("refresh_token")?;
