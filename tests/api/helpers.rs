@@ -212,3 +212,68 @@ pub fn jwt_parts(token: &str) -> (Value, Value) {
     let claims = serde_json::from_slice(&b64.decode(parts.next().unwrap()).unwrap()).unwrap();
     (header, claims)
 }
+
+/// Permission changes, events, introspection and the admin API.
+impl TestApp {
+    /// A request to `path` with `Authorization: Bearer token`.
+    pub fn with_bearer(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path)).bearer_auth(token)
+    }
+
+    /// Creates public client `console` and user `root` (role `admin`), signs root in;
+    /// returns root's access token.
+    pub async fn admin_token(&self) -> String {
+        self.client("console", true, &["password"], &[], &[]).await;
+        self.user("root", "root password 1", &["admin"]).await;
+        self.login("console", "root", "root password 1").await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Registers a confidential `client_credentials` client with `capabilities`
+    /// (`introspect`, `events`); returns its secret.
+    pub async fn service(&self, id: &str, capabilities: &[&str]) -> String {
+        self.client_with(NewClient {
+            id: id.into(),
+            grant_types: vec!["client_credentials".into()],
+            audiences: vec!["https://api.example".into()],
+            capabilities: capabilities.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        })
+        .await
+        .expect("confidential client")
+    }
+
+    /// A `client_credentials` access token (client_secret_post).
+    pub async fn client_token(&self, id: &str, secret: &str) -> String {
+        let r = self
+            .token(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", secret),
+            ])
+            .await;
+        assert_eq!(r.status(), 200, "client_credentials failed");
+        let body: Value = r.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// `POST /introspect` as confidential client `id` (client_secret_post).
+    pub async fn introspect(&self, id: &str, secret: &str, token: &str) -> Response {
+        self.post_form(
+            "/introspect",
+            &[
+                ("client_id", id),
+                ("client_secret", secret),
+                ("token", token),
+            ],
+        )
+        .await
+    }
+}

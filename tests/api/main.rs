@@ -3,7 +3,17 @@
 
 mod helpers;
 
+mod admin;
+mod admin_input;
+mod admin_keys;
 mod cli;
+mod events;
+mod events_access;
+mod events_poll;
+mod introspect;
+mod introspect_revoke;
 mod jwks;
+mod permissions;
+mod permissions_admin;
 mod refresh;
 mod token;

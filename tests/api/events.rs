@@ -1,0 +1,352 @@
+//! `GET /events` as Server-Sent Events: a small SSE reader, delivery after a permission
+//! change and its latency, resumption with `Last-Event-ID`, order under concurrent writes.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, Response, header};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// The keys of every event on the feed (DESIGN.md "Contracts other programs rely on").
+pub const EVENT_KEYS: [&str; 9] = [
+    "at", "id", "kid", "reason", "roles", "sid", "sub", "type", "ver",
+];
+
+/// Asserts the event's exact key set and the shape of `at`.
+pub fn assert_event_shape(e: &Value) {
+    let mut keys: Vec<&str> = e.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, EVENT_KEYS, "event keys: {e}");
+    assert!(e["id"].as_i64().is_some_and(|id| id > 0), "{e}");
+    let at = e["at"].as_str().unwrap();
+    assert!(
+        at.len() == 20 && at.ends_with('Z') && at.as_bytes()[10] == b'T',
+        "RFC 3339 UTC second: {at}"
+    );
+}
+
+/// One event read off an SSE stream.
+#[derive(Debug)]
+pub struct SseEvent {
+    pub id: i64,
+    pub event: String,
+    pub data: Value,
+    pub received: Instant,
+}
+
+/// An open `text/event-stream` response, read chunk by chunk.
+pub struct Sse {
+    resp: Response,
+    buf: String,
+}
+
+impl Sse {
+    /// Opens `/events{query}` as SSE; asserts 200 and the content type.
+    pub async fn open(
+        app: &TestApp,
+        token: &str,
+        query: &str,
+        last_event_id: Option<&str>,
+    ) -> Self {
+        let mut req = app
+            .with_bearer(Method::GET, &format!("/events{query}"), token)
+            .header(header::ACCEPT, "text/event-stream");
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200, "SSE status");
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        Self {
+            resp,
+            buf: String::new(),
+        }
+    }
+
+    /// The next event (comments and heartbeats skipped); panics after `within`.
+    pub async fn next_within(&mut self, within: Duration) -> SseEvent {
+        tokio::time::timeout(within, self.next())
+            .await
+            .unwrap_or_else(|_| panic!("no SSE event within {within:?}"))
+    }
+
+    pub async fn next(&mut self) -> SseEvent {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                if let Some(e) = parse_block(&block) {
+                    return e;
+                }
+                continue;
+            }
+            let chunk = self
+                .resp
+                .chunk()
+                .await
+                .expect("SSE read")
+                .expect("SSE stream ended");
+            self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+}
+
+/// Parses one SSE block; `None` for a comment-only block (a heartbeat).
+fn parse_block(block: &str) -> Option<SseEvent> {
+    let (mut id, mut event, mut data) = (None, None, None);
+    for line in block.lines() {
+        if line.starts_with(':') || line.is_empty() {
+            continue;
+        }
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "id" => id = Some(value.parse().expect("numeric SSE id")),
+            "event" => event = Some(value.to_string()),
+            "data" => data = Some(serde_json::from_str(value).expect("SSE data is JSON")),
+            other => panic!("unexpected SSE field {other:?} in {block:?}"),
+        }
+    }
+    let data: Value = data?;
+    let e = SseEvent {
+        id: id.expect("SSE event without id"),
+        event: event.expect("SSE event without type"),
+        data,
+        received: Instant::now(),
+    };
+    assert_event_shape(&e.data);
+    assert_eq!(e.data["id"], e.id, "id: line matches the JSON id");
+    assert_eq!(e.data["type"], e.event, "event: line matches the JSON type");
+    Some(e)
+}
+
+/// A server with an events-capable service `rs`, public client `app` and user alice.
+/// Returns (app, rs's access token, alice's sub).
+pub async fn setup(extra: &[(&'static str, &str)]) -> (TestApp, String, String) {
+    let app = TestApp::with(extra).await;
+    let secret = app.service("rs", &["events", "introspect"]).await;
+    let rs = app.client_token("rs", &secret).await;
+    app.client("app", true, &["password"], &[], &[]).await;
+    let alice = app.user("alice", PASSWORD, &["reader"]).await;
+    (app, rs, alice)
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_delivers_a_role_change_and_the_revocation_after_an_admin_call() {
+    let (app, rs, alice) = setup(&[]).await;
+    let admin = app.admin_token().await;
+    let sid = app.login("app", "alice", PASSWORD).await["access_token"]
+        .as_str()
+        .map(|t| jwt_parts(t).1["sid"].as_str().unwrap().to_string())
+        .unwrap();
+    let mut sse = Sse::open(&app, &rs, "", None).await;
+
+    let start = Instant::now();
+    let r = app
+        .with_bearer(Method::PUT, &format!("/admin/users/{alice}/roles"), &admin)
+        .json(&json!({"roles": ["writer"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let changed = sse.next_within(Duration::from_secs(5)).await;
+    let revoked = sse.next_within(Duration::from_secs(5)).await;
+    let latency = changed.received - start;
+    eprintln!(
+        "SSE latency, admin PUT roles -> user.roles_changed received: {:.2}ms (session.revoked: {:.2}ms)",
+        millis(latency),
+        millis(revoked.received - start)
+    );
+    assert!(latency < Duration::from_secs(5));
+
+    assert_eq!(changed.event, "user.roles_changed");
+    let mut expected = changed.data.clone();
+    expected["at"] = Value::Null;
+    assert_eq!(
+        expected,
+        json!({"id": changed.id, "type": "user.roles_changed", "sub": alice, "sid": null,
+               "ver": 2, "roles": ["writer"], "reason": "roles_changed", "kid": null, "at": null})
+    );
+    assert_eq!(revoked.event, "session.revoked");
+    assert_eq!(revoked.id, changed.id + 1);
+    let mut expected = revoked.data.clone();
+    expected["at"] = Value::Null;
+    assert_eq!(
+        expected,
+        json!({"id": revoked.id, "type": "session.revoked", "sub": alice, "sid": sid,
+               "ver": null, "roles": null, "reason": "roles_changed", "kid": null, "at": null})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sse_latency_over_200_role_changes() {
+    use tessera::domain::permissions::Change;
+    const CHANGES: usize = 200;
+    let (app, rs, alice) = setup(&[]).await;
+    let mut sse = Sse::open(&app, &rs, "", None).await;
+    // The reader timestamps each event the moment it is parsed, independently of the writer.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let reader = tokio::spawn(async move {
+        loop {
+            let e = sse.next().await;
+            if tx.send(e).is_err() {
+                break;
+            }
+        }
+    });
+
+    let mut latencies = Vec::with_capacity(CHANGES);
+    let mut call = Vec::with_capacity(CHANGES);
+    for i in 0..CHANGES {
+        let start = Instant::now();
+        let user = app
+            .core
+            .change_user(&alice, Change::Roles(vec![format!("role-{i}")]))
+            .await
+            .unwrap();
+        call.push(start.elapsed());
+        // Skip the one-off session.revoked events; wait for this change's event.
+        let e = loop {
+            let e = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .expect("event within 5 s")
+                .unwrap();
+            if e.event == "user.roles_changed" {
+                break e;
+            }
+        };
+        assert_eq!(e.data["ver"], user.authz_version, "events arrive in order");
+        assert_eq!(e.data["roles"], json!([format!("role-{i}")]));
+        let latency = e.received - start;
+        assert!(latency < Duration::from_secs(5), "change {i}: {latency:?}");
+        latencies.push(latency);
+    }
+    reader.abort();
+
+    latencies.sort_unstable();
+    call.sort_unstable();
+    let pct = |v: &[Duration], p: usize| millis(v[(v.len() * p / 100).min(v.len() - 1)]);
+    println!(
+        "SSE latency over {CHANGES} changes: p50={:.2}ms p99={:.2}ms max={:.2}ms \
+         (from just before change_user to receipt on the stream; the commit itself: p50={:.2}ms p99={:.2}ms)",
+        pct(&latencies, 50),
+        pct(&latencies, 99),
+        millis(*latencies.last().unwrap()),
+        pct(&call, 50),
+        pct(&call, 99),
+    );
+}
+
+#[tokio::test]
+async fn last_event_id_resumes_with_exactly_the_missed_events_in_order() {
+    let (app, rs, alice) = setup(&[]).await;
+    let admin = app.admin_token().await;
+    let put_roles = |roles: Value| {
+        app.with_bearer(Method::PUT, &format!("/admin/users/{alice}/roles"), &admin)
+            .json(&json!({ "roles": roles }))
+            .send()
+    };
+    let mut sse = Sse::open(&app, &rs, "", None).await;
+    assert_eq!(put_roles(json!(["a"])).await.unwrap().status(), 200);
+    let seen = sse.next_within(Duration::from_secs(5)).await;
+    assert_eq!(
+        (seen.event.as_str(), &seen.data["ver"]),
+        ("user.roles_changed", &json!(2))
+    );
+    drop(sse);
+
+    // Missed while disconnected: three changes.
+    for roles in [json!(["b"]), json!(["c"]), json!(["d"])] {
+        assert_eq!(put_roles(roles).await.unwrap().status(), 200);
+    }
+    let mut resumed = Sse::open(&app, &rs, "", Some(&seen.id.to_string())).await;
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let e = resumed.next_within(Duration::from_secs(5)).await;
+        got.push((e.id, e.data["roles"].clone(), e.data["ver"].clone()));
+    }
+    assert_eq!(
+        got,
+        vec![
+            (seen.id + 1, json!(["b"]), json!(3)),
+            (seen.id + 2, json!(["c"]), json!(4)),
+            (seen.id + 3, json!(["d"]), json!(5)),
+        ]
+    );
+    // Nothing else was queued: the next event is a new one.
+    assert_eq!(put_roles(json!(["e"])).await.unwrap().status(), 200);
+    let next = resumed.next_within(Duration::from_secs(5)).await;
+    assert_eq!((next.id, &next.data["roles"]), (seen.id + 4, &json!(["e"])));
+
+    // `?after=` resumes the same way; `Last-Event-ID` wins over it on a reconnect.
+    let mut by_query = Sse::open(&app, &rs, &format!("?after={}", seen.id + 2), None).await;
+    assert_eq!(
+        by_query.next_within(Duration::from_secs(5)).await.id,
+        seen.id + 3
+    );
+    let last = (seen.id + 3).to_string();
+    let mut both = Sse::open(&app, &rs, "?after=0", Some(&last)).await;
+    assert_eq!(
+        both.next_within(Duration::from_secs(5)).await.id,
+        seen.id + 4
+    );
+}
+
+#[tokio::test]
+async fn without_a_position_the_stream_starts_from_now() {
+    let (app, rs, alice) = setup(&[]).await;
+    let admin = app.admin_token().await;
+    let put = |roles: Value| {
+        app.with_bearer(Method::PUT, &format!("/admin/users/{alice}/roles"), &admin)
+            .json(&json!({ "roles": roles }))
+            .send()
+    };
+    assert_eq!(put(json!(["old"])).await.unwrap().status(), 200);
+    let mut sse = Sse::open(&app, &rs, "", None).await;
+    assert_eq!(put(json!(["new"])).await.unwrap().status(), 200);
+    let e = sse.next_within(Duration::from_secs(5)).await;
+    assert_eq!(
+        e.data["roles"],
+        json!(["new"]),
+        "the backlog is not replayed"
+    );
+}
+
+/// The stream subscribes before it reads the backlog: an event committed while a
+/// subscriber is catching up is delivered once, never skipped, never repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sse_never_skips_or_repeats_while_changes_race_the_backlog_read() {
+    use tessera::domain::permissions::Change;
+    const CHANGES: i64 = 300;
+    let (app, rs, alice) = setup(&[]).await;
+    let core = app.core.clone();
+    let sub = alice.clone();
+    let writer = tokio::spawn(async move {
+        for i in 0..CHANGES {
+            core.change_user(&sub, Change::Roles(vec![format!("r{i}")]))
+                .await
+                .unwrap();
+        }
+    });
+    // Join while the writer is busy; several subscribers at different moments.
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        streams.push(Sse::open(&app, &rs, "?after=0", None).await);
+        tokio::task::yield_now().await;
+    }
+    for (n, sse) in streams.iter_mut().enumerate() {
+        for expected in 1..=CHANGES {
+            let e = sse.next_within(Duration::from_secs(5)).await;
+            assert_eq!(e.data["ver"], expected + 1, "stream {n}");
+            assert_eq!(e.data["roles"], json!([format!("r{}", expected - 1)]));
+        }
+    }
+    writer.await.unwrap();
+}
