@@ -84,3 +84,14 @@ CREATE TABLE meta (
     key             TEXT PRIMARY KEY,
     value           BLOB NOT NULL
 );
+
+-- Rotation in one statement: consuming a refresh token (setting consumed_at and
+-- successor_hash, see store::sessions::consume) inserts the successor into the same
+-- family and records the family's use, atomically with the consuming update.
+CREATE TRIGGER refresh_token_rotated AFTER UPDATE OF consumed_at ON refresh_tokens
+WHEN OLD.consumed_at IS NULL AND NEW.consumed_at IS NOT NULL AND NEW.successor_hash IS NOT NULL
+BEGIN
+    INSERT INTO refresh_tokens (hash, family_id, scope, created_at)
+    VALUES (NEW.successor_hash, NEW.family_id, NEW.scope, NEW.consumed_at);
+    UPDATE refresh_families SET last_used_at = NEW.consumed_at WHERE id = NEW.family_id;
+END;

@@ -207,6 +207,11 @@ pub async fn create(db: &Db, mut new: NewClient) -> Result<Option<SecretString>,
     if new.public && new.grant_types.iter().any(|g| g == "client_credentials") {
         return invalid("a public client cannot use client_credentials".into());
     }
+    if new.public && !new.capabilities.is_empty() {
+        return invalid(
+            "a public client cannot have capabilities (they need client authentication)".into(),
+        );
+    }
     for c in &new.capabilities {
         if !CAPABILITIES.contains(&c.as_str()) {
             return invalid(format!(

@@ -158,7 +158,7 @@ impl Core {
         let (scope, audience) = rotated.granted;
         let user = &rotated.user;
         let subject = Subject {
-            sub: &user.id,
+            sub: &family.user_id,
             roles: user.roles()?,
             sid: Some(&family.id),
             ver: Some(user.authz_version),

@@ -190,7 +190,7 @@ pub struct SigningKey {
 }
 
 impl SigningKey {
-    fn from_pkcs8(kid: &str, alg: SigningAlg, pkcs8: &[u8]) -> Result<Self, KeyError> {
+    pub fn from_pkcs8(kid: &str, alg: SigningAlg, pkcs8: &[u8]) -> Result<Self, KeyError> {
         let rng = SystemRandom::new();
         let bad = |e: ring::error::KeyRejected| KeyError::CorruptKey {
             kid: kid.into(),
@@ -262,7 +262,10 @@ impl SigningKey {
 }
 
 /// Generates a key pair: PKCS#8 DER and its RFC 7638 thumbprint as `kid`.
-pub fn generate(alg: SigningAlg) -> Result<(String, Vec<u8>, serde_json::Value), KeyError> {
+/// A generated key: its kid, PKCS#8 DER and public JWK.
+pub type Generated = (String, Vec<u8>, serde_json::Value);
+
+pub fn generate(alg: SigningAlg) -> Result<Generated, KeyError> {
     let rng = SystemRandom::new();
     let pkcs8 = match alg {
         SigningAlg::ES256 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
@@ -415,8 +418,12 @@ impl KeyRing {
 
 /// Generates a key and seals its private half, ready to insert.
 fn new_key_row(kek: &Kek, alg: SigningAlg, state: &str, now: i64) -> Result<KeyRow, KeyError> {
-    let (kid, pkcs8, jwk) = generate(alg)?;
-    Ok(KeyRow {
+    Ok(sealed_row(kek, alg, generate(alg)?, state, now))
+}
+
+fn sealed_row(kek: &Kek, alg: SigningAlg, generated: Generated, state: &str, now: i64) -> KeyRow {
+    let (kid, pkcs8, jwk) = generated;
+    KeyRow {
         private_sealed: kek.seal(&kid, &pkcs8),
         kid,
         alg: alg.as_str().into(),
@@ -426,7 +433,7 @@ fn new_key_row(kek: &Kek, alg: SigningAlg, state: &str, now: i64) -> Result<KeyR
         activated_at: (state == "active").then_some(now),
         retired_at: None,
         revoked_at: None,
-    })
+    }
 }
 
 fn fingerprint(rows: &[KeyRow]) -> String {
@@ -528,9 +535,11 @@ impl super::Core {
     ) -> Result<String, KeyError> {
         let alg = alg.unwrap_or(self.cfg.signing_alg);
         let now = store::now();
-        let kek = &self.keys.kek;
-        // RSA generation takes a while; do it before taking the write lock.
-        let fresh = tokio::task::block_in_place(|| new_key_row(kek, alg, "next", now))?;
+        // RSA generation takes a while: off the async threads, before taking the write lock.
+        let generated = tokio::task::spawn_blocking(move || generate(alg))
+            .await
+            .map_err(|_| KeyError::Generate(alg.as_str()))??;
+        let fresh = sealed_row(&self.keys.kek, alg, generated, "next", now);
         let mut tx = self.db.begin().await?;
         let rows = store::keys::list(&mut *tx).await?;
         let active = rows

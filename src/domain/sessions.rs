@@ -4,8 +4,7 @@
 use crate::crypto::{self, sha256};
 use crate::error::OAuthError;
 use crate::store::events::NewEvent;
-use crate::store::sessions::FamilyRow;
-use crate::store::users::UserRow;
+use crate::store::sessions::{FamilyRow, TokenRow, UserState};
 use crate::store::{self, StoreError, to_json};
 
 use super::Core;
@@ -43,7 +42,7 @@ pub async fn start(
 
 pub struct Rotated<T> {
     pub family: FamilyRow,
-    pub user: UserRow,
+    pub user: UserState,
     pub refresh_token: String,
     pub granted: T,
 }
@@ -58,29 +57,9 @@ fn grace_key(presented: &str) -> [u8; 32] {
 const INVALID: OAuthError =
     OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked");
 
-/// Rotates `presented`: consumes it and returns its successor, all in one write
-/// transaction. `check` validates the request against the family before anything
-/// is consumed.
-///
-/// - first use: a new token, the old one marked consumed (the conditional update
-///   decides a race; writers are serialised, so there is exactly one winner);
-/// - a retry within the grace window while the successor is still the family's
-///   live head: the same successor again (idempotent; the family never branches);
-/// - any other reuse: the whole family is revoked (RFC 9700 §4.14.2) and a
-///   `session.revoked` event is written.
-pub async fn rotate<T>(
-    core: &Core,
-    client_id: &str,
-    presented: &str,
-    check: impl FnOnce(&FamilyRow) -> Result<T, OAuthError>,
-) -> Result<Rotated<T>, OAuthError> {
-    let hash = sha256(presented.as_bytes());
-    let now = store::now();
-    let mut tx = core.db.begin().await?;
-    let Some(row) = store::sessions::token(&mut *tx, &hash).await? else {
-        return Err(INVALID);
-    };
-    let family = row.family;
+/// Checks that apply whatever the token's state: right client, live family, live user.
+fn validate(core: &Core, row: &TokenRow, client_id: &str, now: i64) -> Result<(), OAuthError> {
+    let family = &row.family;
     // A token presented by another client is refused without touching the family (RFC 6749 §10.4).
     if family.client_id != client_id || family.revoked_at.is_some() {
         return Err(INVALID);
@@ -89,35 +68,104 @@ pub async fn rotate<T>(
     if now >= family.expires_at || now >= family.last_used_at + idle {
         return Err(INVALID);
     }
-    let user = match store::users::by_id(&mut *tx, &family.user_id).await? {
-        Some(u) if !u.disabled => u,
-        _ => return Err(INVALID),
-    };
-    let granted = check(&family)?;
-    let grace = core.cfg.refresh_reuse_grace.as_secs() as i64;
+    if row.user.disabled {
+        return Err(INVALID);
+    }
+    Ok(())
+}
 
-    let successor = match (row.consumed_at, row.successor_hash, row.successor_sealed) {
+/// Rotates `presented`: consumes it and returns its successor. `check` validates
+/// the request against the family before anything is consumed.
+///
+/// - first use: one conditional `UPDATE ... WHERE consumed_at IS NULL` consumes the
+///   token; a trigger inserts the successor and touches the family in the same
+///   statement. Exactly one concurrent caller can win it;
+/// - a retry within the grace window while the successor is still the family's
+///   live head: the same successor again (idempotent; the family never branches);
+/// - any other reuse: the whole family is revoked (RFC 9700 §4.14.2) and a
+///   `session.revoked` event is written.
+pub async fn rotate<T>(
+    core: &Core,
+    client_id: &str,
+    presented: &str,
+    check: impl Fn(&FamilyRow) -> Result<T, OAuthError>,
+) -> Result<Rotated<T>, OAuthError> {
+    let hash = sha256(presented.as_bytes());
+    let now = store::now();
+    // Fast path: read on the reader pool, then one statement on the writer.
+    let Some(row) = store::sessions::token(&core.db.read, &hash).await? else {
+        return Err(INVALID);
+    };
+    if row.consumed_at.is_none() {
+        validate(core, &row, client_id, now)?;
+        let granted = check(&row.family)?;
+        let (next, next_hash, sealed) = successor(core, presented);
+        if store::sessions::consume(core.db.writer(), &hash, &next_hash, sealed.as_deref(), now)
+            .await?
+        {
+            return Ok(Rotated {
+                family: row.family,
+                user: row.user,
+                refresh_token: next,
+                granted,
+            });
+        }
+        // Lost a race, or the family was revoked meanwhile: decide under the write lock.
+    }
+    rotate_locked(core, client_id, presented, &hash, now, check).await
+}
+
+/// A fresh successor token, its hash, and (with a grace window) its sealed copy.
+fn successor(core: &Core, presented: &str) -> (String, [u8; 32], Option<Vec<u8>>) {
+    let next = crypto::random_token();
+    let next_hash = sha256(next.as_bytes());
+    let sealed = (!core.cfg.refresh_reuse_grace.is_zero())
+        .then(|| crypto::seal(&grace_key(presented), &next_hash, next.as_bytes()));
+    (next, next_hash, sealed)
+}
+
+/// The slow path, in one write transaction: retries, reuse, and lost races.
+async fn rotate_locked<T>(
+    core: &Core,
+    client_id: &str,
+    presented: &str,
+    hash: &[u8; 32],
+    now: i64,
+    check: impl Fn(&FamilyRow) -> Result<T, OAuthError>,
+) -> Result<Rotated<T>, OAuthError> {
+    let mut tx = core.db.begin().await?;
+    let Some(row) = store::sessions::token(&mut *tx, hash).await? else {
+        return Err(INVALID);
+    };
+    validate(core, &row, client_id, now)?;
+    let user = row.user;
+    let grace = core.cfg.refresh_reuse_grace.as_secs() as i64;
+    let family = row.family;
+    // The request is checked for a first use or a retry only: reuse is reuse,
+    // whatever else the request says, so a stolen token cannot probe quietly.
+    let (next, granted) = match (row.consumed_at, row.successor_hash, row.successor_sealed) {
         (None, _, _) => {
-            let next = crypto::random_token();
-            let next_hash = sha256(next.as_bytes());
-            let sealed = (grace > 0)
-                .then(|| crypto::seal(&grace_key(presented), &next_hash, next.as_bytes()));
-            if !store::sessions::consume(&mut tx, &hash, &next_hash, sealed.as_deref(), now).await?
+            let granted = check(&family)?;
+            let (next, next_hash, sealed) = successor(core, presented);
+            if !store::sessions::consume(&mut *tx, hash, &next_hash, sealed.as_deref(), now).await?
             {
-                // Unreachable with one serialised writer; refuse rather than branch.
+                // Unreachable under the write lock; refuse rather than branch.
                 return Err(INVALID);
             }
-            store::sessions::insert_token(&mut tx, &next_hash, &family.id, &family.scope, now)
-                .await?;
-            next
+            (next, granted)
         }
         (Some(consumed_at), Some(next_hash), Some(sealed))
             if now - consumed_at <= grace
                 && store::sessions::is_unconsumed(&mut tx, &next_hash).await? =>
         {
+            let granted = check(&family)?;
             let next = crypto::open(&grace_key(presented), &next_hash, &sealed)
                 .map_err(|e| OAuthError::Internal(Box::new(e)))?;
-            String::from_utf8(next).map_err(|e| OAuthError::Internal(Box::new(e)))?
+            store::sessions::touch_family(&mut tx, &family.id, now).await?;
+            (
+                String::from_utf8(next).map_err(|e| OAuthError::Internal(Box::new(e)))?,
+                granted,
+            )
         }
         _ => {
             revoke_family(&mut tx, &family, REASON_REUSE).await?;
@@ -127,12 +175,11 @@ pub async fn rotate<T>(
             return Err(INVALID);
         }
     };
-    store::sessions::touch_family(&mut tx, &family.id, now).await?;
     tx.commit().await?;
     Ok(Rotated {
         family,
         user,
-        refresh_token: successor,
+        refresh_token: next,
         granted,
     })
 }

@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
@@ -139,8 +140,29 @@ async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Resu
     let bytes = axum::body::to_bytes(body, JSON_LIMIT)
         .await
         .map_err(|_| AdminError::TooLarge)?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| AdminError::BadRequest(format!("invalid JSON body: {e}")))
+    let bad = |e: serde_json::Error| AdminError::BadRequest(format!("invalid JSON body: {e}"));
+    let value: Value = serde_json::from_slice(&bytes).map_err(bad)?;
+    // serde would also accept an array for a struct; the contract is an object.
+    if !value.is_object() {
+        return Err(AdminError::BadRequest(
+            "invalid JSON body: expected an object".into(),
+        ));
+    }
+    serde_json::from_value(value).map_err(bad)
+}
+
+/// A UUID path segment (a user id or a session id); anything else is a JSON 400.
+pub struct Id(String);
+
+impl FromRequestParts<Arc<Core>> for Id {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<Core>) -> Result<Self> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| AdminError::BadRequest("malformed id: expected a UUID".into()))?;
+        user_id(&raw).map(Id)
+    }
 }
 
 fn user_id(raw: &str) -> Result<String> {
@@ -187,7 +209,7 @@ async fn create_user(
 async fn get_user(
     State(core): State<Arc<Core>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<Json<Value>> {
     authorize(&core, &headers).await?;
     let user = store::users::by_id(&core.db.read, &user_id(&id)?)
@@ -216,7 +238,7 @@ async fn change(core: &Core, id: &str, change: Change) -> Result<Json<Value>> {
 async fn set_roles(
     State(core): State<Arc<Core>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Id(id): Id,
     body: Body,
 ) -> Result<Json<Value>> {
     authorize(&core, &headers).await?;
@@ -228,7 +250,7 @@ async fn set_roles(
 async fn disable_user(
     State(core): State<Arc<Core>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<Json<Value>> {
     authorize(&core, &headers).await?;
     change(&core, &id, Change::Disable).await
@@ -237,7 +259,7 @@ async fn disable_user(
 async fn list_sessions(
     State(core): State<Arc<Core>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<Json<Value>> {
     authorize(&core, &headers).await?;
     let id = user_id(&id)?;
@@ -263,7 +285,7 @@ async fn list_sessions(
 async fn revoke_session(
     State(core): State<Arc<Core>>,
     headers: HeaderMap,
-    Path(sid): Path<String>,
+    Id(sid): Id,
 ) -> Result<StatusCode> {
     authorize(&core, &headers).await?;
     if core

@@ -30,6 +30,10 @@ async fn introspect(
     let run = async {
         let (params, client) = form::authenticated(&core, peer, &uri, &headers, body).await?;
         // Only resource servers may ask (DESIGN: capability `introspect`).
+        // A public client proves nothing about itself (RFC 7662 §2.1: the caller authenticates).
+        if client.is_public() {
+            return Err(FormError::Invalid(OAuthError::InvalidClient));
+        }
         if !client.can("introspect") {
             return Err(FormError::Invalid(OAuthError::UnauthorizedClient(
                 "this client may not introspect tokens",

@@ -60,16 +60,17 @@ pub fn router(core: Arc<Core>) -> Router {
         .merge(introspect::router())
         .merge(revoke::router())
         .merge(userinfo::router())
-        .merge(events::router())
         .merge(admin::router())
         .merge(wellknown::router())
         .merge(health::router())
-        .with_state(core)
-        .layer(middleware::from_fn(security_headers))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
+        // The feed bounds its own waits (long-poll at most `events::MAX_WAIT`; SSE is a stream).
+        .merge(events::router())
+        .with_state(core)
+        .layer(middleware::from_fn(security_headers))
         .layer(CatchPanicLayer::new())
 }
 
@@ -134,6 +135,10 @@ pub async fn serve(
     let app = router(core.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let closing = core.clone();
+    // Small writes (SSE events, token responses) go out at once, not after a delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -26,6 +26,25 @@ pub struct TokenRow {
     pub successor_sealed: Option<Vec<u8>>,
     #[sqlx(flatten)]
     pub family: FamilyRow,
+    #[sqlx(flatten)]
+    pub user: UserState,
+}
+
+/// The family's user as it is now: what a refresh re-reads.
+#[derive(Debug, Clone, FromRow)]
+pub struct UserState {
+    #[sqlx(rename = "user_roles")]
+    pub roles: String,
+    #[sqlx(rename = "user_ver")]
+    pub authz_version: i64,
+    #[sqlx(rename = "user_disabled")]
+    pub disabled: bool,
+}
+
+impl UserState {
+    pub fn roles(&self) -> Result<Vec<String>, StoreError> {
+        super::from_json(&self.roles)
+    }
 }
 
 const FAMILY_COLUMNS: &str = "f.id, f.user_id, f.client_id, f.scope, f.audience, f.created_at, f.last_used_at, f.expires_at, f.revoked_at";
@@ -72,17 +91,21 @@ pub async fn token(
     hash: &[u8],
 ) -> Result<Option<TokenRow>, StoreError> {
     Ok(sqlx::query_as(&format!(
-        "SELECT t.hash, t.created_at AS issued_at, t.scope, t.consumed_at, t.successor_hash, t.successor_sealed, {FAMILY_COLUMNS}
-         FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.hash = ?"
+        "SELECT t.hash, t.created_at AS issued_at, t.scope, t.consumed_at, t.successor_hash, t.successor_sealed, {FAMILY_COLUMNS},
+                u.roles AS user_roles, u.authz_version AS user_ver, u.disabled AS user_disabled
+         FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id JOIN users u ON u.id = f.user_id
+         WHERE t.hash = ?"
     ))
     .bind(hash)
     .fetch_optional(db)
     .await?)
 }
 
-/// Consumes a token if nobody has: the one conditional update that decides a race.
+/// Consumes a token if nobody has and its family is live: the one conditional
+/// update that decides a race. The `refresh_token_rotated` trigger inserts the
+/// successor and touches the family within the same statement.
 pub async fn consume(
-    conn: &mut SqliteConnection,
+    db: impl SqliteExecutor<'_>,
     hash: &[u8],
     successor_hash: &[u8],
     successor_sealed: Option<&[u8]>,
@@ -90,13 +113,14 @@ pub async fn consume(
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE refresh_tokens SET consumed_at = ?, successor_hash = ?, successor_sealed = ?
-         WHERE hash = ? AND consumed_at IS NULL",
+         WHERE hash = ? AND consumed_at IS NULL
+           AND (SELECT revoked_at FROM refresh_families f WHERE f.id = family_id) IS NULL",
     )
     .bind(now)
     .bind(successor_hash)
     .bind(successor_sealed)
     .bind(hash)
-    .execute(conn)
+    .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
 }

@@ -26,7 +26,10 @@ pub struct TestApp {
 /// Settings every test app gets: cheap argon2, a short grace window unless asked.
 fn base_settings(dir: &TempDir) -> HashMap<&'static str, String> {
     HashMap::from([
-        ("database_url", format!("sqlite://{}/tessera.db", dir.path().display())),
+        (
+            "database_url",
+            format!("sqlite://{}/tessera.db", dir.path().display()),
+        ),
         ("keys_dir", dir.path().join("keys").display().to_string()),
         ("argon2_memory_kib", "64".into()),
         ("argon2_iterations", "1".into()),
@@ -50,7 +53,9 @@ impl TestApp {
     }
 
     async fn start(dir: Arc<TempDir>, mut settings: HashMap<&'static str, String>) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = format!("http://{}", listener.local_addr().unwrap());
         settings.insert("issuer", addr.clone());
         let mut layers = Layers::default();
@@ -66,8 +71,19 @@ impl TestApp {
         let task = tokio::spawn(async move {
             task.await.expect("server task").expect("server");
         });
-        let http = Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Self { addr, core, http, dir, settings, stop: Some(stop), task: Some(task) }
+        let http = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Self {
+            addr,
+            core,
+            http,
+            dir,
+            settings,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     /// Stops the server gracefully and starts a new one on the same database and keys.
@@ -101,7 +117,11 @@ impl TestApp {
             .settings
             .iter()
             .map(|(k, v)| {
-                let var = tessera::config::SETTINGS.iter().find(|(key, _)| key == k).unwrap().1;
+                let var = tessera::config::SETTINGS
+                    .iter()
+                    .find(|(key, _)| key == k)
+                    .unwrap()
+                    .1;
                 (var.to_string(), v.clone())
             })
             .collect();
@@ -114,11 +134,20 @@ impl TestApp {
         use std::io::Write;
         use std::process::{Command, Stdio};
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
-        cmd.args(args).envs(self.cli_env()).current_dir(self.dir.path());
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(args)
+            .envs(self.cli_env())
+            .current_dir(self.dir.path());
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn tessera");
         if let Some(input) = stdin {
-            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
         }
         drop(child.stdin.take());
         let out = child.wait_with_output().unwrap();
@@ -130,7 +159,14 @@ impl TestApp {
     }
 
     /// Registers a client; returns its secret (None for a public one).
-    pub async fn client(&self, id: &str, public: bool, grants: &[&str], scopes: &[&str], roles: &[&str]) -> Option<String> {
+    pub async fn client(
+        &self,
+        id: &str,
+        public: bool,
+        grants: &[&str],
+        scopes: &[&str],
+        roles: &[&str],
+    ) -> Option<String> {
         let new = NewClient {
             id: id.into(),
             public,
@@ -145,20 +181,32 @@ impl TestApp {
 
     pub async fn client_with(&self, new: NewClient) -> Option<String> {
         use secrecy::ExposeSecret;
-        clients::create(&self.core.db, new).await.expect("create client").map(|s| s.expose_secret().to_string())
+        clients::create(&self.core.db, new)
+            .await
+            .expect("create client")
+            .map(|s| s.expose_secret().to_string())
     }
 
     /// Creates a user; returns the `sub`.
     pub async fn user(&self, name: &str, password: &str, roles: &[&str]) -> String {
         self.core
-            .create_user(name, password.to_string().into(), roles.iter().map(|s| s.to_string()).collect())
+            .create_user(
+                name,
+                password.to_string().into(),
+                roles.iter().map(|s| s.to_string()).collect(),
+            )
             .await
             .expect("create user")
             .id
     }
 
     pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Response {
-        self.http.post(self.url(path)).form(form).send().await.expect("request")
+        self.http
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn token(&self, form: &[(&str, &str)]) -> Response {
@@ -168,18 +216,35 @@ impl TestApp {
     /// Signs in with the password grant through public client `client_id`; returns the JSON.
     pub async fn login(&self, client_id: &str, user: &str, password: &str) -> Value {
         let r = self
-            .token(&[("grant_type", "password"), ("client_id", client_id), ("username", user), ("password", password)])
+            .token(&[
+                ("grant_type", "password"),
+                ("client_id", client_id),
+                ("username", user),
+                ("password", password),
+            ])
             .await;
         assert_eq!(r.status(), 200, "login failed");
         r.json().await.unwrap()
     }
 
     pub async fn refresh(&self, client_id: &str, rt: &str) -> Response {
-        self.token(&[("grant_type", "refresh_token"), ("client_id", client_id), ("refresh_token", rt)]).await
+        self.token(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", client_id),
+            ("refresh_token", rt),
+        ])
+        .await
     }
 
     pub async fn get_json(&self, path: &str) -> Value {
-        self.http.get(self.url(path)).send().await.unwrap().json().await.unwrap()
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 }
 

@@ -1,0 +1,685 @@
+//! Load driver: `cargo bench --bench load -- [options]`.
+//!
+//! Starts tessera itself on a fresh SQLite database (or targets `--base-url`, loopback
+//! only), warms up, then runs each scenario for a bounded time at a fixed concurrency
+//! and prints throughput, latency percentiles, errors and the server's CPU and RSS.
+//!
+//! Scenarios: `sign` (signing floor per algorithm, in process), `client_credentials`,
+//! `jwks`, `introspect`, `password`, `refresh` (closed-loop chains: each request carries
+//! the token the previous answer returned), `events` (SSE subscribers, commit → delivery).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tessera::config::SigningAlg;
+
+struct Opts {
+    base_url: Option<String>,
+    scenarios: Vec<String>,
+    concurrency: usize,
+    duration: Duration,
+    warmup: Duration,
+    client: (String, String),
+    user: (String, String),
+    token_path: String,
+    jwks_path: String,
+    server_pid: Option<u32>,
+    json_out: Option<String>,
+    max_requests: u64,
+    db: String,
+    label: String,
+}
+
+fn parse_args() -> Opts {
+    let mut o = Opts {
+        base_url: None,
+        scenarios: vec![],
+        concurrency: 32,
+        duration: Duration::from_secs(10),
+        warmup: Duration::from_secs(2),
+        client: ("bench".into(), String::new()),
+        user: ("bench-user".into(), "bench-password".into()),
+        token_path: "/token".into(),
+        jwks_path: "/.well-known/jwks.json".into(),
+        server_pid: None,
+        json_out: None,
+        max_requests: 2_000_000,
+        db: "sqlite".into(),
+        label: "tessera".into(),
+    };
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        let mut val = || it.next().unwrap_or_else(|| panic!("{a} needs a value"));
+        match a.as_str() {
+            "--base-url" => o.base_url = Some(val()),
+            "--scenario" | "-s" => o.scenarios.extend(val().split(',').map(String::from)),
+            "--concurrency" | "-c" => o.concurrency = val().parse().expect("--concurrency"),
+            "--duration" | "-d" => {
+                o.duration = Duration::from_secs_f64(val().parse().expect("--duration seconds"))
+            }
+            "--warmup" => {
+                o.warmup = Duration::from_secs_f64(val().parse().expect("--warmup seconds"))
+            }
+            "--client" => {
+                let v = val();
+                let (id, secret) = v.split_once(':').expect("--client ID:SECRET");
+                o.client = (id.into(), secret.into());
+            }
+            "--user" => {
+                let v = val();
+                let (u, p) = v.split_once(':').expect("--user NAME:PASSWORD");
+                o.user = (u.into(), p.into());
+            }
+            "--token-path" => o.token_path = val(),
+            "--jwks-path" => o.jwks_path = val(),
+            "--server-pid" => o.server_pid = Some(val().parse().expect("--server-pid")),
+            "--json" => o.json_out = Some(val()),
+            "--max-requests" => o.max_requests = val().parse().expect("--max-requests"),
+            "--label" => o.label = val(),
+            "--db" => o.db = val(),
+            other => panic!("unknown option {other}"),
+        }
+    }
+    if o.scenarios.is_empty() {
+        o.scenarios = [
+            "sign",
+            "client_credentials",
+            "jwks",
+            "introspect",
+            "refresh",
+            "password",
+            "events",
+        ]
+        .map(String::from)
+        .to_vec();
+    }
+    o
+}
+
+/// A tessera started by the driver on a fresh database.
+struct Server {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn tessera(
+    dir: &std::path::Path,
+    env: &[(&str, String)],
+    args: &[&str],
+    stdin: Option<&str>,
+) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.args(args)
+        .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = cmd.spawn().expect("run tessera");
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "tessera {args:?} failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+async fn start_server(o: &mut Opts) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = vec![
+        ("TESSERA_BIND", format!("127.0.0.1:{port}")),
+        ("RUST_LOG", "warn".into()),
+        ("TESSERA_LOGIN_MAX_FAILURES", "1000000".into()),
+    ];
+    let d = dir.path();
+    let secret = tessera(
+        d,
+        &env,
+        &[
+            "client",
+            "add",
+            "bench",
+            "--grant",
+            "client_credentials",
+            "--grant",
+            "password",
+            "--scope",
+            "api:read",
+            "--scope",
+            "offline_access",
+            "--audience",
+            "urn:bench:api",
+            "--can",
+            "introspect",
+            "--can",
+            "events",
+        ],
+        None,
+    );
+    tessera(
+        d,
+        &env,
+        &[
+            "user",
+            "add",
+            "bench-user",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("bench-password\n"),
+    );
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("serve")
+        .current_dir(d)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    loop {
+        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
+            if r.status().is_success() {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "server did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!(
+        "server ready {:.0} ms after spawn (pid {})",
+        started.elapsed().as_secs_f64() * 1000.0,
+        child.id()
+    );
+    o.base_url = Some(base);
+    o.client = ("bench".into(), secret);
+    o.server_pid = Some(child.id());
+    Server { child, _dir: dir }
+}
+
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies_us: Vec<u32>,
+    ok: u64,
+    errors: u64,
+}
+
+fn pct(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+type Step = Arc<
+    dyn Fn(
+            reqwest::Client,
+            Option<String>,
+        ) -> futures_util::future::BoxFuture<'static, (bool, Option<String>)>
+        + Send
+        + Sync,
+>;
+
+/// Runs `step` in a closed loop on `concurrency` workers; each worker threads its
+/// own state (e.g. the newest refresh token) through consecutive calls.
+async fn drive(o: &Opts, name: &str, step: Step, seeds: Vec<Option<String>>) -> Value {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(o.concurrency * 2)
+        .build()
+        .unwrap();
+    let run = |secs: Duration, record: bool, seeds: Vec<Option<String>>| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let per_worker = o.max_requests / o.concurrency as u64;
+        let handles: Vec<_> = seeds
+            .into_iter()
+            .map(|mut state| {
+                let (http, step, stop) = (http.clone(), step.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut t = Tally::default();
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) && n < per_worker {
+                        let start = Instant::now();
+                        let (ok, next) = step(http.clone(), state.clone()).await;
+                        if record {
+                            t.latencies_us.push(start.elapsed().as_micros() as u32);
+                        }
+                        if ok {
+                            t.ok += 1
+                        } else {
+                            t.errors += 1
+                        }
+                        if next.is_some() {
+                            state = next;
+                        }
+                        n += 1;
+                    }
+                    (t, state)
+                })
+            })
+            .collect();
+        async move {
+            tokio::time::sleep(secs).await;
+            stop.store(true, Ordering::Relaxed);
+            let mut all = Tally::default();
+            let mut states = vec![];
+            for h in handles {
+                let (t, s) = h.await.unwrap();
+                all.latencies_us.extend(t.latencies_us);
+                all.ok += t.ok;
+                all.errors += t.errors;
+                states.push(s);
+            }
+            (all, states)
+        }
+    };
+    let (_, seeds) = run(o.warmup, false, seeds).await;
+    let pid = o.server_pid;
+    let cpu0 = pid.and_then(cpu_ticks);
+    let started = Instant::now();
+    let (mut t, _) = run(o.duration, true, seeds).await;
+    let secs = started.elapsed().as_secs_f64();
+    let cpu = match (pid.and_then(cpu_ticks), cpu0) {
+        (Some(b), Some(a)) => Some((b - a) as f64 / 100.0 / secs * 100.0),
+        _ => None,
+    };
+    t.latencies_us.sort_unstable();
+    let total = t.ok + t.errors;
+    let r = json!({
+        "server": o.label, "db": o.db, "scenario": name, "concurrency": o.concurrency,
+        "requests": total, "rps": total as f64 / secs, "errors": t.errors,
+        "p50_ms": pct(&t.latencies_us, 0.50), "p90_ms": pct(&t.latencies_us, 0.90), "p99_ms": pct(&t.latencies_us, 0.99),
+        "server_cpu_pct": cpu, "server_rss_mib": pid.and_then(rss_kib).map(|k| k as f64 / 1024.0),
+    });
+    println!(
+        "{:<10} {:<19} {:>9.0} req/s  p50 {:>6.2} ms  p90 {:>6.2} ms  p99 {:>6.2} ms  errors {:>5}  cpu {:>5}  rss {:>6}",
+        o.label,
+        name,
+        r["rps"].as_f64().unwrap(),
+        r["p50_ms"].as_f64().unwrap(),
+        r["p90_ms"].as_f64().unwrap(),
+        r["p99_ms"].as_f64().unwrap(),
+        t.errors,
+        cpu.map_or("-".into(), |c| format!("{c:.0}%")),
+        r["server_rss_mib"]
+            .as_f64()
+            .map_or("-".into(), |m| format!("{m:.1}MiB")),
+    );
+    r
+}
+
+fn sign_floor() -> Vec<Value> {
+    let claims = json!({"iss": "http://127.0.0.1:8080", "sub": "bench", "aud": "urn:bench:api", "client_id": "bench",
+        "scope": "api:read", "roles": ["reader"], "iat": 1_800_000_000, "exp": 1_800_000_300, "jti": "abcdefghijklmnopqrstuv"});
+    [SigningAlg::ES256, SigningAlg::EdDSA, SigningAlg::RS256]
+        .into_iter()
+        .map(|alg| {
+            let (kid, pkcs8, _) = tessera::domain::keys::generate(alg).unwrap();
+            let key = tessera::domain::keys::SigningKey::from_pkcs8(&kid, alg, &pkcs8).unwrap();
+            let n = if alg == SigningAlg::RS256 {
+                2_000
+            } else {
+                20_000
+            };
+            let start = Instant::now();
+            for _ in 0..n {
+                std::hint::black_box(key.sign(&claims));
+            }
+            let us = start.elapsed().as_secs_f64() * 1e6 / n as f64;
+            println!(
+                "sign floor {:<6} {:>8.1} µs/token (one core: {:>7.0} tokens/s)",
+                alg.as_str(),
+                us,
+                1e6 / us
+            );
+            json!({"scenario": "sign", "alg": alg.as_str(), "us_per_token": us})
+        })
+        .collect()
+}
+
+async fn form(
+    http: &reqwest::Client,
+    url: &str,
+    auth: &(String, String),
+    body: &[(&str, &str)],
+) -> Option<Value> {
+    let r = http
+        .post(url)
+        .basic_auth(&auth.0, Some(&auth.1))
+        .form(body)
+        .send()
+        .await
+        .ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    r.json().await.ok()
+}
+
+#[tokio::main]
+async fn main() {
+    let mut o = parse_args();
+    let _server = if o.base_url.is_none() && o.scenarios.iter().any(|s| s != "sign") {
+        Some(start_server(&mut o).await)
+    } else {
+        None
+    };
+    if let Some(pid) = o.server_pid {
+        println!(
+            "server idle RSS: {:.1} MiB",
+            rss_kib(pid).unwrap_or(0) as f64 / 1024.0
+        );
+    }
+    let base = o.base_url.clone().unwrap_or_default();
+    assert!(
+        base.is_empty()
+            || base.starts_with("http://127.")
+            || base.starts_with("http://localhost")
+            || base.starts_with("http://[::1]"),
+        "load targets must be loopback addresses"
+    );
+    let token_url = Arc::new(format!("{base}{}", o.token_path));
+    let client = Arc::new(o.client.clone());
+    let mut results = vec![];
+    let seeds = |n: usize| vec![None; n];
+    for scenario in o.scenarios.clone() {
+        match scenario.as_str() {
+            "sign" => results.extend(sign_floor()),
+            "client_credentials" => {
+                let (url, client) = (token_url.clone(), client.clone());
+                let step: Step = Arc::new(move |http, _| {
+                    let (url, client) = (url.clone(), client.clone());
+                    Box::pin(async move {
+                        let ok = form(
+                            &http,
+                            &url,
+                            &client,
+                            &[("grant_type", "client_credentials"), ("scope", "api:read")],
+                        )
+                        .await
+                        .is_some();
+                        (ok, None)
+                    })
+                });
+                results.push(drive(&o, "client_credentials", step, seeds(o.concurrency)).await);
+            }
+            "jwks" => {
+                let url = Arc::new(format!("{base}{}", o.jwks_path));
+                let step: Step = Arc::new(move |http, _| {
+                    let url = url.clone();
+                    Box::pin(async move {
+                        let ok = match http.get(url.as_str()).send().await {
+                            Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                            Err(_) => false,
+                        };
+                        (ok, None)
+                    })
+                });
+                results.push(drive(&o, "jwks", step, seeds(o.concurrency)).await);
+            }
+            "introspect" => {
+                let http = reqwest::Client::new();
+                let t = form(
+                    &http,
+                    &token_url,
+                    &client,
+                    &[("grant_type", "client_credentials"), ("scope", "api:read")],
+                )
+                .await
+                .expect("token");
+                let token = Arc::new(t["access_token"].as_str().unwrap().to_string());
+                let url = Arc::new(format!("{base}/introspect"));
+                let client = client.clone();
+                let step: Step = Arc::new(move |http, _| {
+                    let (url, client, token) = (url.clone(), client.clone(), token.clone());
+                    Box::pin(async move {
+                        let ok = form(&http, &url, &client, &[("token", &token)])
+                            .await
+                            .is_some_and(|v| v["active"] == true);
+                        (ok, None)
+                    })
+                });
+                results.push(drive(&o, "introspect", step, seeds(o.concurrency)).await);
+            }
+            "password" | "refresh" => {
+                let user = Arc::new(o.user.clone());
+                let login = {
+                    let (url, client, user) = (token_url.clone(), client.clone(), user.clone());
+                    move |http: reqwest::Client| {
+                        let (url, client, user) = (url.clone(), client.clone(), user.clone());
+                        async move {
+                            let body = [
+                                ("grant_type", "password"),
+                                ("username", user.0.as_str()),
+                                ("password", user.1.as_str()),
+                                ("scope", "offline_access api:read"),
+                            ];
+                            form(&http, &url, &client, &body).await
+                        }
+                    }
+                };
+                if scenario == "password" {
+                    let step: Step = Arc::new(move |http, _| {
+                        let login = login.clone();
+                        Box::pin(async move { (login(http).await.is_some(), None) })
+                    });
+                    results.push(drive(&o, "password", step, seeds(o.concurrency)).await);
+                    continue;
+                }
+                let http = reqwest::Client::new();
+                let mut chains = vec![];
+                for _ in 0..o.concurrency {
+                    let v = login(http.clone())
+                        .await
+                        .expect("password grant for refresh chains");
+                    chains.push(Some(
+                        v["refresh_token"]
+                            .as_str()
+                            .expect("refresh_token")
+                            .to_string(),
+                    ));
+                }
+                let (url, client) = (token_url.clone(), client.clone());
+                let step: Step = Arc::new(move |http, rt| {
+                    let (url, client) = (url.clone(), client.clone());
+                    Box::pin(async move {
+                        let rt = rt.unwrap_or_default();
+                        match form(
+                            &http,
+                            &url,
+                            &client,
+                            &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+                        )
+                        .await
+                        {
+                            Some(v) => {
+                                let next = v["refresh_token"].as_str().map(String::from);
+                                (next.as_deref().is_some_and(|n| n != rt), next)
+                            }
+                            None => (false, None),
+                        }
+                    })
+                });
+                results.push(drive(&o, "refresh", step, chains).await);
+            }
+            "events" => results.push(events(&o, &token_url, &client).await),
+            other => panic!("unknown scenario {other}"),
+        }
+    }
+    if let Some(pid) = o.server_pid {
+        println!(
+            "server RSS after load: {:.1} MiB",
+            rss_kib(pid).unwrap_or(0) as f64 / 1024.0
+        );
+    }
+    if let Some(path) = &o.json_out {
+        std::fs::write(path, serde_json::to_string_pretty(&results).unwrap()).unwrap();
+        println!("results written to {path}");
+    }
+}
+
+/// N SSE subscribers, M role changes through the admin API: commit → delivery latency.
+async fn events(o: &Opts, token_url: &str, client: &(String, String)) -> Value {
+    let base = o.base_url.clone().unwrap();
+    let http = reqwest::Client::new();
+    let subscribers = 8usize;
+    let changes = 200usize;
+    let feed = form(
+        &http,
+        token_url,
+        client,
+        &[("grant_type", "client_credentials")],
+    )
+    .await
+    .expect("client token");
+    let feed_token = feed["access_token"].as_str().unwrap().to_string();
+    let admin = form(
+        &http,
+        token_url,
+        client,
+        &[
+            ("grant_type", "password"),
+            ("username", "bench-user"),
+            ("password", "bench-password"),
+        ],
+    )
+    .await
+    .expect("admin token (needs the driver-started server)");
+    let admin_token = admin["access_token"].as_str().unwrap().to_string();
+    let user: Value = http
+        .post(format!("{base}/admin/users"))
+        .bearer_auth(&admin_token)
+        .json(&json!({"username": "events-target", "password": "events-target-pw", "roles": []}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let uid = user["id"].as_str().unwrap().to_string();
+    let sent: Arc<std::sync::Mutex<HashMap<i64, Instant>>> = Arc::default();
+    let mut readers = vec![];
+    for _ in 0..subscribers {
+        let resp = http
+            .get(format!("{base}/events"))
+            .bearer_auth(&feed_token)
+            .send()
+            .await
+            .unwrap();
+        readers.push(tokio::spawn(async move {
+            let mut resp = resp;
+            let mut got = vec![];
+            let mut buf = String::new();
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                buf.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(i) = buf.find("\n\n") {
+                    let frame: String = buf.drain(..i + 2).collect();
+                    if frame.contains("event: user.roles_changed") {
+                        let ver = frame
+                            .lines()
+                            .find_map(|l| l.strip_prefix("data: "))
+                            .and_then(|d| serde_json::from_str::<Value>(d).ok())
+                            .and_then(|v| v["ver"].as_i64());
+                        if let Some(ver) = ver {
+                            got.push((ver, Instant::now()));
+                        }
+                    }
+                }
+                if got.len() >= changes {
+                    break;
+                }
+            }
+            got
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..changes {
+        let at = Instant::now();
+        let r: Value = http
+            .put(format!("{base}/admin/users/{uid}/roles"))
+            .bearer_auth(&admin_token)
+            .json(&json!({"roles": [format!("r{i}")]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        sent.lock().unwrap().insert(r["ver"].as_i64().unwrap(), at);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut lat: Vec<u32> = vec![];
+    for r in readers {
+        if let Ok(Ok(got)) = tokio::time::timeout(Duration::from_secs(10), r).await {
+            let sent = sent.lock().unwrap();
+            lat.extend(got.iter().filter_map(|(ver, t)| {
+                sent.get(ver)
+                    .map(|s| t.duration_since(*s).as_micros() as u32)
+            }));
+        }
+    }
+    lat.sort_unstable();
+    let expected = subscribers * changes;
+    println!(
+        "{:<10} {:<19} {} subscribers x {} changes: delivered {}/{}  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        o.label,
+        "events",
+        subscribers,
+        changes,
+        lat.len(),
+        expected,
+        pct(&lat, 0.5),
+        pct(&lat, 0.99),
+        pct(&lat, 1.0)
+    );
+    json!({"server": o.label, "scenario": "events", "subscribers": subscribers, "changes": changes, "delivered": lat.len(),
+           "p50_ms": pct(&lat, 0.5), "p99_ms": pct(&lat, 0.99), "max_ms": pct(&lat, 1.0)})
+}
