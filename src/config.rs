@@ -249,9 +249,7 @@ impl Layers {
         if event_retention < access_token_ttl {
             return Err(p.invalid("event_retention", "must be at least access_token_ttl"));
         }
-        let sqlite_synchronous = p
-            .string("sqlite_synchronous", "normal")
-            .to_ascii_lowercase();
+        let sqlite_synchronous = p.string("sqlite_synchronous", "full").to_ascii_lowercase();
         if !matches!(sqlite_synchronous.as_str(), "full" | "normal" | "extra") {
             return Err(p.invalid("sqlite_synchronous", "must be `full`, `extra` or `normal`"));
         }

@@ -26,6 +26,7 @@ pub struct Core {
     pub passwords: passwords::Passwords,
     pub events: events::EventBus,
     pub throttle: throttle::Throttle,
+    pub rotations: sessions::Rotations,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,8 +48,10 @@ impl Core {
         let keys = keys::KeyRing::init(&cfg, &db).await?;
         let (cfg_max, cfg_window) = (cfg.login_max_failures, cfg.login_window);
         let passwords = passwords::Passwords::new(cfg.argon2_memory_kib, cfg.argon2_iterations)?;
+        let rotations = sessions::Rotations::start(db.clone());
         Ok(Arc::new(Self {
             cfg,
+            rotations,
             db,
             keys,
             clients: clients::Clients::default(),

@@ -125,6 +125,38 @@ pub async fn consume(
     Ok(done.rows_affected() == 1)
 }
 
+/// One token to consume in a batch: its hash, its successor's hash and sealed copy, the time.
+pub type Consume = ([u8; 32], [u8; 32], Option<Vec<u8>>, i64);
+
+/// [`consume`] for many tokens in one statement (group commit): returns the hashes
+/// that were consumed. Hashes must be distinct (a duplicate could win twice).
+pub async fn consume_many(
+    db: impl SqliteExecutor<'_>,
+    batch: &[Consume],
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    let values = vec!["(?, ?, ?, ?)"; batch.len()].join(", ");
+    // `hash IN (...)` keeps every lookup on the primary key.
+    let sql = format!(
+        "WITH v(h, n, s, at) AS (VALUES {values})
+         UPDATE refresh_tokens SET
+             consumed_at = (SELECT at FROM v WHERE v.h = refresh_tokens.hash),
+             successor_hash = (SELECT n FROM v WHERE v.h = refresh_tokens.hash),
+             successor_sealed = (SELECT s FROM v WHERE v.h = refresh_tokens.hash)
+         WHERE hash IN (SELECT h FROM v) AND consumed_at IS NULL
+           AND (SELECT revoked_at FROM refresh_families f WHERE f.id = family_id) IS NULL
+         RETURNING hash"
+    );
+    let mut q = sqlx::query_as::<_, (Vec<u8>,)>(&sql);
+    for (hash, next, sealed, now) in batch {
+        q = q
+            .bind(hash.as_slice())
+            .bind(next.as_slice())
+            .bind(sealed.as_deref())
+            .bind(*now);
+    }
+    Ok(q.fetch_all(db).await?.into_iter().map(|(h,)| h).collect())
+}
+
 /// Whether `hash` is the family's live head (issued, not consumed).
 pub async fn is_unconsumed(conn: &mut SqliteConnection, hash: &[u8]) -> Result<bool, StoreError> {
     let row: Option<(i64,)> =
