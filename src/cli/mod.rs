@@ -128,6 +128,12 @@ enum KeysCommand {
         #[arg(long)]
         revoke_current: bool,
     },
+    /// Re-encrypt every private key under a new key-encryption key (KEK rotation).
+    Rewrap {
+        /// File holding the new KEK: base64 of 32 random bytes.
+        #[arg(long, value_name = "PATH")]
+        new_kek_file: PathBuf,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -375,6 +381,16 @@ async fn keys(core: &Core, cmd: KeysCommand) -> Result<(), Failure> {
             };
             let outcome = core.rotate_keys(alg, revoke_current).await.map_err(fail)?;
             eprintln!("{outcome}");
+            Ok(())
+        }
+        KeysCommand::Rewrap { new_kek_file } => {
+            let text = std::fs::read_to_string(&new_kek_file)
+                .map_err(|e| fail(format!("cannot read {}: {e}", new_kek_file.display())))?;
+            let n = core.rewrap_keys(&text).await.map_err(fail)?;
+            eprintln!(
+                "{n} keys re-encrypted; start every instance with the new KEK now (replace {} or set TESSERA_KEK)",
+                core.cfg.keys_dir.join("kek").display()
+            );
             Ok(())
         }
     }

@@ -589,5 +589,23 @@ impl super::Core {
     }
 }
 
+impl super::Core {
+    /// KEK rotation: re-encrypts every private key (and the check value) under
+    /// `new_kek` (base64 of 32 bytes) in one transaction. Afterwards every process
+    /// must be started with the new KEK. Returns the number of keys re-encrypted.
+    pub async fn rewrap_keys(&self, new_kek: &str) -> Result<usize, KeyError> {
+        let new = Kek(Kek::decode(new_kek).map_err(|problem| KeyError::BadKekFile { path: "new KEK".into(), problem })?);
+        let mut tx = self.db.begin().await?;
+        let rows = store::keys::list(&mut *tx).await?;
+        for r in &rows {
+            let plain = self.keys.kek.open(&r.kid, &r.private_sealed)?;
+            store::keys::set_private(&mut tx, &r.kid, &new.seal(&r.kid, &plain)).await?;
+        }
+        store::keys::set_meta(&mut tx, KEK_CHECK, &crypto::seal(&new.0, KEK_CHECK.as_bytes(), b"tessera")).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(rows.len())
+    }
+}
+
 /// Seconds a retired key outlives its last token in the JWKS, beyond `jwks_max_age`.
 const RETIRED_LEEWAY: i64 = 60;

@@ -31,9 +31,9 @@ pub struct Core {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("database: {0}")]
+    #[error("database")]
     Store(#[from] StoreError),
-    #[error("signing keys: {0}")]
+    #[error("signing keys")]
     Keys(#[from] keys::KeyError),
     #[error(transparent)]
     Params(#[from] passwords::ParamsError),

@@ -112,3 +112,12 @@ pub async fn set_meta(
         .await?;
     Ok(())
 }
+
+pub async fn set_private(conn: &mut SqliteConnection, kid: &str, sealed: &[u8]) -> Result<(), StoreError> {
+    sqlx::query("UPDATE signing_keys SET private_sealed = ? WHERE kid = ?")
+        .bind(sealed)
+        .bind(kid)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
