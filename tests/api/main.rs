@@ -14,6 +14,7 @@ mod introspect;
 mod introspect_revoke;
 mod jwks;
 mod jwks_pyjwt;
+mod openapi;
 mod permissions;
 mod permissions_admin;
 mod refresh;
