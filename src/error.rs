@@ -32,6 +32,21 @@ impl OAuthError {
     pub fn invalid_request(msg: impl Into<String>) -> Self {
         Self::InvalidRequest(msg.into())
     }
+
+    /// The RFC 6749 `error` code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant(_) => "invalid_grant",
+            Self::UnauthorizedClient(_) => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope(_) => "invalid_scope",
+            Self::InvalidTarget => "invalid_target",
+            Self::Throttled { .. } => "slow_down",
+            Self::Internal(_) => "server_error",
+        }
+    }
 }
 
 impl From<StoreError> for OAuthError {

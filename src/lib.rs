@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod store;
 
 /// An error and its causes, one line, for logs.

@@ -112,6 +112,11 @@ impl EventBus {
         })
     }
 
+    /// How many SSE streams are open.
+    pub fn open_streams(&self) -> usize {
+        self.streams.lock().expect("stream slots").values().sum()
+    }
+
     /// Ends every feed (graceful shutdown).
     pub fn close(&self) {
         self.closing.store(true, Ordering::SeqCst);

@@ -155,6 +155,10 @@ impl Core {
         sessions::revoke_family(&mut tx, &family, "revoked_by_client").await?;
         tx.commit().await?;
         self.events.wake();
+        self.metrics.inc(
+            "tessera_sessions_revoked_total",
+            &[("reason", "revoked_by_client")],
+        );
         Ok(())
     }
 
@@ -167,6 +171,10 @@ impl Core {
         let done = sessions::revoke_family(&mut tx, &family, reason).await?;
         tx.commit().await?;
         self.events.wake();
+        if done {
+            self.metrics
+                .inc("tessera_sessions_revoked_total", &[("reason", reason)]);
+        }
         Ok(done)
     }
 }

@@ -329,6 +329,8 @@ pub struct KeySet {
     pub active: SigningKey,
     verifiers: HashMap<String, (Algorithm, DecodingKey)>,
     pub jwks: bytes::Bytes,
+    /// How many keys the JWKS holds.
+    pub published: usize,
     /// kid:state of every row, to tell whether a reload changed anything.
     fingerprint: String,
 }
@@ -483,6 +485,7 @@ fn load_set(kek: &Kek, rows: &[KeyRow]) -> Result<KeySet, KeyError> {
     let jwks = bytes::Bytes::from(json!({ "keys": published }).to_string());
     Ok(KeySet {
         active,
+        published: verifiers.len(),
         verifiers,
         jwks,
         fingerprint: fingerprint(rows),
@@ -594,14 +597,24 @@ impl super::Core {
     /// `new_kek` (base64 of 32 bytes) in one transaction. Afterwards every process
     /// must be started with the new KEK. Returns the number of keys re-encrypted.
     pub async fn rewrap_keys(&self, new_kek: &str) -> Result<usize, KeyError> {
-        let new = Kek(Kek::decode(new_kek).map_err(|problem| KeyError::BadKekFile { path: "new KEK".into(), problem })?);
+        let new = Kek(
+            Kek::decode(new_kek).map_err(|problem| KeyError::BadKekFile {
+                path: "new KEK".into(),
+                problem,
+            })?,
+        );
         let mut tx = self.db.begin().await?;
         let rows = store::keys::list(&mut *tx).await?;
         for r in &rows {
             let plain = self.keys.kek.open(&r.kid, &r.private_sealed)?;
             store::keys::set_private(&mut tx, &r.kid, &new.seal(&r.kid, &plain)).await?;
         }
-        store::keys::set_meta(&mut tx, KEK_CHECK, &crypto::seal(&new.0, KEK_CHECK.as_bytes(), b"tessera")).await?;
+        store::keys::set_meta(
+            &mut tx,
+            KEK_CHECK,
+            &crypto::seal(&new.0, KEK_CHECK.as_bytes(), b"tessera"),
+        )
+        .await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(rows.len())
     }

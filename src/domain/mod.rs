@@ -27,6 +27,7 @@ pub struct Core {
     pub events: events::EventBus,
     pub throttle: throttle::Throttle,
     pub rotations: sessions::Rotations,
+    pub metrics: crate::metrics::Metrics,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,7 @@ impl Core {
         Ok(Arc::new(Self {
             cfg,
             rotations,
+            metrics: crate::metrics::Metrics::default(),
             db,
             keys,
             clients: clients::Clients::default(),

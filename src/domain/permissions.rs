@@ -82,6 +82,8 @@ impl Core {
                     ..Default::default()
                 };
                 store::events::append(&mut tx, &event, now).await?;
+                self.metrics
+                    .inc("tessera_sessions_revoked_total", &[("reason", reason)]);
             }
         }
         tx.commit().await.map_err(StoreError::from)?;

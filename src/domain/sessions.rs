@@ -174,6 +174,11 @@ async fn rotate_locked<T>(
             revoke_family(&mut tx, &family, REASON_REUSE).await?;
             tx.commit().await?;
             core.events.wake();
+            core.metrics.inc("tessera_refresh_reuse_total", &[]);
+            core.metrics.inc(
+                "tessera_sessions_revoked_total",
+                &[("reason", REASON_REUSE)],
+            );
             tracing::warn!(sid = %family.id, client_id, "refresh token reuse: family revoked");
             return Err(INVALID);
         }

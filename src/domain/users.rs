@@ -18,7 +18,7 @@ pub enum NewUserError {
 }
 
 pub fn validate_username(name: &str) -> Result<(), NewUserError> {
-    if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
+    if name.is_empty() || name.chars().count() > 256 || name.chars().any(char::is_control) {
         return Err(NewUserError::Invalid(
             "username must be 1-256 characters without control characters",
         ));
@@ -36,9 +36,9 @@ pub fn validate_password(p: &SecretString) -> Result<(), NewUserError> {
 
 pub fn validate_roles(roles: &[String]) -> Result<(), &'static str> {
     if roles.len() > 256
-        || roles
-            .iter()
-            .any(|r| r.is_empty() || r.len() > 128 || r.chars().any(|c| c.is_control() || c == ','))
+        || roles.iter().any(|r| {
+            r.is_empty() || r.chars().count() > 128 || r.chars().any(|c| c.is_control() || c == ',')
+        })
     {
         return Err(
             "roles must be at most 256 non-empty names of up to 128 characters, without commas or control characters",

@@ -88,12 +88,19 @@ impl IntoResponse for AdminError {
             ),
             Self::Internal(e) => {
                 tracing::error!(error = %crate::error_chain(e.as_ref()), "internal error");
-                let status = if store::is_unavailable(e.as_ref()) {
-                    StatusCode::SERVICE_UNAVAILABLE
+                if store::is_unavailable(e.as_ref()) {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "temporarily_unavailable",
+                        "the database is unavailable; retry".into(),
+                    )
                 } else {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                };
-                (status, "server_error", "internal error".into())
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "server_error",
+                        "internal error".into(),
+                    )
+                }
             }
         };
         (
@@ -151,6 +158,18 @@ async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Resu
     serde_json::from_value(value).map_err(bad)
 }
 
+/// The caller, authorised as an administrator. Listed before other extractors so
+/// an anonymous request is refused before anything else is looked at.
+pub struct Admin;
+
+impl FromRequestParts<Arc<Core>> for Admin {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, core: &Arc<Core>) -> Result<Self> {
+        authorize(core, &parts.headers).await.map(|_| Admin)
+    }
+}
+
 /// A UUID path segment (a user id or a session id); anything else is a JSON 400.
 pub struct Id(String);
 
@@ -188,10 +207,10 @@ struct NewUser {
 
 async fn create_user(
     State(core): State<Arc<Core>>,
+    _admin: Admin,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    authorize(&core, &headers).await?;
     let new: NewUser = json_body(&headers, body).await?;
     let user = core
         .create_user(&new.username, SecretString::from(new.password), new.roles)
@@ -206,12 +225,7 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(user_json(&user)?)).into_response())
 }
 
-async fn get_user(
-    State(core): State<Arc<Core>>,
-    headers: HeaderMap,
-    Id(id): Id,
-) -> Result<Json<Value>> {
-    authorize(&core, &headers).await?;
+async fn get_user(State(core): State<Arc<Core>>, _admin: Admin, Id(id): Id) -> Result<Json<Value>> {
     let user = store::users::by_id(&core.db.read, &user_id(&id)?)
         .await?
         .ok_or(AdminError::NotFound("user"))?;
@@ -237,11 +251,11 @@ async fn change(core: &Core, id: &str, change: Change) -> Result<Json<Value>> {
 
 async fn set_roles(
     State(core): State<Arc<Core>>,
+    _admin: Admin,
     headers: HeaderMap,
     Id(id): Id,
     body: Body,
 ) -> Result<Json<Value>> {
-    authorize(&core, &headers).await?;
     let Roles { roles } = json_body(&headers, body).await?;
     crate::domain::users::validate_roles(&roles).map_err(|d| AdminError::BadRequest(d.into()))?;
     change(&core, &id, Change::Roles(roles)).await
@@ -249,19 +263,17 @@ async fn set_roles(
 
 async fn disable_user(
     State(core): State<Arc<Core>>,
-    headers: HeaderMap,
+    _admin: Admin,
     Id(id): Id,
 ) -> Result<Json<Value>> {
-    authorize(&core, &headers).await?;
     change(&core, &id, Change::Disable).await
 }
 
 async fn list_sessions(
     State(core): State<Arc<Core>>,
-    headers: HeaderMap,
+    _admin: Admin,
     Id(id): Id,
 ) -> Result<Json<Value>> {
-    authorize(&core, &headers).await?;
     let id = user_id(&id)?;
     store::users::by_id(&core.db.read, &id)
         .await?
@@ -284,10 +296,9 @@ async fn list_sessions(
 
 async fn revoke_session(
     State(core): State<Arc<Core>>,
-    headers: HeaderMap,
+    _admin: Admin,
     Id(sid): Id,
 ) -> Result<StatusCode> {
-    authorize(&core, &headers).await?;
     if core
         .revoke_session(&user_id(&sid)?, "revoked_by_admin")
         .await?
@@ -300,10 +311,10 @@ async fn revoke_session(
 
 async fn create_client(
     State(core): State<Arc<Core>>,
+    _admin: Admin,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    authorize(&core, &headers).await?;
     let new: NewClient = json_body(&headers, body).await?;
     let id = new.id.clone();
     let secret = clients::create(&core.db, new).await.map_err(|e| match e {
@@ -333,8 +344,7 @@ async fn create_client(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-async fn list_keys(State(core): State<Arc<Core>>, headers: HeaderMap) -> Result<Json<Value>> {
-    authorize(&core, &headers).await?;
+async fn list_keys(State(core): State<Arc<Core>>, _admin: Admin) -> Result<Json<Value>> {
     let rows = store::keys::list(&core.db.read).await?;
     let keys: Vec<Value> = rows
         .iter()
@@ -361,10 +371,10 @@ struct Rotate {
 
 async fn rotate_keys(
     State(core): State<Arc<Core>>,
+    _admin: Admin,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>> {
-    authorize(&core, &headers).await?;
     let has_body = headers.contains_key(header::CONTENT_TYPE);
     let req: Rotate = if has_body {
         json_body(&headers, body).await?

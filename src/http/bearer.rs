@@ -49,12 +49,14 @@ impl IntoResponse for BearerError {
             ),
             Self::Internal(e) => {
                 tracing::error!(error = %crate::error_chain(&e), "internal error");
-                let status = if store::is_unavailable(&e) {
-                    StatusCode::SERVICE_UNAVAILABLE
+                let (status, code) = if store::is_unavailable(&e) {
+                    (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
                 } else {
-                    StatusCode::INTERNAL_SERVER_ERROR
+                    (StatusCode::INTERNAL_SERVER_ERROR, "server_error")
                 };
-                return (status, Json(json!({"error": "server_error"}))).into_response();
+                let body =
+                    json!({"error": code, "error_description": "internal error; retry later"});
+                return (status, Json(body)).into_response();
             }
         };
         let mut resp = (status, Json(body)).into_response();

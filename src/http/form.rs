@@ -135,6 +135,25 @@ impl IntoResponse for FormError {
     }
 }
 
+impl FormError {
+    /// Counts the error in the metrics (by endpoint and RFC 6749 code) and passes it on.
+    pub fn counted(self, core: &Core, endpoint: &str) -> Self {
+        let code = match &self {
+            Self::TooLarge => "too_large",
+            Self::Invalid(e) => e.code(),
+        };
+        core.metrics.inc(
+            "tessera_oauth_errors_total",
+            &[("endpoint", endpoint), ("error", code)],
+        );
+        if code == "slow_down" {
+            core.metrics
+                .inc("tessera_throttled_total", &[("endpoint", endpoint)]);
+        }
+        self
+    }
+}
+
 impl From<OAuthError> for FormError {
     fn from(e: OAuthError) -> Self {
         Self::Invalid(e)
@@ -189,7 +208,7 @@ pub fn client_credentials(
     params: &mut Params,
 ) -> Result<Credentials, OAuthError> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
-        if params.contains("client_secret") {
+        if params.get("client_secret").is_some() {
             return Err(OAuthError::invalid_request(
                 "use one client authentication method, not two",
             ));

@@ -48,6 +48,6 @@ async fn introspect(
     };
     match run.await {
         Ok(v) => no_store(Json(v).into_response()),
-        Err(e) => e.into_response(),
+        Err(e) => e.counted(&core, "introspect").into_response(),
     }
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -26,6 +26,7 @@ use axum::response::Response;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
+use tracing::Instrument;
 
 use crate::domain::Core;
 
@@ -41,6 +42,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/.well-known/oauth-authorization-server"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("GET", "/metrics"),
     ("POST", "/admin/users"),
     ("GET", "/admin/users/{id}"),
     ("PUT", "/admin/users/{id}/roles"),
@@ -69,7 +71,8 @@ pub fn router(core: Arc<Core>) -> Router {
         ))
         // The feed bounds its own waits (long-poll at most `events::MAX_WAIT`; SSE is a stream).
         .merge(events::router())
-        .with_state(core)
+        .with_state(core.clone())
+        .layer(middleware::from_fn_with_state(core, observe))
         .layer(middleware::from_fn(security_headers))
         .layer(CatchPanicLayer::new())
 }
@@ -109,6 +112,46 @@ impl FromRequestParts<Arc<Core>> for Peer {
                 .unwrap_or(direct),
         ))
     }
+}
+
+/// A request id on every response and log line (the caller's `X-Request-Id` when
+/// it is sane), and per-route latency in the metrics.
+async fn observe(State(core): State<Arc<Core>>, req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map_or_else(
+            || crate::crypto::b64(&crate::crypto::random::<12>()),
+            str::to_string,
+        );
+    let span = tracing::info_span!("request", id = %id, method = %req.method(), route = %route);
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let status = resp.status().as_u16();
+    core.metrics.observe(&route, status, started.elapsed());
+    span.in_scope(|| {
+        tracing::debug!(
+            status,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "request done"
+        )
+    });
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
 }
 
 /// `nosniff` everywhere, and nothing cached unless the handler said otherwise.

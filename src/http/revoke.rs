@@ -37,6 +37,6 @@ async fn revoke(
     };
     match run.await {
         Ok(()) => no_store(StatusCode::OK.into_response()),
-        Err(e) => e.into_response(),
+        Err(e) => e.counted(&core, "revoke").into_response(),
     }
 }

@@ -32,7 +32,7 @@ async fn token(
 ) -> Response {
     match handle(&core, peer, &uri, &headers, body).await {
         Ok(resp) => no_store(Json(resp).into_response()),
-        Err(e) => e.into_response(),
+        Err(e) => e.counted(&core, "token").into_response(),
     }
 }
 
@@ -77,5 +77,11 @@ async fn handle(
         }
         _ => Err(OAuthError::UnsupportedGrantType),
     };
+    if resp.is_ok() {
+        core.metrics.inc(
+            "tessera_tokens_issued_total",
+            &[("grant", &grant_type), ("client", &client.id)],
+        );
+    }
     Ok(resp?)
 }

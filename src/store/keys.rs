@@ -18,7 +18,7 @@ pub struct KeyRow {
 const COLUMNS: &str =
     "kid, alg, state, public_jwk, private_sealed, created_at, activated_at, retired_at, revoked_at";
 
-/// Every key that is not revoked, plus revoked ones when `all`.
+/// Every key row, revoked ones included, oldest first.
 pub async fn list(db: impl SqliteExecutor<'_>) -> Result<Vec<KeyRow>, StoreError> {
     Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM signing_keys ORDER BY created_at, kid"
@@ -113,7 +113,11 @@ pub async fn set_meta(
     Ok(())
 }
 
-pub async fn set_private(conn: &mut SqliteConnection, kid: &str, sealed: &[u8]) -> Result<(), StoreError> {
+pub async fn set_private(
+    conn: &mut SqliteConnection,
+    kid: &str,
+    sealed: &[u8],
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE signing_keys SET private_sealed = ? WHERE kid = ?")
         .bind(sealed)
         .bind(kid)

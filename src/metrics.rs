@@ -1,0 +1,164 @@
+//! Prometheus metrics, in text format, without a metrics framework: counters and
+//! latency histograms keyed by their full series name.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the latency histogram buckets.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    counters: Mutex<BTreeMap<String, u64>>,
+    latency: Mutex<BTreeMap<String, Histogram>>,
+}
+
+/// Label values are ours or registered names; quote-escape them anyway.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    /// Adds one to `name{labels}`.
+    pub fn inc(&self, name: &str, labels: &[(&str, &str)]) {
+        let mut key = name.to_string();
+        if !labels.is_empty() {
+            let inner: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+                .collect();
+            key = format!("{name}{{{}}}", inner.join(","));
+        }
+        *self
+            .counters
+            .lock()
+            .expect("metrics")
+            .entry(key)
+            .or_default() += 1;
+    }
+
+    pub fn observe(&self, route: &str, status: u16, elapsed: Duration) {
+        let class = match status {
+            200..=299 => "2xx",
+            400..=499 => "4xx",
+            500..=599 => "5xx",
+            _ => "other",
+        };
+        self.inc(
+            "tessera_http_responses_total",
+            &[("route", route), ("class", class)],
+        );
+        let secs = elapsed.as_secs_f64();
+        let mut latency = self.latency.lock().expect("metrics");
+        let h = latency.entry(route.to_string()).or_default();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                h.counts[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += secs;
+    }
+
+    /// The text exposition; `gauges` are sampled by the caller at scrape time.
+    pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
+        let mut out = String::new();
+        let counters = self.counters.lock().expect("metrics");
+        let mut last_name = "";
+        for (series, value) in counters.iter() {
+            let name = series.split('{').next().unwrap_or(series);
+            if name != last_name {
+                let _ = writeln!(out, "# TYPE {name} counter");
+                last_name = name;
+            }
+            let _ = writeln!(out, "{series} {value}");
+        }
+        drop(counters);
+        let _ = writeln!(
+            out,
+            "# TYPE tessera_http_request_duration_seconds histogram"
+        );
+        for (route, h) in self.latency.lock().expect("metrics").iter() {
+            let route = escape(route);
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "tessera_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {}",
+                    h.counts[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "tessera_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "tessera_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "tessera_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                h.count
+            );
+        }
+        for (name, help, value) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_histograms_and_gauges() {
+        let m = Metrics::default();
+        m.inc(
+            "tessera_tokens_issued_total",
+            &[("grant", "password"), ("client", "web")],
+        );
+        m.inc(
+            "tessera_tokens_issued_total",
+            &[("grant", "password"), ("client", "web")],
+        );
+        m.observe("/token", 200, Duration::from_millis(2));
+        let text = m.render(&[("tessera_sse_subscribers", "open SSE streams", 3.0)]);
+        assert!(
+            text.contains("tessera_tokens_issued_total{grant=\"password\",client=\"web\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "tessera_http_request_duration_seconds_bucket{route=\"/token\",le=\"0.0025\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "tessera_http_request_duration_seconds_bucket{route=\"/token\",le=\"0.001\"} 0"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("tessera_sse_subscribers 3"), "{text}");
+    }
+}
