@@ -1,7 +1,7 @@
 //! The HTTP surface. Handlers know HTTP; the domain does the work.
 
 mod admin;
-mod bearer;
+pub mod bearer;
 pub mod error;
 mod events;
 pub mod form;
