@@ -257,3 +257,79 @@ async fn a_bad_setting_fails_naming_the_setting() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().count(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rewrap_moves_every_key_to_a_new_kek() {
+    let app = TestApp::spawn().await;
+    let secret = app
+        .client("svc", false, &["client_credentials"], &[], &[])
+        .await
+        .unwrap();
+    let before: serde_json::Value = app
+        .http
+        .post(app.url("/token"))
+        .basic_auth("svc", Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = before["access_token"].as_str().unwrap().to_string();
+    let keys_dir = app.dir.path().join("keys");
+    let old_kek = std::fs::read_to_string(keys_dir.join("kek")).unwrap();
+
+    use base64::Engine;
+    let new_kek = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let new_file = app.dir.path().join("kek.new");
+    std::fs::write(&new_file, &new_kek).unwrap();
+    let (code, out, err) = app.cli(
+        &[
+            "keys",
+            "rewrap",
+            "--new-kek-file",
+            new_file.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "");
+    assert!(err.contains("2 keys re-encrypted"), "{err}");
+
+    // The old KEK no longer opens the database; a process refuses to start with it.
+    assert_failure(app.cli(&["keys", "list"], None), "does not match");
+    // The database never holds the new KEK, and the private keys are still encrypted.
+    assert!(
+        !crate::jwks::db_bytes(&app)
+            .windows(new_kek.len())
+            .any(|w| w == new_kek.as_bytes())
+    );
+
+    std::fs::write(keys_dir.join("kek"), &new_kek).unwrap();
+    let (code, out, _) = app.cli(&["keys", "list"], None);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 3, "header, active, next: {out}");
+    assert_ne!(old_kek.trim(), new_kek);
+
+    // A server started with the new KEK signs with the same keys: old tokens still verify.
+    let app = app.restart().await;
+    let jwks = fetch_jwks(&app).await;
+    assert!(crate::jwks::verify_with_jwks(&token, &jwks));
+    let r = app
+        .http
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let fresh = app
+        .http
+        .post(app.url("/token"))
+        .basic_auth("svc", Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_token_ok(fresh).await;
+}
