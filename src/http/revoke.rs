@@ -3,15 +3,13 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
-use super::Peer;
 use super::error::no_store;
-use super::form::{self, FormError};
+use super::form::{ClientForm, FormError};
 use crate::domain::Core;
 use crate::error::OAuthError;
 
@@ -21,22 +19,16 @@ pub fn router() -> Router<Arc<Core>> {
 
 async fn revoke(
     State(core): State<Arc<Core>>,
-    Peer(peer): Peer,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    ClientForm { params, client, .. }: ClientForm,
 ) -> Response {
     let run = async {
-        let (params, client) = form::authenticated(&core, peer, &uri, &headers, body).await?;
         let token = params.require("token")?;
         // `token_type_hint` only orders the lookup (§2.1); both kinds are tried anyway.
-        core.revoke_token(&client, token)
-            .await
-            .map_err(OAuthError::from)?;
-        Ok::<_, FormError>(())
+        core.revoke_token(&client, token).await?;
+        Ok::<_, OAuthError>(())
     };
     match run.await {
         Ok(()) => no_store(StatusCode::OK.into_response()),
-        Err(e) => e.counted(&core, "revoke").into_response(),
+        Err(e) => FormError::from(e).counted(&core, "revoke").into_response(),
     }
 }

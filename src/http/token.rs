@@ -4,17 +4,12 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
-use std::net::IpAddr;
-
-use super::Peer;
 use super::error::no_store;
-use super::form::{self, FormError};
+use super::form::{ClientForm, FormError};
 use crate::domain::Core;
 use crate::domain::tokens::TokenResponse;
 use crate::error::OAuthError;
@@ -23,27 +18,21 @@ pub fn router() -> Router<Arc<Core>> {
     Router::new().route("/token", post(token))
 }
 
-async fn token(
-    State(core): State<Arc<Core>>,
-    Peer(peer): Peer,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    match handle(&core, peer, &uri, &headers, body).await {
+async fn token(State(core): State<Arc<Core>>, form: ClientForm) -> Response {
+    match handle(&core, form).await {
         Ok(resp) => no_store(Json(resp).into_response()),
-        Err(e) => e.counted(&core, "token").into_response(),
+        Err(e) => FormError::from(e).counted(&core, "token").into_response(),
     }
 }
 
 async fn handle(
     core: &Core,
-    peer: IpAddr,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<TokenResponse, FormError> {
-    let (mut params, client) = form::authenticated(core, peer, uri, headers, body).await?;
+    ClientForm {
+        mut params,
+        client,
+        peer,
+    }: ClientForm,
+) -> Result<TokenResponse, OAuthError> {
     let grant_type = params.require("grant_type")?.to_string();
     let scope = params.get("scope").map(str::to_string);
     let resource = params.get("resource").map(str::to_string);
@@ -55,7 +44,7 @@ async fn handle(
             let password = params.take_secret("password").expect("checked above");
             let address = peer.to_string();
             if let Some(retry_after) = core.login_throttled(&username, &address) {
-                return Err(OAuthError::Throttled { retry_after }.into());
+                return Err(OAuthError::Throttled { retry_after });
             }
             let result = core
                 .password_grant(&client, &username, password, scope, resource)
@@ -83,5 +72,5 @@ async fn handle(
             &[("grant", &grant_type), ("client", &client.id)],
         );
     }
-    Ok(resp?)
+    resp
 }
