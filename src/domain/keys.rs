@@ -556,12 +556,15 @@ impl super::Core {
         // Invariant: a key signs only after it has been published as `next` for at
         // least the JWKS cache lifetime, so a verifier honouring Cache-Control has it.
         // Only an emergency revocation may break it.
+        // Times are whole seconds: a key created at 10.9 s carries 10, so it may sign
+        // from 10 + lead + 1, never earlier than a full `lead` after it was published.
         let lead = self.cfg.jwks_max_age.as_secs() as i64;
-        if !revoke_current && now < next.created_at + lead {
+        let signs_from = next.created_at + lead + 1;
+        if !revoke_current && now < signs_from {
             return Err(KeyError::TooEarly {
                 kid: next.kid.clone(),
                 since: crate::cli::rfc3339(Some(next.created_at)),
-                from: crate::cli::rfc3339(Some(next.created_at + lead)),
+                from: crate::cli::rfc3339(Some(signs_from)),
             });
         }
         let (old_state, reason) = if revoke_current {

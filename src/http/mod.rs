@@ -22,7 +22,7 @@ use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -154,9 +154,27 @@ async fn observe(State(core): State<Arc<Core>>, req: Request, next: Next) -> Res
     resp
 }
 
+/// Request header limits (431 beyond): no legitimate OAuth request comes close.
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+const MAX_HEADERS: usize = 64;
+
 /// `nosniff` everywhere, and nothing cached unless the handler said otherwise.
 async fn security_headers(req: Request, next: Next) -> Response {
-    let mut resp = next.run(req).await;
+    let size: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    let mut resp = if size > MAX_HEADER_BYTES || req.headers().len() > MAX_HEADERS {
+        let body = serde_json::json!({"error": "invalid_request", "error_description": "request headers too large"});
+        (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            axum::Json(body),
+        )
+            .into_response()
+    } else {
+        next.run(req).await
+    };
     let h = resp.headers_mut();
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
