@@ -73,5 +73,11 @@ async fn housekeeping(core: Arc<Core>) {
         {
             tracing::warn!(error = %e, "clearing expired grace-window successors");
         }
+        // Sessions that ended a day ago (revoked or past their absolute lifetime) and
+        // their tokens: a token of a forgotten family is unknown, which answers exactly
+        // as a revoked one does (invalid_grant, inactive).
+        if let Err(e) = store::sessions::forget_ended(core.db.writer(), now - 86_400).await {
+            tracing::warn!(error = %e, "removing ended sessions");
+        }
     }
 }

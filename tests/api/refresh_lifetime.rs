@@ -162,3 +162,42 @@ async fn refresh_tokens_are_stored_only_as_hashes() {
     }
     assert!(!found(first["access_token"].as_str().unwrap().as_bytes()));
 }
+
+#[tokio::test]
+async fn ended_sessions_are_forgotten_a_day_later_and_their_tokens_stay_dead() {
+    let app = session_app(&[]).await;
+    let ended = rt(&app.login("app", USER, PASSWORD).await);
+    let live = rt(&app.login("app", USER, PASSWORD).await);
+    let r = app
+        .post_form("/revoke", &[("client_id", "app"), ("token", &ended)])
+        .await;
+    assert_eq!(r.status(), 200);
+    let count = |sql: &'static str| {
+        let db = app.core.db.read.clone();
+        async move {
+            sqlx::query_as::<_, (i64,)>(sql)
+                .fetch_one(&db)
+                .await
+                .unwrap()
+                .0
+        }
+    };
+    assert_eq!(count("SELECT COUNT(*) FROM refresh_families").await, 2);
+
+    // Revoked just now: kept (within the day).
+    let now = tessera::store::now();
+    tessera::store::sessions::forget_ended(app.core.db.writer(), now - 86_400)
+        .await
+        .unwrap();
+    assert_eq!(count("SELECT COUNT(*) FROM refresh_families").await, 2);
+
+    // A day later: the ended family and its tokens go, the live one stays.
+    let gone = tessera::store::sessions::forget_ended(app.core.db.writer(), now + 1)
+        .await
+        .unwrap();
+    assert_eq!(gone, 1);
+    assert_eq!(count("SELECT COUNT(*) FROM refresh_families").await, 1);
+    assert_eq!(count("SELECT COUNT(*) FROM refresh_tokens").await, 1);
+    assert_invalid_grant(&app, &ended).await;
+    refresh_ok(&app, &live).await;
+}
