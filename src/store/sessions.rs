@@ -277,16 +277,20 @@ pub async fn forget_sealed_successors(
 pub async fn forget_ended(db: &sqlx::SqlitePool, before: i64) -> Result<u64, StoreError> {
     let mut tx = db.begin().await?;
     let ended = "SELECT id FROM refresh_families WHERE revoked_at < ? OR expires_at < ?";
-    sqlx::query(&format!("DELETE FROM refresh_tokens WHERE family_id IN ({ended})"))
-        .bind(before)
-        .bind(before)
-        .execute(&mut *tx)
-        .await?;
-    let done = sqlx::query(&format!("DELETE FROM refresh_families WHERE id IN ({ended})"))
-        .bind(before)
-        .bind(before)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(&format!(
+        "DELETE FROM refresh_tokens WHERE family_id IN ({ended})"
+    ))
+    .bind(before)
+    .bind(before)
+    .execute(&mut *tx)
+    .await?;
+    let done = sqlx::query(&format!(
+        "DELETE FROM refresh_families WHERE id IN ({ended})"
+    ))
+    .bind(before)
+    .bind(before)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(done.rows_affected())
 }
