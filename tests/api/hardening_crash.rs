@@ -1,0 +1,210 @@
+//! Crash safety of refresh rotation: `kill -9` in the middle of concurrent
+//! rotations loses no family and never leaves two live successors (DESIGN
+//! "Bad input and faults").
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::Client;
+use serde_json::Value;
+
+use crate::helpers::*;
+
+const FAMILIES: usize = 20;
+
+/// The last refresh token whose response arrived, and the one before it.
+#[derive(Clone)]
+struct Family {
+    last: String,
+    previous: Option<String>,
+}
+
+async fn refresh(http: &Client, s: &Served, rt: &str) -> reqwest::Result<(u16, Value)> {
+    let r = http
+        .post(s.url("/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", "app"),
+            ("refresh_token", rt),
+        ])
+        .send()
+        .await?;
+    let status = r.status().as_u16();
+    Ok((status, r.json().await?))
+}
+
+/// Families with more than one unconsumed refresh token, and families revoked.
+async fn invariants(database_url: &str) -> (Vec<(String, i64)>, i64, i64) {
+    let db = sqlx::SqlitePool::connect(database_url).await.unwrap();
+    let branched: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT family_id, COUNT(*) FROM refresh_tokens WHERE consumed_at IS NULL \
+         GROUP BY family_id HAVING COUNT(*) > 1",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let (revoked,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM refresh_families WHERE revoked_at IS NOT NULL")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    let (live,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(DISTINCT family_id) FROM refresh_tokens WHERE consumed_at IS NULL",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    db.close().await;
+    (branched, revoked, live)
+}
+
+/// How many of `tokens` are consumed on disk: rotations committed whose response never arrived.
+async fn lost_responses(database_url: &str, tokens: &[String]) -> usize {
+    let db = sqlx::SqlitePool::connect(database_url).await.unwrap();
+    let mut lost = 0;
+    for t in tokens {
+        let hash = tessera::crypto::sha256(t.as_bytes()).to_vec();
+        let (consumed,): (bool,) =
+            sqlx::query_as("SELECT consumed_at IS NOT NULL FROM refresh_tokens WHERE hash = ?")
+                .bind(hash)
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        lost += usize::from(consumed);
+    }
+    db.close().await;
+    lost
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_concurrent_rotations_loses_no_family() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let env = Served::env_for(&dir, &[("RUST_LOG", "warn,tessera=info")]);
+    let database_url = env
+        .iter()
+        .find(|(k, _)| k == "DATABASE_URL")
+        .unwrap()
+        .1
+        .clone();
+    let s = Served::start(dir.clone(), env.clone(), "before.log").await;
+    s.cli_ok(
+        &["client", "add", "app", "--public", "--grant", "password"],
+        None,
+    );
+    s.cli_ok(
+        &["user", "add", "alice", "--password-stdin"],
+        Some("alice password 1\n"),
+    );
+    let http = Client::new();
+    let mut start = Vec::new();
+    for _ in 0..FAMILIES {
+        let r = http
+            .post(s.url("/token"))
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", "app"),
+                ("username", "alice"),
+                ("password", "alice password 1"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        start.push(Mutex::new(Family {
+            last: body["refresh_token"].as_str().unwrap().to_string(),
+            previous: None,
+        }));
+    }
+    let families = Arc::new(start);
+    let s = Arc::new(s);
+    let rotations = Arc::new(AtomicUsize::new(0));
+    let killed = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for i in 0..FAMILIES {
+        let (families, s, http) = (families.clone(), s.clone(), http.clone());
+        let (rotations, killed) = (rotations.clone(), killed.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let rt = families[i].lock().unwrap().last.clone();
+                match refresh(&http, &s, &rt).await {
+                    Ok((200, body)) => {
+                        let next = body["refresh_token"].as_str().unwrap().to_string();
+                        let mut f = families[i].lock().unwrap();
+                        f.previous = Some(std::mem::replace(&mut f.last, next));
+                        rotations.fetch_add(1, Ordering::SeqCst);
+                    }
+                    _ if killed.load(Ordering::SeqCst) => return Ok(()),
+                    // Before the kill every refresh must succeed.
+                    other => return Err(format!("family {i}: {other:?}")),
+                }
+            }
+        }));
+    }
+    // Mid-flight: once rotations are well under way.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while rotations.load(Ordering::SeqCst) < 200 {
+        assert!(std::time::Instant::now() < deadline, "rotations stalled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    killed.store(true, Ordering::SeqCst);
+    s.signal("KILL");
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let mut s = Arc::into_inner(s).expect("tasks are done");
+    let status = s.wait_exit(Duration::from_secs(5)).await.expect("killed");
+    assert!(!status.success());
+
+    let (branched, revoked, live) = invariants(&database_url).await;
+    assert!(
+        branched.is_empty(),
+        "branched families on disk: {branched:?}"
+    );
+    assert_eq!((revoked, live), (0, FAMILIES as i64), "after the crash");
+    let lasts: Vec<String> = families
+        .iter()
+        .map(|f| f.lock().unwrap().last.clone())
+        .collect();
+    let lost = lost_responses(&database_url, &lasts).await;
+
+    // Restart at once, within the 10 s grace window.
+    let s = Served::start(dir.clone(), env, "after.log").await;
+    let http = Client::new();
+    let mut fell_back = 0;
+    for (i, f) in families.iter().enumerate() {
+        let f = f.lock().unwrap().clone();
+        let (status, body) = refresh(&http, &s, &f.last).await.unwrap();
+        let next = if status == 200 {
+            body
+        } else {
+            assert_eq!(
+                body["error"], "invalid_grant",
+                "family {i}: {status} {body}"
+            );
+            fell_back += 1;
+            let previous = f
+                .previous
+                .expect("a family that never rotated must refresh");
+            let (status, body) = refresh(&http, &s, &previous).await.unwrap();
+            assert_eq!(
+                status, 200,
+                "family {i} lost: neither token refreshes: {body}"
+            );
+            body
+        };
+        // The family goes on.
+        let rt = next["refresh_token"].as_str().unwrap();
+        let (status, body) = refresh(&http, &s, rt).await.unwrap();
+        assert_eq!(status, 200, "family {i} after the restart: {body}");
+    }
+    eprintln!(
+        "{} rotations before the kill, {lost} committed with the response lost; \
+         {fell_back} families needed the previous token",
+        rotations.load(Ordering::SeqCst)
+    );
+    let (branched, revoked, live) = invariants(&database_url).await;
+    assert!(branched.is_empty(), "branched families: {branched:?}");
+    assert_eq!((revoked, live), (0, FAMILIES as i64), "after the restart");
+}
