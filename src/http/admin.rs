@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::bearer::{self, BearerError};
+use super::form::{BodyError, read_body};
 use crate::cli::rfc3339;
 use crate::config::SigningAlg;
 use crate::domain::Core;
@@ -48,7 +49,7 @@ pub enum AdminError {
     BadRequest(String),
     NotFound(&'static str),
     Conflict(String),
-    TooLarge,
+    Body(BodyError),
     UnsupportedMediaType,
     Internal(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -76,11 +77,7 @@ impl IntoResponse for AdminError {
                 format!("no such {what}"),
             ),
             Self::Conflict(d) => (StatusCode::CONFLICT, "conflict", d),
-            Self::TooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request",
-                "request body too large".into(),
-            ),
+            Self::Body(e) => (e.status(), "invalid_request", e.description().into()),
             Self::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "invalid_request",
@@ -130,7 +127,7 @@ async fn authorize(core: &Core, headers: &HeaderMap) -> Result<UserRow> {
     Ok(user)
 }
 
-async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T> {
+async fn json_body<T: DeserializeOwned>(core: &Core, headers: &HeaderMap, body: Body) -> Result<T> {
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -144,9 +141,9 @@ async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Resu
     {
         return Err(AdminError::UnsupportedMediaType);
     }
-    let bytes = axum::body::to_bytes(body, JSON_LIMIT)
+    let bytes = read_body(body, JSON_LIMIT, core.cfg.request_timeout / 2)
         .await
-        .map_err(|_| AdminError::TooLarge)?;
+        .map_err(AdminError::Body)?;
     let bad = |e: serde_json::Error| AdminError::BadRequest(format!("invalid JSON body: {e}"));
     let value: Value = serde_json::from_slice(&bytes).map_err(bad)?;
     // serde would also accept an array for a struct; the contract is an object.
@@ -211,7 +208,7 @@ async fn create_user(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let new: NewUser = json_body(&headers, body).await?;
+    let new: NewUser = json_body(&core, &headers, body).await?;
     let user = core
         .create_user(&new.username, SecretString::from(new.password), new.roles)
         .await
@@ -256,7 +253,7 @@ async fn set_roles(
     Id(id): Id,
     body: Body,
 ) -> Result<Json<Value>> {
-    let Roles { roles } = json_body(&headers, body).await?;
+    let Roles { roles } = json_body(&core, &headers, body).await?;
     crate::domain::users::validate_roles(&roles).map_err(|d| AdminError::BadRequest(d.into()))?;
     change(&core, &id, Change::Roles(roles)).await
 }
@@ -315,7 +312,7 @@ async fn create_client(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let new: NewClient = json_body(&headers, body).await?;
+    let new: NewClient = json_body(&core, &headers, body).await?;
     let id = new.id.clone();
     let secret = clients::create(&core.db, new).await.map_err(|e| match e {
         NewClientError::Invalid(d) => AdminError::BadRequest(d),
@@ -377,7 +374,7 @@ async fn rotate_keys(
 ) -> Result<Json<Value>> {
     let has_body = headers.contains_key(header::CONTENT_TYPE);
     let req: Rotate = if has_body {
-        json_body(&headers, body).await?
+        json_body(&core, &headers, body).await?
     } else {
         Rotate::default()
     };

@@ -83,9 +83,10 @@ pub fn token(headers: &HeaderMap) -> Result<&str, BearerError> {
         return Err(BearerError::Missing);
     }
     let token = token.trim();
-    // b64token (RFC 6750 §2.1)
-    let b64token = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
-    if token.is_empty() || !token.chars().all(b64token) {
+    // b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" (RFC 6750 §2.1)
+    let body = token.trim_end_matches('=');
+    let b64 = |c: char| c.is_ascii_alphanumeric() || "-._~+/".contains(c);
+    if body.is_empty() || !body.chars().all(b64) {
         return Err(BearerError::InvalidToken("malformed bearer token"));
     }
     Ok(token)

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -58,12 +59,61 @@ impl Params {
 
 #[derive(Debug)]
 pub enum FormError {
-    TooLarge,
+    Body(BodyError),
     Invalid(OAuthError),
 }
 
+/// Why a request body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    /// Beyond the limit: 413.
+    TooLarge,
+    /// The connection ended before `Content-Length` bytes arrived: 400.
+    Incomplete,
+    /// The client stalled: 408 (the client's fault, not the server's 503).
+    TimedOut,
+}
+
+impl BodyError {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Incomplete => StatusCode::BAD_REQUEST,
+            Self::TimedOut => StatusCode::REQUEST_TIMEOUT,
+        }
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::TooLarge => "request body too large",
+            Self::Incomplete => "request body incomplete",
+            Self::TimedOut => "request body not received in time",
+        }
+    }
+}
+
+/// Reads a whole body within `limit` bytes and `timeout` (half the request timeout,
+/// so a stalled upload is answered before the server-side timeout would blame us).
+pub async fn read_body(body: Body, limit: usize, timeout: Duration) -> Result<Bytes, BodyError> {
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Err(_) => Err(BodyError::TimedOut),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => {
+            if e.into_inner().is::<http_body_util::LengthLimitError>() {
+                Err(BodyError::TooLarge)
+            } else {
+                Err(BodyError::Incomplete)
+            }
+        }
+    }
+}
+
 /// Reads and parses a form body, enforcing the size limit and the content type.
-pub async fn read_form(headers: &HeaderMap, body: Body) -> Result<Params, FormError> {
+pub async fn read_form(
+    headers: &HeaderMap,
+    body: Body,
+    timeout: Duration,
+) -> Result<Params, FormError> {
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -74,14 +124,12 @@ pub async fn read_form(headers: &HeaderMap, body: Body) -> Result<Params, FormEr
             "content type must be application/x-www-form-urlencoded",
         )));
     }
-    let bytes: Bytes = axum::body::to_bytes(body, FORM_LIMIT)
+    let bytes = read_body(body, FORM_LIMIT, timeout)
         .await
-        .map_err(|_| FormError::TooLarge)?;
+        .map_err(FormError::Body)?;
     parse(&bytes).map_err(FormError::Invalid)
 }
 
-/// The common front of `/token`, `/revoke` and `/introspect`: no credentials in
-/// the URL, a valid form, an authenticated client.
 /// A form request from an authenticated client: the extractor of `/token`,
 /// `/revoke` and `/introspect`. Refusals are counted in the metrics by endpoint.
 pub struct ClientForm {
@@ -119,7 +167,7 @@ async fn authenticated(
     body: Body,
 ) -> Result<(Params, Arc<Client>), FormError> {
     reject_credentials_in_query(uri).map_err(FormError::Invalid)?;
-    let mut params = read_form(headers, body).await?;
+    let mut params = read_form(headers, body, core.cfg.request_timeout / 2).await?;
     let creds = client_credentials(headers, &mut params).map_err(FormError::Invalid)?;
     let key = format!("{}|{peer}", creds.client_id());
     if let Some(retry_after) = core.throttle.clients.check(&key) {
@@ -155,8 +203,11 @@ fn reject_credentials_in_query(uri: &Uri) -> Result<(), OAuthError> {
 impl IntoResponse for FormError {
     fn into_response(self) -> Response {
         match self {
-            Self::TooLarge => no_store(
-                (StatusCode::PAYLOAD_TOO_LARGE, Json(json!({"error": "invalid_request", "error_description": "request body too large"})))
+            Self::Body(e) => no_store(
+                (
+                    e.status(),
+                    Json(json!({"error": "invalid_request", "error_description": e.description()})),
+                )
                     .into_response(),
             ),
             Self::Invalid(e) => e.into_response(),
@@ -168,7 +219,8 @@ impl FormError {
     /// Counts the error in the metrics (by endpoint and RFC 6749 code) and passes it on.
     pub fn counted(self, core: &Core, endpoint: &str) -> Self {
         let code = match &self {
-            Self::TooLarge => "too_large",
+            Self::Body(BodyError::TooLarge) => "too_large",
+            Self::Body(_) => "invalid_request",
             Self::Invalid(e) => e.code(),
         };
         core.metrics.inc(
