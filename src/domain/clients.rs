@@ -59,11 +59,7 @@ impl Client {
 /// What a caller presented to identify itself.
 pub enum Credentials {
     /// `client_secret_basic` or `client_secret_post`.
-    Secret {
-        id: String,
-        secret: SecretString,
-        basic: bool,
-    },
+    Secret { id: String, secret: SecretString },
     /// A public client names itself and proves nothing.
     PublicId(String),
 }

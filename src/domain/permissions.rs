@@ -71,6 +71,7 @@ impl Core {
             ..Default::default()
         };
         store::events::append(&mut tx, &event, now).await?;
+        let mut revoked = 0;
         if always_revoke || self.cfg.permission_change_policy == PermissionChangePolicy::Revoke {
             for sid in store::sessions::revoke_user_families(&mut tx, &user.id, reason, now).await?
             {
@@ -82,12 +83,16 @@ impl Core {
                     ..Default::default()
                 };
                 store::events::append(&mut tx, &event, now).await?;
-                self.metrics
-                    .inc("tessera_sessions_revoked_total", &[("reason", reason)]);
+                revoked += 1;
             }
         }
         tx.commit().await.map_err(StoreError::from)?;
         self.events.wake();
+        // Counted after the commit, like everything announced.
+        for _ in 0..revoked {
+            self.metrics
+                .inc("tessera_sessions_revoked_total", &[("reason", reason)]);
+        }
         Ok(user)
     }
 }

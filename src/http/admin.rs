@@ -113,14 +113,10 @@ type Result<T, E = AdminError> = std::result::Result<T, E>;
 /// The caller's user, if it holds the admin role right now.
 async fn authorize(core: &Core, headers: &HeaderMap) -> Result<UserRow> {
     let caller = bearer::verify(core, headers)?;
-    let user = bearer::live_user(core, &caller)
-        .await
-        .map_err(|e| match e {
-            BearerError::InvalidToken("not a user token") => {
-                BearerError::InsufficientScope("an administrator's token is required")
-            }
-            e => e,
-        })?;
+    if caller.claims.sid.is_none() {
+        return Err(BearerError::InsufficientScope("an administrator's token is required").into());
+    }
+    let user = bearer::live_user(core, &caller).await?;
     if !user.roles()?.contains(&core.cfg.admin_role) {
         return Err(BearerError::InsufficientScope("the admin role is required").into());
     }

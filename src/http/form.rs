@@ -303,7 +303,6 @@ pub fn client_credentials(
         return Ok(Credentials::Secret {
             id,
             secret: SecretString::from(secret),
-            basic: true,
         });
     }
     let id = params
@@ -311,16 +310,11 @@ pub fn client_credentials(
         .ok_or(OAuthError::InvalidClient)?
         .to_string();
     match params.take_secret("client_secret") {
-        Some(secret) => Ok(Credentials::Secret {
-            id,
-            secret,
-            basic: false,
-        }),
+        Some(secret) => Ok(Credentials::Secret { id, secret }),
         // A present but empty secret is an attempt to authenticate, never a public client.
         None if params.contains("client_secret") => Ok(Credentials::Secret {
             id,
             secret: SecretString::from(String::new()),
-            basic: false,
         }),
         None => Ok(Credentials::PublicId(id)),
     }

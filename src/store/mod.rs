@@ -92,7 +92,7 @@ impl Db {
         let read = SqlitePoolOptions::new()
             .max_connections(cfg.db_max_connections)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(opts.read_only(false))
+            .connect_with(opts)
             .await?;
         Ok(Self { read, write })
     }
