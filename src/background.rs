@@ -21,6 +21,9 @@ pub fn spawn(core: Arc<Core>) -> Background {
     let mut set = JoinSet::new();
     set.spawn(watch_event_log(core.clone()));
     set.spawn(watch_keys(core.clone()));
+    if let store::Pool::Postgres(pool) = &core.db.read {
+        set.spawn(listen(core.clone(), pool.clone()));
+    }
     set.spawn(housekeeping(core));
     Background(set)
 }
@@ -38,6 +41,53 @@ async fn watch_event_log(core: Arc<Core>) {
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "event log watcher"),
+        }
+    }
+}
+
+/// PostgreSQL: every instance hears every other's commits at once through
+/// `LISTEN/NOTIFY` (the polling above stays as the safety net). Notifications are
+/// only a wake-up call: subscribers read the log by id, so one lost while the
+/// listener reconnects loses no event; after a reconnect everyone is woken to
+/// catch up.
+async fn listen(core: Arc<Core>, pool: sqlx::PgPool) {
+    loop {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "event listener: cannot connect; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(store::NOTIFY_CHANNEL).await {
+            tracing::warn!(error = %e, "event listener: LISTEN failed; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        // Anything committed before LISTEN took effect is found by reading the log.
+        core.events.wake();
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(n)) if n.payload() == "keys" => {
+                    core.events.wake();
+                    if let Err(e) = core.keys.reload(&core.db).await {
+                        tracing::error!(error = %crate::error_chain(&e), "reloading signing keys");
+                    }
+                }
+                Ok(Some(_)) => core.events.wake(),
+                // The connection dropped; the next call reconnects and re-listens.
+                Ok(None) => {
+                    tracing::warn!("event listener: connection lost; reconnecting");
+                    core.events.wake();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "event listener failed; reconnecting");
+                    core.events.wake();
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    break;
+                }
+            }
         }
     }
 }
@@ -76,7 +126,7 @@ async fn housekeeping(core: Arc<Core>) {
         // Sessions that ended a day ago (revoked or past their absolute lifetime) and
         // their tokens: a token of a forgotten family is unknown, which answers exactly
         // as a revoked one does (invalid_grant, inactive).
-        if let Err(e) = store::sessions::forget_ended(core.db.writer(), now - 86_400).await {
+        if let Err(e) = store::sessions::forget_ended(&core.db, now - 86_400).await {
             tracing::warn!(error = %e, "removing ended sessions");
         }
     }

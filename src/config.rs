@@ -31,6 +31,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("argon2_iterations", "TESSERA_ARGON2_ITERATIONS"),
     ("request_timeout", "TESSERA_REQUEST_TIMEOUT"),
     ("db_max_connections", "TESSERA_DB_MAX_CONNECTIONS"),
+    ("db_acquire_timeout", "TESSERA_DB_ACQUIRE_TIMEOUT"),
     ("sqlite_synchronous", "TESSERA_SQLITE_SYNCHRONOUS"),
     ("login_max_failures", "TESSERA_LOGIN_MAX_FAILURES"),
     ("login_window", "TESSERA_LOGIN_WINDOW"),
@@ -106,6 +107,8 @@ pub struct Config {
     pub argon2_iterations: u32,
     pub request_timeout: Duration,
     pub db_max_connections: u32,
+    /// How long a request waits for a database connection before answering 503.
+    pub db_acquire_timeout: Duration,
     pub sqlite_synchronous: String,
     pub login_max_failures: u32,
     pub login_window: Duration,
@@ -253,13 +256,27 @@ impl Layers {
         if !matches!(sqlite_synchronous.as_str(), "full" | "normal" | "extra") {
             return Err(p.invalid("sqlite_synchronous", "must be `full`, `extra` or `normal`"));
         }
+        let database_url = p.string("database_url", "sqlite://data/tessera.db");
+        if !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| database_url.starts_with(scheme))
+        {
+            return Err(p.invalid(
+                "database_url",
+                "must start with sqlite: or postgres:// (postgresql://)",
+            ));
+        }
+        let db_acquire_timeout = p.duration("db_acquire_timeout", "5")?;
+        if db_acquire_timeout.is_zero() {
+            return Err(p.invalid("db_acquire_timeout", "must be at least 1s"));
+        }
         let admin_role = p.string("admin_role", "admin");
         if admin_role.is_empty() {
             return Err(p.invalid("admin_role", "must not be empty"));
         }
         Ok(Config {
             bind,
-            database_url: p.string("database_url", "sqlite://data/tessera.db"),
+            database_url,
             issuer,
             keys_dir: PathBuf::from(p.string("keys_dir", "keys")),
             kek: p.layers.get("kek").map(|(v, _)| v.clone()),
@@ -297,6 +314,7 @@ impl Layers {
                 |s| s.parse().ok().filter(|v| (1..=1000).contains(v)),
                 "an integer between 1 and 1000",
             )?,
+            db_acquire_timeout,
             sqlite_synchronous,
             login_max_failures: p.parse(
                 "login_max_failures",

@@ -165,7 +165,7 @@ impl Core {
     /// Revokes one session by id (admin); false when there is no such live session.
     pub async fn revoke_session(&self, sid: &str, reason: &str) -> Result<bool, StoreError> {
         let mut tx = self.db.begin().await?;
-        let Some(family) = store::sessions::family(&mut *tx, sid).await? else {
+        let Some(family) = store::sessions::family(&mut tx, sid).await? else {
             return Ok(false);
         };
         let done = sessions::revoke_family(&mut tx, &family, reason).await?;

@@ -389,7 +389,7 @@ impl KeyRing {
             let next = new_key_row(&kek, cfg.signing_alg, "next", now)?;
             let mut tx = db.begin().await?;
             // Another process may have won the race to create the first keys.
-            if store::keys::count(&mut *tx).await? == 0 {
+            if store::keys::count(&mut tx).await? == 0 {
                 store::keys::insert(&mut tx, &first).await?;
                 store::keys::insert(&mut tx, &next).await?;
             }
@@ -544,7 +544,7 @@ impl super::Core {
             .map_err(|_| KeyError::Generate(alg.as_str()))??;
         let fresh = sealed_row(&self.keys.kek, alg, generated, "next", now);
         let mut tx = self.db.begin().await?;
-        let rows = store::keys::list(&mut *tx).await?;
+        let rows = store::keys::list(&mut tx).await?;
         let active = rows
             .iter()
             .find(|r| r.state == "active")
@@ -607,7 +607,7 @@ impl super::Core {
             })?,
         );
         let mut tx = self.db.begin().await?;
-        let rows = store::keys::list(&mut *tx).await?;
+        let rows = store::keys::list(&mut tx).await?;
         for r in &rows {
             let plain = self.keys.kek.open(&r.kid, &r.private_sealed)?;
             store::keys::set_private(&mut tx, &r.kid, &new.seal(&r.kid, &plain)).await?;

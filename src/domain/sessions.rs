@@ -37,7 +37,7 @@ pub async fn start(
         revoked_at: None,
     };
     let token = crypto::random_token();
-    let mut tx = core.db.begin().await?;
+    let mut tx = core.db.begin_plain().await?;
     store::sessions::insert_family(&mut tx, &family).await?;
     store::sessions::insert_token(&mut tx, &sha256(token.as_bytes()), &family.id, scope, now)
         .await?;
@@ -137,7 +137,7 @@ async fn rotate_locked<T>(
     check: impl Fn(&FamilyRow) -> Result<T, OAuthError>,
 ) -> Result<Rotated<T>, OAuthError> {
     let mut tx = core.db.begin().await?;
-    let Some(row) = store::sessions::token(&mut *tx, hash).await? else {
+    let Some(row) = store::sessions::token_for_update(&mut tx, hash).await? else {
         return Err(INVALID);
     };
     validate(core, &row, client_id, now)?;
@@ -150,8 +150,7 @@ async fn rotate_locked<T>(
         (None, _, _) => {
             let granted = check(&family)?;
             let (next, next_hash, sealed) = successor(core, presented);
-            if !store::sessions::consume(&mut *tx, hash, &next_hash, sealed.as_deref(), now).await?
-            {
+            if !store::sessions::consume(&mut tx, hash, &next_hash, sealed.as_deref(), now).await? {
                 // Unreachable under the write lock; refuse rather than branch.
                 return Err(INVALID);
             }
@@ -199,7 +198,7 @@ pub async fn revoke_family(
     reason: &str,
 ) -> Result<bool, StoreError> {
     let now = store::now();
-    if !store::sessions::revoke_family(tx, &family.id, reason, now).await? {
+    if !store::sessions::revoke_family(&mut *tx, &family.id, reason, now).await? {
         return Ok(false);
     }
     let event = NewEvent {

@@ -1,6 +1,6 @@
-use sqlx::{FromRow, SqliteConnection, SqliteExecutor};
+use sqlx::FromRow;
 
-use super::{StoreError, conflict};
+use super::{Backend, Exec, StoreError, conflict, on};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct ClientRow {
@@ -13,23 +13,21 @@ pub struct ClientRow {
     pub capabilities: String,
 }
 
-pub async fn by_id(db: impl SqliteExecutor<'_>, id: &str) -> Result<Option<ClientRow>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT id, secret_hash, grant_types, scopes, audiences, roles, capabilities FROM clients WHERE id = ?",
+pub async fn by_id(db: impl Into<Exec<'_>>, id: &str) -> Result<Option<ClientRow>, StoreError> {
+    Ok(on!(db.into(), |e| {
+        sqlx::query_as(
+        "SELECT id, secret_hash, grant_types, scopes, audiences, roles, capabilities FROM clients WHERE id = $1",
     )
     .bind(id)
-    .fetch_optional(db)
-    .await?)
+    .fetch_optional(e)
+    .await
+    })?)
 }
 
-pub async fn insert(
-    conn: &mut SqliteConnection,
-    row: &ClientRow,
-    now: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
+pub async fn insert(db: impl Into<Exec<'_>>, row: &ClientRow, now: i64) -> Result<(), StoreError> {
+    on!(db.into(), |e| sqlx::query(
         "INSERT INTO clients (id, secret_hash, grant_types, scopes, audiences, roles, capabilities, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&row.id)
     .bind(&row.secret_hash)
@@ -39,18 +37,25 @@ pub async fn insert(
     .bind(&row.roles)
     .bind(&row.capabilities)
     .bind(now)
-    .execute(conn)
+    .execute(e)
     .await
+    .map(|r| r.rows_affected()))
     .map_err(conflict)?;
     Ok(())
 }
 
 /// The union of every client's scopes, sorted.
-pub async fn all_scopes(db: impl SqliteExecutor<'_>) -> Result<Vec<String>, StoreError> {
-    let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT DISTINCT j.value FROM clients, json_each(clients.scopes) AS j ORDER BY j.value",
-    )
-    .fetch_all(db)
-    .await?;
+pub async fn all_scopes(db: impl Into<Exec<'_>>) -> Result<Vec<String>, StoreError> {
+    let db = db.into();
+    // Lists are JSON arrays in a text column on both backends.
+    let sql = match db.backend() {
+        Backend::Sqlite => {
+            "SELECT DISTINCT j.value FROM clients, json_each(clients.scopes) AS j ORDER BY j.value"
+        }
+        Backend::Postgres => {
+            "SELECT DISTINCT j.value FROM clients, jsonb_array_elements_text(clients.scopes::jsonb) AS j(value) ORDER BY j.value"
+        }
+    };
+    let rows: Vec<(String,)> = on!(db, |e| sqlx::query_as(sql).fetch_all(e).await)?;
     Ok(rows.into_iter().map(|(s,)| s).collect())
 }

@@ -1,6 +1,6 @@
-use sqlx::{FromRow, SqliteConnection, SqliteExecutor};
+use sqlx::FromRow;
 
-use super::StoreError;
+use super::{Backend, Exec, NOTIFY_CHANNEL, StoreError, on};
 
 /// One row of the append-only security event log.
 #[derive(Debug, Clone, FromRow)]
@@ -28,14 +28,18 @@ pub struct NewEvent<'a> {
     pub kid: Option<&'a str>,
 }
 
+/// Appends an event inside the caller's write transaction ([`super::Db::begin`],
+/// whose lock keeps ids in commit order). On PostgreSQL it also notifies every
+/// instance; the notification is delivered when the transaction commits.
 pub async fn append(
-    conn: &mut SqliteConnection,
+    db: impl Into<Exec<'_>>,
     e: &NewEvent<'_>,
     now: i64,
 ) -> Result<i64, StoreError> {
-    let (id,): (i64,) = sqlx::query_as(
+    let mut db = db.into();
+    let (id,): (i64,) = on!(db.re(), |x| sqlx::query_as(
         "INSERT INTO security_events (type, sub, sid, ver, roles, reason, kid, at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
     )
     .bind(e.kind)
     .bind(e.sub)
@@ -45,40 +49,58 @@ pub async fn append(
     .bind(e.reason)
     .bind(e.kid)
     .bind(now)
-    .fetch_one(conn)
-    .await?;
+    .fetch_one(x)
+    .await)?;
+    let what = if e.kid.is_some() { "keys" } else { "events" };
+    notify(db, what).await?;
     Ok(id)
+}
+
+/// Tells every instance listening on PostgreSQL that `what` changed (at commit);
+/// nothing on SQLite, where other processes are noticed by polling.
+pub async fn notify(db: impl Into<Exec<'_>>, what: &str) -> Result<(), StoreError> {
+    let db = db.into();
+    if db.backend() == Backend::Postgres {
+        on!(db, |x| sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(NOTIFY_CHANNEL)
+            .bind(what)
+            .execute(x)
+            .await
+            .map(|r| r.rows_affected()))?;
+    }
+    Ok(())
 }
 
 /// Events strictly after `after`, oldest first, optionally only one subject's.
 pub async fn after(
-    db: impl SqliteExecutor<'_>,
+    db: impl Into<Exec<'_>>,
     after: i64,
     sub: Option<&str>,
     limit: i64,
 ) -> Result<Vec<EventRow>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(on!(db.into(), |x| sqlx::query_as(
         "SELECT id, type, sub, sid, ver, roles, reason, kid, at FROM security_events
-         WHERE id > ? AND (? IS NULL OR sub = ?) ORDER BY id LIMIT ?",
+         WHERE id > $1 AND ($2 IS NULL OR sub = $2) ORDER BY id LIMIT $3",
     )
     .bind(after)
     .bind(sub)
-    .bind(sub)
     .bind(limit)
-    .fetch_all(db)
-    .await?)
+    .fetch_all(x)
+    .await)?)
 }
 
 /// The newest event id, 0 when the log is empty.
-pub async fn last_id(db: impl SqliteExecutor<'_>) -> Result<i64, StoreError> {
-    let (id,): (Option<i64>,) = sqlx::query_as("SELECT MAX(id) FROM security_events")
-        .fetch_one(db)
-        .await?;
+pub async fn last_id(db: impl Into<Exec<'_>>) -> Result<i64, StoreError> {
+    let (id,): (Option<i64>,) = on!(db.into(), |x| sqlx::query_as(
+        "SELECT MAX(id) FROM security_events"
+    )
+    .fetch_one(x)
+    .await)?;
     Ok(id.unwrap_or(0))
 }
 
 /// The newest id removed by retention (0 if none): resuming from before it must resynchronise.
-pub async fn pruned_through(db: impl SqliteExecutor<'_>) -> Result<i64, StoreError> {
+pub async fn pruned_through(db: impl Into<Exec<'_>>) -> Result<i64, StoreError> {
     let v = super::keys::meta(db, "events_pruned_through").await?;
     Ok(v.and_then(|b| b.try_into().ok())
         .map(i64::from_be_bytes)
@@ -87,19 +109,24 @@ pub async fn pruned_through(db: impl SqliteExecutor<'_>) -> Result<i64, StoreErr
 
 /// Deletes events older than `before` (always keeping the newest, whose id anchors
 /// resumption) and records the newest id removed.
-pub async fn prune(conn: &mut SqliteConnection, before: i64) -> Result<u64, StoreError> {
-    let (max,): (Option<i64>,) = sqlx::query_as(
-        "SELECT MAX(id) FROM security_events WHERE at < ? AND id < (SELECT MAX(id) FROM security_events)",
+pub async fn prune(db: impl Into<Exec<'_>>, before: i64) -> Result<u64, StoreError> {
+    let mut db = db.into();
+    let (max,): (Option<i64>,) = on!(db.re(), |x| {
+        sqlx::query_as(
+        "SELECT MAX(id) FROM security_events WHERE at < $1 AND id < (SELECT MAX(id) FROM security_events)",
     )
     .bind(before)
-    .fetch_one(&mut *conn)
-    .await?;
+    .fetch_one(x)
+    .await
+    })?;
     let Some(max) = max else { return Ok(0) };
-    let n = sqlx::query("DELETE FROM security_events WHERE id <= ?")
-        .bind(max)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    super::keys::set_meta(conn, "events_pruned_through", &max.to_be_bytes()).await?;
+    let n = on!(db.re(), |x| sqlx::query(
+        "DELETE FROM security_events WHERE id <= $1"
+    )
+    .bind(max)
+    .execute(x)
+    .await
+    .map(|r| r.rows_affected()))?;
+    super::keys::set_meta(db, "events_pruned_through", &max.to_be_bytes()).await?;
     Ok(n)
 }

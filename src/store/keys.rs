@@ -1,6 +1,6 @@
-use sqlx::{FromRow, SqliteConnection, SqliteExecutor};
+use sqlx::FromRow;
 
-use super::StoreError;
+use super::{Exec, StoreError, on};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct KeyRow {
@@ -19,42 +19,42 @@ const COLUMNS: &str =
     "kid, alg, state, public_jwk, private_sealed, created_at, activated_at, retired_at, revoked_at";
 
 /// Every key row, revoked ones included, oldest first.
-pub async fn list(db: impl SqliteExecutor<'_>) -> Result<Vec<KeyRow>, StoreError> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM signing_keys ORDER BY created_at, kid"
-    ))
-    .fetch_all(db)
-    .await?)
+pub async fn list(db: impl Into<Exec<'_>>) -> Result<Vec<KeyRow>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM signing_keys ORDER BY created_at, kid");
+    Ok(on!(db.into(), |e| sqlx::query_as(&sql).fetch_all(e).await)?)
 }
 
-pub async fn count(db: impl SqliteExecutor<'_>) -> Result<i64, StoreError> {
-    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM signing_keys")
-        .fetch_one(db)
-        .await?;
+pub async fn count(db: impl Into<Exec<'_>>) -> Result<i64, StoreError> {
+    let (n,): (i64,) = on!(db.into(), |e| sqlx::query_as(
+        "SELECT COUNT(*) FROM signing_keys"
+    )
+    .fetch_one(e)
+    .await)?;
     Ok(n)
 }
 
-pub async fn insert(conn: &mut SqliteConnection, k: &KeyRow) -> Result<(), StoreError> {
-    sqlx::query(&format!(
-        "INSERT INTO signing_keys ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    ))
-    .bind(&k.kid)
-    .bind(&k.alg)
-    .bind(&k.state)
-    .bind(&k.public_jwk)
-    .bind(&k.private_sealed)
-    .bind(k.created_at)
-    .bind(k.activated_at)
-    .bind(k.retired_at)
-    .bind(k.revoked_at)
-    .execute(conn)
-    .await?;
+pub async fn insert(db: impl Into<Exec<'_>>, k: &KeyRow) -> Result<(), StoreError> {
+    let sql =
+        format!("INSERT INTO signing_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
+    on!(db.into(), |e| sqlx::query(&sql)
+        .bind(&k.kid)
+        .bind(&k.alg)
+        .bind(&k.state)
+        .bind(&k.public_jwk)
+        .bind(&k.private_sealed)
+        .bind(k.created_at)
+        .bind(k.activated_at)
+        .bind(k.retired_at)
+        .bind(k.revoked_at)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// Moves a key from one state to another; false when it was not in `from`.
 pub async fn transition(
-    conn: &mut SqliteConnection,
+    db: impl Into<Exec<'_>>,
     kid: &str,
     from: &str,
     to: &str,
@@ -66,62 +66,69 @@ pub async fn transition(
         "revoked" => "revoked_at",
         _ => return Err(StoreError::Corrupt(format!("no transition to `{to}`"))),
     };
-    let done = sqlx::query(&format!(
-        "UPDATE signing_keys SET state = ?, {column} = ? WHERE kid = ? AND state = ?"
-    ))
-    .bind(to)
-    .bind(now)
-    .bind(kid)
-    .bind(from)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    let sql =
+        format!("UPDATE signing_keys SET state = $1, {column} = $2 WHERE kid = $3 AND state = $4");
+    let done = on!(db.into(), |e| sqlx::query(&sql)
+        .bind(to)
+        .bind(now)
+        .bind(kid)
+        .bind(from)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(done == 1)
 }
 
 /// Removes retired keys whose last token has expired.
 pub async fn delete_retired_before(
-    conn: &mut SqliteConnection,
+    db: impl Into<Exec<'_>>,
     before: i64,
 ) -> Result<u64, StoreError> {
-    Ok(
-        sqlx::query("DELETE FROM signing_keys WHERE state = 'retired' AND retired_at < ?")
-            .bind(before)
-            .execute(conn)
-            .await?
-            .rows_affected(),
+    Ok(on!(db.into(), |e| sqlx::query(
+        "DELETE FROM signing_keys WHERE state = 'retired' AND retired_at < $1"
     )
+    .bind(before)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))?)
 }
 
-pub async fn meta(db: impl SqliteExecutor<'_>, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-    let row: Option<(Vec<u8>,)> = sqlx::query_as("SELECT value FROM meta WHERE key = ?")
-        .bind(key)
-        .fetch_optional(db)
-        .await?;
+pub async fn meta(db: impl Into<Exec<'_>>, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    let row: Option<(Vec<u8>,)> = on!(db.into(), |e| sqlx::query_as(
+        "SELECT value FROM meta WHERE key = $1"
+    )
+    .bind(key)
+    .fetch_optional(e)
+    .await)?;
     Ok(row.map(|(v,)| v))
 }
 
-pub async fn set_meta(
-    conn: &mut SqliteConnection,
-    key: &str,
-    value: &[u8],
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-        .bind(key)
-        .bind(value)
-        .execute(conn)
-        .await?;
+pub async fn set_meta(db: impl Into<Exec<'_>>, key: &str, value: &[u8]) -> Result<(), StoreError> {
+    on!(db.into(), |e| {
+        sqlx::query(
+        "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+    )
+    .bind(key)
+    .bind(value)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
     Ok(())
 }
 
 pub async fn set_private(
-    conn: &mut SqliteConnection,
+    db: impl Into<Exec<'_>>,
     kid: &str,
     sealed: &[u8],
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE signing_keys SET private_sealed = ? WHERE kid = ?")
-        .bind(sealed)
-        .bind(kid)
-        .execute(conn)
-        .await?;
+    on!(db.into(), |e| sqlx::query(
+        "UPDATE signing_keys SET private_sealed = $1 WHERE kid = $2"
+    )
+    .bind(sealed)
+    .bind(kid)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }

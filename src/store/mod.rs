@@ -10,12 +10,14 @@ pub mod users;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 use crate::config::Config;
-
-pub type Tx = Transaction<'static, Sqlite>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -27,9 +29,7 @@ pub enum StoreError {
     Conflict(String),
     #[error("corrupt row: {0}")]
     Corrupt(String),
-    #[error(
-        "unsupported DATABASE_URL `{0}`: tessera speaks sqlite:// (PostgreSQL support is planned)"
-    )]
+    #[error("unsupported DATABASE_URL `{0}`: tessera speaks sqlite: and postgres://")]
     UnsupportedUrl(String),
 }
 
@@ -37,7 +37,8 @@ pub enum StoreError {
 pub fn conflict(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e {
         if db.is_unique_violation() {
-            // SQLite names the columns ("users.username"); map them to the constraint.
+            // SQLite names the columns ("users.username"); map them to the constraint
+            // name PostgreSQL reports.
             let msg = db.message();
             let name = if msg.contains("users.username") {
                 "users_username_key"
@@ -52,18 +53,193 @@ pub fn conflict(e: sqlx::Error) -> StoreError {
     StoreError::Db(e)
 }
 
-/// Readers share a pool; every write goes through one writer connection, which
-/// serialises writers inside this process without SQLITE_BUSY retries and lets
-/// a read-then-write transaction never lose its snapshot.
+/// Which SQL dialect a connection speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection pool of either backend.
+#[derive(Clone, Debug)]
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Pool {
+    pub fn size(&self) -> u32 {
+        match self {
+            Pool::Sqlite(p) => p.size(),
+            Pool::Postgres(p) => p.size(),
+        }
+    }
+
+    pub fn num_idle(&self) -> usize {
+        match self {
+            Pool::Sqlite(p) => p.num_idle(),
+            Pool::Postgres(p) => p.num_idle(),
+        }
+    }
+
+    /// A connection held for several statements outside a transaction.
+    pub async fn acquire(&self) -> Result<Conn, StoreError> {
+        Ok(match self {
+            Pool::Sqlite(p) => Conn::Sqlite(p.acquire().await?),
+            Pool::Postgres(p) => Conn::Postgres(p.acquire().await?),
+        })
+    }
+
+    async fn close(&self) {
+        match self {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+/// A pooled connection of either backend.
+pub enum Conn {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+/// A transaction of either backend. Dropped without [`Tx::commit`], it rolls back.
+pub enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await,
+            Tx::Postgres(t) => t.commit().await,
+        }
+    }
+}
+
+/// Where a store function runs its SQL: a pool, or a connection or transaction
+/// held by the caller. Store functions take `impl Into<Exec>`, so callers pass
+/// `&db.read` or `&mut tx` alike.
+pub enum Exec<'c> {
+    SqlitePool(&'c SqlitePool),
+    PgPool(&'c PgPool),
+    Sqlite(&'c mut SqliteConnection),
+    Postgres(&'c mut PgConnection),
+}
+
+impl Exec<'_> {
+    /// Reborrows, for a function that runs several statements on one executor.
+    pub fn re(&mut self) -> Exec<'_> {
+        match self {
+            Exec::SqlitePool(p) => Exec::SqlitePool(p),
+            Exec::PgPool(p) => Exec::PgPool(p),
+            Exec::Sqlite(c) => Exec::Sqlite(c),
+            Exec::Postgres(c) => Exec::Postgres(c),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Exec::SqlitePool(_) | Exec::Sqlite(_) => Backend::Sqlite,
+            Exec::PgPool(_) | Exec::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+impl<'c> From<&'c Pool> for Exec<'c> {
+    fn from(p: &'c Pool) -> Self {
+        match p {
+            Pool::Sqlite(p) => Exec::SqlitePool(p),
+            Pool::Postgres(p) => Exec::PgPool(p),
+        }
+    }
+}
+
+impl<'c> From<&'c mut Tx> for Exec<'c> {
+    fn from(t: &'c mut Tx) -> Self {
+        match t {
+            Tx::Sqlite(t) => Exec::Sqlite(t),
+            Tx::Postgres(t) => Exec::Postgres(t),
+        }
+    }
+}
+
+impl<'c> From<&'c mut Conn> for Exec<'c> {
+    fn from(c: &'c mut Conn) -> Self {
+        match c {
+            Conn::Sqlite(c) => Exec::Sqlite(c),
+            Conn::Postgres(c) => Exec::Postgres(c),
+        }
+    }
+}
+
+impl<'c> From<&'c mut Exec<'_>> for Exec<'c> {
+    fn from(e: &'c mut Exec<'_>) -> Self {
+        e.re()
+    }
+}
+
+/// Runs `$body` with `$e` bound to the executor inside `$exec` (an [`Exec`]):
+/// the SQL is written once and compiled for each backend. Placeholders are
+/// `$1, $2, ...`, which both SQLite and PostgreSQL accept.
+macro_rules! on {
+    ($exec:expr, |$e:ident| $body:expr) => {
+        match $exec {
+            $crate::store::Exec::SqlitePool($e) => $body,
+            $crate::store::Exec::PgPool($e) => $body,
+            $crate::store::Exec::Sqlite($e) => $body,
+            $crate::store::Exec::Postgres($e) => $body,
+        }
+    };
+}
+pub(crate) use on;
+
+/// The PostgreSQL channel every instance listens on; the payload names what changed.
+pub const NOTIFY_CHANNEL: &str = "tessera";
+
+/// Write transactions that read and then write take this transaction-scoped
+/// advisory lock on PostgreSQL: the same one-writer-at-a-time discipline SQLite's
+/// `BEGIN IMMEDIATE` gives, across every instance. It also makes security event
+/// ids commit in order, so a reader resuming "after id N" never skips a row that
+/// committed late. The hot rotation path is a single conditional statement and
+/// does not take it.
+const WRITE_LOCK: i64 = 0x7465_7373_6572_61; // "tessera"
+
+/// SQLite: readers share a pool and every write goes through one writer connection,
+/// which serialises writers inside this process without SQLITE_BUSY retries and
+/// lets a read-then-write transaction never lose its snapshot. PostgreSQL: one
+/// pool serves both.
 #[derive(Clone, Debug)]
 pub struct Db {
-    pub read: SqlitePool,
-    write: SqlitePool,
+    pub read: Pool,
+    write: Pool,
+    url: String,
 }
 
 impl Db {
     pub async fn connect(cfg: &Config) -> Result<Self, StoreError> {
         let url = cfg.database_url.as_str();
+        let acquire = cfg.db_acquire_timeout;
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url)?
+                .statement_cache_capacity(256)
+                .log_statements(tracing::log::LevelFilter::Trace);
+            let pool = PgPoolOptions::new()
+                .max_connections(cfg.db_max_connections)
+                .min_connections(1)
+                .acquire_timeout(acquire)
+                // A connection broken by a server restart is found out here, not by a request.
+                .test_before_acquire(true)
+                .connect_with(opts)
+                .await?;
+            return Ok(Self {
+                read: Pool::Postgres(pool.clone()),
+                write: Pool::Postgres(pool),
+                url: url.to_string(),
+            });
+        }
         if !url.starts_with("sqlite:") {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         }
@@ -86,35 +262,79 @@ impl Db {
         }
         let write = SqlitePoolOptions::new()
             .max_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(acquire)
             .connect_with(opts.clone())
             .await?;
         let read = SqlitePoolOptions::new()
             .max_connections(cfg.db_max_connections)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(acquire)
             .connect_with(opts)
             .await?;
-        Ok(Self { read, write })
+        Ok(Self {
+            read: Pool::Sqlite(read),
+            write: Pool::Sqlite(write),
+            url: url.to_string(),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.write {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The URL this database was opened with (it may hold a password: never log it).
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("migrations/sqlite").run(&self.write).await?;
+        match &self.write {
+            Pool::Sqlite(p) => sqlx::migrate!("migrations/sqlite").run(p).await?,
+            Pool::Postgres(p) => sqlx::migrate!("migrations/postgres").run(p).await?,
+        }
         Ok(())
     }
 
-    /// A write transaction that takes the database write lock up front
-    /// (`BEGIN IMMEDIATE`), so another process (the CLI) cannot invalidate its reads.
+    /// A write transaction that holds the database's write lock from its start, so
+    /// no other writer (another request, the CLI, another instance) can invalidate
+    /// what it reads: `BEGIN IMMEDIATE` on SQLite, [`WRITE_LOCK`] on PostgreSQL.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(match &self.write {
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Tx::Postgres(tx)
+            }
+        })
     }
 
-    /// The writer connection, for single-statement writes outside a transaction.
-    pub fn writer(&self) -> &SqlitePool {
+    /// A write transaction for statements that only insert or update conditionally,
+    /// which need atomicity but not the write lock (on SQLite the one writer
+    /// connection serialises them anyway).
+    pub async fn begin_plain(&self) -> Result<Tx, StoreError> {
+        Ok(match &self.write {
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    /// The writer, for single-statement writes outside a transaction.
+    pub fn writer(&self) -> &Pool {
         &self.write
     }
 
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.read).await.is_ok()
+        let ok = on!(Exec::from(&self.read), |e| sqlx::query("SELECT 1")
+            .execute(e)
+            .await
+            .is_ok());
+        ok
     }
 
     pub async fn close(&self) {
@@ -136,14 +356,33 @@ pub fn from_json(text: &str) -> Result<Vec<String>, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("expected a JSON list, got {text:.40}")))
 }
 
-/// Whether an error means the database is unreachable or overloaded (answer 503, retry).
+/// Whether an error means the database is unreachable, restarting or overloaded
+/// (answer 503, the client may retry): pool exhaustion, a broken connection, or
+/// PostgreSQL shutting down, starting up or giving up a deadlock.
 pub fn is_unavailable(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
     while let Some(err) = cur {
-        if let Some(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) =
-            err.downcast_ref::<sqlx::Error>()
-        {
-            return true;
+        match err.downcast_ref::<sqlx::Error>() {
+            Some(
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::Io(_)
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+                | sqlx::Error::Protocol(_),
+            ) => return true,
+            Some(sqlx::Error::Database(db)) => {
+                let code = db.code().unwrap_or_default();
+                // 08: connection exception; 57P0x: admin/crash shutdown, cannot connect
+                // now; 40001/40P01: serialization failure, deadlock detected.
+                if code.starts_with("08")
+                    || code.starts_with("57P0")
+                    || code == "40001"
+                    || code == "40P01"
+                {
+                    return true;
+                }
+            }
+            _ => {}
         }
         cur = err.source();
     }

@@ -1,6 +1,6 @@
-use sqlx::{FromRow, SqliteConnection, SqliteExecutor};
+use sqlx::FromRow;
 
-use super::StoreError;
+use super::{Backend, Exec, StoreError, on};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct FamilyRow {
@@ -49,10 +49,11 @@ impl UserState {
 
 const FAMILY_COLUMNS: &str = "f.id, f.user_id, f.client_id, f.scope, f.audience, f.created_at, f.last_used_at, f.expires_at, f.revoked_at";
 
-pub async fn insert_family(conn: &mut SqliteConnection, f: &FamilyRow) -> Result<(), StoreError> {
-    sqlx::query(
+pub async fn insert_family(db: impl Into<Exec<'_>>, f: &FamilyRow) -> Result<(), StoreError> {
+    on!(db.into(), |e| {
+        sqlx::query(
         "INSERT INTO refresh_families (id, user_id, client_id, scope, audience, created_at, last_used_at, expires_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&f.id)
     .bind(&f.user_id)
@@ -62,67 +63,91 @@ pub async fn insert_family(conn: &mut SqliteConnection, f: &FamilyRow) -> Result
     .bind(f.created_at)
     .bind(f.last_used_at)
     .bind(f.expires_at)
-    .execute(conn)
-    .await?;
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
     Ok(())
 }
 
 pub async fn insert_token(
-    conn: &mut SqliteConnection,
+    db: impl Into<Exec<'_>>,
     hash: &[u8],
     family_id: &str,
     scope: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO refresh_tokens (hash, family_id, scope, created_at) VALUES (?, ?, ?, ?)",
+    on!(db.into(), |e| sqlx::query(
+        "INSERT INTO refresh_tokens (hash, family_id, scope, created_at) VALUES ($1, $2, $3, $4)",
     )
     .bind(hash)
     .bind(family_id)
     .bind(scope)
     .bind(now)
-    .execute(conn)
-    .await?;
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
-pub async fn token(
-    db: impl SqliteExecutor<'_>,
-    hash: &[u8],
-) -> Result<Option<TokenRow>, StoreError> {
-    Ok(sqlx::query_as(&format!(
+fn token_sql(lock: &str) -> String {
+    format!(
         "SELECT t.hash, t.created_at AS issued_at, t.scope, t.consumed_at, t.successor_hash, t.successor_sealed, {FAMILY_COLUMNS},
                 u.roles AS user_roles, u.authz_version AS user_ver, u.disabled AS user_disabled
          FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id JOIN users u ON u.id = f.user_id
-         WHERE t.hash = ?"
-    ))
-    .bind(hash)
-    .fetch_optional(db)
-    .await?)
+         WHERE t.hash = $1{lock}"
+    )
+}
+
+pub async fn token(db: impl Into<Exec<'_>>, hash: &[u8]) -> Result<Option<TokenRow>, StoreError> {
+    let sql = token_sql("");
+    Ok(on!(db.into(), |e| sqlx::query_as(&sql)
+        .bind(hash)
+        .fetch_optional(e)
+        .await)?)
+}
+
+/// [`token`], with the token's row locked until the transaction ends on PostgreSQL,
+/// so the single-statement fast path of another instance cannot consume it while
+/// the slow path decides. (SQLite's write transaction excludes every other writer.)
+pub async fn token_for_update(
+    db: impl Into<Exec<'_>>,
+    hash: &[u8],
+) -> Result<Option<TokenRow>, StoreError> {
+    let db = db.into();
+    let sql = match db.backend() {
+        Backend::Sqlite => token_sql(""),
+        Backend::Postgres => token_sql(" FOR UPDATE OF t"),
+    };
+    Ok(on!(db, |e| sqlx::query_as(&sql)
+        .bind(hash)
+        .fetch_optional(e)
+        .await)?)
 }
 
 /// Consumes a token if nobody has and its family is live: the one conditional
 /// update that decides a race. The `refresh_token_rotated` trigger inserts the
 /// successor and touches the family within the same statement.
 pub async fn consume(
-    db: impl SqliteExecutor<'_>,
+    db: impl Into<Exec<'_>>,
     hash: &[u8],
     successor_hash: &[u8],
     successor_sealed: Option<&[u8]>,
     now: i64,
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "UPDATE refresh_tokens SET consumed_at = ?, successor_hash = ?, successor_sealed = ?
-         WHERE hash = ? AND consumed_at IS NULL
+    let done = on!(db.into(), |e| sqlx::query(
+        "UPDATE refresh_tokens SET consumed_at = $1, successor_hash = $2, successor_sealed = $3
+         WHERE hash = $4 AND consumed_at IS NULL
            AND (SELECT revoked_at FROM refresh_families f WHERE f.id = family_id) IS NULL",
     )
     .bind(now)
     .bind(successor_hash)
     .bind(successor_sealed)
     .bind(hash)
-    .execute(db)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(done == 1)
 }
 
 /// One token to consume in a batch: its hash, its successor's hash and sealed copy, the time.
@@ -131,166 +156,196 @@ pub type Consume = ([u8; 32], [u8; 32], Option<Vec<u8>>, i64);
 /// [`consume`] for many tokens in one statement (group commit): returns the hashes
 /// that were consumed. Hashes must be distinct (a duplicate could win twice).
 pub async fn consume_many(
-    db: impl SqliteExecutor<'_>,
+    db: impl Into<Exec<'_>>,
     batch: &[Consume],
 ) -> Result<Vec<Vec<u8>>, StoreError> {
-    let values = vec!["(?, ?, ?, ?)"; batch.len()].join(", ");
-    // `hash IN (...)` keeps every lookup on the primary key.
-    let sql = format!(
-        "WITH v(h, n, s, at) AS (VALUES {values})
-         UPDATE refresh_tokens SET
-             consumed_at = (SELECT at FROM v WHERE v.h = refresh_tokens.hash),
-             successor_hash = (SELECT n FROM v WHERE v.h = refresh_tokens.hash),
-             successor_sealed = (SELECT s FROM v WHERE v.h = refresh_tokens.hash)
-         WHERE hash IN (SELECT h FROM v) AND consumed_at IS NULL
-           AND (SELECT revoked_at FROM refresh_families f WHERE f.id = family_id) IS NULL
-         RETURNING hash"
-    );
-    let mut q = sqlx::query_as::<_, (Vec<u8>,)>(&sql);
-    for (hash, next, sealed, now) in batch {
-        q = q
-            .bind(hash.as_slice())
-            .bind(next.as_slice())
-            .bind(sealed.as_deref())
-            .bind(*now);
-    }
-    Ok(q.fetch_all(db).await?.into_iter().map(|(h,)| h).collect())
+    let db = db.into();
+    let values = (0..batch.len())
+        .map(|i| {
+            let b = i * 4;
+            format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4)
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = match db.backend() {
+        // `hash IN (...)` keeps every lookup on the primary key.
+        Backend::Sqlite => format!(
+            "WITH v(h, n, s, at) AS (VALUES {values})
+             UPDATE refresh_tokens SET
+                 consumed_at = (SELECT at FROM v WHERE v.h = refresh_tokens.hash),
+                 successor_hash = (SELECT n FROM v WHERE v.h = refresh_tokens.hash),
+                 successor_sealed = (SELECT s FROM v WHERE v.h = refresh_tokens.hash)
+             WHERE hash IN (SELECT h FROM v) AND consumed_at IS NULL
+               AND (SELECT revoked_at FROM refresh_families f WHERE f.id = family_id) IS NULL
+             RETURNING hash"
+        ),
+        // A concurrent consumer of the same row makes this one wait and re-check
+        // `consumed_at IS NULL` on the committed row (READ COMMITTED): one winner.
+        Backend::Postgres => format!(
+            "UPDATE refresh_tokens t SET consumed_at = v.at, successor_hash = v.n, successor_sealed = v.s
+             FROM (VALUES {values}) AS v(h, n, s, at)
+             WHERE t.hash = v.h AND t.consumed_at IS NULL
+               AND (SELECT revoked_at FROM refresh_families f WHERE f.id = t.family_id) IS NULL
+             RETURNING t.hash"
+        ),
+    };
+    let rows: Vec<(Vec<u8>,)> = on!(db, |e| {
+        let mut q = sqlx::query_as(&sql);
+        for (hash, next, sealed, now) in batch {
+            q = q
+                .bind(hash.as_slice())
+                .bind(next.as_slice())
+                .bind(sealed.as_deref())
+                .bind(*now);
+        }
+        q.fetch_all(e).await
+    })?;
+    Ok(rows.into_iter().map(|(h,)| h).collect())
 }
 
 /// Whether `hash` is the family's live head (issued, not consumed).
-pub async fn is_unconsumed(conn: &mut SqliteConnection, hash: &[u8]) -> Result<bool, StoreError> {
-    let row: Option<(i64,)> =
-        sqlx::query_as("SELECT 1 FROM refresh_tokens WHERE hash = ? AND consumed_at IS NULL")
-            .bind(hash)
-            .fetch_optional(conn)
-            .await?;
+pub async fn is_unconsumed(db: impl Into<Exec<'_>>, hash: &[u8]) -> Result<bool, StoreError> {
+    let row: Option<(i32,)> = on!(db.into(), |e| sqlx::query_as(
+        "SELECT 1 FROM refresh_tokens WHERE hash = $1 AND consumed_at IS NULL"
+    )
+    .bind(hash)
+    .fetch_optional(e)
+    .await)?;
     Ok(row.is_some())
 }
 
-pub async fn touch_family(
-    conn: &mut SqliteConnection,
-    id: &str,
-    now: i64,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE refresh_families SET last_used_at = ? WHERE id = ?")
-        .bind(now)
-        .bind(id)
-        .execute(conn)
-        .await?;
+pub async fn touch_family(db: impl Into<Exec<'_>>, id: &str, now: i64) -> Result<(), StoreError> {
+    on!(db.into(), |e| sqlx::query(
+        "UPDATE refresh_families SET last_used_at = $1 WHERE id = $2"
+    )
+    .bind(now)
+    .bind(id)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// Revokes one family; false when it was already revoked.
 pub async fn revoke_family(
-    conn: &mut SqliteConnection,
+    db: impl Into<Exec<'_>>,
     id: &str,
     reason: &str,
     now: i64,
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "UPDATE refresh_families SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL",
+    let mut db = db.into();
+    let done = on!(db.re(), |e| {
+        sqlx::query(
+        "UPDATE refresh_families SET revoked_at = $1, revoke_reason = $2 WHERE id = $3 AND revoked_at IS NULL",
     )
     .bind(now)
     .bind(reason)
     .bind(id)
-    .execute(&mut *conn)
-    .await?;
-    if done.rows_affected() == 1 {
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    if done == 1 {
         // The sealed successors are useless now; do not keep them around.
-        sqlx::query("UPDATE refresh_tokens SET successor_sealed = NULL WHERE family_id = ?")
-            .bind(id)
-            .execute(conn)
-            .await?;
+        on!(db, |e| sqlx::query(
+            "UPDATE refresh_tokens SET successor_sealed = NULL WHERE family_id = $1"
+        )
+        .bind(id)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
     }
-    Ok(done.rows_affected() == 1)
+    Ok(done == 1)
 }
 
 /// Revokes every live family of a user; returns their ids.
 pub async fn revoke_user_families(
-    conn: &mut SqliteConnection,
+    db: impl Into<Exec<'_>>,
     user_id: &str,
     reason: &str,
     now: i64,
 ) -> Result<Vec<String>, StoreError> {
-    let ids: Vec<(String,)> = sqlx::query_as(
-        "UPDATE refresh_families SET revoked_at = ?, revoke_reason = ?
-         WHERE user_id = ? AND revoked_at IS NULL RETURNING id",
+    let mut db = db.into();
+    let ids: Vec<(String,)> = on!(db.re(), |e| sqlx::query_as(
+        "UPDATE refresh_families SET revoked_at = $1, revoke_reason = $2
+         WHERE user_id = $3 AND revoked_at IS NULL RETURNING id",
     )
     .bind(now)
     .bind(reason)
     .bind(user_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    sqlx::query(
+    .fetch_all(e)
+    .await)?;
+    on!(db, |e| {
+        sqlx::query(
         "UPDATE refresh_tokens SET successor_sealed = NULL
-         WHERE family_id IN (SELECT id FROM refresh_families WHERE user_id = ?) AND successor_sealed IS NOT NULL",
+         WHERE family_id IN (SELECT id FROM refresh_families WHERE user_id = $1) AND successor_sealed IS NOT NULL",
     )
     .bind(user_id)
-    .execute(conn)
-    .await?;
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
     Ok(ids.into_iter().map(|(id,)| id).collect())
 }
 
-pub async fn family(
-    db: impl SqliteExecutor<'_>,
-    id: &str,
-) -> Result<Option<FamilyRow>, StoreError> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {FAMILY_COLUMNS} FROM refresh_families f WHERE f.id = ?"
-    ))
-    .bind(id)
-    .fetch_optional(db)
-    .await?)
+pub async fn family(db: impl Into<Exec<'_>>, id: &str) -> Result<Option<FamilyRow>, StoreError> {
+    let sql = format!("SELECT {FAMILY_COLUMNS} FROM refresh_families f WHERE f.id = $1");
+    Ok(on!(db.into(), |e| sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(e)
+        .await)?)
 }
 
 pub async fn live_families_of(
-    db: impl SqliteExecutor<'_>,
+    db: impl Into<Exec<'_>>,
     user_id: &str,
     now: i64,
 ) -> Result<Vec<FamilyRow>, StoreError> {
-    Ok(sqlx::query_as(&format!(
+    let sql = format!(
         "SELECT {FAMILY_COLUMNS} FROM refresh_families f
-         WHERE f.user_id = ? AND f.revoked_at IS NULL AND f.expires_at > ? ORDER BY f.created_at"
-    ))
-    .bind(user_id)
-    .bind(now)
-    .fetch_all(db)
-    .await?)
+         WHERE f.user_id = $1 AND f.revoked_at IS NULL AND f.expires_at > $2 ORDER BY f.created_at"
+    );
+    Ok(on!(db.into(), |e| sqlx::query_as(&sql)
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(e)
+        .await)?)
 }
 
 /// Drops sealed successors whose grace window has passed.
 pub async fn forget_sealed_successors(
-    db: impl SqliteExecutor<'_>,
+    db: impl Into<Exec<'_>>,
     consumed_before: i64,
 ) -> Result<u64, StoreError> {
-    Ok(sqlx::query(
-        "UPDATE refresh_tokens SET successor_sealed = NULL WHERE successor_sealed IS NOT NULL AND consumed_at < ?",
+    Ok(on!(db.into(), |e| {
+        sqlx::query(
+        "UPDATE refresh_tokens SET successor_sealed = NULL WHERE successor_sealed IS NOT NULL AND consumed_at < $1",
     )
     .bind(consumed_before)
-    .execute(db)
-    .await?
-    .rows_affected())
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected())
+    })?)
 }
 
 /// Deletes families that ended before `before` (revoked, or past their absolute
 /// lifetime), with their tokens; returns how many families.
-pub async fn forget_ended(db: &sqlx::SqlitePool, before: i64) -> Result<u64, StoreError> {
-    let mut tx = db.begin().await?;
-    let ended = "SELECT id FROM refresh_families WHERE revoked_at < ? OR expires_at < ?";
-    sqlx::query(&format!(
-        "DELETE FROM refresh_tokens WHERE family_id IN ({ended})"
-    ))
-    .bind(before)
-    .bind(before)
-    .execute(&mut *tx)
-    .await?;
-    let done = sqlx::query(&format!(
-        "DELETE FROM refresh_families WHERE id IN ({ended})"
-    ))
-    .bind(before)
-    .bind(before)
-    .execute(&mut *tx)
-    .await?;
+pub async fn forget_ended(db: &super::Db, before: i64) -> Result<u64, StoreError> {
+    let mut tx = db.begin_plain().await?;
+    let ended = "SELECT id FROM refresh_families WHERE revoked_at < $1 OR expires_at < $1";
+    let tokens = format!("DELETE FROM refresh_tokens WHERE family_id IN ({ended})");
+    let families = format!("DELETE FROM refresh_families WHERE id IN ({ended})");
+    let mut x = Exec::from(&mut tx);
+    on!(x.re(), |e| sqlx::query(&tokens)
+        .bind(before)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+    let done = on!(x, |e| sqlx::query(&families)
+        .bind(before)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
     tx.commit().await?;
-    Ok(done.rows_affected())
+    Ok(done)
 }

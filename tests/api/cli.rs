@@ -302,6 +302,7 @@ async fn keys_rewrap_moves_every_key_to_a_new_kek() {
     // The database never holds the new KEK, and the private keys are still encrypted.
     assert!(
         !crate::jwks::db_bytes(&app)
+            .await
             .windows(new_kek.len())
             .any(|w| w == new_kek.as_bytes())
     );

@@ -36,44 +36,45 @@ async fn refresh(http: &Client, s: &Served, rt: &str) -> reqwest::Result<(u16, V
 
 /// Families with more than one unconsumed refresh token, and families revoked.
 async fn invariants(database_url: &str) -> (Vec<(String, i64)>, i64, i64) {
-    let db = sqlx::SqlitePool::connect(database_url).await.unwrap();
-    let branched: Vec<(String, i64)> = sqlx::query_as(
+    let db = crate::sql::connect(database_url).await;
+    let branched: Vec<(String, i64)> = crate::sql::all(
+        &db,
         "SELECT family_id, COUNT(*) FROM refresh_tokens WHERE consumed_at IS NULL \
          GROUP BY family_id HAVING COUNT(*) > 1",
+        &[],
     )
-    .fetch_all(&db)
-    .await
-    .unwrap();
-    let (revoked,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM refresh_families WHERE revoked_at IS NOT NULL")
-            .fetch_one(&db)
-            .await
-            .unwrap();
-    let (live,): (i64,) = sqlx::query_as(
+    .await;
+    let (revoked,): (i64,) = crate::sql::one(
+        &db,
+        "SELECT COUNT(*) FROM refresh_families WHERE revoked_at IS NOT NULL",
+        &[],
+    )
+    .await;
+    let (live,): (i64,) = crate::sql::one(
+        &db,
         "SELECT COUNT(DISTINCT family_id) FROM refresh_tokens WHERE consumed_at IS NULL",
+        &[],
     )
-    .fetch_one(&db)
-    .await
-    .unwrap();
-    db.close().await;
+    .await;
+    crate::sql::close(db).await;
     (branched, revoked, live)
 }
 
 /// How many of `tokens` are consumed on disk: rotations committed whose response never arrived.
 async fn lost_responses(database_url: &str, tokens: &[String]) -> usize {
-    let db = sqlx::SqlitePool::connect(database_url).await.unwrap();
+    let db = crate::sql::connect(database_url).await;
     let mut lost = 0;
     for t in tokens {
         let hash = tessera::crypto::sha256(t.as_bytes()).to_vec();
-        let (consumed,): (bool,) =
-            sqlx::query_as("SELECT consumed_at IS NOT NULL FROM refresh_tokens WHERE hash = ?")
-                .bind(hash)
-                .fetch_one(&db)
-                .await
-                .unwrap();
+        let (consumed,): (bool,) = crate::sql::one(
+            &db,
+            "SELECT consumed_at IS NOT NULL FROM refresh_tokens WHERE hash = $1",
+            &[hash.into()],
+        )
+        .await;
         lost += usize::from(consumed);
     }
-    db.close().await;
+    crate::sql::close(db).await;
     lost
 }
 

@@ -47,13 +47,12 @@ async fn assert_throttled(resp: Response, window: u64) {
 }
 
 async fn throttled_events(app: &TestApp, sub: &str) -> i64 {
-    let (n,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM security_events WHERE type = 'user.login_throttled' AND sub = ?",
+    let (n,): (i64,) = crate::sql::one(
+        &app.core.db.read,
+        "SELECT COUNT(*) FROM security_events WHERE type = 'user.login_throttled' AND sub = $1",
+        &[sub.into()],
     )
-    .bind(sub)
-    .fetch_one(&app.core.db.read)
-    .await
-    .unwrap();
+    .await;
     n
 }
 

@@ -23,13 +23,53 @@ pub struct TestApp {
     task: Option<JoinHandle<()>>,
 }
 
+/// Whether the suite runs on PostgreSQL: `TESSERA_TEST_POSTGRES` names a server
+/// (`postgres://user@127.0.0.1:port/postgres`) where every test gets a fresh database.
+pub fn on_postgres() -> bool {
+    std::env::var("TESSERA_TEST_POSTGRES").is_ok_and(|v| !v.is_empty())
+}
+
+/// A fresh, empty database: a new PostgreSQL database when the suite runs on
+/// PostgreSQL, else an SQLite file in `dir`.
+pub fn fresh_database_url(dir: &TempDir) -> String {
+    let Some(admin) = std::env::var("TESSERA_TEST_POSTGRES")
+        .ok()
+        .filter(|v| !v.is_empty())
+    else {
+        return format!("sqlite://{}/tessera.db", dir.path().display());
+    };
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let (url, create) = (admin.clone(), format!("CREATE DATABASE {name}"));
+    // Works from sync and async callers alike: its own thread, its own runtime.
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&url)
+                    .await
+                    .expect("TESSERA_TEST_POSTGRES is reachable");
+                sqlx::query(&create)
+                    .execute(&mut c)
+                    .await
+                    .expect("create database");
+                c.close().await.ok();
+            })
+    })
+    .join()
+    .unwrap();
+    let (base, _) = admin
+        .rsplit_once('/')
+        .expect("a database in TESSERA_TEST_POSTGRES");
+    format!("{base}/{name}")
+}
+
 /// Settings every test app gets: cheap argon2, a short grace window unless asked.
 fn base_settings(dir: &TempDir) -> HashMap<&'static str, String> {
     HashMap::from([
-        (
-            "database_url",
-            format!("sqlite://{}/tessera.db", dir.path().display()),
-        ),
+        ("database_url", fresh_database_url(dir)),
         ("keys_dir", dir.path().join("keys").display().to_string()),
         ("argon2_memory_kib", "64".into()),
         ("argon2_iterations", "1".into()),
@@ -361,10 +401,7 @@ impl Served {
     /// Environment for a fresh database in `dir`; `extra` are `(VARIABLE, value)` overrides.
     pub fn env_for(dir: &TempDir, extra: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = [
-            (
-                "DATABASE_URL",
-                format!("sqlite://{}/tessera.db", dir.path().display()),
-            ),
+            ("DATABASE_URL", fresh_database_url(dir)),
             (
                 "TESSERA_KEYS_DIR",
                 dir.path().join("keys").display().to_string(),

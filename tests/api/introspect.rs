@@ -267,20 +267,22 @@ async fn revoked_consumed_stale_and_disabled_are_inactive() {
     // A stale `ver` alone (family live) makes an access token inactive under `revoke`.
     let (at, _) = web_login(&app, &web).await;
     assert_eq!(introspect_ok(&app, "rs", &rs, &at).await["active"], true);
-    sqlx::query("UPDATE users SET authz_version = authz_version + 1 WHERE id = ?")
-        .bind(&alice)
-        .execute(app.core.db.writer())
-        .await
-        .unwrap();
+    crate::sql::exec(
+        app.core.db.writer(),
+        "UPDATE users SET authz_version = authz_version + 1 WHERE id = $1",
+        &[(&alice).into()],
+    )
+    .await;
     assert_eq!(introspect_ok(&app, "rs", &rs, &at).await, inactive);
 
     // A disabled user alone (family live) makes both inactive.
     let (at, rt) = web_login(&app, &web).await;
-    sqlx::query("UPDATE users SET disabled = 1 WHERE id = ?")
-        .bind(&alice)
-        .execute(app.core.db.writer())
-        .await
-        .unwrap();
+    crate::sql::exec(
+        app.core.db.writer(),
+        "UPDATE users SET disabled = TRUE WHERE id = $1",
+        &[(&alice).into()],
+    )
+    .await;
     assert_eq!(introspect_ok(&app, "rs", &rs, &at).await, inactive);
     assert_eq!(introspect_ok(&app, "web", &web, &rt).await, inactive);
 }

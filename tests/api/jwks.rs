@@ -184,11 +184,42 @@ async fn check_keys_and_token(alg: &str) {
         !verify_with_jwks(&with_claims(&token, &forged), &jwks),
         "an altered payload must not verify"
     );
-    assert_raw_public_keys_absent_from_db(&app, &jwks);
+    assert_raw_public_keys_absent_from_db(&app, &jwks).await;
 }
 
 /// The database files (main and WAL), as bytes.
-pub fn db_bytes(app: &TestApp) -> Vec<u8> {
+pub async fn db_bytes(app: &TestApp) -> Vec<u8> {
+    if let tessera::store::Pool::Postgres(pool) = &app.core.db.read {
+        // Every row of every table as PostgreSQL renders it; bytea in the escape
+        // format, which keeps printable bytes as they are.
+        use sqlx::Acquire;
+        let mut conn = pool.acquire().await.unwrap();
+        let mut tx = conn.begin().await.unwrap();
+        sqlx::query("SET LOCAL bytea_output = 'escape'")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let mut bytes = Vec::new();
+        for table in [
+            "users",
+            "clients",
+            "refresh_families",
+            "refresh_tokens",
+            "signing_keys",
+            "security_events",
+            "meta",
+        ] {
+            let rows: Vec<(String,)> =
+                sqlx::query_as(&format!("SELECT row_to_json(t)::text FROM {table} t"))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .unwrap();
+            for (row,) in rows {
+                bytes.extend(row.into_bytes());
+            }
+        }
+        return bytes;
+    }
     let mut bytes = std::fs::read(app.db_path()).unwrap();
     if let Ok(wal) = std::fs::read(app.dir.path().join("tessera.db-wal")) {
         bytes.extend(wal);
@@ -202,8 +233,8 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// A PKCS#8 document in clear carries the raw public key; the database must never hold it,
 /// only the JWK (base64url text) and the sealed private half.
-fn assert_raw_public_keys_absent_from_db(app: &TestApp, jwks: &Value) {
-    let db = db_bytes(app);
+async fn assert_raw_public_keys_absent_from_db(app: &TestApp, jwks: &Value) {
+    let db = db_bytes(app).await;
     for key in jwks["keys"].as_array().unwrap() {
         let kid = key["kid"].as_str().unwrap();
         assert!(
@@ -253,7 +284,7 @@ async fn es256_private_keys_are_not_stored_in_clear() {
     assert!(sample.as_ref().starts_with(&PKCS8_P256));
 
     let (app, _) = app_and_token("ES256").await;
-    let mut db = db_bytes(&app);
+    let mut db = db_bytes(&app).await;
     assert!(
         !contains(&db, &PKCS8_P256),
         "a PKCS#8 P-256 private key is in the database in clear"

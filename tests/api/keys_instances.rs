@@ -88,10 +88,12 @@ impl Drop for Instance {
 
 /// Every key row as (kid, state, activated_at), oldest first.
 async fn key_rows(app: &TestApp) -> Vec<(String, String, Option<i64>)> {
-    sqlx::query_as("SELECT kid, state, activated_at FROM signing_keys ORDER BY created_at, kid")
-        .fetch_all(&app.core.db.read)
-        .await
-        .unwrap()
+    crate::sql::all(
+        &app.core.db.read,
+        "SELECT kid, state, activated_at FROM signing_keys ORDER BY created_at, kid",
+        &[],
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -131,11 +131,12 @@ pub async fn wait_until_signing(app: &TestApp, kid: &str) {
 /// published. Its `created_at` is a whole second (published at 10.9 s, it reads 10), so
 /// only from `created_at + jwks_max_age + 1` is a full lead certain.
 pub async fn wait_out_the_lead(app: &TestApp) {
-    let (created,): (i64,) =
-        sqlx::query_as("SELECT created_at FROM signing_keys WHERE state = 'next'")
-            .fetch_one(&app.core.db.read)
-            .await
-            .unwrap();
+    let (created,): (i64,) = crate::sql::one(
+        &app.core.db.read,
+        "SELECT created_at FROM signing_keys WHERE state = 'next'",
+        &[],
+    )
+    .await;
     let from = UNIX_EPOCH + Duration::from_secs(created as u64 + 2) + Duration::from_millis(20);
     if let Ok(wait) = from.duration_since(SystemTime::now()) {
         tokio::time::sleep(wait).await;
@@ -248,13 +249,12 @@ async fn a_retired_key_leaves_the_jwks_only_after_its_tokens_and_caches_expired(
     let set_back = |secs: i64| {
         let db = app.core.db.writer().clone();
         async move {
-            sqlx::query(
-                "UPDATE signing_keys SET retired_at = retired_at - ? WHERE state = 'retired'",
+            crate::sql::exec(
+                &db,
+                "UPDATE signing_keys SET retired_at = retired_at - $1 WHERE state = 'retired'",
+                &[secs.into()],
             )
-            .bind(secs)
-            .execute(&db)
-            .await
-            .unwrap();
+            .await;
         }
     };
     set_back(55).await;

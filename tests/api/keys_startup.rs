@@ -162,24 +162,24 @@ async fn a_corrupted_private_key_is_named_at_start() {
     let keys = keys_list(&app);
     for state in ["active", "next"] {
         let kid = the(&keys, state);
-        let (sealed,): (Vec<u8>,) =
-            sqlx::query_as("SELECT private_sealed FROM signing_keys WHERE kid = ?")
-                .bind(&kid)
-                .fetch_one(&app.core.db.read)
-                .await
-                .unwrap();
+        let (sealed,): (Vec<u8>,) = crate::sql::one(
+            &app.core.db.read,
+            "SELECT private_sealed FROM signing_keys WHERE kid = $1",
+            &[(&kid).into()],
+        )
+        .await;
         let mut broken = sealed.clone();
         let last = broken.len() - 1;
         broken[last] ^= 1;
         let set = |blob: Vec<u8>| {
             let (db, kid) = (app.core.db.writer().clone(), kid.clone());
             async move {
-                sqlx::query("UPDATE signing_keys SET private_sealed = ? WHERE kid = ?")
-                    .bind(blob)
-                    .bind(kid)
-                    .execute(&db)
-                    .await
-                    .unwrap();
+                crate::sql::exec(
+                    &db,
+                    "UPDATE signing_keys SET private_sealed = $1 WHERE kid = $2",
+                    &[blob.into(), (&kid).into()],
+                )
+                .await;
             }
         };
         set(broken).await;
@@ -235,7 +235,11 @@ async fn the_kek_file_is_private_and_an_env_kek_writes_none() {
     assert_eq!(STANDARD.decode(text.trim()).unwrap().len(), 32);
 
     // A fresh database with the KEK in the environment: keys are made, no file is written.
-    let other_db = format!("sqlite://{}/other.db", app.dir.path().display());
+    let other_db = if crate::helpers::on_postgres() {
+        crate::helpers::fresh_database_url(&app.dir)
+    } else {
+        format!("sqlite://{}/other.db", app.dir.path().display())
+    };
     let other_keys = app.dir.path().join("other-keys");
     let env_kek = STANDARD.encode([9u8; 32]);
     let fresh = [

@@ -2,6 +2,7 @@
 //! One binary for the whole suite, so it links once.
 
 mod helpers;
+mod sql;
 
 mod admin;
 mod admin_input;

@@ -60,11 +60,12 @@ pub async fn assert_invalid_grant(app: &TestApp, token: &str) {
 
 /// `session.revoked` events as (reason, sid).
 pub async fn revocations(app: &TestApp) -> Vec<(Option<String>, Option<String>)> {
-    let rows: Vec<(String, Option<String>, Option<String>)> =
-        sqlx::query_as("SELECT type, reason, sid FROM security_events ORDER BY id")
-            .fetch_all(&app.core.db.read)
-            .await
-            .unwrap();
+    let rows: Vec<(String, Option<String>, Option<String>)> = crate::sql::all(
+        &app.core.db.read,
+        "SELECT type, reason, sid FROM security_events ORDER BY id",
+        &[],
+    )
+    .await;
     rows.into_iter()
         .filter(|(kind, _, _)| kind == "session.revoked")
         .map(|(_, reason, sid)| (reason, sid))
@@ -73,11 +74,12 @@ pub async fn revocations(app: &TestApp) -> Vec<(Option<String>, Option<String>)>
 
 /// Refresh tokens not yet consumed: a family that never branches has exactly one.
 async fn live_tokens(app: &TestApp) -> i64 {
-    let (n,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM refresh_tokens WHERE consumed_at IS NULL")
-            .fetch_one(&app.core.db.read)
-            .await
-            .unwrap();
+    let (n,): (i64,) = crate::sql::one(
+        &app.core.db.read,
+        "SELECT COUNT(*) FROM refresh_tokens WHERE consumed_at IS NULL",
+        &[],
+    )
+    .await;
     n
 }
 
@@ -187,11 +189,12 @@ async fn reuse_in_strict_mode_revokes_the_family() {
         revocations(&app).await,
         [(Some("refresh_token_reuse".into()), Some(sid))]
     );
-    let rows: Vec<(String, Option<String>)> =
-        sqlx::query_as::<_, (String, Option<String>)>("SELECT type, reason FROM security_events")
-            .fetch_all(&app.core.db.read)
-            .await
-            .unwrap();
+    let rows: Vec<(String, Option<String>)> = crate::sql::all(
+        &app.core.db.read,
+        "SELECT type, reason FROM security_events",
+        &[],
+    )
+    .await;
     assert!(rows.contains(&("session.revoked".into(), Some("refresh_token_reuse".into()))));
 }
 

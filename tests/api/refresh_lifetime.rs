@@ -145,7 +145,7 @@ async fn refresh_tokens_are_stored_only_as_hashes() {
         r1,
         "a successor is kept for the grace window"
     );
-    let db = crate::jwks::db_bytes(&app);
+    let db = crate::jwks::db_bytes(&app).await;
     let found = |needle: &[u8]| db.windows(needle.len()).any(|w| w == needle);
     assert!(
         found(ring::digest::digest(&ring::digest::SHA256, r1.as_bytes()).as_ref()),
@@ -174,25 +174,19 @@ async fn ended_sessions_are_forgotten_a_day_later_and_their_tokens_stay_dead() {
     assert_eq!(r.status(), 200);
     let count = |sql: &'static str| {
         let db = app.core.db.read.clone();
-        async move {
-            sqlx::query_as::<_, (i64,)>(sql)
-                .fetch_one(&db)
-                .await
-                .unwrap()
-                .0
-        }
+        async move { crate::sql::one::<(i64,)>(&db, sql, &[]).await.0 }
     };
     assert_eq!(count("SELECT COUNT(*) FROM refresh_families").await, 2);
 
     // Revoked just now: kept (within the day).
     let now = tessera::store::now();
-    tessera::store::sessions::forget_ended(app.core.db.writer(), now - 86_400)
+    tessera::store::sessions::forget_ended(&app.core.db, now - 86_400)
         .await
         .unwrap();
     assert_eq!(count("SELECT COUNT(*) FROM refresh_families").await, 2);
 
     // A day later: the ended family and its tokens go, the live one stays.
-    let gone = tessera::store::sessions::forget_ended(app.core.db.writer(), now + 1)
+    let gone = tessera::store::sessions::forget_ended(&app.core.db, now + 1)
         .await
         .unwrap();
     assert_eq!(gone, 1);

@@ -1,0 +1,98 @@
+//! Raw SQL against a test app's database, on whichever backend it runs
+//! (placeholders `$1, $2, ...` work on both).
+
+use sqlx::FromRow;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use tessera::store::Pool;
+
+pub enum Arg {
+    Text(String),
+    Int(i64),
+    Blob(Vec<u8>),
+}
+
+impl From<&str> for Arg {
+    fn from(s: &str) -> Self {
+        Arg::Text(s.to_string())
+    }
+}
+impl From<&String> for Arg {
+    fn from(s: &String) -> Self {
+        Arg::Text(s.clone())
+    }
+}
+impl From<i64> for Arg {
+    fn from(i: i64) -> Self {
+        Arg::Int(i)
+    }
+}
+impl From<Vec<u8>> for Arg {
+    fn from(b: Vec<u8>) -> Self {
+        Arg::Blob(b)
+    }
+}
+
+macro_rules! bound {
+    ($sql:expr, $args:expr, $query:path) => {{
+        let mut q = $query($sql);
+        for a in $args {
+            q = match a {
+                Arg::Text(s) => q.bind(s.clone()),
+                Arg::Int(i) => q.bind(*i),
+                Arg::Blob(b) => q.bind(b.clone()),
+            };
+        }
+        q
+    }};
+}
+
+pub async fn all<T>(pool: &Pool, sql: &str, args: &[Arg]) -> Vec<T>
+where
+    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    let rows = match pool {
+        Pool::Sqlite(p) => bound!(sql, args, sqlx::query_as).fetch_all(p).await,
+        Pool::Postgres(p) => bound!(sql, args, sqlx::query_as).fetch_all(p).await,
+    };
+    rows.unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+pub async fn one<T>(pool: &Pool, sql: &str, args: &[Arg]) -> T
+where
+    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    let mut rows = all(pool, sql, args).await;
+    assert_eq!(rows.len(), 1, "{sql}: expected one row");
+    rows.remove(0)
+}
+
+pub async fn exec(pool: &Pool, sql: &str, args: &[Arg]) -> u64 {
+    let done = match pool {
+        Pool::Sqlite(p) => bound!(sql, args, sqlx::query)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()),
+        Pool::Postgres(p) => bound!(sql, args, sqlx::query)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()),
+    };
+    done.unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// A pool on a database URL of either backend (e.g. after the server was killed).
+pub async fn connect(url: &str) -> Pool {
+    if url.starts_with("sqlite:") {
+        Pool::Sqlite(sqlx::SqlitePool::connect(url).await.unwrap())
+    } else {
+        Pool::Postgres(sqlx::PgPool::connect(url).await.unwrap())
+    }
+}
+
+pub async fn close(pool: Pool) {
+    match pool {
+        Pool::Sqlite(p) => p.close().await,
+        Pool::Postgres(p) => p.close().await,
+    }
+}
