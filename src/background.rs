@@ -71,8 +71,10 @@ async fn listen(core: Arc<Core>, pool: sqlx::PgPool) {
             match listener.try_recv().await {
                 Ok(Some(n)) if n.payload() == "keys" => {
                     core.events.wake();
-                    if let Err(e) = core.keys.reload(&core.db).await {
-                        tracing::error!(error = %crate::error_chain(&e), "reloading signing keys");
+                    match core.keys.reload(&core.db).await {
+                        Ok(true) => tracing::info!(kid = %core.keys.current().active.kid, "signing keys reloaded"),
+                        Ok(false) => {}
+                        Err(e) => tracing::error!(error = %crate::error_chain(&e), "reloading signing keys"),
                     }
                 }
                 Ok(Some(_)) => core.events.wake(),

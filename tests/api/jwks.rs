@@ -200,6 +200,25 @@ pub async fn db_bytes(app: &TestApp) -> Vec<u8> {
             .await
             .unwrap();
         let mut bytes = Vec::new();
+        // And every bytea value as its raw bytes.
+        let blobs: Vec<(String, String)> = sqlx::query_as(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns
+             WHERE table_schema = 'public' AND data_type = 'bytea'",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+        for (table, column) in blobs {
+            let values: Vec<(Vec<u8>,)> = sqlx::query_as(&format!(
+                "SELECT {column} FROM {table} WHERE {column} IS NOT NULL"
+            ))
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+            for (v,) in values {
+                bytes.extend(v);
+            }
+        }
         for table in [
             "users",
             "clients",
