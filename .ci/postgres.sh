@@ -7,7 +7,11 @@
 #   .ci/postgres.sh stop              # stops it and removes its folder
 set -euo pipefail
 
-bindir="$(pg_config --bindir)"
+bindir="$(pg_config --bindir 2>/dev/null || ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+[ -x "$bindir/initdb" ] || { echo "no PostgreSQL server binaries (initdb) found" >&2; exit 1; }
+if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+    useradd --system --no-create-home postgres
+fi
 as_pg() {
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }

@@ -72,9 +72,13 @@ async fn listen(core: Arc<Core>, pool: sqlx::PgPool) {
                 Ok(Some(n)) if n.payload() == "keys" => {
                     core.events.wake();
                     match core.keys.reload(&core.db).await {
-                        Ok(true) => tracing::info!(kid = %core.keys.current().active.kid, "signing keys reloaded"),
+                        Ok(true) => {
+                            tracing::info!(kid = %core.keys.current().active.kid, "signing keys reloaded")
+                        }
                         Ok(false) => {}
-                        Err(e) => tracing::error!(error = %crate::error_chain(&e), "reloading signing keys"),
+                        Err(e) => {
+                            tracing::error!(error = %crate::error_chain(&e), "reloading signing keys")
+                        }
                     }
                 }
                 Ok(Some(_)) => core.events.wake(),

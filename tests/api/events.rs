@@ -66,6 +66,22 @@ impl Sse {
         }
     }
 
+    /// Opens `url` (an `/events` URL of any server) as SSE with `token`.
+    pub async fn open_url(http: &reqwest::Client, url: &str, token: &str) -> Self {
+        let resp = http
+            .get(url)
+            .bearer_auth(token)
+            .header(header::ACCEPT, "text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "SSE status");
+        Self {
+            resp,
+            buf: String::new(),
+        }
+    }
+
     /// The next event (comments and heartbeats skipped); panics after `within`.
     pub async fn next_within(&mut self, within: Duration) -> SseEvent {
         tokio::time::timeout(within, self.next())

@@ -19,6 +19,7 @@ mod hardening_process;
 mod hardening_props;
 mod hardening_raw;
 mod hardening_throttle;
+mod instances;
 mod introspect;
 mod introspect_revoke;
 mod jwks;

@@ -1,0 +1,237 @@
+//! Several instances on one database (issue: PostgreSQL and several instances).
+//! `A` is the in-process test server, `B` a second `tessera serve` process on the
+//! same database and KEK. Run with `TESSERA_TEST_POSTGRES` for the PostgreSQL case;
+//! on SQLite the same properties hold for two processes sharing one file.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::events::Sse;
+use crate::helpers::*;
+use crate::jwks::verify_with_jwks;
+use crate::keys_instances::Instance;
+use crate::refresh::{claims, rt, session_app};
+use crate::token::{PASSWORD, USER};
+
+async fn refresh_at(app: &TestApp, base: &str, token: &str) -> (u16, Value) {
+    let r = app
+        .http
+        .post(format!("{base}/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", "app"),
+            ("refresh_token", token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn jwks_at(app: &TestApp, base: &str) -> Value {
+    app.http
+        .get(format!("{base}/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// 16 refreshes of one token at once, alternating between A and B.
+async fn split_race(app: &TestApp, b: &Instance, token: &str) -> Vec<(u16, Value)> {
+    let tasks = (0..16).map(|i| {
+        let base = if i % 2 == 0 {
+            app.addr.clone()
+        } else {
+            b.addr.clone()
+        };
+        let (http, token) = (app.http.clone(), token.to_string());
+        tokio::spawn(async move {
+            let r = http
+                .post(format!("{base}/token"))
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", "app"),
+                    ("refresh_token", token.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        })
+    });
+    futures_util::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_token_from_a_verifies_with_bs_jwks_and_a_rotation_on_b_then_reuse_on_a_revokes_for_both()
+{
+    let app = session_app(&[("refresh_reuse_grace", "0")]).await;
+    let b = Instance::start(&app).await;
+    let first = app.login("app", USER, PASSWORD).await;
+    let at = first["access_token"].as_str().unwrap();
+    assert!(verify_with_jwks(at, &jwks_at(&app, &b.addr).await));
+    // B accepts A's token where it checks it live.
+    let r = app
+        .http
+        .get(b.url("/userinfo"))
+        .bearer_auth(at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let r0 = rt(&first);
+    let (status, on_b) = refresh_at(&app, &b.addr, &r0).await;
+    assert_eq!(status, 200, "{on_b}");
+    let r1 = rt(&on_b);
+    assert!(verify_with_jwks(
+        on_b["access_token"].as_str().unwrap(),
+        &jwks_at(&app, &app.addr).await
+    ));
+    // Reuse of the consumed token on A: the family is revoked, B's successor with it.
+    let (status, reuse) = refresh_at(&app, &app.addr, &r0).await;
+    assert_eq!((status, &reuse["error"]), (400, &json!("invalid_grant")));
+    for base in [&app.addr, &b.addr] {
+        let (status, body) = refresh_at(&app, base, &r1).await;
+        assert_eq!(
+            (status, &body["error"]),
+            (400, &json!("invalid_grant")),
+            "{base}"
+        );
+    }
+    let revoked = crate::refresh::revocations(&app).await;
+    assert_eq!(revoked.len(), 1, "{revoked:?}");
+    assert_eq!(revoked[0].0.as_deref(), Some("refresh_token_reuse"));
+    assert_eq!(revoked[0].1.as_deref(), claims(&first)["sid"].as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_refreshes_split_across_instances_have_one_winner_in_strict_mode() {
+    let app = session_app(&[("refresh_reuse_grace", "0")]).await;
+    let b = Instance::start(&app).await;
+    for round in 0..3 {
+        let r0 = rt(&app.login("app", USER, PASSWORD).await);
+        let results = split_race(&app, &b, &r0).await;
+        let winners: Vec<_> = results.iter().filter(|(s, _)| *s == 200).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {results:?}");
+        for (status, body) in results.iter().filter(|(s, _)| *s != 200) {
+            // Never a 5xx: a lost race is reuse, and reuse is invalid_grant.
+            assert_eq!((*status, &body["error"]), (400, &json!("invalid_grant")));
+        }
+        // The losers revoked the family: the winner's successor is dead on both.
+        let (status, _) = refresh_at(&app, &b.addr, &rt(&winners[0].1)).await;
+        assert_eq!(status, 400);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_refreshes_split_across_instances_share_one_successor_within_grace() {
+    let app = session_app(&[]).await;
+    let b = Instance::start(&app).await;
+    for round in 0..3 {
+        let r0 = rt(&app.login("app", USER, PASSWORD).await);
+        let results = split_race(&app, &b, &r0).await;
+        assert!(
+            results.iter().all(|(s, _)| *s == 200),
+            "round {round}: {results:?}"
+        );
+        let successors: HashSet<String> = results.iter().map(|(_, b)| rt(b)).collect();
+        assert_eq!(successors.len(), 1, "the family branched: {successors:?}");
+        // The one successor works, on either instance.
+        let next = successors.into_iter().next().unwrap();
+        let (status, body) = refresh_at(&app, &b.addr, &next).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert!(crate::refresh::revocations(&app).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_role_change_on_a_reaches_an_sse_subscriber_on_b_within_a_second() {
+    let (app, rs, alice) = crate::events::setup(&[]).await;
+    let b = Instance::start(&app).await;
+    let admin = app.admin_token().await;
+    let mut sse = Sse::open_url(&app.http, &b.url("/events"), &rs).await;
+    let mut worst = Duration::ZERO;
+    for i in 0..10 {
+        let start = Instant::now();
+        let r = app
+            .with_bearer(Method::PUT, &format!("/admin/users/{alice}/roles"), &admin)
+            .json(&json!({"roles": [format!("r{i}")]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let e = sse.next_within(Duration::from_secs(5)).await;
+        assert_eq!(e.event, "user.roles_changed");
+        assert_eq!(e.data["roles"], json!([format!("r{i}")]));
+        worst = worst.max(e.received - start);
+    }
+    eprintln!("A commit -> B's SSE, worst of 10: {worst:?}");
+    assert!(worst < Duration::from_secs(1), "worst {worst:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_rotation_through_a_is_served_by_b() {
+    let app = session_app(&[("jwks_max_age", "1")]).await;
+    let b = Instance::start(&app).await;
+    crate::keys_lifecycle::wait_out_the_lead(&app).await;
+    let admin = app.admin_token().await;
+    let before: HashSet<Value> = jwks_at(&app, &b.addr).await["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].clone())
+        .collect();
+    let r = app
+        .with_bearer(Method::POST, "/admin/keys/rotate", &admin)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // A signs with the new key; B serves a JWKS that verifies it (B caches its
+    // serialised JWKS and must have picked the change up).
+    let token = app.login("app", USER, PASSWORD).await;
+    let at = token["access_token"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let jwks = jwks_at(&app, &b.addr).await;
+        let kids: HashSet<Value> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].clone())
+            .collect();
+        if verify_with_jwks(&at, &jwks) && kids != before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B still serves {kids:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And B signs with the rotated key too.
+    let r = app
+        .http
+        .post(b.url("/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "app"),
+            ("username", USER),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    let kid_b = jwt_parts(body["access_token"].as_str().unwrap()).0["kid"].clone();
+    assert_eq!(kid_b, jwt_parts(&at).0["kid"]);
+}
