@@ -4,6 +4,7 @@
 # `postgres` system user (the server refuses to run as root).
 #
 #   eval "$(.ci/postgres.sh start)"   # exports TESSERA_TEST_POSTGRES and TESSERA_PG_DIR
+#   .ci/postgres.sh restart [N]       # fast stop (connections are cut), N s down, start
 #   .ci/postgres.sh stop              # stops it and removes its folder
 set -euo pipefail
 
@@ -25,11 +26,20 @@ start)
     as_pg "$bindir/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; exit 1; }
     # fsync=off: a crash of a test cluster loses nothing anyone wants.
+    echo "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" >"$dir/options"
     as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" \
-        start >&2 || { cat "$dir/server.log" >&2; exit 1; }
+        -o "$(cat "$dir/options")" start >&2 || { cat "$dir/server.log" >&2; exit 1; }
     echo "export TESSERA_PG_DIR=$dir"
     echo "export TESSERA_TEST_POSTGRES=postgres://postgres@127.0.0.1:$port/postgres"
+    ;;
+restart)
+    # A fast restart (open connections are cut), as an operator or a crash would.
+    dir="${TESSERA_PG_DIR:?TESSERA_PG_DIR is not set}"
+    # An optional second argument keeps it down that many seconds.
+    as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >&2
+    sleep "${2:-0}"
+    as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+        -o "$(cat "$dir/options")" start >&2
     ;;
 stop)
     dir="${TESSERA_PG_DIR:?TESSERA_PG_DIR is not set}"
@@ -39,7 +49,7 @@ stop)
     rm -rf "$dir"
     ;;
 *)
-    echo "usage: $0 start|stop" >&2
+    echo "usage: $0 start|restart|stop" >&2
     exit 2
     ;;
 esac

@@ -15,7 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+use sqlx::{ConnectOptions, Connection, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 use crate::config::Config;
 
@@ -29,6 +29,8 @@ pub enum StoreError {
     Conflict(String),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    #[error("cannot reach the database {0}")]
+    Unreachable(String, #[source] sqlx::Error),
     #[error("unsupported DATABASE_URL `{0}`: tessera speaks sqlite: and postgres://")]
     UnsupportedUrl(String),
 }
@@ -205,7 +207,7 @@ pub const NOTIFY_CHANNEL: &str = "tessera";
 /// ids commit in order, so a reader resuming "after id N" never skips a row that
 /// committed late. The hot rotation path is a single conditional statement and
 /// does not take it.
-const WRITE_LOCK: i64 = 0x7465_7373_6572_61; // "tessera"
+const WRITE_LOCK: i64 = 0x0074_6573_7365_7261; // "tessera"
 
 /// SQLite: readers share a pool and every write goes through one writer connection,
 /// which serialises writers inside this process without SQLITE_BUSY retries and
@@ -226,6 +228,20 @@ impl Db {
             let opts = PgConnectOptions::from_str(url)?
                 .statement_cache_capacity(256)
                 .log_statements(tracing::log::LevelFilter::Trace);
+            // One direct connection first: its error says why (refused, unknown host,
+            // authentication, no such database) where a pool would only time out.
+            let where_ = format!(
+                "postgres://{}@{}:{}/{}",
+                opts.get_username(),
+                opts.get_host(),
+                opts.get_port(),
+                opts.get_database().unwrap_or_default()
+            );
+            let probe = tokio::time::timeout(acquire, opts.connect())
+                .await
+                .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+                .map_err(|e| StoreError::Unreachable(where_.clone(), e))?;
+            probe.close().await.ok();
             let pool = PgPoolOptions::new()
                 .max_connections(cfg.db_max_connections)
                 .min_connections(1)
@@ -233,7 +249,8 @@ impl Db {
                 // A connection broken by a server restart is found out here, not by a request.
                 .test_before_acquire(true)
                 .connect_with(opts)
-                .await?;
+                .await
+                .map_err(|e| StoreError::Unreachable(where_, e))?;
             return Ok(Self {
                 read: Pool::Postgres(pool.clone()),
                 write: Pool::Postgres(pool),
@@ -330,11 +347,10 @@ impl Db {
     }
 
     pub async fn ping(&self) -> bool {
-        let ok = on!(Exec::from(&self.read), |e| sqlx::query("SELECT 1")
+        on!(Exec::from(&self.read), |e| sqlx::query("SELECT 1")
             .execute(e)
             .await
-            .is_ok());
-        ok
+            .is_ok())
     }
 
     pub async fn close(&self) {

@@ -32,6 +32,7 @@ mod observability;
 mod openapi;
 mod permissions;
 mod permissions_admin;
+mod postgres_faults;
 mod refresh;
 mod refresh_lifetime;
 mod token;

@@ -1,0 +1,215 @@
+//! Database faults: an unreachable database at start, and PostgreSQL restarted
+//! under load (requests fail with 503 and recover on their own; no rotation is
+//! half-applied).
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::helpers::*;
+use crate::refresh::rt;
+use crate::token::{PASSWORD, USER};
+
+#[test]
+fn an_unreachable_database_at_start_is_a_clear_error_and_a_non_zero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("serve")
+        .env_clear()
+        .env(
+            "DATABASE_URL",
+            format!("postgres://tessera:pw-never-printed@127.0.0.1:{port}/tessera"),
+        )
+        .env("TESSERA_DB_ACQUIRE_TIMEOUT", "2")
+        .env("TESSERA_KEYS_DIR", dir.path().join("keys"))
+        .env("TESSERA_BIND", "127.0.0.1:0")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(
+        stderr.contains(&format!(
+            "cannot reach the database postgres://tessera@127.0.0.1:{port}/tessera"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("refused"), "the cause is named: {stderr}");
+    assert!(!stderr.contains("pw-never-printed"), "{stderr}");
+    assert!(!dir.path().join("keys").join("kek").exists(), "no KEK made");
+}
+
+/// A cluster of this test's own (it is restarted), stopped on drop.
+struct OwnCluster {
+    dir: String,
+    url: String,
+}
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/postgres.sh");
+
+impl OwnCluster {
+    fn start() -> Self {
+        let out = Command::new("bash")
+            .args([SCRIPT, "start"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let var = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+                .unwrap()
+                .to_string()
+        };
+        Self {
+            dir: var("TESSERA_PG_DIR"),
+            url: var("TESSERA_TEST_POSTGRES"),
+        }
+    }
+
+    fn run(&self, what: &str) {
+        let out = Command::new("bash")
+            .arg(SCRIPT)
+            .args(what.split(' '))
+            .env("TESSERA_PG_DIR", &self.dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        self.run("stop");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_restarted_under_load_gives_503s_then_recovers_with_no_rotation_half_applied() {
+    if !on_postgres() {
+        eprintln!("runs on PostgreSQL only (set TESSERA_TEST_POSTGRES)");
+        return;
+    }
+    let cluster = OwnCluster::start();
+    let app = TestApp::with(&[
+        ("database_url", cluster.url.as_str()),
+        ("db_acquire_timeout", "1"),
+        ("refresh_reuse_grace", "10"),
+    ])
+    .await;
+    app.client("app", true, &["password"], &[], &[]).await;
+    app.user(USER, PASSWORD, &["reader"]).await;
+    let mut chains = Vec::new();
+    for _ in 0..8 {
+        chains.push(rt(&app.login("app", USER, PASSWORD).await));
+    }
+
+    // Closed-loop refresh chains; a 503 is retried with the same token, as a client would.
+    let stop = Arc::new(AtomicBool::new(false));
+    let restarted_at: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
+    let tasks: Vec<_> = chains
+        .into_iter()
+        .map(|mut token| {
+            let (http, url, stop) = (app.http.clone(), app.url("/token"), stop.clone());
+            let restarted_at = restarted_at.clone();
+            tokio::spawn(async move {
+                let (mut ok_after_restart, mut unavailable, mut other) = (0, 0, Vec::new());
+                while !stop.load(Ordering::Relaxed) {
+                    let r = http
+                        .post(&url)
+                        .form(&[
+                            ("grant_type", "refresh_token"),
+                            ("client_id", "app"),
+                            ("refresh_token", token.as_str()),
+                        ])
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = r.status().as_u16();
+                    let body: serde_json::Value = r.json().await.unwrap();
+                    match status {
+                        200 => {
+                            token = rt(&body);
+                            if restarted_at.lock().unwrap().is_some() {
+                                ok_after_restart += 1;
+                            }
+                        }
+                        503 => {
+                            assert_eq!(body["error"], "temporarily_unavailable");
+                            unavailable += 1;
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        _ => other.push((status, body)),
+                    }
+                }
+                (token, ok_after_restart, unavailable, other)
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let before = Instant::now();
+    let cluster = tokio::task::spawn_blocking(move || {
+        // Down for longer than a request waits for a connection (1 s here).
+        cluster.run("restart 2");
+        cluster
+    })
+    .await
+    .unwrap();
+    *restarted_at.lock().unwrap() = Some(Instant::now());
+    eprintln!("PostgreSQL restart took {:?}", before.elapsed());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let mut finals = Vec::new();
+    let (mut recovered, mut unavailable) = (0, 0);
+    for t in tasks {
+        let (token, ok, n503, other) = t.await.unwrap();
+        assert!(other.is_empty(), "neither 200 nor 503: {other:?}");
+        recovered += ok;
+        unavailable += n503;
+        finals.push(token);
+    }
+    eprintln!("503s during the restart: {unavailable}; rotations after it: {recovered}");
+    assert!(unavailable > 0, "the outage was not noticed");
+    assert!(recovered >= 8, "the server did not recover: {recovered}");
+    // No family branched, none was revoked, and every chain goes on.
+    let db = crate::sql::connect(&cluster.url).await;
+    let branched: Vec<(String, i64)> = crate::sql::all(
+        &db,
+        "SELECT family_id, COUNT(*) FROM refresh_tokens WHERE consumed_at IS NULL \
+         GROUP BY family_id HAVING COUNT(*) > 1",
+        &[],
+    )
+    .await;
+    assert!(branched.is_empty(), "{branched:?}");
+    let (revoked,): (i64,) = crate::sql::one(
+        &db,
+        "SELECT COUNT(*) FROM refresh_families WHERE revoked_at IS NOT NULL",
+        &[],
+    )
+    .await;
+    assert_eq!(revoked, 0);
+    crate::sql::close(db).await;
+    for token in finals {
+        let r = app.refresh("app", &token).await;
+        assert_eq!(r.status(), 200);
+    }
+}
