@@ -1,7 +1,7 @@
 //! Load driver: `cargo bench --bench load -- [options]`.
 //!
-//! Starts tessera itself on a fresh SQLite database (or targets `--base-url`, loopback
-//! only), warms up, then runs each scenario for a bounded time at a fixed concurrency
+//! Starts tessera itself on a fresh SQLite database (or the empty database of
+//! `--database-url postgres://...`; or targets `--base-url`, loopback only), warms up, then runs each scenario for a bounded time at a fixed concurrency
 //! and prints throughput, latency percentiles, errors and the server's CPU and RSS.
 //!
 //! Scenarios: `sign` (signing floor per algorithm, in process), `client_credentials`,
@@ -32,6 +32,7 @@ struct Opts {
     json_out: Option<String>,
     max_requests: u64,
     db: String,
+    database_url: Option<String>,
     label: String,
 }
 
@@ -50,6 +51,7 @@ fn parse_args() -> Opts {
         json_out: None,
         max_requests: 2_000_000,
         db: "sqlite".into(),
+        database_url: None,
         label: "tessera".into(),
     };
     let args: Vec<String> = std::env::args()
@@ -86,6 +88,25 @@ fn parse_args() -> Opts {
             "--max-requests" => o.max_requests = val().parse().expect("--max-requests"),
             "--label" => o.label = val(),
             "--db" => o.db = val(),
+            "--database-url" => {
+                let url = val();
+                let host = url
+                    .split('@')
+                    .next_back()
+                    .and_then(|r| r.split("://").next_back())
+                    .unwrap_or_default();
+                assert!(
+                    url.starts_with("sqlite:")
+                        || host.starts_with("127.0.0.1")
+                        || host.starts_with("localhost")
+                        || host.starts_with("[::1]"),
+                    "--database-url must be SQLite or a loopback PostgreSQL"
+                );
+                if url.starts_with("postgres") {
+                    o.db = "postgres".into();
+                }
+                o.database_url = Some(url);
+            }
             other => panic!("unknown option {other}"),
         }
     }
@@ -150,11 +171,14 @@ async fn start_server(o: &mut Opts) -> Server {
         .local_addr()
         .unwrap()
         .port();
-    let env = vec![
+    let mut env = vec![
         ("TESSERA_BIND", format!("127.0.0.1:{port}")),
         ("RUST_LOG", "warn".into()),
         ("TESSERA_LOGIN_MAX_FAILURES", "1000000".into()),
     ];
+    if let Some(url) = &o.database_url {
+        env.push(("DATABASE_URL", url.clone()));
+    }
     let d = dir.path();
     let secret = tessera(
         d,
