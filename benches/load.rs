@@ -93,7 +93,7 @@ fn parse_args() -> Opts {
                 let host = url
                     .split('@')
                     .next_back()
-                    .and_then(|r| r.split("://").next_back())
+                    .and_then(|r| r.rsplit("://").next())
                     .unwrap_or_default();
                 assert!(
                     url.starts_with("sqlite:")

@@ -21,7 +21,7 @@ pub fn spawn(core: Arc<Core>) -> Background {
     let mut set = JoinSet::new();
     set.spawn(watch_event_log(core.clone()));
     set.spawn(watch_keys(core.clone()));
-    if let store::Pool::Postgres(pool) = &core.db.read {
+    if let Some(pool) = core.db.listener_pool() {
         set.spawn(listen(core.clone(), pool.clone()));
     }
     set.spawn(housekeeping(core));

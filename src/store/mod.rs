@@ -217,7 +217,8 @@ const WRITE_LOCK: i64 = 0x0074_6573_7365_7261; // "tessera"
 pub struct Db {
     pub read: Pool,
     write: Pool,
-    url: String,
+    /// PostgreSQL: a pool of one for the `LISTEN` connection, apart from the requests' pool.
+    listen: Option<PgPool>,
 }
 
 impl Db {
@@ -242,6 +243,10 @@ impl Db {
                 .unwrap_or(Err(sqlx::Error::PoolTimedOut))
                 .map_err(|e| StoreError::Unreachable(where_.clone(), e))?;
             probe.close().await.ok();
+            let listen = PgPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(acquire)
+                .connect_lazy_with(opts.clone());
             let pool = PgPoolOptions::new()
                 .max_connections(cfg.db_max_connections)
                 .min_connections(1)
@@ -254,7 +259,7 @@ impl Db {
             return Ok(Self {
                 read: Pool::Postgres(pool.clone()),
                 write: Pool::Postgres(pool),
-                url: url.to_string(),
+                listen: Some(listen),
             });
         }
         if !url.starts_with("sqlite:") {
@@ -290,7 +295,7 @@ impl Db {
         Ok(Self {
             read: Pool::Sqlite(read),
             write: Pool::Sqlite(write),
-            url: url.to_string(),
+            listen: None,
         })
     }
 
@@ -299,11 +304,6 @@ impl Db {
             Pool::Sqlite(_) => Backend::Sqlite,
             Pool::Postgres(_) => Backend::Postgres,
         }
-    }
-
-    /// The URL this database was opened with (it may hold a password: never log it).
-    pub fn url(&self) -> &str {
-        &self.url
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
@@ -341,6 +341,11 @@ impl Db {
         })
     }
 
+    /// PostgreSQL: where the `LISTEN` connection comes from (None on SQLite).
+    pub fn listener_pool(&self) -> Option<&PgPool> {
+        self.listen.as_ref()
+    }
+
     /// The writer, for single-statement writes outside a transaction.
     pub fn writer(&self) -> &Pool {
         &self.write
@@ -354,6 +359,9 @@ impl Db {
     }
 
     pub async fn close(&self) {
+        if let Some(l) = &self.listen {
+            l.close().await;
+        }
         self.write.close().await;
         self.read.close().await;
     }
