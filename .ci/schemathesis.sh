@@ -44,7 +44,7 @@ total_start=$SECONDS
 # --- the binary (a no-op or a quick link after `cargo nextest run`)
 log "cargo build"
 cargo build --quiet
-BIN=$ROOT/target/debug/tessera
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/tessera
 
 # --- a throwaway server
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tessera-st.XXXXXX")
