@@ -165,6 +165,19 @@ async fn postgres_restarted_under_load_gives_503s_then_recovers_with_no_rotation
         .collect();
 
     tokio::time::sleep(Duration::from_millis(700)).await;
+    // /readyz is polled through the outage: it must fail while the database is down.
+    let ready = {
+        let (http, url, stop) = (app.http.clone(), app.url("/readyz"), stop.clone());
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let r = http.get(&url).send().await.unwrap();
+                seen.push(r.status().as_u16());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            seen
+        })
+    };
     let before = Instant::now();
     let cluster = tokio::task::spawn_blocking(move || {
         // Down for longer than a request waits for a connection (1 s here).
@@ -178,6 +191,14 @@ async fn postgres_restarted_under_load_gives_503s_then_recovers_with_no_rotation
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::Relaxed);
 
+    let ready = ready.await.unwrap();
+    assert!(ready.contains(&503), "/readyz never failed: {ready:?}");
+    assert!(ready.iter().all(|s| [200, 503].contains(s)), "{ready:?}");
+    assert_eq!(
+        ready.last(),
+        Some(&200),
+        "/readyz did not recover: {ready:?}"
+    );
     let mut finals = Vec::new();
     let (mut recovered, mut unavailable) = (0, 0);
     for t in tasks {
