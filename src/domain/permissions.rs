@@ -50,13 +50,42 @@ impl Core {
                 true,
             ),
         };
+        let (user, revoked) = store::retry_conflicts(|| {
+            self.apply_change(
+                user_id,
+                roles.as_deref(),
+                password_hash.as_deref(),
+                disabled,
+                (kind, reason, always_revoke),
+            )
+        })
+        .await?;
+        self.events.wake();
+        // Counted after the commit, like everything announced.
+        for _ in 0..revoked {
+            self.metrics
+                .inc("tessera_sessions_revoked_total", &[("reason", reason)]);
+        }
+        Ok(user)
+    }
+
+    /// The transaction of [`Core::change_user`]; returns the user and how many
+    /// sessions it revoked.
+    async fn apply_change(
+        &self,
+        user_id: &str,
+        roles: Option<&str>,
+        password_hash: Option<&str>,
+        disabled: Option<bool>,
+        (kind, reason, always_revoke): (&str, &str, bool),
+    ) -> Result<(UserRow, u64), ChangeError> {
         let now = store::now();
         let mut tx = self.db.begin().await?;
         let user = store::users::update_bumping_version(
             &mut tx,
             user_id,
-            roles.as_deref(),
-            password_hash.as_deref(),
+            roles,
+            password_hash,
             disabled,
             now,
         )
@@ -87,12 +116,6 @@ impl Core {
             }
         }
         tx.commit().await.map_err(StoreError::from)?;
-        self.events.wake();
-        // Counted after the commit, like everything announced.
-        for _ in 0..revoked {
-            self.metrics
-                .inc("tessera_sessions_revoked_total", &[("reason", reason)]);
-        }
-        Ok(user)
+        Ok((user, revoked))
     }
 }

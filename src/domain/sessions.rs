@@ -115,7 +115,7 @@ pub async fn rotate<T>(
         }
         // Lost a race, or the family was revoked meanwhile: decide under the write lock.
     }
-    rotate_locked(core, client_id, presented, &hash, now, check).await
+    store::retry_conflicts(|| rotate_locked(core, client_id, presented, &hash, now, &check)).await
 }
 
 /// A fresh successor token, its hash, and (with a grace window) its sealed copy.

@@ -380,6 +380,44 @@ pub fn from_json(text: &str) -> Result<Vec<String>, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("expected a JSON list, got {text:.40}")))
 }
 
+/// Whether an error is a PostgreSQL serialization failure (40001) or deadlock
+/// (40P01): the database rolled the whole transaction back, so running it again
+/// from the start is correct.
+pub fn is_conflict(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(sqlx::Error::Database(db)) = err.downcast_ref::<sqlx::Error>() {
+            if matches!(db.code().as_deref(), Some("40001" | "40P01")) {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// Runs a whole write transaction again (up to three more times, after a short
+/// pause) when the database aborted it as a serialization failure or deadlock.
+/// `attempt` must begin its own transaction. What still fails answers 503.
+pub async fn retry_conflicts<T, E, F, Fut>(mut attempt: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::error::Error + 'static,
+{
+    let mut tries = 0u64;
+    loop {
+        match attempt().await {
+            Err(e) if tries < 3 && is_conflict(&e) => {
+                tries += 1;
+                tracing::debug!(tries, "transaction aborted by a conflict; running it again");
+                tokio::time::sleep(Duration::from_millis(2 * tries)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Whether an error means the database is unreachable, restarting or overloaded
 /// (answer 503, the client may retry): pool exhaustion, a broken connection, or
 /// PostgreSQL shutting down, starting up or giving up a deadlock.

@@ -246,14 +246,18 @@ pub async fn revoke_family(
     .map(|r| r.rows_affected())
     })?;
     if done == 1 {
-        // The sealed successors are useless now; do not keep them around.
-        on!(db, |e| sqlx::query(
-            "UPDATE refresh_tokens SET successor_sealed = NULL WHERE family_id = $1"
+        // The sealed successors are useless now; do not keep them around. Only rows
+        // holding one: the live head is left unlocked, so a concurrent rotation
+        // (which locks the head, then the family) cannot deadlock with this.
+        on!(db, |e| {
+            sqlx::query(
+            "UPDATE refresh_tokens SET successor_sealed = NULL WHERE family_id = $1 AND successor_sealed IS NOT NULL"
         )
         .bind(id)
         .execute(e)
         .await
-        .map(|r| r.rows_affected()))?;
+        .map(|r| r.rows_affected())
+        })?;
     }
     Ok(done == 1)
 }

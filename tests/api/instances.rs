@@ -235,3 +235,102 @@ async fn a_key_rotation_through_a_is_served_by_b() {
     let kid_b = jwt_parts(body["access_token"].as_str().unwrap()).0["kid"].clone();
     assert_eq!(kid_b, jwt_parts(&at).0["kid"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn permission_changes_racing_refreshes_across_instances_never_answer_5xx() {
+    let app = session_app(&[]).await;
+    let b = Instance::start(&app).await;
+    let admin = app.admin_token().await;
+    let alice = app
+        .core
+        .user_by_name(USER)
+        .await
+        .unwrap()
+        .expect("alice")
+        .id;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Eight chains on A and B; a revoked session signs in again and goes on.
+    let chains: Vec<_> = (0..8)
+        .map(|i| {
+            let base = if i % 2 == 0 {
+                app.addr.clone()
+            } else {
+                b.addr.clone()
+            };
+            let (http, stop) = (app.http.clone(), stop.clone());
+            tokio::spawn(async move {
+                let login = || async {
+                    let r = http
+                        .post(format!("{base}/token"))
+                        .form(&[
+                            ("grant_type", "password"),
+                            ("client_id", "app"),
+                            ("username", USER),
+                            ("password", PASSWORD),
+                        ])
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 200);
+                    rt(&r.json().await.unwrap())
+                };
+                let (mut token, mut counts) = (login().await, (0, 0));
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let r = http
+                        .post(format!("{base}/token"))
+                        .form(&[
+                            ("grant_type", "refresh_token"),
+                            ("client_id", "app"),
+                            ("refresh_token", token.as_str()),
+                        ])
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = r.status().as_u16();
+                    let body: Value = r.json().await.unwrap();
+                    match status {
+                        200 => {
+                            token = rt(&body);
+                            counts.0 += 1;
+                        }
+                        400 => {
+                            assert_eq!(body["error"], "invalid_grant");
+                            counts.1 += 1;
+                            token = login().await;
+                        }
+                        _ => panic!("{status} {body}"),
+                    }
+                }
+                counts
+            })
+        })
+        .collect();
+    for i in 0..40 {
+        let r = app
+            .with_bearer(Method::PUT, &format!("/admin/users/{alice}/roles"), &admin)
+            .json(&json!({"roles": [format!("r{i}")]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut rotated, mut revoked) = (0, 0);
+    for c in chains {
+        let (ok, gone) = c.await.unwrap();
+        rotated += ok;
+        revoked += gone;
+    }
+    eprintln!("{rotated} rotations, {revoked} refreshes of revoked sessions, 40 role changes");
+    assert!(rotated > 0 && revoked > 0, "{rotated} {revoked}");
+    // No family has two live tokens.
+    let branched: Vec<(String, i64)> = crate::sql::all(
+        &app.core.db.read,
+        "SELECT family_id, COUNT(*) FROM refresh_tokens WHERE consumed_at IS NULL \
+         GROUP BY family_id HAVING COUNT(*) > 1",
+        &[],
+    )
+    .await;
+    assert!(branched.is_empty(), "{branched:?}");
+}
