@@ -234,3 +234,63 @@ async fn postgres_restarted_under_load_gives_503s_then_recovers_with_no_rotation
         assert_eq!(r.status(), 200);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_sse_subscriber_on_another_instance_misses_nothing_across_a_postgres_restart() {
+    if !on_postgres() {
+        eprintln!("runs on PostgreSQL only (set TESSERA_TEST_POSTGRES)");
+        return;
+    }
+    let cluster = OwnCluster::start();
+    let app = TestApp::with(&[
+        ("database_url", cluster.url.as_str()),
+        ("db_acquire_timeout", "1"),
+    ])
+    .await;
+    let secret = app.service("rs", &["events"]).await;
+    let rs = app.client_token("rs", &secret).await;
+    let alice = app.user(USER, PASSWORD, &["reader"]).await;
+    let admin = app.admin_token().await;
+    let b = crate::keys_instances::Instance::start(&app).await;
+    let mut sse = crate::events::Sse::open_url(&app.http, &b.url("/events"), &rs).await;
+    let change = |i: usize| {
+        let req = app
+            .with_bearer(
+                reqwest::Method::PUT,
+                &format!("/admin/users/{alice}/roles"),
+                &admin,
+            )
+            .json(&serde_json::json!({"roles": [format!("r{i}")]}));
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    change(0).await;
+    let first = sse.next_within(Duration::from_secs(5)).await;
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.run("restart 2");
+        cluster
+    })
+    .await
+    .unwrap();
+    // A's pool reconnects on first use; B's listener on its own.
+    let mut worst = Duration::ZERO;
+    for i in 1..=5 {
+        let start = Instant::now();
+        change(i).await;
+        let e = sse.next_within(Duration::from_secs(5)).await;
+        assert_eq!(e.event, "user.roles_changed");
+        assert_eq!(e.id, first.id + i as i64, "an event was lost or repeated");
+        assert_eq!(e.data["roles"], serde_json::json!([format!("r{i}")]));
+        worst = worst.max(e.received - start);
+    }
+    eprintln!("after the restart, A commit -> B's SSE, worst of 5: {worst:?}");
+    assert!(worst < Duration::from_secs(1), "{worst:?}");
+    let log = b.log();
+    assert!(
+        log.contains("event listener"),
+        "B's listener did not notice the restart:\n{log}"
+    );
+    drop(cluster);
+}
