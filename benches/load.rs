@@ -285,34 +285,135 @@ fn pct(sorted: &[u32], p: f64) -> f64 {
 }
 
 type Step = Arc<
-    dyn Fn(
-            reqwest::Client,
+    dyn for<'a> Fn(
+            &'a mut Conn,
             Option<String>,
-        ) -> futures_util::future::BoxFuture<'static, (bool, Option<String>)>
+        ) -> futures_util::future::BoxFuture<'a, (bool, Option<String>)>
         + Send
         + Sync,
 >;
 
+/// One worker's HTTP/1.1 keep-alive connection (hyper, no client pool, no URL
+/// parsing per request), reopened after an error: the driver should cost the
+/// machine as little as possible, since it shares the cores with the server.
+struct Conn {
+    addr: String,
+    send: Option<hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>>,
+}
+
+impl Conn {
+    fn new(base: &str) -> Self {
+        Self {
+            addr: base.trim_start_matches("http://").to_string(),
+            send: None,
+        }
+    }
+
+    /// Sends one request; returns the status and the whole body, or None on a
+    /// transport error (the connection is reopened on the next call).
+    async fn send(
+        &mut self,
+        method: hyper::Method,
+        path: &str,
+        headers: &[(hyper::header::HeaderName, hyper::header::HeaderValue)],
+        body: bytes::Bytes,
+    ) -> Option<(u16, bytes::Bytes)> {
+        use http_body_util::BodyExt;
+        if self.send.as_ref().is_none_or(|s| s.is_closed()) {
+            let stream = tokio::net::TcpStream::connect(&self.addr).await.ok()?;
+            stream.set_nodelay(true).ok()?;
+            let (send, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .ok()?;
+            tokio::spawn(conn);
+            self.send = Some(send);
+        }
+        let send = self.send.as_mut()?;
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, &self.addr);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let req = req.body(http_body_util::Full::new(body)).ok()?;
+        let result = async {
+            send.ready().await.ok()?;
+            let resp = send.send_request(req).await.ok()?;
+            let status = resp.status().as_u16();
+            let body = resp.into_body().collect().await.ok()?.to_bytes();
+            Some((status, body))
+        }
+        .await;
+        if result.is_none() {
+            self.send = None;
+        }
+        result
+    }
+}
+
+/// `application/x-www-form-urlencoded` of `pairs`.
+fn form_body(pairs: &[(&str, &str)]) -> bytes::Bytes {
+    fn enc(out: &mut String, s: &str) {
+        for b in s.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    out.push(b as char)
+                }
+                b' ' => out.push('+'),
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+    }
+    let mut out = String::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        enc(&mut out, k);
+        out.push('=');
+        enc(&mut out, v);
+    }
+    bytes::Bytes::from(out)
+}
+
+/// The headers of a form POST authenticated with HTTP Basic.
+fn form_headers(
+    auth: &(String, String),
+) -> Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)> {
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", auth.0, auth.1));
+    vec![
+        (
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/x-www-form-urlencoded"),
+        ),
+        (
+            hyper::header::AUTHORIZATION,
+            hyper::header::HeaderValue::from_str(&format!("Basic {basic}")).unwrap(),
+        ),
+    ]
+}
+
 /// Runs `step` in a closed loop on `concurrency` workers; each worker threads its
 /// own state (e.g. the newest refresh token) through consecutive calls.
 async fn drive(o: &Opts, name: &str, step: Step, seeds: Vec<Option<String>>) -> Value {
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(o.concurrency * 2)
-        .build()
-        .unwrap();
+    let base = o.base_url.clone().unwrap_or_default();
     let run = |secs: Duration, record: bool, seeds: Vec<Option<String>>| {
         let stop = Arc::new(AtomicBool::new(false));
         let per_worker = o.max_requests / o.concurrency as u64;
         let handles: Vec<_> = seeds
             .into_iter()
             .map(|mut state| {
-                let (http, step, stop) = (http.clone(), step.clone(), stop.clone());
+                let (step, stop) = (step.clone(), stop.clone());
+                let mut conn = Conn::new(&base);
                 tokio::spawn(async move {
                     let mut t = Tally::default();
                     let mut n = 0u64;
                     while !stop.load(Ordering::Relaxed) && n < per_worker {
                         let start = Instant::now();
-                        let (ok, next) = step(http.clone(), state.clone()).await;
+                        let (ok, next) = step(&mut conn, state.clone()).await;
                         if record {
                             t.latencies_us.push(start.elapsed().as_micros() as u32);
                         }
@@ -478,33 +579,28 @@ async fn main() {
         match scenario.as_str() {
             "sign" => results.extend(sign_floor()),
             "client_credentials" => {
-                let (url, client) = (token_url.clone(), client.clone());
-                let step: Step = Arc::new(move |http, _| {
-                    let (url, client) = (url.clone(), client.clone());
+                let path = Arc::new(o.token_path.clone());
+                let headers = Arc::new(form_headers(&client));
+                let body =
+                    form_body(&[("grant_type", "client_credentials"), ("scope", "api:read")]);
+                let step: Step = Arc::new(move |conn, _| {
+                    let (path, headers, body) = (path.clone(), headers.clone(), body.clone());
                     Box::pin(async move {
-                        let ok = form(
-                            &http,
-                            &url,
-                            &client,
-                            &[("grant_type", "client_credentials"), ("scope", "api:read")],
-                        )
-                        .await
-                        .is_some();
-                        (ok, None)
+                        let r = conn.send(hyper::Method::POST, &path, &headers, body).await;
+                        (r.is_some_and(|(s, _)| s == 200), None)
                     })
                 });
                 results.push(drive(&o, "client_credentials", step, seeds(o.concurrency)).await);
             }
             "jwks" => {
-                let url = Arc::new(format!("{base}{}", o.jwks_path));
-                let step: Step = Arc::new(move |http, _| {
-                    let url = url.clone();
+                let path = Arc::new(o.jwks_path.clone());
+                let step: Step = Arc::new(move |conn, _| {
+                    let path = path.clone();
                     Box::pin(async move {
-                        let ok = match http.get(url.as_str()).send().await {
-                            Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
-                            Err(_) => false,
-                        };
-                        (ok, None)
+                        let r = conn
+                            .send(hyper::Method::GET, &path, &[], bytes::Bytes::new())
+                            .await;
+                        (r.is_some_and(|(s, b)| s == 200 && !b.is_empty()), None)
                     })
                 });
                 results.push(drive(&o, "jwks", step, seeds(o.concurrency)).await);
@@ -519,15 +615,19 @@ async fn main() {
                 )
                 .await
                 .expect("token");
-                let token = Arc::new(t["access_token"].as_str().unwrap().to_string());
-                let url = Arc::new(format!("{base}/introspect"));
-                let client = client.clone();
-                let step: Step = Arc::new(move |http, _| {
-                    let (url, client, token) = (url.clone(), client.clone(), token.clone());
+                let body = form_body(&[("token", t["access_token"].as_str().unwrap())]);
+                let headers = Arc::new(form_headers(&client));
+                let step: Step = Arc::new(move |conn, _| {
+                    let (headers, body) = (headers.clone(), body.clone());
                     Box::pin(async move {
-                        let ok = form(&http, &url, &client, &[("token", &token)])
-                            .await
-                            .is_some_and(|v| v["active"] == true);
+                        let r = conn
+                            .send(hyper::Method::POST, "/introspect", &headers, body)
+                            .await;
+                        let ok = r.is_some_and(|(s, b)| {
+                            s == 200
+                                && serde_json::from_slice::<Value>(&b)
+                                    .is_ok_and(|v| v["active"] == true)
+                        });
                         (ok, None)
                     })
                 });
@@ -551,9 +651,20 @@ async fn main() {
                     }
                 };
                 if scenario == "password" {
-                    let step: Step = Arc::new(move |http, _| {
-                        let login = login.clone();
-                        Box::pin(async move { (login(http).await.is_some(), None) })
+                    let path = Arc::new(o.token_path.clone());
+                    let headers = Arc::new(form_headers(&client));
+                    let body = form_body(&[
+                        ("grant_type", "password"),
+                        ("username", user.0.as_str()),
+                        ("password", user.1.as_str()),
+                        ("scope", "offline_access api:read"),
+                    ]);
+                    let step: Step = Arc::new(move |conn, _| {
+                        let (path, headers, body) = (path.clone(), headers.clone(), body.clone());
+                        Box::pin(async move {
+                            let r = conn.send(hyper::Method::POST, &path, &headers, body).await;
+                            (r.is_some_and(|(s, _)| s == 200), None)
+                        })
                     });
                     results.push(drive(&o, "password", step, seeds(o.concurrency)).await);
                     continue;
@@ -571,24 +682,26 @@ async fn main() {
                             .to_string(),
                     ));
                 }
-                let (url, client) = (token_url.clone(), client.clone());
-                let step: Step = Arc::new(move |http, rt| {
-                    let (url, client) = (url.clone(), client.clone());
+                #[derive(serde::Deserialize)]
+                struct Rotated {
+                    refresh_token: Option<String>,
+                }
+                let path = Arc::new(o.token_path.clone());
+                let headers = Arc::new(form_headers(&client));
+                let step: Step = Arc::new(move |conn, rt| {
+                    let (path, headers) = (path.clone(), headers.clone());
                     Box::pin(async move {
                         let rt = rt.unwrap_or_default();
-                        match form(
-                            &http,
-                            &url,
-                            &client,
-                            &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
-                        )
-                        .await
-                        {
-                            Some(v) => {
-                                let next = v["refresh_token"].as_str().map(String::from);
+                        let body =
+                            form_body(&[("grant_type", "refresh_token"), ("refresh_token", &rt)]);
+                        match conn.send(hyper::Method::POST, &path, &headers, body).await {
+                            Some((200, b)) => {
+                                let next = serde_json::from_slice::<Rotated>(&b)
+                                    .ok()
+                                    .and_then(|r| r.refresh_token);
                                 (next.as_deref().is_some_and(|n| n != rt), next)
                             }
-                            None => (false, None),
+                            _ => (false, None),
                         }
                     })
                 });
