@@ -24,6 +24,9 @@ pub fn spawn(core: Arc<Core>) -> Background {
     if let Some(pool) = core.db.listener_pool() {
         set.spawn(listen(core.clone(), pool.clone()));
     }
+    if core.db.backend() == store::Backend::Sqlite {
+        set.spawn(checkpoints(core.clone()));
+    }
     set.spawn(housekeeping(core));
     Background(set)
 }
@@ -105,6 +108,20 @@ async fn watch_keys(core: Arc<Core>) {
         tick.tick().await;
         if let Err(e) = core.maintain_keys().await {
             tracing::error!(error = %crate::error_chain(&e), "signing key maintenance failed; keeping the current key set");
+        }
+    }
+}
+
+/// SQLite: moves the WAL into the database file off the request path. Done by the
+/// committing writer, a checkpoint of a busy WAL stalled every rotation behind it
+/// (p99 17 ms under refresh load); here it overlaps with the writer instead.
+async fn checkpoints(core: Arc<Core>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = core.db.checkpoint().await {
+            tracing::warn!(error = %e, "WAL checkpoint");
         }
     }
 }
