@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tessera::config::SigningAlg;
 
+#[path = "support/jwt.rs"]
+mod jwt;
+
 struct Opts {
     base_url: Option<String>,
     scenarios: Vec<String>,
@@ -481,14 +484,14 @@ async fn drive(o: &Opts, name: &str, step: Step, seeds: Vec<Option<String>>) -> 
     r
 }
 
+/// The signing floor per algorithm, hand-timed so it prints beside the end-to-end
+/// figures; `cargo bench --bench crypto` measures the same with Criterion.
 fn sign_floor() -> Vec<Value> {
-    let claims = json!({"iss": "http://127.0.0.1:8080", "sub": "bench", "aud": "urn:bench:api", "client_id": "bench",
-        "scope": "api:read", "roles": ["reader"], "iat": 1_800_000_000, "exp": 1_800_000_300, "jti": "abcdefghijklmnopqrstuv"});
-    [SigningAlg::ES256, SigningAlg::EdDSA, SigningAlg::RS256]
+    let claims = jwt::claims();
+    jwt::fixtures()
         .into_iter()
-        .map(|alg| {
-            let (kid, pkcs8, jwk) = tessera::domain::keys::generate(alg).unwrap();
-            let key = tessera::domain::keys::SigningKey::from_pkcs8(&kid, alg, &pkcs8).unwrap();
+        .map(|f| {
+            let alg = f.alg;
             let n = if alg == SigningAlg::RS256 {
                 2_000
             } else {
@@ -496,7 +499,7 @@ fn sign_floor() -> Vec<Value> {
             };
             let start = Instant::now();
             for _ in 0..n {
-                std::hint::black_box(key.sign(&claims));
+                std::hint::black_box(f.key.sign(&claims));
             }
             let us = start.elapsed().as_secs_f64() * 1e6 / n as f64;
             println!(
@@ -505,23 +508,13 @@ fn sign_floor() -> Vec<Value> {
                 us,
                 1e6 / us
             );
-            // Verification through jsonwebtoken with tessera's ring provider, as the server does.
-            tessera::crypto::install_jwt_provider();
-            let s = |k: &str| jwk[k].as_str().unwrap_or_default().to_string();
-            let (decoding, jwt_alg) = match alg {
-                SigningAlg::ES256 => (jsonwebtoken::DecodingKey::from_ec_components(&s("x"), &s("y")), jsonwebtoken::Algorithm::ES256),
-                SigningAlg::EdDSA => (jsonwebtoken::DecodingKey::from_ed_components(&s("x")), jsonwebtoken::Algorithm::EdDSA),
-                SigningAlg::RS256 => (jsonwebtoken::DecodingKey::from_rsa_components(&s("n"), &s("e")), jsonwebtoken::Algorithm::RS256),
-            };
-            let decoding = decoding.unwrap();
-            let mut validation = jsonwebtoken::Validation::new(jwt_alg);
-            validation.validate_exp = false;
-            validation.validate_aud = false;
-            let token = key.sign(&claims);
+            let token = f.key.sign(&claims);
             let m = 20_000;
             let start = Instant::now();
             for _ in 0..m {
-                std::hint::black_box(jsonwebtoken::decode::<Value>(&token, &decoding, &validation).unwrap());
+                std::hint::black_box(
+                    jsonwebtoken::decode::<Value>(&token, &f.decoding, &f.validation).unwrap(),
+                );
             }
             let verify_us = start.elapsed().as_secs_f64() * 1e6 / m as f64;
             println!("verify     {:<6} {:>8.1} µs/token", alg.as_str(), verify_us);
