@@ -37,19 +37,8 @@ async fn refresh(http: &Client, s: &Served, rt: &str) -> reqwest::Result<(u16, V
 /// Families with more than one unconsumed refresh token, and families revoked.
 async fn invariants(database_url: &str) -> (Vec<(String, i64)>, i64, i64) {
     let db = crate::sql::connect(database_url).await;
-    let branched: Vec<(String, i64)> = crate::sql::all(
-        &db,
-        "SELECT family_id, COUNT(*) FROM refresh_tokens WHERE consumed_at IS NULL \
-         GROUP BY family_id HAVING COUNT(*) > 1",
-        &[],
-    )
-    .await;
-    let (revoked,): (i64,) = crate::sql::one(
-        &db,
-        "SELECT COUNT(*) FROM refresh_families WHERE revoked_at IS NOT NULL",
-        &[],
-    )
-    .await;
+    let branched = crate::sql::branched_families(&db).await;
+    let revoked = crate::sql::revoked_families(&db).await;
     let (live,): (i64,) = crate::sql::one(
         &db,
         "SELECT COUNT(DISTINCT family_id) FROM refresh_tokens WHERE consumed_at IS NULL",

@@ -23,6 +23,45 @@ pub struct TestApp {
     task: Option<JoinHandle<()>>,
 }
 
+/// A refresh grant for public client `client_id` at the server at `base` (any
+/// instance); returns the status and the JSON body.
+pub async fn refresh_at(http: &Client, base: &str, client_id: &str, token: &str) -> (u16, Value) {
+    let r = http
+        .post(format!("{base}/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", client_id),
+            ("refresh_token", token),
+        ])
+        .send()
+        .await
+        .expect("request");
+    (r.status().as_u16(), r.json().await.expect("JSON body"))
+}
+
+/// A password grant for `user` through public client `client_id` at the server at
+/// `base` (any instance); returns the status and the JSON body.
+pub async fn login_at(
+    http: &Client,
+    base: &str,
+    client_id: &str,
+    user: &str,
+    password: &str,
+) -> (u16, Value) {
+    let r = http
+        .post(format!("{base}/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", client_id),
+            ("username", user),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .expect("request");
+    (r.status().as_u16(), r.json().await.expect("JSON body"))
+}
+
 /// Whether the suite runs on PostgreSQL: `TESSERA_TEST_POSTGRES` names a server
 /// (`postgres://user@127.0.0.1:port/postgres`) where every test gets a fresh database.
 pub fn on_postgres() -> bool {

@@ -16,21 +16,6 @@ use crate::keys_instances::Instance;
 use crate::refresh::{claims, rt, session_app};
 use crate::token::{PASSWORD, USER};
 
-async fn refresh_at(app: &TestApp, base: &str, token: &str) -> (u16, Value) {
-    let r = app
-        .http
-        .post(format!("{base}/token"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("client_id", "app"),
-            ("refresh_token", token),
-        ])
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
 async fn jwks_at(app: &TestApp, base: &str) -> Value {
     app.http
         .get(format!("{base}/.well-known/jwks.json"))
@@ -51,19 +36,7 @@ async fn split_race(app: &TestApp, b: &Instance, token: &str) -> Vec<(u16, Value
             b.addr.clone()
         };
         let (http, token) = (app.http.clone(), token.to_string());
-        tokio::spawn(async move {
-            let r = http
-                .post(format!("{base}/token"))
-                .form(&[
-                    ("grant_type", "refresh_token"),
-                    ("client_id", "app"),
-                    ("refresh_token", token.as_str()),
-                ])
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        })
+        tokio::spawn(async move { refresh_at(&http, &base, "app", &token).await })
     });
     futures_util::future::join_all(tasks)
         .await
@@ -91,7 +64,7 @@ async fn a_token_from_a_verifies_with_bs_jwks_and_a_rotation_on_b_then_reuse_on_
     assert_eq!(r.status(), 200);
 
     let r0 = rt(&first);
-    let (status, on_b) = refresh_at(&app, &b.addr, &r0).await;
+    let (status, on_b) = refresh_at(&app.http, &b.addr, "app", &r0).await;
     assert_eq!(status, 200, "{on_b}");
     let r1 = rt(&on_b);
     assert!(verify_with_jwks(
@@ -99,10 +72,10 @@ async fn a_token_from_a_verifies_with_bs_jwks_and_a_rotation_on_b_then_reuse_on_
         &jwks_at(&app, &app.addr).await
     ));
     // Reuse of the consumed token on A: the family is revoked, B's successor with it.
-    let (status, reuse) = refresh_at(&app, &app.addr, &r0).await;
+    let (status, reuse) = refresh_at(&app.http, &app.addr, "app", &r0).await;
     assert_eq!((status, &reuse["error"]), (400, &json!("invalid_grant")));
     for base in [&app.addr, &b.addr] {
-        let (status, body) = refresh_at(&app, base, &r1).await;
+        let (status, body) = refresh_at(&app.http, base, "app", &r1).await;
         assert_eq!(
             (status, &body["error"]),
             (400, &json!("invalid_grant")),
@@ -129,7 +102,7 @@ async fn concurrent_refreshes_split_across_instances_have_one_winner_in_strict_m
             assert_eq!((*status, &body["error"]), (400, &json!("invalid_grant")));
         }
         // The losers revoked the family: the winner's successor is dead on both.
-        let (status, _) = refresh_at(&app, &b.addr, &rt(&winners[0].1)).await;
+        let (status, _) = refresh_at(&app.http, &b.addr, "app", &rt(&winners[0].1)).await;
         assert_eq!(status, 400);
     }
 }
@@ -149,7 +122,7 @@ async fn concurrent_refreshes_split_across_instances_share_one_successor_within_
         assert_eq!(successors.len(), 1, "the family branched: {successors:?}");
         // The one successor works, on either instance.
         let next = successors.into_iter().next().unwrap();
-        let (status, body) = refresh_at(&app, &b.addr, &next).await;
+        let (status, body) = refresh_at(&app.http, &b.addr, "app", &next).await;
         assert_eq!(status, 200, "{body}");
     }
     assert!(crate::refresh::revocations(&app).await.is_empty());
@@ -219,19 +192,8 @@ async fn a_key_rotation_through_a_is_served_by_b() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // And B signs with the rotated key too.
-    let r = app
-        .http
-        .post(b.url("/token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("client_id", "app"),
-            ("username", USER),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let body: Value = r.json().await.unwrap();
+    let (status, body) = login_at(&app.http, &b.addr, "app", USER, PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
     let kid_b = jwt_parts(body["access_token"].as_str().unwrap()).0["kid"].clone();
     assert_eq!(kid_b, jwt_parts(&at).0["kid"]);
 }
@@ -260,34 +222,13 @@ async fn permission_changes_racing_refreshes_across_instances_never_answer_5xx()
             let (http, stop) = (app.http.clone(), stop.clone());
             tokio::spawn(async move {
                 let login = || async {
-                    let r = http
-                        .post(format!("{base}/token"))
-                        .form(&[
-                            ("grant_type", "password"),
-                            ("client_id", "app"),
-                            ("username", USER),
-                            ("password", PASSWORD),
-                        ])
-                        .send()
-                        .await
-                        .unwrap();
-                    assert_eq!(r.status(), 200);
-                    rt(&r.json().await.unwrap())
+                    let (status, body) = login_at(&http, &base, "app", USER, PASSWORD).await;
+                    assert_eq!(status, 200, "{body}");
+                    rt(&body)
                 };
                 let (mut token, mut counts) = (login().await, (0, 0));
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let r = http
-                        .post(format!("{base}/token"))
-                        .form(&[
-                            ("grant_type", "refresh_token"),
-                            ("client_id", "app"),
-                            ("refresh_token", token.as_str()),
-                        ])
-                        .send()
-                        .await
-                        .unwrap();
-                    let status = r.status().as_u16();
-                    let body: Value = r.json().await.unwrap();
+                    let (status, body) = refresh_at(&http, &base, "app", &token).await;
                     match status {
                         200 => {
                             token = rt(&body);
@@ -325,12 +266,6 @@ async fn permission_changes_racing_refreshes_across_instances_never_answer_5xx()
     eprintln!("{rotated} rotations, {revoked} refreshes of revoked sessions, 40 role changes");
     assert!(rotated > 0 && revoked > 0, "{rotated} {revoked}");
     // No family has two live tokens.
-    let branched: Vec<(String, i64)> = crate::sql::all(
-        &app.core.db.read,
-        "SELECT family_id, COUNT(*) FROM refresh_tokens WHERE consumed_at IS NULL \
-         GROUP BY family_id HAVING COUNT(*) > 1",
-        &[],
-    )
-    .await;
+    let branched = crate::sql::branched_families(&app.core.db.read).await;
     assert!(branched.is_empty(), "{branched:?}");
 }

@@ -96,3 +96,24 @@ pub async fn close(pool: Pool) {
         Pool::Postgres(p) => p.close().await,
     }
 }
+
+/// Families with more than one unconsumed refresh token: a branched family (must be none).
+pub async fn branched_families(pool: &Pool) -> Vec<(String, i64)> {
+    all(
+        pool,
+        "SELECT family_id, COUNT(*) FROM refresh_tokens WHERE consumed_at IS NULL \
+         GROUP BY family_id HAVING COUNT(*) > 1",
+        &[],
+    )
+    .await
+}
+
+pub async fn revoked_families(pool: &Pool) -> i64 {
+    let (n,): (i64,) = one(
+        pool,
+        "SELECT COUNT(*) FROM refresh_families WHERE revoked_at IS NOT NULL",
+        &[],
+    )
+    .await;
+    n
+}
