@@ -282,8 +282,11 @@ impl Db {
                 std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
             }
         }
+        // An SQLite connection is a file handle on a thread of its own: it does not go
+        // stale, so no ping (a round trip to that thread) before every query.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(acquire)
             // Checkpoints are the background's job (`Db::checkpoint`, every 200 ms), so
             // a commit never waits for one; the writer checkpoints itself only if the
@@ -292,6 +295,7 @@ impl Db {
             .await?;
         let read = SqlitePoolOptions::new()
             .max_connections(cfg.db_max_connections)
+            .test_before_acquire(false)
             .acquire_timeout(acquire)
             .connect_with(opts)
             .await?;
