@@ -93,16 +93,8 @@ fn parse_args() -> Opts {
             "--db" => o.db = val(),
             "--database-url" => {
                 let url = val();
-                let host = url
-                    .split('@')
-                    .next_back()
-                    .and_then(|r| r.rsplit("://").next())
-                    .unwrap_or_default();
                 assert!(
-                    url.starts_with("sqlite:")
-                        || host.starts_with("127.0.0.1")
-                        || host.starts_with("localhost")
-                        || host.starts_with("[::1]"),
+                    url.starts_with("sqlite:") || is_loopback_url(&url),
                     "--database-url must be SQLite or a loopback PostgreSQL"
                 );
                 if url.starts_with("postgres") {
@@ -127,6 +119,24 @@ fn parse_args() -> Opts {
         .to_vec();
     }
     o
+}
+
+/// Whether a `scheme://[user@]host[:port][/...]` URL names a loopback host: the host
+/// itself is compared, so `127.0.0.1.example.com` or `localhost.example` do not pass.
+fn is_loopback_url(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A tessera started by the driver on a fresh database.
@@ -558,10 +568,7 @@ async fn main() {
     }
     let base = o.base_url.clone().unwrap_or_default();
     assert!(
-        base.is_empty()
-            || base.starts_with("http://127.")
-            || base.starts_with("http://localhost")
-            || base.starts_with("http://[::1]"),
+        base.is_empty() || (base.starts_with("http://") && is_loopback_url(&base)),
         "load targets must be loopback addresses"
     );
     let token_url = Arc::new(format!("{base}{}", o.token_path));

@@ -74,14 +74,8 @@ async fn listen(core: Arc<Core>, pool: sqlx::PgPool) {
             match listener.try_recv().await {
                 Ok(Some(n)) if n.payload() == "keys" => {
                     core.events.wake();
-                    match core.keys.reload(&core.db).await {
-                        Ok(true) => {
-                            tracing::info!(kid = %core.keys.current().active.kid, "signing keys reloaded")
-                        }
-                        Ok(false) => {}
-                        Err(e) => {
-                            tracing::error!(error = %crate::error_chain(&e), "reloading signing keys")
-                        }
+                    if let Err(e) = core.reload_keys().await {
+                        tracing::error!(error = %crate::error_chain(&e), "reloading signing keys");
                     }
                 }
                 Ok(Some(_)) => core.events.wake(),

@@ -521,10 +521,17 @@ impl super::Core {
             store::keys::delete_retired_before(&mut tx, now - keep).await?;
             tx.commit().await.map_err(StoreError::from)?;
         }
-        if self.keys.reload(&self.db).await? {
+        self.reload_keys().await?;
+        Ok(())
+    }
+
+    /// Re-reads the key rows (another process may have rotated) and logs a change.
+    pub async fn reload_keys(&self) -> Result<bool, KeyError> {
+        let changed = self.keys.reload(&self.db).await?;
+        if changed {
             tracing::info!(kid = %self.keys.current().active.kid, "signing keys reloaded");
         }
-        Ok(())
+        Ok(changed)
     }
 
     /// Rotates: the `next` key (already published) starts signing, the active key is

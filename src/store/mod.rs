@@ -10,7 +10,6 @@ pub mod users;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
@@ -84,26 +83,12 @@ impl Pool {
         }
     }
 
-    /// A connection held for several statements outside a transaction.
-    pub async fn acquire(&self) -> Result<Conn, StoreError> {
-        Ok(match self {
-            Pool::Sqlite(p) => Conn::Sqlite(p.acquire().await?),
-            Pool::Postgres(p) => Conn::Postgres(p.acquire().await?),
-        })
-    }
-
     async fn close(&self) {
         match self {
             Pool::Sqlite(p) => p.close().await,
             Pool::Postgres(p) => p.close().await,
         }
     }
-}
-
-/// A pooled connection of either backend.
-pub enum Conn {
-    Sqlite(PoolConnection<Sqlite>),
-    Postgres(PoolConnection<Postgres>),
 }
 
 /// A transaction of either backend. Dropped without [`Tx::commit`], it rolls back.
@@ -168,21 +153,6 @@ impl<'c> From<&'c mut Tx> for Exec<'c> {
     }
 }
 
-impl<'c> From<&'c mut Conn> for Exec<'c> {
-    fn from(c: &'c mut Conn) -> Self {
-        match c {
-            Conn::Sqlite(c) => Exec::Sqlite(c),
-            Conn::Postgres(c) => Exec::Postgres(c),
-        }
-    }
-}
-
-impl<'c> From<&'c mut Exec<'_>> for Exec<'c> {
-    fn from(e: &'c mut Exec<'_>) -> Self {
-        e.re()
-    }
-}
-
 /// Runs `$body` with `$e` bound to the executor inside `$exec` (an [`Exec`]):
 /// the SQL is written once and compiled for each backend. Placeholders are
 /// `$1, $2, ...`, which both SQLite and PostgreSQL accept.
@@ -231,7 +201,7 @@ impl Db {
                 .log_statements(tracing::log::LevelFilter::Trace);
             // One direct connection first: its error says why (refused, unknown host,
             // authentication, no such database) where a pool would only time out.
-            let where_ = format!(
+            let target = format!(
                 "postgres://{}@{}:{}/{}",
                 opts.get_username(),
                 opts.get_host(),
@@ -241,7 +211,7 @@ impl Db {
             let probe = tokio::time::timeout(acquire, opts.connect())
                 .await
                 .unwrap_or(Err(sqlx::Error::PoolTimedOut))
-                .map_err(|e| StoreError::Unreachable(where_.clone(), e))?;
+                .map_err(|e| StoreError::Unreachable(target.clone(), e))?;
             probe.close().await.ok();
             let listen = PgPoolOptions::new()
                 .max_connections(1)
@@ -255,7 +225,7 @@ impl Db {
                 .test_before_acquire(true)
                 .connect_with(opts)
                 .await
-                .map_err(|e| StoreError::Unreachable(where_, e))?;
+                .map_err(|e| StoreError::Unreachable(target, e))?;
             return Ok(Self {
                 read: Pool::Postgres(pool.clone()),
                 write: Pool::Postgres(pool),
@@ -325,17 +295,14 @@ impl Db {
     /// no other writer (another request, the CLI, another instance) can invalidate
     /// what it reads: `BEGIN IMMEDIATE` on SQLite, [`WRITE_LOCK`] on PostgreSQL.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        Ok(match &self.write {
-            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
-            Pool::Postgres(p) => {
-                let mut tx = p.begin().await?;
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(WRITE_LOCK)
-                    .execute(&mut *tx)
-                    .await?;
-                Tx::Postgres(tx)
-            }
-        })
+        let mut tx = self.begin_plain().await?;
+        if let Tx::Postgres(t) = &mut tx {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(WRITE_LOCK)
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(tx)
     }
 
     /// A write transaction for statements that only insert or update conditionally,
@@ -401,20 +368,27 @@ pub fn from_json(text: &str) -> Result<Vec<String>, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("expected a JSON list, got {text:.40}")))
 }
 
+/// The sqlx errors in an error's source chain, outermost first.
+fn sqlx_errors<'e>(
+    e: &'e (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'e sqlx::Error> {
+    std::iter::successors(Some(e), |err| err.source())
+        .filter_map(|err| err.downcast_ref::<sqlx::Error>())
+}
+
+/// The SQLSTATE of the first database error in the chain.
+fn sqlstate(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    sqlx_errors(e).find_map(|err| match err {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    })
+}
+
 /// Whether an error is a PostgreSQL serialization failure (40001) or deadlock
 /// (40P01): the database rolled the whole transaction back, so running it again
 /// from the start is correct.
 pub fn is_conflict(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        if let Some(sqlx::Error::Database(db)) = err.downcast_ref::<sqlx::Error>() {
-            if matches!(db.code().as_deref(), Some("40001" | "40P01")) {
-                return true;
-            }
-        }
-        cur = err.source();
-    }
-    false
+    matches!(sqlstate(e).as_deref(), Some("40001" | "40P01"))
 }
 
 /// Runs a whole write transaction again (up to three more times, after a short
@@ -440,34 +414,21 @@ where
 }
 
 /// Whether an error means the database is unreachable, restarting or overloaded
-/// (answer 503, the client may retry): pool exhaustion, a broken connection, or
-/// PostgreSQL shutting down, starting up or giving up a deadlock.
+/// (answer 503, the client may retry): pool exhaustion, a broken connection,
+/// PostgreSQL shutting down or starting up, or a conflict that outlived its retries.
 pub fn is_unavailable(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        match err.downcast_ref::<sqlx::Error>() {
-            Some(
-                sqlx::Error::PoolTimedOut
+    let transport = sqlx_errors(e).any(|err| {
+        matches!(
+            err,
+            sqlx::Error::PoolTimedOut
                 | sqlx::Error::Io(_)
                 | sqlx::Error::PoolClosed
                 | sqlx::Error::WorkerCrashed
-                | sqlx::Error::Protocol(_),
-            ) => return true,
-            Some(sqlx::Error::Database(db)) => {
-                let code = db.code().unwrap_or_default();
-                // 08: connection exception; 57P0x: admin/crash shutdown, cannot connect
-                // now; 40001/40P01: serialization failure, deadlock detected.
-                if code.starts_with("08")
-                    || code.starts_with("57P0")
-                    || code == "40001"
-                    || code == "40P01"
-                {
-                    return true;
-                }
-            }
-            _ => {}
-        }
-        cur = err.source();
-    }
-    false
+                | sqlx::Error::Protocol(_)
+        )
+    });
+    // 08: connection exception; 57P0x: admin/crash shutdown, cannot connect now.
+    transport
+        || is_conflict(e)
+        || sqlstate(e).is_some_and(|c| c.starts_with("08") || c.starts_with("57P0"))
 }

@@ -1,3 +1,5 @@
+use std::sync::LazyLock;
+
 use sqlx::FromRow;
 
 use super::{Backend, Exec, StoreError, on};
@@ -99,12 +101,12 @@ fn token_sql(lock: &str) -> String {
     )
 }
 
+/// Built once: the read runs on every refresh.
+static TOKEN_SQL: LazyLock<String> = LazyLock::new(|| token_sql(""));
+static TOKEN_FOR_UPDATE_SQL: LazyLock<String> = LazyLock::new(|| token_sql(" FOR UPDATE OF t"));
+
 pub async fn token(db: impl Into<Exec<'_>>, hash: &[u8]) -> Result<Option<TokenRow>, StoreError> {
-    let sql = token_sql("");
-    Ok(on!(db.into(), |e| sqlx::query_as(&sql)
-        .bind(hash)
-        .fetch_optional(e)
-        .await)?)
+    token_row(db.into(), hash, &TOKEN_SQL).await
 }
 
 /// [`token`], with the token's row locked until the transaction ends on PostgreSQL,
@@ -115,11 +117,15 @@ pub async fn token_for_update(
     hash: &[u8],
 ) -> Result<Option<TokenRow>, StoreError> {
     let db = db.into();
-    let sql = match db.backend() {
-        Backend::Sqlite => token_sql(""),
-        Backend::Postgres => token_sql(" FOR UPDATE OF t"),
+    let sql: &str = match db.backend() {
+        Backend::Sqlite => &TOKEN_SQL,
+        Backend::Postgres => &TOKEN_FOR_UPDATE_SQL,
     };
-    Ok(on!(db, |e| sqlx::query_as(&sql)
+    token_row(db, hash, sql).await
+}
+
+async fn token_row(db: Exec<'_>, hash: &[u8], sql: &str) -> Result<Option<TokenRow>, StoreError> {
+    Ok(on!(db, |e| sqlx::query_as(sql)
         .bind(hash)
         .fetch_optional(e)
         .await)?)

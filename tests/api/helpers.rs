@@ -39,6 +39,24 @@ pub async fn refresh_at(http: &Client, base: &str, client_id: &str, token: &str)
     (r.status().as_u16(), r.json().await.expect("JSON body"))
 }
 
+/// 16 refreshes of one token at once, spread round-robin over `bases` (servers of
+/// one database); returns (status, body) of each.
+pub async fn race_at(http: &Client, bases: &[&str], token: &str) -> Vec<(u16, Value)> {
+    let tasks = (0..16).map(|i| {
+        let (http, base, token) = (
+            http.clone(),
+            bases[i % bases.len()].to_string(),
+            token.to_string(),
+        );
+        tokio::spawn(async move { refresh_at(&http, &base, "app", &token).await })
+    });
+    futures_util::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+}
+
 /// A password grant for `user` through public client `client_id` at the server at
 /// `base` (any instance); returns the status and the JSON body.
 pub async fn login_at(

@@ -27,24 +27,6 @@ async fn jwks_at(app: &TestApp, base: &str) -> Value {
         .unwrap()
 }
 
-/// 16 refreshes of one token at once, alternating between A and B.
-async fn split_race(app: &TestApp, b: &Instance, token: &str) -> Vec<(u16, Value)> {
-    let tasks = (0..16).map(|i| {
-        let base = if i % 2 == 0 {
-            app.addr.clone()
-        } else {
-            b.addr.clone()
-        };
-        let (http, token) = (app.http.clone(), token.to_string());
-        tokio::spawn(async move { refresh_at(&http, &base, "app", &token).await })
-    });
-    futures_util::future::join_all(tasks)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_token_from_a_verifies_with_bs_jwks_and_a_rotation_on_b_then_reuse_on_a_revokes_for_both()
 {
@@ -94,7 +76,7 @@ async fn concurrent_refreshes_split_across_instances_have_one_winner_in_strict_m
     let b = Instance::start(&app).await;
     for round in 0..3 {
         let r0 = rt(&app.login("app", USER, PASSWORD).await);
-        let results = split_race(&app, &b, &r0).await;
+        let results = race_at(&app.http, &[&app.addr, &b.addr], &r0).await;
         let winners: Vec<_> = results.iter().filter(|(s, _)| *s == 200).collect();
         assert_eq!(winners.len(), 1, "round {round}: {results:?}");
         for (status, body) in results.iter().filter(|(s, _)| *s != 200) {
@@ -113,7 +95,7 @@ async fn concurrent_refreshes_split_across_instances_share_one_successor_within_
     let b = Instance::start(&app).await;
     for round in 0..3 {
         let r0 = rt(&app.login("app", USER, PASSWORD).await);
-        let results = split_race(&app, &b, &r0).await;
+        let results = race_at(&app.http, &[&app.addr, &b.addr], &r0).await;
         assert!(
             results.iter().all(|(s, _)| *s == 200),
             "round {round}: {results:?}"

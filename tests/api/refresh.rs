@@ -238,32 +238,11 @@ async fn a_retry_within_the_grace_window_returns_the_same_successor() {
     assert_eq!(reasons, [Some("refresh_token_reuse".to_string())]);
 }
 
-/// 16 refreshes of one token at once; returns (status, body) of each.
-async fn race(app: &TestApp, token: &str) -> Vec<(u16, Value)> {
-    let tasks = (0..16).map(|_| {
-        let (http, url, token) = (app.http.clone(), app.url("/token"), token.to_string());
-        tokio::spawn(async move {
-            let form = [
-                ("grant_type", "refresh_token"),
-                ("client_id", "app"),
-                ("refresh_token", token.as_str()),
-            ];
-            let r = http.post(url).form(&form).send().await.unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        })
-    });
-    futures_util::future::join_all(tasks)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_refreshes_in_strict_mode_have_one_winner() {
     let app = session_app(&[("refresh_reuse_grace", "0")]).await;
     let r0 = rt(&app.login("app", USER, PASSWORD).await);
-    let results = race(&app, &r0).await;
+    let results = race_at(&app.http, &[&app.addr], &r0).await;
     let winners: Vec<_> = results.iter().filter(|(s, _)| *s == 200).collect();
     assert_eq!(winners.len(), 1, "{results:?}");
     for (status, body) in results.iter().filter(|(s, _)| *s != 200) {
@@ -278,7 +257,7 @@ async fn concurrent_refreshes_in_strict_mode_have_one_winner() {
 async fn concurrent_refreshes_within_grace_all_get_the_same_successor() {
     let app = session_app(&[]).await;
     let r0 = rt(&app.login("app", USER, PASSWORD).await);
-    let results = race(&app, &r0).await;
+    let results = race_at(&app.http, &[&app.addr], &r0).await;
     assert!(results.iter().all(|(s, _)| *s == 200), "{results:?}");
     let successors: std::collections::HashSet<String> =
         results.iter().map(|(_, b)| rt(b)).collect();
