@@ -87,7 +87,7 @@ CLIENT_ID=st-service
 (
     cd "$WORK"
     "$BIN" client add "$CLIENT_ID" --grant client_credentials --grant password \
-        --scope st:read --audience https://api.st.example --role st-service \
+        --scope st:read --audience https://api.st.example --audience "$BASE/admin" --role st-service \
         --can introspect --can events > client_secret
     "$BIN" client add st-web --public --grant password --scope profile \
         --audience https://api.st.example > /dev/null
@@ -111,10 +111,11 @@ curl -fsS -o /dev/null "$BASE/readyz" || { log "server not ready after 30 s"; ex
 json_field() { "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 password_grant() {
     curl -fsS -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=password -d "username=$1" \
-        --data-urlencode "password=$2" "$BASE/token"
+        --data-urlencode "password=$2" "${@:3}" "$BASE/token"
 }
-ADMIN_TOKEN=$(password_grant admin "$ADMIN_PASSWORD" | json_field access_token)
-ADMIN2_TOKEN=$(password_grant admin2 "$ADMIN_PASSWORD" | json_field access_token)
+# The admin API takes only tokens issued for its audience (RFC 8707 `resource`).
+ADMIN_TOKEN=$(password_grant admin "$ADMIN_PASSWORD" -d "resource=$BASE/admin" | json_field access_token)
+ADMIN2_TOKEN=$(password_grant admin2 "$ADMIN_PASSWORD" -d "resource=$BASE/admin" | json_field access_token)
 CLIENT_TOKEN=$(curl -fsS -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials \
     "$BASE/token" | json_field access_token)
 # Sanity: the Basic credentials work on /introspect and both tokens are live.

@@ -24,6 +24,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "TESSERA_PERMISSION_CHANGE_POLICY",
     ),
     ("admin_role", "TESSERA_ADMIN_ROLE"),
+    ("admin_audience", "TESSERA_ADMIN_AUDIENCE"),
     ("jwks_max_age", "TESSERA_JWKS_MAX_AGE"),
     ("key_rotation_interval", "TESSERA_KEY_ROTATION_INTERVAL"),
     ("event_retention", "TESSERA_EVENT_RETENTION"),
@@ -100,6 +101,8 @@ pub struct Config {
     pub refresh_reuse_grace: Duration,
     pub permission_change_policy: PermissionChangePolicy,
     pub admin_role: String,
+    /// The `aud` an access token must carry to be accepted by `/admin` (RFC 8707).
+    pub admin_audience: String,
     pub jwks_max_age: Duration,
     pub key_rotation_interval: Duration,
     pub event_retention: Duration,
@@ -274,6 +277,21 @@ impl Layers {
         if admin_role.is_empty() {
             return Err(p.invalid("admin_role", "must not be empty"));
         }
+        let admin_audience = p.string("admin_audience", &format!("{issuer}/admin"));
+        if admin_audience.is_empty() || admin_audience.chars().any(char::is_control) {
+            return Err(p.invalid(
+                "admin_audience",
+                "must be a non-empty URI (default {issuer}/admin)",
+            ));
+        }
+        let request_timeout = p.duration("request_timeout", "30")?;
+        if request_timeout.is_zero() {
+            return Err(p.invalid("request_timeout", "must be at least 1s"));
+        }
+        let login_window = p.duration("login_window", "15m")?;
+        if login_window.is_zero() {
+            return Err(p.invalid("login_window", "must be at least 1s"));
+        }
         Ok(Config {
             bind,
             database_url,
@@ -292,6 +310,7 @@ impl Layers {
             refresh_reuse_grace,
             permission_change_policy: policy,
             admin_role,
+            admin_audience,
             jwks_max_age,
             key_rotation_interval,
             event_retention,
@@ -307,7 +326,7 @@ impl Layers {
                 |s| s.parse().ok().filter(|v| *v >= 1),
                 "an integer of at least 1",
             )?,
-            request_timeout: p.duration("request_timeout", "30")?,
+            request_timeout,
             db_max_connections: p.parse(
                 "db_max_connections",
                 "8",
@@ -322,7 +341,7 @@ impl Layers {
                 |s| s.parse().ok().filter(|v| *v >= 1),
                 "an integer of at least 1",
             )?,
-            login_window: p.duration("login_window", "15m")?,
+            login_window,
             trusted_proxies: p.parse(
                 "trusted_proxies",
                 "",

@@ -112,6 +112,10 @@ enum ClientCommand {
         /// Capabilities: `introspect`, `events`.
         #[arg(long = "can", value_name = "CAPABILITY")]
         capabilities: Vec<String>,
+        /// This client's refresh-token reuse grace window in seconds (0 = strict);
+        /// default: the server's refresh_reuse_grace.
+        #[arg(long, value_name = "SECONDS")]
+        refresh_reuse_grace: Option<u64>,
     },
 }
 
@@ -329,6 +333,7 @@ async fn client(core: &Core, cmd: ClientCommand) -> Result<(), Failure> {
         audiences,
         roles,
         capabilities,
+        refresh_reuse_grace,
     } = cmd;
     let new = NewClient {
         id: id.clone(),
@@ -338,6 +343,7 @@ async fn client(core: &Core, cmd: ClientCommand) -> Result<(), Failure> {
         audiences,
         roles,
         capabilities,
+        refresh_reuse_grace,
     };
     match clients::create(&core.db, new).await.map_err(fail)? {
         Some(secret) => {

@@ -21,6 +21,8 @@ pub struct Client {
     pub audiences: Vec<String>,
     pub roles: Vec<String>,
     pub capabilities: Vec<String>,
+    /// This client's refresh-token reuse grace window; `None`: the server's.
+    pub refresh_reuse_grace: Option<std::time::Duration>,
 }
 
 impl Client {
@@ -51,6 +53,9 @@ impl Client {
             audiences: from_json(&row.audiences)?,
             roles: from_json(&row.roles)?,
             capabilities: from_json(&row.capabilities)?,
+            refresh_reuse_grace: row
+                .refresh_reuse_grace
+                .map(|s| std::time::Duration::from_secs(s.max(0) as u64)),
             id: row.id,
         })
     }
@@ -155,7 +160,13 @@ pub struct NewClient {
     pub roles: Vec<String>,
     #[serde(default)]
     pub capabilities: Vec<String>,
+    /// Seconds (0 = strict); absent: the server's `refresh_reuse_grace`.
+    #[serde(default)]
+    pub refresh_reuse_grace: Option<u64>,
 }
+
+/// The longest grace window a client may have, as for the server's setting.
+pub const MAX_REUSE_GRACE: u64 = 300;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NewClientError {
@@ -216,6 +227,11 @@ pub async fn create(db: &Db, mut new: NewClient) -> Result<Option<SecretString>,
             ));
         }
     }
+    if new.refresh_reuse_grace.is_some_and(|g| g > MAX_REUSE_GRACE) {
+        return invalid(format!(
+            "refresh_reuse_grace must be at most {MAX_REUSE_GRACE} seconds (0 = strict)"
+        ));
+    }
     for s in &new.scopes {
         if s.is_empty()
             || !s
@@ -243,6 +259,7 @@ pub async fn create(db: &Db, mut new: NewClient) -> Result<Option<SecretString>,
         audiences: to_json(&new.audiences),
         roles: to_json(&new.roles),
         capabilities: to_json(&new.capabilities),
+        refresh_reuse_grace: new.refresh_reuse_grace.map(|g| g as i64),
     };
     let mut tx = db.begin().await.map_err(NewClientError::Store)?;
     match store::clients::insert(&mut tx, &row, store::now()).await {

@@ -85,12 +85,27 @@ impl Core {
             Some(u) if valid && !u.disabled => u,
             _ => return Err(OAuthError::InvalidGrant("invalid username or password")),
         };
+        self.pauses.before_session.reached().await;
         let scope = scope.join(" ");
-        let issue_refresh = client.allows("refresh_token");
-        let (sid, refresh_token) = if issue_refresh {
-            let (sid, rt) = sessions::start(self, &user.id, &client.id, &scope, &audience).await?;
+        // The user as read above, before argon2 ran, must still be the user now.
+        let changed = OAuthError::InvalidGrant("the account changed during sign-in; try again");
+        let (sid, refresh_token) = if client.allows("refresh_token") {
+            let started = sessions::start(
+                self,
+                &user.id,
+                user.authz_version,
+                &client.id,
+                &scope,
+                &audience,
+            )
+            .await?;
+            let (sid, rt) = started.ok_or(changed)?;
             (Some(sid), Some(rt))
         } else {
+            let now = store::users::by_id(&self.db.read, &user.id).await?;
+            if !now.is_some_and(|u| u.authz_version == user.authz_version && !u.disabled) {
+                return Err(changed);
+            }
             (None, None)
         };
         let subject = Subject {
@@ -153,7 +168,7 @@ impl Core {
             let audience = grant_audience(self, resource, &from_json(&family.audience)?)?;
             Ok((scope, audience))
         };
-        let rotated = sessions::rotate(self, &client.id, refresh_token, narrow).await?;
+        let rotated = sessions::rotate(self, client, refresh_token, narrow).await?;
         let family = &rotated.family;
         let (scope, audience) = rotated.granted;
         let user = &rotated.user;

@@ -7,7 +7,6 @@ use super::Core;
 use super::clients::Client;
 use super::sessions;
 use super::tokens::AccessClaims;
-use crate::config::PermissionChangePolicy;
 use crate::crypto::sha256;
 use crate::store::{self, StoreError, from_json};
 
@@ -20,7 +19,7 @@ fn looks_like_jwt(token: &str) -> bool {
 impl Core {
     /// The claims of an active token, or `None` for anything inactive: expired,
     /// unknown, signed by a revoked key, of a revoked session, of a disabled user,
-    /// behind the user's `ver` (policy `revoke`), or a consumed refresh token.
+    /// behind the user's `ver` (whatever the policy), or a consumed refresh token.
     /// Refresh tokens are visible only to the client they were issued to.
     pub async fn introspect(
         &self,
@@ -51,8 +50,9 @@ impl Core {
             let (Some(family), Some(user)) = (family, user) else {
                 return Ok(None);
             };
-            let stale = c.ver.is_some_and(|v| v < user.authz_version)
-                && self.cfg.permission_change_policy == PermissionChangePolicy::Revoke;
+            // Stale under either policy: under `reissue` the session lives on, but
+            // this token's roles are not the user's any more (DESIGN: inactive).
+            let stale = c.ver.is_some_and(|v| v < user.authz_version);
             if family.revoked_at.is_some() || user.disabled || stale {
                 return Ok(None);
             }

@@ -62,6 +62,12 @@ pub enum KeyError {
         since: String,
         from: String,
     },
+    #[error(
+        "the database's signing keys were re-encrypted under another key-encryption key \
+         (keys rewrap) after this process started; refusing to seal a new key with the old one. \
+         Restart every instance with the new KEK, then rotate"
+    )]
+    KekReplaced,
 }
 
 /// The key-encryption key. Never printed.
@@ -122,8 +128,9 @@ impl Kek {
         };
         match check {
             Some(sealed) => {
-                crypto::open(&kek.0, KEK_CHECK.as_bytes(), &sealed)
-                    .map_err(|_| KeyError::WrongKek)?;
+                if !kek.opens_check(&sealed) {
+                    return Err(KeyError::WrongKek);
+                }
             }
             None => {
                 let mut tx = db.begin().await?;
@@ -137,6 +144,11 @@ impl Kek {
             }
         }
         Ok(kek)
+    }
+
+    /// Whether the database's check value was sealed with this KEK.
+    fn opens_check(&self, sealed: &[u8]) -> bool {
+        crypto::open(&self.0, KEK_CHECK.as_bytes(), sealed).is_ok()
     }
 
     fn seal(&self, kid: &str, plaintext: &[u8]) -> Vec<u8> {
@@ -474,8 +486,15 @@ fn load_set(kek: &Kek, rows: &[KeyRow]) -> Result<KeySet, KeyError> {
                 return Err(corrupt("private key does not match its kid"));
             }
             active = Some(key);
+        } else if row.state == "retired" {
+            // A retired key never signs again: one whose private half does not open
+            // (sealed under a KEK since replaced) must not stop the start. Its public
+            // half stays published for the tokens it signed.
+            if let Err(e) = kek.open(&row.kid, &row.private_sealed) {
+                tracing::warn!(kid = %row.kid, "retired signing key left without its private half: {e}");
+            }
         } else {
-            // Check every private half decrypts, so a rotation never meets a broken key later.
+            // The next key will sign: it must open now, not at the rotation.
             kek.open(&row.kid, &row.private_sealed)?;
         }
         verifiers.insert(row.kid.clone(), (jwt_alg, decoding));
@@ -551,6 +570,12 @@ impl super::Core {
             .map_err(|_| KeyError::Generate(alg.as_str()))??;
         let fresh = sealed_row(&self.keys.kek, alg, generated, "next", now);
         let mut tx = self.db.begin().await?;
+        // A rewrap by another process must not be undone key by key: a key sealed
+        // here under the old KEK would stop every instance that starts with the new one.
+        let check = store::keys::meta(&mut tx, KEK_CHECK).await?;
+        if !check.is_some_and(|sealed| self.keys.kek.opens_check(&sealed)) {
+            return Err(KeyError::KekReplaced);
+        }
         let rows = store::keys::list(&mut tx).await?;
         let active = rows
             .iter()
@@ -615,9 +640,19 @@ impl super::Core {
         );
         let mut tx = self.db.begin().await?;
         let rows = store::keys::list(&mut tx).await?;
+        let mut rewrapped = 0;
         for r in &rows {
-            let plain = self.keys.kek.open(&r.kid, &r.private_sealed)?;
+            let plain = match self.keys.kek.open(&r.kid, &r.private_sealed) {
+                Ok(plain) => plain,
+                // As at start: a retired key that does not open never signs again.
+                Err(e) if r.state == "retired" => {
+                    tracing::warn!(kid = %r.kid, "retired signing key not re-encrypted: {e}");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             store::keys::set_private(&mut tx, &r.kid, &new.seal(&r.kid, &plain)).await?;
+            rewrapped += 1;
         }
         store::keys::set_meta(
             &mut tx,
@@ -626,7 +661,7 @@ impl super::Core {
         )
         .await?;
         tx.commit().await.map_err(StoreError::from)?;
-        Ok(rows.len())
+        Ok(rewrapped)
     }
 }
 

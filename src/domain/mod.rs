@@ -6,6 +6,7 @@ pub mod grants;
 pub mod introspection;
 pub mod keys;
 pub mod passwords;
+pub mod pause;
 pub mod permissions;
 pub mod sessions;
 pub mod throttle;
@@ -28,6 +29,8 @@ pub struct Core {
     pub throttle: throttle::Throttle,
     pub rotations: sessions::Rotations,
     pub metrics: crate::metrics::Metrics,
+    /// Test-only pause points (inert unless a test arms one).
+    pub pauses: pause::Pauses,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +63,7 @@ impl Core {
             passwords,
             events: events::EventBus::default(),
             throttle: throttle::Throttle::new(cfg_max, cfg_window),
+            pauses: pause::Pauses::default(),
         }))
     }
 }

@@ -13,17 +13,23 @@ use crate::store::sessions::{Consume, FamilyRow, TokenRow, UserState};
 use crate::store::{self, StoreError, to_json};
 
 use super::Core;
+use super::clients::Client;
+use std::time::Duration;
 
 pub const REASON_REUSE: &str = "refresh_token_reuse";
 
-/// Starts a family for a fresh sign-in; returns its id (`sid`) and first refresh token.
+/// Starts a family for a fresh sign-in; returns its id (`sid`) and first refresh
+/// token, or `None` when the user is no longer enabled at `authz_version` (the
+/// sign-in read a state that a password change, disable or role change has since
+/// replaced: its session would outlive the revocation that change made).
 pub async fn start(
     core: &Core,
     user_id: &str,
+    authz_version: i64,
     client_id: &str,
     scope: &str,
     audience: &[String],
-) -> Result<(String, String), StoreError> {
+) -> Result<Option<(String, String)>, StoreError> {
     let now = store::now();
     let family = FamilyRow {
         id: uuid::Uuid::new_v4().to_string(),
@@ -38,11 +44,13 @@ pub async fn start(
     };
     let token = crypto::random_token();
     let mut tx = core.db.begin_plain().await?;
-    store::sessions::insert_family(&mut tx, &family).await?;
+    if !store::sessions::insert_family_if_current(&mut tx, &family, authz_version).await? {
+        return Ok(None);
+    }
     store::sessions::insert_token(&mut tx, &sha256(token.as_bytes()), &family.id, scope, now)
         .await?;
     tx.commit().await?;
-    Ok((family.id, token))
+    Ok(Some((family.id, token)))
 }
 
 pub struct Rotated<T> {
@@ -91,10 +99,14 @@ fn validate(core: &Core, row: &TokenRow, client_id: &str, now: i64) -> Result<()
 ///   `session.revoked` event is written.
 pub async fn rotate<T>(
     core: &Core,
-    client_id: &str,
+    client: &Client,
     presented: &str,
     check: impl Fn(&FamilyRow) -> Result<T, OAuthError>,
 ) -> Result<Rotated<T>, OAuthError> {
+    let client_id = client.id.as_str();
+    let grace = client
+        .refresh_reuse_grace
+        .unwrap_or(core.cfg.refresh_reuse_grace);
     let hash = sha256(presented.as_bytes());
     let now = store::now();
     // Fast path: read on the reader pool, then one statement on the writer.
@@ -104,7 +116,7 @@ pub async fn rotate<T>(
     if row.consumed_at.is_none() {
         validate(core, &row, client_id, now)?;
         let granted = check(&row.family)?;
-        let (next, next_hash, sealed) = successor(core, presented);
+        let (next, next_hash, sealed) = successor(grace, presented);
         if core.rotations.consume((hash, next_hash, sealed, now)).await {
             return Ok(Rotated {
                 family: row.family,
@@ -115,14 +127,16 @@ pub async fn rotate<T>(
         }
         // Lost a race, or the family was revoked meanwhile: decide under the write lock.
     }
-    store::retry_conflicts(|| rotate_locked(core, client_id, presented, &hash, now, &check)).await
+    let grace = grace.as_secs() as i64;
+    store::retry_conflicts(|| rotate_locked(core, client_id, grace, presented, &hash, now, &check))
+        .await
 }
 
 /// A fresh successor token, its hash, and (with a grace window) its sealed copy.
-fn successor(core: &Core, presented: &str) -> (String, [u8; 32], Option<Vec<u8>>) {
+fn successor(grace: Duration, presented: &str) -> (String, [u8; 32], Option<Vec<u8>>) {
     let next = crypto::random_token();
     let next_hash = sha256(next.as_bytes());
-    let sealed = (!core.cfg.refresh_reuse_grace.is_zero())
+    let sealed = (!grace.is_zero())
         .then(|| crypto::seal(&grace_key(presented), &next_hash, next.as_bytes()));
     (next, next_hash, sealed)
 }
@@ -131,6 +145,7 @@ fn successor(core: &Core, presented: &str) -> (String, [u8; 32], Option<Vec<u8>>
 async fn rotate_locked<T>(
     core: &Core,
     client_id: &str,
+    grace: i64,
     presented: &str,
     hash: &[u8; 32],
     now: i64,
@@ -142,14 +157,13 @@ async fn rotate_locked<T>(
     };
     validate(core, &row, client_id, now)?;
     let user = row.user;
-    let grace = core.cfg.refresh_reuse_grace.as_secs() as i64;
     let family = row.family;
     // The request is checked for a first use or a retry only: reuse is reuse,
     // whatever else the request says, so a stolen token cannot probe quietly.
     let (next, granted) = match (row.consumed_at, row.successor_hash, row.successor_sealed) {
         (None, _, _) => {
             let granted = check(&family)?;
-            let (next, next_hash, sealed) = successor(core, presented);
+            let (next, next_hash, sealed) = successor(Duration::from_secs(grace as u64), presented);
             if !store::sessions::consume(&mut tx, hash, &next_hash, sealed.as_deref(), now).await? {
                 // Unreachable under the write lock; refuse rather than branch.
                 return Err(INVALID);
@@ -157,13 +171,18 @@ async fn rotate_locked<T>(
             (next, granted)
         }
         (Some(consumed_at), Some(next_hash), Some(sealed))
-            if now - consumed_at <= grace
+            // Never negative: a clock stepped backwards must not widen the window.
+            if (0..=grace).contains(&(now - consumed_at))
                 && store::sessions::is_unconsumed(&mut tx, &next_hash).await? =>
         {
             let granted = check(&family)?;
             let next = crypto::open(&grace_key(presented), &next_hash, &sealed)
                 .map_err(|e| OAuthError::Internal(Box::new(e)))?;
             store::sessions::touch_family(&mut tx, &family.id, now).await?;
+            // Whoever replays a just-used token in the window gets the live
+            // successor: a public client's thief as well as a retrying tab.
+            core.metrics.inc("tessera_refresh_grace_replays_total", &[]);
+            tracing::warn!(sid = %family.id, client_id, age_s = now - consumed_at, "refresh token replayed within the grace window: successor handed out again");
             (
                 String::from_utf8(next).map_err(|e| OAuthError::Internal(Box::new(e)))?,
                 granted,

@@ -22,6 +22,14 @@ impl Audience {
             Self::Many(list)
         }
     }
+
+    /// Whether `aud` names `audience` (RFC 7519 §4.1.3: a string or an array).
+    pub fn contains(&self, audience: &str) -> bool {
+        match self {
+            Self::One(a) => a == audience,
+            Self::Many(list) => list.iter().any(|a| a == audience),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,7 +1,8 @@
 //! `/admin`: users, roles, sessions, clients and keys for operators.
 //!
-//! The caller presents a bearer access token; its user must hold the admin role
-//! **now**, in the database (one primary-key read), so a demoted admin's
+//! The caller presents a bearer access token issued for the admin audience
+//! (`admin_audience`, default `{issuer}/admin`); its user must hold the admin role
+//! **now**, in the database, and its session must be live, so a demoted admin's
 //! unexpired token is refused at once.
 
 use std::sync::Arc;
@@ -113,6 +114,13 @@ type Result<T, E = AdminError> = std::result::Result<T, E>;
 /// The caller's user, if it holds the admin role right now.
 async fn authorize(core: &Core, headers: &HeaderMap) -> Result<UserRow> {
     let caller = bearer::verify(core, headers)?;
+    // An admin's token for some other app must not open the admin API (RFC 8707).
+    if !caller.claims.aud.contains(&core.cfg.admin_audience) {
+        return Err(BearerError::InvalidToken(
+            "the access token was not issued for the admin API (its aud lacks the admin audience)",
+        )
+        .into());
+    }
     if caller.claims.sid.is_none() {
         return Err(BearerError::InsufficientScope("an administrator's token is required").into());
     }
@@ -331,6 +339,9 @@ async fn create_client(
         "roles": client.roles,
         "capabilities": client.capabilities,
     });
+    if let Some(grace) = client.refresh_reuse_grace {
+        body["refresh_reuse_grace"] = json!(grace.as_secs());
+    }
     if let Some(secret) = secret {
         body["client_secret"] = json!(secret.expose_secret());
     }
@@ -386,7 +397,9 @@ async fn rotate_keys(
         .rotate_keys(alg, req.revoke_current)
         .await
         .map_err(|e| match e {
-            e @ KeyError::TooEarly { .. } => AdminError::Conflict(e.to_string()),
+            e @ (KeyError::TooEarly { .. } | KeyError::KekReplaced) => {
+                AdminError::Conflict(e.to_string())
+            }
             KeyError::Store(e) => e.into(),
             e => AdminError::Internal(Box::new(e)),
         })?;

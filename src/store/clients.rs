@@ -11,12 +11,15 @@ pub struct ClientRow {
     pub audiences: String,
     pub roles: String,
     pub capabilities: String,
+    /// Seconds; `None`: the server's `refresh_reuse_grace`.
+    pub refresh_reuse_grace: Option<i64>,
 }
 
 pub async fn by_id(db: impl Into<Exec<'_>>, id: &str) -> Result<Option<ClientRow>, StoreError> {
     Ok(on!(db.into(), |e| {
         sqlx::query_as(
-        "SELECT id, secret_hash, grant_types, scopes, audiences, roles, capabilities FROM clients WHERE id = $1",
+        "SELECT id, secret_hash, grant_types, scopes, audiences, roles, capabilities, refresh_reuse_grace
+         FROM clients WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(e)
@@ -26,8 +29,8 @@ pub async fn by_id(db: impl Into<Exec<'_>>, id: &str) -> Result<Option<ClientRow
 
 pub async fn insert(db: impl Into<Exec<'_>>, row: &ClientRow, now: i64) -> Result<(), StoreError> {
     on!(db.into(), |e| sqlx::query(
-        "INSERT INTO clients (id, secret_hash, grant_types, scopes, audiences, roles, capabilities, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO clients (id, secret_hash, grant_types, scopes, audiences, roles, capabilities, created_at, refresh_reuse_grace)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&row.id)
     .bind(&row.secret_hash)
@@ -37,6 +40,7 @@ pub async fn insert(db: impl Into<Exec<'_>>, row: &ClientRow, now: i64) -> Resul
     .bind(&row.roles)
     .bind(&row.capabilities)
     .bind(now)
+    .bind(row.refresh_reuse_grace)
     .execute(e)
     .await
     .map(|r| r.rows_affected()))

@@ -51,26 +51,45 @@ impl UserState {
 
 const FAMILY_COLUMNS: &str = "f.id, f.user_id, f.client_id, f.scope, f.audience, f.created_at, f.last_used_at, f.expires_at, f.revoked_at";
 
-pub async fn insert_family(db: impl Into<Exec<'_>>, f: &FamilyRow) -> Result<(), StoreError> {
-    on!(db.into(), |e| {
-        sqlx::query(
-        "INSERT INTO refresh_families (id, user_id, client_id, scope, audience, created_at, last_used_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(&f.id)
-    .bind(&f.user_id)
-    .bind(&f.client_id)
-    .bind(&f.scope)
-    .bind(&f.audience)
-    .bind(f.created_at)
-    .bind(f.last_used_at)
-    .bind(f.expires_at)
-    .execute(e)
-    .await
-    .map(|r| r.rows_affected())
+/// Inserts a family only if its user is still enabled and at `authz_version`: a
+/// sign-in that read the user before a password change, a disable or a role change
+/// committed must not leave a session behind. One statement; on PostgreSQL the user
+/// row is share-locked, so a concurrent change either waits for this insert (and
+/// then revokes the new family) or commits first (and this finds a newer version).
+pub async fn insert_family_if_current(
+    db: impl Into<Exec<'_>>,
+    f: &FamilyRow,
+    authz_version: i64,
+) -> Result<bool, StoreError> {
+    let db = db.into();
+    let sql: &str = match db.backend() {
+        Backend::Sqlite => INSERT_FAMILY,
+        Backend::Postgres => &INSERT_FAMILY_LOCKED_SQL,
+    };
+    let inserted = on!(db, |e| {
+        sqlx::query(sql)
+            .bind(&f.id)
+            .bind(&f.user_id)
+            .bind(&f.client_id)
+            .bind(&f.scope)
+            .bind(&f.audience)
+            .bind(f.created_at)
+            .bind(f.last_used_at)
+            .bind(f.expires_at)
+            .bind(authz_version)
+            .execute(e)
+            .await
+            .map(|r| r.rows_affected())
     })?;
-    Ok(())
+    Ok(inserted == 1)
 }
+
+const INSERT_FAMILY: &str = "INSERT INTO refresh_families
+       (id, user_id, client_id, scope, audience, created_at, last_used_at, expires_at)
+     SELECT $1, u.id, $3, $4, $5, $6, $7, $8 FROM users u
+     WHERE u.id = $2 AND u.authz_version = $9 AND NOT u.disabled";
+static INSERT_FAMILY_LOCKED_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("{INSERT_FAMILY} FOR SHARE OF u"));
 
 pub async fn insert_token(
     db: impl Into<Exec<'_>>,

@@ -91,6 +91,8 @@ async fn only_a_live_admin_token_is_let_in() {
             id: "robot".into(),
             grant_types: vec!["client_credentials".into()],
             roles: vec!["admin".into()],
+            // Even issued for the admin API, a client's own token is no administrator's.
+            audiences: vec![app.admin_audience()],
             ..Default::default()
         })
         .await

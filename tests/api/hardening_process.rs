@@ -84,8 +84,19 @@ async fn logs_hold_no_secrets(json_format: bool) {
         out.trim().to_string()
     };
 
+    // Its tokens are for the admin API too: root's calls below are admin calls.
+    let admin_audience = format!("{SERVED_ISSUER}/admin");
     cli(
-        &["client", "add", "app", "--public", "--grant", "password"],
+        &[
+            "client",
+            "add",
+            "app",
+            "--public",
+            "--grant",
+            "password",
+            "--audience",
+            &admin_audience,
+        ],
         None,
     );
     let svc = cli(

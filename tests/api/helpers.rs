@@ -123,6 +123,41 @@ pub fn fresh_database_url(dir: &TempDir) -> String {
     format!("{base}/{name}")
 }
 
+/// Runs the `tessera` binary with exactly `env` (and `PATH`) in `dir`; returns
+/// (status, stdout, stderr). Blocking: from async code, call it in `spawn_blocking`.
+pub fn run_cli(
+    env: &[(String, String)],
+    dir: &std::path::Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (i32, String, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tessera");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Settings every test app gets: cheap argon2, a short grace window unless asked.
 fn base_settings(dir: &TempDir) -> HashMap<&'static str, String> {
     HashMap::from([
@@ -228,31 +263,7 @@ impl TestApp {
 
     /// Runs the real binary; returns (status, stdout, stderr).
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
-        use std::io::Write;
-        use std::process::{Command, Stdio};
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
-        cmd.args(args)
-            .envs(self.cli_env())
-            .current_dir(self.dir.path());
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn tessera");
-        if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
-        }
-        drop(child.stdin.take());
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        run_cli(&self.cli_env(), self.dir.path(), args, stdin)
     }
 
     /// Registers a client; returns its secret (None for a public one).
@@ -271,7 +282,7 @@ impl TestApp {
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             audiences: vec!["https://api.example".into()],
             roles: roles.iter().map(|s| s.to_string()).collect(),
-            capabilities: vec![],
+            ..Default::default()
         };
         self.client_with(new).await
     }
@@ -387,10 +398,28 @@ impl TestApp {
         self.http.request(method, self.url(path)).bearer_auth(token)
     }
 
+    /// Registers public password-grant client `console`, whose only audience is the
+    /// admin API's, as an operator does to get admin tokens.
+    pub async fn admin_console(&self) {
+        self.client_with(NewClient {
+            id: "console".into(),
+            public: true,
+            grant_types: vec!["password".into()],
+            audiences: vec![self.admin_audience()],
+            ..Default::default()
+        })
+        .await;
+    }
+
+    /// The audience `/admin` requires.
+    pub fn admin_audience(&self) -> String {
+        self.core.cfg.admin_audience.clone()
+    }
+
     /// Creates public client `console` and user `root` (role `admin`), signs root in;
     /// returns root's access token.
     pub async fn admin_token(&self) -> String {
-        self.client("console", true, &["password"], &[], &[]).await;
+        self.admin_console().await;
         self.user("root", "root password 1", &["admin"]).await;
         self.login("console", "root", "root password 1").await["access_token"]
             .as_str()
@@ -575,31 +604,7 @@ impl Served {
 
     /// Runs the `tessera` CLI against this server's database; returns (status, stdout, stderr).
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
-        use std::io::Write;
-        use std::process::{Command, Stdio};
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env("RUST_LOG", "warn")
-            .current_dir(self.dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tessera");
-        let mut input = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            input.write_all(text.as_bytes()).unwrap();
-        }
-        drop(input);
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        run_cli(&self.env, self.dir.path(), args, stdin)
     }
 
     /// Like [`Served::cli`], asserting success; returns stdout trimmed.

@@ -257,3 +257,92 @@ async fn the_kek_file_is_private_and_an_env_kek_writes_none() {
     assert!(!other_keys.join("kek").exists());
     assert_eq!(keys_list_ok(&app, &with_kek, &[]), listed);
 }
+
+/// `keys rewrap` to a new KEK file; returns the new KEK (base64).
+fn rewrap(app: &TestApp) -> String {
+    let new_kek = STANDARD.encode([5u8; 32]);
+    let new_file = app.dir.path().join("kek.new");
+    std::fs::write(&new_file, &new_kek).unwrap();
+    let args = [
+        "keys",
+        "rewrap",
+        "--new-kek-file",
+        new_file.to_str().unwrap(),
+    ];
+    let (code, _, err) = app.cli(&args, None);
+    assert_eq!(code, 0, "{err}");
+    new_kek
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_after_a_kek_rewrap_is_refused_so_no_instance_bricks() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let keys = keys_list(&app);
+    let new_kek = rewrap(&app);
+
+    // The running server still holds the old KEK: on demand and scheduled alike, a
+    // rotation refuses, says why, and changes nothing.
+    let err = app
+        .core
+        .rotate_keys(None, true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("rewrap") && err.contains("Restart"), "{err}");
+    let r = app
+        .with_bearer(reqwest::Method::POST, "/admin/keys/rotate", &admin)
+        .json(&serde_json::json!({"revoke_current": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("rewrap"),
+        "{body}"
+    );
+    std::fs::write(app.dir.path().join("keys").join("kek"), &new_kek).unwrap();
+    assert_eq!(keys_list(&app), keys, "nothing changed");
+
+    // Restarted with the new KEK, it starts and rotates.
+    let app = app.restart().await;
+    app.core.rotate_keys(None, true).await.unwrap();
+    let after = keys_list(&app);
+    assert_eq!(the(&after, "active"), the(&keys, "next"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retired_key_that_does_not_open_is_left_out_with_a_warning() {
+    let app = TestApp::spawn().await;
+    let keys = keys_list(&app);
+    let next = the(&keys, "next");
+    // A retired key sealed under some other KEK (as an unfixed rotation after a
+    // rewrap once left behind), and a fresh next key.
+    crate::sql::exec(
+        app.core.db.writer(),
+        "UPDATE signing_keys SET state = 'retired', retired_at = created_at, private_sealed = $1 \
+         WHERE kid = $2",
+        &[vec![7u8; 48].into(), (&next).into()],
+    )
+    .await;
+    let (code, out, err) = run(&app, &["keys", "list"], &[], &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(&next), "{out}");
+    assert!(
+        err.contains(&next) && err.contains("retired"),
+        "a warning names it: {err}"
+    );
+    // The active key must still open: the same damage to it stops the start.
+    let active = the(&keys, "active");
+    crate::sql::exec(
+        app.core.db.writer(),
+        "UPDATE signing_keys SET private_sealed = $1 WHERE kid = $2",
+        &[vec![7u8; 48].into(), (&active).into()],
+    )
+    .await;
+    assert_refused(run(&app, &["keys", "list"], &[], &[]), &[&active]);
+}

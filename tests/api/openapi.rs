@@ -375,7 +375,7 @@ async fn every_route_is_served_by_its_handler() {
     // As an administrator, the admin handlers run past authorisation: unknown ids are
     // the handler's JSON 404, missing bodies its 415.
     app.user("root", "correct horse battery", &["admin"]).await;
-    app.client("console", true, &["password"], &[], &[]).await;
+    app.admin_console().await;
     let login = app.login("console", "root", "correct horse battery").await;
     let token = login["access_token"].as_str().expect("access token");
     let mut answered = Vec::new();

@@ -359,3 +359,17 @@ async fn cli_role_changes_take_the_same_path() {
         ]
     );
 }
+
+#[tokio::test]
+async fn under_reissue_a_token_behind_the_users_ver_introspects_inactive() {
+    let (app, alice, rs, admin) = setup("reissue").await;
+    let first = app.login("app", "alice", PASSWORD).await;
+    let at = str_of(&first, "access_token");
+    assert_eq!(introspect(&app, &rs, &at).await["active"], true);
+    let r = put_roles(&app, &admin, &alice, json!(["writer"])).await;
+    assert_eq!(r.status(), 200);
+    // The session lives on under `reissue`, but this token's roles are not the user's.
+    assert_eq!(introspect(&app, &rs, &at).await, json!({"active": false}));
+    let r = userinfo(&app, &at).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["stale"], true);
+}
