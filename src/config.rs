@@ -60,6 +60,23 @@ pub enum PermissionChangePolicy {
     Reissue,
 }
 
+impl PermissionChangePolicy {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "revoke" => Some(Self::Revoke),
+            "reissue" => Some(Self::Reissue),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Revoke => "revoke",
+            Self::Reissue => "reissue",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SigningAlg {
     ES256,
@@ -237,11 +254,7 @@ impl Layers {
         let policy = p.parse(
             "permission_change_policy",
             "revoke",
-            |s| match s {
-                "revoke" => Some(PermissionChangePolicy::Revoke),
-                "reissue" => Some(PermissionChangePolicy::Reissue),
-                _ => None,
-            },
+            PermissionChangePolicy::parse,
             "`revoke` or `reissue`",
         )?;
         let jwks_max_age = p.duration("jwks_max_age", "600")?;

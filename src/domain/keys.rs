@@ -45,6 +45,11 @@ pub enum KeyError {
         "the key-encryption key does not match this database (wrong TESSERA_KEK or keys/kek file)"
     )]
     WrongKek,
+    #[error(
+        "key-encryption key file {path} is accessible to other users (mode {mode:o}); \
+         fix it with: chmod 600 {path}"
+    )]
+    KekFileOpen { path: String, mode: u32 },
     #[error("signing key {kid}: {problem}")]
     CorruptKey { kid: String, problem: String },
     #[error("no active signing key in the database")]
@@ -102,11 +107,11 @@ impl Kek {
         let kek = if let Some(text) = &cfg.kek {
             Kek(Self::decode(text).map_err(KeyError::BadEnvKek)?)
         } else if path.exists() {
+            check_kek_file_mode(&path)?;
             let text = std::fs::read_to_string(&path).map_err(|e| KeyError::BadKekFile {
                 path: path.display().to_string(),
                 problem: e.to_string(),
             })?;
-            warn_if_readable_by_others(&path);
             Kek(Self::decode(&text).map_err(|problem| KeyError::BadKekFile {
                 path: path.display().to_string(),
                 problem,
@@ -177,13 +182,24 @@ fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-fn warn_if_readable_by_others(path: &Path) {
+/// The KEK opens every private key: a file others may read stops the start (with
+/// the command that fixes it); group access, as secret mounts often grant, is warned of.
+fn check_kek_file_mode(path: &Path) -> Result<(), KeyError> {
     use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path) {
-        if meta.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(path = %path.display(), "the key-encryption key is readable by group or others; chmod 600 it");
-        }
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let mode = meta.permissions().mode();
+    if mode & 0o007 != 0 {
+        return Err(KeyError::KekFileOpen {
+            path: path.display().to_string(),
+            mode: mode & 0o777,
+        });
     }
+    if mode & 0o070 != 0 {
+        tracing::warn!(path = %path.display(), "the key-encryption key is accessible to its group; chmod 600 it");
+    }
+    Ok(())
 }
 
 enum Signer {

@@ -101,7 +101,7 @@ impl Core {
         };
         store::events::append(&mut tx, &event, now).await?;
         let mut revoked = 0;
-        if always_revoke || self.cfg.permission_change_policy == PermissionChangePolicy::Revoke {
+        if always_revoke || self.policy_in_force(&mut tx).await? == PermissionChangePolicy::Revoke {
             for sid in store::sessions::revoke_user_families(&mut tx, &user.id, reason, now).await?
             {
                 let event = NewEvent {
@@ -117,5 +117,40 @@ impl Core {
         }
         tx.commit().await.map_err(StoreError::from)?;
         Ok((user, revoked))
+    }
+}
+
+/// Where the policy the server runs with is recorded, so that a CLI (or another
+/// instance) started with other settings applies the same one.
+const POLICY_META: &str = "permission_change_policy";
+
+impl Core {
+    /// Records this server's `permission_change_policy` as the one in force; called
+    /// when a server starts. Says so when it replaces a different one.
+    pub async fn record_policy(&self) -> Result<(), StoreError> {
+        let ours = self.cfg.permission_change_policy.as_str();
+        let mut tx = self.db.begin().await?;
+        let before = store::keys::meta(&mut tx, POLICY_META).await?;
+        store::keys::set_meta(&mut tx, POLICY_META, ours.as_bytes()).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        if let Some(before) = before.filter(|b| b != ours.as_bytes()) {
+            tracing::warn!(
+                before = %String::from_utf8_lossy(&before),
+                now = ours,
+                "permission_change_policy changed; every instance should run with the same one"
+            );
+        }
+        Ok(())
+    }
+
+    /// The policy recorded by the server, else this process's own setting.
+    async fn policy_in_force(
+        &self,
+        tx: &mut store::Tx,
+    ) -> Result<PermissionChangePolicy, StoreError> {
+        let recorded = store::keys::meta(&mut *tx, POLICY_META).await?;
+        Ok(recorded
+            .and_then(|v| PermissionChangePolicy::parse(std::str::from_utf8(&v).ok()?))
+            .unwrap_or(self.cfg.permission_change_policy))
     }
 }

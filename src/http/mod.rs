@@ -192,6 +192,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    core.record_policy().await.map_err(std::io::Error::other)?;
     let background = crate::background::spawn(core.clone());
     let app = router(core.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

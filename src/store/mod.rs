@@ -168,6 +168,38 @@ macro_rules! on {
 }
 pub(crate) use on;
 
+/// The SQLite file holds password hashes: its folder is created 0700, the file
+/// 0600 before SQLite opens it (SQLite gives its `-wal` and `-shm` files the
+/// database file's mode), and an existing file more open than that is narrowed.
+fn private_sqlite_file(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let file = std::path::PathBuf::from(file);
+        if let Ok(meta) = std::fs::metadata(&file) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The PostgreSQL channel every instance listens on; the payload names what changed.
 pub const NOTIFY_CHANNEL: &str = "tessera";
 
@@ -247,11 +279,7 @@ impl Db {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5))
             .statement_cache_capacity(256);
-        if let Some(dir) = opts.get_filename().parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
-            }
-        }
+        private_sqlite_file(opts.get_filename()).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
         // An SQLite connection is a file handle on a thread of its own: it does not go
         // stale, so no ping (a round trip to that thread) before every query.
         let write = SqlitePoolOptions::new()

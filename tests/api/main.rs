@@ -14,6 +14,7 @@ mod events_access;
 mod events_poll;
 mod hardening_bearer;
 mod hardening_crash;
+mod hardening_files;
 mod hardening_hostile;
 mod hardening_jwt;
 mod hardening_process;
