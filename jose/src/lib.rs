@@ -65,7 +65,8 @@ pub fn public_key(alg: Algorithm, jwk: &Value) -> Result<DecodingKey, BadJwk> {
         Algorithm::RS256 if kty == Some("RSA") => {
             let n = member("n")?;
             // A leading zero octet ("A" then a sextet below 16) would hide a short modulus.
-            let leading_zero = n.starts_with('A') && n[1..].starts_with(|c| ('A'..='P').contains(&c));
+            let leading_zero =
+                n.starts_with('A') && n[1..].starts_with(|c| ('A'..='P').contains(&c));
             if b64_len(n).is_none_or(|len| len < 256) || leading_zero {
                 return Err(BadJwk("the RSA modulus is shorter than 2048 bits"));
             }

@@ -25,11 +25,20 @@ async fn verify_refuses_forged_and_mistyped_tokens() {
     for alg in ["none", "None"] {
         let h = json!({"alg": alg, "typ": "at+jwt", "kid": kid});
         let token = format!("{}.{payload}.", B64.encode(h.to_string()));
-        assert_eq!(v.verify(&token).await.map(|_| ()), invalid("malformed"), "alg {alg}");
+        assert_eq!(
+            v.verify(&token).await.map(|_| ()),
+            invalid("malformed"),
+            "alg {alg}"
+        );
     }
     // HS256 keyed with the public key (its JWK and its point).
     let jwks = rig.app.get_json("/.well-known/jwks.json").await;
-    let jwk = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid.as_str()).unwrap();
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .unwrap();
     let point = [
         vec![4u8],
         B64.decode(jwk["x"].as_str().unwrap()).unwrap(),
@@ -39,7 +48,10 @@ async fn verify_refuses_forged_and_mistyped_tokens() {
     for secret in [jwk.to_string().into_bytes(), point] {
         let h = json!({"alg": "HS256", "typ": "at+jwt", "kid": kid});
         let token = hs256(&secret, &h, &claims);
-        assert_eq!(v.verify(&token).await.map(|_| ()), invalid("alg does not match the key"));
+        assert_eq!(
+            v.verify(&token).await.map(|_| ()),
+            invalid("alg does not match the key")
+        );
     }
 
     let server = Signer::server(&rig.app).await;
@@ -53,7 +65,11 @@ async fn verify_refuses_forged_and_mistyped_tokens() {
             None => drop(h.as_object_mut().unwrap().remove("typ")),
         }
         let token = sign(h, claims.clone());
-        assert_eq!(v.verify(&token).await.map(|_| ()), invalid("typ must be at+jwt"), "{typ:?}");
+        assert_eq!(
+            v.verify(&token).await.map(|_| ()),
+            invalid("typ must be at+jwt"),
+            "{typ:?}"
+        );
     }
     for typ in ["AT+JWT", "application/at+jwt", "Application/AT+JWT"] {
         let mut h = ok_header.clone();
@@ -72,23 +88,39 @@ async fn verify_refuses_forged_and_mistyped_tokens() {
     // Genuine signature, wrong claims.
     let mut c = claims.clone();
     c["iss"] = json!(format!("{}/", rig.app.addr));
-    assert_eq!(v.verify(&sign(ok_header.clone(), c)).await.map(|_| ()), invalid("wrong issuer"));
+    assert_eq!(
+        v.verify(&sign(ok_header.clone(), c)).await.map(|_| ()),
+        invalid("wrong issuer")
+    );
     let mut c = claims.clone();
     c["aud"] = json!(["https://other.example"]);
-    assert_eq!(v.verify(&sign(ok_header.clone(), c)).await.map(|_| ()), invalid("wrong audience"));
+    assert_eq!(
+        v.verify(&sign(ok_header.clone(), c)).await.map(|_| ()),
+        invalid("wrong audience")
+    );
     let mut c = claims.clone();
     c["aud"] = json!(["https://other.example", AUD]);
-    v.verify(&sign(ok_header.clone(), c)).await.expect("aud includes ours");
+    v.verify(&sign(ok_header.clone(), c))
+        .await
+        .expect("aud includes ours");
     let now = tessera::store::now();
     let mut c = claims.clone();
     c["exp"] = json!(now - 10);
-    assert_eq!(v.verify(&sign(ok_header.clone(), c)).await.err(), Some(Rejection::Expired));
+    assert_eq!(
+        v.verify(&sign(ok_header.clone(), c)).await.err(),
+        Some(Rejection::Expired)
+    );
     let mut c = claims.clone();
     c["exp"] = json!(now - 3); // within the leeway
-    v.verify(&sign(ok_header.clone(), c)).await.expect("within the leeway");
+    v.verify(&sign(ok_header.clone(), c))
+        .await
+        .expect("within the leeway");
     let mut c = claims.clone();
     c["iat"] = json!(now + 60);
-    assert_eq!(v.verify(&sign(ok_header.clone(), c)).await.map(|_| ()), invalid("issued in the future"));
+    assert_eq!(
+        v.verify(&sign(ok_header.clone(), c)).await.map(|_| ()),
+        invalid("issued in the future")
+    );
     let mut c = claims.clone();
     c.as_object_mut().unwrap().remove("jti");
     assert_eq!(
@@ -115,9 +147,14 @@ async fn verify_an_unknown_kid_flood_fetches_the_jwks_at_most_once_per_interval(
         })
         .collect();
     for t in tasks {
-        assert_eq!(t.await.unwrap().err(), Some(Rejection::Invalid("unknown key")));
+        assert_eq!(
+            t.await.unwrap().err(),
+            Some(Rejection::Invalid("unknown key"))
+        );
     }
     let fetched = v.health().jwks_fetches - before;
     assert!(fetched <= 1, "{fetched} JWKS fetches for 200 unknown kids");
-    v.verify(&genuine).await.expect("the genuine token still verifies");
+    v.verify(&genuine)
+        .await
+        .expect("the genuine token still verifies");
 }

@@ -120,8 +120,14 @@ mod tests {
         assert_eq!(ok(&c, 1300 + LEEWAY), Ok(()));
         assert_eq!(ok(&c, 1301 + LEEWAY), Err(Rejection::Expired));
         assert_eq!(ok(&c, 1000 - LEEWAY), Ok(()));
-        assert_eq!(ok(&c, 999 - LEEWAY), Err(Rejection::Invalid("issued in the future")));
-        let nbf = Claims { nbf: Some(1100), ..c.clone() };
+        assert_eq!(
+            ok(&c, 999 - LEEWAY),
+            Err(Rejection::Invalid("issued in the future"))
+        );
+        let nbf = Claims {
+            nbf: Some(1100),
+            ..c.clone()
+        };
         assert_eq!(ok(&nbf, 1094), Err(Rejection::Invalid("not yet valid")));
         assert_eq!(
             c.check("https://id.example/", "https://api.example", 1000),
@@ -140,8 +146,14 @@ mod tests {
         assert!(serde_json::from_value::<Claims>(v).is_err());
         let c = claims();
         assert!(c.require_role("editor").is_ok());
-        assert_eq!(c.require_role("edit"), Err(Rejection::MissingRole("edit".into())));
+        assert_eq!(
+            c.require_role("edit"),
+            Err(Rejection::MissingRole("edit".into()))
+        );
         assert!(c.require_scope("write").is_ok());
-        assert_eq!(c.require_scope("rea"), Err(Rejection::MissingScope("rea".into())));
+        assert_eq!(
+            c.require_scope("rea"),
+            Err(Rejection::MissingScope("rea".into()))
+        );
     }
 }

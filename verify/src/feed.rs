@@ -146,7 +146,10 @@ async fn session(
         StatusCode::OK => {}
         StatusCode::GONE => {
             *resync = true;
-            return Err(failed("resuming is beyond the retention window", Some(Duration::ZERO)));
+            return Err(failed(
+                "resuming is beyond the retention window",
+                Some(Duration::ZERO),
+            ));
         }
         StatusCode::UNAUTHORIZED => {
             *token = ClientToken::default();

@@ -21,7 +21,13 @@ pub async fn check(shared: &Shared, token: &str) -> Result<(), Rejection> {
     let mut key = [0u8; 32];
     key.copy_from_slice(digest(&SHA256, token.as_bytes()).as_ref());
     let keep = shared.settings.introspect_cache;
-    let cached = shared.introspections.0.lock().expect("cache").get(&key).copied();
+    let cached = shared
+        .introspections
+        .0
+        .lock()
+        .expect("cache")
+        .get(&key)
+        .copied();
     let active = match cached {
         Some((active, at)) if at.elapsed() < keep => active,
         _ => {
@@ -37,7 +43,11 @@ pub async fn check(shared: &Shared, token: &str) -> Result<(), Rejection> {
             active
         }
     };
-    if active { Ok(()) } else { Err(Rejection::Inactive) }
+    if active {
+        Ok(())
+    } else {
+        Err(Rejection::Inactive)
+    }
 }
 
 async fn ask(shared: &Shared, token: &str) -> Result<bool, Rejection> {

@@ -134,7 +134,11 @@ fn max_age(cc: &str) -> Duration {
             return MIN_AGE;
         }
         if let Some(v) = lower.strip_prefix("max-age=") {
-            age = v.trim_matches('"').parse::<u64>().ok().map(Duration::from_secs);
+            age = v
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs);
         }
     }
     age.unwrap_or(DEFAULT_AGE).clamp(MIN_AGE, MAX_AGE)

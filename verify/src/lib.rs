@@ -101,7 +101,10 @@ pub enum StartError {
     /// The metadata could not be fetched or read.
     Metadata(String),
     /// The metadata's `issuer` is not the configured one (RFC 8414 §3.3).
-    IssuerMismatch { configured: String, published: String },
+    IssuerMismatch {
+        configured: String,
+        published: String,
+    },
 }
 
 impl std::fmt::Display for StartError {
@@ -353,8 +356,8 @@ impl Verifier {
     /// names (never the token's own choice), the signature, then the claims. The
     /// `jku`, `x5u` and `jwk` headers are never read.
     fn verify_signed(&self, token: &str) -> Result<(Claims, String), Unverified> {
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| Unverified::Invalid("malformed"))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| Unverified::Invalid("malformed"))?;
         let typ_ok = header.typ.as_deref().is_some_and(|t| {
             t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
         });

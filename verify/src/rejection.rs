@@ -153,7 +153,10 @@ mod tests {
 
     #[test]
     fn answers_follow_rfc_6750() {
-        assert_eq!(Rejection::Missing.www_authenticate("api"), "Bearer realm=\"api\"");
+        assert_eq!(
+            Rejection::Missing.www_authenticate("api"),
+            "Bearer realm=\"api\""
+        );
         assert_eq!(
             Rejection::RolesChanged.www_authenticate("api"),
             "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"roles changed: refresh\""
@@ -173,6 +176,9 @@ mod tests {
         assert_eq!(bearer(Some(&h("bearer abc"))), Ok("abc"));
         assert_eq!(bearer(None), Err(Rejection::Missing));
         assert_eq!(bearer(Some(&h("Basic abc"))), Err(Rejection::Missing));
-        assert!(matches!(bearer(Some(&h("Bearer "))), Err(Rejection::Invalid(_))));
+        assert!(matches!(
+            bearer(Some(&h("Bearer "))),
+            Err(Rejection::Invalid(_))
+        ));
     }
 }

@@ -106,8 +106,14 @@ mod tests {
         let mut p = Parser::default();
         let got = p.feed(b"id: 3\n\n: bye\n\ndata: x\n\nid:4\ndata:y\n\n");
         assert_eq!(got.len(), 2);
-        assert_eq!((got[0].id.as_deref(), got[0].event.as_str()), (Some("3"), "message"));
-        assert_eq!((got[1].id.as_deref(), got[1].data.as_str()), (Some("4"), "y"));
+        assert_eq!(
+            (got[0].id.as_deref(), got[0].event.as_str()),
+            (Some("3"), "message")
+        );
+        assert_eq!(
+            (got[1].id.as_deref(), got[1].data.as_str()),
+            (Some("4"), "y")
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use crate::claims::{Claims, LEEWAY};
 use crate::Rejection;
+use crate::claims::{Claims, LEEWAY};
 
 /// A security event as served on `/events` (the fields the verifier needs).
 #[derive(Debug, Clone, Deserialize)]
@@ -158,7 +158,14 @@ impl Freshness {
 mod tests {
     use super::*;
 
-    fn event(id: i64, kind: &str, sub: &str, sid: Option<&str>, ver: Option<i64>, at: &str) -> Event {
+    fn event(
+        id: i64,
+        kind: &str,
+        sub: &str,
+        sid: Option<&str>,
+        ver: Option<i64>,
+        at: &str,
+    ) -> Event {
         Event {
             id,
             kind: kind.into(),
@@ -187,16 +194,53 @@ mod tests {
         let mut s = Freshness::new(300, 0);
         let t = token("u", "s1", 1, T0);
         assert_eq!(s.check(&t, "k"), Ok(()));
-        s.apply(&event(1, "user.roles_changed", "u", None, Some(2), "2026-01-01T00:00:00Z"));
+        s.apply(&event(
+            1,
+            "user.roles_changed",
+            "u",
+            None,
+            Some(2),
+            "2026-01-01T00:00:00Z",
+        ));
         assert_eq!(s.check(&t, "k"), Err(Rejection::RolesChanged));
         assert_eq!(s.check(&token("u", "s2", 2, T0), "k"), Ok(()));
-        s.apply(&event(2, "session.revoked", "u", Some("s2"), None, "2026-01-01T00:00:00Z"));
-        assert_eq!(s.check(&token("u", "s2", 2, T0), "k"), Err(Rejection::SessionRevoked));
-        s.apply(&event(3, "user.disabled", "u", None, Some(3), "2026-01-01T00:00:00Z"));
-        assert_eq!(s.check(&token("u", "s3", 3, T0), "k"), Err(Rejection::UserDisabled));
+        s.apply(&event(
+            2,
+            "session.revoked",
+            "u",
+            Some("s2"),
+            None,
+            "2026-01-01T00:00:00Z",
+        ));
+        assert_eq!(
+            s.check(&token("u", "s2", 2, T0), "k"),
+            Err(Rejection::SessionRevoked)
+        );
+        s.apply(&event(
+            3,
+            "user.disabled",
+            "u",
+            None,
+            Some(3),
+            "2026-01-01T00:00:00Z",
+        ));
+        assert_eq!(
+            s.check(&token("u", "s3", 3, T0), "k"),
+            Err(Rejection::UserDisabled)
+        );
         // An older event replayed never lowers the version or re-enables.
-        s.apply(&event(1, "user.roles_changed", "u", None, Some(2), "2026-01-01T00:00:00Z"));
-        assert_eq!(s.check(&token("u", "s3", 3, T0), "k"), Err(Rejection::UserDisabled));
+        s.apply(&event(
+            1,
+            "user.roles_changed",
+            "u",
+            None,
+            Some(2),
+            "2026-01-01T00:00:00Z",
+        ));
+        assert_eq!(
+            s.check(&token("u", "s3", 3, T0), "k"),
+            Err(Rejection::UserDisabled)
+        );
     }
 
     #[test]
@@ -209,14 +253,31 @@ mod tests {
         assert_eq!(s.check(&token("u", "s", 1, T0), "k1"), Ok(()));
         e.reason = Some("revoked".into());
         assert_eq!(s.apply(&e), Effect::RefetchKeys);
-        assert_eq!(s.check(&token("u", "s", 1, T0), "k1"), Err(Rejection::KeyRevoked));
+        assert_eq!(
+            s.check(&token("u", "s", 1, T0), "k1"),
+            Err(Rejection::KeyRevoked)
+        );
     }
 
     #[test]
     fn entries_are_dropped_once_no_unexpired_token_can_carry_them() {
         let mut s = Freshness::new(300, 0);
-        s.apply(&event(1, "session.revoked", "u", Some("s"), None, "2026-01-01T00:00:00Z"));
-        s.apply(&event(2, "user.roles_changed", "u", None, Some(2), "2026-01-01T00:00:00Z"));
+        s.apply(&event(
+            1,
+            "session.revoked",
+            "u",
+            Some("s"),
+            None,
+            "2026-01-01T00:00:00Z",
+        ));
+        s.apply(&event(
+            2,
+            "user.roles_changed",
+            "u",
+            None,
+            Some(2),
+            "2026-01-01T00:00:00Z",
+        ));
         s.prune(T0 + 300 + LEEWAY);
         assert_eq!(s.len(), (1, 1, 0));
         // A token minted before the change expires at T0 + 300 at the latest; it is
@@ -228,7 +289,10 @@ mod tests {
     #[test]
     fn tokens_older_than_the_horizon_are_not_vouched_for() {
         let s = Freshness::new(300, T0);
-        assert_eq!(s.check(&token("u", "s", 1, T0 - 1), "k"), Err(Rejection::StateUnknown));
+        assert_eq!(
+            s.check(&token("u", "s", 1, T0 - 1), "k"),
+            Err(Rejection::StateUnknown)
+        );
         assert_eq!(s.check(&token("u", "s", 1, T0), "k"), Ok(()));
     }
 }
