@@ -1,22 +1,14 @@
 //! The one crypto stack: ring for randomness, digests, AEAD and signatures.
 //!
-//! jsonwebtoken is built without a backend; [`install_jwt_provider`] plugs ring
-//! in as its verifier so that every signature check in the process goes
-//! through the same library that signs.
+//! jsonwebtoken is built without a backend; [`install_jwt_provider`] (from the
+//! `tessera-jose` crate, which tessera-verify shares) plugs ring in as its verifier
+//! so that every signature check in the process goes through the same library that signs.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::crypto::{CryptoProvider, JwtVerifier, KeyUtils};
-use jsonwebtoken::errors::{Error as JwtError, ErrorKind};
-use jsonwebtoken::signature;
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind, EncodingKey};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
-use ring::signature::{
-    ECDSA_P256_SHA256_FIXED, ED25519, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents,
-    UnparsedPublicKey,
-};
 
 /// Length of an AES-256-GCM key (our key-encryption key among them).
 pub const AEAD_KEY_LEN: usize = 32;
@@ -88,86 +80,5 @@ pub fn open(key: &[u8; AEAD_KEY_LEN], aad: &[u8], sealed: &[u8]) -> Result<Vec<u
     Ok(plain.to_vec())
 }
 
-/// Installs ring as jsonwebtoken's process-wide provider. Idempotent.
-pub fn install_jwt_provider() {
-    let _ = RING_PROVIDER.install_default();
-}
-
-static RING_PROVIDER: CryptoProvider = CryptoProvider {
-    signer_factory: |_, _: &EncodingKey| {
-        // tessera signs with ring directly (see `domain::keys`); jsonwebtoken only verifies.
-        Err(JwtError::from(ErrorKind::InvalidAlgorithm))
-    },
-    verifier_factory: ring_verifier,
-    key_utils: KeyUtils {
-        rsa_pub_components_from_private_key: |_| {
-            Err(ErrorKind::InvalidRsaKey("unsupported".into()).into())
-        },
-        rsa_pub_components_from_public_key: |_| {
-            Err(ErrorKind::InvalidRsaKey("unsupported".into()).into())
-        },
-        ec_pub_components_from_private_key: |_, _| Err(ErrorKind::InvalidEcdsaKey.into()),
-        ed_pub_components_from_private_key: |_, _| Err(ErrorKind::InvalidEddsaKey.into()),
-        compute_digest: |data, _| Ok(sha256(data).to_vec()),
-    },
-};
-
-struct RingVerifier {
-    alg: Algorithm,
-    key: DecodingKey,
-}
-
-fn ring_verifier(
-    alg: &Algorithm,
-    key: &DecodingKey,
-) -> jsonwebtoken::errors::Result<Box<dyn JwtVerifier>> {
-    // The key's family must match the algorithm: an HMAC "key" made of a public
-    // key's bytes never verifies anything (RFC 8725 §2.1).
-    let supported = matches!(
-        (alg, key.family(), key.kind()),
-        (
-            Algorithm::ES256,
-            AlgorithmFamily::Ec,
-            DecodingKeyKind::SecretOrDer(_)
-        ) | (
-            Algorithm::EdDSA,
-            AlgorithmFamily::Ed,
-            DecodingKeyKind::SecretOrDer(_)
-        ) | (
-            Algorithm::RS256,
-            AlgorithmFamily::Rsa,
-            DecodingKeyKind::RsaModulusExponent { .. }
-        )
-    );
-    if !supported {
-        return Err(ErrorKind::InvalidAlgorithm.into());
-    }
-    Ok(Box::new(RingVerifier {
-        alg: *alg,
-        key: key.clone(),
-    }))
-}
-
-impl signature::Verifier<Vec<u8>> for RingVerifier {
-    fn verify(&self, msg: &[u8], sig: &Vec<u8>) -> Result<(), signature::Error> {
-        let ok = match (self.alg, self.key.kind()) {
-            (Algorithm::ES256, DecodingKeyKind::SecretOrDer(point)) => {
-                UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).verify(msg, sig)
-            }
-            (Algorithm::EdDSA, DecodingKeyKind::SecretOrDer(x)) => {
-                UnparsedPublicKey::new(&ED25519, x).verify(msg, sig)
-            }
-            (Algorithm::RS256, DecodingKeyKind::RsaModulusExponent { n, e }) => {
-                RsaPublicKeyComponents { n, e }.verify(&RSA_PKCS1_2048_8192_SHA256, msg, sig)
-            }
-            _ => Err(ring::error::Unspecified),
-        };
-        ok.map_err(|_| signature::Error::new())
-    }
-}
-
-impl JwtVerifier for RingVerifier {
-    fn algorithm(&self) -> Algorithm {
-        self.alg
-    }
-}
+/// Installs ring as jsonwebtoken's process-wide provider (shared with tessera-verify). Idempotent.
+pub use tessera_jose::install as install_jwt_provider;

@@ -15,6 +15,12 @@ pub struct Fixture {
     pub key: SigningKey,
     pub decoding: jsonwebtoken::DecodingKey,
     pub validation: jsonwebtoken::Validation,
+    /// The public JWK, as published.
+    #[allow(
+        dead_code,
+        reason = "read by the verify bench only; #[expect] would fail there"
+    )]
+    pub jwk: Value,
 }
 
 /// ES256, EdDSA and RS256, verified through jsonwebtoken with tessera's ring provider.
@@ -48,6 +54,7 @@ pub fn fixtures() -> Vec<Fixture> {
                 key,
                 decoding: decoding.unwrap(),
                 validation,
+                jwk,
             }
         })
         .collect()

@@ -484,17 +484,13 @@ fn load_set(kek: &Kek, rows: &[KeyRow]) -> Result<KeySet, KeyError> {
         let alg = SigningAlg::parse(&row.alg).ok_or_else(|| corrupt("unknown algorithm"))?;
         let jwk: serde_json::Value =
             serde_json::from_str(&row.public_jwk).map_err(|_| corrupt("public JWK is not JSON"))?;
-        let decoding = match alg {
-            SigningAlg::ES256 => DecodingKey::from_ec_components(s(&jwk["x"]), s(&jwk["y"])),
-            SigningAlg::EdDSA => DecodingKey::from_ed_components(s(&jwk["x"])),
-            SigningAlg::RS256 => DecodingKey::from_rsa_components(s(&jwk["n"]), s(&jwk["e"])),
-        }
-        .map_err(|_| corrupt("public JWK is malformed"))?;
         let jwt_alg = match alg {
             SigningAlg::ES256 => Algorithm::ES256,
             SigningAlg::EdDSA => Algorithm::EdDSA,
             SigningAlg::RS256 => Algorithm::RS256,
         };
+        let decoding = tessera_jose::public_key(jwt_alg, &jwk)
+            .map_err(|_| corrupt("public JWK is malformed"))?;
         if row.state == "active" {
             let pkcs8 = kek.open(&row.kid, &row.private_sealed)?;
             let key = SigningKey::from_pkcs8(&row.kid, alg, &pkcs8)?;

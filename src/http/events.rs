@@ -37,6 +37,7 @@ pub fn router() -> Router<Arc<Core>> {
 struct Params {
     after: Option<String>,
     wait: Option<String>,
+    since: Option<String>,
 }
 
 fn bad_request(description: &str) -> Response {
@@ -90,6 +91,14 @@ async fn events(
             }
         },
     };
+    let since = match params.since.as_deref().map(|s| s.trim().parse::<i64>()) {
+        None => None,
+        Some(Ok(t)) if t >= 0 => Some(t),
+        Some(_) => return bad_request("`since` must be a non-negative number of seconds"),
+    };
+    if since.is_some() && params.after.is_some() {
+        return bad_request("`since` and `after` are exclusive");
+    }
     let wait = match params.wait.as_deref().map(|w| w.parse::<u64>()) {
         None => 0,
         Some(Ok(w)) => w.min(MAX_WAIT),
@@ -97,7 +106,7 @@ async fn events(
     };
     // Subscribe before reading anything.
     let wake = core.events.subscribe();
-    let start = match resolve_start(&core, after).await {
+    let start = match resolve_start(&core, after, since).await {
         Ok(Ok(id)) => id,
         Ok(Err(gone)) => return gone,
         Err(e) => return BearerError::Internal(e).into_response(),
@@ -127,26 +136,37 @@ async fn events(
     }
 }
 
-/// Where to start: after `after`, or from now when absent. 410 when the events
-/// after `after` have been pruned by retention.
+/// Where to start: after `after`; else with the first event at or after `since`
+/// (UNIX seconds: a verifier's cold start); else from now. 410 when the events
+/// wanted have been pruned by retention.
 async fn resolve_start(
     core: &Core,
     after: Option<i64>,
+    since: Option<i64>,
 ) -> Result<Result<i64, Response>, StoreError> {
-    match after {
-        None => Ok(Ok(store::events::last_id(&core.db.read).await?)),
-        Some(after) => {
+    let retained_from = store::now() - core.cfg.event_retention.as_secs() as i64;
+    match (after, since) {
+        (None, Some(since)) if since < retained_from => {
+            Ok(Err(gone(store::events::last_id(&core.db.read).await?)))
+        }
+        (None, Some(since)) => Ok(Ok(store::events::last_before(&core.db.read, since).await?)),
+        (None, None) => Ok(Ok(store::events::last_id(&core.db.read).await?)),
+        (Some(after), _) => {
             if after < store::events::pruned_through(&core.db.read).await? {
-                let body = json!({
-                    "error": "resync_required",
-                    "error_description": "events after this id are beyond the retention window; resynchronise (re-read users and sessions) and resume from the newest id",
-                    "next_after": store::events::last_id(&core.db.read).await?,
-                });
-                return Ok(Err((StatusCode::GONE, Json(body)).into_response()));
+                return Ok(Err(gone(store::events::last_id(&core.db.read).await?)));
             }
             Ok(Ok(after))
         }
     }
+}
+
+fn gone(next_after: i64) -> Response {
+    let body = json!({
+        "error": "resync_required",
+        "error_description": "events after this id are beyond the retention window; resynchronise (re-read users and sessions) and resume from the newest id",
+        "next_after": next_after,
+    });
+    (StatusCode::GONE, Json(body)).into_response()
 }
 
 fn accepts_sse(headers: &HeaderMap) -> bool {

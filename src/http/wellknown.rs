@@ -53,6 +53,10 @@ async fn metadata(State(core): State<Arc<Core>>) -> Result<Response, OAuthError>
         "introspection_endpoint": format!("{iss}/introspect"),
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "userinfo_endpoint": format!("{iss}/userinfo"),
+        // What a verifier needs to be correct from a cold start: the feed, and how far
+        // back a still-valid token may reach (it catches up from `now - ttl`).
+        "tessera_events_endpoint": format!("{iss}/events"),
+        "tessera_access_token_max_ttl": core.cfg.access_token_ttl.as_secs(),
     });
     let scopes = crate::store::clients::all_scopes(&core.db.read).await?;
     if !scopes.is_empty() {

@@ -99,6 +99,22 @@ pub async fn last_id(db: impl Into<Exec<'_>>) -> Result<i64, StoreError> {
     Ok(id.unwrap_or(0))
 }
 
+/// The id to read after so as to get every event at or after `at` (UNIX seconds):
+/// the newest id older than `at`, else the newest pruned one (0 if none).
+pub async fn last_before(db: impl Into<Exec<'_>>, at: i64) -> Result<i64, StoreError> {
+    let mut db = db.into();
+    let (id,): (Option<i64>,) = on!(db.re(), |x| sqlx::query_as(
+        "SELECT MAX(id) FROM security_events WHERE at < $1"
+    )
+    .bind(at)
+    .fetch_one(x)
+    .await)?;
+    match id {
+        Some(id) => Ok(id),
+        None => pruned_through(db).await,
+    }
+}
+
 /// The newest id removed by retention (0 if none): resuming from before it must resynchronise.
 pub async fn pruned_through(db: impl Into<Exec<'_>>) -> Result<i64, StoreError> {
     let v = super::keys::meta(db, "events_pruned_through").await?;

@@ -92,7 +92,7 @@ pub fn with_header(token: &str, header: &Value) -> String {
     format!("{}.{rest}", B64.encode(header.to_string()))
 }
 
-fn hs256(secret: &[u8], header: &Value, claims: &Value) -> String {
+pub fn hs256(secret: &[u8], header: &Value, claims: &Value) -> String {
     let input = format!(
         "{}.{}",
         B64.encode(header.to_string()),

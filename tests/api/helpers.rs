@@ -184,10 +184,18 @@ impl TestApp {
         Self::start(dir, settings).await
     }
 
-    async fn start(dir: Arc<TempDir>, mut settings: HashMap<&'static str, String>) -> Self {
+    async fn start(dir: Arc<TempDir>, settings: HashMap<&'static str, String>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
+        Self::start_on(dir, settings, listener).await
+    }
+
+    async fn start_on(
+        dir: Arc<TempDir>,
+        mut settings: HashMap<&'static str, String>,
+        listener: tokio::net::TcpListener,
+    ) -> Self {
         let addr = format!("http://{}", listener.local_addr().unwrap());
         settings.insert("issuer", addr.clone());
         let mut layers = Layers::default();
@@ -224,6 +232,18 @@ impl TestApp {
         let mut settings = self.settings.clone();
         settings.remove("issuer");
         Self::start(self.dir.clone(), settings).await
+    }
+
+    /// Like [`TestApp::restart`], listening on the same address again (so the issuer
+    /// and its URLs stay the same for a verifier following it).
+    pub async fn restart_in_place(mut self) -> Self {
+        self.shutdown().await;
+        let listener = tokio::net::TcpListener::bind(self.addr.trim_start_matches("http://"))
+            .await
+            .expect("bind the same address again");
+        let mut settings = self.settings.clone();
+        settings.remove("issuer");
+        Self::start_on(self.dir.clone(), settings, listener).await
     }
 
     pub async fn shutdown(&mut self) {

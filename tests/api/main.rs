@@ -42,3 +42,5 @@ mod refresh_lifetime;
 mod token;
 mod token_bad_input;
 mod token_grants;
+mod verify_feed;
+mod verify_hostile;

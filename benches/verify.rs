@@ -1,0 +1,74 @@
+//! Criterion: tessera-verify's whole offline check (header, key by kid, signature,
+//! claims, freshness state) against the bare signature verification, per algorithm;
+//! and the memory an entry of its state costs. `cargo bench --bench verify`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use serde_json::{Value, json};
+use tessera_verify::{Settings, testing};
+
+#[path = "support/jwt.rs"]
+mod jwt;
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn verification(c: &mut Criterion) {
+    let now = now();
+    let mut claims = jwt::claims();
+    claims["iat"] = json!(now);
+    claims["exp"] = json!(now + 3600);
+    claims["sid"] = json!("bench-session");
+    claims["ver"] = json!(3);
+    for f in jwt::fixtures() {
+        let alg = f.alg.as_str();
+        let token = f.key.sign(&claims);
+        let settings = Settings::new("http://127.0.0.1:8080", "urn:bench:api", "bench", "x");
+        let v = testing::offline(settings, &json!({"keys": [f.jwk.clone()]}), 300);
+        // A realistic state: 10 000 revoked sessions and 10 000 changed users.
+        let at = time_string(now);
+        for i in 0..10_000 {
+            testing::apply(
+                &v,
+                &json!({"id": 2 * i + 1, "type": "session.revoked", "sub": format!("u{i}"), "sid": format!("s{i}"), "at": at}),
+            );
+            testing::apply(
+                &v,
+                &json!({"id": 2 * i + 2, "type": "user.roles_changed", "sub": format!("u{i}"), "ver": 2, "at": at}),
+            );
+        }
+        assert!(v.verify_offline(&token).is_ok());
+        c.bench_function(&format!("signature_only/{alg}"), |b| {
+            b.iter(|| {
+                jsonwebtoken::decode::<Value>(
+                    std::hint::black_box(&token),
+                    &f.decoding,
+                    &f.validation,
+                )
+                .unwrap()
+            })
+        });
+        c.bench_function(&format!("verify_with_freshness/{alg}"), |b| {
+            testing::touch(&v);
+            b.iter(|| v.verify_offline(std::hint::black_box(&token)).unwrap())
+        });
+    }
+}
+
+fn time_string(t: i64) -> String {
+    let d = time::OffsetDateTime::from_unix_timestamp(t).unwrap();
+    d.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = verification
+}
+criterion_main!(benches);
