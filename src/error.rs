@@ -24,6 +24,9 @@ pub enum OAuthError {
     /// RFC 8707 §2: the requested resource is not one this client may target.
     #[error("invalid_target")]
     InvalidTarget,
+    /// The password queue is full (RFC 6749 §4.1.2.1's `temporarily_unavailable`).
+    #[error("temporarily_unavailable")]
+    Busy { retry_after: u64 },
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -44,7 +47,16 @@ impl OAuthError {
             Self::InvalidScope(_) => "invalid_scope",
             Self::InvalidTarget => "invalid_target",
             Self::Throttled { .. } => "slow_down",
+            Self::Busy { .. } => "temporarily_unavailable",
             Self::Internal(_) => "server_error",
+        }
+    }
+}
+
+impl From<crate::domain::passwords::Busy> for OAuthError {
+    fn from(e: crate::domain::passwords::Busy) -> Self {
+        Self::Busy {
+            retry_after: e.retry_after,
         }
     }
 }

@@ -80,7 +80,7 @@ impl Core {
         let valid = self
             .passwords
             .verify(user.as_ref().map(|u| u.password_hash.clone()), password)
-            .await;
+            .await?;
         let user = match user {
             Some(u) if valid && !u.disabled => u,
             _ => return Err(OAuthError::InvalidGrant("invalid username or password")),

@@ -46,6 +46,11 @@ impl IntoResponse for OAuthError {
                 "slow_down",
                 Some("too many failed attempts; retry later".into()),
             ),
+            Self::Busy { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                Some("too many sign-ins in progress; retry later".into()),
+            ),
             Self::Internal(e) => {
                 tracing::error!(error = %crate::error_chain(e.as_ref()), "internal error");
                 if crate::store::is_unavailable(e.as_ref()) {
@@ -71,7 +76,7 @@ impl IntoResponse for OAuthError {
                     HeaderValue::from_static(BASIC_CHALLENGE),
                 );
             }
-            Self::Throttled { retry_after } => {
+            Self::Throttled { retry_after } | Self::Busy { retry_after } => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             }
