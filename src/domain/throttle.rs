@@ -170,7 +170,9 @@ impl Throttle {
     }
 }
 
-/// A sign-in attempt reserved against its username and its address.
+/// A sign-in attempt reserved against its username and its address. Dropped
+/// unresolved (its request was abandoned mid-way), it stays counted: an
+/// attacker cannot get attempts back by hanging up.
 #[must_use = "a sign-in attempt ends with succeeded, failed or not_evaluated"]
 pub struct LoginAttempt {
     username: Ticket,

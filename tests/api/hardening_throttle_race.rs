@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use reqwest::Client;
-
+use crate::hardening_throttle::password;
 use crate::helpers::*;
 use crate::token::basic;
 
@@ -14,25 +13,15 @@ const PASSWORD: &str = "correct horse battery";
 
 /// A password grant for public client `app`; (status, Retry-After, error code).
 async fn sign_in(
-    http: &Client,
-    base: &str,
+    app: &TestApp,
     user: &str,
-    password: &str,
+    pw: &str,
     forwarded: Option<&str>,
 ) -> (u16, Option<u64>, String) {
-    let mut req = http.post(format!("{base}/token")).form(&[
-        ("grant_type", "password"),
-        ("client_id", "app"),
-        ("username", user),
-        ("password", password),
-    ]);
-    if let Some(xff) = forwarded {
-        req = req.header("x-forwarded-for", xff);
-    }
-    let r = req.send().await.unwrap();
-    answer(r).await
+    answer(password(app, user, pw, forwarded).await).await
 }
 
+/// (status, Retry-After, error code).
 async fn answer(r: reqwest::Response) -> (u16, Option<u64>, String) {
     let status = r.status().as_u16();
     let retry = r
@@ -59,11 +48,11 @@ async fn until(what: &str, done: impl Fn() -> bool) {
     panic!("timed out waiting until {what}");
 }
 
-async fn setup(extra: &[(&'static str, &str)]) -> TestApp {
+async fn setup(extra: &[(&'static str, &str)]) -> Arc<TestApp> {
     let app = TestApp::with(extra).await;
     app.client("app", true, &["password"], &[], &[]).await;
     app.user("alice", PASSWORD, &[]).await;
-    app
+    Arc::new(app)
 }
 
 #[tokio::test]
@@ -76,9 +65,9 @@ async fn racing_wrong_passwords_are_evaluated_at_most_the_limit() {
     let answered = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..40)
         .map(|_| {
-            let (http, base, answered) = (app.http.clone(), app.addr.clone(), answered.clone());
+            let (app, answered) = (app.clone(), answered.clone());
             tokio::spawn(async move {
-                let r = sign_in(&http, &base, "alice", "wrong guess", None).await;
+                let r = sign_in(&app, "alice", "wrong guess", None).await;
                 answered.fetch_add(1, Ordering::SeqCst);
                 r
             })
@@ -102,7 +91,7 @@ async fn racing_wrong_passwords_are_evaluated_at_most_the_limit() {
     assert_eq!((evaluated, throttled), (10, 30));
     assert_eq!(app.core.passwords.stats().computed - computed, 10);
     // The limit is reached: the right password waits too.
-    let (status, retry, _) = sign_in(&app.http, &app.addr, "alice", PASSWORD, None).await;
+    let (status, retry, _) = sign_in(&app, "alice", PASSWORD, None).await;
     assert_eq!((status, retry.is_some()), (429, true));
 }
 
@@ -151,14 +140,14 @@ async fn a_full_argon2_queue_answers_503_with_retry_after_at_once() {
     let waiting: Vec<_> = ["u1", "u2"]
         .into_iter()
         .map(|user| {
-            let (http, base) = (app.http.clone(), app.addr.clone());
-            tokio::spawn(async move { sign_in(&http, &base, user, "guess", None).await })
+            let app = app.clone();
+            tokio::spawn(async move { sign_in(&app, user, "guess", None).await })
         })
         .collect();
     let passwords = app.core.passwords.clone();
     until("two sign-ins wait", || passwords.stats().queued == 2).await;
     // Answered while the workers are still paused: refused without waiting.
-    let (status, retry, error) = sign_in(&app.http, &app.addr, "alice", PASSWORD, None).await;
+    let (status, retry, error) = sign_in(&app, "alice", PASSWORD, None).await;
     assert_eq!(status, 503);
     assert_eq!(error, "temporarily_unavailable");
     assert!(retry.is_some_and(|r| r > 0), "Retry-After");
@@ -168,9 +157,9 @@ async fn a_full_argon2_queue_answers_503_with_retry_after_at_once() {
     }
     // The refused attempt was not counted against alice: she signs in.
     for _ in 0..9 {
-        sign_in(&app.http, &app.addr, "alice", "wrong guess", None).await;
+        sign_in(&app, "alice", "wrong guess", None).await;
     }
-    let (status, _, _) = sign_in(&app.http, &app.addr, "alice", PASSWORD, None).await;
+    let (status, _, _) = sign_in(&app, "alice", PASSWORD, None).await;
     assert_eq!(status, 200);
 }
 
@@ -182,10 +171,8 @@ async fn abandoned_sign_ins_are_skipped_not_computed() {
     // Five sign-ins queue, then their requests time out: their requesters are gone.
     let abandoned: Vec<_> = (0..5)
         .map(|i| {
-            let (http, base) = (app.http.clone(), app.addr.clone());
-            tokio::spawn(
-                async move { sign_in(&http, &base, &format!("u{i}"), "guess", None).await },
-            )
+            let app = app.clone();
+            tokio::spawn(async move { sign_in(&app, &format!("u{i}"), "guess", None).await })
         })
         .collect();
     for a in abandoned {
@@ -193,7 +180,7 @@ async fn abandoned_sign_ins_are_skipped_not_computed() {
     }
     assert_eq!(app.core.passwords.stats().queued, 5, "still in the queue");
     drop(hold);
-    let (status, _, _) = sign_in(&app.http, &app.addr, "alice", PASSWORD, None).await;
+    let (status, _, _) = sign_in(&app, "alice", PASSWORD, None).await;
     assert_eq!(status, 200);
     let after = app.core.passwords.stats();
     assert_eq!(after.skipped - before.skipped, 5, "abandoned jobs skipped");
@@ -216,18 +203,11 @@ async fn unparsable_forwarded_entries_end_the_walk_at_the_proxy() {
         .await;
         for i in 0..10 {
             let xff = format!("192.0.2.{i}, {appended}");
-            let (status, _, _) = sign_in(
-                &app.http,
-                &app.addr,
-                &format!("user{i}"),
-                "guess",
-                Some(&xff),
-            )
-            .await;
+            let (status, _, _) = sign_in(&app, &format!("user{i}"), "guess", Some(&xff)).await;
             assert_eq!(status, 400, "{appended}");
         }
         let xff = format!("192.0.2.200, {appended}");
-        let (status, retry, _) = sign_in(&app.http, &app.addr, "alice", PASSWORD, Some(&xff)).await;
+        let (status, retry, _) = sign_in(&app, "alice", PASSWORD, Some(&xff)).await;
         assert_eq!((status, retry.is_some()), (429, true), "{appended}");
     }
 }

@@ -50,25 +50,11 @@ async fn sign_in_finds_the_user_whatever_the_case_and_the_throttle_counts_once()
     );
     // Failures under any spelling count against the one user.
     for name in ["alice", "ALICE", "Alice", "aliCE"] {
-        let r = app
-            .token(&[
-                ("grant_type", "password"),
-                ("client_id", "app"),
-                ("username", name),
-                ("password", "wrong guess"),
-            ])
-            .await;
-        assert_oauth_error(r, 400, "invalid_grant").await;
+        let (status, body) = login_at(&app.http, &app.addr, "app", name, "wrong guess").await;
+        assert_eq!((status, &body["error"]), (400, &json!("invalid_grant")));
     }
-    let r = app
-        .token(&[
-            ("grant_type", "password"),
-            ("client_id", "app"),
-            ("username", "alice"),
-            ("password", PASSWORD),
-        ])
-        .await;
-    assert_oauth_error(r, 429, "slow_down").await;
+    let (status, body) = login_at(&app.http, &app.addr, "app", "alice", PASSWORD).await;
+    assert_eq!((status, &body["error"]), (429, &json!("slow_down")));
 }
 
 /// A database at the schema before case-insensitive usernames, holding `names`.
