@@ -113,16 +113,28 @@ async fn the_migration_refuses_to_run_over_usernames_differing_in_case() {
     let url = old_database(&dir, &["root", "ROOT", "bob"]).await;
     let mut settings = base_settings(&dir);
     settings.insert("database_url", url);
-    settings.insert("issuer", "http://127.0.0.1:1".into());
     let mut layers = Layers::default();
     for (k, v) in &settings {
         layers.set_flag(k, k, v.clone());
     }
+    layers.set_flag("issuer", "issuer", "http://127.0.0.1:1".into());
     let Err(e) = Core::open(layers.build().unwrap()).await else {
         panic!("the migration ran over `root` and `ROOT`");
     };
     let chain = tessera::error_chain(&e);
     assert!(chain.contains("differ only in letter case"), "{chain}");
+    // Nothing was changed; once the operator renames one, the migration runs.
+    let pool = crate::sql::connect(&settings["database_url"]).await;
+    let renamed = crate::sql::exec(
+        &pool,
+        "UPDATE users SET username = 'root-2' WHERE username = 'ROOT'",
+        &[],
+    )
+    .await;
+    assert_eq!(renamed, 1);
+    crate::sql::close(pool).await;
+    let app = TestApp::start(dir, settings).await;
+    assert!(app.core.user_by_name("Root-2").await.unwrap().is_some());
 }
 
 #[tokio::test]
