@@ -30,6 +30,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("event_retention", "TESSERA_EVENT_RETENTION"),
     ("argon2_memory_kib", "TESSERA_ARGON2_MEMORY_KIB"),
     ("argon2_iterations", "TESSERA_ARGON2_ITERATIONS"),
+    ("argon2_queue", "TESSERA_ARGON2_QUEUE"),
     ("request_timeout", "TESSERA_REQUEST_TIMEOUT"),
     ("db_max_connections", "TESSERA_DB_MAX_CONNECTIONS"),
     ("db_acquire_timeout", "TESSERA_DB_ACQUIRE_TIMEOUT"),
@@ -125,6 +126,8 @@ pub struct Config {
     pub event_retention: Duration,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
+    /// Sign-ins that may wait for a password worker; beyond, 503 at once.
+    pub argon2_queue: usize,
     pub request_timeout: Duration,
     pub db_max_connections: u32,
     /// How long a request waits for a database connection before answering 503.
@@ -338,6 +341,12 @@ impl Layers {
                 "2",
                 |s| s.parse().ok().filter(|v| *v >= 1),
                 "an integer of at least 1",
+            )?,
+            argon2_queue: p.parse(
+                "argon2_queue",
+                "32",
+                |s| s.parse().ok().filter(|v| (1..=100_000).contains(v)),
+                "an integer between 1 and 100000",
             )?,
             request_timeout,
             db_max_connections: p.parse(

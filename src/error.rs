@@ -15,6 +15,11 @@ pub enum OAuthError {
     Throttled { retry_after: u64 },
     #[error("invalid_grant: {0}")]
     InvalidGrant(&'static str),
+    /// The password was right, but the user changed (password, disable, roles) while
+    /// it was being checked: no session; the app signs in again. An `invalid_grant`
+    /// on the wire, but no failed guess for the throttle.
+    #[error("invalid_grant: the account changed during sign-in")]
+    AccountChanged,
     #[error("unauthorized_client: {0}")]
     UnauthorizedClient(&'static str),
     #[error("unsupported_grant_type")]
@@ -24,6 +29,9 @@ pub enum OAuthError {
     /// RFC 8707 §2: the requested resource is not one this client may target.
     #[error("invalid_target")]
     InvalidTarget,
+    /// The password queue is full (RFC 6749 §4.1.2.1's `temporarily_unavailable`).
+    #[error("temporarily_unavailable")]
+    Busy { retry_after: u64 },
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -38,13 +46,22 @@ impl OAuthError {
         match self {
             Self::InvalidRequest(_) => "invalid_request",
             Self::InvalidClient => "invalid_client",
-            Self::InvalidGrant(_) => "invalid_grant",
+            Self::InvalidGrant(_) | Self::AccountChanged => "invalid_grant",
             Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope(_) => "invalid_scope",
             Self::InvalidTarget => "invalid_target",
             Self::Throttled { .. } => "slow_down",
+            Self::Busy { .. } => "temporarily_unavailable",
             Self::Internal(_) => "server_error",
+        }
+    }
+}
+
+impl From<crate::domain::passwords::Busy> for OAuthError {
+    fn from(e: crate::domain::passwords::Busy) -> Self {
+        Self::Busy {
+            retry_after: e.retry_after,
         }
     }
 }

@@ -80,7 +80,7 @@ impl Core {
         let valid = self
             .passwords
             .verify(user.as_ref().map(|u| u.password_hash.clone()), password)
-            .await;
+            .await?;
         let user = match user {
             Some(u) if valid && !u.disabled => u,
             _ => return Err(OAuthError::InvalidGrant("invalid username or password")),
@@ -88,7 +88,6 @@ impl Core {
         self.pauses.before_session.reached().await;
         let scope = scope.join(" ");
         // The user as read above, before argon2 ran, must still be the user now.
-        let changed = OAuthError::InvalidGrant("the account changed during sign-in; try again");
         let (sid, refresh_token) = if client.allows("refresh_token") {
             let started = sessions::start(
                 self,
@@ -99,12 +98,12 @@ impl Core {
                 &audience,
             )
             .await?;
-            let (sid, rt) = started.ok_or(changed)?;
+            let (sid, rt) = started.ok_or(OAuthError::AccountChanged)?;
             (Some(sid), Some(rt))
         } else {
             let now = store::users::by_id(&self.db.read, &user.id).await?;
             if !now.is_some_and(|u| u.authz_version == user.authz_version && !u.disabled) {
-                return Err(changed);
+                return Err(OAuthError::AccountChanged);
             }
             (None, None)
         };

@@ -51,7 +51,11 @@ impl Core {
         db.migrate().await?;
         let keys = keys::KeyRing::init(&cfg, &db).await?;
         let (cfg_max, cfg_window) = (cfg.login_max_failures, cfg.login_window);
-        let passwords = passwords::Passwords::new(cfg.argon2_memory_kib, cfg.argon2_iterations)?;
+        let passwords = passwords::Passwords::new(
+            cfg.argon2_memory_kib,
+            cfg.argon2_iterations,
+            cfg.argon2_queue,
+        )?;
         let rotations = sessions::Rotations::start(db.clone());
         Ok(Arc::new(Self {
             cfg,

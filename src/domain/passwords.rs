@@ -2,10 +2,14 @@
 //!
 //! One worker per core, each reusing its own argon2 memory: a burst of sign-ins
 //! queues instead of allocating 19 MiB per request on an unbounded blocking pool
-//! (which once took a load test to 2.3 GiB of RSS).
+//! (which once took a load test to 2.3 GiB of RSS). The queue of sign-ins is
+//! bounded (`argon2_queue`; beyond it, 503 at once), and a job whose requester
+//! has gone (timed out, disconnected) is dropped unevaluated, so a burst of
+//! abandoned logins does not delay the next real one.
 
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -19,9 +23,105 @@ enum Job {
     Verify(String, SecretString, oneshot::Sender<bool>),
 }
 
+impl Job {
+    /// The requester has gone (its request timed out or the client left).
+    fn abandoned(&self) -> bool {
+        match self {
+            Job::Hash(_, reply) => reply.is_closed(),
+            Job::Verify(_, _, reply) => reply.is_closed(),
+        }
+    }
+}
+
+/// The queue the workers take jobs from.
+struct Queue {
+    jobs: Mutex<State>,
+    ready: Condvar,
+    /// Sign-ins waiting beyond this many are refused at once.
+    bound: usize,
+    computed: AtomicU64,
+    skipped: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    jobs: VecDeque<Job>,
+    /// Verifications among `jobs`: what the bound applies to.
+    verifies: usize,
+    /// Test pause point: while non-zero, workers take no job (see [`Passwords::hold`]).
+    holds: usize,
+}
+
+impl Queue {
+    /// Queues a job; a verification is refused when `bound` of them wait already.
+    fn push(&self, job: Job) -> Result<(), Busy> {
+        let mut state = self.jobs.lock().expect("password queue");
+        if matches!(job, Job::Verify(..)) {
+            if state.verifies >= self.bound {
+                // The queue drains in about a second at its default size.
+                return Err(Busy { retry_after: 1 });
+            }
+            state.verifies += 1;
+        }
+        state.jobs.push_back(job);
+        drop(state);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next job whose requester is still waiting; abandoned ones are
+    /// dropped here, under the lock, so they are counted before any later job runs.
+    fn next(&self) -> Job {
+        let mut state = self.jobs.lock().expect("password queue");
+        loop {
+            if state.holds == 0 {
+                while let Some(job) = state.jobs.pop_front() {
+                    if matches!(job, Job::Verify(..)) {
+                        state.verifies -= 1;
+                    }
+                    if job.abandoned() {
+                        self.skipped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    return job;
+                }
+            }
+            state = self.ready.wait(state).expect("password queue");
+        }
+    }
+}
+
+/// The argon2 queue is full: answer 503 with this `Retry-After`.
+#[derive(Debug, thiserror::Error)]
+#[error("too many sign-ins waiting for password verification")]
+pub struct Busy {
+    pub retry_after: u64,
+}
+
+/// Counters of the workers, for tests and operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Jobs hashed or verified.
+    pub computed: u64,
+    /// Jobs dropped unevaluated because their requester had gone.
+    pub skipped: u64,
+    /// Verifications waiting now.
+    pub queued: usize,
+}
+
+/// While alive, the workers take no new job (a test pause point; inert unless used).
+pub struct Hold(Arc<Queue>);
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.0.jobs.lock().expect("password queue").holds -= 1;
+        self.0.ready.notify_all();
+    }
+}
+
 #[derive(Clone)]
 pub struct Passwords {
-    jobs: mpsc::Sender<Job>,
+    queue: Arc<Queue>,
     /// A real hash of a random password with the current parameters, so that an
     /// unknown username costs exactly what a wrong password does.
     dummy_hash: Arc<str>,
@@ -65,14 +165,10 @@ fn verify(hash: &str, password: &str, memory: &mut Vec<Block>) -> bool {
         && ct_eq(&out, expected.as_bytes())
 }
 
-fn worker(params: Params, jobs: Arc<Mutex<mpsc::Receiver<Job>>>) {
+fn worker(params: Params, queue: Arc<Queue>) {
     let mut memory = Vec::new();
     loop {
-        let job = match jobs.lock().expect("password jobs").recv() {
-            Ok(job) => job,
-            Err(_) => return,
-        };
-        match job {
+        match queue.next() {
             Job::Hash(password, reply) => {
                 let _ = reply.send(hash(&params, password.expose_secret()));
             }
@@ -80,51 +176,69 @@ fn worker(params: Params, jobs: Arc<Mutex<mpsc::Receiver<Job>>>) {
                 let _ = reply.send(verify(&hash, password.expose_secret(), &mut memory));
             }
         }
+        queue.computed.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 impl Passwords {
-    pub fn new(memory_kib: u32, iterations: u32) -> Result<Self, ParamsError> {
+    /// Starts one worker per core; at most `queue` sign-ins wait for them.
+    pub fn new(memory_kib: u32, iterations: u32, queue: usize) -> Result<Self, ParamsError> {
         let params =
             Params::new(memory_kib, iterations, 1, None).map_err(|e| ParamsError(e.to_string()))?;
         let dummy_hash: Arc<str> = hash(&params, &crypto::random_token())
             .map_err(ParamsError)?
             .into();
-        let (tx, rx) = mpsc::channel();
-        let rx = Arc::new(Mutex::new(rx));
+        let queue = Arc::new(Queue {
+            jobs: Mutex::new(State::default()),
+            ready: Condvar::new(),
+            bound: queue,
+            computed: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+        });
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         for i in 0..workers {
-            let (params, rx) = (params.clone(), rx.clone());
+            let (params, queue) = (params.clone(), queue.clone());
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
-                .spawn(move || worker(params, rx))
+                .spawn(move || worker(params, queue))
                 .map_err(|e| ParamsError(e.to_string()))?;
         }
-        Ok(Self {
-            jobs: tx,
-            dummy_hash,
-        })
+        Ok(Self { queue, dummy_hash })
     }
 
+    /// Hashes a new password (an operator's request: never refused by the bound).
     pub async fn hash(&self, password: SecretString) -> String {
         let (tx, rx) = oneshot::channel();
-        self.jobs
-            .send(Job::Hash(password, tx))
-            .expect("password workers run for the life of the process");
+        let queued = self.queue.push(Job::Hash(password, tx));
+        debug_assert!(queued.is_ok(), "hashing is not bounded");
         rx.await
-            .expect("password worker replied")
+            .expect("password workers run for the life of the process")
             .expect("argon2 hashing with validated parameters")
     }
 
     /// Verifies `password` against `hash`, or against the dummy hash when there is
     /// no user, so both paths cost the same. A malformed stored hash never matches.
-    pub async fn verify(&self, hash: Option<String>, password: SecretString) -> bool {
+    /// `Busy` at once when the queue is full; dropping the future abandons the job.
+    pub async fn verify(&self, hash: Option<String>, password: SecretString) -> Result<bool, Busy> {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.to_string());
         let (tx, rx) = oneshot::channel();
-        if self.jobs.send(Job::Verify(hash, password, tx)).is_err() {
-            return false;
+        self.queue.push(Job::Verify(hash, password, tx))?;
+        Ok(rx.await.unwrap_or(false) && known)
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            computed: self.queue.computed.load(Ordering::Relaxed),
+            skipped: self.queue.skipped.load(Ordering::Relaxed),
+            queued: self.queue.jobs.lock().expect("password queue").verifies,
         }
-        rx.await.unwrap_or(false) && known
+    }
+
+    /// Pauses the workers until the returned guard is dropped: a test pause point
+    /// that makes queueing races certain. Nothing calls it in the server.
+    pub fn hold(&self) -> Hold {
+        self.queue.jobs.lock().expect("password queue").holds += 1;
+        Hold(self.queue.clone())
     }
 }

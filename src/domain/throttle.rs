@@ -1,34 +1,55 @@
-//! Failure counters for brute-force throttling, with bounded memory.
+//! Attempt counters for brute-force throttling, with bounded memory.
 //!
-//! Each key (a username, a source address, a client id) counts failures in a
-//! fixed window. At `max` failures further attempts are refused until the window
-//! ends. The table holds at most `capacity` keys: when full, expired entries go
-//! first, then the ones with a single failure, so a flood of random usernames
-//! cannot push out the counter of a user under a real guessing attack.
+//! Each key (a normalised username, a source address, a client id with an
+//! address) counts attempts in a fixed window. An attempt is *reserved* before
+//! the credential is evaluated, under the table's lock, and refunded when it
+//! succeeds (or is never evaluated): so however many requests race, at most
+//! `max` evaluations per key and window ever happen, and the rest get 429.
+//!
+//! Keys are stored as a 128-bit keyed hash of the identifier, never the
+//! identifier itself, so an entry costs the same few dozen bytes whether the
+//! username was 3 bytes or 16 KiB, and the table's memory is bounded by its
+//! capacity. A table full of live counters refuses new keys (they are
+//! throttled until the oldest entry's window ends) rather than evicting a
+//! counter or forgetting to count: a flood of random names cannot buy an
+//! attacker uncounted guesses at a real one.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// A bounded-size key: the first 16 bytes of SHA-256(secret ‖ identifier).
+type Key = [u8; 16];
+
+/// Memory of one entry, key and value, with the hash map's own overhead
+/// rounded up: what the README's figures per table are computed from.
+pub const ENTRY_BYTES: usize = 64;
+
 pub struct Limiter {
     max: u32,
     window: Duration,
     capacity: usize,
-    entries: Mutex<HashMap<String, Entry>>,
+    /// Per-process secret for the key hash: colliding identifiers cannot be
+    /// searched for offline.
+    secret: [u8; 32],
+    entries: Mutex<HashMap<Key, Entry>>,
 }
 
 #[derive(Clone, Copy)]
 struct Entry {
-    failures: u32,
+    /// Attempts reserved in this window, whether evaluated yet or not.
+    attempts: u32,
     since: Instant,
 }
 
-/// What a failure did to the counter.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Recorded {
-    Counted,
-    /// This failure reached the limit: the key is throttled from now on.
-    JustThrottled,
+/// An attempt reserved against a key: refund it, or keep it as a failure.
+#[must_use = "an attempt is refunded on success or kept on failure"]
+#[derive(Debug)]
+pub struct Ticket {
+    key: Key,
+    since: Instant,
+    /// This attempt is the last one the window allows.
+    pub last: bool,
 }
 
 impl Limiter {
@@ -37,52 +58,84 @@ impl Limiter {
             max,
             window,
             capacity,
+            secret: crate::crypto::random::<32>(),
             entries: Mutex::new(HashMap::new()),
         }
     }
 
-    /// `Some(seconds to wait)` when `key` is throttled.
-    pub fn check(&self, key: &str) -> Option<u64> {
-        let entries = self.entries.lock().expect("limiter lock");
-        let e = entries.get(key)?;
-        let elapsed = e.since.elapsed();
-        (e.failures >= self.max && elapsed < self.window)
-            .then(|| (self.window - elapsed).as_secs().max(1))
+    fn key(&self, id: &str) -> Key {
+        let mut input = Vec::with_capacity(32 + id.len());
+        input.extend_from_slice(&self.secret);
+        input.extend_from_slice(id.as_bytes());
+        let digest = crate::crypto::sha256(&input);
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&digest[..16]);
+        key
     }
 
-    pub fn fail(&self, key: &str) -> Recorded {
+    fn retry_after(&self, since: Instant, now: Instant) -> u64 {
+        self.window
+            .saturating_sub(now.duration_since(since))
+            .as_secs()
+            .max(1)
+    }
+
+    /// Reserves one attempt for `id`, or `Err(seconds to wait)` when its window
+    /// is used up (or the table is full of live counters and `id` is new).
+    pub fn reserve(&self, id: &str) -> Result<Ticket, u64> {
+        let key = self.key(id);
         let mut entries = self.entries.lock().expect("limiter lock");
         let now = Instant::now();
-        if !entries.contains_key(key) && entries.len() >= self.capacity {
+        if !entries.contains_key(&key) && entries.len() >= self.capacity {
             let window = self.window;
             entries.retain(|_, e| now.duration_since(e.since) < window);
             if entries.len() >= self.capacity {
-                entries.retain(|_, e| e.failures > 1);
-            }
-            if entries.len() >= self.capacity {
-                return Recorded::Counted;
+                let oldest = entries.values().map(|e| e.since).min().unwrap_or(now);
+                return Err(self.retry_after(oldest, now));
             }
         }
-        let e = entries.entry(key.to_string()).or_insert(Entry {
-            failures: 0,
+        let e = entries.entry(key).or_insert(Entry {
+            attempts: 0,
             since: now,
         });
         if now.duration_since(e.since) >= self.window {
             *e = Entry {
-                failures: 0,
+                attempts: 0,
                 since: now,
             };
         }
-        e.failures += 1;
-        if e.failures == self.max {
-            Recorded::JustThrottled
-        } else {
-            Recorded::Counted
+        if e.attempts >= self.max {
+            return Err(self.retry_after(e.since, now));
+        }
+        e.attempts += 1;
+        Ok(Ticket {
+            key,
+            since: e.since,
+            last: e.attempts == self.max,
+        })
+    }
+
+    /// Gives back an attempt that succeeded or was never evaluated. A ticket of
+    /// an earlier window refunds nothing (that window is gone already).
+    pub fn refund(&self, ticket: Ticket) {
+        let mut entries = self.entries.lock().expect("limiter lock");
+        let Some(e) = entries.get_mut(&ticket.key) else {
+            return;
+        };
+        if e.since == ticket.since {
+            e.attempts = e.attempts.saturating_sub(1);
+            if e.attempts == 0 {
+                entries.remove(&ticket.key);
+            }
         }
     }
 
-    pub fn succeed(&self, key: &str) {
-        self.entries.lock().expect("limiter lock").remove(key);
+    /// Forgets the key's counter altogether (a user who signed in).
+    pub fn reset(&self, ticket: Ticket) {
+        self.entries
+            .lock()
+            .expect("limiter lock")
+            .remove(&ticket.key);
     }
 
     pub fn len(&self) -> usize {
@@ -101,31 +154,81 @@ pub struct Throttle {
     pub clients: Limiter,
 }
 
+/// Table sizes: at [`ENTRY_BYTES`] each, at most ~6 MiB, ~6 MiB and ~0.6 MiB.
+pub const USERNAMES: usize = 100_000;
+pub const ADDRESSES: usize = 100_000;
+pub const CLIENTS: usize = 10_000;
+
 impl Throttle {
     pub fn new(max_failures: u32, window: Duration) -> Self {
         Self {
-            usernames: Limiter::new(max_failures, window, 100_000),
+            usernames: Limiter::new(max_failures, window, USERNAMES),
             // One address may host many users (NAT): allow it more failures.
-            addresses: Limiter::new(max_failures.saturating_mul(5), window, 100_000),
-            clients: Limiter::new(max_failures, window, 10_000),
+            addresses: Limiter::new(max_failures.saturating_mul(5), window, ADDRESSES),
+            clients: Limiter::new(max_failures, window, CLIENTS),
         }
     }
 }
 
+/// A sign-in attempt reserved against its username and its address. Dropped
+/// unresolved (its request was abandoned mid-way), it stays counted: an
+/// attacker cannot get attempts back by hanging up.
+#[must_use = "a sign-in attempt ends with succeeded, failed or not_evaluated"]
+pub struct LoginAttempt {
+    username: Ticket,
+    address: Ticket,
+    /// The normalised username (the throttle's key, and the event's lookup).
+    name: String,
+    peer: String,
+}
+
 impl super::Core {
-    /// Records a failed sign-in for `username` from `address`; writes a
-    /// `user.login_throttled` event when the user's limit is reached.
-    pub async fn login_failed(&self, username: &str, address: &str) {
-        self.throttle.addresses.fail(address);
-        if self.throttle.usernames.fail(&username.to_lowercase()) != Recorded::JustThrottled {
+    /// Reserves a sign-in attempt for `username` from `address`, before the
+    /// password is evaluated; `Err(retry_after)` when either is throttled.
+    pub fn login_attempt(&self, username: &str, address: &str) -> Result<LoginAttempt, u64> {
+        let name = crate::store::users::username_key(username);
+        let address_ticket = self.throttle.addresses.reserve(address)?;
+        let username_ticket = match self.throttle.usernames.reserve(&name) {
+            Ok(t) => t,
+            Err(retry_after) => {
+                self.throttle.addresses.refund(address_ticket);
+                return Err(retry_after);
+            }
+        };
+        Ok(LoginAttempt {
+            username: username_ticket,
+            address: address_ticket,
+            name,
+            peer: address.to_string(),
+        })
+    }
+
+    /// The password was right: the user's counter starts over, the address
+    /// gets its attempt back.
+    pub fn login_succeeded(&self, attempt: LoginAttempt) {
+        self.throttle.usernames.reset(attempt.username);
+        self.throttle.addresses.refund(attempt.address);
+    }
+
+    /// The attempt ended before the password was evaluated (a bad scope, a full
+    /// queue, a database error): it costs nothing.
+    pub fn login_not_evaluated(&self, attempt: LoginAttempt) {
+        self.throttle.usernames.refund(attempt.username);
+        self.throttle.addresses.refund(attempt.address);
+    }
+
+    /// The password was wrong: the attempt stays counted; writes a
+    /// `user.login_throttled` event when it was the user's last one.
+    pub async fn login_failed(&self, attempt: LoginAttempt) {
+        if !attempt.username.last {
             return;
         }
         tracing::warn!(
-            address,
+            address = attempt.peer,
             "too many failed sign-ins for one username; throttled"
         );
         let written = async {
-            let Some(user) = crate::store::users::by_username(&self.db.read, username).await?
+            let Some(user) = crate::store::users::by_username(&self.db.read, &attempt.name).await?
             else {
                 return Ok(());
             };
@@ -145,14 +248,6 @@ impl super::Core {
             tracing::error!(error = %e, "writing user.login_throttled");
         }
     }
-
-    /// `Some(retry_after)` when sign-ins for `username` or from `address` are throttled.
-    pub fn login_throttled(&self, username: &str, address: &str) -> Option<u64> {
-        self.throttle
-            .usernames
-            .check(&username.to_lowercase())
-            .or_else(|| self.throttle.addresses.check(address))
-    }
 }
 
 #[cfg(test)]
@@ -162,35 +257,77 @@ mod tests {
     #[test]
     fn throttles_at_max_and_keeps_keys_apart() {
         let l = Limiter::new(3, Duration::from_secs(60), 100);
-        assert_eq!(l.fail("alice"), Recorded::Counted);
-        assert_eq!(l.fail("alice"), Recorded::Counted);
-        assert!(l.check("alice").is_none());
-        assert_eq!(l.fail("alice"), Recorded::JustThrottled);
-        assert!(l.check("alice").is_some_and(|s| s > 0 && s <= 60));
-        assert!(l.check("bob").is_none());
-        l.succeed("alice");
-        assert!(l.check("alice").is_none());
+        let a = l.reserve("alice").unwrap();
+        assert!(!a.last);
+        let _b = l.reserve("alice").unwrap();
+        let c = l.reserve("alice").unwrap();
+        assert!(c.last);
+        assert!(l.reserve("alice").is_err_and(|s| s > 0 && s <= 60));
+        assert!(l.reserve("bob").is_ok());
+        l.refund(c);
+        assert!(
+            l.reserve("alice").is_ok(),
+            "a refunded attempt is available again"
+        );
+        assert!(l.reserve("alice").is_err());
+        l.reset(a);
+        assert!(l.reserve("alice").is_ok());
     }
 
     #[test]
-    fn memory_is_bounded_and_attacked_keys_survive_a_flood() {
+    fn racing_threads_get_exactly_max_reservations() {
+        let l = std::sync::Arc::new(Limiter::new(10, Duration::from_secs(60), 100));
+        let granted: usize = (0..40)
+            .map(|_| {
+                let l = l.clone();
+                std::thread::spawn(move || l.reserve("victim").is_ok())
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| usize::from(t.join().unwrap()))
+            .sum();
+        assert_eq!(granted, 10);
+    }
+
+    #[test]
+    fn a_full_table_throttles_new_keys_and_keeps_counted_ones() {
         let l = Limiter::new(3, Duration::from_secs(60), 50);
         for _ in 0..3 {
-            l.fail("victim");
+            let _ = l.reserve("victim");
         }
+        let mut refused = 0;
         for i in 0..10_000 {
-            l.fail(&format!("random-{i}"));
+            if l.reserve(&format!("random-{i}")).is_err() {
+                refused += 1;
+            }
         }
-        assert!(l.len() <= 50);
-        assert!(l.check("victim").is_some());
+        assert_eq!(l.len(), 50);
+        assert_eq!(refused, 10_000 - 49, "new keys are refused, not uncounted");
+        assert!(
+            l.reserve("victim").is_err(),
+            "the attacked key kept its count"
+        );
+    }
+
+    #[test]
+    fn keys_have_a_bounded_size() {
+        let l = Limiter::new(3, Duration::from_secs(60), 10);
+        let long = "x".repeat(16 * 1024);
+        let _ = l.reserve(&long);
+        assert_eq!(std::mem::size_of::<Key>(), 16);
+        assert_eq!(l.len(), 1);
+        // The same long identifier maps to the same counter.
+        let _ = l.reserve(&long);
+        let _ = l.reserve(&long);
+        assert!(l.reserve(&long).is_err());
     }
 
     #[test]
     fn the_window_expires() {
         let l = Limiter::new(1, Duration::from_millis(30), 10);
-        l.fail("k");
-        assert!(l.check("k").is_some());
+        let _ = l.reserve("k");
+        assert!(l.reserve("k").is_err());
         std::thread::sleep(Duration::from_millis(40));
-        assert!(l.check("k").is_none());
+        assert!(l.reserve("k").is_ok());
     }
 }

@@ -29,6 +29,11 @@ impl IntoResponse for OAuthError {
                 Some("client authentication failed".into()),
             ),
             Self::InvalidGrant(d) => (StatusCode::BAD_REQUEST, "invalid_grant", Some((*d).into())),
+            Self::AccountChanged => (
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                Some("the account changed during sign-in; sign in again".into()),
+            ),
             Self::UnauthorizedClient(d) => (
                 StatusCode::BAD_REQUEST,
                 "unauthorized_client",
@@ -45,6 +50,11 @@ impl IntoResponse for OAuthError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "slow_down",
                 Some("too many failed attempts; retry later".into()),
+            ),
+            Self::Busy { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                Some("too many sign-ins in progress; retry later".into()),
             ),
             Self::Internal(e) => {
                 tracing::error!(error = %crate::error_chain(e.as_ref()), "internal error");
@@ -71,7 +81,7 @@ impl IntoResponse for OAuthError {
                     HeaderValue::from_static(BASIC_CHALLENGE),
                 );
             }
-            Self::Throttled { retry_after } => {
+            Self::Throttled { retry_after } | Self::Busy { retry_after } => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             }

@@ -77,8 +77,8 @@ pub fn router(core: Arc<Core>) -> Router {
         .layer(CatchPanicLayer::new())
 }
 
-/// The client's address: the TCP peer, or the nearest untrusted address of
-/// `X-Forwarded-For` when the peer is a trusted proxy (`TESSERA_TRUSTED_PROXIES`).
+/// The client's address: the TCP peer, or what trusted proxies say of it in
+/// `X-Forwarded-For` (see [`form::client_address`]).
 pub struct Peer(pub IpAddr);
 
 impl FromRequestParts<Arc<Core>> for Peer {
@@ -92,25 +92,11 @@ impl FromRequestParts<Arc<Core>> for Peer {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
-        let trusted = &core.cfg.trusted_proxies;
-        if !trusted.contains(&direct) {
-            return Ok(Self(direct));
-        }
-        let forwarded = parts
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok());
-        let hops: Vec<IpAddr> = forwarded
-            .flat_map(|v| v.split(','))
-            .filter_map(|s| s.trim().parse().ok())
-            .collect();
-        Ok(Self(
-            hops.into_iter()
-                .rev()
-                .find(|ip| !trusted.contains(ip))
-                .unwrap_or(direct),
-        ))
+        Ok(Self(form::client_address(
+            direct,
+            &parts.headers,
+            &core.cfg.trusted_proxies,
+        )))
     }
 }
 

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use super::error::no_store;
-use super::form::{ClientForm, FormError};
+use super::form::{ClientForm, FormError, require_identifier};
 use crate::domain::Core;
 use crate::domain::tokens::TokenResponse;
 use crate::error::OAuthError;
@@ -40,19 +40,21 @@ async fn handle(
     let resp = match grant_type.as_str() {
         "password" => {
             let username = params.require("username")?.to_string();
+            require_identifier("username", &username)?;
             params.require("password")?;
             let password = params.take_secret("password").expect("checked above");
-            let address = peer.to_string();
-            if let Some(retry_after) = core.login_throttled(&username, &address) {
-                return Err(OAuthError::Throttled { retry_after });
-            }
+            // Reserved before argon2, so racing requests cannot exceed the limit.
+            let attempt = core
+                .login_attempt(&username, &peer.to_string())
+                .map_err(|retry_after| OAuthError::Throttled { retry_after })?;
             let result = core
                 .password_grant(&client, &username, password, scope, resource)
                 .await;
             match &result {
-                Err(OAuthError::InvalidGrant(_)) => core.login_failed(&username, &address).await,
-                Ok(_) => core.throttle.usernames.succeed(&username.to_lowercase()),
-                Err(_) => {}
+                // A right password for a user that changed meanwhile is no guess.
+                Ok(_) | Err(OAuthError::AccountChanged) => core.login_succeeded(attempt),
+                Err(OAuthError::InvalidGrant(_)) => core.login_failed(attempt).await,
+                Err(_) => core.login_not_evaluated(attempt),
             }
             result
         }

@@ -18,15 +18,24 @@ impl UserRow {
     }
 }
 
+/// The form a username is looked up, kept unique and throttled by: ASCII
+/// letters lowercased, everything else as given (`Root` is `root`; `É` is not
+/// `é`). ASCII-only so that both databases' migrations compute the same key.
+pub fn username_key(username: &str) -> String {
+    username.to_ascii_lowercase()
+}
+
 const COLUMNS: &str = "id, username, password_hash, roles, authz_version, disabled";
 
+/// The user whose username matches `username` up to ASCII letter case.
 pub async fn by_username(
     db: impl Into<Exec<'_>>,
     username: &str,
 ) -> Result<Option<UserRow>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM users WHERE username = $1");
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE username_key = $1");
+    let key = username_key(username);
     Ok(on!(db.into(), |e| sqlx::query_as(&sql)
-        .bind(username)
+        .bind(&key)
         .fetch_optional(e)
         .await)?)
 }
@@ -48,11 +57,12 @@ pub async fn insert(
     now: i64,
 ) -> Result<(), StoreError> {
     on!(db.into(), |e| sqlx::query(
-        "INSERT INTO users (id, username, password_hash, roles, authz_version, disabled, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, 1, FALSE, $5, $5)",
+        "INSERT INTO users (id, username, username_key, password_hash, roles, authz_version, disabled, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, 1, FALSE, $6, $6)",
     )
     .bind(id)
     .bind(username)
+    .bind(username_key(username))
     .bind(password_hash)
     .bind(roles)
     .bind(now)

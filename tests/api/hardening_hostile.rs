@@ -4,6 +4,8 @@
 use reqwest::header::HeaderValue;
 use reqwest::{Method, RequestBuilder};
 
+use serde_json::json;
+
 use crate::helpers::*;
 
 const UUID: &str = "00000000-0000-4000-8000-000000000000";
@@ -255,4 +257,63 @@ async fn hostile_headers_get_no_5xx() {
             .status(),
         200
     );
+}
+
+/// Control characters (NUL above all: PostgreSQL refuses it in text) in an
+/// identifier are the protocol's 400 on every endpoint and both backends.
+#[tokio::test]
+async fn control_characters_in_identifiers_are_400() {
+    let app = TestApp::spawn().await;
+    app.client("app", true, &["password"], &[], &[]).await;
+    let secret = app.service("rs", &["introspect"]).await;
+    let admin = app.admin_token().await;
+    // A raw form body (`bad` stays percent-encoded), with a Basic header if given.
+    let post = |path: &str, body: String, basic: Option<String>| {
+        let mut req = app.http.post(app.url(path)).header("content-type", FORM);
+        if let Some(b) = basic {
+            req = req.header("authorization", b);
+        }
+        req.body(body).send()
+    };
+    for bad in ["al%00ice", "al%01ice", "alice%0A", "%7F", "a%C2%85b"] {
+        let body = format!("grant_type=password&client_id=app&username={bad}&password=pw");
+        let r = post("/token", body, None).await.unwrap();
+        let e = assert_oauth_error(r, 400, "invalid_request").await;
+        assert!(e.to_string().contains("`username`"), "{e}");
+        for path in ["/token", "/revoke", "/introspect"] {
+            let body = format!("grant_type=client_credentials&client_id={bad}&token=x");
+            let r = post(path, body, None).await.unwrap();
+            let e = assert_oauth_error(r, 400, "invalid_request").await;
+            assert!(e.to_string().contains("`client_id`"), "{e}");
+            // In the Basic header too (its halves are form-urlencoded).
+            let basic = crate::token::basic_raw(&format!("rs{bad}:{secret}"));
+            let body = "grant_type=client_credentials&token=x".to_string();
+            let r = post(path, body, Some(basic)).await.unwrap();
+            assert_oauth_error(r, 400, "invalid_request").await;
+        }
+    }
+    // The admin API's JSON: a NUL in a username or a client id, or in a path id.
+    for (path, body) in [
+        (
+            "/admin/users",
+            json!({"username": "al\u{0}ice", "password": "long enough"}),
+        ),
+        ("/admin/clients", json!({"id": "cl\u{0}ient"})),
+    ] {
+        let r = app
+            .with_bearer(Method::POST, path, &admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+    }
+    for path in ["/admin/users/al%00ice", "/admin/users/al%00ice/sessions"] {
+        let r = app
+            .with_bearer(Method::GET, path, &admin)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().as_u16() < 500, "{path}: {}", r.status());
+    }
 }

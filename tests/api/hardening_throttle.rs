@@ -18,7 +18,12 @@ async fn setup(extra: &[(&'static str, &str)]) -> (TestApp, String) {
     (app, alice)
 }
 
-async fn password(app: &TestApp, user: &str, password: &str, forwarded: Option<&str>) -> Response {
+pub async fn password(
+    app: &TestApp,
+    user: &str,
+    password: &str,
+    forwarded: Option<&str>,
+) -> Response {
     let mut req = app.http.post(app.url("/token")).form(&[
         ("grant_type", "password"),
         ("client_id", "app"),

@@ -159,7 +159,7 @@ pub fn run_cli(
 }
 
 /// Settings every test app gets: cheap argon2, a short grace window unless asked.
-fn base_settings(dir: &TempDir) -> HashMap<&'static str, String> {
+pub fn base_settings(dir: &TempDir) -> HashMap<&'static str, String> {
     HashMap::from([
         ("database_url", fresh_database_url(dir)),
         ("keys_dir", dir.path().join("keys").display().to_string()),
@@ -184,7 +184,7 @@ impl TestApp {
         Self::start(dir, settings).await
     }
 
-    async fn start(dir: Arc<TempDir>, settings: HashMap<&'static str, String>) -> Self {
+    pub async fn start(dir: Arc<TempDir>, settings: HashMap<&'static str, String>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
