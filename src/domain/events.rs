@@ -76,7 +76,7 @@ impl Default for EventBus {
 pub const MAX_STREAMS_PER_CALLER: usize = 8;
 /// Open SSE streams allowed per access token (`jti`): a stolen token holds at most
 /// this many of its caller's slots, and only until it expires.
-pub const MAX_STREAMS_PER_TOKEN: usize = 2;
+pub const MAX_STREAMS_PER_TOKEN: usize = 4;
 /// Long-polls in flight per caller, and per token.
 pub const MAX_POLLS_PER_CALLER: usize = 8;
 pub const MAX_POLLS_PER_TOKEN: usize = 2;
@@ -142,19 +142,25 @@ impl Slots {
         }
     }
 
-    /// Takes a slot of `caller` for the token `jti` issued at `issued_at`. When the
-    /// caller is full and slots evict, the slot of its oldest token goes to a
-    /// strictly fresher one: the real holder, who fetches fresh tokens, always gets
-    /// a slot back from whoever replays an old one.
+    /// Takes a slot of `caller` for the token `jti` issued at `issued_at`. When slots
+    /// evict, a token at its share takes over its own oldest slot, and when the
+    /// caller is full the slot of its oldest token goes to a strictly fresher one:
+    /// the real holder, who fetches fresh tokens, always gets a slot back from
+    /// whoever replays an old one.
     pub fn take(&self, caller: &str, jti: &str, issued_at: i64) -> Result<Slot, Refused> {
         let mut table = self.table.lock().expect("slots");
         let id = table.next_id;
         table.next_id += 1;
         let held = table.by_caller.entry(caller.to_string()).or_default();
         if held.iter().filter(|h| h.jti == jti).count() >= self.per_token {
-            return Err(Refused::Token);
-        }
-        if held.len() >= self.per_caller {
+            if !self.evicts {
+                return Err(Refused::Token);
+            }
+            // A reconnect: its stream replaces the token's oldest, which may not have
+            // noticed yet that its peer is gone.
+            let own = held.iter().position(|h| h.jti == jti).expect("counted above");
+            held.remove(own).evicted.notify_one();
+        } else if held.len() >= self.per_caller {
             let oldest = held
                 .iter()
                 .enumerate()
@@ -235,9 +241,13 @@ mod tests {
     #[test]
     fn a_token_holds_its_share_and_a_fresher_token_evicts_the_oldest() {
         let slots = Slots::new(3, 2, true);
+        let a0 = slots.take("gw", "stolen", 100).unwrap();
         let a1 = slots.take("gw", "stolen", 100).unwrap();
+        // A third of one token replaces its first.
         let _a2 = slots.take("gw", "stolen", 100).unwrap();
-        assert_eq!(slots.take("gw", "stolen", 100).err(), Some(Refused::Token));
+        assert_eq!(slots.count(), 2);
+        drop(a0);
+        assert_eq!(slots.count(), 2);
         let _b = slots.take("gw", "fresh", 200).unwrap();
         // Full: the same age is refused, a fresher token takes the oldest slot.
         assert_eq!(slots.take("gw", "peer", 100).err(), Some(Refused::Caller));
@@ -247,8 +257,10 @@ mod tests {
         assert_eq!(slots.count(), 3, "the evicted slot was already given up");
         // Other callers are independent.
         assert!(slots.take("other", "stolen", 100).is_ok());
-        let polls = Slots::new(1, 1, false);
+        let polls = Slots::new(2, 1, false);
         let _p = polls.take("gw", "old", 1).unwrap();
-        assert_eq!(polls.take("gw", "new", 2).err(), Some(Refused::Caller));
+        assert_eq!(polls.take("gw", "old", 1).err(), Some(Refused::Token));
+        let _q = polls.take("gw", "new", 2).unwrap();
+        assert_eq!(polls.take("gw", "newer", 3).err(), Some(Refused::Caller));
     }
 }

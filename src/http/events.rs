@@ -380,7 +380,17 @@ fn stream(
             if feed.ended {
                 return None;
             }
-            // Before every read: nothing is delivered past the end of the stream's authority.
+            // Mark the signal seen before reading, so a commit after the read wakes us.
+            feed.wake.borrow_and_update();
+            let read = store::events::after(
+                &feed.core.db.read,
+                feed.cursor,
+                feed.filter.as_deref(),
+                BATCH,
+            )
+            .await;
+            // After the read, before delivering it: whatever was committed with the
+            // revocation (its own event included) is never delivered.
             let end = if feed.core.events.is_closing() {
                 Err(End::ShuttingDown)
             } else {
@@ -392,16 +402,7 @@ fn stream(
                 feed.ended = true;
                 return Some((Ok(end.event()), feed));
             }
-            // Mark the signal seen before reading, so a commit after the read wakes us.
-            feed.wake.borrow_and_update();
-            match store::events::after(
-                &feed.core.db.read,
-                feed.cursor,
-                feed.filter.as_deref(),
-                BATCH,
-            )
-            .await
-            {
+            match read {
                 Ok(rows) if !rows.is_empty() => {
                     feed.cursor = rows.last().expect("non-empty").id;
                     feed.buffer

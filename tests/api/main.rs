@@ -17,6 +17,8 @@ mod hardening_hostile;
 mod hardening_jwt;
 mod hardening_process;
 mod hardening_props;
+mod hardening_slowloris;
+mod hardening_streams;
 mod hardening_raw;
 mod hardening_throttle;
 mod instances;
