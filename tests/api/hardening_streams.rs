@@ -30,7 +30,10 @@ async fn read_to_end(mut resp: Response, within: Duration) -> (Value, Vec<String
         }
     })
     .await;
-    assert!(read.is_ok(), "the stream did not end within {within:?}:\n{text}");
+    assert!(
+        read.is_ok(),
+        "the stream did not end within {within:?}:\n{text}"
+    );
     let blocks: Vec<&str> = text
         .split("\n\n")
         .filter(|b| b.lines().any(|l| !l.starts_with(':') && !l.is_empty()))
@@ -43,7 +46,11 @@ async fn read_to_end(mut resp: Response, within: Duration) -> (Value, Vec<String
             .map(str::to_string)
     };
     assert_eq!(field(last, "event").as_deref(), Some("end"), "{text}");
-    assert_eq!(field(last, "id"), None, "the end event carries no id: {text}");
+    assert_eq!(
+        field(last, "id"),
+        None,
+        "the end event carries no id: {text}"
+    );
     let data: Value = serde_json::from_str(&field(last, "data").expect("data")).unwrap();
     assert!(data["error_description"].is_string(), "{data}");
     let kinds = before
@@ -109,10 +116,17 @@ async fn a_users_stream_ends_when_its_session_is_revoked_or_the_user_disabled() 
     assert!(r.status().is_success(), "{}", r.status());
     let (end, kinds) = read_to_end(one, Duration::from_secs(5)).await;
     assert_eq!(end["reason"], "session_revoked", "{end}");
-    assert!(kinds.is_empty(), "nothing delivered after the revocation: {kinds:?}");
+    assert!(
+        kinds.is_empty(),
+        "nothing delivered after the revocation: {kinds:?}"
+    );
 
     let r = app
-        .with_bearer(Method::POST, &format!("/admin/users/{alice}/disable"), &admin)
+        .with_bearer(
+            Method::POST,
+            &format!("/admin/users/{alice}/disable"),
+            &admin,
+        )
         .send()
         .await
         .unwrap();
@@ -187,7 +201,10 @@ async fn a_stolen_token_cannot_starve_its_callers_fresh_tokens() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"], "too_many_streams", "{body}");
     assert!(
-        body["error_description"].as_str().unwrap().contains("caller"),
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("caller"),
         "{body}"
     );
     // ...and the real gateway's fresh token takes the oldest token's slot.
@@ -231,7 +248,10 @@ async fn long_polls_are_capped_per_token_and_per_caller() {
     // Every one of the eight is in flight (a condition, not a delay).
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while app.core.events.open_polls() < 8 {
-        assert!(std::time::Instant::now() < deadline, "the polls did not arrive");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the polls did not arrive"
+        );
         tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

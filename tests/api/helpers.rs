@@ -224,7 +224,12 @@ impl TestApp {
 
     /// `GET /metrics` on the operator listener; the text.
     pub async fn metrics(&self) -> String {
-        let r = self.http.get(self.ops_url("/metrics")).send().await.unwrap();
+        let r = self
+            .http
+            .get(self.ops_url("/metrics"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "/metrics on the operator listener");
         r.text().await.unwrap()
     }
