@@ -477,6 +477,26 @@ mod tests {
     }
 
     #[test]
+    fn listener_defaults_and_bounds() {
+        let cfg = Layers::default().build().unwrap();
+        assert_eq!(cfg.ops_bind, "127.0.0.1:9090".parse().unwrap());
+        assert_eq!(cfg.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(cfg.keep_alive_timeout, Duration::from_secs(5));
+        assert_eq!(cfg.max_connections, 1024);
+        for (var, value) in [
+            ("TESSERA_HEADER_READ_TIMEOUT", "0"),
+            ("TESSERA_KEEP_ALIVE_TIMEOUT", "0"),
+            ("TESSERA_MAX_CONNECTIONS", "0"),
+            ("TESSERA_OPS_BIND", "localhost"),
+        ] {
+            let mut layers = Layers::default();
+            layers.apply_env(|k| (k == var).then(|| value.to_string()));
+            let err = layers.build().unwrap_err().to_string();
+            assert!(err.starts_with(var), "{err}");
+        }
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
         assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));

@@ -223,7 +223,10 @@ mod tests {
             &[("grant", "password"), ("client", "c0")],
         );
         let text = m.render(&[]);
-        let series = text.lines().filter(|l| l.starts_with("tessera_tokens_issued_total{")).count();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("tessera_tokens_issued_total{"))
+            .count();
         assert_eq!(series, MAX_LABEL_VALUES + 1, "{text}");
         assert!(
             text.contains("tessera_tokens_issued_total{grant=\"password\",client=\"other\"} 50"),

@@ -158,7 +158,10 @@ impl Slots {
             }
             // A reconnect: its stream replaces the token's oldest, which may not have
             // noticed yet that its peer is gone.
-            let own = held.iter().position(|h| h.jti == jti).expect("counted above");
+            let own = held
+                .iter()
+                .position(|h| h.jti == jti)
+                .expect("counted above");
             held.remove(own).evicted.notify_one();
         } else if held.len() >= self.per_caller {
             let oldest = held

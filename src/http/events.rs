@@ -126,11 +126,7 @@ async fn events(
             claims: caller.claims,
         };
         Sse::new(stream(core.clone(), start, filter, wake, slot, access))
-            .keep_alive(
-                KeepAlive::new()
-                    .interval(HEARTBEAT)
-                    .text("keep-alive"),
-            )
+            .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("keep-alive"))
             .into_response()
     } else {
         let response = long_poll(&core, start, filter, wait, wake).await;
@@ -150,7 +146,8 @@ fn too_many(sse: bool, refused: Refused) -> Response {
         Refused::Token => "this access token",
         Refused::Caller => "this caller",
     };
-    let body = json!({"error": error, "error_description": format!("too many open {what} for {whose}")});
+    let body =
+        json!({"error": error, "error_description": format!("too many open {what} for {whose}")});
     let retry = if sse { "10" } else { "1" };
     (
         StatusCode::TOO_MANY_REQUESTS,
@@ -328,7 +325,11 @@ impl Access {
                         serde_json::from_str::<Vec<String>>(&r.capabilities)
                             .is_ok_and(|c| c.iter().any(|c| c == "events"))
                     });
-                    if can { Ok(()) } else { Err(End::CapabilityRevoked) }
+                    if can {
+                        Ok(())
+                    } else {
+                        Err(End::CapabilityRevoked)
+                    }
                 }),
         };
         live.unwrap_or_else(|e| {

@@ -290,13 +290,18 @@ async fn accept_loop(
         });
     }
     drop(listener);
-    let _ = slots.acquire_many(u32::try_from(limit).unwrap_or(u32::MAX)).await;
+    let _ = slots
+        .acquire_many(u32::try_from(limit).unwrap_or(u32::MAX))
+        .await;
 }
 
 /// Accept errors that concern one connection only (`accept(2)`: the peer reset it).
 fn is_connection_error(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    matches!(e.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset)
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    )
 }
 
 /// Requests in flight on one connection, and since when it has had none (after
