@@ -37,6 +37,11 @@ async fn until_closed(stream: &mut TcpStream, within: Duration) -> String {
 
 /// One `GET /healthz` on `stream`; the status.
 async fn healthz(stream: &mut TcpStream) -> u16 {
+    healthz_within(stream, Duration::from_secs(5)).await
+}
+
+/// One `GET /healthz` on `stream`, answered within `within`; the status.
+async fn healthz_within(stream: &mut TcpStream, within: Duration) -> u16 {
     stream
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
@@ -44,7 +49,7 @@ async fn healthz(stream: &mut TcpStream) -> u16 {
     let mut buf = vec![0u8; 4096];
     let mut got = Vec::new();
     while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
-        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        let n = tokio::time::timeout(within, stream.read(&mut buf))
             .await
             .expect("an answer")
             .unwrap();
@@ -187,4 +192,39 @@ async fn the_binary_serves_metrics_on_tessera_ops_bind() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("tessera_sse_subscribers"));
+}
+
+/// With a file limit far below the number of sockets, `accept` fails (EMFILE): the
+/// server backs off instead of spinning, the header-read timeout frees descriptors
+/// held by silent connections, and `/healthz` answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_errors_back_off_and_the_server_recovers_from_fd_exhaustion() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let env = Served::env_for(
+        &dir,
+        &[
+            ("TESSERA_HEADER_READ_TIMEOUT", "1"),
+            ("TESSERA_KEEP_ALIVE_TIMEOUT", "1"),
+            ("TESSERA_MAX_CONNECTIONS", "100000"),
+        ],
+    );
+    let s = Served::start_under(&["prlimit", "--nofile=96"], dir.clone(), env, "server.log").await;
+    // Silent sockets, far more than the server has descriptors for.
+    let mut silent = Vec::new();
+    for _ in 0..200 {
+        silent.push(TcpStream::connect(s.socket()).await.unwrap());
+    }
+    let started = Instant::now();
+    let mut probe = TcpStream::connect(s.socket()).await.unwrap();
+    assert_eq!(
+        healthz_within(&mut probe, Duration::from_secs(20)).await,
+        200
+    );
+    let log = s.log_text();
+    let backoffs = log.matches("accept failed; backing off").count();
+    assert!(backoffs > 0, "the file limit was never reached:\n{log}");
+    // A spinning accept loop logs thousands of these a second.
+    let bound = 20 * (started.elapsed().as_secs() as usize + 1);
+    assert!(backoffs < bound, "{backoffs} accept errors logged:\n{log}");
+    drop(silent);
 }

@@ -514,10 +514,29 @@ impl Served {
 
     /// Starts `tessera serve`, its stderr going to `dir/log_name`; returns once it listens.
     pub async fn start(dir: Arc<TempDir>, env: Vec<(String, String)>, log_name: &str) -> Self {
+        Self::start_under(&[], dir, env, log_name).await
+    }
+
+    /// Like [`Served::start`], run under `wrapper` (e.g. `["prlimit", "--nofile=64"]`).
+    pub async fn start_under(
+        wrapper: &[&str],
+        dir: Arc<TempDir>,
+        env: Vec<(String, String)>,
+        log_name: &str,
+    ) -> Self {
         use std::process::{Command, Stdio};
         let log = dir.path().join(log_name);
         let file = std::fs::File::create(&log).expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        let bin = env!("CARGO_BIN_EXE_tessera");
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(bin);
+                cmd
+            }
+            None => Command::new(bin),
+        };
+        let mut child = cmd
             .arg("serve")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
