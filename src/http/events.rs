@@ -235,7 +235,8 @@ enum End {
     UserDisabled,
     /// The client is gone or no longer has the `events` capability.
     CapabilityRevoked,
-    /// A fresher token of the same caller took this stream's slot.
+    /// A newer stream took this one's slot: the same token reconnecting, or a
+    /// fresher token of the same caller.
     Superseded,
     ShuttingDown,
 }
@@ -259,7 +260,7 @@ impl End {
             ),
             Self::Superseded => (
                 "superseded",
-                "a fresher token of this caller took this stream's slot",
+                "a newer stream of this token, or of a fresher token of this caller, took this stream's slot",
             ),
             Self::ShuttingDown => (
                 "shutting_down",
