@@ -74,6 +74,8 @@ PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0
 BASE=http://127.0.0.1:$PORT
 export TESSERA_ARGON2_MEMORY_KIB=64 TESSERA_ARGON2_ITERATIONS=1
 export TESSERA_BIND=127.0.0.1:$PORT
+# /metrics is on the operator listener, outside openapi.yaml; any free port (not 9090).
+export TESSERA_OPS_BIND=127.0.0.1:0
 export TESSERA_LOGIN_MAX_FAILURES=1000000
 # The run may outlast the default 5-minute access token.
 export TESSERA_ACCESS_TOKEN_TTL=1h

@@ -186,6 +186,8 @@ async fn start_server(o: &mut Opts) -> Server {
         .port();
     let mut env = vec![
         ("TESSERA_BIND", format!("127.0.0.1:{port}")),
+        // Any free port for the operator listener: 9090 may be taken.
+        ("TESSERA_OPS_BIND", "127.0.0.1:0".into()),
         ("RUST_LOG", "warn".into()),
         ("TESSERA_LOGIN_MAX_FAILURES", "1000000".into()),
     ];

@@ -38,6 +38,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("login_max_failures", "TESSERA_LOGIN_MAX_FAILURES"),
     ("login_window", "TESSERA_LOGIN_WINDOW"),
     ("trusted_proxies", "TESSERA_TRUSTED_PROXIES"),
+    ("ops_bind", "TESSERA_OPS_BIND"),
+    ("header_read_timeout", "TESSERA_HEADER_READ_TIMEOUT"),
+    ("keep_alive_timeout", "TESSERA_KEEP_ALIVE_TIMEOUT"),
+    ("max_connections", "TESSERA_MAX_CONNECTIONS"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +141,15 @@ pub struct Config {
     pub login_window: Duration,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The operator listener (`/metrics`), apart from the public port.
+    pub ops_bind: SocketAddr,
+    /// How long a connection has to send a complete request head, from its opening
+    /// or the end of its previous response (slowloris).
+    pub header_read_timeout: Duration,
+    /// How long a connection with no request in flight stays open after its last response.
+    pub keep_alive_timeout: Duration,
+    /// Concurrent connections on the public port; more are answered 503 and closed.
+    pub max_connections: usize,
 }
 
 /// Raw string values by setting key, before validation.
@@ -308,7 +321,30 @@ impl Layers {
         if login_window.is_zero() {
             return Err(p.invalid("login_window", "must be at least 1s"));
         }
+        let ops_bind: SocketAddr = p.parse(
+            "ops_bind",
+            "127.0.0.1:9090",
+            |s| s.parse().ok(),
+            "a socket address like 127.0.0.1:9090",
+        )?;
+        let header_read_timeout = p.duration("header_read_timeout", "10")?;
+        if header_read_timeout.is_zero() {
+            return Err(p.invalid("header_read_timeout", "must be at least 1s"));
+        }
+        let keep_alive_timeout = p.duration("keep_alive_timeout", "5")?;
+        if keep_alive_timeout.is_zero() {
+            return Err(p.invalid("keep_alive_timeout", "must be at least 1s"));
+        }
         Ok(Config {
+            ops_bind,
+            header_read_timeout,
+            keep_alive_timeout,
+            max_connections: p.parse(
+                "max_connections",
+                "1024",
+                |s| s.parse().ok().filter(|v| (1..=1_000_000).contains(v)),
+                "an integer between 1 and 1000000",
+            )?,
             bind,
             database_url,
             issuer,
@@ -479,6 +515,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown setting `colour`"), "{err}");
+    }
+
+    #[test]
+    fn listener_defaults_and_bounds() {
+        let cfg = Layers::default().build().unwrap();
+        assert_eq!(cfg.ops_bind, "127.0.0.1:9090".parse().unwrap());
+        assert_eq!(cfg.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(cfg.keep_alive_timeout, Duration::from_secs(5));
+        assert_eq!(cfg.max_connections, 1024);
+        for (var, value) in [
+            ("TESSERA_HEADER_READ_TIMEOUT", "0"),
+            ("TESSERA_KEEP_ALIVE_TIMEOUT", "0"),
+            ("TESSERA_MAX_CONNECTIONS", "0"),
+            ("TESSERA_OPS_BIND", "localhost"),
+        ] {
+            let mut layers = Layers::default();
+            layers.apply_env(|k| (k == var).then(|| value.to_string()));
+            let err = layers.build().unwrap_err().to_string();
+            assert!(err.starts_with(var), "{err}");
+        }
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Prometheus metrics, in text format, without a metrics framework: counters and
 //! latency histograms keyed by their full series name.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
@@ -18,10 +19,19 @@ struct Histogram {
     sum: f64,
 }
 
+/// Labels whose values come from the deployment (client ids): each has at most
+/// [`MAX_LABEL_VALUES`] distinct values, the rest are counted as `other`, so that
+/// neither a large deployment nor a stream of new clients makes the series unbounded.
+const BOUNDED_LABELS: [&str; 1] = ["client"];
+pub const MAX_LABEL_VALUES: usize = 100;
+
 #[derive(Default)]
 pub struct Metrics {
     counters: Mutex<BTreeMap<String, u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
+    /// Values seen so far of each bounded label.
+    seen: Mutex<BTreeMap<&'static str, BTreeSet<String>>>,
+    connections: AtomicUsize,
 }
 
 /// Label values are ours or registered names; quote-escape them anyway.
@@ -32,13 +42,31 @@ fn escape(v: &str) -> String {
 }
 
 impl Metrics {
+    /// A bounded label's value as counted: itself while fewer than
+    /// [`MAX_LABEL_VALUES`] values were seen, `other` after.
+    fn bounded<'a>(&self, key: &str, value: &'a str) -> &'a str {
+        let Some(label) = BOUNDED_LABELS.iter().find(|l| **l == key) else {
+            return value;
+        };
+        let mut seen = self.seen.lock().expect("metrics");
+        let values = seen.entry(label).or_default();
+        if values.contains(value) {
+            value
+        } else if values.len() < MAX_LABEL_VALUES {
+            values.insert(value.to_string());
+            value
+        } else {
+            "other"
+        }
+    }
+
     /// Adds one to `name{labels}`.
     pub fn inc(&self, name: &str, labels: &[(&str, &str)]) {
         let mut key = name.to_string();
         if !labels.is_empty() {
             let inner: Vec<String> = labels
                 .iter()
-                .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+                .map(|(k, v)| format!("{k}=\"{}\"", escape(self.bounded(k, v))))
                 .collect();
             key = format!("{name}{{{}}}", inner.join(","));
         }
@@ -48,6 +76,16 @@ impl Metrics {
             .expect("metrics")
             .entry(key)
             .or_default() += 1;
+    }
+
+    /// A connection opened on the public port; it counts until the guard drops.
+    pub fn connection(&self) -> ConnectionGuard<'_> {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(self)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
     }
 
     pub fn observe(&self, route: &str, status: u16, elapsed: Duration) {
@@ -126,6 +164,15 @@ impl Metrics {
     }
 }
 
+/// Counts one open connection (see [`Metrics::connection`]).
+pub struct ConnectionGuard<'a>(&'a Metrics);
+
+impl Drop for ConnectionGuard<'_> {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,5 +207,34 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("tessera_sse_subscribers 3"), "{text}");
+    }
+
+    #[test]
+    fn client_labels_are_bounded() {
+        let m = Metrics::default();
+        for i in 0..MAX_LABEL_VALUES + 50 {
+            m.inc(
+                "tessera_tokens_issued_total",
+                &[("grant", "password"), ("client", &format!("c{i}"))],
+            );
+        }
+        m.inc(
+            "tessera_tokens_issued_total",
+            &[("grant", "password"), ("client", "c0")],
+        );
+        let text = m.render(&[]);
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("tessera_tokens_issued_total{"))
+            .count();
+        assert_eq!(series, MAX_LABEL_VALUES + 1, "{text}");
+        assert!(
+            text.contains("tessera_tokens_issued_total{grant=\"password\",client=\"other\"} 50"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tessera_tokens_issued_total{grant=\"password\",client=\"c0\"} 2"),
+            "{text}"
+        );
     }
 }

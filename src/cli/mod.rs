@@ -229,8 +229,18 @@ async fn serve(core: Arc<Core>) -> Result<(), Failure> {
                 core.cfg.bind
             ))
         })?;
+    let ops = tokio::net::TcpListener::bind(core.cfg.ops_bind)
+        .await
+        .map_err(|e| {
+            fail(format!(
+                "cannot listen on {} (TESSERA_OPS_BIND): {e}",
+                core.cfg.ops_bind
+            ))
+        })?;
+    // Logged before "tessera listening": whoever waits for that line finds this one too.
+    tracing::info!(addr = %ops.local_addr().map_err(fail)?, "operator listener (/metrics) on");
     tracing::info!(addr = %listener.local_addr().map_err(fail)?, issuer = %core.cfg.issuer, "tessera listening");
-    crate::http::serve(core, listener, shutdown_signal())
+    crate::http::serve(core, listener, ops, shutdown_signal())
         .await
         .map_err(fail)
 }

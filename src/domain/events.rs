@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::store::events::EventRow;
 
@@ -55,7 +55,10 @@ impl From<EventRow> for SecurityEvent {
 pub struct EventBus {
     tick: watch::Sender<u64>,
     closing: AtomicBool,
-    streams: Arc<Mutex<HashMap<String, usize>>>,
+    /// SSE streams: a fresher token of a caller at its cap ends the stream of its oldest token.
+    streams: Slots,
+    /// Long-polls in flight: bounded in time (`MAX_WAIT`), so a full caller is refused.
+    polls: Slots,
 }
 
 impl Default for EventBus {
@@ -63,29 +66,134 @@ impl Default for EventBus {
         Self {
             tick: watch::channel(0).0,
             closing: AtomicBool::new(false),
-            streams: Arc::default(),
+            streams: Slots::new(MAX_STREAMS_PER_CALLER, MAX_STREAMS_PER_TOKEN, true),
+            polls: Slots::new(MAX_POLLS_PER_CALLER, MAX_POLLS_PER_TOKEN, false),
         }
     }
 }
 
 /// Open SSE streams allowed per caller (a client id or a user `sub`).
 pub const MAX_STREAMS_PER_CALLER: usize = 8;
+/// Open SSE streams allowed per access token (`jti`): a stolen token holds at most
+/// this many of its caller's slots, and only until it expires.
+pub const MAX_STREAMS_PER_TOKEN: usize = 4;
+/// Long-polls in flight per caller, and per token.
+pub const MAX_POLLS_PER_CALLER: usize = 8;
+pub const MAX_POLLS_PER_TOKEN: usize = 2;
 
-/// Holds one of a caller's stream slots until dropped.
-pub struct StreamSlot {
-    streams: Arc<Mutex<HashMap<String, usize>>>,
-    caller: String,
+/// Why a slot was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// This token already holds its share.
+    Token,
+    /// The caller's slots are taken by tokens no older than this one.
+    Caller,
 }
 
-impl Drop for StreamSlot {
+struct Held {
+    id: u64,
+    jti: String,
+    issued_at: i64,
+    evicted: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct Table {
+    by_caller: HashMap<String, Vec<Held>>,
+    next_id: u64,
+}
+
+/// Slots counted per caller and per token.
+pub struct Slots {
+    table: Arc<Mutex<Table>>,
+    per_caller: usize,
+    per_token: usize,
+    /// Whether a fresher token may take the slot of the caller's oldest token.
+    evicts: bool,
+}
+
+/// Holds one slot until dropped; `evicted` fires when a fresher token took it over.
+pub struct Slot {
+    table: Arc<Mutex<Table>>,
+    caller: String,
+    id: u64,
+    pub evicted: Arc<Notify>,
+}
+
+impl Drop for Slot {
     fn drop(&mut self) {
-        let mut streams = self.streams.lock().expect("stream slots");
-        if let Some(n) = streams.get_mut(&self.caller) {
-            *n -= 1;
-            if *n == 0 {
-                streams.remove(&self.caller);
+        let mut table = self.table.lock().expect("slots");
+        if let Some(held) = table.by_caller.get_mut(&self.caller) {
+            held.retain(|h| h.id != self.id);
+            if held.is_empty() {
+                table.by_caller.remove(&self.caller);
             }
         }
+    }
+}
+
+impl Slots {
+    fn new(per_caller: usize, per_token: usize, evicts: bool) -> Self {
+        Self {
+            table: Arc::default(),
+            per_caller,
+            per_token,
+            evicts,
+        }
+    }
+
+    /// Takes a slot of `caller` for the token `jti` issued at `issued_at`. When slots
+    /// evict, a token at its share takes over its own oldest slot, and when the
+    /// caller is full the slot of its oldest token goes to a strictly fresher one:
+    /// the real holder, who fetches fresh tokens, always gets a slot back from
+    /// whoever replays an old one.
+    pub fn take(&self, caller: &str, jti: &str, issued_at: i64) -> Result<Slot, Refused> {
+        let mut table = self.table.lock().expect("slots");
+        let id = table.next_id;
+        table.next_id += 1;
+        let held = table.by_caller.entry(caller.to_string()).or_default();
+        if held.iter().filter(|h| h.jti == jti).count() >= self.per_token {
+            if !self.evicts {
+                return Err(Refused::Token);
+            }
+            // A reconnect: its stream replaces the token's oldest, which may not have
+            // noticed yet that its peer is gone.
+            let own = held
+                .iter()
+                .position(|h| h.jti == jti)
+                .expect("counted above");
+            held.remove(own).evicted.notify_one();
+        } else if held.len() >= self.per_caller {
+            let oldest = held
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, h)| (h.issued_at, h.id))
+                .map(|(i, h)| (i, h.issued_at));
+            match oldest {
+                Some((i, at)) if self.evicts && at < issued_at => {
+                    held.remove(i).evicted.notify_one();
+                }
+                _ => return Err(Refused::Caller),
+            }
+        }
+        let evicted = Arc::new(Notify::new());
+        held.push(Held {
+            id,
+            jti: jti.to_string(),
+            issued_at,
+            evicted: evicted.clone(),
+        });
+        Ok(Slot {
+            table: self.table.clone(),
+            caller: caller.to_string(),
+            id,
+            evicted,
+        })
+    }
+
+    fn count(&self) -> usize {
+        let table = self.table.lock().expect("slots");
+        table.by_caller.values().map(Vec::len).sum()
     }
 }
 
@@ -98,23 +206,24 @@ impl EventBus {
         self.tick.subscribe()
     }
 
-    /// Takes one of `caller`'s stream slots; `None` when all are in use.
-    pub fn open_stream(&self, caller: &str) -> Option<StreamSlot> {
-        let mut streams = self.streams.lock().expect("stream slots");
-        let n = streams.entry(caller.to_string()).or_insert(0);
-        if *n >= MAX_STREAMS_PER_CALLER {
-            return None;
-        }
-        *n += 1;
-        Some(StreamSlot {
-            streams: self.streams.clone(),
-            caller: caller.to_string(),
-        })
+    /// Takes one of `caller`'s stream slots for token `jti`.
+    pub fn open_stream(&self, caller: &str, jti: &str, issued_at: i64) -> Result<Slot, Refused> {
+        self.streams.take(caller, jti, issued_at)
+    }
+
+    /// Takes one of `caller`'s long-poll slots for token `jti`.
+    pub fn open_poll(&self, caller: &str, jti: &str, issued_at: i64) -> Result<Slot, Refused> {
+        self.polls.take(caller, jti, issued_at)
     }
 
     /// How many SSE streams are open.
     pub fn open_streams(&self) -> usize {
-        self.streams.lock().expect("stream slots").values().sum()
+        self.streams.count()
+    }
+
+    /// How many long-polls are in flight.
+    pub fn open_polls(&self) -> usize {
+        self.polls.count()
     }
 
     /// Ends every feed (graceful shutdown).
@@ -125,5 +234,36 @@ impl EventBus {
 
     pub fn is_closing(&self) -> bool {
         self.closing.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_holds_its_share_and_a_fresher_token_evicts_the_oldest() {
+        let slots = Slots::new(3, 2, true);
+        let a0 = slots.take("gw", "stolen", 100).unwrap();
+        let a1 = slots.take("gw", "stolen", 100).unwrap();
+        // A third of one token replaces its first.
+        let _a2 = slots.take("gw", "stolen", 100).unwrap();
+        assert_eq!(slots.count(), 2);
+        drop(a0);
+        assert_eq!(slots.count(), 2);
+        let _b = slots.take("gw", "fresh", 200).unwrap();
+        // Full: the same age is refused, a fresher token takes the oldest slot.
+        assert_eq!(slots.take("gw", "peer", 100).err(), Some(Refused::Caller));
+        let _c = slots.take("gw", "fresher", 300).unwrap();
+        assert_eq!(slots.count(), 3);
+        drop(a1);
+        assert_eq!(slots.count(), 3, "the evicted slot was already given up");
+        // Other callers are independent.
+        assert!(slots.take("other", "stolen", 100).is_ok());
+        let polls = Slots::new(2, 1, false);
+        let _p = polls.take("gw", "old", 1).unwrap();
+        assert_eq!(polls.take("gw", "old", 1).err(), Some(Refused::Token));
+        let _q = polls.take("gw", "new", 2).unwrap();
+        assert_eq!(polls.take("gw", "newer", 3).err(), Some(Refused::Caller));
     }
 }

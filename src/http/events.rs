@@ -22,7 +22,8 @@ use serde_json::json;
 
 use super::bearer::{self, BearerError};
 use crate::domain::Core;
-use crate::domain::events::{SecurityEvent, StreamSlot};
+use crate::domain::events::{Refused, SecurityEvent, Slot};
+use crate::domain::tokens::AccessClaims;
 use crate::store::{self, StoreError};
 
 /// Longest long-poll wait, in seconds.
@@ -104,6 +105,20 @@ async fn events(
         Some(Ok(w)) => w.min(MAX_WAIT),
         Some(Err(_)) => return bad_request("`wait` must be a non-negative number of seconds"),
     };
+    // Slots are the caller's (a user, or a client), shared out per token.
+    let owner = filter
+        .clone()
+        .unwrap_or_else(|| caller.claims.client_id.clone());
+    let (jti, iat) = (caller.claims.jti.as_str(), caller.claims.iat);
+    let slot = if sse {
+        core.events.open_stream(&owner, jti, iat)
+    } else {
+        core.events.open_poll(&owner, jti, iat)
+    };
+    let slot = match slot {
+        Ok(slot) => slot,
+        Err(refused) => return too_many(sse, refused),
+    };
     // Subscribe before reading anything.
     let wake = core.events.subscribe();
     let start = match resolve_start(&core, after, since).await {
@@ -112,28 +127,43 @@ async fn events(
         Err(e) => return BearerError::Internal(e).into_response(),
     };
     if sse {
-        let caller = filter
-            .clone()
-            .unwrap_or_else(|| caller.claims.client_id.clone());
-        let Some(slot) = core.events.open_stream(&caller) else {
-            let body = json!({"error": "too_many_streams", "error_description": "too many open event streams for this caller"});
-            return (
-                StatusCode::TOO_MANY_REQUESTS,
-                [(header::RETRY_AFTER, "10")],
-                Json(body),
-            )
-                .into_response();
+        let Some(token) = bearer::token(&headers).ok().map(str::to_string) else {
+            return BearerError::Missing.into_response();
         };
-        Sse::new(stream(core.clone(), start, filter, wake, slot))
-            .keep_alive(
-                KeepAlive::new()
-                    .interval(Duration::from_secs(10))
-                    .text("keep-alive"),
-            )
+        let access = Access {
+            token,
+            claims: caller.claims,
+        };
+        Sse::new(stream(core.clone(), start, filter, wake, slot, access))
+            .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("keep-alive"))
             .into_response()
     } else {
-        long_poll(&core, start, filter, wait, wake).await
+        let response = long_poll(&core, start, filter, wait, wake).await;
+        drop(slot);
+        response
     }
+}
+
+/// 429 for a caller (or one token) at its stream or long-poll cap.
+fn too_many(sse: bool, refused: Refused) -> Response {
+    let (error, what) = if sse {
+        ("too_many_streams", "event streams")
+    } else {
+        ("too_many_polls", "long-polls")
+    };
+    let whose = match refused {
+        Refused::Token => "this access token",
+        Refused::Caller => "this caller",
+    };
+    let body =
+        json!({"error": error, "error_description": format!("too many open {what} for {whose}")});
+    let retry = if sse { "10" } else { "1" };
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, retry)],
+        Json(body),
+    )
+        .into_response()
 }
 
 /// Where to start: after `after`; else with the first event at or after `since`
@@ -202,13 +232,144 @@ async fn long_poll(
     }
 }
 
+/// How often a stream re-checks its authority when nothing woke it (a key revoked
+/// by another instance or the CLI, a client changed in the database).
+const RECHECK: Duration = Duration::from_secs(5);
+/// SSE comment interval.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// The credentials a stream was opened with, re-checked while it lives.
+struct Access {
+    token: String,
+    claims: AccessClaims,
+}
+
+/// Why a stream ended: sent as a final `end` event (no `id`, so `Last-Event-ID`
+/// stays at the last delivered event) before the server closes the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    TokenExpired,
+    /// The token no longer verifies before its `exp`: its signing key was revoked.
+    KeyRevoked,
+    SessionRevoked,
+    UserDisabled,
+    /// The client is gone or no longer has the `events` capability.
+    CapabilityRevoked,
+    /// A newer stream took this one's slot: the same token reconnecting, or a
+    /// fresher token of the same caller.
+    Superseded,
+    ShuttingDown,
+}
+
+impl End {
+    fn reason(self) -> (&'static str, &'static str) {
+        match self {
+            Self::TokenExpired => (
+                "token_expired",
+                "the access token expired; reconnect with a fresh one",
+            ),
+            Self::KeyRevoked => (
+                "key_revoked",
+                "the key that signed the access token was revoked; reconnect with a fresh token",
+            ),
+            Self::SessionRevoked => ("session_revoked", "the session was revoked"),
+            Self::UserDisabled => ("user_disabled", "the user is disabled"),
+            Self::CapabilityRevoked => (
+                "capability_revoked",
+                "this client may no longer read the event feed",
+            ),
+            Self::Superseded => (
+                "superseded",
+                "a newer stream of this token, or of a fresher token of this caller, took this stream's slot",
+            ),
+            Self::ShuttingDown => (
+                "shutting_down",
+                "the server is shutting down; reconnect with Last-Event-ID",
+            ),
+        }
+    }
+
+    fn event(self) -> Event {
+        let (reason, description) = self.reason();
+        Event::default()
+            .event("end")
+            .data(json!({"reason": reason, "error_description": description}).to_string())
+    }
+}
+
+/// Seconds since the epoch, with sub-second precision, for comparing with `exp`.
+fn unix_now() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+impl Access {
+    /// The instant the token expires.
+    fn expiry(&self) -> tokio::time::Instant {
+        let exp = Duration::from_secs(u64::try_from(self.claims.exp).unwrap_or(0));
+        tokio::time::Instant::now() + exp.saturating_sub(unix_now())
+    }
+
+    /// Whether the stream may go on: the token is unexpired and still verifies (its
+    /// key is not revoked), and its session and user, or its client, are as they
+    /// must be. A database error keeps the stream (it is retried on the next check).
+    async fn check(&self, core: &Core) -> Result<(), End> {
+        if unix_now().as_secs() >= u64::try_from(self.claims.exp).unwrap_or(0) {
+            return Err(End::TokenExpired);
+        }
+        if core
+            .keys
+            .current()
+            .verify::<AccessClaims>(&self.token, &core.cfg.issuer)
+            .is_err()
+        {
+            return Err(End::KeyRevoked);
+        }
+        let live = match &self.claims.sid {
+            Some(sid) => {
+                let found = tokio::try_join!(
+                    store::sessions::family(&core.db.read, sid),
+                    store::users::by_id(&core.db.read, &self.claims.sub),
+                );
+                found.map(|(family, user)| match (family, user) {
+                    (_, Some(u)) if u.disabled => Err(End::UserDisabled),
+                    (Some(f), Some(u)) if f.revoked_at.is_none() && f.user_id == u.id => Ok(()),
+                    _ => Err(End::SessionRevoked),
+                })
+            }
+            // Read past the client cache: a changed client ends the stream.
+            None => store::clients::by_id(&core.db.read, &self.claims.client_id)
+                .await
+                .map(|row| {
+                    let can = row.is_some_and(|r| {
+                        serde_json::from_str::<Vec<String>>(&r.capabilities)
+                            .is_ok_and(|c| c.iter().any(|c| c == "events"))
+                    });
+                    if can {
+                        Ok(())
+                    } else {
+                        Err(End::CapabilityRevoked)
+                    }
+                }),
+        };
+        live.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "event stream: re-checking the caller failed; keeping the stream");
+            Ok(())
+        })
+    }
+}
+
 struct Feed {
-    _slot: StreamSlot,
+    slot: Slot,
     core: Arc<Core>,
     cursor: i64,
     filter: Option<String>,
     wake: tokio::sync::watch::Receiver<u64>,
     buffer: VecDeque<SecurityEvent>,
+    access: Access,
+    /// Set once the final `end` event went out.
+    ended: bool,
 }
 
 fn stream(
@@ -216,15 +377,18 @@ fn stream(
     cursor: i64,
     filter: Option<String>,
     wake: tokio::sync::watch::Receiver<u64>,
-    slot: StreamSlot,
+    slot: Slot,
+    access: Access,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let feed = Feed {
-        _slot: slot,
+        slot,
         core,
         cursor,
         filter,
         wake,
         buffer: VecDeque::new(),
+        access,
+        ended: false,
     };
     futures_util::stream::unfold(feed, |mut feed| async move {
         loop {
@@ -235,27 +399,51 @@ fn stream(
                     .data(serde_json::to_string(&e).expect("event serialises"));
                 return Some((Ok(event), feed));
             }
-            if feed.core.events.is_closing() {
+            if feed.ended {
                 return None;
             }
             // Mark the signal seen before reading, so a commit after the read wakes us.
             feed.wake.borrow_and_update();
-            match store::events::after(
+            let read = store::events::after(
                 &feed.core.db.read,
                 feed.cursor,
                 feed.filter.as_deref(),
                 BATCH,
             )
-            .await
-            {
+            .await;
+            // After the read, before delivering it: whatever was committed with the
+            // revocation (its own event included) is never delivered.
+            let end = if feed.core.events.is_closing() {
+                Err(End::ShuttingDown)
+            } else {
+                feed.access.check(&feed.core).await
+            };
+            if let Err(end) = end {
+                let (reason, _) = end.reason();
+                tracing::debug!(reason, "event stream ended");
+                feed.ended = true;
+                return Some((Ok(end.event()), feed));
+            }
+            match read {
                 Ok(rows) if !rows.is_empty() => {
                     feed.cursor = rows.last().expect("non-empty").id;
                     feed.buffer
                         .extend(rows.into_iter().map(SecurityEvent::from));
                 }
                 Ok(_) => {
-                    if feed.wake.changed().await.is_err() {
-                        return None;
+                    let expiry = feed.access.expiry();
+                    tokio::select! {
+                        changed = feed.wake.changed() => {
+                            if changed.is_err() {
+                                return None;
+                            }
+                        }
+                        () = tokio::time::sleep_until(expiry) => {}
+                        () = tokio::time::sleep(RECHECK) => {}
+                        () = feed.slot.evicted.notified() => {
+                            feed.ended = true;
+                            return Some((Ok(End::Superseded.event()), feed));
+                        }
                     }
                 }
                 Err(e) => {

@@ -15,6 +15,8 @@ use tokio::task::JoinHandle;
 
 pub struct TestApp {
     pub addr: String,
+    /// The operator listener (`/metrics`), `http://127.0.0.1:port`.
+    pub ops_addr: String,
     pub core: Arc<Core>,
     pub http: Client,
     pub dir: Arc<TempDir>,
@@ -166,6 +168,7 @@ pub fn base_settings(dir: &TempDir) -> HashMap<&'static str, String> {
         ("argon2_memory_kib", "64".into()),
         ("argon2_iterations", "1".into()),
         ("bind", "127.0.0.1:0".into()),
+        ("ops_bind", "127.0.0.1:0".into()),
     ])
 }
 
@@ -203,11 +206,20 @@ impl TestApp {
             layers.set_flag(k, k, v.clone());
         }
         let cfg = layers.build().expect("test config");
+        let ops = tokio::net::TcpListener::bind(cfg.ops_bind)
+            .await
+            .expect("bind ops");
+        let ops_addr = format!("http://{}", ops.local_addr().unwrap());
         let core = Core::open(cfg).await.expect("core");
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(tessera::http::serve(core.clone(), listener, async move {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(tessera::http::serve(
+            core.clone(),
+            listener,
+            ops,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         let task = tokio::spawn(async move {
             task.await.expect("server task").expect("server");
         });
@@ -217,6 +229,7 @@ impl TestApp {
             .unwrap();
         Self {
             addr,
+            ops_addr,
             core,
             http,
             dir,
@@ -257,6 +270,23 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.addr, path)
+    }
+
+    /// A URL on the operator listener.
+    pub fn ops_url(&self, path: &str) -> String {
+        format!("{}{}", self.ops_addr, path)
+    }
+
+    /// `GET /metrics` on the operator listener; the text.
+    pub async fn metrics(&self) -> String {
+        let r = self
+            .http
+            .get(self.ops_url("/metrics"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "/metrics on the operator listener");
+        r.text().await.unwrap()
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -495,6 +525,8 @@ pub struct Served {
     pub child: std::process::Child,
     /// `http://127.0.0.1:port`
     pub addr: String,
+    /// The operator listener, `http://127.0.0.1:port`.
+    pub ops_addr: String,
     pub log: PathBuf,
     pub env: Vec<(String, String)>,
     pub dir: Arc<TempDir>,
@@ -515,6 +547,7 @@ impl Served {
             ("TESSERA_ARGON2_MEMORY_KIB", "64".into()),
             ("TESSERA_ARGON2_ITERATIONS", "1".into()),
             ("TESSERA_BIND", "127.0.0.1:0".into()),
+            ("TESSERA_OPS_BIND", "127.0.0.1:0".into()),
             ("TESSERA_ISSUER", SERVED_ISSUER.into()),
             ("RUST_LOG", "info".into()),
         ]
@@ -530,10 +563,29 @@ impl Served {
 
     /// Starts `tessera serve`, its stderr going to `dir/log_name`; returns once it listens.
     pub async fn start(dir: Arc<TempDir>, env: Vec<(String, String)>, log_name: &str) -> Self {
+        Self::start_under(&[], dir, env, log_name).await
+    }
+
+    /// Like [`Served::start`], run under `wrapper` (e.g. `["prlimit", "--nofile=64"]`).
+    pub async fn start_under(
+        wrapper: &[&str],
+        dir: Arc<TempDir>,
+        env: Vec<(String, String)>,
+        log_name: &str,
+    ) -> Self {
         use std::process::{Command, Stdio};
         let log = dir.path().join(log_name);
         let file = std::fs::File::create(&log).expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        let bin = env!("CARGO_BIN_EXE_tessera");
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(bin);
+                cmd
+            }
+            None => Command::new(bin),
+        };
+        let mut child = cmd
             .arg("serve")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -545,20 +597,25 @@ impl Served {
             .spawn()
             .expect("spawn tessera serve");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        let addr = loop {
+        let (addr, ops_addr) = loop {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let port = text
-                .lines()
-                .find(|l| l.contains("tessera listening"))
-                .and_then(|l| l.split("127.0.0.1:").nth(1))
-                .map(|rest| {
-                    rest.chars()
-                        .take_while(char::is_ascii_digit)
-                        .collect::<String>()
-                })
-                .filter(|p| !p.is_empty());
-            if let Some(port) = port {
-                break format!("http://127.0.0.1:{port}");
+            let port = |marker: &str| {
+                text.lines()
+                    .find(|l| l.contains(marker))
+                    .and_then(|l| l.split("127.0.0.1:").nth(1))
+                    .map(|rest| {
+                        rest.chars()
+                            .take_while(char::is_ascii_digit)
+                            .collect::<String>()
+                    })
+                    .filter(|p| !p.is_empty())
+            };
+            if let Some(public) = port("tessera listening") {
+                let ops = port("operator listener").unwrap_or_default();
+                break (
+                    format!("http://127.0.0.1:{public}"),
+                    format!("http://127.0.0.1:{ops}"),
+                );
             }
             if let Some(status) = child.try_wait().expect("try_wait") {
                 panic!("tessera serve exited with {status} before listening:\n{text}");
@@ -572,6 +629,7 @@ impl Served {
         Self {
             child,
             addr,
+            ops_addr,
             log,
             env,
             dir,

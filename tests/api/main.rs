@@ -20,6 +20,8 @@ mod hardening_jwt;
 mod hardening_process;
 mod hardening_props;
 mod hardening_raw;
+mod hardening_slowloris;
+mod hardening_streams;
 mod hardening_throttle;
 mod hardening_throttle_race;
 mod instances;

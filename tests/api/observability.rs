@@ -26,7 +26,7 @@ async fn metrics_count_tokens_errors_reuse_and_latency() {
     app.client("app", true, &["password"], &[], &[]).await;
     app.user("alice", PASSWORD, &[]).await;
 
-    let r = app.http.get(app.url("/metrics")).send().await.unwrap();
+    let r = app.http.get(app.ops_url("/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let ctype = r.headers()["content-type"].to_str().unwrap().to_string();
     assert!(ctype.starts_with("text/plain"), "{ctype}");
@@ -61,7 +61,7 @@ async fn metrics_count_tokens_errors_reuse_and_latency() {
     assert_eq!(app.refresh("app", rt).await.status(), 200);
     assert_eq!(app.refresh("app", rt).await.status(), 400, "reuse");
 
-    let text = app.get_text("/metrics").await;
+    let text = app.metrics().await;
     let expect = [
         (
             "tessera_tokens_issued_total{grant=\"client_credentials\",client=\"svc\"}",

@@ -1,0 +1,62 @@
+//! The operator listener (`ops_bind`, default 127.0.0.1:9090): `/metrics` and
+//! `/healthz`, apart from the public port, as Keycloak's management port and
+//! Hydra's admin port are. The metrics name the deployment's clients and routes,
+//! which is nothing for whoever can reach the public port.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::domain::Core;
+
+pub fn router(core: Arc<Core>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(super::health::healthz))
+        .with_state(core)
+}
+
+/// Prometheus text format.
+async fn metrics(State(core): State<Arc<Core>>) -> impl IntoResponse {
+    let gauges = [
+        (
+            "tessera_sse_subscribers",
+            "open SSE streams",
+            core.events.open_streams() as f64,
+        ),
+        (
+            "tessera_db_read_pool_connections",
+            "reader pool connections",
+            f64::from(core.db.read.size()),
+        ),
+        (
+            "tessera_db_read_pool_idle",
+            "idle reader pool connections",
+            core.db.read.num_idle() as f64,
+        ),
+        (
+            "tessera_signing_keys_published",
+            "keys in the JWKS",
+            core.keys.current().published as f64,
+        ),
+        (
+            "tessera_http_connections",
+            "open connections on the public port",
+            core.metrics.connections() as f64,
+        ),
+    ];
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        core.metrics.render(&gauges),
+    )
+}
