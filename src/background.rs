@@ -124,7 +124,7 @@ async fn housekeeping(core: Arc<Core>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
-        let now = store::now();
+        let now = core.clock.now();
         let retention = core.cfg.event_retention.as_secs() as i64;
         let grace = core.cfg.refresh_reuse_grace.as_secs() as i64;
         let pruned = async {

@@ -179,7 +179,10 @@ pub enum NewClientError {
 }
 
 /// Registers a client; returns the generated secret (once) for a confidential client.
-pub async fn create(db: &Db, mut new: NewClient) -> Result<Option<SecretString>, NewClientError> {
+pub async fn create(
+    core: &super::Core,
+    mut new: NewClient,
+) -> Result<Option<SecretString>, NewClientError> {
     let invalid = |m: String| Err(NewClientError::Invalid(m));
     if new.id.is_empty() || new.id.len() > 128 || !new.id.chars().all(|c| c.is_ascii_graphic()) {
         return invalid("client id must be 1-128 printable ASCII characters without spaces".into());
@@ -261,8 +264,8 @@ pub async fn create(db: &Db, mut new: NewClient) -> Result<Option<SecretString>,
         capabilities: to_json(&new.capabilities),
         refresh_reuse_grace: new.refresh_reuse_grace.map(|g| g as i64),
     };
-    let mut tx = db.begin().await.map_err(NewClientError::Store)?;
-    match store::clients::insert(&mut tx, &row, store::now()).await {
+    let mut tx = core.db.begin().await.map_err(NewClientError::Store)?;
+    match store::clients::insert(&mut tx, &row, core.clock.now()).await {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => return Err(NewClientError::Exists),
         Err(e) => return Err(NewClientError::Store(e)),

@@ -13,6 +13,31 @@ use tokio::sync::{Notify, watch};
 
 use crate::store::events::EventRow;
 
+/// The kinds of security event the server writes (the `type` on `/events`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    SessionRevoked,
+    RolesChanged,
+    UserDisabled,
+    PasswordChanged,
+    LoginThrottled,
+    KeysRotated,
+}
+
+impl EventKind {
+    /// The wire name, as stored in the log and served on `/events`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SessionRevoked => "session.revoked",
+            Self::RolesChanged => "user.roles_changed",
+            Self::UserDisabled => "user.disabled",
+            Self::PasswordChanged => "user.password_changed",
+            Self::LoginThrottled => "user.login_throttled",
+            Self::KeysRotated => "keys.rotated",
+        }
+    }
+}
+
 /// An event as served on `/events` (DESIGN.md "Contracts other programs rely on").
 #[derive(Debug, Clone, Serialize)]
 pub struct SecurityEvent {

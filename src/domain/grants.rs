@@ -4,6 +4,7 @@ use secrecy::SecretString;
 
 use super::Core;
 use super::clients::{Client, dedup};
+use super::rotation;
 use super::sessions;
 use super::tokens::{Subject, TokenResponse};
 use crate::error::OAuthError;
@@ -57,6 +58,25 @@ fn grant_audience(
         None if allowed.is_empty() => Ok(vec![core.cfg.issuer.clone()]),
         None => Ok(allowed.to_vec()),
     }
+}
+
+/// The scope and audience a refresh grants: narrowing is allowed, widening is
+/// not; the refresh token keeps the family's original scope (RFC 6749 §6).
+fn narrow_to_family(
+    core: &Core,
+    family: &FamilyRow,
+    requested: &Option<Vec<String>>,
+    resource: Option<&str>,
+) -> Result<(String, Vec<String>), OAuthError> {
+    let family_scope: Vec<String> = family
+        .scope
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let scope = grant_scope(requested.clone(), &family_scope)?.join(" ");
+    let audience = grant_audience(core, resource, &from_json(&family.audience)?)?;
+    Ok((scope, audience))
 }
 
 impl Core {
@@ -155,19 +175,8 @@ impl Core {
         }
         let requested = parse_scope(scope)?;
         // Checked before the token is consumed: a refused request must not cost the client its session.
-        let narrow = |family: &FamilyRow| -> Result<(String, Vec<String>), OAuthError> {
-            // Narrowing is allowed, widening is not; the refresh token keeps the original scope (RFC 6749 §6).
-            let family_scope: Vec<String> = family
-                .scope
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect();
-            let scope = grant_scope(requested.clone(), &family_scope)?.join(" ");
-            let audience = grant_audience(self, resource, &from_json(&family.audience)?)?;
-            Ok((scope, audience))
-        };
-        let rotated = sessions::rotate(self, client, refresh_token, narrow).await?;
+        let narrow = |family: &FamilyRow| narrow_to_family(self, family, &requested, resource);
+        let rotated = rotation::rotate(self, client, refresh_token, narrow).await?;
         let family = &rotated.family;
         let (scope, audience) = rotated.granted;
         let user = &rotated.user;

@@ -87,7 +87,7 @@ impl Core {
         caller: &Client,
         token: &str,
     ) -> Result<Option<Value>, StoreError> {
-        let now = store::now();
+        let now = self.clock.now();
         let Some(row) = store::sessions::token(&self.db.read, &sha256(token.as_bytes())).await?
         else {
             return Ok(None);
@@ -152,7 +152,7 @@ impl Core {
             return Ok(());
         };
         let mut tx = self.db.begin().await?;
-        sessions::revoke_family(&mut tx, &family, "revoked_by_client").await?;
+        sessions::revoke_family(self, &mut tx, &family, "revoked_by_client").await?;
         tx.commit().await?;
         self.events.wake();
         self.metrics.inc(
@@ -168,7 +168,7 @@ impl Core {
         let Some(family) = store::sessions::family(&mut tx, sid).await? else {
             return Ok(false);
         };
-        let done = sessions::revoke_family(&mut tx, &family, reason).await?;
+        let done = sessions::revoke_family(self, &mut tx, &family, reason).await?;
         tx.commit().await?;
         self.events.wake();
         if done {

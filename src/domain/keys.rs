@@ -409,10 +409,9 @@ pub struct KeyRing {
 impl KeyRing {
     /// Loads the KEK, creates the first active and next keys if the database has
     /// none, and loads the key set. Fails rather than start with a half-loaded set.
-    pub async fn init(cfg: &Config, db: &Db) -> Result<Self, KeyError> {
+    pub async fn init(cfg: &Config, db: &Db, now: i64) -> Result<Self, KeyError> {
         let kek = Kek::load(cfg, db).await?;
         if store::keys::count(&db.read).await? == 0 {
-            let now = store::now();
             let first = new_key_row(&kek, cfg.signing_alg, "active", now)?;
             let next = new_key_row(&kek, cfg.signing_alg, "next", now)?;
             let mut tx = db.begin().await?;
@@ -527,7 +526,7 @@ impl super::Core {
     /// Runs every second on every instance: scheduled rotation, removal of retired
     /// keys whose tokens have all expired, and pick-up of changes made elsewhere.
     pub async fn maintain_keys(&self) -> Result<(), KeyError> {
-        let now = store::now();
+        let now = self.clock.now();
         let rows = store::keys::list(&self.db.read).await?;
         let interval = self.cfg.key_rotation_interval.as_secs() as i64;
         if rows.iter().any(|r| {
@@ -575,7 +574,7 @@ impl super::Core {
         revoke_current: bool,
     ) -> Result<String, KeyError> {
         let alg = alg.unwrap_or(self.cfg.signing_alg);
-        let now = store::now();
+        let now = self.clock.now();
         // RSA generation takes a while: off the async threads, before taking the write lock.
         let generated = tokio::task::spawn_blocking(move || generate(alg))
             .await

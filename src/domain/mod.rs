@@ -1,6 +1,7 @@
 //! The domain: tokens, sessions, permission changes, keys, events. Knows nothing of HTTP.
 
 pub mod clients;
+pub mod clock;
 pub mod events;
 pub mod grants;
 pub mod introspection;
@@ -8,6 +9,7 @@ pub mod keys;
 pub mod passwords;
 pub mod pause;
 pub mod permissions;
+pub mod rotation;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;
@@ -27,7 +29,10 @@ pub struct Core {
     pub passwords: passwords::Passwords,
     pub events: events::EventBus,
     pub throttle: throttle::Throttle,
-    pub rotations: sessions::Rotations,
+    /// First uses of refresh tokens, consumed in batches.
+    pub group_commit: rotation::GroupCommit,
+    /// The one clock: the system's, unless a test pins it.
+    pub clock: clock::Clock,
     pub metrics: crate::metrics::Metrics,
     /// Test-only pause points (inert unless a test arms one).
     pub pauses: pause::Pauses,
@@ -49,17 +54,19 @@ impl Core {
         crate::crypto::install_jwt_provider();
         let db = Db::connect(&cfg).await?;
         db.migrate().await?;
-        let keys = keys::KeyRing::init(&cfg, &db).await?;
+        let clock = clock::Clock::default();
+        let keys = keys::KeyRing::init(&cfg, &db, clock.now()).await?;
         let (cfg_max, cfg_window) = (cfg.login_max_failures, cfg.login_window);
         let passwords = passwords::Passwords::new(
             cfg.argon2_memory_kib,
             cfg.argon2_iterations,
             cfg.argon2_queue,
         )?;
-        let rotations = sessions::Rotations::start(db.clone());
+        let group_commit = rotation::GroupCommit::start(db.clone());
         Ok(Arc::new(Self {
             cfg,
-            rotations,
+            group_commit,
+            clock,
             metrics: crate::metrics::Metrics::default(),
             db,
             keys,

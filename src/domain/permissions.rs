@@ -26,6 +26,8 @@ pub enum ChangeError {
     Store(#[from] StoreError),
 }
 
+use super::events::EventKind;
+
 impl Core {
     pub async fn change_user(&self, user_id: &str, change: Change) -> Result<UserRow, ChangeError> {
         let (roles, password_hash, disabled, kind, reason, always_revoke) = match change {
@@ -35,17 +37,24 @@ impl Core {
                     Some(to_json(&roles)),
                     None,
                     None,
-                    "user.roles_changed",
+                    EventKind::RolesChanged,
                     "roles_changed",
                     false,
                 )
             }
-            Change::Disable => (None, None, Some(true), "user.disabled", "disabled", true),
+            Change::Disable => (
+                None,
+                None,
+                Some(true),
+                EventKind::UserDisabled,
+                "disabled",
+                true,
+            ),
             Change::Password(p) => (
                 None,
                 Some(self.passwords.hash(p).await),
                 None,
-                "user.password_changed",
+                EventKind::PasswordChanged,
                 "password_changed",
                 true,
             ),
@@ -77,9 +86,9 @@ impl Core {
         roles: Option<&str>,
         password_hash: Option<&str>,
         disabled: Option<bool>,
-        (kind, reason, always_revoke): (&str, &str, bool),
+        (kind, reason, always_revoke): (EventKind, &str, bool),
     ) -> Result<(UserRow, u64), ChangeError> {
-        let now = store::now();
+        let now = self.clock.now();
         let mut tx = self.db.begin().await?;
         let user = store::users::update_bumping_version(
             &mut tx,
@@ -92,7 +101,7 @@ impl Core {
         .await?
         .ok_or(ChangeError::NotFound)?;
         let event = NewEvent {
-            kind,
+            kind: kind.as_str(),
             sub: Some(&user.id),
             ver: Some(user.authz_version),
             roles: Some(user.roles.clone()),
@@ -105,7 +114,7 @@ impl Core {
             for sid in store::sessions::revoke_user_families(&mut tx, &user.id, reason, now).await?
             {
                 let event = NewEvent {
-                    kind: "session.revoked",
+                    kind: EventKind::SessionRevoked.as_str(),
                     sub: Some(&user.id),
                     sid: Some(&sid),
                     reason: Some(reason),

@@ -82,10 +82,9 @@ impl Limiter {
 
     /// Reserves one attempt for `id`, or `Err(seconds to wait)` when its window
     /// is used up (or the table is full of live counters and `id` is new).
-    pub fn reserve(&self, id: &str) -> Result<Ticket, u64> {
+    pub fn reserve(&self, id: &str, now: Instant) -> Result<Ticket, u64> {
         let key = self.key(id);
         let mut entries = self.entries.lock().expect("limiter lock");
-        let now = Instant::now();
         if !entries.contains_key(&key) && entries.len() >= self.capacity {
             let window = self.window;
             entries.retain(|_, e| now.duration_since(e.since) < window);
@@ -187,8 +186,9 @@ impl super::Core {
     /// password is evaluated; `Err(retry_after)` when either is throttled.
     pub fn login_attempt(&self, username: &str, address: &str) -> Result<LoginAttempt, u64> {
         let name = crate::store::users::username_key(username);
-        let address_ticket = self.throttle.addresses.reserve(address)?;
-        let username_ticket = match self.throttle.usernames.reserve(&name) {
+        let now = self.clock.instant();
+        let address_ticket = self.throttle.addresses.reserve(address, now)?;
+        let username_ticket = match self.throttle.usernames.reserve(&name, now) {
             Ok(t) => t,
             Err(retry_after) => {
                 self.throttle.addresses.refund(address_ticket);
@@ -234,12 +234,12 @@ impl super::Core {
             };
             let mut tx = self.db.begin().await?;
             let event = crate::store::events::NewEvent {
-                kind: "user.login_throttled",
+                kind: super::events::EventKind::LoginThrottled.as_str(),
                 sub: Some(&user.id),
                 reason: Some("too_many_failures"),
                 ..Default::default()
             };
-            crate::store::events::append(&mut tx, &event, crate::store::now()).await?;
+            crate::store::events::append(&mut tx, &event, self.clock.now()).await?;
             tx.commit().await.map_err(crate::store::StoreError::from)?;
             self.events.wake();
             Ok::<_, crate::store::StoreError>(())
@@ -257,21 +257,24 @@ mod tests {
     #[test]
     fn throttles_at_max_and_keeps_keys_apart() {
         let l = Limiter::new(3, Duration::from_secs(60), 100);
-        let a = l.reserve("alice").unwrap();
+        let a = l.reserve("alice", Instant::now()).unwrap();
         assert!(!a.last);
-        let _b = l.reserve("alice").unwrap();
-        let c = l.reserve("alice").unwrap();
+        let _b = l.reserve("alice", Instant::now()).unwrap();
+        let c = l.reserve("alice", Instant::now()).unwrap();
         assert!(c.last);
-        assert!(l.reserve("alice").is_err_and(|s| s > 0 && s <= 60));
-        assert!(l.reserve("bob").is_ok());
+        assert!(
+            l.reserve("alice", Instant::now())
+                .is_err_and(|s| s > 0 && s <= 60)
+        );
+        assert!(l.reserve("bob", Instant::now()).is_ok());
         l.refund(c);
         assert!(
-            l.reserve("alice").is_ok(),
+            l.reserve("alice", Instant::now()).is_ok(),
             "a refunded attempt is available again"
         );
-        assert!(l.reserve("alice").is_err());
+        assert!(l.reserve("alice", Instant::now()).is_err());
         l.reset(a);
-        assert!(l.reserve("alice").is_ok());
+        assert!(l.reserve("alice", Instant::now()).is_ok());
     }
 
     #[test]
@@ -280,7 +283,7 @@ mod tests {
         let granted: usize = (0..40)
             .map(|_| {
                 let l = l.clone();
-                std::thread::spawn(move || l.reserve("victim").is_ok())
+                std::thread::spawn(move || l.reserve("victim", Instant::now()).is_ok())
             })
             .collect::<Vec<_>>()
             .into_iter()
@@ -293,18 +296,18 @@ mod tests {
     fn a_full_table_throttles_new_keys_and_keeps_counted_ones() {
         let l = Limiter::new(3, Duration::from_secs(60), 50);
         for _ in 0..3 {
-            let _ = l.reserve("victim");
+            let _ = l.reserve("victim", Instant::now());
         }
         let mut refused = 0;
         for i in 0..10_000 {
-            if l.reserve(&format!("random-{i}")).is_err() {
+            if l.reserve(&format!("random-{i}"), Instant::now()).is_err() {
                 refused += 1;
             }
         }
         assert_eq!(l.len(), 50);
         assert_eq!(refused, 10_000 - 49, "new keys are refused, not uncounted");
         assert!(
-            l.reserve("victim").is_err(),
+            l.reserve("victim", Instant::now()).is_err(),
             "the attacked key kept its count"
         );
     }
@@ -313,21 +316,21 @@ mod tests {
     fn keys_have_a_bounded_size() {
         let l = Limiter::new(3, Duration::from_secs(60), 10);
         let long = "x".repeat(16 * 1024);
-        let _ = l.reserve(&long);
+        let _ = l.reserve(&long, Instant::now());
         assert_eq!(std::mem::size_of::<Key>(), 16);
         assert_eq!(l.len(), 1);
         // The same long identifier maps to the same counter.
-        let _ = l.reserve(&long);
-        let _ = l.reserve(&long);
-        assert!(l.reserve(&long).is_err());
+        let _ = l.reserve(&long, Instant::now());
+        let _ = l.reserve(&long, Instant::now());
+        assert!(l.reserve(&long, Instant::now()).is_err());
     }
 
     #[test]
     fn the_window_expires() {
         let l = Limiter::new(1, Duration::from_millis(30), 10);
-        let _ = l.reserve("k");
-        assert!(l.reserve("k").is_err());
+        let _ = l.reserve("k", Instant::now());
+        assert!(l.reserve("k", Instant::now()).is_err());
         std::thread::sleep(Duration::from_millis(40));
-        assert!(l.reserve("k").is_ok());
+        assert!(l.reserve("k", Instant::now()).is_ok());
     }
 }

@@ -82,7 +82,7 @@ impl Core {
         audience: Vec<String>,
         refresh_token: Option<String>,
     ) -> Result<TokenResponse, OAuthError> {
-        let now = crate::store::now();
+        let now = self.clock.now();
         let ttl = self.cfg.access_token_ttl.as_secs();
         let scope = (!scope.is_empty()).then(|| scope.to_string());
         let claims = AccessClaims {

@@ -67,7 +67,7 @@ impl Core {
             username,
             &hash,
             &to_json(&roles),
-            store::now(),
+            self.clock.now(),
         )
         .await
         {

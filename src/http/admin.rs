@@ -279,7 +279,7 @@ async fn list_sessions(
     store::users::by_id(&core.db.read, &id)
         .await?
         .ok_or(AdminError::NotFound("user"))?;
-    let families = store::sessions::live_families_of(&core.db.read, &id, store::now()).await?;
+    let families = store::sessions::live_families_of(&core.db.read, &id, core.clock.now()).await?;
     let list: Vec<Value> = families
         .iter()
         .map(|f| {
@@ -318,7 +318,7 @@ async fn create_client(
 ) -> Result<Response> {
     let new: NewClient = json_body(&core, &headers, body).await?;
     let id = new.id.clone();
-    let secret = clients::create(&core.db, new).await.map_err(|e| match e {
+    let secret = clients::create(&core, new).await.map_err(|e| match e {
         NewClientError::Invalid(d) => AdminError::BadRequest(d),
         NewClientError::Exists => {
             AdminError::Conflict("a client with this id already exists".into())

@@ -174,7 +174,7 @@ async fn resolve_start(
     after: Option<i64>,
     since: Option<i64>,
 ) -> Result<Result<i64, Response>, StoreError> {
-    let retained_from = store::now() - core.cfg.event_retention.as_secs() as i64;
+    let retained_from = core.clock.now() - core.cfg.event_retention.as_secs() as i64;
     match (after, since) {
         (None, Some(since)) if since < retained_from => {
             Ok(Err(gone(store::events::last_id(&core.db.read).await?)))

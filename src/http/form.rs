@@ -174,7 +174,7 @@ async fn authenticated(
     let attempt = core
         .throttle
         .clients
-        .reserve(&key)
+        .reserve(&key, core.clock.instant())
         .map_err(|retry_after| FormError::Invalid(OAuthError::Throttled { retry_after }))?;
     let client = match core.clients.authenticate(&core.db, &creds).await {
         Ok(c) => {

@@ -339,7 +339,7 @@ impl TestApp {
 
     pub async fn client_with(&self, new: NewClient) -> Option<String> {
         use secrecy::ExposeSecret;
-        clients::create(&self.core.db, new)
+        clients::create(&self.core, new)
             .await
             .expect("create client")
             .map(|s| s.expose_secret().to_string())
