@@ -70,7 +70,7 @@ async fn rotation_activates_the_next_key_and_keeps_old_tokens_valid() {
         .unwrap()["kid"]
         .clone();
     // The next key must have been published for jwks_max_age (1 s) before it may sign.
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    app.advance(std::time::Duration::from_millis(2100));
     let r = app
         .with_bearer(Method::POST, "/admin/keys/rotate", &admin)
         .send()

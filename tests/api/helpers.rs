@@ -715,3 +715,17 @@ impl TestApp {
             .unwrap()
     }
 }
+
+// The app's clock (r-domain): tests move time instead of waiting for it.
+impl TestApp {
+    /// Moves this server's clock forward by `by` (pinning it first): it then moves
+    /// only when told. Other processes (the CLI, a `Served` binary) keep the system's.
+    pub fn advance(&self, by: std::time::Duration) {
+        self.core.clock.advance(by);
+    }
+
+    /// Moves this server's clock forward to `wall` (since the unix epoch); never back.
+    pub fn advance_to(&self, wall: std::time::Duration) {
+        self.advance(wall.saturating_sub(self.core.clock.wall()));
+    }
+}

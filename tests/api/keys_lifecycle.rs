@@ -131,16 +131,27 @@ pub async fn wait_until_signing(app: &TestApp, kid: &str) {
 /// published. Its `created_at` is a whole second (published at 10.9 s, it reads 10), so
 /// only from `created_at + jwks_max_age + 1` is a full lead certain.
 pub async fn wait_out_the_lead(app: &TestApp) {
+    let from = UNIX_EPOCH + next_key_lead_ends(app).await;
+    if let Ok(wait) = from.duration_since(SystemTime::now()) {
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// [`wait_out_the_lead`] for a rotation by this process's server: moves its clock
+/// there instead of waiting (the CLI and other servers keep the system clock).
+pub async fn pass_the_lead(app: &TestApp) {
+    app.advance_to(next_key_lead_ends(app).await);
+}
+
+/// When a full `jwks_max_age` (1 s) lead of the next key is certain: see [`wait_out_the_lead`].
+async fn next_key_lead_ends(app: &TestApp) -> Duration {
     let (created,): (i64,) = crate::sql::one(
         &app.core.db.read,
         "SELECT created_at FROM signing_keys WHERE state = 'next'",
         &[],
     )
     .await;
-    let from = UNIX_EPOCH + Duration::from_secs(created as u64 + 2) + Duration::from_millis(20);
-    if let Ok(wait) = from.duration_since(SystemTime::now()) {
-        tokio::time::sleep(wait).await;
-    }
+    Duration::from_secs(created as u64 + 2) + Duration::from_millis(20)
 }
 
 pub async fn userinfo_status(app: &TestApp, token: &str) -> u16 {
@@ -233,7 +244,7 @@ async fn a_retired_key_leaves_the_jwks_only_after_its_tokens_and_caches_expired(
     let secret = app.service("svc", &[]).await;
     let token = app.client_token("svc", &secret).await;
     let old = kid_of(&token);
-    wait_out_the_lead(&app).await;
+    pass_the_lead(&app).await;
     app.core.rotate_keys(None, false).await.unwrap();
 
     let published = jwks(&app).await;
@@ -276,20 +287,10 @@ async fn a_retired_key_leaves_the_jwks_only_after_its_tokens_and_caches_expired(
     assert_eq!(in_state(&keys, "next").len(), 1);
 }
 
-/// The wall clock's fraction of the current second, in milliseconds.
-fn millis_into_second() -> u64 {
-    u64::from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .subsec_millis(),
-    )
-}
-
-/// Sleeps until the wall clock is `at` ms into a second.
-async fn sleep_until_millis(at: u64) {
-    let wait = (1000 + at - millis_into_second()) % 1000;
-    tokio::time::sleep(Duration::from_millis(wait)).await;
+/// Moves the app's clock to `at` ms into the next second.
+fn advance_to_millis(app: &TestApp, at: u64) {
+    let secs = app.core.clock.wall().as_secs() + 1;
+    app.advance_to(Duration::from_secs(secs) + Duration::from_millis(at));
 }
 
 /// README: "A key signs only after it has been published as `next` for at least
@@ -299,12 +300,12 @@ async fn sleep_until_millis(at: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pre_publication_lead_is_measured_in_full_seconds() {
     let app = TestApp::with(&[("jwks_max_age", "1")]).await;
-    wait_out_the_lead(&app).await;
-    sleep_until_millis(800).await;
-    let published = Instant::now();
+    pass_the_lead(&app).await;
+    advance_to_millis(&app, 800);
+    let published = app.core.clock.instant();
     app.core.rotate_keys(None, false).await.unwrap();
-    sleep_until_millis(50).await;
-    let lead = published.elapsed();
+    advance_to_millis(&app, 50);
+    let lead = app.core.clock.instant() - published;
     let outcome = app.core.rotate_keys(None, false).await;
     let fresh = app.core.keys.current().active.kid.clone();
     assert!(
@@ -312,7 +313,7 @@ async fn the_pre_publication_lead_is_measured_in_full_seconds() {
         "next key {fresh} was activated {lead:?} after it was published, less than \
          jwks_max_age (1 s): {outcome:?}"
     );
-    wait_out_the_lead(&app).await;
+    pass_the_lead(&app).await;
     app.core
         .rotate_keys(None, false)
         .await

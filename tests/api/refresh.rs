@@ -204,7 +204,7 @@ async fn reuse_after_the_grace_window_revokes_the_family() {
     let r0 = rt(&app.login("app", USER, PASSWORD).await);
     let r1 = rt(&refresh_ok(&app, &r0).await);
     assert_eq!(rt(&refresh_ok(&app, &r0).await), r1, "within the window");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.advance(Duration::from_millis(2100));
     assert_invalid_grant(&app, &r0).await;
     assert_invalid_grant(&app, &r1).await;
     assert_eq!(revocations(&app).await.len(), 1);

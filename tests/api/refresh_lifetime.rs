@@ -1,7 +1,7 @@
 //! What ends a session and what survives: idle and absolute lifetimes, password and
 //! role changes made with the CLI, a restart; and refresh tokens at rest (CONFORMANCE 26).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -15,7 +15,7 @@ use crate::token_grants::password_login;
 async fn an_idle_session_expires() {
     let app = session_app(&[("refresh_idle_ttl", "2"), ("refresh_max_ttl", "1h")]).await;
     let r1 = rt(&refresh_ok(&app, &rt(&app.login("app", USER, PASSWORD).await)).await);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.advance(Duration::from_millis(2100));
     assert_invalid_grant(&app, &r1).await;
     refresh_ok(&app, &rt(&app.login("app", USER, PASSWORD).await)).await;
 }
@@ -23,12 +23,13 @@ async fn an_idle_session_expires() {
 #[tokio::test]
 async fn a_session_ends_at_its_absolute_lifetime_even_when_active() {
     let app = session_app(&[("refresh_idle_ttl", "2"), ("refresh_max_ttl", "3")]).await;
-    let start = Instant::now();
+    let clock = &app.core.clock;
+    let start = clock.wall();
     let mut token = rt(&app.login("app", USER, PASSWORD).await);
     let mut rotations = 0;
     loop {
         // Well inside the idle timeout, so only the absolute lifetime can end the session.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.advance(Duration::from_millis(300));
         let r = app.refresh("app", &token).await;
         if r.status() != 200 {
             assert_oauth_error(r, 400, "invalid_grant").await;
@@ -37,11 +38,11 @@ async fn a_session_ends_at_its_absolute_lifetime_even_when_active() {
         token = rt(&r.json().await.unwrap());
         rotations += 1;
         assert!(
-            start.elapsed() < Duration::from_secs(5),
+            clock.wall() - start < Duration::from_secs(5),
             "still alive past refresh_max_ttl"
         );
     }
-    let ended = start.elapsed();
+    let ended = clock.wall() - start;
     assert!(
         ended > Duration::from_secs(2),
         "ended after {ended:?}, before refresh_max_ttl"
