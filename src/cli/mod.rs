@@ -355,7 +355,7 @@ async fn client(core: &Core, cmd: ClientCommand) -> Result<(), Failure> {
         capabilities,
         refresh_reuse_grace,
     };
-    match clients::create(&core, new).await.map_err(fail)? {
+    match clients::create(core, new).await.map_err(fail)? {
         Some(secret) => {
             let mut out = std::io::stdout().lock();
             writeln!(out, "{}", secret.expose_secret()).map_err(fail)?;
