@@ -9,6 +9,7 @@ pub mod passwords;
 pub mod pause;
 pub mod permissions;
 pub mod sessions;
+pub mod tail;
 pub mod throttle;
 pub mod tokens;
 pub mod users;
@@ -26,6 +27,8 @@ pub struct Core {
     pub clients: clients::Clients,
     pub passwords: passwords::Passwords,
     pub events: events::EventBus,
+    /// The newest events in memory, shared by every subscriber.
+    pub tail: tail::Tail,
     pub throttle: throttle::Throttle,
     pub rotations: sessions::Rotations,
     pub metrics: crate::metrics::Metrics,
@@ -57,6 +60,10 @@ impl Core {
             cfg.argon2_queue,
         )?;
         let rotations = sessions::Rotations::start(db.clone());
+        let tail = tail::Tail::new(
+            cfg.event_tail,
+            crate::store::events::last_id(&db.read).await?,
+        );
         Ok(Arc::new(Self {
             cfg,
             rotations,
@@ -66,6 +73,7 @@ impl Core {
             clients: clients::Clients::default(),
             passwords,
             events: events::EventBus::default(),
+            tail,
             throttle: throttle::Throttle::new(cfg_max, cfg_window),
             pauses: pause::Pauses::default(),
         }))
