@@ -21,6 +21,9 @@ use tessera::config::SigningAlg;
 #[path = "support/jwt.rs"]
 mod jwt;
 
+#[path = "support/fanout.rs"]
+mod fanout;
+
 struct Opts {
     base_url: Option<String>,
     scenarios: Vec<String>,
@@ -37,6 +40,11 @@ struct Opts {
     db: String,
     database_url: Option<String>,
     label: String,
+    /// The driver-started server's operator listener (`/metrics`).
+    ops_url: Option<String>,
+    /// `fanout`: streams to hold, and permission changes to send.
+    streams: usize,
+    changes: usize,
 }
 
 fn parse_args() -> Opts {
@@ -56,6 +64,9 @@ fn parse_args() -> Opts {
         db: "sqlite".into(),
         database_url: None,
         label: "tessera".into(),
+        ops_url: None,
+        streams: 2000,
+        changes: 5,
     };
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -90,6 +101,9 @@ fn parse_args() -> Opts {
             "--json" => o.json_out = Some(val()),
             "--max-requests" => o.max_requests = val().parse().expect("--max-requests"),
             "--label" => o.label = val(),
+            "--streams" => o.streams = val().parse().expect("--streams"),
+            "--changes" => o.changes = val().parse().expect("--changes"),
+            "--ops-url" => o.ops_url = Some(val()),
             "--db" => o.db = val(),
             "--database-url" => {
                 let url = val();
@@ -184,10 +198,17 @@ async fn start_server(o: &mut Opts) -> Server {
         .local_addr()
         .unwrap()
         .port();
+    let ops_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut env = vec![
         ("TESSERA_BIND", format!("127.0.0.1:{port}")),
-        // Any free port for the operator listener: 9090 may be taken.
-        ("TESSERA_OPS_BIND", "127.0.0.1:0".into()),
+        // A free port for the operator listener: 9090 may be taken.
+        ("TESSERA_OPS_BIND", format!("127.0.0.1:{ops_port}")),
+        // `fanout` holds thousands of streams, each a connection.
+        ("TESSERA_MAX_CONNECTIONS", "30000".into()),
         ("RUST_LOG", "warn".into()),
         ("TESSERA_LOGIN_MAX_FAILURES", "1000000".into()),
     ];
@@ -212,6 +233,9 @@ async fn start_server(o: &mut Opts) -> Server {
             "offline_access",
             "--audience",
             "urn:bench:api",
+            // Its password-grant tokens may also be issued for the admin API.
+            "--audience",
+            &format!("http://127.0.0.1:{port}/admin"),
             "--can",
             "introspect",
             "--can",
@@ -261,6 +285,7 @@ async fn start_server(o: &mut Opts) -> Server {
         child.id()
     );
     o.base_url = Some(base);
+    o.ops_url = Some(format!("http://127.0.0.1:{ops_port}"));
     o.client = ("bench".into(), secret);
     o.server_pid = Some(child.id());
     Server { child, _dir: dir }
@@ -710,6 +735,25 @@ async fn main() {
                 results.push(drive(&o, "refresh", step, chains).await);
             }
             "events" => results.push(events(&o, &token_url, &client).await),
+            "fanout" => {
+                let admin = admin_token(&o, &token_url, &client).await;
+                let ops = o
+                    .ops_url
+                    .clone()
+                    .expect("--ops-url (or a driver-started server)");
+                results.push(
+                    fanout::run(fanout::Fanout {
+                        base: &base,
+                        ops: &ops,
+                        pid: o.server_pid,
+                        admin_token: &admin,
+                        streams: o.streams,
+                        changes: o.changes,
+                        label: &o.label,
+                    })
+                    .await,
+                );
+            }
             other => panic!("unknown scenario {other}"),
         }
     }
@@ -723,6 +767,26 @@ async fn main() {
         std::fs::write(path, serde_json::to_string_pretty(&results).unwrap()).unwrap();
         println!("results written to {path}");
     }
+}
+
+/// A token for the admin API (its audience), of the driver-started server's admin.
+async fn admin_token(o: &Opts, token_url: &str, client: &(String, String)) -> String {
+    let base = o.base_url.clone().unwrap_or_default();
+    let http = reqwest::Client::new();
+    let admin = form(
+        &http,
+        token_url,
+        client,
+        &[
+            ("grant_type", "password"),
+            ("username", "bench-user"),
+            ("password", "bench-password"),
+            ("resource", &format!("{base}/admin")),
+        ],
+    )
+    .await
+    .expect("admin token (needs the driver-started server)");
+    admin["access_token"].as_str().unwrap().to_string()
 }
 
 /// N SSE subscribers, M role changes through the admin API: commit → delivery latency.
@@ -740,19 +804,7 @@ async fn events(o: &Opts, token_url: &str, client: &(String, String)) -> Value {
     .await
     .expect("client token");
     let feed_token = feed["access_token"].as_str().unwrap().to_string();
-    let admin = form(
-        &http,
-        token_url,
-        client,
-        &[
-            ("grant_type", "password"),
-            ("username", "bench-user"),
-            ("password", "bench-password"),
-        ],
-    )
-    .await
-    .expect("admin token (needs the driver-started server)");
-    let admin_token = admin["access_token"].as_str().unwrap().to_string();
+    let admin_token = admin_token(o, token_url, client).await;
     let user: Value = http
         .post(format!("{base}/admin/users"))
         .bearer_auth(&admin_token)

@@ -19,6 +19,7 @@ impl Background {
 
 pub fn spawn(core: Arc<Core>) -> Background {
     let mut set = JoinSet::new();
+    set.spawn(crate::domain::tail::run(core.clone()));
     set.spawn(watch_event_log(core.clone()));
     set.spawn(watch_keys(core.clone()));
     if let Some(pool) = core.db.listener_pool() {
@@ -40,7 +41,10 @@ async fn watch_event_log(core: Arc<Core>) {
         match store::events::last_id(&core.db.read).await {
             Ok(id) if id != last => {
                 last = id;
-                core.events.wake();
+                // The tail reads it unless it already has (a commit here woke it).
+                if id > core.tail.last() {
+                    core.events.wake();
+                }
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "event log watcher"),

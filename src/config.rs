@@ -28,6 +28,8 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("jwks_max_age", "TESSERA_JWKS_MAX_AGE"),
     ("key_rotation_interval", "TESSERA_KEY_ROTATION_INTERVAL"),
     ("event_retention", "TESSERA_EVENT_RETENTION"),
+    ("event_tail", "TESSERA_EVENT_TAIL"),
+    ("stream_recheck", "TESSERA_STREAM_RECHECK"),
     ("argon2_memory_kib", "TESSERA_ARGON2_MEMORY_KIB"),
     ("argon2_iterations", "TESSERA_ARGON2_ITERATIONS"),
     ("argon2_queue", "TESSERA_ARGON2_QUEUE"),
@@ -128,6 +130,11 @@ pub struct Config {
     pub jwks_max_age: Duration,
     pub key_rotation_interval: Duration,
     pub event_retention: Duration,
+    /// Events each instance keeps in memory for its subscribers.
+    pub event_tail: usize,
+    /// How often an open stream re-reads its caller from the database (the feed
+    /// itself ends it at once on a revocation, a disable or a key revocation).
+    pub stream_recheck: Duration,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     /// Sign-ins that may wait for a password worker; beyond, 503 at once.
@@ -281,6 +288,10 @@ impl Layers {
             return Err(p.invalid("key_rotation_interval", "must be longer than jwks_max_age"));
         }
         let event_retention = p.duration("event_retention", "24h")?;
+        let stream_recheck = p.duration("stream_recheck", "30")?;
+        if stream_recheck.is_zero() {
+            return Err(p.invalid("stream_recheck", "must be at least 1s"));
+        }
         if event_retention < access_token_ttl {
             return Err(p.invalid("event_retention", "must be at least access_token_ttl"));
         }
@@ -366,6 +377,13 @@ impl Layers {
             jwks_max_age,
             key_rotation_interval,
             event_retention,
+            event_tail: p.parse(
+                "event_tail",
+                "4096",
+                |s| s.parse().ok().filter(|v| (1..=1_000_000).contains(v)),
+                "an integer between 1 and 1000000",
+            )?,
+            stream_recheck,
             argon2_memory_kib: p.parse(
                 "argon2_memory_kib",
                 "19456",

@@ -11,6 +11,7 @@ pub mod pause;
 pub mod permissions;
 pub mod rotation;
 pub mod sessions;
+pub mod tail;
 pub mod throttle;
 pub mod tokens;
 pub mod users;
@@ -28,6 +29,8 @@ pub struct Core {
     pub clients: clients::Clients,
     pub passwords: passwords::Passwords,
     pub events: events::EventBus,
+    /// The newest events in memory, shared by every subscriber.
+    pub tail: tail::Tail,
     pub throttle: throttle::Throttle,
     /// First uses of refresh tokens, consumed in batches.
     pub group_commit: rotation::GroupCommit,
@@ -63,6 +66,10 @@ impl Core {
             cfg.argon2_queue,
         )?;
         let group_commit = rotation::GroupCommit::start(db.clone());
+        let tail = tail::Tail::new(
+            cfg.event_tail,
+            crate::store::events::last_id(&db.read).await?,
+        );
         Ok(Arc::new(Self {
             cfg,
             group_commit,
@@ -73,6 +80,7 @@ impl Core {
             clients: clients::Clients::default(),
             passwords,
             events: events::EventBus::default(),
+            tail,
             throttle: throttle::Throttle::new(cfg_max, cfg_window),
             pauses: pause::Pauses::default(),
         }))

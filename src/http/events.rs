@@ -19,16 +19,19 @@ use axum::{Json, Router};
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::watch;
 
 use super::bearer::{self, BearerError};
 use crate::domain::Core;
 use crate::domain::events::{Refused, SecurityEvent, Slot};
+use crate::domain::tail::Take;
 use crate::domain::tokens::AccessClaims;
 use crate::store::{self, StoreError};
 
 /// Longest long-poll wait, in seconds.
 pub const MAX_WAIT: u64 = 30;
-const BATCH: i64 = 100;
+/// Most events one read hands a subscriber.
+const BATCH: usize = 100;
 
 pub fn router() -> Router<Arc<Core>> {
     Router::new().route("/events", get(events))
@@ -119,8 +122,11 @@ async fn events(
         Ok(slot) => slot,
         Err(refused) => return too_many(sse, refused),
     };
-    // Subscribe before reading anything.
-    let wake = core.events.subscribe();
+    // Subscribe before reading anything: a user's feed is woken by that user's events only.
+    let wake = match &filter {
+        Some(user) => core.tail.watch_user(user),
+        None => core.tail.watch_all(),
+    };
     let start = match resolve_start(&core, after, since).await {
         Ok(Ok(id)) => id,
         Ok(Err(gone)) => return gone,
@@ -212,29 +218,58 @@ async fn long_poll(
     after: i64,
     filter: Option<String>,
     wait: u64,
-    mut wake: tokio::sync::watch::Receiver<u64>,
+    mut wake: watch::Receiver<i64>,
 ) -> Response {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    let mut closing = core.tail.watch_closing();
+    let mut cursor = after;
+    // The tail may not have read a commit made just before this request: a poll
+    // sees everything committed before it, at one read per poll (not per event).
+    if let Err(e) = core.tail.fill(core).await {
+        return BearerError::Internal(e).into_response();
+    }
     loop {
-        let rows = match store::events::after(&core.db.read, after, filter.as_deref(), BATCH).await
-        {
-            Ok(rows) => rows,
+        // Mark the signal seen before taking, so an event after the take wakes us.
+        wake.borrow_and_update();
+        let events = match take(core, &mut cursor, filter.as_deref()).await {
+            Ok(events) => events,
             Err(e) => return BearerError::Internal(e).into_response(),
         };
-        let closing = core.events.is_closing();
-        if !rows.is_empty() || tokio::time::Instant::now() >= deadline || closing {
-            let events: Vec<SecurityEvent> = rows.into_iter().map(SecurityEvent::from).collect();
+        let done = !events.is_empty()
+            || tokio::time::Instant::now() >= deadline
+            || *closing.borrow_and_update();
+        if done {
             let next_after = events.last().map_or(after, |e| e.id);
             return Json(json!({"events": events, "next_after": next_after})).into_response();
         }
-        // Woken by a commit here, by the log watcher, or by shutdown; else time out.
-        let _ = tokio::time::timeout_at(deadline, wake.changed()).await;
+        tokio::select! {
+            _ = wake.changed() => {}
+            _ = closing.changed() => {}
+            () = tokio::time::sleep_until(deadline) => {}
+        }
     }
 }
 
-/// How often a stream re-checks its authority when nothing woke it (a key revoked
-/// by another instance or the CLI, a client changed in the database).
-const RECHECK: Duration = Duration::from_secs(5);
+/// What follows `cursor` for this subscriber: from the in-memory tail, or from the
+/// database while the cursor is behind it. Advances the cursor.
+async fn take(
+    core: &Core,
+    cursor: &mut i64,
+    user: Option<&str>,
+) -> Result<Vec<Arc<SecurityEvent>>, StoreError> {
+    match core.tail.after(*cursor, user, BATCH) {
+        Take::Events { events, through } => {
+            *cursor = through;
+            Ok(events)
+        }
+        Take::Behind => {
+            let (events, next) = core.tail.catch_up(core, *cursor, user).await?;
+            *cursor = next;
+            Ok(events)
+        }
+    }
+}
+
 /// SSE comment interval.
 const HEARTBEAT: Duration = Duration::from_secs(10);
 
@@ -305,15 +340,40 @@ fn unix_now() -> Duration {
 }
 
 impl Access {
+    /// Whether an event in `events` ends this stream's authority: its session
+    /// revoked or its user disabled. Checked before delivering them, so whatever
+    /// was committed with the revocation (its own event included) is not delivered.
+    fn ended_by(&self, events: &[Arc<SecurityEvent>]) -> Option<End> {
+        let sid = self.claims.sid.as_deref()?;
+        events.iter().find_map(|e| match e.kind.as_str() {
+            "session.revoked" if e.sid.as_deref() == Some(sid) => Some(End::SessionRevoked),
+            "user.disabled" if e.sub.as_deref() == Some(self.claims.sub.as_str()) => {
+                Some(End::UserDisabled)
+            }
+            _ => None,
+        })
+    }
+
+    /// In memory, after a key event: the token still verifies (its key was not revoked).
+    fn still_signed(&self, core: &Core) -> Result<(), End> {
+        core.keys
+            .current()
+            .verify::<AccessClaims>(&self.token, &core.cfg.issuer)
+            .map(|_| ())
+            .map_err(|_| End::KeyRevoked)
+    }
+
     /// The instant the token expires.
     fn expiry(&self) -> tokio::time::Instant {
         let exp = Duration::from_secs(u64::try_from(self.claims.exp).unwrap_or(0));
         tokio::time::Instant::now() + exp.saturating_sub(unix_now())
     }
 
-    /// Whether the stream may go on: the token is unexpired and still verifies (its
-    /// key is not revoked), and its session and user, or its client, are as they
-    /// must be. A database error keeps the stream (it is retried on the next check).
+    /// Whether the stream may go on, read from the database: the token is unexpired
+    /// and still verifies (its key is not revoked), and its session and user, or its
+    /// client, are as they must be. Run when the stream opens and every
+    /// `stream_recheck` (for what the feed does not announce, such as a client
+    /// changed in the database); a database error keeps the stream (retried then).
     async fn check(&self, core: &Core) -> Result<(), End> {
         if unix_now().as_secs() >= u64::try_from(self.claims.exp).unwrap_or(0) {
             return Err(End::TokenExpired);
@@ -365,23 +425,44 @@ struct Feed {
     core: Arc<Core>,
     cursor: i64,
     filter: Option<String>,
-    wake: tokio::sync::watch::Receiver<u64>,
-    buffer: VecDeque<SecurityEvent>,
+    wake: watch::Receiver<i64>,
+    keys: watch::Receiver<u64>,
+    /// The key-event count this stream last re-verified its token at.
+    keys_seen: u64,
+    closing: watch::Receiver<bool>,
+    /// When the stream next re-reads its caller from the database.
+    recheck: tokio::time::Instant,
+    buffer: VecDeque<Arc<SecurityEvent>>,
     access: Access,
     /// Set once the final `end` event went out.
     ended: bool,
+}
+
+impl Feed {
+    /// Ends the stream with `end` as its last event.
+    fn end(&mut self, end: End) -> Event {
+        let (reason, _) = end.reason();
+        tracing::debug!(reason, "event stream ended");
+        self.ended = true;
+        end.event()
+    }
 }
 
 fn stream(
     core: Arc<Core>,
     cursor: i64,
     filter: Option<String>,
-    wake: tokio::sync::watch::Receiver<u64>,
+    wake: watch::Receiver<i64>,
     slot: Slot,
     access: Access,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let feed = Feed {
         slot,
+        keys_seen: *core.tail.watch_keys().borrow(),
+        keys: core.tail.watch_keys(),
+        closing: core.tail.watch_closing(),
+        // The first pass checks at once: the caller may have changed since the token was read.
+        recheck: tokio::time::Instant::now(),
         core,
         cursor,
         filter,
@@ -396,39 +477,41 @@ fn stream(
                 let event = Event::default()
                     .id(e.id.to_string())
                     .event(e.kind.clone())
-                    .data(serde_json::to_string(&e).expect("event serialises"));
+                    .data(serde_json::to_string(&*e).expect("event serialises"));
                 return Some((Ok(event), feed));
             }
             if feed.ended {
                 return None;
             }
-            // Mark the signal seen before reading, so a commit after the read wakes us.
-            feed.wake.borrow_and_update();
-            let read = store::events::after(
-                &feed.core.db.read,
-                feed.cursor,
-                feed.filter.as_deref(),
-                BATCH,
-            )
-            .await;
-            // After the read, before delivering it: whatever was committed with the
-            // revocation (its own event included) is never delivered.
-            let end = if feed.core.events.is_closing() {
-                Err(End::ShuttingDown)
-            } else {
-                feed.access.check(&feed.core).await
-            };
-            if let Err(end) = end {
-                let (reason, _) = end.reason();
-                tracing::debug!(reason, "event stream ended");
-                feed.ended = true;
-                return Some((Ok(end.event()), feed));
+            if *feed.closing.borrow_and_update() {
+                return Some((Ok(feed.end(End::ShuttingDown)), feed));
             }
-            match read {
-                Ok(rows) if !rows.is_empty() => {
-                    feed.cursor = rows.last().expect("non-empty").id;
-                    feed.buffer
-                        .extend(rows.into_iter().map(SecurityEvent::from));
+            if tokio::time::Instant::now() >= feed.access.expiry() {
+                return Some((Ok(feed.end(End::TokenExpired)), feed));
+            }
+            if tokio::time::Instant::now() >= feed.recheck {
+                let every = feed.core.cfg.stream_recheck;
+                feed.recheck = tokio::time::Instant::now() + every;
+                if let Err(end) = feed.access.check(&feed.core).await {
+                    return Some((Ok(feed.end(end)), feed));
+                }
+            }
+            let keys_now = *feed.keys.borrow_and_update();
+            if keys_now != feed.keys_seen {
+                feed.keys_seen = keys_now;
+                if let Err(end) = feed.access.still_signed(&feed.core) {
+                    return Some((Ok(feed.end(end)), feed));
+                }
+            }
+            // Mark the signal seen before taking, so an event after the take wakes us.
+            feed.wake.borrow_and_update();
+            let filter = feed.filter.clone();
+            match take(&feed.core, &mut feed.cursor, filter.as_deref()).await {
+                Ok(events) if !events.is_empty() => {
+                    if let Some(end) = feed.access.ended_by(&events) {
+                        return Some((Ok(feed.end(end)), feed));
+                    }
+                    feed.buffer.extend(events);
                 }
                 Ok(_) => {
                     let expiry = feed.access.expiry();
@@ -438,11 +521,14 @@ fn stream(
                                 return None;
                             }
                         }
-                        () = tokio::time::sleep_until(expiry) => {}
-                        () = tokio::time::sleep(RECHECK) => {}
+                        _ = feed.keys.changed() => {}
+                        _ = feed.closing.changed() => {}
+                        () = tokio::time::sleep_until(expiry) => {
+                            return Some((Ok(feed.end(End::TokenExpired)), feed));
+                        }
+                        () = tokio::time::sleep_until(feed.recheck) => {}
                         () = feed.slot.evicted.notified() => {
-                            feed.ended = true;
-                            return Some((Ok(End::Superseded.event()), feed));
+                            return Some((Ok(feed.end(End::Superseded)), feed));
                         }
                     }
                 }

@@ -44,6 +44,16 @@ async fn metrics(State(core): State<Arc<Core>>) -> impl IntoResponse {
             core.keys.current().published as f64,
         ),
         (
+            "tessera_event_feed_reads",
+            "database reads made for the event feed (the tail's and catch-ups), since start",
+            core.tail.reads() as f64,
+        ),
+        (
+            "tessera_event_feed_users_watched",
+            "users with an open stream or long-poll on this instance",
+            core.tail.watched_users() as f64,
+        ),
+        (
             "tessera_http_connections",
             "open connections on the public port",
             core.metrics.connections() as f64,

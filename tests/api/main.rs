@@ -11,6 +11,7 @@ mod admin_keys;
 mod cli;
 mod events;
 mod events_access;
+mod events_fanout;
 mod events_poll;
 mod hardening_bearer;
 mod hardening_crash;

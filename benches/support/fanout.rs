@@ -1,0 +1,245 @@
+//! `-s fanout`: N SSE streams over N/8 clients with capability `events` (two tokens
+//! each, four streams a token: the per-token and per-caller caps), then permission
+//! changes through the admin API. Reports delivery latency from the admin call to
+//! the event on every stream (p50/p99/max), server RSS per idle stream, and the
+//! database reads the feed made per event (the server's `tessera_event_feed_reads`).
+//!
+//! Needs a file limit above the stream count in both processes (`ulimit -n`): the
+//! driver raises nothing itself.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+
+pub struct Fanout<'a> {
+    pub base: &'a str,
+    pub ops: &'a str,
+    pub pid: Option<u32>,
+    pub admin_token: &'a str,
+    pub streams: usize,
+    pub changes: usize,
+    pub label: &'a str,
+}
+
+const STREAMS_PER_TOKEN: usize = 4;
+const TOKENS_PER_CLIENT: usize = 2;
+
+async fn feed_reads(http: &reqwest::Client, ops: &str) -> f64 {
+    let text = http
+        .get(format!("{ops}/metrics"))
+        .send()
+        .await
+        .expect("operator listener")
+        .text()
+        .await
+        .unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("tessera_event_feed_reads "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// One SSE stream on its own connection; sends (ver, when) for every role change.
+async fn open(
+    addr: &str,
+    token: &str,
+    seen: tokio::sync::mpsc::UnboundedSender<(i64, Instant)>,
+) -> Option<()> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+    tcp.set_nodelay(true).ok()?;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .ok()?;
+    tokio::spawn(conn);
+    let req = hyper::Request::builder()
+        .uri("/events")
+        .header(hyper::header::HOST, addr)
+        .header(hyper::header::ACCEPT, "text/event-stream")
+        .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .ok()?;
+    let resp = send.send_request(req).await.ok()?;
+    if resp.status() != 200 {
+        eprintln!("fanout: stream refused: {}", resp.status());
+        return None;
+    }
+    let mut body = resp.into_body();
+    tokio::spawn(async move {
+        let mut buf = String::new();
+        while let Some(Ok(frame)) = body.frame().await {
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            buf.push_str(&String::from_utf8_lossy(&data));
+            while let Some(i) = buf.find("\n\n") {
+                let frame: String = buf.drain(..i + 2).collect();
+                if !frame.contains("event: user.roles_changed") {
+                    continue;
+                }
+                let ver = frame
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .and_then(|d| serde_json::from_str::<Value>(d).ok())
+                    .and_then(|v| v["ver"].as_i64());
+                if let Some(ver) = ver {
+                    let _ = seen.send((ver, Instant::now()));
+                }
+            }
+        }
+    });
+    Some(())
+}
+
+pub async fn run(f: Fanout<'_>) -> Value {
+    let http = reqwest::Client::new();
+    let admin = |method: reqwest::Method, path: &str| {
+        http.request(method, format!("{}{path}", f.base))
+            .bearer_auth(f.admin_token)
+    };
+    let per_client = STREAMS_PER_TOKEN * TOKENS_PER_CLIENT;
+    let clients = f.streams.div_ceil(per_client);
+    let started = Instant::now();
+    let mut tokens = Vec::with_capacity(clients * TOKENS_PER_CLIENT);
+    for i in 0..clients {
+        let created: Value = admin(reqwest::Method::POST, "/admin/clients")
+            .json(
+                &json!({"id": format!("fanout-{i}"), "grant_types": ["client_credentials"],
+                          "capabilities": ["events"]}),
+            )
+            .send()
+            .await
+            .expect("create client")
+            .json()
+            .await
+            .expect("client JSON");
+        let secret = created["client_secret"]
+            .as_str()
+            .expect("secret")
+            .to_string();
+        for _ in 0..TOKENS_PER_CLIENT {
+            let t: Value = http
+                .post(format!("{}/token", f.base))
+                .basic_auth(format!("fanout-{i}"), Some(&secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .expect("token")
+                .json()
+                .await
+                .expect("token JSON");
+            tokens.push(
+                t["access_token"]
+                    .as_str()
+                    .expect("access_token")
+                    .to_string(),
+            );
+        }
+    }
+    let user: Value = admin(reqwest::Method::POST, "/admin/users")
+        .json(&json!({"username": "fanout-target", "password": "fanout-target-pw"}))
+        .send()
+        .await
+        .expect("create user")
+        .json()
+        .await
+        .expect("user JSON");
+    let uid = user["id"].as_str().expect("user id").to_string();
+    println!(
+        "fanout: {clients} clients, {} tokens in {:.1} s",
+        tokens.len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    let rss = |pid: Option<u32>| pid.and_then(super::rss_kib).unwrap_or(0);
+    let rss_before = rss(f.pid);
+    let addr = Arc::new(f.base.trim_start_matches("http://").to_string());
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut opened = 0usize;
+    let mut refused = 0usize;
+    let opening = Instant::now();
+    let mut pending = tokio::task::JoinSet::new();
+    for n in 0..f.streams {
+        let token = tokens[n / STREAMS_PER_TOKEN].clone();
+        let (addr, seen) = (addr.clone(), seen_tx.clone());
+        pending.spawn(async move { open(&addr, &token, seen).await });
+        // A bounded number of handshakes in flight: no connect storm.
+        if pending.len() >= 256 {
+            match pending.join_next().await {
+                Some(Ok(Some(()))) => opened += 1,
+                _ => refused += 1,
+            }
+        }
+    }
+    while let Some(r) = pending.join_next().await {
+        match r {
+            Ok(Some(())) => opened += 1,
+            _ => refused += 1,
+        }
+    }
+    drop(seen_tx);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_streams = rss(f.pid);
+    let per_stream_kib = if opened > 0 {
+        rss_streams.saturating_sub(rss_before) as f64 / opened as f64
+    } else {
+        0.0
+    };
+    println!(
+        "fanout: {opened} streams open ({refused} refused) in {:.1} s; server RSS {:.1} -> {:.1} MiB ({per_stream_kib:.1} KiB per stream)",
+        opening.elapsed().as_secs_f64(),
+        rss_before as f64 / 1024.0,
+        rss_streams as f64 / 1024.0
+    );
+
+    let reads_before = feed_reads(&http, f.ops).await;
+    let mut lat_us: Vec<u32> = Vec::with_capacity(opened * f.changes);
+    for i in 0..f.changes {
+        let at = Instant::now();
+        let r: Value = admin(reqwest::Method::PUT, &format!("/admin/users/{uid}/roles"))
+            .json(&json!({"roles": [format!("fan{i}")]}))
+            .send()
+            .await
+            .expect("role change")
+            .json()
+            .await
+            .expect("user JSON");
+        let ver = r["ver"].as_i64().expect("ver");
+        let mut delivered = 0usize;
+        let deadline = at + Duration::from_secs(10);
+        while delivered < opened {
+            match tokio::time::timeout_at(deadline.into(), seen_rx.recv()).await {
+                Ok(Some((v, t))) if v == ver => {
+                    delivered += 1;
+                    lat_us.push(t.duration_since(at).as_micros() as u32);
+                }
+                Ok(Some(_)) => {}
+                _ => break,
+            }
+        }
+        if delivered < opened {
+            println!("fanout: change {i}: only {delivered}/{opened} streams got it within 10 s");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let reads_after = feed_reads(&http, f.ops).await;
+    lat_us.sort_unstable();
+    let reads_per_event = (reads_after - reads_before) / f.changes.max(1) as f64;
+    let pct = super::pct;
+    println!(
+        "{:<10} {:<19} {opened} streams x {} changes: delivered {}/{}  p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  {per_stream_kib:.1} KiB/stream  {reads_per_event:.1} feed reads/event",
+        f.label,
+        "fanout",
+        f.changes,
+        lat_us.len(),
+        opened * f.changes,
+        pct(&lat_us, 0.5),
+        pct(&lat_us, 0.99),
+        pct(&lat_us, 1.0),
+    );
+    json!({"server": f.label, "scenario": "fanout", "streams": opened, "refused": refused,
+           "changes": f.changes, "delivered": lat_us.len(),
+           "p50_ms": pct(&lat_us, 0.5), "p99_ms": pct(&lat_us, 0.99), "max_ms": pct(&lat_us, 1.0),
+           "rss_kib_per_stream": per_stream_kib, "feed_reads_per_event": reads_per_event})
+}
