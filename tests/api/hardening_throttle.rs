@@ -3,10 +3,8 @@
 
 use reqwest::Response;
 
-use crate::helpers::*;
+use crate::support::*;
 use crate::token::basic;
-
-const PASSWORD: &str = "correct horse battery";
 
 /// Public client `app` (password grant), users alice and bob.
 async fn setup(extra: &[(&'static str, &str)]) -> (TestApp, String) {

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
-use crate::helpers::*;
 use crate::jwks::{app_and_token, fetch_jwks, with_claims};
+use crate::support::*;
 
 /// `target/test-venv/bin/python` with PyJWT installed; created once, shared by test processes.
 fn pyjwt_python() -> PathBuf {

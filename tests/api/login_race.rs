@@ -6,7 +6,7 @@
 use serde_json::Value;
 use tessera::domain::permissions::Change;
 
-use crate::helpers::*;
+use crate::support::*;
 
 const OLD: &str = "old password 1";
 
