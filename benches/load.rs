@@ -6,7 +6,8 @@
 //!
 //! Scenarios: `sign` (signing floor per algorithm, in process), `client_credentials`,
 //! `jwks`, `introspect`, `password`, `refresh` (closed-loop chains: each request carries
-//! the token the previous answer returned), `events` (SSE subscribers, commit → delivery).
+//! the token the previous answer returned), `events` (SSE subscribers, commit → delivery), `sse` (one subscriber, 200 role
+//! changes one at a time, each awaited on the stream: in order, and how fast).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -20,6 +21,8 @@ use tessera::config::SigningAlg;
 
 #[path = "support/jwt.rs"]
 mod jwt;
+#[path = "load/sse.rs"]
+mod sse;
 
 #[path = "support/fanout.rs"]
 mod fanout;
@@ -128,6 +131,7 @@ fn parse_args() -> Opts {
             "refresh",
             "password",
             "events",
+            "sse",
         ]
         .map(String::from)
         .to_vec();
@@ -240,6 +244,7 @@ async fn start_server(o: &mut Opts) -> Server {
             "introspect",
             "--can",
             "events",
+            "sse",
         ],
         None,
     );
@@ -735,6 +740,7 @@ async fn main() {
                 results.push(drive(&o, "refresh", step, chains).await);
             }
             "events" => results.push(events(&o, &token_url, &client).await),
+            "sse" => results.push(sse::one_by_one(&o, &token_url, &client).await),
             "fanout" => {
                 let admin = admin_token(&o, &token_url, &client).await;
                 let ops = o
@@ -789,12 +795,23 @@ async fn admin_token(o: &Opts, token_url: &str, client: &(String, String)) -> St
     admin["access_token"].as_str().unwrap().to_string()
 }
 
-/// N SSE subscribers, M role changes through the admin API: commit → delivery latency.
-async fn events(o: &Opts, token_url: &str, client: &(String, String)) -> Value {
+/// What both SSE scenarios need: the feed's token, an admin token and a target user.
+struct EventsSetup {
+    http: reqwest::Client,
+    base: String,
+    feed_token: String,
+    admin_token: String,
+    uid: String,
+}
+
+async fn events_setup(
+    o: &Opts,
+    token_url: &str,
+    client: &(String, String),
+    target: &str,
+) -> EventsSetup {
     let base = o.base_url.clone().unwrap();
     let http = reqwest::Client::new();
-    let subscribers = 8usize;
-    let changes = 200usize;
     let feed = form(
         &http,
         token_url,
@@ -808,7 +825,7 @@ async fn events(o: &Opts, token_url: &str, client: &(String, String)) -> Value {
     let user: Value = http
         .post(format!("{base}/admin/users"))
         .bearer_auth(&admin_token)
-        .json(&json!({"username": "events-target", "password": "events-target-pw", "roles": []}))
+        .json(&json!({"username": target, "password": "events-target-pw", "roles": []}))
         .send()
         .await
         .unwrap()
@@ -816,6 +833,26 @@ async fn events(o: &Opts, token_url: &str, client: &(String, String)) -> Value {
         .await
         .unwrap();
     let uid = user["id"].as_str().unwrap().to_string();
+    EventsSetup {
+        http,
+        base,
+        feed_token,
+        admin_token,
+        uid,
+    }
+}
+
+/// N SSE subscribers, M role changes through the admin API: commit → delivery latency.
+async fn events(o: &Opts, token_url: &str, client: &(String, String)) -> Value {
+    let EventsSetup {
+        http,
+        base,
+        feed_token,
+        admin_token,
+        uid,
+    } = events_setup(o, token_url, client, "events-target").await;
+    let subscribers = 8usize;
+    let changes = 200usize;
     let sent: Arc<std::sync::Mutex<HashMap<i64, Instant>>> = Arc::default();
     let mut readers = vec![];
     for _ in 0..subscribers {

@@ -4,9 +4,7 @@ use reqwest::{Method, Response};
 use serde_json::{Value, json};
 use tessera::domain::clients::NewClient;
 
-use crate::helpers::*;
-
-pub const PASSWORD: &str = "correct horse battery";
+use crate::support::*;
 
 /// Every admin route with a well-formed id and body.
 pub fn routes(id: &str) -> Vec<(Method, String, Option<Value>)> {
@@ -51,13 +49,6 @@ pub async fn assert_admin_error(r: Response, status: u16, error: &str) -> Value 
     assert_eq!(keys, ["error", "error_description"], "{what}: {body}");
     assert_eq!(body["error"], error, "{what}: {body}");
     body
-}
-
-fn challenge(r: &Response) -> String {
-    r.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .to_string()
 }
 
 async fn call(

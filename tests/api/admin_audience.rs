@@ -5,8 +5,8 @@ use reqwest::Method;
 use serde_json::json;
 use tessera::domain::clients::NewClient;
 
-use crate::admin::{PASSWORD, assert_admin_error, routes};
-use crate::helpers::*;
+use crate::admin::{assert_admin_error, routes};
+use crate::support::*;
 
 /// Public client `thirdparty`, audience `https://thirdparty.example`, scope `read`.
 async fn thirdparty(app: &TestApp) {

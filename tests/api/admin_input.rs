@@ -4,8 +4,8 @@
 use reqwest::{Method, header};
 use serde_json::{Value, json};
 
-use crate::admin::{PASSWORD, assert_admin_error, routes};
-use crate::helpers::*;
+use crate::admin::{assert_admin_error, routes};
+use crate::support::*;
 
 /// The routes that take a user or session id in the path.
 fn id_routes(id: &str) -> Vec<(Method, String, Option<Value>)> {

@@ -4,7 +4,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::admin::assert_admin_error;
-use crate::helpers::*;
+use crate::support::*;
 
 // Multi-threaded: rotation generates the key in `block_in_place`, which panics on a
 // current-thread runtime (the server binary always runs multi-threaded).

@@ -5,8 +5,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-use crate::helpers::*;
 use crate::jwks::fetch_jwks;
+use crate::support::*;
 use crate::token::{assert_token_ok, basic};
 
 /// Asserts a failed command: non-zero, nothing on stdout, one `error: ...` line on stderr.

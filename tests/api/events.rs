@@ -6,9 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, Response, header};
 use serde_json::{Value, json};
 
-use crate::helpers::*;
-
-pub const PASSWORD: &str = "correct horse battery";
+use crate::support::*;
 
 /// The keys of every event on the feed (DESIGN.md "Contracts other programs rely on").
 pub const EVENT_KEYS: [&str; 9] = [
@@ -138,24 +136,13 @@ fn parse_block(block: &str) -> Option<SseEvent> {
     Some(e)
 }
 
-/// A server with an events-capable service `rs`, public client `app` and user alice.
-/// Returns (app, rs's access token, alice's sub).
-pub async fn setup(extra: &[(&'static str, &str)]) -> (TestApp, String, String) {
-    let app = TestApp::with(extra).await;
-    let secret = app.service("rs", &["events", "introspect"]).await;
-    let rs = app.client_token("rs", &secret).await;
-    app.client("app", true, &["password"], &[], &[]).await;
-    let alice = app.user("alice", PASSWORD, &["reader"]).await;
-    (app, rs, alice)
-}
-
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_delivers_a_role_change_and_the_revocation_after_an_admin_call() {
-    let (app, rs, alice) = setup(&[]).await;
+    let Feed { app, rs, alice } = Feed::start(&[]).await;
     let admin = app.admin_token().await;
     let sid = app.login("app", "alice", PASSWORD).await["access_token"]
         .as_str()
@@ -201,68 +188,9 @@ async fn sse_delivers_a_role_change_and_the_revocation_after_an_admin_call() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sse_latency_over_200_role_changes() {
-    use tessera::domain::permissions::Change;
-    const CHANGES: usize = 200;
-    let (app, rs, alice) = setup(&[]).await;
-    let mut sse = Sse::open(&app, &rs, "", None).await;
-    // The reader timestamps each event the moment it is parsed, independently of the writer.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let reader = tokio::spawn(async move {
-        loop {
-            let e = sse.next().await;
-            if tx.send(e).is_err() {
-                break;
-            }
-        }
-    });
-
-    let mut latencies = Vec::with_capacity(CHANGES);
-    let mut call = Vec::with_capacity(CHANGES);
-    for i in 0..CHANGES {
-        let start = Instant::now();
-        let user = app
-            .core
-            .change_user(&alice, Change::Roles(vec![format!("role-{i}")]))
-            .await
-            .unwrap();
-        call.push(start.elapsed());
-        // Skip the one-off session.revoked events; wait for this change's event.
-        let e = loop {
-            let e = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-                .await
-                .expect("event within 5 s")
-                .unwrap();
-            if e.event == "user.roles_changed" {
-                break e;
-            }
-        };
-        assert_eq!(e.data["ver"], user.authz_version, "events arrive in order");
-        assert_eq!(e.data["roles"], json!([format!("role-{i}")]));
-        let latency = e.received - start;
-        assert!(latency < Duration::from_secs(5), "change {i}: {latency:?}");
-        latencies.push(latency);
-    }
-    reader.abort();
-
-    latencies.sort_unstable();
-    call.sort_unstable();
-    let pct = |v: &[Duration], p: usize| millis(v[(v.len() * p / 100).min(v.len() - 1)]);
-    println!(
-        "SSE latency over {CHANGES} changes: p50={:.2}ms p99={:.2}ms max={:.2}ms \
-         (from just before change_user to receipt on the stream; the commit itself: p50={:.2}ms p99={:.2}ms)",
-        pct(&latencies, 50),
-        pct(&latencies, 99),
-        millis(*latencies.last().unwrap()),
-        pct(&call, 50),
-        pct(&call, 99),
-    );
-}
-
 #[tokio::test]
 async fn last_event_id_resumes_with_exactly_the_missed_events_in_order() {
-    let (app, rs, alice) = setup(&[]).await;
+    let Feed { app, rs, alice } = Feed::start(&[]).await;
     let admin = app.admin_token().await;
     let put_roles = |roles: Value| {
         app.with_bearer(Method::PUT, &format!("/admin/users/{alice}/roles"), &admin)
@@ -317,7 +245,7 @@ async fn last_event_id_resumes_with_exactly_the_missed_events_in_order() {
 
 #[tokio::test]
 async fn without_a_position_the_stream_starts_from_now() {
-    let (app, rs, alice) = setup(&[]).await;
+    let Feed { app, rs, alice } = Feed::start(&[]).await;
     let admin = app.admin_token().await;
     let put = |roles: Value| {
         app.with_bearer(Method::PUT, &format!("/admin/users/{alice}/roles"), &admin)
@@ -341,7 +269,7 @@ async fn without_a_position_the_stream_starts_from_now() {
 async fn sse_never_skips_or_repeats_while_changes_race_the_backlog_read() {
     use tessera::domain::permissions::Change;
     const CHANGES: i64 = 300;
-    let (app, rs, alice) = setup(&[]).await;
+    let Feed { app, rs, alice } = Feed::start(&[]).await;
     let core = app.core.clone();
     let sub = alice.clone();
     let writer = tokio::spawn(async move {

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, header};
 use serde_json::{Value, json};
 
-use crate::events::{PASSWORD, Sse, setup};
+use crate::events::Sse;
+use crate::support::{Feed, PASSWORD, assert_invalid_token};
 
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
@@ -13,7 +14,7 @@ fn millis(d: Duration) -> f64 {
 
 #[tokio::test]
 async fn a_users_feed_never_shows_another_users_events() {
-    let (app, rs, alice) = setup(&[("permission_change_policy", "reissue")]).await;
+    let Feed { app, rs, alice } = Feed::start(&[("permission_change_policy", "reissue")]).await;
     let admin = app.admin_token().await;
     let bob = app.user("bob", PASSWORD, &["reader"]).await;
     let alice_at = app.login("app", "alice", PASSWORD).await["access_token"]
@@ -62,7 +63,7 @@ async fn a_users_feed_never_shows_another_users_events() {
 
 #[tokio::test]
 async fn the_feed_needs_a_token_and_for_a_client_the_events_capability() {
-    let (app, rs, _) = setup(&[]).await;
+    let Feed { app, rs, .. } = Feed::start(&[]).await;
     let r = app.http.get(app.url("/events")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["www-authenticate"], r#"Bearer realm="tessera""#);
@@ -72,17 +73,7 @@ async fn the_feed_needs_a_token_and_for_a_client_the_events_capability() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 401);
-    let challenge = r.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    assert!(
-        challenge.starts_with(r#"Bearer realm="tessera", error="invalid_token""#),
-        "{challenge}"
-    );
-    let body: Value = r.json().await.unwrap();
-    assert_eq!(body["error"], "invalid_token");
+    assert_invalid_token(r, "a malformed token").await;
 
     // A service with `introspect` only may not read the feed.
     let secret = app.service("other", &["introspect"]).await;
@@ -118,7 +109,7 @@ async fn the_feed_needs_a_token_and_for_a_client_the_events_capability() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cli_change_reaches_a_running_servers_feed() {
-    let (app, rs, _) = setup(&[]).await;
+    let Feed { app, rs, .. } = Feed::start(&[]).await;
     let bob = app.user("bob", PASSWORD, &["reader"]).await;
     let mut sse = Sse::open(&app, &rs, "", None).await;
 
@@ -144,7 +135,7 @@ async fn a_cli_change_reaches_a_running_servers_feed() {
 
 #[tokio::test]
 async fn an_open_stream_outlives_the_request_timeout() {
-    let (app, rs, alice) = setup(&[("request_timeout", "1")]).await;
+    let Feed { app, rs, alice } = Feed::start(&[("request_timeout", "1")]).await;
     let mut sse = Sse::open(&app, &rs, "", None).await;
     // Time must pass beyond the 1 s request timeout.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -162,7 +153,7 @@ async fn an_open_stream_outlives_the_request_timeout() {
 
 #[tokio::test]
 async fn a_disabled_users_token_cannot_read_the_feed() {
-    let (app, _, alice) = setup(&[]).await;
+    let Feed { app, alice, .. } = Feed::start(&[]).await;
     let at = app.login("app", "alice", PASSWORD).await["access_token"]
         .as_str()
         .unwrap()

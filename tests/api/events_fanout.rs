@@ -8,7 +8,6 @@ use reqwest::{Method, header};
 use tessera::domain::permissions::Change;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::events::PASSWORD;
 use crate::helpers::*;
 use crate::keys_instances::Instance;
 
@@ -276,7 +275,7 @@ async fn a_users_stream_is_not_woken_by_other_users_events() {
         .send()
         .await
         .unwrap();
-    let watched = crate::keys_lifecycle::eventually(Duration::from_secs(5), || async {
+    let watched = crate::support::eventually(Duration::from_secs(5), || async {
         app.core.tail.watched_users() == 1
     })
     .await;

@@ -6,8 +6,8 @@ use reqwest::{Method, header};
 use serde_json::{Value, json};
 use tessera::domain::permissions::Change;
 
-use crate::events::{Sse, assert_event_shape, setup};
-use crate::helpers::*;
+use crate::events::{Sse, assert_event_shape};
+use crate::support::*;
 
 /// `GET /events{query}` with `Accept: application/json`; returns status, body and elapsed time.
 async fn poll(app: &TestApp, token: &str, query: &str) -> (u16, Value, Duration) {
@@ -57,9 +57,9 @@ async fn roles(app: &TestApp, sub: &str, roles: &[&str]) {
 
 #[tokio::test]
 async fn a_backlog_is_answered_at_once() {
-    let (app, rs, alice) = setup(&[]).await;
+    let Feed { app, rs, alice } = Feed::start(&[]).await;
     let sid = jwt_parts(
-        app.login("app", "alice", crate::events::PASSWORD).await["access_token"]
+        app.login("app", "alice", PASSWORD).await["access_token"]
             .as_str()
             .unwrap(),
     )
@@ -123,7 +123,7 @@ async fn a_backlog_is_answered_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_poll_wakes_when_an_event_arrives() {
-    let (app, rs, alice) = setup(&[]).await;
+    let Feed { app, rs, alice } = Feed::start(&[]).await;
     roles(&app, &alice, &["before"]).await;
     let (_, body, _) = poll(&app, &rs, "?after=0").await;
     let after = body["next_after"].as_i64().unwrap();
@@ -156,7 +156,7 @@ async fn a_waiting_poll_wakes_when_an_event_arrives() {
 
 #[tokio::test]
 async fn with_nothing_new_the_poll_answers_empty_when_the_wait_ends() {
-    let (app, rs, alice) = setup(&[]).await;
+    let Feed { app, rs, alice } = Feed::start(&[]).await;
     roles(&app, &alice, &["x"]).await;
     let (_, body, _) = poll(&app, &rs, "?after=0").await;
     let after = body["next_after"].as_i64().unwrap();
@@ -178,7 +178,7 @@ async fn with_nothing_new_the_poll_answers_empty_when_the_wait_ends() {
 
 #[tokio::test]
 async fn bad_positions_and_waits_get_a_clean_400() {
-    let (app, rs, alice) = setup(&[]).await;
+    let Feed { app, rs, alice } = Feed::start(&[]).await;
     roles(&app, &alice, &["x"]).await;
     for query in [
         "?after=-1",
@@ -241,7 +241,7 @@ async fn bad_positions_and_waits_get_a_clean_400() {
 
 #[tokio::test]
 async fn resuming_from_before_the_retention_window_answers_410() {
-    let (app, rs, alice) = setup(&[]).await;
+    let Feed { app, rs, alice } = Feed::start(&[]).await;
     for r in ["a", "b", "c"] {
         roles(&app, &alice, &[r]).await;
     }
@@ -296,7 +296,7 @@ async fn resuming_from_before_the_retention_window_answers_410() {
 /// answering `{"events": [], ...}`. Shown here with a 2 s timeout and `wait=3`.
 #[tokio::test]
 async fn a_long_poll_never_outlives_the_request_timeout() {
-    let (app, rs, _) = setup(&[("request_timeout", "2")]).await;
+    let Feed { app, rs, .. } = Feed::start(&[("request_timeout", "2")]).await;
     let (_, body, _) = poll(&app, &rs, "?after=0").await;
     let after = body["next_after"].as_i64().unwrap();
     let (status, body, elapsed) = poll(&app, &rs, &format!("?after={after}&wait=3")).await;
@@ -310,7 +310,7 @@ async fn a_long_poll_never_outlives_the_request_timeout() {
 
 #[tokio::test]
 async fn a_long_backlog_comes_in_pages_with_nothing_lost() {
-    let (app, rs, alice) = setup(&[]).await;
+    let Feed { app, rs, alice } = Feed::start(&[]).await;
     for i in 0..150 {
         roles(&app, &alice, &[&format!("r{i}")]).await;
     }

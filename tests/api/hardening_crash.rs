@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::Client;
 use serde_json::Value;
 
-use crate::helpers::*;
+use crate::support::*;
 
 const FAMILIES: usize = 20;
 
@@ -133,11 +133,11 @@ async fn kill_9_during_concurrent_rotations_loses_no_family() {
         }));
     }
     // Mid-flight: once rotations are well under way.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while rotations.load(Ordering::SeqCst) < 200 {
-        assert!(std::time::Instant::now() < deadline, "rotations stalled");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let under_way = eventually(Duration::from_secs(30), || async {
+        rotations.load(Ordering::SeqCst) >= 200
+    })
+    .await;
+    assert!(under_way, "rotations stalled");
     killed.store(true, Ordering::SeqCst);
     s.signal("KILL");
     for t in tasks {

@@ -4,16 +4,18 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::helpers::*;
+use crate::support::*;
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
 #[tokio::test]
-async fn the_sqlite_folder_and_files_are_private() {
-    if on_postgres() {
-        eprintln!("skipped: SQLite file modes, and this run is on PostgreSQL");
+async fn sqlite_only_the_folder_and_files_are_private() {
+    if skip_unless(
+        !on_postgres(),
+        "SQLite file modes, and this run is on PostgreSQL",
+    ) {
         return;
     }
     let app = TestApp::spawn().await;

@@ -6,7 +6,7 @@ use reqwest::{Method, RequestBuilder};
 
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::support::*;
 
 const UUID: &str = "00000000-0000-4000-8000-000000000000";
 pub const FORM: &str = "application/x-www-form-urlencoded";

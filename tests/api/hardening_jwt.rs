@@ -12,17 +12,9 @@ use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
 
-use crate::helpers::*;
 use crate::introspect::introspect_ok;
 use crate::jwks::{fetch_jwks, with_claims};
-
-/// A server with introspecting service `rs` and an admin; returns (app, rs secret, admin token).
-pub async fn target() -> (TestApp, String, String) {
-    let app = TestApp::spawn().await;
-    let rs = app.service("rs", &["introspect"]).await;
-    let admin = app.admin_token().await;
-    (app, rs, admin)
-}
+use crate::support::*;
 
 /// ES256 signing with a PKCS#8 key: the server's (decrypted) or one of our own.
 pub struct Signer {
@@ -109,15 +101,7 @@ pub async fn assert_refused(app: &TestApp, rs: &str, token: &str, what: &str) {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 401, "/userinfo accepted {what}");
-    let challenge = r.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    assert!(
-        challenge.starts_with(r#"Bearer realm="tessera", error="invalid_token""#),
-        "{what}: {challenge}"
-    );
+    assert_invalid_token(r, &format!("/userinfo accepted {what}")).await;
     assert_eq!(
         introspect_ok(app, "rs", rs, token).await,
         json!({"active": false}),
@@ -155,7 +139,7 @@ pub async fn assert_accepted(app: &TestApp, rs: &str, token: &str, what: &str) {
 
 #[tokio::test]
 async fn unsigned_and_hmac_tokens_are_refused() {
-    let (app, rs, admin) = target().await;
+    let Guarded { app, rs, admin } = Guarded::start().await;
     let (header, claims) = jwt_parts(&admin);
     let kid = header["kid"].as_str().unwrap().to_string();
     let payload = admin.split('.').nth(1).unwrap();
@@ -196,7 +180,7 @@ async fn unsigned_and_hmac_tokens_are_refused() {
 
 #[tokio::test]
 async fn keys_algorithms_and_types_are_pinned() {
-    let (app, rs, admin) = target().await;
+    let Guarded { app, rs, admin } = Guarded::start().await;
     let (_, claims) = jwt_parts(&admin);
     let server = Signer::server(&app).await;
     // Control: our signer produces tokens the server accepts.
@@ -256,7 +240,7 @@ async fn keys_algorithms_and_types_are_pinned() {
 
 #[tokio::test]
 async fn claims_issuer_and_expiry_are_checked() {
-    let (app, rs, admin) = target().await;
+    let Guarded { app, rs, admin } = Guarded::start().await;
     let (_, claims) = jwt_parts(&admin);
     let server = Signer::server(&app).await;
     let now = tessera::store::now();
@@ -318,8 +302,12 @@ async fn claims_issuer_and_expiry_are_checked() {
 
 #[tokio::test]
 async fn foreign_and_truncated_tokens_are_refused() {
-    let (app, rs, admin) = target().await;
-    let (other, other_rs, other_admin) = target().await;
+    let Guarded { app, rs, admin } = Guarded::start().await;
+    let Guarded {
+        app: other,
+        rs: other_rs,
+        admin: other_admin,
+    } = Guarded::start().await;
     assert_accepted(&other, &other_rs, &other_admin, "the other app's own token").await;
     assert_refused(&app, &rs, &other_admin, "another issuer's genuine token").await;
     let (h, p, s) = {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::Client;
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use crate::support::*;
 use crate::token::basic;
 
 /// Every secret a run handled, by name, to look for in the log.

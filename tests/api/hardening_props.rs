@@ -12,7 +12,7 @@ use serde_json::Value;
 use tessera::domain::clients::NewClient;
 use tessera::http::{bearer, form};
 
-use crate::helpers::*;
+use crate::support::*;
 
 fn config(cases: u32) -> Config {
     Config {

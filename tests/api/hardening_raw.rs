@@ -7,7 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::hardening_hostile::FORM;
-use crate::helpers::*;
+use crate::support::*;
 
 /// Writes `request` on a raw connection (closing our side when `close`), reads
 /// whatever comes back within 3 s; returns every status code seen.

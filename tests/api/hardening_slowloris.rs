@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::*;
+use crate::support::*;
 
 fn socket(app: &TestApp) -> String {
     app.addr.trim_start_matches("http://").to_string()
@@ -114,11 +114,11 @@ async fn open_connections(app: &TestApp) -> f64 {
 
 /// Polls the gauge until it is `n` (the server sees connections asynchronously).
 async fn wait_for_connections(app: &TestApp, n: f64) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while open_connections(app).await != n {
-        assert!(Instant::now() < deadline, "never {n} open connections");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let seen = eventually(Duration::from_secs(5), || async {
+        open_connections(app).await == n
+    })
+    .await;
+    assert!(seen, "never {n} open connections");
 }
 
 #[tokio::test]

@@ -8,8 +8,7 @@ use std::time::Duration;
 use reqwest::{Method, Response, header};
 use serde_json::{Value, json};
 
-use crate::events::{PASSWORD, setup};
-use crate::helpers::*;
+use crate::support::*;
 
 async fn open_sse(app: &TestApp, token: &str) -> Response {
     app.with_bearer(Method::GET, "/events", token)
@@ -70,7 +69,7 @@ fn minted(app: &TestApp, token: &str, jti: &str, iat_shift: i64) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_ends_when_its_access_token_expires() {
-    let (app, _, _) = setup(&[("access_token_ttl", "2")]).await;
+    let Feed { app, .. } = Feed::start(&[("access_token_ttl", "2")]).await;
     let secret = app.service("gw", &["events"]).await;
     let token = app.client_token("gw", &secret).await;
     let exp = jwt_parts(&token).1["exp"].as_i64().unwrap();
@@ -94,7 +93,7 @@ async fn a_stream_ends_when_its_access_token_expires() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_users_stream_ends_when_its_session_is_revoked_or_the_user_disabled() {
-    let (app, _, alice) = setup(&[]).await;
+    let Feed { app, alice, .. } = Feed::start(&[]).await;
     let admin = app.admin_token().await;
     let first = app.login("app", "alice", PASSWORD).await["access_token"]
         .as_str()
@@ -143,7 +142,7 @@ async fn a_users_stream_ends_when_its_session_is_revoked_or_the_user_disabled() 
 async fn a_clients_stream_ends_when_it_loses_the_events_capability() {
     // What the feed does not announce (a client changed in the database) is found by
     // the stream's periodic re-read of its caller.
-    let (app, rs, _) = setup(&[("stream_recheck", "1")]).await;
+    let Feed { app, rs, .. } = Feed::start(&[("stream_recheck", "1")]).await;
     let resp = open_sse(&app, &rs).await;
     crate::sql::exec(
         app.core.db.writer(),
@@ -157,7 +156,7 @@ async fn a_clients_stream_ends_when_it_loses_the_events_capability() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_ends_when_its_signing_key_is_revoked() {
-    let (app, rs, _) = setup(&[]).await;
+    let Feed { app, rs, .. } = Feed::start(&[]).await;
     let admin = app.admin_token().await;
     let resp = open_sse(&app, &rs).await;
     let r = app
@@ -173,7 +172,7 @@ async fn a_stream_ends_when_its_signing_key_is_revoked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stolen_token_cannot_starve_its_callers_fresh_tokens() {
-    let (app, rs, _) = setup(&[]).await;
+    let Feed { app, rs, .. } = Feed::start(&[]).await;
     // A token holds at most four of the caller's eight slots: a fifth (a
     // reconnect) replaces its first.
     let first = open_sse(&app, &rs).await;
@@ -229,7 +228,7 @@ async fn a_stolen_token_cannot_starve_its_callers_fresh_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_polls_are_capped_per_token_and_per_caller() {
-    let (app, rs, _) = setup(&[]).await;
+    let Feed { app, rs, .. } = Feed::start(&[]).await;
     let poll = |token: String| {
         let req = app
             .with_bearer(Method::GET, "/events?wait=3", &token)
@@ -246,15 +245,11 @@ async fn long_polls_are_capped_per_token_and_per_caller() {
         }
     }
     // Every one of the eight is in flight (a condition, not a delay).
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while app.core.events.open_polls() < 8 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the polls did not arrive"
-        );
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let arrived = eventually(Duration::from_secs(5), || async {
+        app.core.events.open_polls() >= 8
+    })
+    .await;
+    assert!(arrived, "the polls did not arrive");
     let r = poll(rs.clone()).await;
     assert_eq!(r.status(), 429, "a third poll of one token");
     assert_eq!(r.headers()["retry-after"], "1");

@@ -3,18 +3,22 @@
 
 use reqwest::Response;
 
-use crate::helpers::*;
+use crate::support::*;
 use crate::token::basic;
 
-const PASSWORD: &str = "correct horse battery";
-
 /// Public client `app` (password grant), users alice and bob.
-async fn setup(extra: &[(&'static str, &str)]) -> (TestApp, String) {
+struct TwoUsers {
+    app: TestApp,
+    /// Alice's `sub`.
+    alice: String,
+}
+
+async fn setup(extra: &[(&'static str, &str)]) -> TwoUsers {
     let app = TestApp::with(extra).await;
     app.client("app", true, &["password"], &[], &[]).await;
     let alice = app.user("alice", PASSWORD, &[]).await;
     app.user("bob", PASSWORD, &[]).await;
-    (app, alice)
+    TwoUsers { app, alice }
 }
 
 pub async fn password(
@@ -62,7 +66,7 @@ async fn throttled_events(app: &TestApp, sub: &str) -> i64 {
 
 #[tokio::test]
 async fn wrong_passwords_throttle_that_user_only() {
-    let (app, alice) = setup(&[]).await;
+    let TwoUsers { app, alice } = setup(&[]).await;
     for attempt in 1..=15 {
         let r = password(&app, "alice", "wrong password", None).await;
         if attempt <= 10 {
@@ -85,7 +89,7 @@ async fn wrong_passwords_throttle_that_user_only() {
 
 #[tokio::test]
 async fn unknown_usernames_are_throttled_like_known_ones() {
-    let (app, _) = setup(&[]).await;
+    let TwoUsers { app, .. } = setup(&[]).await;
     for _ in 0..10 {
         let r = password(&app, "nobody", "guess", None).await;
         assert_oauth_error(r, 400, "invalid_grant").await;
@@ -96,7 +100,7 @@ async fn unknown_usernames_are_throttled_like_known_ones() {
 
 #[tokio::test]
 async fn one_address_is_throttled_after_five_times_the_user_limit() {
-    let (app, _) = setup(&[("login_max_failures", "4")]).await;
+    let TwoUsers { app, .. } = setup(&[("login_max_failures", "4")]).await;
     // 20 = 5 × 4 failures, each username failing once.
     for i in 0..20 {
         let r = password(&app, &format!("user{i}"), "guess", None).await;
@@ -110,7 +114,7 @@ async fn one_address_is_throttled_after_five_times_the_user_limit() {
 #[tokio::test]
 async fn forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() {
     // Untrusted peer: rotating X-Forwarded-For does not rotate the counted address.
-    let (app, _) = setup(&[("login_max_failures", "2")]).await;
+    let TwoUsers { app, .. } = setup(&[("login_max_failures", "2")]).await;
     for i in 0..10 {
         let xff = format!("203.0.113.{i}");
         let r = password(&app, &format!("user{i}"), "guess", Some(&xff)).await;
@@ -122,7 +126,7 @@ async fn forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() {
 
 #[tokio::test]
 async fn a_trusted_proxy_forwards_addresses_that_are_counted_apart() {
-    let (app, _) = setup(&[
+    let TwoUsers { app, .. } = setup(&[
         ("login_max_failures", "2"),
         ("trusted_proxies", "127.0.0.1"),
     ])

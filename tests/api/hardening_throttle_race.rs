@@ -6,10 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::hardening_throttle::password;
-use crate::helpers::*;
+use crate::support::*;
 use crate::token::basic;
-
-const PASSWORD: &str = "correct horse battery";
 
 /// A password grant for public client `app`; (status, Retry-After, error code).
 async fn sign_in(
@@ -39,13 +37,8 @@ async fn answer(r: reqwest::Response) -> (u16, Option<u64>, String) {
 
 /// Waits (bounded) until `done()` holds: a state reached, not a fixed delay.
 async fn until(what: &str, done: impl Fn() -> bool) {
-    for _ in 0..6000 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("timed out waiting until {what}");
+    let reached = eventually(Duration::from_secs(30), || async { done() }).await;
+    assert!(reached, "timed out waiting until {what}");
 }
 
 async fn setup(extra: &[(&'static str, &str)]) -> Arc<TestApp> {

@@ -10,11 +10,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::events::Sse;
-use crate::helpers::*;
 use crate::jwks::verify_with_jwks;
 use crate::keys_instances::Instance;
 use crate::refresh::{claims, rt, session_app};
-use crate::token::{PASSWORD, USER};
+use crate::support::*;
 
 async fn jwks_at(app: &TestApp, base: &str) -> Value {
     app.http
@@ -112,7 +111,7 @@ async fn concurrent_refreshes_split_across_instances_share_one_successor_within_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_role_change_on_a_reaches_an_sse_subscriber_on_b_within_a_second() {
-    let (app, rs, alice) = crate::events::setup(&[]).await;
+    let Feed { app, rs, alice } = Feed::start(&[]).await;
     let b = Instance::start(&app).await;
     let admin = app.admin_token().await;
     let mut sse = Sse::open_url(&app.http, &b.url("/events"), &rs).await;
@@ -158,21 +157,22 @@ async fn a_key_rotation_through_a_is_served_by_b() {
     // serialised JWKS and must have picked the change up).
     let token = app.login("app", USER, PASSWORD).await;
     let at = token["access_token"].as_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
+    // The kids B served last, for the failure message.
+    let kids = std::cell::RefCell::new(HashSet::new());
+    let picked_up = eventually(Duration::from_secs(3), || async {
         let jwks = jwks_at(&app, &b.addr).await;
-        let kids: HashSet<Value> = jwks["keys"]
+        let served: HashSet<Value> = jwks["keys"]
             .as_array()
             .unwrap()
             .iter()
             .map(|k| k["kid"].clone())
             .collect();
-        if verify_with_jwks(&at, &jwks) && kids != before {
-            break;
-        }
-        assert!(Instant::now() < deadline, "B still serves {kids:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let changed = served != before;
+        *kids.borrow_mut() = served;
+        verify_with_jwks(&at, &jwks) && changed
+    })
+    .await;
+    assert!(picked_up, "B still serves {:?}", kids.borrow());
     // And B signs with the rotated key too.
     let (status, body) = login_at(&app.http, &b.addr, "app", USER, PASSWORD).await;
     assert_eq!(status, 200, "{body}");

@@ -2,34 +2,9 @@
 
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
-use tessera::domain::clients::NewClient;
 use tessera::domain::tokens::{AccessClaims, Audience};
 
-use crate::helpers::*;
-
-pub const PASSWORD: &str = "correct horse battery";
-
-/// Service `rs` (introspect), confidential app `web` (password grant, scopes
-/// `read write`, also introspect) and public app `app`; user alice (`reader`).
-/// Returns (app, rs's secret, web's secret, alice's sub).
-pub async fn setup() -> (TestApp, String, String, String) {
-    let app = TestApp::spawn().await;
-    let rs = app.service("rs", &["introspect"]).await;
-    let web = app
-        .client_with(NewClient {
-            id: "web".into(),
-            grant_types: vec!["password".into()],
-            scopes: vec!["read".into(), "write".into()],
-            audiences: vec!["https://api.example".into()],
-            capabilities: vec!["introspect".into()],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    app.client("app", true, &["password"], &["read"], &[]).await;
-    let alice = app.user("alice", PASSWORD, &["reader"]).await;
-    (app, rs, web, alice)
-}
+use crate::support::*;
 
 /// Signs alice in through confidential client `web`; returns (access, refresh).
 pub async fn web_login(app: &TestApp, web: &str) -> (String, String) {
@@ -67,7 +42,7 @@ pub fn sorted_keys(v: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn introspection_needs_an_authenticated_client_with_the_capability() {
-    let (app, rs, _, _) = setup().await;
+    let Introspection { app, rs, .. } = Introspection::start().await;
     let r = app.post_form("/introspect", &[("token", "x")]).await;
     let www = r.headers().get("www-authenticate").cloned();
     assert_oauth_error(r, 401, "invalid_client").await;
@@ -91,7 +66,12 @@ async fn introspection_needs_an_authenticated_client_with_the_capability() {
 
 #[tokio::test]
 async fn an_active_access_token_introspects_with_its_claims() {
-    let (app, rs, web, alice) = setup().await;
+    let Introspection {
+        app,
+        rs,
+        web,
+        alice,
+    } = Introspection::start().await;
     let (at, _) = web_login(&app, &web).await;
     let claims = jwt_parts(&at).1;
     let body = introspect_ok(&app, "rs", &rs, &at).await;
@@ -146,7 +126,12 @@ async fn an_active_access_token_introspects_with_its_claims() {
 
 #[tokio::test]
 async fn a_refresh_token_is_active_only_for_its_own_client() {
-    let (app, rs, web, alice) = setup().await;
+    let Introspection {
+        app,
+        rs,
+        web,
+        alice,
+    } = Introspection::start().await;
     let (at, rt) = web_login(&app, &web).await;
     let body = introspect_ok(&app, "web", &web, &rt).await;
     let exp = body["exp"].as_i64().unwrap();
@@ -177,7 +162,12 @@ async fn a_refresh_token_is_active_only_for_its_own_client() {
 
 #[tokio::test]
 async fn unknown_garbage_tampered_expired_and_foreign_tokens_are_inactive() {
-    let (app, rs, web, alice) = setup().await;
+    let Introspection {
+        app,
+        rs,
+        web,
+        alice,
+    } = Introspection::start().await;
     let (at, _) = web_login(&app, &web).await;
     let claims = jwt_parts(&at).1;
     let mut tampered = at.clone();
@@ -227,7 +217,12 @@ async fn unknown_garbage_tampered_expired_and_foreign_tokens_are_inactive() {
 
 #[tokio::test]
 async fn revoked_consumed_stale_and_disabled_are_inactive() {
-    let (app, rs, web, alice) = setup().await;
+    let Introspection {
+        app,
+        rs,
+        web,
+        alice,
+    } = Introspection::start().await;
     let inactive = json!({"active": false});
 
     // Consumed: the old refresh token is dead, its successor alive.
@@ -291,7 +286,7 @@ async fn revoked_consumed_stale_and_disabled_are_inactive() {
 /// hold `introspect` makes the endpoint open to the world (RFC 7662 §2.1, CONFORMANCE 45).
 #[tokio::test]
 async fn a_public_client_never_gets_to_introspect() {
-    let (app, _, web, _) = setup().await;
+    let Introspection { app, web, .. } = Introspection::start().await;
     let admin = app.admin_token().await;
     let (at, _) = web_login(&app, &web).await;
     let r = app
@@ -326,16 +321,11 @@ async fn userinfo(app: &TestApp, token: Option<&str>) -> Response {
     .unwrap()
 }
 
-fn challenge(r: &Response) -> String {
-    r.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .to_string()
-}
-
 #[tokio::test]
 async fn userinfo_answers_from_the_database_and_refuses_dead_sessions() {
-    let (app, _, web, alice) = setup().await;
+    let Introspection {
+        app, web, alice, ..
+    } = Introspection::start().await;
     let (at, rt) = web_login(&app, &web).await;
     let r = userinfo(&app, Some(&at)).await;
     assert_eq!(r.status(), 200);
@@ -353,13 +343,7 @@ async fn userinfo_answers_from_the_database_and_refuses_dead_sessions() {
     let ct = app.client_token("svc", &secret).await;
     for token in [ct.as_str(), "garbage", "a.b.c"] {
         let r = userinfo(&app, Some(token)).await;
-        assert_eq!(r.status(), 401, "{token:.20}");
-        assert!(
-            challenge(&r).starts_with(r#"Bearer realm="tessera", error="invalid_token""#),
-            "{}",
-            challenge(&r)
-        );
-        assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_token");
+        assert_invalid_token(r, &format!("{token:.20}")).await;
     }
 
     let r = app

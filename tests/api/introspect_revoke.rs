@@ -4,8 +4,8 @@
 use reqwest::{Method, Response, header};
 use serde_json::{Value, json};
 
-use crate::helpers::*;
-use crate::introspect::{PASSWORD, introspect_ok, setup, web_login};
+use crate::introspect::{introspect_ok, web_login};
+use crate::support::*;
 
 /// `POST /revoke` as confidential client `web`.
 async fn revoke_as_web(app: &TestApp, web: &str, extra: &[(&str, &str)]) -> Response {
@@ -49,7 +49,12 @@ async fn refresh_web(app: &TestApp, web: &str, rt: &str) -> Response {
 
 #[tokio::test]
 async fn revoking_a_refresh_token_revokes_its_whole_family() {
-    let (app, rs, web, alice) = setup().await;
+    let Introspection {
+        app,
+        rs,
+        web,
+        alice,
+    } = Introspection::start().await;
     let (at1, rt1) = web_login(&app, &web).await;
     let r = refresh_web(&app, &web, &rt1).await;
     assert_eq!(r.status(), 200);
@@ -95,7 +100,7 @@ async fn revoking_a_refresh_token_revokes_its_whole_family() {
 
 #[tokio::test]
 async fn a_public_client_revokes_its_session_with_an_access_token() {
-    let (app, _, _, _) = setup().await;
+    let Introspection { app, .. } = Introspection::start().await;
     let login = app.login("app", "alice", PASSWORD).await;
     let (at, rt) = (
         login["access_token"].as_str().unwrap(),
@@ -113,7 +118,7 @@ async fn a_public_client_revokes_its_session_with_an_access_token() {
 
 #[tokio::test]
 async fn the_hint_is_only_a_hint() {
-    let (app, _, web, _) = setup().await;
+    let Introspection { app, web, .. } = Introspection::start().await;
     for hint in ["access_token", "no_such_hint", ""] {
         let (_, rt) = web_login(&app, &web).await;
         let r = revoke_as_web(&app, &web, &[("token", &rt), ("token_type_hint", hint)]).await;
@@ -134,7 +139,7 @@ async fn the_hint_is_only_a_hint() {
 
 #[tokio::test]
 async fn unknown_garbage_and_already_revoked_tokens_answer_200_and_change_nothing() {
-    let (app, _, web, _) = setup().await;
+    let Introspection { app, web, .. } = Introspection::start().await;
     let (at, rt) = web_login(&app, &web).await;
     assert_revoked_ok(&revoke_as_web(&app, &web, &[("token", &rt)]).await);
     assert_eq!(all_events(&app).await.len(), 1);
@@ -157,7 +162,7 @@ async fn unknown_garbage_and_already_revoked_tokens_answer_200_and_change_nothin
 
 #[tokio::test]
 async fn another_clients_tokens_are_ignored() {
-    let (app, rs, web, _) = setup().await;
+    let Introspection { app, rs, web, .. } = Introspection::start().await;
     let theirs = app.login("app", "alice", PASSWORD).await;
     let (at, rt) = (
         theirs["access_token"].as_str().unwrap(),
@@ -177,7 +182,7 @@ async fn another_clients_tokens_are_ignored() {
 
 #[tokio::test]
 async fn revocation_needs_a_token_and_an_authenticated_client() {
-    let (app, _, web, _) = setup().await;
+    let Introspection { app, web, .. } = Introspection::start().await;
     let (_, rt) = web_login(&app, &web).await;
     assert_oauth_error(revoke_as_web(&app, &web, &[]).await, 400, "invalid_request").await;
     assert_oauth_error(

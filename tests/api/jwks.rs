@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use crate::support::*;
 use crate::token::{assert_token_ok, basic};
 
 const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
@@ -76,8 +76,15 @@ pub async fn fetch_jwks(app: &TestApp) -> Value {
     r.json().await.unwrap()
 }
 
+/// A server signing with an algorithm, and a token it signed.
+pub struct Signed {
+    pub app: TestApp,
+    /// A client_credentials access token of confidential client `svc`.
+    pub token: String,
+}
+
 /// A client_credentials token from an app signing with `alg`.
-pub async fn app_and_token(alg: &str) -> (TestApp, String) {
+pub async fn app_and_token(alg: &str) -> Signed {
     let app = TestApp::with(&[("signing_alg", alg)]).await;
     let secret = app
         .client("svc", false, &["client_credentials"], &["read"], &["ops"])
@@ -92,12 +99,13 @@ pub async fn app_and_token(alg: &str) -> (TestApp, String) {
         .await
         .unwrap();
     let body = assert_token_ok(r).await;
-    (app, body["access_token"].as_str().unwrap().to_string())
+    let token = body["access_token"].as_str().unwrap().to_string();
+    Signed { app, token }
 }
 
 /// CONFORMANCE 27–29 and 37–38 for one algorithm.
 async fn check_keys_and_token(alg: &str) {
-    let (app, token) = app_and_token(alg).await;
+    let Signed { app, token } = app_and_token(alg).await;
     let jwks = fetch_jwks(&app).await;
     let keys = jwks["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 2, "active and next: {jwks}");
@@ -302,7 +310,7 @@ async fn es256_private_keys_are_not_stored_in_clear() {
     .unwrap();
     assert!(sample.as_ref().starts_with(&PKCS8_P256));
 
-    let (app, _) = app_and_token("ES256").await;
+    let Signed { app, .. } = app_and_token("ES256").await;
     let mut db = db_bytes(&app).await;
     assert!(
         !contains(&db, &PKCS8_P256),
@@ -322,7 +330,7 @@ async fn metadata_matches_the_tokens() {
             .await,
     );
     drop(bare);
-    let (app, token) = app_and_token("ES256").await;
+    let Signed { app, token } = app_and_token("ES256").await;
     let r = app
         .http
         .get(app.url("/.well-known/oauth-authorization-server"))

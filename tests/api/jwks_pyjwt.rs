@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
-use crate::helpers::*;
-use crate::jwks::{app_and_token, fetch_jwks, with_claims};
+use crate::jwks::{Signed, app_and_token, fetch_jwks, with_claims};
+use crate::support::*;
 
 /// `target/test-venv/bin/python` with PyJWT installed; created once, shared by test processes.
 fn pyjwt_python() -> PathBuf {
@@ -120,7 +120,7 @@ async fn pyjwt_verify(token: &str, jwks: &Value, issuer: &str) -> (i32, String) 
 }
 
 async fn check_with_pyjwt(alg: &str) {
-    let (app, token) = app_and_token(alg).await;
+    let Signed { app, token } = app_and_token(alg).await;
     let jwks = fetch_jwks(&app).await;
     let (code, out) = pyjwt_verify(&token, &jwks, &app.addr).await;
     assert_eq!(code, 0, "PyJWT rejects a genuine {alg} token: {out}");

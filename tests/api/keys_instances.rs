@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::*;
 use crate::jwks::verify_with_jwks;
 use crate::keys_lifecycle::*;
+use crate::support::*;
 
 /// A second `tessera serve` (the real binary) on the app's database and KEK; killed on drop.
 pub struct Instance {

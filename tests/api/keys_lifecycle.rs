@@ -2,15 +2,14 @@
 //! CONFORMANCE 37–39): next → active → retired → deleted, or revoked; the pre-publication
 //! invariant; retirement; emergency revocation; changing the algorithm.
 
-use std::future::Future;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::{Client, Method, header};
 use serde_json::Value;
 use tessera::domain::keys::KeyError;
 
-use crate::helpers::*;
 use crate::jwks::verify_with_jwks;
+use crate::support::*;
 
 /// A key as `tessera keys list` prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,24 +93,6 @@ pub fn sorted(kids: &[&String]) -> Vec<String> {
 /// The `kid` in a JWS header.
 pub fn kid_of(token: &str) -> String {
     jwt_parts(token).0["kid"].as_str().unwrap().to_string()
-}
-
-/// Polls `check` every 100 ms until it holds or `within` has passed; returns whether it held.
-pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if check().await {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Waits until the server signs with `kid` (it reloads the key rows every second).

@@ -5,9 +5,9 @@ use std::time::Duration;
 use reqwest::{Method, header};
 use serde_json::{Value, json};
 
-use crate::helpers::*;
 use crate::jwks::verify_with_jwks;
 use crate::keys_lifecycle::*;
+use crate::support::*;
 
 /// The emergency rotation over the CLI: the running server withdraws the key within
 /// a second; a consumer long-polling `/events` learns of it.

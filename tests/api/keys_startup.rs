@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::helpers::*;
 use crate::keys_lifecycle::{Listed, keys_list, the};
+use crate::support::*;
 
 /// Runs the binary with the app's environment, `set` added and `unset` removed; kills it
 /// after 20 s. Returns (exit code, stdout, stderr); the code is `None` when it was killed.
@@ -235,8 +235,8 @@ async fn the_kek_file_is_private_and_an_env_kek_writes_none() {
     assert_eq!(STANDARD.decode(text.trim()).unwrap().len(), 32);
 
     // A fresh database with the KEK in the environment: keys are made, no file is written.
-    let other_db = if crate::helpers::on_postgres() {
-        crate::helpers::fresh_database_url(&app.dir)
+    let other_db = if crate::support::on_postgres() {
+        crate::support::fresh_database_url(&app.dir)
     } else {
         format!("sqlite://{}/other.db", app.dir.path().display())
     };

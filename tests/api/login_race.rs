@@ -6,16 +6,23 @@
 use serde_json::Value;
 use tessera::domain::permissions::Change;
 
-use crate::helpers::*;
+use crate::support::*;
 
 const OLD: &str = "old password 1";
 
-async fn app_with_alice(extra: &[(&'static str, &str)]) -> (TestApp, String) {
+/// Public client `web` (password, refresh_token) and user alice (`editor`, password [`OLD`]).
+struct WithAlice {
+    app: TestApp,
+    /// Alice's `sub`.
+    alice: String,
+}
+
+async fn app_with_alice(extra: &[(&'static str, &str)]) -> WithAlice {
     let app = TestApp::with(extra).await;
     app.client("web", true, &["password", "refresh_token"], &[], &[])
         .await;
     let alice = app.user("alice", OLD, &["editor"]).await;
-    (app, alice)
+    WithAlice { app, alice }
 }
 
 /// Starts a sign-in with the old password, waits until it is held after the
@@ -50,7 +57,7 @@ async fn assert_no_session_left(app: &TestApp, alice: &str, (status, body): (u16
 
 #[tokio::test]
 async fn a_sign_in_in_flight_during_a_password_change_gets_no_session() {
-    let (app, alice) = app_with_alice(&[]).await;
+    let WithAlice { app, alice } = app_with_alice(&[]).await;
     let answer = sign_in_across(&app, || async {
         let env = app.cli_env();
         let dir = app.dir.clone();
@@ -73,7 +80,7 @@ async fn a_sign_in_in_flight_during_a_password_change_gets_no_session() {
 
 #[tokio::test]
 async fn a_sign_in_in_flight_during_a_disable_gets_no_session() {
-    let (app, alice) = app_with_alice(&[]).await;
+    let WithAlice { app, alice } = app_with_alice(&[]).await;
     let answer = sign_in_across(&app, || async {
         app.core.change_user(&alice, Change::Disable).await.unwrap();
     })
@@ -83,7 +90,7 @@ async fn a_sign_in_in_flight_during_a_disable_gets_no_session() {
 
 #[tokio::test]
 async fn a_sign_in_in_flight_during_a_role_change_gets_no_session_under_revoke() {
-    let (app, alice) = app_with_alice(&[("permission_change_policy", "revoke")]).await;
+    let WithAlice { app, alice } = app_with_alice(&[("permission_change_policy", "revoke")]).await;
     let answer = sign_in_across(&app, || async {
         app.core
             .change_user(&alice, Change::Roles(vec!["viewer".into()]))
@@ -101,7 +108,7 @@ async fn a_sign_in_in_flight_during_a_role_change_gets_no_session_under_revoke()
 
 #[tokio::test]
 async fn a_sign_in_held_with_nothing_changing_succeeds() {
-    let (app, _) = app_with_alice(&[]).await;
+    let WithAlice { app, .. } = app_with_alice(&[]).await;
     let (status, body) = sign_in_across(&app, || async {}).await;
     assert_eq!(status, 200, "{body}");
     assert!(body["refresh_token"].is_string());

@@ -4,10 +4,8 @@ use reqwest::Method;
 use reqwest::header::HeaderValue;
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use crate::support::*;
 use crate::token::basic;
-
-const PASSWORD: &str = "correct horse battery";
 
 /// The value of one series line (`name{labels} value`), if present.
 fn series(metrics: &str, line_start: &str) -> Option<f64> {

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tessera::http::ROUTES;
 use yaml_rust2::{Yaml, YamlLoader};
 
-use crate::helpers::TestApp;
+use crate::support::TestApp;
 
 const SPEC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml");
 

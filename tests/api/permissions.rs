@@ -4,20 +4,7 @@
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
 
-use crate::helpers::*;
-
-pub const PASSWORD: &str = "correct horse battery";
-
-/// A server with public client `app`, user alice (`reader`), service `rs` (introspect,
-/// events) and an administrator. Returns (app, alice's sub, rs's secret, admin token).
-pub async fn setup(policy: &str) -> (TestApp, String, String, String) {
-    let app = TestApp::with(&[("permission_change_policy", policy)]).await;
-    app.client("app", true, &["password"], &[], &[]).await;
-    let alice = app.user("alice", PASSWORD, &["reader"]).await;
-    let rs = app.service("rs", &["introspect", "events"]).await;
-    let admin = app.admin_token().await;
-    (app, alice, rs, admin)
-}
+use crate::support::*;
 
 pub fn str_of(v: &Value, key: &str) -> String {
     v[key]
@@ -68,20 +55,6 @@ async fn events_of(app: &TestApp, rs: &str, sub: &str) -> Vec<Value> {
         .collect()
 }
 
-pub async fn assert_invalid_token(resp: Response) {
-    assert_eq!(resp.status(), 401);
-    let challenge = resp.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    assert!(
-        challenge.starts_with(r#"Bearer realm="tessera", error="invalid_token""#),
-        "{challenge}"
-    );
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"], "invalid_token");
-}
-
 pub async fn assert_insufficient_scope(resp: Response) {
     assert_eq!(resp.status(), 403);
     let challenge = resp.headers()["www-authenticate"]
@@ -98,7 +71,12 @@ pub async fn assert_insufficient_scope(resp: Response) {
 
 #[tokio::test]
 async fn under_revoke_a_role_change_ends_the_session_and_a_new_login_gets_the_new_roles() {
-    let (app, alice, rs, admin) = setup("revoke").await;
+    let Policy {
+        app,
+        alice,
+        rs,
+        admin,
+    } = Policy::start("revoke").await;
     let first = app.login("app", "alice", PASSWORD).await;
     let (at, rt) = (
         str_of(&first, "access_token"),
@@ -121,7 +99,7 @@ async fn under_revoke_a_role_change_ends_the_session_and_a_new_login_gets_the_ne
     // The old family cannot mint anything any more.
     assert_oauth_error(app.refresh("app", &rt).await, 400, "invalid_grant").await;
     assert_eq!(introspect(&app, &rs, &at).await, json!({"active": false}));
-    assert_invalid_token(userinfo(&app, &at).await).await;
+    assert_invalid_token(userinfo(&app, &at).await, "/userinfo").await;
 
     // Signing in again gives the new roles and version.
     let again = app.login("app", "alice", PASSWORD).await;
@@ -148,7 +126,12 @@ async fn under_revoke_a_role_change_ends_the_session_and_a_new_login_gets_the_ne
 
 #[tokio::test]
 async fn under_reissue_the_session_survives_and_the_next_refresh_carries_the_new_roles() {
-    let (app, alice, rs, admin) = setup("reissue").await;
+    let Policy {
+        app,
+        alice,
+        rs,
+        admin,
+    } = Policy::start("reissue").await;
     let first = app.login("app", "alice", PASSWORD).await;
     let (at, rt) = (
         str_of(&first, "access_token"),
@@ -214,7 +197,12 @@ async fn under_reissue_the_session_survives_and_the_next_refresh_carries_the_new
 #[tokio::test]
 async fn disabling_revokes_under_both_policies() {
     for policy in ["revoke", "reissue"] {
-        let (app, alice, rs, admin) = setup(policy).await;
+        let Policy {
+            app,
+            alice,
+            rs,
+            admin,
+        } = Policy::start(policy).await;
         let first = app.login("app", "alice", PASSWORD).await;
         let (at, rt) = (
             str_of(&first, "access_token"),
@@ -244,7 +232,7 @@ async fn disabling_revokes_under_both_policies() {
             json!({"active": false}),
             "{policy}"
         );
-        assert_invalid_token(userinfo(&app, &at).await).await;
+        assert_invalid_token(userinfo(&app, &at).await, "/userinfo").await;
         let login = app
             .token(&[
                 ("grant_type", "password"),
@@ -268,7 +256,7 @@ async fn disabling_revokes_under_both_policies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_change_revokes_under_both_policies() {
     for policy in ["revoke", "reissue"] {
-        let (app, alice, rs, _) = setup(policy).await;
+        let Policy { app, alice, rs, .. } = Policy::start(policy).await;
         let first = app.login("app", "alice", PASSWORD).await;
         let (at, rt) = (
             str_of(&first, "access_token"),
@@ -291,7 +279,7 @@ async fn a_password_change_revokes_under_both_policies() {
             json!({"active": false}),
             "{policy}"
         );
-        assert_invalid_token(userinfo(&app, &at).await).await;
+        assert_invalid_token(userinfo(&app, &at).await, "/userinfo").await;
         let old = app
             .token(&[
                 ("grant_type", "password"),
@@ -322,7 +310,12 @@ async fn a_password_change_revokes_under_both_policies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_role_changes_take_the_same_path() {
-    let (app, alice, rs, admin) = setup("revoke").await;
+    let Policy {
+        app,
+        alice,
+        rs,
+        admin,
+    } = Policy::start("revoke").await;
     let rt = str_of(&app.login("app", "alice", PASSWORD).await, "refresh_token");
     for (args, roles) in [
         (vec!["--set", "a,b"], json!(["a", "b"])),
@@ -362,7 +355,12 @@ async fn cli_role_changes_take_the_same_path() {
 
 #[tokio::test]
 async fn under_reissue_a_token_behind_the_users_ver_introspects_inactive() {
-    let (app, alice, rs, admin) = setup("reissue").await;
+    let Policy {
+        app,
+        alice,
+        rs,
+        admin,
+    } = Policy::start("reissue").await;
     let first = app.login("app", "alice", PASSWORD).await;
     let at = str_of(&first, "access_token");
     assert_eq!(introspect(&app, &rs, &at).await["active"], true);

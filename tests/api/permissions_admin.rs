@@ -3,10 +3,8 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::*;
-use crate::permissions::{
-    PASSWORD, assert_insufficient_scope, assert_invalid_token, put_roles, setup, str_of,
-};
+use crate::permissions::{assert_insufficient_scope, put_roles, str_of};
+use crate::support::*;
 
 /// Root and a second administrator, boss; returns boss's sub and access token.
 async fn second_admin(app: &TestApp) -> (String, String) {
@@ -27,7 +25,12 @@ async fn second_admin(app: &TestApp) -> (String, String) {
 #[tokio::test]
 async fn a_demoted_admin_is_refused_at_once() {
     // Under `reissue` the session survives, so the refusal comes from the live role check.
-    let (app, alice, _, root) = setup("reissue").await;
+    let Policy {
+        app,
+        alice,
+        admin: root,
+        ..
+    } = Policy::start("reissue").await;
     let (boss, token) = second_admin(&app).await;
     assert_eq!(
         put_roles(&app, &root, &boss, json!(["ops"])).await.status(),
@@ -50,7 +53,12 @@ async fn a_demoted_admin_is_refused_at_once() {
 
 #[tokio::test]
 async fn under_revoke_a_demoted_admins_session_is_gone() {
-    let (app, alice, _, root) = setup("revoke").await;
+    let Policy {
+        app,
+        alice,
+        admin: root,
+        ..
+    } = Policy::start("revoke").await;
     let (boss, token) = second_admin(&app).await;
     assert_eq!(
         put_roles(&app, &root, &boss, json!(["ops"])).await.status(),
@@ -61,12 +69,17 @@ async fn under_revoke_a_demoted_admins_session_is_gone() {
         .send()
         .await
         .unwrap();
-    assert_invalid_token(r).await;
+    assert_invalid_token(r, "the admin API").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_who_demotes_themselves_through_the_cli_is_refused() {
-    let (app, alice, _, root) = setup("reissue").await;
+    let Policy {
+        app,
+        alice,
+        admin: root,
+        ..
+    } = Policy::start("reissue").await;
     let path = format!("/admin/users/{alice}");
     let ok = app
         .with_bearer(Method::GET, &path, &root)

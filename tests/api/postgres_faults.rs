@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::helpers::*;
 use crate::refresh::rt;
-use crate::token::{PASSWORD, USER};
+use crate::support::*;
 
 #[test]
 fn an_unreachable_database_at_start_is_a_clear_error_and_a_non_zero_exit() {
@@ -103,10 +102,13 @@ impl Drop for OwnCluster {
 
 /// A cluster of the test's own and a server on it (requests wait at most 1 s for a
 /// connection; a 10 s grace window lets a retried refresh find its successor).
-/// None, with a note, when the suite runs on SQLite.
+/// None, with a visible "skipped: ..." line, when the suite runs on SQLite (the
+/// tests that use it are named `postgres_only_*`).
 async fn on_own_cluster() -> Option<(OwnCluster, TestApp)> {
-    if !on_postgres() {
-        eprintln!("runs on PostgreSQL only (set TESSERA_TEST_POSTGRES)");
+    if skip_unless(
+        on_postgres(),
+        "runs on PostgreSQL only (set TESSERA_TEST_POSTGRES)",
+    ) {
         return None;
     }
     let cluster = OwnCluster::start();
@@ -120,7 +122,8 @@ async fn on_own_cluster() -> Option<(OwnCluster, TestApp)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_restarted_under_load_gives_503s_then_recovers_with_no_rotation_half_applied() {
+async fn postgres_only_restarted_under_load_gives_503s_then_recovers_with_no_rotation_half_applied()
+{
     let Some((cluster, app)) = on_own_cluster().await else {
         return;
     };
@@ -223,7 +226,7 @@ async fn postgres_restarted_under_load_gives_503s_then_recovers_with_no_rotation
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_sse_subscriber_on_another_instance_misses_nothing_across_a_postgres_restart() {
+async fn postgres_only_an_sse_subscriber_on_another_instance_misses_nothing_across_a_restart() {
     let Some((cluster, app)) = on_own_cluster().await else {
         return;
     };

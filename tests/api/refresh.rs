@@ -6,8 +6,8 @@ use std::time::Duration;
 use reqwest::Response;
 use serde_json::{Value, json};
 
-use crate::helpers::*;
-use crate::token::{PASSWORD, USER, assert_token_ok};
+use crate::support::*;
+use crate::token::assert_token_ok;
 
 /// An app with public client `app` (scopes read, write) and user alice (role reader).
 pub async fn session_app(extra: &[(&'static str, &str)]) -> TestApp {

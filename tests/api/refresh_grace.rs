@@ -5,9 +5,9 @@
 use serde_json::{Value, json};
 use tessera::domain::clients::NewClient;
 
-use crate::helpers::*;
 use crate::refresh::{assert_invalid_grant, refresh_ok, revocations, rt};
-use crate::token::{PASSWORD, USER, assert_token_ok};
+use crate::support::*;
+use crate::token::assert_token_ok;
 
 async fn app_with_grace(server: &str, client: Option<u64>) -> TestApp {
     let app = TestApp::with(&[("refresh_reuse_grace", server)]).await;

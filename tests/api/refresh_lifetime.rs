@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::*;
 use crate::jwks::{fetch_jwks, verify_with_jwks};
 use crate::refresh::{assert_invalid_grant, claims, refresh_ok, revocations, rt, session_app};
-use crate::token::{PASSWORD, USER, assert_token_ok};
+use crate::support::*;
+use crate::token::assert_token_ok;
 use crate::token_grants::password_login;
 
 #[tokio::test]

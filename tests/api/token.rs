@@ -3,11 +3,9 @@
 use reqwest::{Response, header};
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use crate::support::*;
 
 pub const FORM: &str = "application/x-www-form-urlencoded";
-pub const USER: &str = "alice";
-pub const PASSWORD: &str = "correct horse battery";
 pub const CHALLENGE: &str = r#"Basic realm="tessera", charset="UTF-8""#;
 
 /// Form-urlencodes one value (RFC 6749 Appendix B): unreserved bytes as is, space as `+`.
@@ -34,26 +32,6 @@ pub fn basic_raw(decoded: &str) -> String {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(decoded)
     )
-}
-
-/// A confidential client `svc` (client_credentials, roles `svc-role`), a public client
-/// `app` (password, hence refresh_token) and a user; returns the app, svc's secret, the user's sub.
-pub async fn setup() -> (TestApp, String, String) {
-    let app = TestApp::spawn().await;
-    let secret = app
-        .client(
-            "svc",
-            false,
-            &["client_credentials"],
-            &["read", "write"],
-            &["svc-role"],
-        )
-        .await
-        .unwrap();
-    app.client("app", true, &["password"], &["read", "write"], &[])
-        .await;
-    let sub = app.user(USER, PASSWORD, &["reader"]).await;
-    (app, secret, sub)
 }
 
 pub async fn post_raw(
@@ -84,9 +62,7 @@ pub async fn assert_token_ok(resp: Response) -> Value {
     let h = resp.headers().clone();
     let body: Value = resp.json().await.unwrap();
     assert_eq!(status, 200, "body: {body}");
-    assert_eq!(h["content-type"], "application/json");
-    assert_eq!(h["cache-control"], "no-store");
-    assert_eq!(h["pragma"], "no-cache");
+    assert_no_store_json(&h, "a token response");
     assert_eq!(body["token_type"], "Bearer");
     assert!(
         body["access_token"]
@@ -113,7 +89,7 @@ async fn get_token_is_method_not_allowed() {
 
 #[tokio::test]
 async fn client_credentials_response_shape_and_claims() {
-    let (app, secret, _) = setup().await;
+    let Grants { app, secret, .. } = Grants::start().await;
     let r = post_basic(
         &app,
         &basic("svc", &secret),
@@ -149,7 +125,7 @@ async fn client_credentials_response_shape_and_claims() {
 
 #[tokio::test]
 async fn client_credentials_for_a_public_client_is_invalid_client() {
-    let (app, _, _) = setup().await;
+    let Grants { app, .. } = Grants::start().await;
     let r = app
         .token(&[("grant_type", "client_credentials"), ("client_id", "app")])
         .await;
@@ -160,7 +136,7 @@ async fn client_credentials_for_a_public_client_is_invalid_client() {
 
 #[tokio::test]
 async fn empty_scope_is_omitted_and_unknown_parameters_are_ignored() {
-    let (app, secret, _) = setup().await;
+    let Grants { app, secret, .. } = Grants::start().await;
     let auth = basic("svc", &secret);
     for form in [
         &[("grant_type", "client_credentials"), ("scope", "")][..],
@@ -184,7 +160,7 @@ async fn empty_scope_is_omitted_and_unknown_parameters_are_ignored() {
 
 #[tokio::test]
 async fn empty_or_missing_grant_type_is_invalid_request() {
-    let (app, secret, _) = setup().await;
+    let Grants { app, secret, .. } = Grants::start().await;
     let auth = basic("svc", &secret);
     let r = post_basic(&app, &auth, &[("grant_type", "")]).await;
     let body = assert_oauth_error(r, 400, "invalid_request").await;
@@ -195,7 +171,7 @@ async fn empty_or_missing_grant_type_is_invalid_request() {
 
 #[tokio::test]
 async fn a_repeated_parameter_is_invalid_request() {
-    let (app, secret, _) = setup().await;
+    let Grants { app, secret, .. } = Grants::start().await;
     let auth = basic("svc", &secret);
     for form in [
         &[
@@ -227,7 +203,7 @@ async fn a_repeated_parameter_is_invalid_request() {
 
 #[tokio::test]
 async fn credentials_in_the_query_string_are_rejected() {
-    let (app, secret, _) = setup().await;
+    let Grants { app, secret, .. } = Grants::start().await;
     for (name, value) in [
         ("client_secret", secret.as_str()),
         ("password", PASSWORD),
@@ -274,7 +250,7 @@ async fn basic_credentials_are_form_urlencoded() {
 
 #[tokio::test]
 async fn client_secret_post_is_accepted() {
-    let (app, secret, _) = setup().await;
+    let Grants { app, secret, .. } = Grants::start().await;
     let r = app
         .token(&[
             ("grant_type", "client_credentials"),
@@ -291,7 +267,7 @@ async fn client_secret_post_is_accepted() {
 
 #[tokio::test]
 async fn basic_and_a_body_secret_together_are_invalid_request() {
-    let (app, secret, _) = setup().await;
+    let Grants { app, secret, .. } = Grants::start().await;
     let form = [
         ("grant_type", "client_credentials"),
         ("client_id", "svc"),
@@ -310,7 +286,7 @@ async fn basic_and_a_body_secret_together_are_invalid_request() {
 
 #[tokio::test]
 async fn a_wrong_secret_over_basic_is_401_with_a_challenge() {
-    let (app, secret, _) = setup().await;
+    let Grants { app, secret, .. } = Grants::start().await;
     let wrong = format!("{}x", &secret[..secret.len() - 1]);
     let r = post_basic(
         &app,
@@ -335,7 +311,7 @@ async fn failure_view(r: Response) -> (u16, Option<String>, Value) {
 
 #[tokio::test]
 async fn a_wrong_secret_and_an_unknown_client_look_the_same() {
-    let (app, _, _) = setup().await;
+    let Grants { app, .. } = Grants::start().await;
     let cc = "client_credentials";
     let wrong = failure_view(
         app.token(&[
@@ -368,7 +344,7 @@ async fn a_wrong_secret_and_an_unknown_client_look_the_same() {
 
 #[tokio::test]
 async fn a_confidential_client_without_a_secret_is_invalid_client() {
-    let (app, _, _) = setup().await;
+    let Grants { app, .. } = Grants::start().await;
     let cc = "client_credentials";
     let missing = app.token(&[("grant_type", cc), ("client_id", "svc")]).await;
     assert_oauth_error(missing, 401, "invalid_client").await;

@@ -4,8 +4,8 @@
 use reqwest::{Response, header};
 use serde_json::Value;
 
-use crate::helpers::*;
-use crate::token::{FORM, PASSWORD, USER, basic_raw, post_raw, setup};
+use crate::support::*;
+use crate::token::{FORM, basic_raw, post_raw};
 
 /// Asserts a 4xx JSON error with the no-store headers; returns status and body.
 async fn assert_json_4xx(r: Response, what: &str) -> (u16, Value) {
@@ -16,9 +16,7 @@ async fn assert_json_4xx(r: Response, what: &str) -> (u16, Value) {
         (400..500).contains(&status),
         "{what}: status {status}, body {text}"
     );
-    assert_eq!(h["content-type"], "application/json", "{what}: {text}");
-    assert_eq!(h["cache-control"], "no-store", "{what}");
-    assert_eq!(h["pragma"], "no-cache", "{what}");
+    assert_no_store_json(&h, &format!("{what}: {text}"));
     let body: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{what}: {e}: {text}"));
     assert!(
         body["error"].as_str().is_some_and(|e| !e.is_empty()),
@@ -29,7 +27,7 @@ async fn assert_json_4xx(r: Response, what: &str) -> (u16, Value) {
 
 #[tokio::test]
 async fn malformed_percent_encoding_is_invalid_request() {
-    let (app, _, _) = setup().await;
+    let Grants { app, .. } = Grants::start().await;
     for body in [
         "grant_type=password&client_id=app&username=alice&password=%zz",
         "grant_type=password&client_id=app&username=alice%4",
@@ -45,7 +43,7 @@ async fn malformed_percent_encoding_is_invalid_request() {
 
 #[tokio::test]
 async fn invalid_utf8_is_invalid_request() {
-    let (app, _, _) = setup().await;
+    let Grants { app, .. } = Grants::start().await;
     let encoded = "grant_type=password&client_id=app&username=%ff%fe&password=x";
     assert_oauth_error(
         post_raw(&app, Some(FORM), encoded).await,
@@ -66,7 +64,7 @@ async fn invalid_utf8_is_invalid_request() {
 
 #[tokio::test]
 async fn a_wrong_content_type_is_invalid_request() {
-    let (app, _, _) = setup().await;
+    let Grants { app, .. } = Grants::start().await;
     let json = r#"{"grant_type":"password","client_id":"app","username":"alice","password":"correct horse battery"}"#;
     let form =
         format!("grant_type=password&client_id=app&username={USER}&password=correct+horse+battery");
@@ -101,7 +99,7 @@ async fn a_wrong_content_type_is_invalid_request() {
 
 #[tokio::test]
 async fn a_body_over_16_kib_is_413_json() {
-    let (app, _, _) = setup().await;
+    let Grants { app, .. } = Grants::start().await;
     let huge = format!(
         "grant_type=password&client_id=app&username={}",
         "a".repeat(2 * 1024 * 1024)
@@ -125,7 +123,7 @@ async fn a_body_over_16_kib_is_413_json() {
 
 #[tokio::test]
 async fn ten_kilobyte_fields_get_ordinary_errors() {
-    let (app, secret, _) = setup().await;
+    let Grants { app, secret, .. } = Grants::start().await;
     let long = "x".repeat(10 * 1024);
     let login = [
         ("grant_type", "password"),
@@ -164,7 +162,7 @@ async fn ten_kilobyte_fields_get_ordinary_errors() {
 
 #[tokio::test]
 async fn malformed_authorization_headers_are_invalid_client() {
-    let (app, _, _) = setup().await;
+    let Grants { app, .. } = Grants::start().await;
     let headers = [
         "Basic !!!".to_string(),
         "Basic".to_string(),
@@ -210,7 +208,7 @@ impl Rng {
 
 #[tokio::test]
 async fn random_bodies_never_get_a_5xx() {
-    let (app, _, _) = setup().await;
+    let Grants { app, .. } = Grants::start().await;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     // Raw bytes, and bodies built from the form's own syntax so that the parser is reached deeply.
     let alphabet: &[&[u8]] = &[

@@ -4,12 +4,12 @@
 use reqwest::Response;
 use serde_json::{Value, json};
 
-use crate::helpers::*;
-use crate::token::{PASSWORD, USER, assert_token_ok, basic, keys, post_basic, setup};
+use crate::support::*;
+use crate::token::{assert_token_ok, basic, keys, post_basic};
 
 #[tokio::test]
 async fn unsupported_grant_types() {
-    let (app, secret, _) = setup().await;
+    let Grants { app, secret, .. } = Grants::start().await;
     for grant in [
         "authorization_code",
         "implicit",
@@ -29,7 +29,7 @@ async fn unsupported_grant_types() {
 
 #[tokio::test]
 async fn a_grant_the_client_may_not_use_is_unauthorized_client() {
-    let (app, secret, _) = setup().await;
+    let Grants { app, secret, .. } = Grants::start().await;
     let form = [
         ("grant_type", "password"),
         ("username", USER),
@@ -48,7 +48,7 @@ async fn a_grant_the_client_may_not_use_is_unauthorized_client() {
 
 #[tokio::test]
 async fn a_scope_not_allowed_or_malformed_is_invalid_scope() {
-    let (app, secret, _) = setup().await;
+    let Grants { app, secret, .. } = Grants::start().await;
     for scope in ["admin", "read admin", "read\"", "r\\w", " "] {
         let form = [("grant_type", "client_credentials"), ("scope", scope)];
         let r = post_basic(&app, &basic("svc", &secret), &form).await;
@@ -66,7 +66,7 @@ async fn a_scope_not_allowed_or_malformed_is_invalid_scope() {
 
 #[tokio::test]
 async fn password_grant_issues_a_user_token_and_a_refresh_token() {
-    let (app, _, sub) = setup().await;
+    let Grants { app, sub, .. } = Grants::start().await;
     let form = [
         ("grant_type", "password"),
         ("client_id", "app"),
@@ -112,7 +112,7 @@ pub async fn password_login(app: &TestApp, user: &str, password: &str) -> Respon
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_unknown_and_disabled_users_are_invalid_grant() {
-    let (app, _, _) = setup().await;
+    let Grants { app, .. } = Grants::start().await;
     let wrong = assert_oauth_error(
         password_login(&app, USER, "wrong password").await,
         400,
@@ -142,7 +142,7 @@ async fn wrong_password_unknown_and_disabled_users_are_invalid_grant() {
 
 #[tokio::test]
 async fn missing_password_or_username_is_invalid_request() {
-    let (app, _, _) = setup().await;
+    let Grants { app, .. } = Grants::start().await;
     for form in [
         &[
             ("grant_type", "password"),
@@ -197,7 +197,7 @@ async fn resource_selects_the_audience_or_is_invalid_target() {
             assert_oauth_error(post_basic(&app, &auth, &form).await, 400, "invalid_target").await;
         assert!(body["error_description"].is_string());
     }
-    let (app, _, _) = setup().await;
+    let Grants { app, .. } = Grants::start().await;
     let form = [
         ("grant_type", "password"),
         ("client_id", "app"),

@@ -10,9 +10,7 @@ use tessera::config::Layers;
 use tessera::domain::Core;
 
 use crate::admin::assert_admin_error;
-use crate::helpers::*;
-
-const PASSWORD: &str = "correct horse battery";
+use crate::support::*;
 
 #[tokio::test]
 async fn a_username_differing_only_in_case_is_a_conflict() {

@@ -8,11 +8,10 @@ use reqwest::Method;
 use serde_json::json;
 use tessera_verify::{Rejection, Settings, StalePolicy, Verifier};
 
-use crate::helpers::*;
 use crate::keys_instances::Instance;
+use crate::support::*;
 
 pub const AUD: &str = "https://api.example";
-const PASSWORD: &str = "alice password 1";
 /// A generous bound on "within a second": the assertion is about the event path, not speed.
 const WITHIN: Duration = Duration::from_secs(5);
 
@@ -217,11 +216,8 @@ async fn verify_resumes_after_an_issuer_restart_with_no_event_lost() {
     };
     assert_eq!(refused(&v, &token).await, Rejection::RolesChanged);
     let last = rig.last_event().await;
-    let deadline = Instant::now() + WITHIN;
-    while v.health().last_event_id != Some(last) {
-        assert!(Instant::now() < deadline, "{:?} vs {last}", v.health());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let caught_up = eventually(WITHIN, || async { v.health().last_event_id == Some(last) }).await;
+    assert!(caught_up, "{:?} vs {last}", v.health());
     assert!(v.health().connections >= 2, "{:?}", v.health());
 }
 
@@ -262,11 +258,11 @@ async fn verify_applies_the_staleness_policy_when_the_feed_goes_away() {
     let (refuse, accept) = (start(refuse).await, start(accept).await);
     assert!(refuse.verify(&token).await.is_ok());
     rig.app.shutdown().await;
-    let deadline = Instant::now() + WITHIN;
-    while !(refuse.health().stale && accept.health().stale) {
-        assert!(Instant::now() < deadline, "{:?}", refuse.health());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let stale = eventually(WITHIN, || async {
+        refuse.health().stale && accept.health().stale
+    })
+    .await;
+    assert!(stale, "{:?}", refuse.health());
     let h = refuse.health();
     assert!(!h.connected && h.lag.unwrap() > budget, "{h:?}");
     let why = refuse.verify(&token).await.unwrap_err();

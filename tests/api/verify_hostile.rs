@@ -8,7 +8,7 @@ use serde_json::json;
 use tessera_verify::Rejection;
 
 use crate::hardening_jwt::{Signer, hs256};
-use crate::helpers::*;
+use crate::support::*;
 use crate::verify_feed::{AUD, rig};
 
 #[tokio::test]
