@@ -208,7 +208,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         eprintln!("migrations applied");
         return Ok(());
     }
-    let core = Core::open(cfg)
+    let core = crate::app::build(cfg)
         .await
         .map_err(|e| fail(crate::error_chain(&e)))?;
     match cli.command {
@@ -221,26 +221,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 async fn serve(core: Arc<Core>) -> Result<(), Failure> {
-    let listener = tokio::net::TcpListener::bind(core.cfg.bind)
-        .await
-        .map_err(|e| {
-            fail(format!(
-                "cannot listen on {} (TESSERA_BIND): {e}",
-                core.cfg.bind
-            ))
-        })?;
-    let ops = tokio::net::TcpListener::bind(core.cfg.ops_bind)
-        .await
-        .map_err(|e| {
-            fail(format!(
-                "cannot listen on {} (TESSERA_OPS_BIND): {e}",
-                core.cfg.ops_bind
-            ))
-        })?;
+    let (listener, ops) = crate::app::listen(&core.cfg).await.map_err(fail)?;
     // Logged before "tessera listening": whoever waits for that line finds this one too.
     tracing::info!(addr = %ops.local_addr().map_err(fail)?, "operator listener (/metrics) on");
     tracing::info!(addr = %listener.local_addr().map_err(fail)?, issuer = %core.cfg.issuer, "tessera listening");
-    crate::http::serve(core, listener, ops, shutdown_signal())
+    crate::app::serve(core, listener, ops, shutdown_signal())
         .await
         .map_err(fail)
 }

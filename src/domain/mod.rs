@@ -2,12 +2,15 @@
 
 pub mod clients;
 pub mod events;
+pub mod feed;
 pub mod grants;
 pub mod introspection;
 pub mod keys;
+pub mod liveness;
 pub mod passwords;
 pub mod pause;
 pub mod permissions;
+pub mod queries;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;

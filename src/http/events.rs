@@ -20,11 +20,13 @@ use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::bearer::{self, BearerError};
+use super::bearer;
+use super::error::{HttpError, Surface};
 use crate::domain::Core;
 use crate::domain::events::{Refused, SecurityEvent, Slot};
+use crate::domain::feed::Start;
+use crate::domain::liveness::{ClientRead, Liveness};
 use crate::domain::tokens::AccessClaims;
-use crate::store::{self, StoreError};
 
 /// Longest long-poll wait, in seconds.
 pub const MAX_WAIT: u64 = 30;
@@ -41,12 +43,13 @@ struct Params {
     since: Option<String>,
 }
 
-fn bad_request(description: &str) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        Json(json!({"error": "invalid_request", "error_description": description})),
-    )
-        .into_response()
+fn bad_request(description: &'static str) -> Response {
+    HttpError::invalid_request(description).into_response()
+}
+
+/// An internal failure on the feed: the bearer surface's body.
+fn internal(e: &(dyn std::error::Error + 'static)) -> Response {
+    HttpError::internal(Surface::Bearer, e).into_response()
 }
 
 async fn events(
@@ -62,21 +65,20 @@ async fn events(
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    let filter = if let Some(_sid) = &caller.claims.sid {
-        match store::users::by_id(&core.db.read, &caller.claims.sub).await {
-            Ok(Some(u)) if !u.disabled => Some(u.id),
-            Ok(_) => return BearerError::InvalidToken("the user is disabled").into_response(),
-            Err(e) => return BearerError::Internal(e).into_response(),
+    let filter = match core.liveness(&caller.claims, ClientRead::Cached).await {
+        Ok(Liveness::User(u)) => Some(u.id),
+        Ok(Liveness::Client { events: true }) => None,
+        Ok(Liveness::UserDisabled) => {
+            return HttpError::invalid_token("the user is disabled").into_response();
         }
-    } else {
-        match core.clients.get(&core.db, &caller.claims.client_id).await {
-            Ok(Some(c)) if c.can("events") => None,
-            Ok(_) => {
-                return BearerError::InsufficientScope("this client may not read the event feed")
-                    .into_response();
-            }
-            Err(e) => return BearerError::Internal(e).into_response(),
+        Ok(Liveness::SessionRevoked) => {
+            return HttpError::invalid_token("the session was revoked").into_response();
         }
+        Ok(Liveness::Client { events: false } | Liveness::ClientGone) => {
+            return HttpError::insufficient_scope("this client may not read the event feed")
+                .into_response();
+        }
+        Err(e) => return internal(&e),
     };
 
     let sse = accepts_sse(&headers);
@@ -121,14 +123,14 @@ async fn events(
     };
     // Subscribe before reading anything.
     let wake = core.events.subscribe();
-    let start = match resolve_start(&core, after, since).await {
-        Ok(Ok(id)) => id,
-        Ok(Err(gone)) => return gone,
-        Err(e) => return BearerError::Internal(e).into_response(),
+    let start = match core.feed_start(after, since).await {
+        Ok(Start::After(id)) => id,
+        Ok(Start::Gone { next_after }) => return gone(next_after),
+        Err(e) => return internal(&e),
     };
     if sse {
         let Some(token) = bearer::token(&headers).ok().map(str::to_string) else {
-            return BearerError::Missing.into_response();
+            return HttpError::bearer_required().into_response();
         };
         let access = Access {
             token,
@@ -155,48 +157,25 @@ fn too_many(sse: bool, refused: Refused) -> Response {
         Refused::Token => "this access token",
         Refused::Caller => "this caller",
     };
-    let body =
-        json!({"error": error, "error_description": format!("too many open {what} for {whose}")});
-    let retry = if sse { "10" } else { "1" };
-    (
+    let retry = if sse { 10 } else { 1 };
+    HttpError::new(
         StatusCode::TOO_MANY_REQUESTS,
-        [(header::RETRY_AFTER, retry)],
-        Json(body),
+        error,
+        format!("too many open {what} for {whose}"),
     )
-        .into_response()
+    .retry_after(retry)
+    .into_response()
 }
 
-/// Where to start: after `after`; else with the first event at or after `since`
-/// (UNIX seconds: a verifier's cold start); else from now. 410 when the events
-/// wanted have been pruned by retention.
-async fn resolve_start(
-    core: &Core,
-    after: Option<i64>,
-    since: Option<i64>,
-) -> Result<Result<i64, Response>, StoreError> {
-    let retained_from = store::now() - core.cfg.event_retention.as_secs() as i64;
-    match (after, since) {
-        (None, Some(since)) if since < retained_from => {
-            Ok(Err(gone(store::events::last_id(&core.db.read).await?)))
-        }
-        (None, Some(since)) => Ok(Ok(store::events::last_before(&core.db.read, since).await?)),
-        (None, None) => Ok(Ok(store::events::last_id(&core.db.read).await?)),
-        (Some(after), _) => {
-            if after < store::events::pruned_through(&core.db.read).await? {
-                return Ok(Err(gone(store::events::last_id(&core.db.read).await?)));
-            }
-            Ok(Ok(after))
-        }
-    }
-}
-
+/// 410: the events wanted have been pruned by retention.
 fn gone(next_after: i64) -> Response {
-    let body = json!({
-        "error": "resync_required",
-        "error_description": "events after this id are beyond the retention window; resynchronise (re-read users and sessions) and resume from the newest id",
-        "next_after": next_after,
-    });
-    (StatusCode::GONE, Json(body)).into_response()
+    HttpError::new(
+        StatusCode::GONE,
+        "resync_required",
+        "events after this id are beyond the retention window; resynchronise (re-read users and sessions) and resume from the newest id",
+    )
+    .next_after(next_after)
+    .into_response()
 }
 
 fn accepts_sse(headers: &HeaderMap) -> bool {
@@ -216,14 +195,12 @@ async fn long_poll(
 ) -> Response {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     loop {
-        let rows = match store::events::after(&core.db.read, after, filter.as_deref(), BATCH).await
-        {
-            Ok(rows) => rows,
-            Err(e) => return BearerError::Internal(e).into_response(),
+        let events = match core.events_after(after, filter.as_deref(), BATCH).await {
+            Ok(events) => events,
+            Err(e) => return internal(&e),
         };
         let closing = core.events.is_closing();
-        if !rows.is_empty() || tokio::time::Instant::now() >= deadline || closing {
-            let events: Vec<SecurityEvent> = rows.into_iter().map(SecurityEvent::from).collect();
+        if !events.is_empty() || tokio::time::Instant::now() >= deadline || closing {
             let next_after = events.last().map_or(after, |e| e.id);
             return Json(json!({"events": events, "next_after": next_after})).into_response();
         }
@@ -326,33 +303,17 @@ impl Access {
         {
             return Err(End::KeyRevoked);
         }
-        let live = match &self.claims.sid {
-            Some(sid) => {
-                let found = tokio::try_join!(
-                    store::sessions::family(&core.db.read, sid),
-                    store::users::by_id(&core.db.read, &self.claims.sub),
-                );
-                found.map(|(family, user)| match (family, user) {
-                    (_, Some(u)) if u.disabled => Err(End::UserDisabled),
-                    (Some(f), Some(u)) if f.revoked_at.is_none() && f.user_id == u.id => Ok(()),
-                    _ => Err(End::SessionRevoked),
-                })
-            }
-            // Read past the client cache: a changed client ends the stream.
-            None => store::clients::by_id(&core.db.read, &self.claims.client_id)
-                .await
-                .map(|row| {
-                    let can = row.is_some_and(|r| {
-                        serde_json::from_str::<Vec<String>>(&r.capabilities)
-                            .is_ok_and(|c| c.iter().any(|c| c == "events"))
-                    });
-                    if can {
-                        Ok(())
-                    } else {
-                        Err(End::CapabilityRevoked)
-                    }
-                }),
-        };
+        let live = core
+            .liveness(&self.claims, ClientRead::Fresh)
+            .await
+            .map(|live| match live {
+                Liveness::User(_) | Liveness::Client { events: true } => Ok(()),
+                Liveness::UserDisabled => Err(End::UserDisabled),
+                Liveness::SessionRevoked => Err(End::SessionRevoked),
+                Liveness::Client { events: false } | Liveness::ClientGone => {
+                    Err(End::CapabilityRevoked)
+                }
+            });
         live.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "event stream: re-checking the caller failed; keeping the stream");
             Ok(())
@@ -404,13 +365,10 @@ fn stream(
             }
             // Mark the signal seen before reading, so a commit after the read wakes us.
             feed.wake.borrow_and_update();
-            let read = store::events::after(
-                &feed.core.db.read,
-                feed.cursor,
-                feed.filter.as_deref(),
-                BATCH,
-            )
-            .await;
+            let read = feed
+                .core
+                .events_after(feed.cursor, feed.filter.as_deref(), BATCH)
+                .await;
             // After the read, before delivering it: whatever was committed with the
             // revocation (its own event included) is never delivered.
             let end = if feed.core.events.is_closing() {
@@ -425,10 +383,9 @@ fn stream(
                 return Some((Ok(end.event()), feed));
             }
             match read {
-                Ok(rows) if !rows.is_empty() => {
-                    feed.cursor = rows.last().expect("non-empty").id;
-                    feed.buffer
-                        .extend(rows.into_iter().map(SecurityEvent::from));
+                Ok(events) if !events.is_empty() => {
+                    feed.cursor = events.last().expect("non-empty").id;
+                    feed.buffer.extend(events);
                 }
                 Ok(_) => {
                     let expiry = feed.access.expiry();

@@ -6,7 +6,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
@@ -15,10 +14,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use secrecy::SecretString;
-use serde_json::json;
 
 use super::Peer;
-use super::error::no_store;
+use super::error::HttpError;
 
 use crate::domain::Core;
 use crate::domain::clients::{AuthError, Client, Credentials};
@@ -253,13 +251,7 @@ fn reject_credentials_in_query(uri: &Uri) -> Result<(), OAuthError> {
 impl IntoResponse for FormError {
     fn into_response(self) -> Response {
         match self {
-            Self::Body(e) => no_store(
-                (
-                    e.status(),
-                    Json(json!({"error": "invalid_request", "error_description": e.description()})),
-                )
-                    .into_response(),
-            ),
+            Self::Body(e) => HttpError::from(e).uncached().into_response(),
             Self::Invalid(e) => e.into_response(),
         }
     }

@@ -58,7 +58,7 @@ async fn metadata(State(core): State<Arc<Core>>) -> Result<Response, OAuthError>
         "tessera_events_endpoint": format!("{iss}/events"),
         "tessera_access_token_max_ttl": core.cfg.access_token_ttl.as_secs(),
     });
-    let scopes = crate::store::clients::all_scopes(&core.db.read).await?;
+    let scopes = core.all_scopes().await?;
     if !scopes.is_empty() {
         doc["scopes_supported"] = json!(scopes);
     }
