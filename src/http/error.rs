@@ -236,3 +236,46 @@ impl From<super::form::BodyError> for HttpError {
         Self::new(e.status(), "invalid_request", e.description())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(e: HttpError) -> (StatusCode, axum::http::HeaderMap, String) {
+        let resp = e.into_response();
+        let (parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, 4096).await.expect("body");
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8(bytes.to_vec()).expect("utf-8"),
+        )
+    }
+
+    /// The bytes the hand-built `json!` bodies had (serde_json sorts members).
+    #[tokio::test]
+    async fn bodies_keep_their_bytes() {
+        let (status, headers, text) =
+            body(HttpError::invalid_token("the session was revoked")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            text,
+            r#"{"error":"invalid_token","error_description":"the session was revoked"}"#
+        );
+        assert_eq!(
+            headers[header::WWW_AUTHENTICATE],
+            r#"Bearer realm="tessera", error="invalid_token", error_description="the session was revoked""#
+        );
+        let (_, headers, text) = body(OAuthError::UnsupportedGrantType.into()).await;
+        assert_eq!(text, r#"{"error":"unsupported_grant_type"}"#);
+        assert_eq!(headers[header::PRAGMA], "no-cache");
+        let (status, headers, _) = body(OAuthError::Throttled { retry_after: 7 }.into()).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(headers[header::RETRY_AFTER], "7");
+        let gone = HttpError::new(StatusCode::GONE, "resync_required", "x").next_after(3);
+        assert_eq!(
+            body(gone).await.2,
+            r#"{"error":"resync_required","error_description":"x","next_after":3}"#
+        );
+    }
+}
