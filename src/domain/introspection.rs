@@ -149,10 +149,7 @@ impl Core {
         sessions::revoke_family(&mut tx, &family, "revoked_by_client").await?;
         tx.commit().await?;
         self.events.wake();
-        self.metrics.inc(
-            "tessera_sessions_revoked_total",
-            &[("reason", "revoked_by_client")],
-        );
+        self.metrics.session_revoked("revoked_by_client");
         Ok(())
     }
 
@@ -166,8 +163,7 @@ impl Core {
         tx.commit().await?;
         self.events.wake();
         if done {
-            self.metrics
-                .inc("tessera_sessions_revoked_total", &[("reason", reason)]);
+            self.metrics.session_revoked(reason);
         }
         Ok(done)
     }

@@ -1,5 +1,7 @@
 //! Strict `application/x-www-form-urlencoded` parsing and client authentication
 //! (RFC 6749 §2.3.1, §3.2). Malformed input becomes `invalid_request`, never a 5xx.
+//! Hand-written on purpose (not axum's `Form`): a repeated parameter, bad percent-encoding
+//! or a credential in the query must each be `invalid_request` (RFC 6749 §3.1), not a rejection.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -265,13 +267,9 @@ impl FormError {
             Self::Body(_) => "invalid_request",
             Self::Invalid(e) => e.code(),
         };
-        core.metrics.inc(
-            "tessera_oauth_errors_total",
-            &[("endpoint", endpoint), ("error", code)],
-        );
+        core.metrics.oauth_error(endpoint, code);
         if code == "slow_down" {
-            core.metrics
-                .inc("tessera_throttled_total", &[("endpoint", endpoint)]);
+            core.metrics.throttled(endpoint);
         }
         self
     }

@@ -259,7 +259,7 @@ async fn accept_loop(
                 b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             );
             if public {
-                core.metrics.inc("tessera_connections_refused_total", &[]);
+                core.metrics.connection_refused();
             }
             continue;
         };
