@@ -1,5 +1,6 @@
 //! The composition root: builds the state, spawns the background work and serves.
 //! `tessera serve` and the tests' `TestApp` both start tessera through here.
+#![warn(unreachable_pub)]
 
 use std::future::Future;
 use std::sync::Arc;

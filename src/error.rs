@@ -1,4 +1,5 @@
 //! Errors at the protocol boundary. The OAuth endpoints speak RFC 6749 §5.2.
+#![warn(unreachable_pub)]
 
 use crate::store::StoreError;
 

@@ -33,7 +33,7 @@ use crate::domain::users::NewUserError;
 
 const JSON_LIMIT: usize = 64 * 1024;
 
-pub fn router() -> Router<Arc<Core>> {
+pub(super) fn router() -> Router<Arc<Core>> {
     Router::new()
         .route("/admin/users", post(create_user))
         .route("/admin/users/{id}", get(get_user))
@@ -118,7 +118,7 @@ async fn json_body<T: DeserializeOwned>(core: &Core, headers: &HeaderMap, body: 
 
 /// The caller, authorised as an administrator. Listed before other extractors so
 /// an anonymous request is refused before anything else is looked at.
-pub struct Admin;
+pub(super) struct Admin;
 
 impl FromRequestParts<Arc<Core>> for Admin {
     type Rejection = HttpError;
@@ -129,7 +129,7 @@ impl FromRequestParts<Arc<Core>> for Admin {
 }
 
 /// A UUID path segment (a user id or a session id); anything else is a JSON 400.
-pub struct Id(String);
+pub(super) struct Id(String);
 
 impl FromRequestParts<Arc<Core>> for Id {
     type Rejection = HttpError;

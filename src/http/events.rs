@@ -29,10 +29,10 @@ use crate::domain::liveness::{ClientRead, Liveness};
 use crate::domain::tokens::AccessClaims;
 
 /// Longest long-poll wait, in seconds.
-pub const MAX_WAIT: u64 = 30;
+pub(super) const MAX_WAIT: u64 = 30;
 const BATCH: i64 = 100;
 
-pub fn router() -> Router<Arc<Core>> {
+pub(super) fn router() -> Router<Arc<Core>> {
     Router::new().route("/events", get(events))
 }
 

@@ -1,4 +1,5 @@
 //! The HTTP surface. Handlers know HTTP; the domain does the work.
+#![warn(unreachable_pub)]
 
 mod admin;
 pub mod bearer;

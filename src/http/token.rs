@@ -14,7 +14,7 @@ use crate::domain::Core;
 use crate::domain::tokens::TokenResponse;
 use crate::error::OAuthError;
 
-pub fn router() -> Router<Arc<Core>> {
+pub(super) fn router() -> Router<Arc<Core>> {
     Router::new().route("/token", post(token))
 }
 

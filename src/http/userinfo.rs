@@ -12,7 +12,7 @@ use super::bearer;
 use super::error::{HttpError, Surface};
 use crate::domain::Core;
 
-pub fn router() -> Router<Arc<Core>> {
+pub(super) fn router() -> Router<Arc<Core>> {
     Router::new().route("/userinfo", get(userinfo))
 }
 

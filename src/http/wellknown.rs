@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::domain::Core;
 use crate::error::OAuthError;
 
-pub fn router() -> Router<Arc<Core>> {
+pub(super) fn router() -> Router<Arc<Core>> {
     Router::new()
         .route("/.well-known/jwks.json", get(jwks))
         .route("/.well-known/oauth-authorization-server", get(metadata))
