@@ -1,50 +1,12 @@
 //! Configuration: defaults, then `tessera.toml`, then `TESSERA_*` environment
 //! variables, then command-line flags (each layer overrides the one before).
 //! Every value is validated at start and a bad one is reported by name.
+#![warn(unreachable_pub)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// Every setting: its key in `tessera.toml` and its environment variable.
-pub const SETTINGS: &[(&str, &str)] = &[
-    ("bind", "TESSERA_BIND"),
-    ("database_url", "DATABASE_URL"),
-    ("issuer", "TESSERA_ISSUER"),
-    ("keys_dir", "TESSERA_KEYS_DIR"),
-    ("kek", "TESSERA_KEK"),
-    ("signing_alg", "TESSERA_SIGNING_ALG"),
-    ("access_token_ttl", "TESSERA_ACCESS_TOKEN_TTL"),
-    ("refresh_idle_ttl", "TESSERA_REFRESH_IDLE_TTL"),
-    ("refresh_max_ttl", "TESSERA_REFRESH_MAX_TTL"),
-    ("refresh_reuse_grace", "TESSERA_REFRESH_REUSE_GRACE"),
-    (
-        "permission_change_policy",
-        "TESSERA_PERMISSION_CHANGE_POLICY",
-    ),
-    ("admin_role", "TESSERA_ADMIN_ROLE"),
-    ("admin_audience", "TESSERA_ADMIN_AUDIENCE"),
-    ("jwks_max_age", "TESSERA_JWKS_MAX_AGE"),
-    ("key_rotation_interval", "TESSERA_KEY_ROTATION_INTERVAL"),
-    ("event_retention", "TESSERA_EVENT_RETENTION"),
-    ("event_tail", "TESSERA_EVENT_TAIL"),
-    ("stream_recheck", "TESSERA_STREAM_RECHECK"),
-    ("argon2_memory_kib", "TESSERA_ARGON2_MEMORY_KIB"),
-    ("argon2_iterations", "TESSERA_ARGON2_ITERATIONS"),
-    ("argon2_queue", "TESSERA_ARGON2_QUEUE"),
-    ("request_timeout", "TESSERA_REQUEST_TIMEOUT"),
-    ("db_max_connections", "TESSERA_DB_MAX_CONNECTIONS"),
-    ("db_acquire_timeout", "TESSERA_DB_ACQUIRE_TIMEOUT"),
-    ("sqlite_synchronous", "TESSERA_SQLITE_SYNCHRONOUS"),
-    ("login_max_failures", "TESSERA_LOGIN_MAX_FAILURES"),
-    ("login_window", "TESSERA_LOGIN_WINDOW"),
-    ("trusted_proxies", "TESSERA_TRUSTED_PROXIES"),
-    ("ops_bind", "TESSERA_OPS_BIND"),
-    ("header_read_timeout", "TESSERA_HEADER_READ_TIMEOUT"),
-    ("keep_alive_timeout", "TESSERA_KEEP_ALIVE_TIMEOUT"),
-    ("max_connections", "TESSERA_MAX_CONNECTIONS"),
-];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -110,53 +72,68 @@ impl SigningAlg {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub bind: SocketAddr,
-    pub database_url: String,
-    pub issuer: String,
-    pub keys_dir: PathBuf,
+/// Declares every setting once: its typed [`Config`] field, whose name is its key
+/// in `tessera.toml`, and its environment variable. The value is read and
+/// validated in [`Layers::build`].
+macro_rules! settings {
+    ($( $(#[$doc:meta])* $key:ident: $ty:ty = $env:literal, )*) => {
+        /// The validated configuration, built once at start.
+        #[derive(Debug, Clone)]
+        pub struct Config {
+            $( $(#[$doc])* pub $key: $ty, )*
+        }
+
+        /// Every setting: its key in `tessera.toml` and its environment variable.
+        pub const SETTINGS: &[(&str, &str)] = &[ $( (stringify!($key), $env), )* ];
+    };
+}
+
+settings! {
+    bind: SocketAddr = "TESSERA_BIND",
+    database_url: String = "DATABASE_URL",
+    issuer: String = "TESSERA_ISSUER",
+    keys_dir: PathBuf = "TESSERA_KEYS_DIR",
     /// Base64 key-encryption key from the environment; when unset it lives in `keys_dir`.
-    pub kek: Option<String>,
-    pub signing_alg: SigningAlg,
-    pub access_token_ttl: Duration,
-    pub refresh_idle_ttl: Duration,
-    pub refresh_max_ttl: Duration,
-    pub refresh_reuse_grace: Duration,
-    pub permission_change_policy: PermissionChangePolicy,
-    pub admin_role: String,
+    kek: Option<String> = "TESSERA_KEK",
+    signing_alg: SigningAlg = "TESSERA_SIGNING_ALG",
+    access_token_ttl: Duration = "TESSERA_ACCESS_TOKEN_TTL",
+    refresh_idle_ttl: Duration = "TESSERA_REFRESH_IDLE_TTL",
+    refresh_max_ttl: Duration = "TESSERA_REFRESH_MAX_TTL",
+    refresh_reuse_grace: Duration = "TESSERA_REFRESH_REUSE_GRACE",
+    permission_change_policy: PermissionChangePolicy = "TESSERA_PERMISSION_CHANGE_POLICY",
+    admin_role: String = "TESSERA_ADMIN_ROLE",
     /// The `aud` an access token must carry to be accepted by `/admin` (RFC 8707).
-    pub admin_audience: String,
-    pub jwks_max_age: Duration,
-    pub key_rotation_interval: Duration,
-    pub event_retention: Duration,
+    admin_audience: String = "TESSERA_ADMIN_AUDIENCE",
+    jwks_max_age: Duration = "TESSERA_JWKS_MAX_AGE",
+    key_rotation_interval: Duration = "TESSERA_KEY_ROTATION_INTERVAL",
+    event_retention: Duration = "TESSERA_EVENT_RETENTION",
     /// Events each instance keeps in memory for its subscribers.
-    pub event_tail: usize,
+    event_tail: usize = "TESSERA_EVENT_TAIL",
     /// How often an open stream re-reads its caller from the database (the feed
     /// itself ends it at once on a revocation, a disable or a key revocation).
-    pub stream_recheck: Duration,
-    pub argon2_memory_kib: u32,
-    pub argon2_iterations: u32,
+    stream_recheck: Duration = "TESSERA_STREAM_RECHECK",
+    argon2_memory_kib: u32 = "TESSERA_ARGON2_MEMORY_KIB",
+    argon2_iterations: u32 = "TESSERA_ARGON2_ITERATIONS",
     /// Sign-ins that may wait for a password worker; beyond, 503 at once.
-    pub argon2_queue: usize,
-    pub request_timeout: Duration,
-    pub db_max_connections: u32,
+    argon2_queue: usize = "TESSERA_ARGON2_QUEUE",
+    request_timeout: Duration = "TESSERA_REQUEST_TIMEOUT",
+    db_max_connections: u32 = "TESSERA_DB_MAX_CONNECTIONS",
     /// How long a request waits for a database connection before answering 503.
-    pub db_acquire_timeout: Duration,
-    pub sqlite_synchronous: String,
-    pub login_max_failures: u32,
-    pub login_window: Duration,
+    db_acquire_timeout: Duration = "TESSERA_DB_ACQUIRE_TIMEOUT",
+    sqlite_synchronous: String = "TESSERA_SQLITE_SYNCHRONOUS",
+    login_max_failures: u32 = "TESSERA_LOGIN_MAX_FAILURES",
+    login_window: Duration = "TESSERA_LOGIN_WINDOW",
     /// Peers whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    trusted_proxies: Vec<std::net::IpAddr> = "TESSERA_TRUSTED_PROXIES",
     /// The operator listener (`/metrics`), apart from the public port.
-    pub ops_bind: SocketAddr,
+    ops_bind: SocketAddr = "TESSERA_OPS_BIND",
     /// How long a connection has to send a complete request head, from its opening
     /// or the end of its previous response (slowloris).
-    pub header_read_timeout: Duration,
+    header_read_timeout: Duration = "TESSERA_HEADER_READ_TIMEOUT",
     /// How long a connection with no request in flight stays open after its last response.
-    pub keep_alive_timeout: Duration,
+    keep_alive_timeout: Duration = "TESSERA_KEEP_ALIVE_TIMEOUT",
     /// Concurrent connections on the public port; more are answered 503 and closed.
-    pub max_connections: usize,
+    max_connections: usize = "TESSERA_MAX_CONNECTIONS",
 }
 
 /// Raw string values by setting key, before validation.

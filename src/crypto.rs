@@ -41,12 +41,10 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
-/// Constant-time equality for secrets and their digests.
+/// Constant-time equality for secrets and their digests (`subtle`; the lengths
+/// are not secret: digests have a fixed one).
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 /// AES-256-GCM with a random nonce; output is `nonce || ciphertext || tag`.
@@ -82,3 +80,16 @@ pub fn open(key: &[u8; AEAD_KEY_LEN], aad: &[u8], sealed: &[u8]) -> Result<Vec<u
 
 /// Installs ring as jsonwebtoken's process-wide provider (shared with tessera-verify). Idempotent.
 pub use tessera_jose::install as install_jwt_provider;
+
+#[cfg(test)]
+mod tests {
+    use super::ct_eq;
+
+    #[test]
+    fn ct_eq_compares_contents_and_lengths() {
+        assert!(ct_eq(b"digest", b"digest"));
+        assert!(!ct_eq(b"digest", b"digesT"));
+        assert!(!ct_eq(b"digest", b"diges"));
+        assert!(ct_eq(b"", b""));
+    }
+}

@@ -1,4 +1,5 @@
 //! Errors at the protocol boundary. The OAuth endpoints speak RFC 6749 §5.2.
+#![warn(unreachable_pub)]
 
 use crate::store::StoreError;
 
@@ -75,5 +76,33 @@ impl From<StoreError> for OAuthError {
 impl From<sqlx::Error> for OAuthError {
     fn from(e: sqlx::Error) -> Self {
         Self::Internal(Box::new(StoreError::Db(e)))
+    }
+}
+
+/// What an internal failure is, for the status it is answered with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The database is unreachable or overloaded: 503, the caller retries.
+    Unavailable,
+    /// Anything else: 500.
+    Fault,
+}
+
+/// Logs an internal failure in full (the error chain, inside the request's span)
+/// and says whether it is the database being unavailable. The one place that does.
+pub fn log_internal(e: &(dyn std::error::Error + 'static)) -> Cause {
+    tracing::error!(error = %crate::error_chain(e), "internal error");
+    if crate::store::is_unavailable(e) {
+        Cause::Unavailable
+    } else {
+        Cause::Fault
+    }
+}
+
+/// A storage failure reaching the HTTP surface outside the OAuth and bearer
+/// paths: the admin JSON shape. (Here, so `http` names nothing of `store`.)
+impl From<StoreError> for crate::http::error::HttpError {
+    fn from(e: StoreError) -> Self {
+        Self::internal(crate::http::error::Surface::Admin, &e)
     }
 }

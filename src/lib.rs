@@ -2,6 +2,7 @@
 //!
 //! `http` speaks the protocols, `domain` holds the rules, `store` the SQL.
 
+pub mod app;
 pub mod background;
 pub mod cli;
 pub mod config;

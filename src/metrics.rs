@@ -1,5 +1,9 @@
-//! Prometheus metrics, in text format, without a metrics framework: counters and
-//! latency histograms keyed by their full series name.
+//! Prometheus metrics, in text format (0.0.4): counters and latency histograms.
+//! Every family is declared once, here, as a typed method; call sites name no
+//! metric. Hand-written rather than `prometheus-client`: that crate speaks
+//! OpenMetrics (`# TYPE x counter` for series `x_total`, a `# EOF` line), which
+//! would change what scrapers and the tests read.
+#![warn(unreachable_pub)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -60,8 +64,49 @@ impl Metrics {
         }
     }
 
+    /// A token issued, by grant type and client (the client label is bounded).
+    pub fn token_issued(&self, grant: &str, client: &str) {
+        self.inc(
+            "tessera_tokens_issued_total",
+            &[("grant", grant), ("client", client)],
+        );
+    }
+
+    /// An OAuth error answered, by endpoint and RFC 6749 code.
+    pub fn oauth_error(&self, endpoint: &str, code: &str) {
+        self.inc(
+            "tessera_oauth_errors_total",
+            &[("endpoint", endpoint), ("error", code)],
+        );
+    }
+
+    /// A request refused by the failure throttle.
+    pub fn throttled(&self, endpoint: &str) {
+        self.inc("tessera_throttled_total", &[("endpoint", endpoint)]);
+    }
+
+    /// A refresh token replayed within the grace window (its successor handed out again).
+    pub fn refresh_grace_replay(&self) {
+        self.inc("tessera_refresh_grace_replays_total", &[]);
+    }
+
+    /// A refresh token reused after its grace: its family is revoked.
+    pub fn refresh_reuse(&self) {
+        self.inc("tessera_refresh_reuse_total", &[]);
+    }
+
+    /// A session revoked, by reason.
+    pub fn session_revoked(&self, reason: &str) {
+        self.inc("tessera_sessions_revoked_total", &[("reason", reason)]);
+    }
+
+    /// A connection over the public port's cap, answered 503 and closed.
+    pub fn connection_refused(&self) {
+        self.inc("tessera_connections_refused_total", &[]);
+    }
+
     /// Adds one to `name{labels}`.
-    pub fn inc(&self, name: &str, labels: &[(&str, &str)]) {
+    fn inc(&self, name: &str, labels: &[(&str, &str)]) {
         let mut key = name.to_string();
         if !labels.is_empty() {
             let inner: Vec<String> = labels

@@ -1,5 +1,6 @@
 //! The `tessera` command line. Ids and secrets alone go to stdout; everything
 //! else to stderr; failures exit non-zero with a one-line reason.
+#![warn(unreachable_pub)]
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -208,7 +209,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         eprintln!("migrations applied");
         return Ok(());
     }
-    let core = Core::open(cfg)
+    let core = crate::app::build(cfg)
         .await
         .map_err(|e| fail(crate::error_chain(&e)))?;
     match cli.command {
@@ -221,26 +222,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 async fn serve(core: Arc<Core>) -> Result<(), Failure> {
-    let listener = tokio::net::TcpListener::bind(core.cfg.bind)
-        .await
-        .map_err(|e| {
-            fail(format!(
-                "cannot listen on {} (TESSERA_BIND): {e}",
-                core.cfg.bind
-            ))
-        })?;
-    let ops = tokio::net::TcpListener::bind(core.cfg.ops_bind)
-        .await
-        .map_err(|e| {
-            fail(format!(
-                "cannot listen on {} (TESSERA_OPS_BIND): {e}",
-                core.cfg.ops_bind
-            ))
-        })?;
+    let (listener, ops) = crate::app::listen(&core.cfg).await.map_err(fail)?;
     // Logged before "tessera listening": whoever waits for that line finds this one too.
     tracing::info!(addr = %ops.local_addr().map_err(fail)?, "operator listener (/metrics) on");
     tracing::info!(addr = %listener.local_addr().map_err(fail)?, issuer = %core.cfg.issuer, "tessera listening");
-    crate::http::serve(core, listener, ops, shutdown_signal())
+    crate::app::serve(core, listener, ops, shutdown_signal())
         .await
         .map_err(fail)
 }

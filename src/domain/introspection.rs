@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::Core;
 use super::clients::Client;
+use super::liveness::{ClientRead, Liveness};
 use super::sessions;
 use super::tokens::AccessClaims;
 use crate::crypto::sha256;
@@ -41,25 +42,18 @@ impl Core {
         else {
             return Ok(None);
         };
-        let mut username = None;
-        if let Some(sid) = &c.sid {
-            let (family, user) = tokio::try_join!(
-                store::sessions::family(&self.db.read, sid),
-                store::users::by_id(&self.db.read, &c.sub),
-            )?;
-            let (Some(family), Some(user)) = (family, user) else {
-                return Ok(None);
-            };
+        let username = match self.liveness(&c, ClientRead::Cached).await? {
             // Stale under either policy: under `reissue` the session lives on, but
             // this token's roles are not the user's any more (DESIGN: inactive).
-            let stale = c.ver.is_some_and(|v| v < user.authz_version);
-            if family.revoked_at.is_some() || user.disabled || stale {
+            Liveness::User(user) if c.ver.is_some_and(|v| v < user.authz_version) => {
                 return Ok(None);
             }
-            username = Some(user.username);
-        } else if self.clients.get(&self.db, &c.client_id).await?.is_none() {
-            return Ok(None);
-        }
+            Liveness::User(user) => Some(user.username),
+            Liveness::Client { .. } => None,
+            Liveness::UserDisabled | Liveness::SessionRevoked | Liveness::ClientGone => {
+                return Ok(None);
+            }
+        };
         let mut v = json!({
             "active": true,
             "token_type": "Bearer",
@@ -155,10 +149,7 @@ impl Core {
         sessions::revoke_family(self, &mut tx, &family, "revoked_by_client").await?;
         tx.commit().await?;
         self.events.wake();
-        self.metrics.inc(
-            "tessera_sessions_revoked_total",
-            &[("reason", "revoked_by_client")],
-        );
+        self.metrics.session_revoked("revoked_by_client");
         Ok(())
     }
 
@@ -172,8 +163,7 @@ impl Core {
         tx.commit().await?;
         self.events.wake();
         if done {
-            self.metrics
-                .inc("tessera_sessions_revoked_total", &[("reason", reason)]);
+            self.metrics.session_revoked(reason);
         }
         Ok(done)
     }

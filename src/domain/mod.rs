@@ -3,12 +3,15 @@
 pub mod clients;
 pub mod clock;
 pub mod events;
+pub mod feed;
 pub mod grants;
 pub mod introspection;
 pub mod keys;
+pub mod liveness;
 pub mod passwords;
 pub mod pause;
 pub mod permissions;
+pub mod queries;
 pub mod rotation;
 pub mod sessions;
 pub mod tail;

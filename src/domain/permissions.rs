@@ -72,8 +72,7 @@ impl Core {
         self.events.wake();
         // Counted after the commit, like everything announced.
         for _ in 0..revoked {
-            self.metrics
-                .inc("tessera_sessions_revoked_total", &[("reason", reason)]);
+            self.metrics.session_revoked(reason);
         }
         Ok(user)
     }

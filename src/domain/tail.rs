@@ -108,6 +108,28 @@ impl Tail {
         Take::Events { events, through }
     }
 
+    /// What follows `cursor` for a subscriber, at most `max`: from the tail, or
+    /// from the database while the cursor is behind it. Advances the cursor.
+    pub async fn take(
+        &self,
+        core: &Core,
+        cursor: &mut i64,
+        user: Option<&str>,
+        max: usize,
+    ) -> Result<Vec<Arc<SecurityEvent>>, StoreError> {
+        match self.after(*cursor, user, max) {
+            Take::Events { events, through } => {
+                *cursor = through;
+                Ok(events)
+            }
+            Take::Behind => {
+                let (events, next) = self.catch_up(core, *cursor, user).await?;
+                *cursor = next;
+                Ok(events)
+            }
+        }
+    }
+
     /// Catch-up for a cursor behind the tail: one database read. Returns the events
     /// and the new cursor; once the read comes back short, the cursor joins the tail.
     pub async fn catch_up(

@@ -19,20 +19,21 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::bearer::{self, BearerError};
-use super::form::{BodyError, read_body};
+use super::bearer;
+use super::error::{HttpError, Surface};
+use super::form::read_body;
 use crate::cli::rfc3339;
 use crate::config::SigningAlg;
 use crate::domain::Core;
 use crate::domain::clients::{self, NewClient, NewClientError};
 use crate::domain::keys::KeyError;
 use crate::domain::permissions::{Change, ChangeError};
+use crate::domain::queries::User;
 use crate::domain::users::NewUserError;
-use crate::store::{self, StoreError, users::UserRow};
 
 const JSON_LIMIT: usize = 64 * 1024;
 
-pub fn router() -> Router<Arc<Core>> {
+pub(super) fn router() -> Router<Arc<Core>> {
     Router::new()
         .route("/admin/users", post(create_user))
         .route("/admin/users/{id}", get(get_user))
@@ -45,88 +46,42 @@ pub fn router() -> Router<Arc<Core>> {
         .route("/admin/keys/rotate", post(rotate_keys))
 }
 
-pub enum AdminError {
-    Auth(BearerError),
-    BadRequest(String),
-    NotFound(&'static str),
-    Conflict(String),
-    Body(BodyError),
-    UnsupportedMediaType,
-    Internal(Box<dyn std::error::Error + Send + Sync>),
+type Result<T, E = HttpError> = std::result::Result<T, E>;
+
+/// 404 `not_found`.
+fn not_found(what: &str) -> HttpError {
+    HttpError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no such {what}"),
+    )
 }
 
-impl From<StoreError> for AdminError {
-    fn from(e: StoreError) -> Self {
-        Self::Internal(Box::new(e))
-    }
+/// 409 `conflict`.
+fn conflict(description: impl Into<std::borrow::Cow<'static, str>>) -> HttpError {
+    HttpError::new(StatusCode::CONFLICT, "conflict", description)
 }
-
-impl From<BearerError> for AdminError {
-    fn from(e: BearerError) -> Self {
-        Self::Auth(e)
-    }
-}
-
-impl IntoResponse for AdminError {
-    fn into_response(self) -> Response {
-        let (status, code, description) = match self {
-            Self::Auth(e) => return e.into_response(),
-            Self::BadRequest(d) => (StatusCode::BAD_REQUEST, "invalid_request", d),
-            Self::NotFound(what) => (
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no such {what}"),
-            ),
-            Self::Conflict(d) => (StatusCode::CONFLICT, "conflict", d),
-            Self::Body(e) => (e.status(), "invalid_request", e.description().into()),
-            Self::UnsupportedMediaType => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "invalid_request",
-                "content type must be application/json".into(),
-            ),
-            Self::Internal(e) => {
-                tracing::error!(error = %crate::error_chain(e.as_ref()), "internal error");
-                if store::is_unavailable(e.as_ref()) {
-                    (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "temporarily_unavailable",
-                        "the database is unavailable; retry".into(),
-                    )
-                } else {
-                    (
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "server_error",
-                        "internal error".into(),
-                    )
-                }
-            }
-        };
-        (
-            status,
-            Json(json!({"error": code, "error_description": description})),
-        )
-            .into_response()
-    }
-}
-
-type Result<T, E = AdminError> = std::result::Result<T, E>;
 
 /// The caller's user, if it holds the admin role right now.
-async fn authorize(core: &Core, headers: &HeaderMap) -> Result<UserRow> {
+async fn authorize(core: &Core, headers: &HeaderMap) -> Result<User> {
     let caller = bearer::verify(core, headers)?;
     // An admin's token for some other app must not open the admin API (RFC 8707).
     if !caller.claims.aud.contains(&core.cfg.admin_audience) {
-        return Err(BearerError::InvalidToken(
+        return Err(HttpError::invalid_token(
             "the access token was not issued for the admin API (its aud lacks the admin audience)",
-        )
-        .into());
+        ));
     }
     if caller.claims.sid.is_none() {
-        return Err(BearerError::InsufficientScope("an administrator's token is required").into());
+        return Err(HttpError::insufficient_scope(
+            "an administrator's token is required",
+        ));
     }
     let user = bearer::live_user(core, &caller).await?;
-    if !user.roles()?.contains(&core.cfg.admin_role) {
-        return Err(BearerError::InsufficientScope("the admin role is required").into());
+    let roles = user
+        .roles()
+        .map_err(|e| HttpError::internal(Surface::Bearer, &e))?;
+    if !roles.contains(&core.cfg.admin_role) {
+        return Err(HttpError::insufficient_scope("the admin role is required"));
     }
     Ok(user)
 }
@@ -143,17 +98,19 @@ async fn json_body<T: DeserializeOwned>(core: &Core, headers: &HeaderMap, body: 
         .trim()
         .eq_ignore_ascii_case("application/json")
     {
-        return Err(AdminError::UnsupportedMediaType);
+        return Err(HttpError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_request",
+            "content type must be application/json",
+        ));
     }
-    let bytes = read_body(body, JSON_LIMIT, core.cfg.request_timeout / 2)
-        .await
-        .map_err(AdminError::Body)?;
-    let bad = |e: serde_json::Error| AdminError::BadRequest(format!("invalid JSON body: {e}"));
+    let bytes = read_body(body, JSON_LIMIT, core.cfg.request_timeout / 2).await?;
+    let bad = |e: serde_json::Error| HttpError::invalid_request(format!("invalid JSON body: {e}"));
     let value: Value = serde_json::from_slice(&bytes).map_err(bad)?;
     // serde would also accept an array for a struct; the contract is an object.
     if !value.is_object() {
-        return Err(AdminError::BadRequest(
-            "invalid JSON body: expected an object".into(),
+        return Err(HttpError::invalid_request(
+            "invalid JSON body: expected an object",
         ));
     }
     serde_json::from_value(value).map_err(bad)
@@ -161,10 +118,10 @@ async fn json_body<T: DeserializeOwned>(core: &Core, headers: &HeaderMap, body: 
 
 /// The caller, authorised as an administrator. Listed before other extractors so
 /// an anonymous request is refused before anything else is looked at.
-pub struct Admin;
+pub(super) struct Admin;
 
 impl FromRequestParts<Arc<Core>> for Admin {
-    type Rejection = AdminError;
+    type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, core: &Arc<Core>) -> Result<Self> {
         authorize(core, &parts.headers).await.map(|_| Admin)
@@ -172,15 +129,15 @@ impl FromRequestParts<Arc<Core>> for Admin {
 }
 
 /// A UUID path segment (a user id or a session id); anything else is a JSON 400.
-pub struct Id(String);
+pub(super) struct Id(String);
 
 impl FromRequestParts<Arc<Core>> for Id {
-    type Rejection = AdminError;
+    type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<Core>) -> Result<Self> {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
-            .map_err(|_| AdminError::BadRequest("malformed id: expected a UUID".into()))?;
+            .map_err(|_| HttpError::invalid_request("malformed id: expected a UUID"))?;
         user_id(&raw).map(Id)
     }
 }
@@ -188,10 +145,10 @@ impl FromRequestParts<Arc<Core>> for Id {
 fn user_id(raw: &str) -> Result<String> {
     uuid::Uuid::parse_str(raw)
         .map(|u| u.to_string())
-        .map_err(|_| AdminError::BadRequest("malformed id: expected a UUID".into()))
+        .map_err(|_| HttpError::invalid_request("malformed id: expected a UUID"))
 }
 
-fn user_json(u: &UserRow) -> Result<Value> {
+fn user_json(u: &User) -> Result<Value> {
     Ok(
         json!({"id": u.id, "username": u.username, "roles": u.roles()?, "ver": u.authz_version, "disabled": u.disabled}),
     )
@@ -217,19 +174,18 @@ async fn create_user(
         .create_user(&new.username, SecretString::from(new.password), new.roles)
         .await
         .map_err(|e| match e {
-            NewUserError::Invalid(d) => AdminError::BadRequest(d.into()),
-            NewUserError::Exists => {
-                AdminError::Conflict("a user with this username already exists".into())
-            }
+            NewUserError::Invalid(d) => HttpError::invalid_request(d),
+            NewUserError::Exists => conflict("a user with this username already exists"),
             NewUserError::Store(e) => e.into(),
         })?;
     Ok((StatusCode::CREATED, Json(user_json(&user)?)).into_response())
 }
 
 async fn get_user(State(core): State<Arc<Core>>, _admin: Admin, Id(id): Id) -> Result<Json<Value>> {
-    let user = store::users::by_id(&core.db.read, &user_id(&id)?)
+    let user = core
+        .user(&user_id(&id)?)
         .await?
-        .ok_or(AdminError::NotFound("user"))?;
+        .ok_or_else(|| not_found("user"))?;
     Ok(Json(user_json(&user)?))
 }
 
@@ -244,7 +200,7 @@ async fn change(core: &Core, id: &str, change: Change) -> Result<Json<Value>> {
         .change_user(&user_id(id)?, change)
         .await
         .map_err(|e| match e {
-            ChangeError::NotFound => AdminError::NotFound("user"),
+            ChangeError::NotFound => not_found("user"),
             ChangeError::Store(e) => e.into(),
         })?;
     Ok(Json(user_json(&user)?))
@@ -258,7 +214,7 @@ async fn set_roles(
     body: Body,
 ) -> Result<Json<Value>> {
     let Roles { roles } = json_body(&core, &headers, body).await?;
-    crate::domain::users::validate_roles(&roles).map_err(|d| AdminError::BadRequest(d.into()))?;
+    crate::domain::users::validate_roles(&roles).map_err(HttpError::invalid_request)?;
     change(&core, &id, Change::Roles(roles)).await
 }
 
@@ -276,10 +232,10 @@ async fn list_sessions(
     Id(id): Id,
 ) -> Result<Json<Value>> {
     let id = user_id(&id)?;
-    store::users::by_id(&core.db.read, &id)
+    let families = core
+        .live_sessions(&id)
         .await?
-        .ok_or(AdminError::NotFound("user"))?;
-    let families = store::sessions::live_families_of(&core.db.read, &id, core.clock.now()).await?;
+        .ok_or_else(|| not_found("user"))?;
     let list: Vec<Value> = families
         .iter()
         .map(|f| {
@@ -306,7 +262,7 @@ async fn revoke_session(
     {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(AdminError::NotFound("live session"))
+        Err(not_found("live session"))
     }
 }
 
@@ -319,17 +275,15 @@ async fn create_client(
     let new: NewClient = json_body(&core, &headers, body).await?;
     let id = new.id.clone();
     let secret = clients::create(&core, new).await.map_err(|e| match e {
-        NewClientError::Invalid(d) => AdminError::BadRequest(d),
-        NewClientError::Exists => {
-            AdminError::Conflict("a client with this id already exists".into())
-        }
+        NewClientError::Invalid(d) => HttpError::invalid_request(d),
+        NewClientError::Exists => conflict("a client with this id already exists"),
         NewClientError::Store(e) => e.into(),
     })?;
     let client = core
         .clients
         .get(&core.db, &id)
         .await?
-        .ok_or(AdminError::NotFound("client"))?;
+        .ok_or_else(|| not_found("client"))?;
     let mut body = json!({
         "client_id": client.id,
         "public": client.is_public(),
@@ -349,7 +303,7 @@ async fn create_client(
 }
 
 async fn list_keys(State(core): State<Arc<Core>>, _admin: Admin) -> Result<Json<Value>> {
-    let rows = store::keys::list(&core.db.read).await?;
+    let rows = core.signing_keys().await?;
     let keys: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -388,7 +342,7 @@ async fn rotate_keys(
     let alg = match req.alg.as_deref() {
         None => None,
         Some(a) => Some(SigningAlg::parse(a).ok_or_else(|| {
-            AdminError::BadRequest(format!(
+            HttpError::invalid_request(format!(
                 "unknown alg `{a}` (expected ES256, EdDSA or RS256)"
             ))
         })?),
@@ -397,11 +351,9 @@ async fn rotate_keys(
         .rotate_keys(alg, req.revoke_current)
         .await
         .map_err(|e| match e {
-            e @ (KeyError::TooEarly { .. } | KeyError::KekReplaced) => {
-                AdminError::Conflict(e.to_string())
-            }
+            e @ (KeyError::TooEarly { .. } | KeyError::KekReplaced) => conflict(e.to_string()),
             KeyError::Store(e) => e.into(),
-            e => AdminError::Internal(Box::new(e)),
+            e => HttpError::internal(Surface::Admin, &e),
         })?;
     Ok(Json(
         json!({"rotated": true, "message": message, "active_kid": core.keys.current().active.kid}),

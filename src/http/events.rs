@@ -21,19 +21,20 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::bearer::{self, BearerError};
+use super::bearer;
+use super::error::{HttpError, Surface};
 use crate::domain::Core;
 use crate::domain::events::{Refused, SecurityEvent, Slot};
-use crate::domain::tail::Take;
+use crate::domain::feed::Start;
+use crate::domain::liveness::{ClientRead, Liveness};
 use crate::domain::tokens::AccessClaims;
-use crate::store::{self, StoreError};
 
 /// Longest long-poll wait, in seconds.
-pub const MAX_WAIT: u64 = 30;
+pub(super) const MAX_WAIT: u64 = 30;
 /// Most events one read hands a subscriber.
 const BATCH: usize = 100;
 
-pub fn router() -> Router<Arc<Core>> {
+pub(super) fn router() -> Router<Arc<Core>> {
     Router::new().route("/events", get(events))
 }
 
@@ -44,12 +45,13 @@ struct Params {
     since: Option<String>,
 }
 
-fn bad_request(description: &str) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        Json(json!({"error": "invalid_request", "error_description": description})),
-    )
-        .into_response()
+fn bad_request(description: &'static str) -> Response {
+    HttpError::invalid_request(description).into_response()
+}
+
+/// An internal failure on the feed: the bearer surface's body.
+fn internal(e: &(dyn std::error::Error + 'static)) -> Response {
+    HttpError::internal(Surface::Bearer, e).into_response()
 }
 
 async fn events(
@@ -65,21 +67,20 @@ async fn events(
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    let filter = if let Some(_sid) = &caller.claims.sid {
-        match store::users::by_id(&core.db.read, &caller.claims.sub).await {
-            Ok(Some(u)) if !u.disabled => Some(u.id),
-            Ok(_) => return BearerError::InvalidToken("the user is disabled").into_response(),
-            Err(e) => return BearerError::Internal(e).into_response(),
+    let filter = match core.liveness(&caller.claims, ClientRead::Cached).await {
+        Ok(Liveness::User(u)) => Some(u.id),
+        Ok(Liveness::Client { events: true }) => None,
+        Ok(Liveness::UserDisabled) => {
+            return HttpError::invalid_token("the user is disabled").into_response();
         }
-    } else {
-        match core.clients.get(&core.db, &caller.claims.client_id).await {
-            Ok(Some(c)) if c.can("events") => None,
-            Ok(_) => {
-                return BearerError::InsufficientScope("this client may not read the event feed")
-                    .into_response();
-            }
-            Err(e) => return BearerError::Internal(e).into_response(),
+        Ok(Liveness::SessionRevoked) => {
+            return HttpError::invalid_token("the session was revoked").into_response();
         }
+        Ok(Liveness::Client { events: false } | Liveness::ClientGone) => {
+            return HttpError::insufficient_scope("this client may not read the event feed")
+                .into_response();
+        }
+        Err(e) => return internal(&e),
     };
 
     let sse = accepts_sse(&headers);
@@ -127,14 +128,14 @@ async fn events(
         Some(user) => core.tail.watch_user(user),
         None => core.tail.watch_all(),
     };
-    let start = match resolve_start(&core, after, since).await {
-        Ok(Ok(id)) => id,
-        Ok(Err(gone)) => return gone,
-        Err(e) => return BearerError::Internal(e).into_response(),
+    let start = match core.feed_start(after, since).await {
+        Ok(Start::After(id)) => id,
+        Ok(Start::Gone { next_after }) => return gone(next_after),
+        Err(e) => return internal(&e),
     };
     if sse {
         let Some(token) = bearer::token(&headers).ok().map(str::to_string) else {
-            return BearerError::Missing.into_response();
+            return HttpError::bearer_required().into_response();
         };
         let access = Access {
             token,
@@ -161,48 +162,25 @@ fn too_many(sse: bool, refused: Refused) -> Response {
         Refused::Token => "this access token",
         Refused::Caller => "this caller",
     };
-    let body =
-        json!({"error": error, "error_description": format!("too many open {what} for {whose}")});
-    let retry = if sse { "10" } else { "1" };
-    (
+    let retry = if sse { 10 } else { 1 };
+    HttpError::new(
         StatusCode::TOO_MANY_REQUESTS,
-        [(header::RETRY_AFTER, retry)],
-        Json(body),
+        error,
+        format!("too many open {what} for {whose}"),
     )
-        .into_response()
+    .retry_after(retry)
+    .into_response()
 }
 
-/// Where to start: after `after`; else with the first event at or after `since`
-/// (UNIX seconds: a verifier's cold start); else from now. 410 when the events
-/// wanted have been pruned by retention.
-async fn resolve_start(
-    core: &Core,
-    after: Option<i64>,
-    since: Option<i64>,
-) -> Result<Result<i64, Response>, StoreError> {
-    let retained_from = core.clock.now() - core.cfg.event_retention.as_secs() as i64;
-    match (after, since) {
-        (None, Some(since)) if since < retained_from => {
-            Ok(Err(gone(store::events::last_id(&core.db.read).await?)))
-        }
-        (None, Some(since)) => Ok(Ok(store::events::last_before(&core.db.read, since).await?)),
-        (None, None) => Ok(Ok(store::events::last_id(&core.db.read).await?)),
-        (Some(after), _) => {
-            if after < store::events::pruned_through(&core.db.read).await? {
-                return Ok(Err(gone(store::events::last_id(&core.db.read).await?)));
-            }
-            Ok(Ok(after))
-        }
-    }
-}
-
+/// 410: the events wanted have been pruned by retention.
 fn gone(next_after: i64) -> Response {
-    let body = json!({
-        "error": "resync_required",
-        "error_description": "events after this id are beyond the retention window; resynchronise (re-read users and sessions) and resume from the newest id",
-        "next_after": next_after,
-    });
-    (StatusCode::GONE, Json(body)).into_response()
+    HttpError::new(
+        StatusCode::GONE,
+        "resync_required",
+        "events after this id are beyond the retention window; resynchronise (re-read users and sessions) and resume from the newest id",
+    )
+    .next_after(next_after)
+    .into_response()
 }
 
 fn accepts_sse(headers: &HeaderMap) -> bool {
@@ -226,14 +204,18 @@ async fn long_poll(
     // The tail may not have read a commit made just before this request: a poll
     // sees everything committed before it, at one read per poll (not per event).
     if let Err(e) = core.tail.fill(core).await {
-        return BearerError::Internal(e).into_response();
+        return internal(&e);
     }
     loop {
         // Mark the signal seen before taking, so an event after the take wakes us.
         wake.borrow_and_update();
-        let events = match take(core, &mut cursor, filter.as_deref()).await {
+        let events = match core
+            .tail
+            .take(core, &mut cursor, filter.as_deref(), BATCH)
+            .await
+        {
             Ok(events) => events,
-            Err(e) => return BearerError::Internal(e).into_response(),
+            Err(e) => return internal(&e),
         };
         let done = !events.is_empty()
             || tokio::time::Instant::now() >= deadline
@@ -246,26 +228,6 @@ async fn long_poll(
             _ = wake.changed() => {}
             _ = closing.changed() => {}
             () = tokio::time::sleep_until(deadline) => {}
-        }
-    }
-}
-
-/// What follows `cursor` for this subscriber: from the in-memory tail, or from the
-/// database while the cursor is behind it. Advances the cursor.
-async fn take(
-    core: &Core,
-    cursor: &mut i64,
-    user: Option<&str>,
-) -> Result<Vec<Arc<SecurityEvent>>, StoreError> {
-    match core.tail.after(*cursor, user, BATCH) {
-        Take::Events { events, through } => {
-            *cursor = through;
-            Ok(events)
-        }
-        Take::Behind => {
-            let (events, next) = core.tail.catch_up(core, *cursor, user).await?;
-            *cursor = next;
-            Ok(events)
         }
     }
 }
@@ -386,33 +348,17 @@ impl Access {
         {
             return Err(End::KeyRevoked);
         }
-        let live = match &self.claims.sid {
-            Some(sid) => {
-                let found = tokio::try_join!(
-                    store::sessions::family(&core.db.read, sid),
-                    store::users::by_id(&core.db.read, &self.claims.sub),
-                );
-                found.map(|(family, user)| match (family, user) {
-                    (_, Some(u)) if u.disabled => Err(End::UserDisabled),
-                    (Some(f), Some(u)) if f.revoked_at.is_none() && f.user_id == u.id => Ok(()),
-                    _ => Err(End::SessionRevoked),
-                })
-            }
-            // Read past the client cache: a changed client ends the stream.
-            None => store::clients::by_id(&core.db.read, &self.claims.client_id)
-                .await
-                .map(|row| {
-                    let can = row.is_some_and(|r| {
-                        serde_json::from_str::<Vec<String>>(&r.capabilities)
-                            .is_ok_and(|c| c.iter().any(|c| c == "events"))
-                    });
-                    if can {
-                        Ok(())
-                    } else {
-                        Err(End::CapabilityRevoked)
-                    }
-                }),
-        };
+        let live = core
+            .liveness(&self.claims, ClientRead::Fresh)
+            .await
+            .map(|live| match live {
+                Liveness::User(_) | Liveness::Client { events: true } => Ok(()),
+                Liveness::UserDisabled => Err(End::UserDisabled),
+                Liveness::SessionRevoked => Err(End::SessionRevoked),
+                Liveness::Client { events: false } | Liveness::ClientGone => {
+                    Err(End::CapabilityRevoked)
+                }
+            });
         live.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "event stream: re-checking the caller failed; keeping the stream");
             Ok(())
@@ -506,7 +452,12 @@ fn stream(
             // Mark the signal seen before taking, so an event after the take wakes us.
             feed.wake.borrow_and_update();
             let filter = feed.filter.clone();
-            match take(&feed.core, &mut feed.cursor, filter.as_deref()).await {
+            match feed
+                .core
+                .tail
+                .take(&feed.core, &mut feed.cursor, filter.as_deref(), BATCH)
+                .await
+            {
                 Ok(events) if !events.is_empty() => {
                     if let Some(end) = feed.access.ended_by(&events) {
                         return Some((Ok(feed.end(end)), feed));

@@ -1,12 +1,13 @@
 //! Strict `application/x-www-form-urlencoded` parsing and client authentication
 //! (RFC 6749 §2.3.1, §3.2). Malformed input becomes `invalid_request`, never a 5xx.
+//! Hand-written on purpose (not axum's `Form`): a repeated parameter, bad percent-encoding
+//! or a credential in the query must each be `invalid_request` (RFC 6749 §3.1), not a rejection.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
@@ -15,10 +16,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use secrecy::SecretString;
-use serde_json::json;
 
 use super::Peer;
-use super::error::no_store;
+use super::error::HttpError;
 
 use crate::domain::Core;
 use crate::domain::clients::{AuthError, Client, Credentials};
@@ -253,13 +253,7 @@ fn reject_credentials_in_query(uri: &Uri) -> Result<(), OAuthError> {
 impl IntoResponse for FormError {
     fn into_response(self) -> Response {
         match self {
-            Self::Body(e) => no_store(
-                (
-                    e.status(),
-                    Json(json!({"error": "invalid_request", "error_description": e.description()})),
-                )
-                    .into_response(),
-            ),
+            Self::Body(e) => HttpError::from(e).uncached().into_response(),
             Self::Invalid(e) => e.into_response(),
         }
     }
@@ -273,13 +267,9 @@ impl FormError {
             Self::Body(_) => "invalid_request",
             Self::Invalid(e) => e.code(),
         };
-        core.metrics.inc(
-            "tessera_oauth_errors_total",
-            &[("endpoint", endpoint), ("error", code)],
-        );
+        core.metrics.oauth_error(endpoint, code);
         if code == "slow_down" {
-            core.metrics
-                .inc("tessera_throttled_total", &[("endpoint", endpoint)]);
+            core.metrics.throttled(endpoint);
         }
         self
     }

@@ -13,7 +13,7 @@ use super::form::{ClientForm, FormError};
 use crate::domain::Core;
 use crate::error::OAuthError;
 
-pub fn router() -> Router<Arc<Core>> {
+pub(super) fn router() -> Router<Arc<Core>> {
     Router::new().route("/introspect", post(introspect))
 }
 

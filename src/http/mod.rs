@@ -1,4 +1,5 @@
 //! The HTTP surface. Handlers know HTTP; the domain does the work.
+#![warn(unreachable_pub)]
 
 mod admin;
 pub mod bearer;
@@ -152,12 +153,12 @@ async fn security_headers(req: Request, next: Next) -> Response {
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum();
     let mut resp = if size > MAX_HEADER_BYTES || req.headers().len() > MAX_HEADERS {
-        let body = serde_json::json!({"error": "invalid_request", "error_description": "request headers too large"});
-        (
+        error::HttpError::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            axum::Json(body),
+            "invalid_request",
+            "request headers too large",
         )
-            .into_response()
+        .into_response()
     } else {
         next.run(req).await
     };
@@ -180,15 +181,13 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// Serves the public port and the operator listener (`/metrics`) until `shutdown`
 /// resolves, then stops accepting, ends the event streams and drains in-flight
-/// requests (at most 10 s).
+/// requests (at most 10 s). Started by [`crate::app::serve`].
 pub async fn serve(
     core: Arc<Core>,
     listener: TcpListener,
     ops: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    core.record_policy().await.map_err(std::io::Error::other)?;
-    let background = crate::background::spawn(core.clone());
+) {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let public = tokio::spawn(accept_loop(
         core.clone(),
@@ -219,9 +218,6 @@ pub async fn serve(
     {
         tracing::warn!("shutdown: in-flight requests did not finish within 10 s");
     }
-    background.abort();
-    core.db.close().await;
-    Ok(())
 }
 
 /// Accepts connections until `stop`, at most `limit` at once: one over the limit is
@@ -265,7 +261,7 @@ async fn accept_loop(
                 b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             );
             if public {
-                core.metrics.inc("tessera_connections_refused_total", &[]);
+                core.metrics.connection_refused();
             }
             continue;
         };

@@ -13,7 +13,7 @@ use axum::routing::get;
 
 use crate::domain::Core;
 
-pub fn router(core: Arc<Core>) -> Router {
+pub(super) fn router(core: Arc<Core>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(super::health::healthz))

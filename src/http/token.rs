@@ -14,7 +14,7 @@ use crate::domain::Core;
 use crate::domain::tokens::TokenResponse;
 use crate::error::OAuthError;
 
-pub fn router() -> Router<Arc<Core>> {
+pub(super) fn router() -> Router<Arc<Core>> {
     Router::new().route("/token", post(token))
 }
 
@@ -69,10 +69,7 @@ async fn handle(
         _ => Err(OAuthError::UnsupportedGrantType),
     };
     if resp.is_ok() {
-        core.metrics.inc(
-            "tessera_tokens_issued_total",
-            &[("grant", &grant_type), ("client", &client.id)],
-        );
+        core.metrics.token_issued(&grant_type, &client.id);
     }
     resp
 }

@@ -8,24 +8,25 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::bearer::{self, BearerError};
+use super::bearer;
+use super::error::{HttpError, Surface};
 use crate::domain::Core;
 
-pub fn router() -> Router<Arc<Core>> {
+pub(super) fn router() -> Router<Arc<Core>> {
     Router::new().route("/userinfo", get(userinfo))
 }
 
 async fn userinfo(
     State(core): State<Arc<Core>>,
     headers: HeaderMap,
-) -> Result<Json<Value>, BearerError> {
+) -> Result<Json<Value>, HttpError> {
     let caller = bearer::verify(&core, &headers)?;
     let user = bearer::live_user(&core, &caller).await?;
     let stale = caller.claims.ver.is_some_and(|v| v < user.authz_version);
     Ok(Json(json!({
         "sub": user.id,
         "username": user.username,
-        "roles": user.roles()?,
+        "roles": user.roles().map_err(|e| HttpError::internal(Surface::Bearer, &e))?,
         "ver": user.authz_version,
         "stale": stale,
     })))

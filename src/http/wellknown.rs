@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::domain::Core;
 use crate::error::OAuthError;
 
-pub fn router() -> Router<Arc<Core>> {
+pub(super) fn router() -> Router<Arc<Core>> {
     Router::new()
         .route("/.well-known/jwks.json", get(jwks))
         .route("/.well-known/oauth-authorization-server", get(metadata))
@@ -58,7 +58,7 @@ async fn metadata(State(core): State<Arc<Core>>) -> Result<Response, OAuthError>
         "tessera_events_endpoint": format!("{iss}/events"),
         "tessera_access_token_max_ttl": core.cfg.access_token_ttl.as_secs(),
     });
-    let scopes = crate::store::clients::all_scopes(&core.db.read).await?;
+    let scopes = core.all_scopes().await?;
     if !scopes.is_empty() {
         doc["scopes_supported"] = json!(scopes);
     }

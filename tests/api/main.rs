@@ -36,6 +36,7 @@ mod keys_instances;
 mod keys_lifecycle;
 mod keys_rotation;
 mod keys_startup;
+mod liveness;
 mod login_race;
 mod observability;
 mod openapi;

@@ -240,7 +240,7 @@ async fn rotate_locked<T>(
             store::sessions::touch_family(&mut tx, &family.id, now).await?;
             // Whoever replays a just-used token in the window gets the live
             // successor: a public client's thief as well as a retrying tab.
-            core.metrics.inc("tessera_refresh_grace_replays_total", &[]);
+            core.metrics.refresh_grace_replay();
             let age_s = now - consumed_at.unwrap_or(now);
             tracing::warn!(sid = %family.id, client_id, age_s, "refresh token replayed within the grace window: successor handed out again");
             (
@@ -252,11 +252,8 @@ async fn rotate_locked<T>(
             revoke_family(core, &mut tx, &family, REASON_REUSE).await?;
             tx.commit().await?;
             core.events.wake();
-            core.metrics.inc("tessera_refresh_reuse_total", &[]);
-            core.metrics.inc(
-                "tessera_sessions_revoked_total",
-                &[("reason", REASON_REUSE)],
-            );
+            core.metrics.refresh_reuse();
+            core.metrics.session_revoked(REASON_REUSE);
             tracing::warn!(sid = %family.id, client_id, "refresh token reuse: family revoked");
             return Err(INVALID);
         }

@@ -177,9 +177,9 @@ impl TestApp {
             .await
             .expect("bind ops");
         let ops_addr = format!("http://{}", ops.local_addr().unwrap());
-        let core = Core::open(cfg).await.expect("core");
+        let core = tessera::app::build(cfg).await.expect("core");
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(tessera::http::serve(
+        let task = tokio::spawn(tessera::app::serve(
             core.clone(),
             listener,
             ops,

@@ -1,0 +1,47 @@
+//! The event feed's reads: where a subscriber starts, and the events after a cursor.
+
+use super::Core;
+use super::events::SecurityEvent;
+use crate::store::{self, StoreError};
+
+/// Where a subscriber starts reading.
+pub enum Start {
+    /// Strictly after this event id.
+    After(i64),
+    /// The events wanted were pruned by retention: resynchronise and resume from `next_after`.
+    Gone { next_after: i64 },
+}
+
+impl Core {
+    /// After `after`; else with the first event at or after `since` (UNIX seconds:
+    /// a verifier's cold start); else from now.
+    pub async fn feed_start(
+        &self,
+        after: Option<i64>,
+        since: Option<i64>,
+    ) -> Result<Start, StoreError> {
+        let db = &self.db.read;
+        let retained_from = store::now() - self.cfg.event_retention.as_secs() as i64;
+        let gone = |next_after| Start::Gone { next_after };
+        Ok(match (after, since) {
+            (None, Some(since)) if since < retained_from => gone(store::events::last_id(db).await?),
+            (None, Some(since)) => Start::After(store::events::last_before(db, since).await?),
+            (None, None) => Start::After(store::events::last_id(db).await?),
+            (Some(after), _) if after < store::events::pruned_through(db).await? => {
+                gone(store::events::last_id(db).await?)
+            }
+            (Some(after), _) => Start::After(after),
+        })
+    }
+
+    /// At most `limit` events after `cursor`, of one user (`filter`) or all.
+    pub async fn events_after(
+        &self,
+        cursor: i64,
+        filter: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<SecurityEvent>, StoreError> {
+        let rows = store::events::after(&self.db.read, cursor, filter, limit).await?;
+        Ok(rows.into_iter().map(SecurityEvent::from).collect())
+    }
+}

@@ -1,0 +1,41 @@
+//! Reads the HTTP surface answers with (the admin API, discovery), so that
+//! `http` goes through the domain and never names `store`.
+
+use super::Core;
+use crate::store::{self, StoreError};
+
+/// A user as the HTTP surface sees it.
+pub type User = store::users::UserRow;
+/// A live session (a refresh-token family).
+pub type Session = store::sessions::FamilyRow;
+/// A signing key's record (its state and when it changed).
+pub type KeyRecord = store::keys::KeyRow;
+/// A storage failure, as the HTTP surface carries it to `HttpError`.
+pub type StorageError = StoreError;
+
+impl Core {
+    /// A user by id.
+    pub async fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        store::users::by_id(&self.db.read, id).await
+    }
+
+    /// The live sessions of a user; `None` when there is no such user.
+    pub async fn live_sessions(&self, user_id: &str) -> Result<Option<Vec<Session>>, StoreError> {
+        if self.user(user_id).await?.is_none() {
+            return Ok(None);
+        }
+        let families =
+            store::sessions::live_families_of(&self.db.read, user_id, self.clock.now()).await?;
+        Ok(Some(families))
+    }
+
+    /// Every signing key, oldest first.
+    pub async fn signing_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        store::keys::list(&self.db.read).await
+    }
+
+    /// Every scope some client may ask for (discovery's `scopes_supported`).
+    pub async fn all_scopes(&self) -> Result<Vec<String>, StoreError> {
+        store::clients::all_scopes(&self.db.read).await
+    }
+}
