@@ -38,6 +38,8 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("login_max_failures", "TESSERA_LOGIN_MAX_FAILURES"),
     ("login_window", "TESSERA_LOGIN_WINDOW"),
     ("trusted_proxies", "TESSERA_TRUSTED_PROXIES"),
+    ("authorization_code_ttl", "TESSERA_AUTHORIZATION_CODE_TTL"),
+    ("browser_session_ttl", "TESSERA_BROWSER_SESSION_TTL"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +139,10 @@ pub struct Config {
     pub login_window: Duration,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// How long an authorization code lives (at most 60 s).
+    pub authorization_code_ttl: Duration,
+    /// How long a browser stays signed in at tessera (single sign-on).
+    pub browser_session_ttl: Duration,
 }
 
 /// Raw string values by setting key, before validation.
@@ -254,6 +260,19 @@ impl Layers {
                 "must be at most 300 seconds (0 = strict)",
             ));
         }
+        let authorization_code_ttl = p.duration("authorization_code_ttl", "60")?;
+        if authorization_code_ttl.is_zero()
+            || authorization_code_ttl.as_secs() > crate::domain::codes::MAX_CODE_TTL
+        {
+            return Err(p.invalid(
+                "authorization_code_ttl",
+                "must be between 1 and 60 seconds",
+            ));
+        }
+        let browser_session_ttl = p.duration("browser_session_ttl", "12h")?;
+        if browser_session_ttl.is_zero() {
+            return Err(p.invalid("browser_session_ttl", "must be above zero"));
+        }
         let policy = p.parse(
             "permission_change_policy",
             "revoke",
@@ -324,6 +343,8 @@ impl Layers {
             refresh_idle_ttl,
             refresh_max_ttl,
             refresh_reuse_grace,
+            authorization_code_ttl,
+            browser_session_ttl,
             permission_change_policy: policy,
             admin_role,
             admin_audience,

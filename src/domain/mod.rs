@@ -1,12 +1,15 @@
 //! The domain: tokens, sessions, permission changes, keys, events. Knows nothing of HTTP.
 
+pub mod browser;
 pub mod clients;
+pub mod codes;
 pub mod events;
 pub mod grants;
 pub mod introspection;
 pub mod keys;
 pub mod passwords;
 pub mod pause;
+pub mod redirects;
 pub mod permissions;
 pub mod sessions;
 pub mod throttle;

@@ -40,6 +40,10 @@ pub fn router() -> Router<Arc<Core>> {
         .route("/admin/users/{id}/disable", post(disable_user))
         .route("/admin/users/{id}/sessions", get(list_sessions))
         .route("/admin/sessions/{sid}", delete(revoke_session))
+        .route(
+            "/admin/users/{id}/consents/{client_id}",
+            delete(revoke_consents),
+        )
         .route("/admin/clients", post(create_client))
         .route("/admin/keys", get(list_keys))
         .route("/admin/keys/rotate", post(rotate_keys))
@@ -310,6 +314,20 @@ async fn revoke_session(
     }
 }
 
+/// Withdraws what a user consented to for a third-party client; its next sign-in asks again.
+async fn revoke_consents(
+    State(core): State<Arc<Core>>,
+    _admin: Admin,
+    Path((id, client_id)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    let id = user_id(&id)?;
+    if core.revoke_consents(&id, &client_id).await? > 0 {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(AdminError::NotFound("consent"))
+    }
+}
+
 async fn create_client(
     State(core): State<Arc<Core>>,
     _admin: Admin,
@@ -338,6 +356,10 @@ async fn create_client(
         "audiences": client.audiences,
         "roles": client.roles,
         "capabilities": client.capabilities,
+        "redirect_uris": client.redirect_uris,
+        "origins": client.origins,
+        "third_party": client.third_party,
+        "post_logout_redirect_uris": client.post_logout_redirect_uris,
     });
     if let Some(grace) = client.refresh_reuse_grace {
         body["refresh_reuse_grace"] = json!(grace.as_secs());
