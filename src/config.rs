@@ -264,10 +264,7 @@ impl Layers {
         if authorization_code_ttl.is_zero()
             || authorization_code_ttl.as_secs() > crate::domain::codes::MAX_CODE_TTL
         {
-            return Err(p.invalid(
-                "authorization_code_ttl",
-                "must be between 1 and 60 seconds",
-            ));
+            return Err(p.invalid("authorization_code_ttl", "must be between 1 and 60 seconds"));
         }
         let browser_session_ttl = p.duration("browser_session_ttl", "12h")?;
         if browser_session_ttl.is_zero() {

@@ -22,7 +22,11 @@ pub fn check_registration(new: &mut NewClient) -> Result<(), String> {
     if new.third_party && new.grant_types.iter().any(|g| g == "password") {
         return Err("a third-party client cannot use the password grant".into());
     }
-    for uri in new.redirect_uris.iter().chain(&new.post_logout_redirect_uris) {
+    for uri in new
+        .redirect_uris
+        .iter()
+        .chain(&new.post_logout_redirect_uris)
+    {
         let url = Url::parse(uri).map_err(|_| format!("redirect URI `{uri}` is not absolute"))?;
         if url.fragment().is_some() {
             return Err(format!("redirect URI `{uri}` must not have a fragment"));
@@ -117,7 +121,10 @@ mod tests {
 
     #[test]
     fn loopback_ports_may_vary_nothing_else() {
-        let reg = vec!["http://127.0.0.1/cb".to_string(), "https://app.example/cb".to_string()];
+        let reg = vec![
+            "http://127.0.0.1/cb".to_string(),
+            "https://app.example/cb".to_string(),
+        ];
         assert!(matches(&reg, "http://127.0.0.1:51234/cb"));
         assert!(matches(&reg, "https://app.example/cb"));
         assert!(!matches(&reg, "https://app.example/cb/"));

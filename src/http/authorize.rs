@@ -131,7 +131,7 @@ impl AuthzRequest {
             ("iss", core.cfg.issuer.as_str()),
         ];
         if let Some(s) = &self.state {
-            params.push(("state", s));
+            params.push(("state", s.as_str()));
         }
         Refusal::Redirect(redirect(&self.redirect_uri, &params, HeaderMap::new()))
     }
@@ -187,7 +187,11 @@ async fn parse_request(core: &Core, params: &Params) -> Result<AuthzRequest, Ref
         }
     }
     let Some(challenge) = params.get("code_challenge") else {
-        return Err(req.error(core, "invalid_request", "PKCE is required: send code_challenge"));
+        return Err(req.error(
+            core,
+            "invalid_request",
+            "PKCE is required: send code_challenge",
+        ));
     };
     if params.get("code_challenge_method") != Some("S256") {
         return Err(req.error(
@@ -229,7 +233,11 @@ async fn parse_request(core: &Core, params: &Params) -> Result<AuthzRequest, Ref
     if let Some(max_age) = params.get("max_age") {
         let parsed = max_age.parse::<i64>().ok().filter(|m| *m >= 0);
         let Some(m) = parsed else {
-            return Err(req.error(core, "invalid_request", "max_age must be a non-negative integer"));
+            return Err(req.error(
+                core,
+                "invalid_request",
+                "max_age must be a non-negative integer",
+            ));
         };
         req.max_age = Some(m);
     }
@@ -337,15 +345,24 @@ async fn start(core: &Core, headers: &HeaderMap, params: &Params) -> Result<Resp
         .await
         .map_err(IntoResponse::into_response)?;
     let session = match read_cookie(headers, cookies(core).session) {
-        Some(token) => core.browser_session(token).await.map_err(|e| internal(e).into_response())?,
+        Some(token) => core
+            .browser_session(token)
+            .await
+            .map_err(|e| internal(e).into_response())?,
         None => None,
     };
     let now = crate::store::now();
     let fresh = |auth_time: i64| req.max_age.is_none_or(|m| now - auth_time <= m);
     match session {
-        Some(s) if !req.prompt_login && fresh(s.auth_time) => {
-            Ok(proceed(core, &req, headers, &s.user_id, s.auth_time, HeaderMap::new()).await)
-        }
+        Some(s) if !req.prompt_login && fresh(s.auth_time) => Ok(proceed(
+            core,
+            &req,
+            headers,
+            &s.user_id,
+            s.auth_time,
+            HeaderMap::new(),
+        )
+        .await),
         _ if req.prompt_none => Err(req
             .error(core, "login_required", "the user is not signed in")
             .into_response()),
@@ -376,7 +393,15 @@ async fn proceed(
             .map_err(internal)?
             .filter(|u| !u.disabled);
         let Some(user) = user else {
-            return Ok(login_page(core, req, headers, StatusCode::OK, "", None, extra.clone()));
+            return Ok(login_page(
+                core,
+                req,
+                headers,
+                StatusCode::OK,
+                "",
+                None,
+                extra.clone(),
+            ));
         };
         if req.client.third_party {
             let remembered = core
@@ -389,11 +414,32 @@ async fn proceed(
                 }
                 let csrf = csrf_token(core, headers, &mut extra);
                 let scopes: Vec<&str> = req.scope.split(' ').filter(|s| !s.is_empty()).collect();
-                let page = pages::consent(app_name(&req.client), &user.username, &scopes, &req.carried, &csrf);
-                return Ok(pages::respond(StatusCode::OK, page, req.form_action().as_deref(), extra.clone()));
+                let page = pages::consent(
+                    app_name(&req.client),
+                    &user.username,
+                    &scopes,
+                    &req.carried,
+                    &csrf,
+                );
+                return Ok(pages::respond(
+                    StatusCode::OK,
+                    page,
+                    req.form_action().as_deref(),
+                    extra.clone(),
+                ));
             }
         }
-        Ok(issue(core, req, &user.id, user.authz_version, auth_time, extra.clone()).await)
+        Ok::<Response, Refusal>(
+            issue(
+                core,
+                req,
+                &user.id,
+                user.authz_version,
+                auth_time,
+                extra.clone(),
+            )
+            .await,
+        )
     }
     .await;
     match result {
@@ -424,7 +470,7 @@ async fn issue(
         Ok(code) => {
             let mut params = vec![("code", code.as_str()), ("iss", core.cfg.issuer.as_str())];
             if let Some(s) = &req.state {
-                params.push(("state", s));
+                params.push(("state", s.as_str()));
             }
             redirect(&req.redirect_uri, &params, extra)
         }
@@ -453,14 +499,29 @@ async fn login(
         let username = params.get("username").unwrap_or("").to_string();
         let password = params.take_secret("password");
         let (Some(password), false) = (password, username.is_empty()) else {
-            let page = login_page(&core, &req, &headers, StatusCode::BAD_REQUEST, &username,
-                Some("Enter your username and password."), HeaderMap::new());
+            let page = login_page(
+                &core,
+                &req,
+                &headers,
+                StatusCode::BAD_REQUEST,
+                &username,
+                Some("Enter your username and password."),
+                HeaderMap::new(),
+            );
             return Ok(page);
         };
         if form::require_identifier("username", &username).is_err() {
-            return Ok(login_page(&core, &req, &headers, StatusCode::OK, "", Some(WRONG), HeaderMap::new()));
+            return Ok(login_page(
+                &core,
+                &req,
+                &headers,
+                StatusCode::OK,
+                "",
+                Some(WRONG),
+                HeaderMap::new(),
+            ));
         }
-        Ok(sign_in(&core, &req, &headers, &username, password, peer).await)
+        Ok::<Response, Refusal>(sign_in(&core, &req, &headers, &username, password, peer).await)
     }
     .await;
     match result {
@@ -483,7 +544,15 @@ async fn sign_in(
             let mut extra = HeaderMap::new();
             extra.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             let text = format!("Too many attempts. Try again in {retry_after} seconds.");
-            return login_page(core, req, headers, StatusCode::TOO_MANY_REQUESTS, username, Some(&text), extra);
+            return login_page(
+                core,
+                req,
+                headers,
+                StatusCode::TOO_MANY_REQUESTS,
+                username,
+                Some(&text),
+                extra,
+            );
         }
     };
     let result = core.check_password(username, password).await;
@@ -491,7 +560,15 @@ async fn sign_in(
     let user = match result {
         Ok(u) => u,
         Err(OAuthError::InvalidGrant(_)) => {
-            return login_page(core, req, headers, StatusCode::OK, username, Some(WRONG), HeaderMap::new());
+            return login_page(
+                core,
+                req,
+                headers,
+                StatusCode::OK,
+                username,
+                Some(WRONG),
+                HeaderMap::new(),
+            );
         }
         Err(e) => return internal(e).into_response(),
     };
@@ -501,7 +578,10 @@ async fn sign_in(
     };
     let c = cookies(core);
     let mut extra = HeaderMap::new();
-    set_cookie(&mut extra, format!("{}={token}{}; SameSite=Lax", c.session, c.attributes));
+    set_cookie(
+        &mut extra,
+        format!("{}={token}{}; SameSite=Lax", c.session, c.attributes),
+    );
     proceed(core, req, headers, &user.id, crate::store::now(), extra).await
 }
 
@@ -515,7 +595,15 @@ async fn consent(State(core): State<Arc<Core>>, headers: HeaderMap, body: Body) 
             None => None,
         };
         let Some(session) = session else {
-            return Ok(login_page(&core, &req, &headers, StatusCode::OK, "", None, HeaderMap::new()));
+            return Ok(login_page(
+                &core,
+                &req,
+                &headers,
+                StatusCode::OK,
+                "",
+                None,
+                HeaderMap::new(),
+            ));
         };
         match params.get("decision") {
             Some("allow") => {
@@ -526,9 +614,21 @@ async fn consent(State(core): State<Arc<Core>>, headers: HeaderMap, body: Body) 
                     .await
                     .map_err(internal)?
                     .ok_or_else(|| bad_request("The account no longer exists."))?;
-                Ok(issue(&core, &req, &user.id, user.authz_version, session.auth_time, HeaderMap::new()).await)
+                Ok(issue(
+                    &core,
+                    &req,
+                    &user.id,
+                    user.authz_version,
+                    session.auth_time,
+                    HeaderMap::new(),
+                )
+                .await)
             }
-            Some("deny") => Err(req.error(&core, "access_denied", "the user denied access")),
+            Some("deny") => Err::<Response, Refusal>(req.error(
+                &core,
+                "access_denied",
+                "the user denied access",
+            )),
             _ => Err(bad_request("Choose Allow or Deny.")),
         }
     }
@@ -541,9 +641,13 @@ async fn consent(State(core): State<Arc<Core>>, headers: HeaderMap, body: Body) 
 
 /// OpenID Connect RP-Initiated Logout 1.0: ends the browser session; redirects
 /// only to a `post_logout_redirect_uri` the client registered.
-async fn end_session(State(core): State<Arc<Core>>, headers: HeaderMap, req: Request) -> Response {
+async fn end_session(
+    State(core): State<Arc<Core>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
     let result = async {
-        let params = form::parse(req.uri().query().unwrap_or("").as_bytes())
+        let params = form::parse(uri.query().unwrap_or("").as_bytes())
             .map_err(|_| bad_request("The sign-out link is malformed."))?;
         let target = match params.get("post_logout_redirect_uri") {
             None => None,
@@ -556,8 +660,8 @@ async fn end_session(State(core): State<Arc<Core>>, headers: HeaderMap, req: Req
                     Some(id) => core.clients.get(&core.db, &id).await.map_err(internal)?,
                     None => None,
                 };
-                let registered = client
-                    .is_some_and(|c| c.post_logout_redirect_uris.iter().any(|u| u == uri));
+                let registered =
+                    client.is_some_and(|c| c.post_logout_redirect_uris.iter().any(|u| u == uri));
                 if !registered {
                     return Err(bad_request(
                         "The app asked to send you to an address it has not registered.",
@@ -571,15 +675,25 @@ async fn end_session(State(core): State<Arc<Core>>, headers: HeaderMap, req: Req
             core.end_browser_session(token).await.map_err(internal)?;
         }
         let mut extra = HeaderMap::new();
-        set_cookie(&mut extra, format!("{}={}; Max-Age=0; SameSite=Lax", c.session, c.attributes));
+        set_cookie(
+            &mut extra,
+            format!("{}={}; Max-Age=0; SameSite=Lax", c.session, c.attributes),
+        );
         Ok::<Response, Refusal>(match target {
             Some(uri) => {
-                let state: Vec<(&str, &str)> = params.get("state").map(|s| ("state", s)).into_iter().collect();
+                let state: Vec<(&str, &str)> = params
+                    .get("state")
+                    .map(|s| ("state", s))
+                    .into_iter()
+                    .collect();
                 redirect(&uri, &state, extra)
             }
             None => pages::respond(
                 StatusCode::OK,
-                pages::message("You are signed out", "You have been signed out of tessera. You can close this window."),
+                pages::message(
+                    "You are signed out",
+                    "You have been signed out of tessera. You can close this window.",
+                ),
                 None,
                 extra,
             ),
@@ -597,7 +711,9 @@ async fn end_session(State(core): State<Arc<Core>>, headers: HeaderMap, req: Req
 fn hint_audience(token: &str) -> Option<String> {
     use base64::Engine;
     let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     match &claims["aud"] {
         serde_json::Value::String(s) => Some(s.clone()),

@@ -77,7 +77,10 @@ pub async fn cors(State(core): State<Arc<Core>>, req: Request, next: Next) -> Re
     };
     let h = resp.headers_mut();
     if public {
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
         return resp;
     }
     allow_origin(h, origin.filter(|_| allowed));

@@ -62,7 +62,13 @@ fn hidden_fields(hidden: Hidden<'_>, csrf: &str) -> Markup {
     }
 }
 
-pub fn login(app: &str, username: &str, error: Option<&str>, hidden: Hidden<'_>, csrf: &str) -> Markup {
+pub fn login(
+    app: &str,
+    username: &str,
+    error: Option<&str>,
+    hidden: Hidden<'_>,
+    csrf: &str,
+) -> Markup {
     layout(
         "Sign in",
         html! {
@@ -82,7 +88,13 @@ pub fn login(app: &str, username: &str, error: Option<&str>, hidden: Hidden<'_>,
     )
 }
 
-pub fn consent(app: &str, username: &str, scopes: &[&str], hidden: Hidden<'_>, csrf: &str) -> Markup {
+pub fn consent(
+    app: &str,
+    username: &str,
+    scopes: &[&str],
+    hidden: Hidden<'_>,
+    csrf: &str,
+) -> Markup {
     layout(
         "Allow access",
         html! {
@@ -146,7 +158,10 @@ pub fn respond(
 
 /// What pages and the redirects that leave them share.
 pub fn security(h: &mut HeaderMap) {
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }

@@ -9,7 +9,8 @@ pub async fn insert_session(
     auth_time: i64,
     expires_at: i64,
 ) -> Result<(), StoreError> {
-    on!(db.into(), |e| sqlx::query(
+    on!(db.into(), |e| {
+        sqlx::query(
         "INSERT INTO browser_sessions (hash, user_id, auth_time, expires_at) VALUES ($1, $2, $3, $4)",
     )
     .bind(hash)
@@ -18,7 +19,8 @@ pub async fn insert_session(
     .bind(expires_at)
     .execute(e)
     .await
-    .map(|r| r.rows_affected()))?;
+    .map(|r| r.rows_affected())
+    })?;
     Ok(())
 }
 

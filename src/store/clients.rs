@@ -85,6 +85,9 @@ pub async fn origin_registered(db: impl Into<Exec<'_>>, origin: &str) -> Result<
             "SELECT 1 FROM clients, jsonb_array_elements_text(clients.origins::jsonb) AS j(value) WHERE j.value = $1 LIMIT 1"
         }
     };
-    let row: Option<(i32,)> = on!(db, |e| sqlx::query_as(sql).bind(origin).fetch_optional(e).await)?;
+    let row: Option<(i32,)> = on!(db, |e| sqlx::query_as(sql)
+        .bind(origin)
+        .fetch_optional(e)
+        .await)?;
     Ok(row.is_some())
 }

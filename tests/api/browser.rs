@@ -35,7 +35,10 @@ fn node_dir() -> PathBuf {
     DIR.get_or_init(|| {
         let dir = target_dir().join("browser-node");
         let lock = std::fs::read(source_dir().join("package-lock.json")).unwrap();
-        let stamp = dir.join(format!(".ready-{}", tessera::crypto::b64(&tessera::crypto::sha256(&lock)[..8])));
+        let stamp = dir.join(format!(
+            ".ready-{}",
+            tessera::crypto::b64(&tessera::crypto::sha256(&lock)[..8])
+        ));
         if !stamp.exists() {
             std::fs::create_dir_all(&dir).unwrap();
             for f in ["package.json", "package-lock.json"] {
@@ -46,7 +49,11 @@ fn node_dir() -> PathBuf {
                 .current_dir(&dir)
                 .output()
                 .expect("npm");
-            assert!(out.status.success(), "npm ci: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "npm ci: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             std::fs::write(&stamp, b"").unwrap();
         }
         dir
@@ -65,8 +72,13 @@ fn node(script: &str, args: &Value) -> Value {
         .output()
         .expect("node");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{script}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{script}: {e}: {stdout}"));
+    assert!(
+        out.status.success(),
+        "{script}: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{script}: {e}: {stdout}"));
     assert!(v.get("error").is_none(), "{script}: {v:#}");
     v
 }
@@ -101,10 +113,15 @@ async fn chromium_signs_in_through_the_login_page_then_single_sign_on() {
     }
     let app = TestApp::spawn().await;
     // The apps live on another site than tessera (localhost vs 127.0.0.1).
-    let (one, two) = ("http://localhost:47001/callback", "http://localhost:47002/callback");
+    let (one, two) = (
+        "http://localhost:47001/callback",
+        "http://localhost:47002/callback",
+    );
     browser_app(&app, "photos", one).await;
     browser_app(&app, "notes", two).await;
-    let sub = app.user("alice", "correct horse battery", &["reader"]).await;
+    let sub = app
+        .user("alice", "correct horse battery", &["reader"])
+        .await;
     let profile = tempfile::tempdir().unwrap();
     let shot = target_dir().join("login-page.png");
     let args = json!({
@@ -116,7 +133,9 @@ async fn chromium_signs_in_through_the_login_page_then_single_sign_on() {
         "password": "correct horse battery",
         "apps": [{"clientId": "photos", "redirectUri": one}, {"clientId": "notes", "redirectUri": two}],
     });
-    let out = tokio::task::spawn_blocking(move || node("flow.mjs", &args)).await.unwrap();
+    let out = tokio::task::spawn_blocking(move || node("flow.mjs", &args))
+        .await
+        .unwrap();
     println!("screenshot: {}", shot.display());
     let page = &out["loginPage"];
     assert_eq!(page["status"], 200, "{out:#}");
@@ -124,29 +143,53 @@ async fn chromium_signs_in_through_the_login_page_then_single_sign_on() {
     assert_eq!(page["passwordAutocomplete"], "current-password");
     assert_eq!(page["buttons"], 1);
     assert_eq!(page["scripts"], 0);
-    assert_eq!(page["stylesheetApplied"], "14px", "the stylesheet loaded under the CSP");
-    assert!(page["csp"].as_str().unwrap().contains("frame-ancestors 'none'"));
+    assert_eq!(
+        page["stylesheetApplied"], "14px",
+        "the stylesheet loaded under the CSP"
+    );
+    assert!(
+        page["csp"]
+            .as_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
     assert_eq!(page["referrerPolicy"], "no-referrer");
     assert_eq!(out["first"]["state"], "state-one");
     assert_eq!(out["first"]["iss"], app.addr.as_str());
     let ex = &out["exchange"];
     assert_eq!(ex["tokenStatus"], 200, "{ex:#}");
     assert!(ex["tokens"]["id_token"].is_string());
-    assert_eq!(ex["userinfoStatus"], 200, "cross-origin /userinfo (preflighted): {ex:#}");
+    assert_eq!(
+        ex["userinfoStatus"], 200,
+        "cross-origin /userinfo (preflighted): {ex:#}"
+    );
     assert_eq!(ex["userinfo"]["sub"], sub.as_str());
-    assert_eq!(ex["eventsStatus"], 200, "cross-origin long-poll of /events: {ex:#}");
+    assert_eq!(
+        ex["eventsStatus"], 200,
+        "cross-origin long-poll of /events: {ex:#}"
+    );
     assert!(ex["events"]["events"].is_array(), "{ex:#}");
     // The second app: signed in by the browser session, no form.
     let second = &out["second"];
     assert_eq!(second["state"], "state-two");
     assert_eq!(second["formShown"], false, "{out:#}");
-    let resp = crate::code_flow::exchange(&app, "notes", second["code"].as_str().unwrap(),
-        second["verifier"].as_str().unwrap(), two).await;
+    let resp = crate::code_flow::exchange(
+        &app,
+        "notes",
+        second["code"].as_str().unwrap(),
+        second["verifier"].as_str().unwrap(),
+        two,
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     // prompt=login: the form again.
     assert_eq!(out["promptLogin"]["status"], 200);
     assert_eq!(out["promptLogin"]["passwordFields"], 1);
-    assert_eq!(out["consoleErrors"], json!([]), "no CSP violations or errors in the console");
+    assert_eq!(
+        out["consoleErrors"],
+        json!([]),
+        "no CSP violations or errors in the console"
+    );
     let _ = query_of;
 }
 
@@ -157,8 +200,11 @@ async fn openid_client_completes_the_code_flow_and_validates_the_id_token() {
     browser_app(&app, "rp", redirect).await;
     let sub = app.user("alice", "correct horse battery", &[]).await;
     let args = json!({"base": app.addr, "clientId": "rp", "redirectUri": redirect,
-        "username": "alice", "password": "correct horse battery"});
-    let out = tokio::task::spawn_blocking(move || node("oidc.mjs", &args)).await.unwrap();
+        "username": "alice", "password": "correct horse battery",
+        "alg": app.core.cfg.signing_alg.as_str()});
+    let out = tokio::task::spawn_blocking(move || node("oidc.mjs", &args))
+        .await
+        .unwrap();
     assert_eq!(out["loginStatus"], 303, "{out:#}");
     assert_eq!(out["claims"]["sub"], sub.as_str(), "{out:#}");
     assert_eq!(out["claims"]["aud"], "rp");

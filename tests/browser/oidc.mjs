@@ -7,7 +7,7 @@ import * as oidc from 'openid-client';
 const args = JSON.parse(process.argv[2]);
 const out = {};
 try {
-  const config = await oidc.discovery(new URL(args.base), args.clientId, undefined, oidc.None(), {
+  const config = await oidc.discovery(new URL(args.base), args.clientId, { id_token_signed_response_alg: args.alg }, oidc.None(), {
     execute: [oidc.allowInsecureRequests],
   });
   oidc.enableNonRepudiationChecks(config);
