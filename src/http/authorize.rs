@@ -352,7 +352,8 @@ async fn start(core: &Core, headers: &HeaderMap, params: &Params) -> Result<Resp
         None => None,
     };
     let now = crate::store::now();
-    let fresh = |auth_time: i64| req.max_age.is_none_or(|m| now - auth_time <= m);
+    // max_age=0 is prompt=login (OpenID Connect Core §3.1.2.1).
+    let fresh = |auth_time: i64| req.max_age.is_none_or(|m| m > 0 && now - auth_time <= m);
     match session {
         Some(s) if !req.prompt_login && fresh(s.auth_time) => Ok(proceed(
             core,

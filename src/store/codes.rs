@@ -57,9 +57,8 @@ pub async fn by_hash(db: impl Into<Exec<'_>>, hash: &[u8]) -> Result<Option<Code
 
 /// Consumes an unconsumed code; false when another request consumed it first.
 pub async fn consume(db: impl Into<Exec<'_>>, hash: &[u8], now: i64) -> Result<bool, StoreError> {
-    let n =
-        on!(db.into(), |e| {
-            sqlx::query(
+    let n = on!(db.into(), |e| {
+        sqlx::query(
         "UPDATE authorization_codes SET consumed_at = $2 WHERE hash = $1 AND consumed_at IS NULL",
     )
     .bind(hash)
@@ -67,7 +66,7 @@ pub async fn consume(db: impl Into<Exec<'_>>, hash: &[u8], now: i64) -> Result<b
     .execute(e)
     .await
     .map(|r| r.rows_affected())
-        })?;
+    })?;
     Ok(n == 1)
 }
 

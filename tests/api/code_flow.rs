@@ -586,8 +586,6 @@ async fn a_third_party_client_asks_consent_once_until_the_admin_withdraws_it() {
     // Remembered.
     assert_eq!(b.authorize("partner", &[]).await.status(), 303);
     // Withdrawn by the admin.
-    app.user("root", "correct horse battery", &["admin"]).await;
-    app.admin_console().await;
     let token = app.admin_token().await;
     let resp = app
         .http
@@ -778,7 +776,11 @@ async fn the_cli_registers_a_browser_app() {
     );
     assert_eq!(
         c.origins,
-        vec!["https://other.example", "https://web.example"]
+        vec![
+            "https://other.example",
+            "https://web.example",
+            "http://127.0.0.1"
+        ]
     );
     assert!(c.third_party && c.allows("refresh_token") && c.scopes.contains(&"openid".to_string()));
     let (code, _, err) = app.cli(

@@ -3,7 +3,10 @@
 // tests/api/browser_flow.rs with one JSON argument:
 // {base, chromium, userDataDir, screenshot, username, password, apps: [{clientId, redirectUri}]}
 import { createHash, randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
 import { chromium } from 'playwright-core';
+
+const servers = [];
 
 const args = JSON.parse(process.argv[2]);
 const b64url = (buf) => buf.toString('base64url');
@@ -34,14 +37,17 @@ const browser = await chromium.launchPersistentContext(args.userDataDir, {
 const out = { steps: [] };
 try {
   const page = browser.pages()[0] ?? await browser.newPage();
-  // The apps: no server behind them, the browser is answered here.
+  // The apps: a page each on their own port of localhost (another site than tessera's 127.0.0.1).
   for (const app of args.apps) {
-    const origin = new URL(app.redirectUri).origin;
-    await page.route(origin + '/**', (route) =>
-      route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>app</title><p>app</p>' }));
+    const server = createServer((_, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end('<!doctype html><title>app</title><p>app</p>');
+    });
+    await new Promise((ok) => server.listen(Number(new URL(app.redirectUri).port), ok));
+    servers.push(server);
   }
   const consoleErrors = [];
-  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('console', (m) => { if (m.type() === 'error' && /Content.Security.Policy|Refused/i.test(m.text())) consoleErrors.push(m.text()); });
 
   // 1. The first app: the login page, signed in through the form.
   const [app1, app2] = args.apps;
@@ -118,5 +124,6 @@ try {
   out.error = String(e && e.stack || e);
 } finally {
   await browser.close();
+  for (const s of servers) s.close();
 }
 process.stdout.write(JSON.stringify(out));
