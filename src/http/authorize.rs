@@ -65,7 +65,7 @@ struct AuthzRequest {
 /// Why a request is refused: on a page (the app cannot be trusted with it) or back at the app.
 enum Refusal {
     Page(StatusCode, &'static str, String),
-    Redirect(Response),
+    Redirect(Box<Response>),
 }
 
 impl IntoResponse for Refusal {
@@ -74,7 +74,7 @@ impl IntoResponse for Refusal {
             Self::Page(status, title, text) => {
                 pages::respond(status, pages::message(title, &text), None, HeaderMap::new())
             }
-            Self::Redirect(r) => r,
+            Self::Redirect(r) => *r,
         }
     }
 }
@@ -133,7 +133,11 @@ impl AuthzRequest {
         if let Some(s) = &self.state {
             params.push(("state", s.as_str()));
         }
-        Refusal::Redirect(redirect(&self.redirect_uri, &params, HeaderMap::new()))
+        Refusal::Redirect(Box::new(redirect(
+            &self.redirect_uri,
+            &params,
+            HeaderMap::new(),
+        )))
     }
 
     fn form_action(&self) -> Option<String> {
