@@ -353,7 +353,15 @@ async fn metadata_matches_the_tokens() {
     };
     let mut grants = list("grant_types_supported");
     grants.sort();
-    assert_eq!(grants, ["client_credentials", "password", "refresh_token"]);
+    assert_eq!(
+        grants,
+        [
+            "authorization_code",
+            "client_credentials",
+            "password",
+            "refresh_token"
+        ]
+    );
     for name in [
         "token_endpoint_auth_methods_supported",
         "revocation_endpoint_auth_methods_supported",

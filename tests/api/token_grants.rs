@@ -11,7 +11,6 @@ use crate::token::{PASSWORD, USER, assert_token_ok, basic, keys, post_basic, set
 async fn unsupported_grant_types() {
     let (app, secret, _) = setup().await;
     for grant in [
-        "authorization_code",
         "implicit",
         "urn:ietf:params:oauth:grant-type:device_code",
         "PASSWORD",
