@@ -150,5 +150,9 @@ async fn housekeeping(core: Arc<Core>) {
         if let Err(e) = store::sessions::forget_ended(&core.db, now - 86_400).await {
             tracing::warn!(error = %e, "removing ended sessions");
         }
+        // Authorization codes a day past their expiry: replays of them are long moot.
+        if let Err(e) = store::codes::forget_expired(core.db.writer(), now - 86_400).await {
+            tracing::warn!(error = %e, "removing expired authorization codes");
+        }
     }
 }

@@ -134,6 +134,10 @@ settings! {
     keep_alive_timeout: Duration = "TESSERA_KEEP_ALIVE_TIMEOUT",
     /// Concurrent connections on the public port; more are answered 503 and closed.
     max_connections: usize = "TESSERA_MAX_CONNECTIONS",
+    /// How long an authorization code lives (at most 60 s).
+    authorization_code_ttl: Duration = "TESSERA_AUTHORIZATION_CODE_TTL",
+    /// How long a browser stays signed in at tessera (single sign-on).
+    browser_session_ttl: Duration = "TESSERA_BROWSER_SESSION_TTL",
 }
 
 /// Raw string values by setting key, before validation.
@@ -251,6 +255,16 @@ impl Layers {
                 "must be at most 300 seconds (0 = strict)",
             ));
         }
+        let authorization_code_ttl = p.duration("authorization_code_ttl", "60")?;
+        if authorization_code_ttl.is_zero()
+            || authorization_code_ttl.as_secs() > crate::domain::codes::MAX_CODE_TTL
+        {
+            return Err(p.invalid("authorization_code_ttl", "must be between 1 and 60 seconds"));
+        }
+        let browser_session_ttl = p.duration("browser_session_ttl", "12h")?;
+        if browser_session_ttl.is_zero() {
+            return Err(p.invalid("browser_session_ttl", "must be above zero"));
+        }
         let policy = p.parse(
             "permission_change_policy",
             "revoke",
@@ -348,6 +362,8 @@ impl Layers {
             refresh_idle_ttl,
             refresh_max_ttl,
             refresh_reuse_grace,
+            authorization_code_ttl,
+            browser_session_ttl,
             permission_change_policy: policy,
             admin_role,
             admin_audience,

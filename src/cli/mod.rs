@@ -117,6 +117,18 @@ enum ClientCommand {
         /// default: the server's refresh_reuse_grace.
         #[arg(long, value_name = "SECONDS")]
         refresh_reuse_grace: Option<u64>,
+        /// Where `/authorize` may send codes (authorization_code clients; repeatable).
+        #[arg(long = "redirect-uri", value_name = "URI")]
+        redirect_uris: Vec<String>,
+        /// A browser origin allowed by CORS (those of https/http redirect URIs are added).
+        #[arg(long = "origin", value_name = "ORIGIN")]
+        origins: Vec<String>,
+        /// A third-party app: users are asked to consent.
+        #[arg(long)]
+        third_party: bool,
+        /// Where `/end_session` may send the browser after sign-out (repeatable).
+        #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+        post_logout_redirect_uris: Vec<String>,
     },
 }
 
@@ -330,6 +342,10 @@ async fn client(core: &Core, cmd: ClientCommand) -> Result<(), Failure> {
         roles,
         capabilities,
         refresh_reuse_grace,
+        redirect_uris,
+        origins,
+        third_party,
+        post_logout_redirect_uris,
     } = cmd;
     let new = NewClient {
         id: id.clone(),
@@ -340,6 +356,10 @@ async fn client(core: &Core, cmd: ClientCommand) -> Result<(), Failure> {
         roles,
         capabilities,
         refresh_reuse_grace,
+        redirect_uris,
+        origins,
+        third_party,
+        post_logout_redirect_uris,
     };
     match clients::create(core, new).await.map_err(fail)? {
         Some(secret) => {

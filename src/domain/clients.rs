@@ -8,7 +8,12 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::crypto::{self, ct_eq, sha256};
 use crate::store::{self, Db, StoreError, clients::ClientRow, from_json, to_json};
 
-pub const GRANTS: &[&str] = &["password", "refresh_token", "client_credentials"];
+pub const GRANTS: &[&str] = &[
+    "authorization_code",
+    "password",
+    "refresh_token",
+    "client_credentials",
+];
 pub const CAPABILITIES: &[&str] = &["introspect", "events"];
 
 #[derive(Debug, Clone)]
@@ -23,6 +28,13 @@ pub struct Client {
     pub capabilities: Vec<String>,
     /// This client's refresh-token reuse grace window; `None`: the server's.
     pub refresh_reuse_grace: Option<std::time::Duration>,
+    /// Where `/authorize` may send codes (exact match; loopback ports may vary).
+    pub redirect_uris: Vec<String>,
+    /// Origins allowed to call tessera through CORS.
+    pub origins: Vec<String>,
+    /// A third-party client asks the user's consent.
+    pub third_party: bool,
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 impl Client {
@@ -56,6 +68,10 @@ impl Client {
             refresh_reuse_grace: row
                 .refresh_reuse_grace
                 .map(|s| std::time::Duration::from_secs(s.max(0) as u64)),
+            redirect_uris: from_json(&row.redirect_uris)?,
+            origins: from_json(&row.origins)?,
+            third_party: row.third_party,
+            post_logout_redirect_uris: from_json(&row.post_logout_redirect_uris)?,
             id: row.id,
         })
     }
@@ -163,6 +179,15 @@ pub struct NewClient {
     /// Seconds (0 = strict); absent: the server's `refresh_reuse_grace`.
     #[serde(default)]
     pub refresh_reuse_grace: Option<u64>,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// CORS origins; the origins of `https`/`http` redirect URIs are added.
+    #[serde(default)]
+    pub origins: Vec<String>,
+    #[serde(default)]
+    pub third_party: bool,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 /// The longest grace window a client may have, as for the server's setting.
@@ -201,7 +226,10 @@ pub async fn create(
             .to_string(),
         ];
     }
-    if new.grant_types.iter().any(|g| g == "password")
+    if new
+        .grant_types
+        .iter()
+        .any(|g| g == "password" || g == "authorization_code")
         && !new.grant_types.iter().any(|g| g == "refresh_token")
     {
         new.grant_types.push("refresh_token".into());
@@ -235,6 +263,9 @@ pub async fn create(
             "refresh_reuse_grace must be at most {MAX_REUSE_GRACE} seconds (0 = strict)"
         ));
     }
+    if let Err(m) = super::redirects::check_registration(&mut new) {
+        return invalid(m);
+    }
     for s in &new.scopes {
         if s.is_empty()
             || !s
@@ -250,6 +281,9 @@ pub async fn create(
         &mut new.audiences,
         &mut new.roles,
         &mut new.capabilities,
+        &mut new.redirect_uris,
+        &mut new.origins,
+        &mut new.post_logout_redirect_uris,
     ] {
         dedup(list);
     }
@@ -263,6 +297,10 @@ pub async fn create(
         roles: to_json(&new.roles),
         capabilities: to_json(&new.capabilities),
         refresh_reuse_grace: new.refresh_reuse_grace.map(|g| g as i64),
+        redirect_uris: to_json(&new.redirect_uris),
+        origins: to_json(&new.origins),
+        third_party: new.third_party,
+        post_logout_redirect_uris: to_json(&new.post_logout_redirect_uris),
     };
     let mut tx = core.db.begin().await.map_err(NewClientError::Store)?;
     match store::clients::insert(&mut tx, &row, core.clock.now()).await {

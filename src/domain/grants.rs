@@ -9,6 +9,7 @@ use super::sessions;
 use super::tokens::{Subject, TokenResponse};
 use crate::error::OAuthError;
 use crate::store::sessions::FamilyRow;
+use crate::store::users::UserRow;
 use crate::store::{self, from_json};
 
 /// Parses a `scope` parameter (RFC 6749 §3.3): space-delimited NQCHAR tokens.
@@ -30,7 +31,7 @@ pub fn parse_scope(raw: Option<&str>) -> Result<Option<Vec<String>>, OAuthError>
 }
 
 /// The scope granted: the request if it is within `allowed`, else all of `allowed`.
-fn grant_scope(
+pub fn grant_scope(
     requested: Option<Vec<String>>,
     allowed: &[String],
 ) -> Result<Vec<String>, OAuthError> {
@@ -47,7 +48,7 @@ fn grant_scope(
 
 /// The audience: the RFC 8707 `resource` if the client may target it, else the
 /// client's audiences, else the issuer itself.
-fn grant_audience(
+pub(super) fn grant_audience(
     core: &Core,
     resource: Option<&str>,
     allowed: &[String],
@@ -80,6 +81,24 @@ fn narrow_to_family(
 }
 
 impl Core {
+    /// The enabled user with this username and password. Unknown and disabled users
+    /// cost a full argon2 verification too, and every failure is the same error.
+    pub async fn check_password(
+        &self,
+        username: &str,
+        password: SecretString,
+    ) -> Result<UserRow, OAuthError> {
+        let user = store::users::by_username(&self.db.read, username).await?;
+        let valid = self
+            .passwords
+            .verify(user.as_ref().map(|u| u.password_hash.clone()), password)
+            .await?;
+        match user {
+            Some(u) if valid && !u.disabled => Ok(u),
+            _ => Err(OAuthError::InvalidGrant("invalid username or password")),
+        }
+    }
+
     pub async fn password_grant(
         &self,
         client: &Client,
@@ -95,16 +114,7 @@ impl Core {
         }
         let scope = grant_scope(parse_scope(scope)?, &client.scopes)?;
         let audience = grant_audience(self, resource, &client.audiences)?;
-        let user = store::users::by_username(&self.db.read, username).await?;
-        // Unknown users and disabled users cost a full argon2 verification too.
-        let valid = self
-            .passwords
-            .verify(user.as_ref().map(|u| u.password_hash.clone()), password)
-            .await?;
-        let user = match user {
-            Some(u) if valid && !u.disabled => u,
-            _ => return Err(OAuthError::InvalidGrant("invalid username or password")),
-        };
+        let user = self.check_password(username, password).await?;
         self.pauses.before_session.reached().await;
         let scope = scope.join(" ");
         // The user as read above, before argon2 ran, must still be the user now.

@@ -213,6 +213,8 @@ pub struct SigningKey {
     pub kid: String,
     pub alg: SigningAlg,
     header_b64: String,
+    /// The same header with `typ: JWT`, for OpenID Connect ID tokens.
+    id_header_b64: String,
     signer: Signer,
     rng: SystemRandom,
 }
@@ -235,10 +237,12 @@ impl SigningKey {
             SigningAlg::RS256 => Signer::Rsa(RsaKeyPair::from_pkcs8(pkcs8).map_err(bad)?),
         };
         let header = json!({"alg": alg.as_str(), "kid": kid, "typ": "at+jwt"});
+        let id_header = json!({"alg": alg.as_str(), "kid": kid, "typ": "JWT"});
         Ok(Self {
             kid: kid.into(),
             alg,
             header_b64: b64(header.to_string().as_bytes()),
+            id_header_b64: b64(id_header.to_string().as_bytes()),
             signer,
             rng,
         })
@@ -262,11 +266,20 @@ impl SigningKey {
         }
     }
 
-    /// Signs `claims` as a compact JWS.
+    /// Signs access-token `claims` as a compact JWS (`typ: at+jwt`, RFC 9068).
     pub fn sign(&self, claims: &impl Serialize) -> String {
+        self.sign_with(&self.header_b64, claims)
+    }
+
+    /// Signs ID-token `claims` (`typ: JWT`, OpenID Connect Core §2).
+    pub fn sign_id_token(&self, claims: &impl Serialize) -> String {
+        self.sign_with(&self.id_header_b64, claims)
+    }
+
+    fn sign_with(&self, header_b64: &str, claims: &impl Serialize) -> String {
         let payload = serde_json::to_vec(claims).expect("claims serialise");
-        let mut out = String::with_capacity(self.header_b64.len() + payload.len() * 4 / 3 + 400);
-        out.push_str(&self.header_b64);
+        let mut out = String::with_capacity(header_b64.len() + payload.len() * 4 / 3 + 400);
+        out.push_str(header_b64);
         out.push('.');
         URL_SAFE_NO_PAD.encode_string(&payload, &mut out);
         let signature = match &self.signer {

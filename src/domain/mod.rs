@@ -1,7 +1,9 @@
 //! The domain: tokens, sessions, permission changes, keys, events. Knows nothing of HTTP.
 
+pub mod browser;
 pub mod clients;
 pub mod clock;
+pub mod codes;
 pub mod events;
 pub mod feed;
 pub mod grants;
@@ -12,6 +14,7 @@ pub mod passwords;
 pub mod pause;
 pub mod permissions;
 pub mod queries;
+pub mod redirects;
 pub mod rotation;
 pub mod sessions;
 pub mod tail;

@@ -122,6 +122,8 @@ impl Core {
                 store::events::append(&mut tx, &event, now).await?;
                 revoked += 1;
             }
+            // The browser session at tessera would sign the user straight back in.
+            super::browser::end_user_sessions(&mut tx, &user.id).await?;
         }
         tx.commit().await.map_err(StoreError::from)?;
         Ok((user, revoked))

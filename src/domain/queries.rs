@@ -19,6 +19,11 @@ impl Core {
         store::users::by_id(&self.db.read, id).await
     }
 
+    /// Whether some client registered `origin` (CORS).
+    pub async fn origin_registered(&self, origin: &str) -> Result<bool, StoreError> {
+        store::clients::origin_registered(&self.db.read, origin).await
+    }
+
     /// The live sessions of a user; `None` when there is no such user.
     pub async fn live_sessions(&self, user_id: &str) -> Result<Option<Vec<Session>>, StoreError> {
         if self.user(user_id).await?.is_none() {

@@ -250,6 +250,23 @@ impl super::Core {
     }
 }
 
+impl super::Core {
+    /// Settles a sign-in attempt by the outcome of the password check.
+    pub async fn settle_login<T>(
+        &self,
+        attempt: LoginAttempt,
+        result: &Result<T, crate::error::OAuthError>,
+    ) {
+        use crate::error::OAuthError;
+        match result {
+            // A right password for a user that changed meanwhile is no guess.
+            Ok(_) | Err(OAuthError::AccountChanged) => self.login_succeeded(attempt),
+            Err(OAuthError::InvalidGrant(_)) => self.login_failed(attempt).await,
+            Err(_) => self.login_not_evaluated(attempt),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,6 +62,9 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// OpenID Connect Core §3.1.3.3, for scope `openid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
 /// Who the token is for.
@@ -105,6 +108,7 @@ impl Core {
             expires_in: ttl,
             refresh_token,
             scope,
+            id_token: None,
         })
     }
 }

@@ -22,10 +22,10 @@ use serde_json::{Value, json};
 use super::bearer;
 use super::error::{HttpError, Surface};
 use super::form::read_body;
-use crate::cli::rfc3339;
 use crate::config::SigningAlg;
 use crate::domain::Core;
 use crate::domain::clients::{self, NewClient, NewClientError};
+use crate::domain::clock::rfc3339;
 use crate::domain::keys::KeyError;
 use crate::domain::permissions::{Change, ChangeError};
 use crate::domain::queries::User;
@@ -41,6 +41,10 @@ pub(super) fn router() -> Router<Arc<Core>> {
         .route("/admin/users/{id}/disable", post(disable_user))
         .route("/admin/users/{id}/sessions", get(list_sessions))
         .route("/admin/sessions/{sid}", delete(revoke_session))
+        .route(
+            "/admin/users/{id}/consents/{client_id}",
+            delete(revoke_consents),
+        )
         .route("/admin/clients", post(create_client))
         .route("/admin/keys", get(list_keys))
         .route("/admin/keys/rotate", post(rotate_keys))
@@ -266,6 +270,20 @@ async fn revoke_session(
     }
 }
 
+/// Withdraws what a user consented to for a third-party client; its next sign-in asks again.
+async fn revoke_consents(
+    State(core): State<Arc<Core>>,
+    _admin: Admin,
+    Path((id, client_id)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    let id = user_id(&id)?;
+    if core.revoke_consents(&id, &client_id).await? > 0 {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found("consent"))
+    }
+}
+
 async fn create_client(
     State(core): State<Arc<Core>>,
     _admin: Admin,
@@ -292,6 +310,10 @@ async fn create_client(
         "audiences": client.audiences,
         "roles": client.roles,
         "capabilities": client.capabilities,
+        "redirect_uris": client.redirect_uris,
+        "origins": client.origins,
+        "third_party": client.third_party,
+        "post_logout_redirect_uris": client.post_logout_redirect_uris,
     });
     if let Some(grace) = client.refresh_reuse_grace {
         body["refresh_reuse_grace"] = json!(grace.as_secs());

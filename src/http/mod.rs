@@ -2,13 +2,16 @@
 #![warn(unreachable_pub)]
 
 mod admin;
+mod authorize;
 pub mod bearer;
+mod cors;
 pub mod error;
 mod events;
 pub mod form;
 mod health;
 mod introspect;
 mod ops;
+mod pages;
 mod revoke;
 mod token;
 mod userinfo;
@@ -42,6 +45,16 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/events"),
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/.well-known/oauth-authorization-server"),
+    ("GET", "/.well-known/openid-configuration"),
+    ("GET", "/authorize"),
+    ("POST", "/login"),
+    ("POST", "/consent"),
+    ("GET", "/end_session"),
+    ("GET", "/assets/tessera.css"),
+    ("OPTIONS", "/token"),
+    ("OPTIONS", "/revoke"),
+    ("OPTIONS", "/userinfo"),
+    ("OPTIONS", "/events"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("POST", "/admin/users"),
@@ -50,6 +63,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/admin/users/{id}/disable"),
     ("GET", "/admin/users/{id}/sessions"),
     ("DELETE", "/admin/sessions/{sid}"),
+    ("DELETE", "/admin/users/{id}/consents/{client_id}"),
     ("POST", "/admin/clients"),
     ("GET", "/admin/keys"),
     ("POST", "/admin/keys/rotate"),
@@ -66,6 +80,8 @@ pub fn router(core: Arc<Core>) -> Router {
         .merge(admin::router())
         .merge(wellknown::router())
         .merge(health::router())
+        .merge(authorize::router())
+        .merge(pages::router())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
@@ -73,6 +89,7 @@ pub fn router(core: Arc<Core>) -> Router {
         // The feed bounds its own waits (long-poll at most `events::MAX_WAIT`; SSE is a stream).
         .merge(events::router())
         .with_state(core.clone())
+        .layer(middleware::from_fn_with_state(core.clone(), cors::cors))
         .layer(middleware::from_fn_with_state(core, observe))
         .layer(middleware::from_fn(security_headers))
         .layer(CatchPanicLayer::new())

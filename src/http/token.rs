@@ -50,13 +50,15 @@ async fn handle(
             let result = core
                 .password_grant(&client, &username, password, scope, resource)
                 .await;
-            match &result {
-                // A right password for a user that changed meanwhile is no guess.
-                Ok(_) | Err(OAuthError::AccountChanged) => core.login_succeeded(attempt),
-                Err(OAuthError::InvalidGrant(_)) => core.login_failed(attempt).await,
-                Err(_) => core.login_not_evaluated(attempt),
-            }
+            core.settle_login(attempt, &result).await;
             result
+        }
+        "authorization_code" => {
+            let code = params.require("code")?;
+            let redirect_uri = params.require("redirect_uri")?;
+            let verifier = params.require("code_verifier")?;
+            core.authorization_code_grant(&client, code, redirect_uri, verifier)
+                .await
         }
         "refresh_token" => {
             let token = params.require("refresh_token")?;

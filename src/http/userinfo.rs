@@ -25,6 +25,7 @@ async fn userinfo(
     let stale = caller.claims.ver.is_some_and(|v| v < user.authz_version);
     Ok(Json(json!({
         "sub": user.id,
+        "preferred_username": user.username,
         "username": user.username,
         "roles": user.roles().map_err(|e| HttpError::internal(Surface::Bearer, &e))?,
         "ver": user.authz_version,

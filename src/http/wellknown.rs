@@ -17,6 +17,7 @@ pub(super) fn router() -> Router<Arc<Core>> {
     Router::new()
         .route("/.well-known/jwks.json", get(jwks))
         .route("/.well-known/oauth-authorization-server", get(metadata))
+        .route("/.well-known/openid-configuration", get(metadata))
 }
 
 /// Served from the pre-serialised body of the current key set. `max-age` is below
@@ -53,15 +54,27 @@ async fn metadata(State(core): State<Arc<Core>>) -> Result<Response, OAuthError>
         "introspection_endpoint": format!("{iss}/introspect"),
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "userinfo_endpoint": format!("{iss}/userinfo"),
+        // The code flow (RFC 8414 §2, OpenID Connect Discovery §3, RFC 9207).
+        "authorization_endpoint": format!("{iss}/authorize"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
+        "end_session_endpoint": format!("{iss}/end_session"),
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [core.cfg.signing_alg.as_str()],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "at_hash", "preferred_username"],
+        "prompt_values_supported": ["none", "login", "consent"],
         // What a verifier needs to be correct from a cold start: the feed, and how far
         // back a still-valid token may reach (it catches up from `now - ttl`).
         "tessera_events_endpoint": format!("{iss}/events"),
         "tessera_access_token_max_ttl": core.cfg.access_token_ttl.as_secs(),
     });
-    let scopes = core.all_scopes().await?;
-    if !scopes.is_empty() {
-        doc["scopes_supported"] = json!(scopes);
+    let mut scopes = core.all_scopes().await?;
+    if !scopes.iter().any(|s| s == "openid") {
+        scopes.insert(0, "openid".into());
     }
+    doc["scopes_supported"] = json!(scopes);
     let mut resp = Json(doc).into_response();
     resp.headers_mut().insert(
         header::CACHE_CONTROL,

@@ -13,12 +13,17 @@ pub struct ClientRow {
     pub capabilities: String,
     /// Seconds; `None`: the server's `refresh_reuse_grace`.
     pub refresh_reuse_grace: Option<i64>,
+    pub redirect_uris: String,
+    pub origins: String,
+    pub third_party: bool,
+    pub post_logout_redirect_uris: String,
 }
 
 pub async fn by_id(db: impl Into<Exec<'_>>, id: &str) -> Result<Option<ClientRow>, StoreError> {
     Ok(on!(db.into(), |e| {
         sqlx::query_as(
-        "SELECT id, secret_hash, grant_types, scopes, audiences, roles, capabilities, refresh_reuse_grace
+        "SELECT id, secret_hash, grant_types, scopes, audiences, roles, capabilities, refresh_reuse_grace,
+                redirect_uris, origins, third_party, post_logout_redirect_uris
          FROM clients WHERE id = $1",
     )
     .bind(id)
@@ -29,8 +34,9 @@ pub async fn by_id(db: impl Into<Exec<'_>>, id: &str) -> Result<Option<ClientRow
 
 pub async fn insert(db: impl Into<Exec<'_>>, row: &ClientRow, now: i64) -> Result<(), StoreError> {
     on!(db.into(), |e| sqlx::query(
-        "INSERT INTO clients (id, secret_hash, grant_types, scopes, audiences, roles, capabilities, created_at, refresh_reuse_grace)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO clients (id, secret_hash, grant_types, scopes, audiences, roles, capabilities, created_at, refresh_reuse_grace,
+           redirect_uris, origins, third_party, post_logout_redirect_uris)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(&row.id)
     .bind(&row.secret_hash)
@@ -41,6 +47,10 @@ pub async fn insert(db: impl Into<Exec<'_>>, row: &ClientRow, now: i64) -> Resul
     .bind(&row.capabilities)
     .bind(now)
     .bind(row.refresh_reuse_grace)
+    .bind(&row.redirect_uris)
+    .bind(&row.origins)
+    .bind(row.third_party)
+    .bind(&row.post_logout_redirect_uris)
     .execute(e)
     .await
     .map(|r| r.rows_affected()))
@@ -62,4 +72,22 @@ pub async fn all_scopes(db: impl Into<Exec<'_>>) -> Result<Vec<String>, StoreErr
     };
     let rows: Vec<(String,)> = on!(db, |e| sqlx::query_as(sql).fetch_all(e).await)?;
     Ok(rows.into_iter().map(|(s,)| s).collect())
+}
+
+/// Whether some client registered `origin` for CORS.
+pub async fn origin_registered(db: impl Into<Exec<'_>>, origin: &str) -> Result<bool, StoreError> {
+    let db = db.into();
+    let sql = match db.backend() {
+        Backend::Sqlite => {
+            "SELECT 1 FROM clients, json_each(clients.origins) AS j WHERE j.value = $1 LIMIT 1"
+        }
+        Backend::Postgres => {
+            "SELECT 1 FROM clients, jsonb_array_elements_text(clients.origins::jsonb) AS j(value) WHERE j.value = $1 LIMIT 1"
+        }
+    };
+    let row: Option<(i32,)> = on!(db, |e| sqlx::query_as(sql)
+        .bind(origin)
+        .fetch_optional(e)
+        .await)?;
+    Ok(row.is_some())
 }

@@ -1,7 +1,9 @@
 //! Storage: the SQL and nothing else. Domain code calls these functions and owns
 //! the transaction boundaries.
 
+pub mod browser;
 pub mod clients;
+pub mod codes;
 pub mod events;
 pub mod keys;
 pub mod sessions;

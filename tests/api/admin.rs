@@ -290,7 +290,9 @@ async fn clients_are_registered() {
         body,
         json!({"client_id": "svc", "public": false, "grant_types": ["client_credentials"],
                "scopes": [], "audiences": ["https://api.example"], "roles": ["r"],
-               "capabilities": ["events"], "client_secret": secret})
+               "capabilities": ["events"], "client_secret": secret,
+               "redirect_uris": [], "origins": [], "third_party": false,
+               "post_logout_redirect_uris": []})
     );
     let token = app.client_token("svc", &secret).await;
     assert_eq!(jwt_parts(&token).1["roles"], json!(["r"]));

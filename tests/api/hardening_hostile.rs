@@ -53,7 +53,7 @@ async fn wrong_methods_on_every_route_are_405() {
     ];
     for (method, path) in tessera::http::ROUTES {
         for m in &methods {
-            if m.as_str() == *method {
+            if m.as_str() == *method || tessera::http::ROUTES.contains(&(m.as_str(), *path)) {
                 continue;
             }
             let what = format!("{m} {path}");

@@ -332,7 +332,7 @@ async fn userinfo_answers_from_the_database_and_refuses_dead_sessions() {
     assert_eq!(r.headers()["content-type"], "application/json");
     assert_eq!(
         r.json::<Value>().await.unwrap(),
-        json!({"sub": alice, "username": "alice", "roles": ["reader"], "ver": 1, "stale": false})
+        json!({"sub": alice, "preferred_username": "alice", "username": "alice", "roles": ["reader"], "ver": 1, "stale": false})
     );
 
     let r = userinfo(&app, None).await;

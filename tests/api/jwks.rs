@@ -361,7 +361,15 @@ async fn metadata_matches_the_tokens() {
     };
     let mut grants = list("grant_types_supported");
     grants.sort();
-    assert_eq!(grants, ["client_credentials", "password", "refresh_token"]);
+    assert_eq!(
+        grants,
+        [
+            "authorization_code",
+            "client_credentials",
+            "password",
+            "refresh_token"
+        ]
+    );
     for name in [
         "token_endpoint_auth_methods_supported",
         "revocation_endpoint_auth_methods_supported",
@@ -371,7 +379,8 @@ async fn metadata_matches_the_tokens() {
         assert!(methods.iter().any(|m| m == "client_secret_basic"), "{name}");
         assert!(methods.iter().any(|m| m == "client_secret_post"), "{name}");
     }
-    assert_eq!(list("scopes_supported"), ["read"]);
+    // The clients' scopes, and `openid` (OpenID Connect Discovery: it is always served).
+    assert_eq!(list("scopes_supported"), ["openid", "read"]);
     assert_no_empty_arrays(&meta);
     // jwks_uri serves the key set that verifies the token.
     let jwks: Value = app

@@ -148,7 +148,7 @@ async fn under_reissue_the_session_survives_and_the_next_refresh_carries_the_new
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.json::<Value>().await.unwrap(),
-        json!({"sub": alice, "username": "alice", "roles": ["writer"], "ver": 2, "stale": true})
+        json!({"sub": alice, "preferred_username": "alice", "username": "alice", "roles": ["writer"], "ver": 2, "stale": true})
     );
 
     // The family survives: the next refresh carries the new roles and version.

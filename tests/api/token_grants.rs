@@ -11,7 +11,6 @@ use crate::token::{assert_token_ok, basic, keys, post_basic};
 async fn unsupported_grant_types() {
     let Grants { app, secret, .. } = Grants::start().await;
     for grant in [
-        "authorization_code",
         "implicit",
         "urn:ietf:params:oauth:grant-type:device_code",
         "PASSWORD",

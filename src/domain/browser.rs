@@ -1,0 +1,83 @@
+//! The browser session at tessera (single sign-on across apps) and remembered
+//! consent for third-party clients. The cookie holds a random token; the
+//! database only its SHA-256.
+
+use super::Core;
+use crate::crypto::{self, sha256};
+use crate::store::{self, StoreError};
+
+/// A signed-in browser: who, and when they typed their password.
+pub struct BrowserSession {
+    pub user_id: String,
+    pub auth_time: i64,
+}
+
+impl Core {
+    /// Starts a browser session for a user who just signed in; returns the cookie value.
+    pub async fn start_browser_session(&self, user_id: &str) -> Result<String, StoreError> {
+        let token = crypto::random_token();
+        let now = store::now();
+        let expires = now + self.cfg.browser_session_ttl.as_secs() as i64;
+        store::browser::insert_session(
+            self.db.writer(),
+            &sha256(token.as_bytes()),
+            user_id,
+            now,
+            expires,
+        )
+        .await?;
+        Ok(token)
+    }
+
+    /// The live session a cookie names, if any (ended, expired or of a disabled user: none).
+    pub async fn browser_session(&self, token: &str) -> Result<Option<BrowserSession>, StoreError> {
+        let hash = sha256(token.as_bytes());
+        let found = store::browser::live_session(&self.db.read, &hash, store::now()).await?;
+        Ok(found.map(|(user_id, auth_time)| BrowserSession { user_id, auth_time }))
+    }
+
+    /// Ends the session a cookie names (RP-initiated logout).
+    pub async fn end_browser_session(&self, token: &str) -> Result<(), StoreError> {
+        let hash = sha256(token.as_bytes());
+        store::browser::revoke_session(self.db.writer(), &hash, store::now()).await
+    }
+
+    /// Whether the user consented to this client for exactly this scope set.
+    pub async fn has_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &str,
+    ) -> Result<bool, StoreError> {
+        store::browser::has_consent(&self.db.read, user_id, client_id, &scope_key(scope)).await
+    }
+
+    pub async fn remember_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &str,
+    ) -> Result<(), StoreError> {
+        let key = scope_key(scope);
+        store::browser::insert_consent(self.db.writer(), user_id, client_id, &key, store::now())
+            .await
+    }
+
+    /// Withdraws a user's consents to a client; returns how many there were.
+    pub async fn revoke_consents(&self, user_id: &str, client_id: &str) -> Result<u64, StoreError> {
+        store::browser::delete_consents(self.db.writer(), user_id, client_id).await
+    }
+}
+
+/// A scope set in one canonical form: sorted, space-joined.
+fn scope_key(scope: &str) -> String {
+    let mut list: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
+    list.sort_unstable();
+    list.dedup();
+    list.join(" ")
+}
+
+/// Ends a user's browser sessions inside the permission change's transaction.
+pub async fn end_user_sessions(tx: &mut store::Tx, user_id: &str) -> Result<u64, StoreError> {
+    store::browser::revoke_user_sessions(tx, user_id, store::now()).await
+}

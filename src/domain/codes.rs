@@ -1,0 +1,215 @@
+//! The authorization code grant (RFC 6749 §4.1, PKCE RFC 7636) and the OpenID
+//! Connect ID token: what happens when a code is issued, exchanged, or replayed.
+
+use serde::Serialize;
+
+use super::Core;
+use super::clients::Client;
+use super::grants::grant_audience;
+use super::sessions;
+use super::tokens::{Subject, TokenResponse};
+use crate::config::SigningAlg;
+use crate::crypto::{self, b64, ct_eq, sha256};
+use crate::error::OAuthError;
+use crate::store::{self, codes::CodeRow};
+
+pub const REASON_CODE_REUSE: &str = "authorization_code_reuse";
+
+/// The longest a code lives (RFC 6749 §4.1.2 recommends at most ten minutes; we keep 60 s).
+pub const MAX_CODE_TTL: u64 = 60;
+
+const INVALID: OAuthError =
+    OAuthError::InvalidGrant("the authorization code is invalid, expired or already used");
+
+/// What a code is bound to when it is issued.
+pub struct CodeGrant<'a> {
+    pub client_id: &'a str,
+    pub user_id: &'a str,
+    pub authz_version: i64,
+    pub redirect_uri: &'a str,
+    pub code_challenge: &'a str,
+    pub scope: &'a str,
+    pub nonce: Option<&'a str>,
+    pub auth_time: i64,
+}
+
+/// RFC 7636 §4.1: 43 to 128 characters of `[A-Za-z0-9-._~]` (a verifier, or an S256 challenge's alphabet).
+pub fn is_pkce_string(s: &str) -> bool {
+    (43..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+#[derive(Serialize)]
+struct IdClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    exp: i64,
+    iat: i64,
+    auth_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+    sid: &'a str,
+    at_hash: String,
+}
+
+/// OpenID Connect Core §3.1.3.6: the left half of the hash the signing alg uses.
+fn at_hash(alg: SigningAlg, access_token: &str) -> String {
+    match alg {
+        SigningAlg::ES256 | SigningAlg::RS256 => b64(&sha256(access_token.as_bytes())[..16]),
+        SigningAlg::EdDSA => {
+            let d = ring::digest::digest(&ring::digest::SHA512, access_token.as_bytes());
+            b64(&d.as_ref()[..32])
+        }
+    }
+}
+
+impl Core {
+    /// Issues a code for a completed authorization request; returns the code.
+    pub async fn issue_code(&self, grant: CodeGrant<'_>) -> Result<String, OAuthError> {
+        let code = crypto::random_token();
+        let now = store::now();
+        let row = CodeRow {
+            hash: sha256(code.as_bytes()).to_vec(),
+            client_id: grant.client_id.into(),
+            user_id: grant.user_id.into(),
+            authz_version: grant.authz_version,
+            redirect_uri: grant.redirect_uri.into(),
+            code_challenge: grant.code_challenge.into(),
+            scope: grant.scope.into(),
+            nonce: grant.nonce.map(str::to_string),
+            auth_time: grant.auth_time,
+            created_at: now,
+            expires_at: now + self.cfg.authorization_code_ttl.as_secs() as i64,
+            consumed_at: None,
+            family_id: None,
+        };
+        store::codes::insert(self.db.writer(), &row).await?;
+        Ok(code)
+    }
+
+    /// `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.6): starts a
+    /// refresh family exactly as the password grant does.
+    pub async fn authorization_code_grant(
+        &self,
+        client: &Client,
+        code: &str,
+        redirect_uri: &str,
+        verifier: &str,
+    ) -> Result<TokenResponse, OAuthError> {
+        if !client.allows("authorization_code") {
+            return Err(OAuthError::UnauthorizedClient(
+                "this client may not use the authorization_code grant",
+            ));
+        }
+        let hash = sha256(code.as_bytes());
+        let now = store::now();
+        let Some(row) = store::codes::by_hash(&self.db.read, &hash).await? else {
+            return Err(INVALID);
+        };
+        // Another client's code is refused without touching it, as for refresh tokens.
+        if row.client_id != client.id {
+            return Err(INVALID);
+        }
+        if row.consumed_at.is_some() {
+            return Err(self.code_replayed(&hash).await);
+        }
+        if now >= row.expires_at {
+            return Err(INVALID);
+        }
+        if row.redirect_uri != redirect_uri {
+            return Err(OAuthError::InvalidGrant(
+                "redirect_uri differs from the authorization request's",
+            ));
+        }
+        if !is_pkce_string(verifier) {
+            return Err(OAuthError::invalid_request(
+                "code_verifier must be 43-128 characters of [A-Za-z0-9-._~]",
+            ));
+        }
+        let challenge = b64(&sha256(verifier.as_bytes()));
+        if !ct_eq(challenge.as_bytes(), row.code_challenge.as_bytes()) {
+            return Err(OAuthError::InvalidGrant(
+                "code_verifier does not match the code_challenge",
+            ));
+        }
+        if !store::codes::consume(self.db.writer(), &hash, now).await? {
+            return Err(self.code_replayed(&hash).await);
+        }
+        let audience = grant_audience(self, None, &client.audiences)?;
+        let started = sessions::start(
+            self,
+            &row.user_id,
+            row.authz_version,
+            &client.id,
+            &row.scope,
+            &audience,
+        )
+        .await?;
+        let (sid, refresh_token) = started.ok_or(OAuthError::AccountChanged)?;
+        if store::codes::set_family(self.db.writer(), &hash, &sid).await? {
+            // Replayed between the exchange and now: the replay could not revoke it.
+            self.revoke_code_family(&sid).await?;
+            return Err(INVALID);
+        }
+        let user = store::users::by_id(&self.db.read, &row.user_id)
+            .await?
+            .ok_or(OAuthError::AccountChanged)?;
+        let subject = Subject {
+            sub: &row.user_id,
+            roles: user.roles()?,
+            sid: Some(&sid),
+            ver: Some(row.authz_version),
+        };
+        let refresh_token = client.allows("refresh_token").then_some(refresh_token);
+        let mut resp = self.issue(&client.id, subject, &row.scope, audience, refresh_token)?;
+        if row.scope.split(' ').any(|s| s == "openid") {
+            let keys = self.keys.current();
+            let claims = IdClaims {
+                iss: &self.cfg.issuer,
+                sub: &row.user_id,
+                aud: &client.id,
+                iat: now,
+                exp: now + self.cfg.access_token_ttl.as_secs() as i64,
+                auth_time: row.auth_time,
+                nonce: row.nonce.as_deref(),
+                sid: &sid,
+                at_hash: at_hash(keys.active.alg, &resp.access_token),
+            };
+            resp.id_token = Some(keys.active.sign_id_token(&claims));
+        }
+        Ok(resp)
+    }
+
+    /// A code presented twice: the family issued from it is revoked (RFC 6749 §4.1.2).
+    async fn code_replayed(&self, hash: &[u8]) -> OAuthError {
+        let outcome = async {
+            let family = store::codes::mark_replayed(self.db.writer(), hash, store::now()).await?;
+            if let Some(sid) = family {
+                self.revoke_code_family(&sid).await?;
+            }
+            Ok::<_, OAuthError>(())
+        }
+        .await;
+        match outcome {
+            Ok(()) => INVALID,
+            Err(e) => e,
+        }
+    }
+
+    async fn revoke_code_family(&self, sid: &str) -> Result<(), OAuthError> {
+        let mut tx = self.db.begin().await?;
+        let Some(family) = store::sessions::family(&mut tx, sid).await? else {
+            return Ok(());
+        };
+        let revoked = sessions::revoke_family(self, &mut tx, &family, REASON_CODE_REUSE).await?;
+        tx.commit().await?;
+        if revoked {
+            self.events.wake();
+            self.metrics.session_revoked(REASON_CODE_REUSE);
+            tracing::warn!(sid, "authorization code replayed: its family revoked");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,99 @@
+//! CORS (Fetch Standard): browsers on a registered app's origin may call
+//! `/token`, `/revoke`, `/userinfo` and `/events`; the JWKS and the metadata are
+//! public. Tokens travel in headers, never cookies, so no response allows
+//! credentials, and none of the credentialed paths ever answers `*`.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::domain::Core;
+
+/// Paths a registered origin may call.
+const PER_CLIENT: &[&str] = &["/token", "/revoke", "/userinfo", "/events"];
+/// Paths anyone may read.
+const PUBLIC: &[&str] = &[
+    "/.well-known/jwks.json",
+    "/.well-known/oauth-authorization-server",
+    "/.well-known/openid-configuration",
+];
+
+const ALLOW_HEADERS: &str = "Authorization, Content-Type, Accept, Last-Event-ID";
+const EXPOSE_HEADERS: &str = "WWW-Authenticate, Retry-After";
+
+pub(super) async fn cors(State(core): State<Arc<Core>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let public = PUBLIC.contains(&path);
+    if !public && !PER_CLIENT.contains(&path) {
+        return next.run(req).await;
+    }
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let preflight = req.method() == Method::OPTIONS;
+    let allowed = match (&origin, public) {
+        (_, true) => true,
+        (None, false) => false,
+        (Some(o), false) => match o.to_str() {
+            Ok(o) => match core.origin_registered(o).await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::error!(error = %crate::error_chain(&e), "CORS origin lookup");
+                    false
+                }
+            },
+            Err(_) => false,
+        },
+    };
+    let mut resp = if preflight {
+        if origin.is_some() && !allowed {
+            let body = serde_json::json!({"error": "invalid_request", "error_description": "origin not allowed"});
+            (StatusCode::FORBIDDEN, axum::Json(body)).into_response()
+        } else {
+            let mut r = StatusCode::NO_CONTENT.into_response();
+            let methods = if public { "GET" } else { "GET, POST" };
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(methods));
+            if origin.is_some() {
+                let h = r.headers_mut();
+                h.insert(
+                    header::ACCESS_CONTROL_ALLOW_METHODS,
+                    HeaderValue::from_static(methods),
+                );
+                h.insert(
+                    header::ACCESS_CONTROL_ALLOW_HEADERS,
+                    HeaderValue::from_static(ALLOW_HEADERS),
+                );
+                h.insert(
+                    header::ACCESS_CONTROL_MAX_AGE,
+                    HeaderValue::from_static("600"),
+                );
+            }
+            r
+        }
+    } else {
+        next.run(req).await
+    };
+    let h = resp.headers_mut();
+    if public {
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        return resp;
+    }
+    allow_origin(h, origin.filter(|_| allowed));
+    resp
+}
+
+fn allow_origin(h: &mut HeaderMap, origin: Option<HeaderValue>) {
+    h.append(header::VARY, HeaderValue::from_static("Origin"));
+    if let Some(o) = origin {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(EXPOSE_HEADERS),
+        );
+    }
+}

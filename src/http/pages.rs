@@ -1,0 +1,167 @@
+//! The HTML pages of the code flow (login, consent, errors, signed out), rendered
+//! on the server with maud. No scripts and no inline styles: one stylesheet from
+//! `/assets/tessera.css`, under a strict `Content-Security-Policy`.
+
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use maud::{DOCTYPE, Markup, html};
+use std::sync::Arc;
+
+use crate::domain::Core;
+
+const STYLESHEET: &str = include_str!("assets/tessera.css");
+
+pub(super) fn router() -> Router<Arc<Core>> {
+    Router::new().route("/assets/tessera.css", get(stylesheet))
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+/// The authorization request, carried through the login and consent forms.
+pub(super) type Hidden<'a> = &'a [(&'static str, String)];
+
+fn layout(title: &str, content: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="referrer" content="no-referrer";
+                title { (title) " · tessera" }
+                link rel="stylesheet" href="/assets/tessera.css";
+            }
+            body {
+                main {
+                    div.brand { span.mark {} "tessera" }
+                    (content)
+                }
+                footer { "Signed in by tessera, your organisation's identity server." }
+            }
+        }
+    }
+}
+
+fn hidden_fields(hidden: Hidden<'_>, csrf: &str) -> Markup {
+    html! {
+        @for (name, value) in hidden {
+            input type="hidden" name=(name) value=(value);
+        }
+        input type="hidden" name="csrf" value=(csrf);
+    }
+}
+
+pub(super) fn login(
+    app: &str,
+    username: &str,
+    error: Option<&str>,
+    hidden: Hidden<'_>,
+    csrf: &str,
+) -> Markup {
+    layout(
+        "Sign in",
+        html! {
+            h1 { "Sign in" }
+            p.lead { "to continue to " span.app { (app) } }
+            @if let Some(e) = error { p.error role="alert" { (e) } }
+            form method="post" action="/login" {
+                (hidden_fields(hidden, csrf))
+                label for="username" { "Username" }
+                input #username type="text" name="username" value=(username)
+                    autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus;
+                label for="password" { "Password" }
+                input #password type="password" name="password" autocomplete="current-password" required;
+                button type="submit" { "Sign in" }
+            }
+        },
+    )
+}
+
+pub(super) fn consent(
+    app: &str,
+    username: &str,
+    scopes: &[&str],
+    hidden: Hidden<'_>,
+    csrf: &str,
+) -> Markup {
+    layout(
+        "Allow access",
+        html! {
+            h1 { "Allow " (app) "?" }
+            p.lead { span.app { (app) } " asks to use your account " strong { (username) } " with these permissions:" }
+            ul.scopes {
+                @for s in scopes {
+                    li { code { (s) } " — " (scope_label(s)) }
+                }
+            }
+            form method="post" action="/consent" {
+                (hidden_fields(hidden, csrf))
+                button type="submit" name="decision" value="allow" { "Allow" }
+                button.secondary type="submit" name="decision" value="deny" { "Deny" }
+            }
+        },
+    )
+}
+
+fn scope_label(scope: &str) -> &'static str {
+    match scope {
+        "openid" => "know who you are",
+        "offline_access" => "stay signed in",
+        _ => "a permission of this app",
+    }
+}
+
+pub(super) fn message(title: &str, text: &str) -> Markup {
+    layout(title, html! { h1 { (title) } p.lead { (text) } })
+}
+
+/// A page with the security headers every page carries. `form_action` lists the
+/// origins a form on it may post to or be redirected to after posting (Chromium
+/// applies `form-action` to the redirect after a POST too).
+pub(super) fn respond(
+    status: StatusCode,
+    markup: Markup,
+    form_action: Option<&str>,
+    extra: HeaderMap,
+) -> Response {
+    let form = match form_action {
+        Some(origin) => format!("'self' {origin}"),
+        None => "'none'".into(),
+    };
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form}; frame-ancestors 'none'; base-uri 'none'"
+    );
+    let mut resp = (status, markup.into_string()).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    security(h);
+    h.extend(extra);
+    resp
+}
+
+/// What pages and the redirects that leave them share.
+pub(super) fn security(h: &mut HeaderMap) {
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
