@@ -21,6 +21,14 @@ const PUBLIC: &[&str] = &[
     "/.well-known/openid-configuration",
 ];
 
+/// The methods a CORS path serves (besides OPTIONS).
+fn methods_of(path: &str) -> &'static str {
+    match path {
+        "/token" | "/revoke" => "POST",
+        _ => "GET",
+    }
+}
+
 const ALLOW_HEADERS: &str = "Authorization, Content-Type, Accept, Last-Event-ID";
 const EXPOSE_HEADERS: &str = "WWW-Authenticate, Retry-After";
 
@@ -48,13 +56,19 @@ pub(super) async fn cors(State(core): State<Arc<Core>>, req: Request, next: Next
     };
     let mut resp = if preflight {
         if origin.is_some() && !allowed {
-            let body = serde_json::json!({"error": "invalid_request", "error_description": "origin not allowed"});
-            (StatusCode::FORBIDDEN, axum::Json(body)).into_response()
+            super::error::HttpError::new(
+                StatusCode::FORBIDDEN,
+                "invalid_request",
+                "origin not allowed",
+            )
+            .into_response()
         } else {
             let mut r = StatusCode::NO_CONTENT.into_response();
-            let methods = if public { "GET" } else { "GET, POST" };
-            r.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static(methods));
+            let methods = methods_of(path);
+            r.headers_mut().insert(
+                header::ALLOW,
+                HeaderValue::from_str(&format!("{methods}, OPTIONS")).expect("ascii"),
+            );
             if origin.is_some() {
                 let h = r.headers_mut();
                 h.insert(
