@@ -30,6 +30,7 @@ pub fn fixtures() -> Vec<Fixture> {
         .into_iter()
         .map(|alg| {
             let (kid, pkcs8, jwk) = tessera::domain::keys::generate(alg).unwrap();
+            let jwk = serde_json::to_value(jwk).unwrap();
             let key = SigningKey::from_pkcs8(&kid, alg, &pkcs8).unwrap();
             let s = |k: &str| jwk[k].as_str().unwrap_or_default().to_string();
             let (decoding, jwt_alg) = match alg {
