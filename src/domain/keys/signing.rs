@@ -1,7 +1,7 @@
 //! JWS signing with ring, and generation of new key pairs.
 //!
-//! Hand-written on ring rather than jsonwebtoken's encoder: the header is encoded once
-//! per key and a token costs one allocation plus the signature (benches/crypto.rs).
+//! Hand-written on ring, not jsonwebtoken's encoder: one crypto library signs and
+//! verifies (tessera-jose), and the header is encoded once per key (benches/crypto.rs).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
