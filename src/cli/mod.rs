@@ -1,6 +1,5 @@
 //! The `tessera` command line. Ids and secrets alone go to stdout; everything
 //! else to stderr; failures exit non-zero with a one-line reason.
-#![warn(unreachable_pub)]
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
