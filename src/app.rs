@@ -1,6 +1,5 @@
 //! The composition root: builds the state, spawns the background work and serves.
 //! `tessera serve` and the tests' `TestApp` both start tessera through here.
-#![warn(unreachable_pub)]
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,7 +1,6 @@
 //! Configuration: defaults, then `tessera.toml`, then `TESSERA_*` environment
 //! variables, then command-line flags (each layer overrides the one before).
 //! Every value is validated at start and a bad one is reported by name.
-#![warn(unreachable_pub)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -1,5 +1,4 @@
 //! Errors at the protocol boundary. The OAuth endpoints speak RFC 6749 §5.2.
-#![warn(unreachable_pub)]
 
 use crate::store::StoreError;
 

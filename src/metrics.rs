@@ -3,7 +3,6 @@
 //! metric. Hand-written rather than `prometheus-client`: that crate speaks
 //! OpenMetrics (`# TYPE x counter` for series `x_total`, a `# EOF` line), which
 //! would change what scrapers and the tests read.
-#![warn(unreachable_pub)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;

@@ -17,7 +17,7 @@ fn pct(v: &[Duration], p: usize) -> f64 {
     v[(v.len() * p / 100).min(v.len() - 1)].as_secs_f64() * 1000.0
 }
 
-pub async fn one_by_one(o: &Opts, token_url: &str, client: &(String, String)) -> Value {
+pub(crate) async fn one_by_one(o: &Opts, token_url: &str, client: &(String, String)) -> Value {
     let EventsSetup {
         http,
         base,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
-pub struct Fanout<'a> {
+pub(crate) struct Fanout<'a> {
     pub base: &'a str,
     pub ops: &'a str,
     pub pid: Option<u32>,
@@ -92,7 +92,7 @@ async fn open(
     Some(())
 }
 
-pub async fn run(f: Fanout<'_>) -> Value {
+pub(crate) async fn run(f: Fanout<'_>) -> Value {
     let http = reqwest::Client::new();
     let admin = |method: reqwest::Method, path: &str| {
         http.request(method, format!("{}{path}", f.base))

@@ -5,12 +5,12 @@ use serde_json::{Value, json};
 use tessera::config::SigningAlg;
 use tessera::domain::keys::SigningKey;
 
-pub fn claims() -> Value {
+pub(crate) fn claims() -> Value {
     json!({"iss": "http://127.0.0.1:8080", "sub": "bench", "aud": "urn:bench:api", "client_id": "bench",
         "scope": "api:read", "roles": ["reader"], "iat": 1_800_000_000, "exp": 1_800_000_300, "jti": "abcdefghijklmnopqrstuv"})
 }
 
-pub struct Fixture {
+pub(crate) struct Fixture {
     pub alg: SigningAlg,
     pub key: SigningKey,
     pub decoding: jsonwebtoken::DecodingKey,
@@ -24,12 +24,13 @@ pub struct Fixture {
 }
 
 /// ES256, EdDSA and RS256, verified through jsonwebtoken with tessera's ring provider.
-pub fn fixtures() -> Vec<Fixture> {
+pub(crate) fn fixtures() -> Vec<Fixture> {
     tessera::crypto::install_jwt_provider();
     [SigningAlg::ES256, SigningAlg::EdDSA, SigningAlg::RS256]
         .into_iter()
         .map(|alg| {
             let (kid, pkcs8, jwk) = tessera::domain::keys::generate(alg).unwrap();
+            let jwk = serde_json::to_value(jwk).unwrap();
             let key = SigningKey::from_pkcs8(&kid, alg, &pkcs8).unwrap();
             let s = |k: &str| jwk[k].as_str().unwrap_or_default().to_string();
             let (decoding, jwt_alg) = match alg {

@@ -1,6 +1,5 @@
 //! The `tessera` command line. Ids and secrets alone go to stdout; everything
 //! else to stderr; failures exit non-zero with a one-line reason.
-#![warn(unreachable_pub)]
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -261,7 +260,7 @@ fn read_password() -> Result<SecretString, Failure> {
     Ok(SecretString::from(trimmed))
 }
 
-async fn find_user(core: &Core, username: &str) -> Result<crate::store::users::UserRow, Failure> {
+async fn find_user(core: &Core, username: &str) -> Result<crate::domain::users::User, Failure> {
     core.user_by_name(username)
         .await
         .map_err(fail)?
@@ -289,7 +288,7 @@ async fn user(core: &Core, cmd: UserCommand) -> Result<(), Failure> {
         }
         UserCommand::Roles(args) => {
             let user = find_user(core, &args.username).await?;
-            let mut roles = user.roles().map_err(fail)?;
+            let mut roles = user.roles;
             if let Some(set) = args.set {
                 roles = set
                     .split(',')
@@ -309,7 +308,9 @@ async fn user(core: &Core, cmd: UserCommand) -> Result<(), Failure> {
                 .map_err(fail)?;
             eprintln!(
                 "{}: roles {} (ver {})",
-                args.username, user.roles, user.authz_version
+                args.username,
+                crate::store::to_json(&user.roles),
+                user.authz_version
             );
         }
         UserCommand::Disable { username } => {

@@ -5,12 +5,13 @@
 
 use super::Core;
 use super::tokens::AccessClaims;
-use crate::store::{self, StoreError, users::UserRow};
+use super::users::User;
+use crate::store::{self, StoreError};
 
 /// What the database says of a verified access token.
 pub enum Liveness {
     /// A user token whose session is live and whose user is enabled: the user as it is now.
-    User(UserRow),
+    User(User),
     /// A client token whose client exists, and whether it may read the event feed.
     Client { events: bool },
     /// A user token whose user is disabled.
@@ -45,7 +46,9 @@ impl Core {
         )?;
         Ok(match (family, user) {
             (_, Some(u)) if u.disabled => Liveness::UserDisabled,
-            (Some(f), Some(u)) if f.revoked_at.is_none() && f.user_id == u.id => Liveness::User(u),
+            (Some(f), Some(u)) if f.revoked_at.is_none() && f.user_id == u.id => {
+                Liveness::User(u.try_into()?)
+            }
             _ => Liveness::SessionRevoked,
         })
     }

@@ -7,6 +7,7 @@
 use secrecy::SecretString;
 
 use super::Core;
+use super::users::User;
 use crate::config::PermissionChangePolicy;
 use crate::store::events::NewEvent;
 use crate::store::users::UserRow;
@@ -29,7 +30,7 @@ pub enum ChangeError {
 use super::events::EventKind;
 
 impl Core {
-    pub async fn change_user(&self, user_id: &str, change: Change) -> Result<UserRow, ChangeError> {
+    pub async fn change_user(&self, user_id: &str, change: Change) -> Result<User, ChangeError> {
         let (roles, password_hash, disabled, kind, reason, always_revoke) = match change {
             Change::Roles(mut roles) => {
                 super::clients::dedup(&mut roles);
@@ -74,7 +75,7 @@ impl Core {
         for _ in 0..revoked {
             self.metrics.session_revoked(reason);
         }
-        Ok(user)
+        Ok(user.try_into()?)
     }
 
     /// The transaction of [`Core::change_user`]; returns the user and how many

@@ -4,8 +4,8 @@
 use super::Core;
 use crate::store::{self, StoreError};
 
-/// A user as the HTTP surface sees it.
-pub type User = store::users::UserRow;
+pub use super::users::User;
+use super::users::user_of;
 /// A live session (a refresh-token family).
 pub type Session = store::sessions::FamilyRow;
 /// A signing key's record (its state and when it changed).
@@ -16,7 +16,7 @@ pub type StorageError = StoreError;
 impl Core {
     /// A user by id.
     pub async fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
-        store::users::by_id(&self.db.read, id).await
+        user_of(store::users::by_id(&self.db.read, id).await?)
     }
 
     /// Whether some client registered `origin` (CORS).

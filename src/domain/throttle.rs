@@ -1,5 +1,9 @@
 //! Attempt counters for brute-force throttling, with bounded memory.
 //!
+//! Hand-written, not a rate-limit crate (governor and kin): those meter requests,
+//! while this reserves an evaluation before the credential check, refunds it on
+//! success and refuses new keys when full instead of evicting a counter.
+//!
 //! Each key (a normalised username, a source address, a client id with an
 //! address) counts attempts in a fixed window. An attempt is *reserved* before
 //! the credential is evaluated, under the table's lock, and refunded when it

@@ -7,6 +7,37 @@ use super::clients::dedup;
 use crate::store::users::UserRow;
 use crate::store::{self, StoreError, to_json};
 
+/// A user as the HTTP surface and the command line see it: roles parsed once, at
+/// the store boundary, and no password hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub roles: Vec<String>,
+    pub authz_version: i64,
+    pub disabled: bool,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+
+    /// Fails only on a row whose roles are not a JSON list (a corrupt database).
+    fn try_from(row: UserRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            roles: row.roles()?,
+            id: row.id,
+            username: row.username,
+            authz_version: row.authz_version,
+            disabled: row.disabled,
+        })
+    }
+}
+
+/// A stored user, if any, as a [`User`].
+pub(super) fn user_of(row: Option<UserRow>) -> Result<Option<User>, StoreError> {
+    row.map(User::try_from).transpose()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum NewUserError {
     #[error("{0}")]
@@ -53,7 +84,7 @@ impl Core {
         username: &str,
         password: SecretString,
         mut roles: Vec<String>,
-    ) -> Result<UserRow, NewUserError> {
+    ) -> Result<User, NewUserError> {
         validate_username(username)?;
         validate_password(&password)?;
         validate_roles(&roles).map_err(NewUserError::Invalid)?;
@@ -80,11 +111,12 @@ impl Core {
             .map_err(|e| NewUserError::Store(e.into()))?;
         store::users::by_id(&self.db.read, &id)
             .await
+            .and_then(user_of)
             .map_err(NewUserError::Store)?
             .ok_or(NewUserError::Invalid("user vanished"))
     }
 
-    pub async fn user_by_name(&self, username: &str) -> Result<Option<UserRow>, StoreError> {
-        store::users::by_username(&self.db.read, username).await
+    pub async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
+        user_of(store::users::by_username(&self.db.read, username).await?)
     }
 }

@@ -1,5 +1,4 @@
 //! The HTTP surface. Handlers know HTTP; the domain does the work.
-#![warn(unreachable_pub)]
 
 mod admin;
 mod authorize;

@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::bearer;
-use super::error::{HttpError, Surface};
+use super::error::HttpError;
 use crate::domain::Core;
 
 pub(super) fn router() -> Router<Arc<Core>> {
@@ -27,7 +27,7 @@ async fn userinfo(
         "sub": user.id,
         "preferred_username": user.username,
         "username": user.username,
-        "roles": user.roles().map_err(|e| HttpError::internal(Surface::Bearer, &e))?,
+        "roles": user.roles,
         "ver": user.authz_version,
         "stale": stale,
     })))

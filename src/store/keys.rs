@@ -1,6 +1,7 @@
 use sqlx::FromRow;
 
 use super::{Exec, StoreError, on};
+use crate::domain::keys::KeyState;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct KeyRow {
@@ -56,23 +57,23 @@ pub async fn insert(db: impl Into<Exec<'_>>, k: &KeyRow) -> Result<(), StoreErro
 pub async fn transition(
     db: impl Into<Exec<'_>>,
     kid: &str,
-    from: &str,
-    to: &str,
+    from: KeyState,
+    to: KeyState,
     now: i64,
 ) -> Result<bool, StoreError> {
     let column = match to {
-        "active" => "activated_at",
-        "retired" => "retired_at",
-        "revoked" => "revoked_at",
-        _ => return Err(StoreError::Corrupt(format!("no transition to `{to}`"))),
+        KeyState::Active => "activated_at",
+        KeyState::Retired => "retired_at",
+        KeyState::Revoked => "revoked_at",
+        KeyState::Next => return Err(StoreError::Corrupt("no transition to `next`".into())),
     };
     let sql =
         format!("UPDATE signing_keys SET state = $1, {column} = $2 WHERE kid = $3 AND state = $4");
     let done = on!(db.into(), |e| sqlx::query(&sql)
-        .bind(to)
+        .bind(to.as_str())
         .bind(now)
         .bind(kid)
-        .bind(from)
+        .bind(from.as_str())
         .execute(e)
         .await
         .map(|r| r.rows_affected()))?;
@@ -85,8 +86,9 @@ pub async fn delete_retired_before(
     before: i64,
 ) -> Result<u64, StoreError> {
     Ok(on!(db.into(), |e| sqlx::query(
-        "DELETE FROM signing_keys WHERE state = 'retired' AND retired_at < $1"
+        "DELETE FROM signing_keys WHERE state = $1 AND retired_at < $2"
     )
+    .bind(KeyState::Retired.as_str())
     .bind(before)
     .execute(e)
     .await

@@ -7,7 +7,7 @@ use tessera::domain::clients::NewClient;
 use crate::support::*;
 
 /// Every admin route with a well-formed id and body.
-pub fn routes(id: &str) -> Vec<(Method, String, Option<Value>)> {
+pub(crate) fn routes(id: &str) -> Vec<(Method, String, Option<Value>)> {
     vec![
         (
             Method::POST,
@@ -34,7 +34,7 @@ pub fn routes(id: &str) -> Vec<(Method, String, Option<Value>)> {
 }
 
 /// Asserts a JSON error `{"error", "error_description"}` with this status.
-pub async fn assert_admin_error(r: Response, status: u16, error: &str) -> Value {
+pub(crate) async fn assert_admin_error(r: Response, status: u16, error: &str) -> Value {
     let what = format!("{} {}", r.url().path(), r.status());
     assert_eq!(r.status().as_u16(), status, "{what}");
     assert_eq!(r.headers()["content-type"], "application/json", "{what}");

@@ -212,5 +212,5 @@ async fn a_json_array_never_stands_in_for_an_object() {
     );
     assert!(app.core.user_by_name("x").await.unwrap().is_none());
     let alice = app.core.user_by_name("alice").await.unwrap().unwrap();
-    assert_eq!(alice.roles, r#"["reader"]"#);
+    assert_eq!(alice.roles, ["reader"]);
 }

@@ -14,26 +14,26 @@ use tessera::domain::permissions::Change;
 use crate::helpers::*;
 use crate::sql;
 
-pub const APP: &str = "https://app.example/cb";
-pub const ORIGIN: &str = "https://app.example";
+pub(crate) const APP: &str = "https://app.example/cb";
+pub(crate) const ORIGIN: &str = "https://app.example";
 
 mod sha2_free {
     /// The S256 challenge of a verifier, with tessera's own SHA-256 helper.
-    pub fn challenge_of(verifier: &str) -> String {
+    pub(super) fn challenge_of(verifier: &str) -> String {
         tessera::crypto::b64(&tessera::crypto::sha256(verifier.as_bytes()))
     }
 }
 
-pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-verifier";
+pub(crate) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-verifier";
 
 /// A browser: cookies kept by hand, redirects not followed.
-pub struct Browser<'a> {
+pub(crate) struct Browser<'a> {
     pub app: &'a TestApp,
     pub cookies: HashMap<String, String>,
 }
 
 impl<'a> Browser<'a> {
-    pub fn new(app: &'a TestApp) -> Self {
+    pub(crate) fn new(app: &'a TestApp) -> Self {
         Self {
             app,
             cookies: HashMap::new(),
@@ -61,7 +61,7 @@ impl<'a> Browser<'a> {
         }
     }
 
-    pub async fn get(&mut self, path_and_query: &str) -> Response {
+    pub(crate) async fn get(&mut self, path_and_query: &str) -> Response {
         let resp = self
             .app
             .http
@@ -74,7 +74,7 @@ impl<'a> Browser<'a> {
         resp
     }
 
-    pub async fn post(&mut self, path: &str, form: &[(String, String)]) -> Response {
+    pub(crate) async fn post(&mut self, path: &str, form: &[(String, String)]) -> Response {
         let resp = self
             .app
             .http
@@ -89,7 +89,7 @@ impl<'a> Browser<'a> {
     }
 
     /// Opens `/authorize` for `client` with `extra` parameters overriding the defaults.
-    pub async fn authorize(&mut self, client: &str, extra: &[(&str, &str)]) -> Response {
+    pub(crate) async fn authorize(&mut self, client: &str, extra: &[(&str, &str)]) -> Response {
         let mut params: Vec<(String, String)> = [
             ("response_type", "code"),
             ("client_id", client),
@@ -114,7 +114,12 @@ impl<'a> Browser<'a> {
     }
 
     /// Submits the login form on `page` with these credentials.
-    pub async fn submit_login(&mut self, page: &str, username: &str, password: &str) -> Response {
+    pub(crate) async fn submit_login(
+        &mut self,
+        page: &str,
+        username: &str,
+        password: &str,
+    ) -> Response {
         let mut form = hidden_fields(page);
         form.push(("username".into(), username.into()));
         form.push(("password".into(), password.into()));
@@ -122,7 +127,7 @@ impl<'a> Browser<'a> {
     }
 
     /// Signs in through the page and returns the code.
-    pub async fn sign_in(&mut self, client: &str, username: &str, password: &str) -> String {
+    pub(crate) async fn sign_in(&mut self, client: &str, username: &str, password: &str) -> String {
         let page = self.authorize(client, &[]).await.text().await.unwrap();
         let resp = self.submit_login(&page, username, password).await;
         assert_eq!(resp.status(), 303, "{}", resp.text().await.unwrap());
@@ -130,7 +135,7 @@ impl<'a> Browser<'a> {
     }
 }
 
-pub fn serde_urlencoded_pairs(params: &[(String, String)]) -> String {
+pub(crate) fn serde_urlencoded_pairs(params: &[(String, String)]) -> String {
     let mut s = url::form_urlencoded::Serializer::new(String::new());
     for (k, v) in params {
         s.append_pair(k, v);
@@ -139,7 +144,7 @@ pub fn serde_urlencoded_pairs(params: &[(String, String)]) -> String {
 }
 
 /// The hidden inputs of the page's form.
-pub fn hidden_fields(page: &str) -> Vec<(String, String)> {
+pub(crate) fn hidden_fields(page: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for part in page.split("<input type=\"hidden\" name=\"").skip(1) {
         let (name, rest) = part.split_once('"').unwrap();
@@ -159,7 +164,7 @@ pub fn hidden_fields(page: &str) -> Vec<(String, String)> {
 }
 
 /// The query parameters of a redirect's `Location`.
-pub fn query_of(resp: &Response) -> HashMap<String, String> {
+pub(crate) fn query_of(resp: &Response) -> HashMap<String, String> {
     let loc = resp
         .headers()
         .get("location")
@@ -170,7 +175,7 @@ pub fn query_of(resp: &Response) -> HashMap<String, String> {
     url.query_pairs().into_owned().collect()
 }
 
-pub async fn spa(app: &TestApp, id: &str, third_party: bool) {
+pub(crate) async fn spa(app: &TestApp, id: &str, third_party: bool) {
     app.client_with(NewClient {
         id: id.into(),
         public: true,
@@ -183,7 +188,7 @@ pub async fn spa(app: &TestApp, id: &str, third_party: bool) {
     .await;
 }
 
-pub async fn exchange(
+pub(crate) async fn exchange(
     app: &TestApp,
     client: &str,
     code: &str,

@@ -9,12 +9,12 @@ use serde_json::{Value, json};
 use crate::support::*;
 
 /// The keys of every event on the feed (DESIGN.md "Contracts other programs rely on").
-pub const EVENT_KEYS: [&str; 9] = [
+pub(crate) const EVENT_KEYS: [&str; 9] = [
     "at", "id", "kid", "reason", "roles", "sid", "sub", "type", "ver",
 ];
 
 /// Asserts the event's exact key set and the shape of `at`.
-pub fn assert_event_shape(e: &Value) {
+pub(crate) fn assert_event_shape(e: &Value) {
     let mut keys: Vec<&str> = e.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();
     assert_eq!(keys, EVENT_KEYS, "event keys: {e}");
@@ -28,7 +28,7 @@ pub fn assert_event_shape(e: &Value) {
 
 /// One event read off an SSE stream.
 #[derive(Debug)]
-pub struct SseEvent {
+pub(crate) struct SseEvent {
     pub id: i64,
     pub event: String,
     pub data: Value,
@@ -36,14 +36,14 @@ pub struct SseEvent {
 }
 
 /// An open `text/event-stream` response, read chunk by chunk.
-pub struct Sse {
+pub(crate) struct Sse {
     resp: Response,
     buf: String,
 }
 
 impl Sse {
     /// Opens `/events{query}` as SSE; asserts 200 and the content type.
-    pub async fn open(
+    pub(crate) async fn open(
         app: &TestApp,
         token: &str,
         query: &str,
@@ -65,7 +65,7 @@ impl Sse {
     }
 
     /// Opens `url` (an `/events` URL of any server) as SSE with `token`.
-    pub async fn open_url(http: &reqwest::Client, url: &str, token: &str) -> Self {
+    pub(crate) async fn open_url(http: &reqwest::Client, url: &str, token: &str) -> Self {
         let resp = http
             .get(url)
             .bearer_auth(token)
@@ -81,13 +81,13 @@ impl Sse {
     }
 
     /// The next event (comments and heartbeats skipped); panics after `within`.
-    pub async fn next_within(&mut self, within: Duration) -> SseEvent {
+    pub(crate) async fn next_within(&mut self, within: Duration) -> SseEvent {
         tokio::time::timeout(within, self.next())
             .await
             .unwrap_or_else(|_| panic!("no SSE event within {within:?}"))
     }
 
-    pub async fn next(&mut self) -> SseEvent {
+    pub(crate) async fn next(&mut self) -> SseEvent {
         loop {
             if let Some(end) = self.buf.find("\n\n") {
                 let block: String = self.buf.drain(..end + 2).collect();

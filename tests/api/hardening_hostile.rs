@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::support::*;
 
 const UUID: &str = "00000000-0000-4000-8000-000000000000";
-pub const FORM: &str = "application/x-www-form-urlencoded";
+pub(crate) const FORM: &str = "application/x-www-form-urlencoded";
 
 /// A small deterministic generator (xorshift64*), so a failure replays.
 struct Rng(u64);

@@ -17,14 +17,14 @@ use crate::jwks::{fetch_jwks, with_claims};
 use crate::support::*;
 
 /// ES256 signing with a PKCS#8 key: the server's (decrypted) or one of our own.
-pub struct Signer {
+pub(crate) struct Signer {
     pub kid: String,
     key: EcdsaKeyPair,
 }
 
 impl Signer {
     /// The server's active key, opened with the KEK from `keys/kek`.
-    pub async fn server(app: &TestApp) -> Self {
+    pub(crate) async fn server(app: &TestApp) -> Self {
         let text = std::fs::read_to_string(app.dir.path().join("keys").join("kek")).unwrap();
         let kek: [u8; 32] = STANDARD.decode(text.trim()).unwrap().try_into().unwrap();
         let rows = tessera::store::keys::list(&app.core.db.read).await.unwrap();
@@ -35,7 +35,7 @@ impl Signer {
     }
 
     /// A key of the attacker's.
-    pub fn attacker() -> Self {
+    pub(crate) fn attacker() -> Self {
         let pkcs8 =
             EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
                 .unwrap();
@@ -55,12 +55,12 @@ impl Signer {
         }
     }
 
-    pub fn public_jwk(&self) -> Value {
+    pub(crate) fn public_jwk(&self) -> Value {
         let point = self.key.public_key().as_ref();
         json!({"kty": "EC", "crv": "P-256", "x": B64.encode(&point[1..33]), "y": B64.encode(&point[33..65])})
     }
 
-    pub fn sign(&self, header: &Value, claims: &Value) -> String {
+    pub(crate) fn sign(&self, header: &Value, claims: &Value) -> String {
         let input = format!(
             "{}.{}",
             B64.encode(header.to_string()),
@@ -74,17 +74,17 @@ impl Signer {
     }
 
     /// The header tessera itself writes.
-    pub fn header(&self) -> Value {
+    pub(crate) fn header(&self) -> Value {
         json!({"alg": "ES256", "kid": self.kid, "typ": "at+jwt"})
     }
 }
 
-pub fn with_header(token: &str, header: &Value) -> String {
+pub(crate) fn with_header(token: &str, header: &Value) -> String {
     let (_, rest) = token.split_once('.').unwrap();
     format!("{}.{rest}", B64.encode(header.to_string()))
 }
 
-pub fn hs256(secret: &[u8], header: &Value, claims: &Value) -> String {
+pub(crate) fn hs256(secret: &[u8], header: &Value, claims: &Value) -> String {
     let input = format!(
         "{}.{}",
         B64.encode(header.to_string()),
@@ -95,7 +95,7 @@ pub fn hs256(secret: &[u8], header: &Value, claims: &Value) -> String {
     format!("{input}.{}", B64.encode(tag.as_ref()))
 }
 
-pub async fn assert_refused(app: &TestApp, rs: &str, token: &str, what: &str) {
+pub(crate) async fn assert_refused(app: &TestApp, rs: &str, token: &str, what: &str) {
     let r = app
         .with_bearer(Method::GET, "/userinfo", token)
         .send()
@@ -117,7 +117,7 @@ pub async fn assert_refused(app: &TestApp, rs: &str, token: &str, what: &str) {
     assert_eq!(body["error"], "invalid_token", "{what}");
 }
 
-pub async fn assert_accepted(app: &TestApp, rs: &str, token: &str, what: &str) {
+pub(crate) async fn assert_accepted(app: &TestApp, rs: &str, token: &str, what: &str) {
     let r = app
         .with_bearer(Method::GET, "/userinfo", token)
         .send()

@@ -21,7 +21,7 @@ async fn setup(extra: &[(&'static str, &str)]) -> TwoUsers {
     TwoUsers { app, alice }
 }
 
-pub async fn password(
+pub(crate) async fn password(
     app: &TestApp,
     user: &str,
     password: &str,

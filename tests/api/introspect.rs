@@ -7,7 +7,7 @@ use tessera::domain::tokens::{AccessClaims, Audience};
 use crate::support::*;
 
 /// Signs alice in through confidential client `web`; returns (access, refresh).
-pub async fn web_login(app: &TestApp, web: &str) -> (String, String) {
+pub(crate) async fn web_login(app: &TestApp, web: &str) -> (String, String) {
     let r = app
         .token(&[
             ("grant_type", "password"),
@@ -26,7 +26,7 @@ pub async fn web_login(app: &TestApp, web: &str) -> (String, String) {
 }
 
 /// Introspects and asserts 200, JSON and `no-store`; returns the body.
-pub async fn introspect_ok(app: &TestApp, id: &str, secret: &str, token: &str) -> Value {
+pub(crate) async fn introspect_ok(app: &TestApp, id: &str, secret: &str, token: &str) -> Value {
     let r = app.introspect(id, secret, token).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/json");
@@ -34,7 +34,7 @@ pub async fn introspect_ok(app: &TestApp, id: &str, secret: &str, token: &str) -
     r.json().await.unwrap()
 }
 
-pub fn sorted_keys(v: &Value) -> Vec<String> {
+pub(crate) fn sorted_keys(v: &Value) -> Vec<String> {
     let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
     keys.sort_unstable();
     keys

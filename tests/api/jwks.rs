@@ -17,7 +17,7 @@ fn b64(v: &Value) -> Vec<u8> {
 }
 
 /// Verifies a JWS against the JWK named by its `kid`, with the algorithm pinned to the key.
-pub fn verify_with_jwks(token: &str, jwks: &Value) -> bool {
+pub(crate) fn verify_with_jwks(token: &str, jwks: &Value) -> bool {
     use ring::signature::{self as sig, UnparsedPublicKey};
     let (header, _) = jwt_parts(token);
     let Some(key) = jwks["keys"]
@@ -53,7 +53,7 @@ pub fn verify_with_jwks(token: &str, jwks: &Value) -> bool {
 }
 
 /// The token with its payload replaced by `claims`, header and signature kept.
-pub fn with_claims(token: &str, claims: &Value) -> String {
+pub(crate) fn with_claims(token: &str, claims: &Value) -> String {
     let parts: Vec<&str> = token.split('.').collect();
     format!(
         "{}.{}.{}",
@@ -63,7 +63,7 @@ pub fn with_claims(token: &str, claims: &Value) -> String {
     )
 }
 
-pub async fn fetch_jwks(app: &TestApp) -> Value {
+pub(crate) async fn fetch_jwks(app: &TestApp) -> Value {
     let r = app
         .http
         .get(app.url("/.well-known/jwks.json"))
@@ -77,14 +77,14 @@ pub async fn fetch_jwks(app: &TestApp) -> Value {
 }
 
 /// A server signing with an algorithm, and a token it signed.
-pub struct Signed {
+pub(crate) struct Signed {
     pub app: TestApp,
     /// A client_credentials access token of confidential client `svc`.
     pub token: String,
 }
 
 /// A client_credentials token from an app signing with `alg`.
-pub async fn app_and_token(alg: &str) -> Signed {
+pub(crate) async fn app_and_token(alg: &str) -> Signed {
     let app = TestApp::with(&[("signing_alg", alg)]).await;
     let secret = app
         .client("svc", false, &["client_credentials"], &["read"], &["ops"])
@@ -196,7 +196,7 @@ async fn check_keys_and_token(alg: &str) {
 }
 
 /// The database files (main and WAL), as bytes.
-pub async fn db_bytes(app: &TestApp) -> Vec<u8> {
+pub(crate) async fn db_bytes(app: &TestApp) -> Vec<u8> {
     if let tessera::store::Pool::Postgres(pool) = &app.core.db.read {
         // Every row of every table as PostgreSQL renders it; bytea in the escape
         // format, which keeps printable bytes as they are.

@@ -14,14 +14,14 @@ use crate::keys_lifecycle::*;
 use crate::support::*;
 
 /// A second `tessera serve` (the real binary) on the app's database and KEK; killed on drop.
-pub struct Instance {
+pub(crate) struct Instance {
     child: Child,
     pub addr: String,
     log: PathBuf,
 }
 
 impl Instance {
-    pub async fn start(app: &TestApp) -> Self {
+    pub(crate) async fn start(app: &TestApp) -> Self {
         for _ in 0..3 {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -70,11 +70,11 @@ impl Instance {
         panic!("the second server did not start");
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{}", self.addr, path)
     }
 }

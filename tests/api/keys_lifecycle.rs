@@ -13,14 +13,14 @@ use crate::support::*;
 
 /// A key as `tessera keys list` prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listed {
+pub(crate) struct Listed {
     pub kid: String,
     pub alg: String,
     pub state: String,
 }
 
 /// `tessera keys list` (the real binary on the app's database), parsed.
-pub fn keys_list(app: &TestApp) -> Vec<Listed> {
+pub(crate) fn keys_list(app: &TestApp) -> Vec<Listed> {
     let (code, out, err) = app.cli(&["keys", "list"], None);
     assert_eq!(code, 0, "keys list failed: {err}");
     let mut lines = out.lines();
@@ -38,7 +38,7 @@ pub fn keys_list(app: &TestApp) -> Vec<Listed> {
 }
 
 /// The kids in `state`, in listing order.
-pub fn in_state(keys: &[Listed], state: &str) -> Vec<String> {
+pub(crate) fn in_state(keys: &[Listed], state: &str) -> Vec<String> {
     keys.iter()
         .filter(|k| k.state == state)
         .map(|k| k.kid.clone())
@@ -46,14 +46,14 @@ pub fn in_state(keys: &[Listed], state: &str) -> Vec<String> {
 }
 
 /// The one kid in `state`.
-pub fn the(keys: &[Listed], state: &str) -> String {
+pub(crate) fn the(keys: &[Listed], state: &str) -> String {
     let kids = in_state(keys, state);
     assert_eq!(kids.len(), 1, "exactly one {state} key: {keys:?}");
     kids[0].clone()
 }
 
 /// `GET {base}/.well-known/jwks.json`; asserts 200 and a `max-age` of `max_age` seconds.
-pub async fn jwks_at(http: &Client, base: &str, max_age: u64) -> Value {
+pub(crate) async fn jwks_at(http: &Client, base: &str, max_age: u64) -> Value {
     let r = http
         .get(format!("{base}/.well-known/jwks.json"))
         .send()
@@ -68,12 +68,12 @@ pub async fn jwks_at(http: &Client, base: &str, max_age: u64) -> Value {
 }
 
 /// The app's JWKS; every test here runs with `jwks_max_age` = 1 s.
-pub async fn jwks(app: &TestApp) -> Value {
+pub(crate) async fn jwks(app: &TestApp) -> Value {
     jwks_at(&app.http, &app.addr, 1).await
 }
 
 /// The kids of a JWKS, sorted.
-pub fn kids(jwks: &Value) -> Vec<String> {
+pub(crate) fn kids(jwks: &Value) -> Vec<String> {
     let mut kids: Vec<String> = jwks["keys"]
         .as_array()
         .unwrap()
@@ -84,19 +84,19 @@ pub fn kids(jwks: &Value) -> Vec<String> {
     kids
 }
 
-pub fn sorted(kids: &[&String]) -> Vec<String> {
+pub(crate) fn sorted(kids: &[&String]) -> Vec<String> {
     let mut v: Vec<String> = kids.iter().map(|k| k.to_string()).collect();
     v.sort();
     v
 }
 
 /// The `kid` in a JWS header.
-pub fn kid_of(token: &str) -> String {
+pub(crate) fn kid_of(token: &str) -> String {
     jwt_parts(token).0["kid"].as_str().unwrap().to_string()
 }
 
 /// Waits until the server signs with `kid` (it reloads the key rows every second).
-pub async fn wait_until_signing(app: &TestApp, kid: &str) {
+pub(crate) async fn wait_until_signing(app: &TestApp, kid: &str) {
     let signs = eventually(Duration::from_secs(3), || async {
         app.core.keys.current().active.kid == kid
     })
@@ -111,7 +111,7 @@ pub async fn wait_until_signing(app: &TestApp, kid: &str) {
 /// Waits until the next key may sign: a full `jwks_max_age` (1 s here) after it was
 /// published. Its `created_at` is a whole second (published at 10.9 s, it reads 10), so
 /// only from `created_at + jwks_max_age + 1` is a full lead certain.
-pub async fn wait_out_the_lead(app: &TestApp) {
+pub(crate) async fn wait_out_the_lead(app: &TestApp) {
     let from = UNIX_EPOCH + next_key_lead_ends(app).await;
     if let Ok(wait) = from.duration_since(SystemTime::now()) {
         tokio::time::sleep(wait).await;
@@ -120,7 +120,7 @@ pub async fn wait_out_the_lead(app: &TestApp) {
 
 /// [`wait_out_the_lead`] for a rotation by this process's server: moves its clock
 /// there instead of waiting (the CLI and other servers keep the system clock).
-pub async fn pass_the_lead(app: &TestApp) {
+pub(crate) async fn pass_the_lead(app: &TestApp) {
     app.advance_to(next_key_lead_ends(app).await);
 }
 
@@ -135,7 +135,7 @@ async fn next_key_lead_ends(app: &TestApp) -> Duration {
     Duration::from_secs(created as u64 + 2) + Duration::from_millis(20)
 }
 
-pub async fn userinfo_status(app: &TestApp, token: &str) -> u16 {
+pub(crate) async fn userinfo_status(app: &TestApp, token: &str) -> u16 {
     app.with_bearer(Method::GET, "/userinfo", token)
         .send()
         .await
@@ -145,7 +145,7 @@ pub async fn userinfo_status(app: &TestApp, token: &str) -> u16 {
 }
 
 /// `GET /admin/keys` as a JSON list.
-pub async fn admin_keys(app: &TestApp, admin: &str) -> Vec<Value> {
+pub(crate) async fn admin_keys(app: &TestApp, admin: &str) -> Vec<Value> {
     let r = app
         .with_bearer(Method::GET, "/admin/keys", admin)
         .send()
@@ -159,7 +159,7 @@ pub async fn admin_keys(app: &TestApp, admin: &str) -> Vec<Value> {
 }
 
 /// `keys.rotated` events as (kid, reason), from the database.
-pub async fn rotated_events(app: &TestApp) -> Vec<(String, String)> {
+pub(crate) async fn rotated_events(app: &TestApp) -> Vec<(String, String)> {
     tessera::store::events::after(&app.core.db.read, 0, None, 1000)
         .await
         .unwrap()

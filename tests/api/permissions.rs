@@ -6,14 +6,14 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-pub fn str_of(v: &Value, key: &str) -> String {
+pub(crate) fn str_of(v: &Value, key: &str) -> String {
     v[key]
         .as_str()
         .unwrap_or_else(|| panic!("{key} in {v}"))
         .to_string()
 }
 
-pub async fn put_roles(app: &TestApp, admin: &str, sub: &str, roles: Value) -> Response {
+pub(crate) async fn put_roles(app: &TestApp, admin: &str, sub: &str, roles: Value) -> Response {
     app.with_bearer(Method::PUT, &format!("/admin/users/{sub}/roles"), admin)
         .json(&json!({ "roles": roles }))
         .send()
@@ -55,7 +55,7 @@ async fn events_of(app: &TestApp, rs: &str, sub: &str) -> Vec<Value> {
         .collect()
 }
 
-pub async fn assert_insufficient_scope(resp: Response) {
+pub(crate) async fn assert_insufficient_scope(resp: Response) {
     assert_eq!(resp.status(), 403);
     let challenge = resp.headers()["www-authenticate"]
         .to_str()

@@ -10,7 +10,7 @@ use crate::support::*;
 use crate::token::assert_token_ok;
 
 /// An app with public client `app` (scopes read, write) and user alice (role reader).
-pub async fn session_app(extra: &[(&'static str, &str)]) -> TestApp {
+pub(crate) async fn session_app(extra: &[(&'static str, &str)]) -> TestApp {
     let app = TestApp::with(extra).await;
     app.client("app", true, &["password"], &["read", "write"], &[])
         .await;
@@ -18,18 +18,18 @@ pub async fn session_app(extra: &[(&'static str, &str)]) -> TestApp {
     app
 }
 
-pub fn rt(body: &Value) -> String {
+pub(crate) fn rt(body: &Value) -> String {
     body["refresh_token"]
         .as_str()
         .expect("refresh_token")
         .to_string()
 }
 
-pub fn claims(body: &Value) -> Value {
+pub(crate) fn claims(body: &Value) -> Value {
     jwt_parts(body["access_token"].as_str().unwrap()).1
 }
 
-pub async fn refresh_ok(app: &TestApp, token: &str) -> Value {
+pub(crate) async fn refresh_ok(app: &TestApp, token: &str) -> Value {
     assert_token_ok(app.refresh("app", token).await).await
 }
 
@@ -54,12 +54,12 @@ async fn login_scope(app: &TestApp, scope: &str) -> Value {
     assert_token_ok(app.token(&form).await).await
 }
 
-pub async fn assert_invalid_grant(app: &TestApp, token: &str) {
+pub(crate) async fn assert_invalid_grant(app: &TestApp, token: &str) {
     assert_oauth_error(app.refresh("app", token).await, 400, "invalid_grant").await;
 }
 
 /// `session.revoked` events as (reason, sid).
-pub async fn revocations(app: &TestApp) -> Vec<(Option<String>, Option<String>)> {
+pub(crate) async fn revocations(app: &TestApp) -> Vec<(Option<String>, Option<String>)> {
     let rows: Vec<(String, Option<String>, Option<String>)> = crate::sql::all(
         &app.core.db.read,
         "SELECT type, reason, sid FROM security_events ORDER BY id",

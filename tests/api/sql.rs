@@ -6,7 +6,7 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use tessera::store::Pool;
 
-pub enum Arg {
+pub(crate) enum Arg {
     Text(String),
     Int(i64),
     Blob(Vec<u8>),
@@ -47,7 +47,7 @@ macro_rules! bound {
     }};
 }
 
-pub async fn all<T>(pool: &Pool, sql: &str, args: &[Arg]) -> Vec<T>
+pub(crate) async fn all<T>(pool: &Pool, sql: &str, args: &[Arg]) -> Vec<T>
 where
     T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
 {
@@ -58,7 +58,7 @@ where
     rows.unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
-pub async fn one<T>(pool: &Pool, sql: &str, args: &[Arg]) -> T
+pub(crate) async fn one<T>(pool: &Pool, sql: &str, args: &[Arg]) -> T
 where
     T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
 {
@@ -67,7 +67,7 @@ where
     rows.remove(0)
 }
 
-pub async fn exec(pool: &Pool, sql: &str, args: &[Arg]) -> u64 {
+pub(crate) async fn exec(pool: &Pool, sql: &str, args: &[Arg]) -> u64 {
     let done = match pool {
         Pool::Sqlite(p) => bound!(sql, args, sqlx::query)
             .execute(p)
@@ -82,7 +82,7 @@ pub async fn exec(pool: &Pool, sql: &str, args: &[Arg]) -> u64 {
 }
 
 /// A pool on a database URL of either backend (e.g. after the server was killed).
-pub async fn connect(url: &str) -> Pool {
+pub(crate) async fn connect(url: &str) -> Pool {
     if url.starts_with("sqlite:") {
         Pool::Sqlite(sqlx::SqlitePool::connect(url).await.unwrap())
     } else {
@@ -90,7 +90,7 @@ pub async fn connect(url: &str) -> Pool {
     }
 }
 
-pub async fn close(pool: Pool) {
+pub(crate) async fn close(pool: Pool) {
     match pool {
         Pool::Sqlite(p) => p.close().await,
         Pool::Postgres(p) => p.close().await,
@@ -98,7 +98,7 @@ pub async fn close(pool: Pool) {
 }
 
 /// Families with more than one unconsumed refresh token: a branched family (must be none).
-pub async fn branched_families(pool: &Pool) -> Vec<(String, i64)> {
+pub(crate) async fn branched_families(pool: &Pool) -> Vec<(String, i64)> {
     all(
         pool,
         "SELECT family_id, COUNT(*) FROM refresh_tokens WHERE consumed_at IS NULL \
@@ -108,7 +108,7 @@ pub async fn branched_families(pool: &Pool) -> Vec<(String, i64)> {
     .await
 }
 
-pub async fn revoked_families(pool: &Pool) -> i64 {
+pub(crate) async fn revoked_families(pool: &Pool) -> i64 {
     let (n,): (i64,) = one(
         pool,
         "SELECT COUNT(*) FROM refresh_families WHERE revoked_at IS NOT NULL",

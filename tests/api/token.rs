@@ -5,11 +5,11 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-pub const FORM: &str = "application/x-www-form-urlencoded";
-pub const CHALLENGE: &str = r#"Basic realm="tessera", charset="UTF-8""#;
+pub(crate) const FORM: &str = "application/x-www-form-urlencoded";
+pub(crate) const CHALLENGE: &str = r#"Basic realm="tessera", charset="UTF-8""#;
 
 /// Form-urlencodes one value (RFC 6749 Appendix B): unreserved bytes as is, space as `+`.
-pub fn form_encode(s: &str) -> String {
+pub(crate) fn form_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
@@ -22,11 +22,11 @@ pub fn form_encode(s: &str) -> String {
 }
 
 /// `Authorization: Basic` the way RFC 6749 §2.3.1 says: urlencode both halves, then base64.
-pub fn basic(id: &str, secret: &str) -> String {
+pub(crate) fn basic(id: &str, secret: &str) -> String {
     basic_raw(&format!("{}:{}", form_encode(id), form_encode(secret)))
 }
 
-pub fn basic_raw(decoded: &str) -> String {
+pub(crate) fn basic_raw(decoded: &str) -> String {
     use base64::Engine;
     format!(
         "Basic {}",
@@ -34,7 +34,7 @@ pub fn basic_raw(decoded: &str) -> String {
     )
 }
 
-pub async fn post_raw(
+pub(crate) async fn post_raw(
     app: &TestApp,
     ctype: Option<&str>,
     body: impl Into<reqwest::Body>,
@@ -46,7 +46,7 @@ pub async fn post_raw(
     req.send().await.expect("request")
 }
 
-pub async fn post_basic(app: &TestApp, auth: &str, form: &[(&str, &str)]) -> Response {
+pub(crate) async fn post_basic(app: &TestApp, auth: &str, form: &[(&str, &str)]) -> Response {
     app.http
         .post(app.url("/token"))
         .header(header::AUTHORIZATION, auth)
@@ -57,7 +57,7 @@ pub async fn post_basic(app: &TestApp, auth: &str, form: &[(&str, &str)]) -> Res
 }
 
 /// Asserts a 200 token response with RFC 6749 §5.1 headers and returns the body.
-pub async fn assert_token_ok(resp: Response) -> Value {
+pub(crate) async fn assert_token_ok(resp: Response) -> Value {
     let status = resp.status();
     let h = resp.headers().clone();
     let body: Value = resp.json().await.unwrap();
@@ -73,7 +73,7 @@ pub async fn assert_token_ok(resp: Response) -> Value {
     body
 }
 
-pub fn keys(v: &Value) -> Vec<&str> {
+pub(crate) fn keys(v: &Value) -> Vec<&str> {
     let mut k: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     k.sort();
     k

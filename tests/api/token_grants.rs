@@ -99,7 +99,7 @@ async fn password_grant_issues_a_user_token_and_a_refresh_token() {
 }
 
 /// A password grant through the public client `app`, whatever the outcome.
-pub async fn password_login(app: &TestApp, user: &str, password: &str) -> Response {
+pub(crate) async fn password_login(app: &TestApp, user: &str, password: &str) -> Response {
     app.token(&[
         ("grant_type", "password"),
         ("client_id", "app"),

@@ -11,11 +11,11 @@ use tessera_verify::{Rejection, Settings, StalePolicy, Verifier};
 use crate::keys_instances::Instance;
 use crate::support::*;
 
-pub const AUD: &str = "https://api.example";
+pub(crate) const AUD: &str = "https://api.example";
 /// A generous bound on "within a second": the assertion is about the event path, not speed.
 const WITHIN: Duration = Duration::from_secs(5);
 
-pub struct Rig {
+pub(crate) struct Rig {
     pub app: TestApp,
     pub admin: String,
     pub secret: String,
@@ -24,7 +24,7 @@ pub struct Rig {
 
 /// An app with public client `app`, user alice (role `reader`), an admin, and
 /// service `rs` (capabilities events and introspect).
-pub async fn rig(extra: &[(&'static str, &str)]) -> Rig {
+pub(crate) async fn rig(extra: &[(&'static str, &str)]) -> Rig {
     let app = TestApp::with(extra).await;
     let secret = app.service("rs", &["events", "introspect"]).await;
     app.client("app", true, &["password"], &[], &[]).await;
@@ -39,23 +39,23 @@ pub async fn rig(extra: &[(&'static str, &str)]) -> Rig {
 }
 
 impl Rig {
-    pub fn settings(&self) -> Settings {
+    pub(crate) fn settings(&self) -> Settings {
         Settings::new(self.app.addr.clone(), AUD, "rs", self.secret.clone())
     }
 
-    pub async fn verifier(&self) -> Verifier {
+    pub(crate) async fn verifier(&self) -> Verifier {
         start(self.settings()).await
     }
 
     /// alice's access token and sid.
-    pub async fn login(&self) -> (String, String) {
+    pub(crate) async fn login(&self) -> (String, String) {
         let body = self.app.login("app", "alice", PASSWORD).await;
         let token = body["access_token"].as_str().unwrap().to_string();
         let sid = jwt_parts(&token).1["sid"].as_str().unwrap().to_string();
         (token, sid)
     }
 
-    pub async fn set_roles(&self, roles: &[&str]) {
+    pub(crate) async fn set_roles(&self, roles: &[&str]) {
         let r = self
             .app
             .with_bearer(
@@ -71,21 +71,21 @@ impl Rig {
     }
 
     /// The newest event id in the log.
-    pub async fn last_event(&self) -> i64 {
+    pub(crate) async fn last_event(&self) -> i64 {
         tessera::store::events::last_id(&self.app.core.db.read)
             .await
             .unwrap()
     }
 }
 
-pub async fn start(settings: Settings) -> Verifier {
+pub(crate) async fn start(settings: Settings) -> Verifier {
     let v = Verifier::start(settings).await.expect("verifier starts");
     assert!(v.ready(WITHIN).await, "caught up: {:?}", v.health());
     v
 }
 
 /// Polls until `token` is refused; returns why. Panics if it is still accepted after `WITHIN`.
-pub async fn refused(v: &Verifier, token: &str) -> Rejection {
+pub(crate) async fn refused(v: &Verifier, token: &str) -> Rejection {
     let deadline = Instant::now() + WITHIN;
     loop {
         match v.verify(token).await {

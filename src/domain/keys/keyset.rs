@@ -1,0 +1,205 @@
+//! The key set of one load: the signing key, the verifiers and the published JWKS,
+//! and the ring that swaps it when the database changes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::de::DeserializeOwned;
+
+use super::jwk::{Jwk, Jwks};
+use super::kek::Kek;
+use super::signing::{Generated, SigningKey, generate};
+use super::{KeyError, KeyState};
+use crate::config::{Config, SigningAlg};
+use crate::store::{self, Db, StoreError, keys::KeyRow};
+
+/// The keys as of one load: the signer, the verifiers and the serialised JWKS.
+pub struct KeySet {
+    pub active: SigningKey,
+    verifiers: HashMap<String, (Algorithm, DecodingKey)>,
+    pub jwks: bytes::Bytes,
+    /// How many keys the JWKS holds.
+    pub published: usize,
+    /// kid:state of every row, to tell whether a reload changed anything.
+    fingerprint: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("malformed token")]
+    Malformed,
+    #[error("unknown or withdrawn key")]
+    UnknownKey,
+    #[error("invalid token: {0}")]
+    Invalid(String),
+}
+
+impl KeySet {
+    /// Verifies an access token signed by one of the published keys (RFC 8725 checks:
+    /// `typ`, `alg` pinned to the key, `iss`, `exp`).
+    pub fn verify<T: DeserializeOwned>(&self, token: &str, issuer: &str) -> Result<T, VerifyError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+        let typ_ok = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typ_ok {
+            return Err(VerifyError::Invalid("typ must be at+jwt".into()));
+        }
+        let kid = header.kid.as_deref().ok_or(VerifyError::UnknownKey)?;
+        let (alg, key) = self.verifiers.get(kid).ok_or(VerifyError::UnknownKey)?;
+        if header.alg != *alg {
+            return Err(VerifyError::Invalid("alg does not match the key".into()));
+        }
+        let mut validation = Validation::new(*alg);
+        validation.set_issuer(&[issuer]);
+        validation.validate_aud = false;
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
+        jsonwebtoken::decode::<T>(token, key, &validation)
+            .map(|d| d.claims)
+            .map_err(|e| VerifyError::Invalid(e.to_string()))
+    }
+}
+
+/// The process's view of the signing keys, reloaded when the database changes.
+pub struct KeyRing {
+    pub(super) kek: Kek,
+    current: RwLock<Arc<KeySet>>,
+}
+
+impl KeyRing {
+    /// Loads the KEK, creates the first active and next keys if the database has
+    /// none, and loads the key set. Fails rather than start with a half-loaded set.
+    pub async fn init(cfg: &Config, db: &Db, now: i64) -> Result<Self, KeyError> {
+        let kek = Kek::load(cfg, db).await?;
+        if store::keys::count(&db.read).await? == 0 {
+            let first = new_key_row(&kek, cfg.signing_alg, KeyState::Active, now)?;
+            let next = new_key_row(&kek, cfg.signing_alg, KeyState::Next, now)?;
+            let mut tx = db.begin().await?;
+            // Another process may have won the race to create the first keys.
+            if store::keys::count(&mut tx).await? == 0 {
+                store::keys::insert(&mut tx, &first).await?;
+                store::keys::insert(&mut tx, &next).await?;
+            }
+            tx.commit().await.map_err(StoreError::from)?;
+        }
+        let set = load_set(&kek, &store::keys::list(&db.read).await?)?;
+        Ok(Self {
+            kek,
+            current: RwLock::new(Arc::new(set)),
+        })
+    }
+
+    pub fn current(&self) -> Arc<KeySet> {
+        self.current.read().expect("key set lock").clone()
+    }
+
+    /// Re-reads the keys; swaps the set only when a key changed state. Returns whether it did.
+    pub async fn reload(&self, db: &Db) -> Result<bool, KeyError> {
+        let rows = store::keys::list(&db.read).await?;
+        if fingerprint(&rows) == self.current().fingerprint {
+            return Ok(false);
+        }
+        let set = load_set(&self.kek, &rows)?;
+        *self.current.write().expect("key set lock") = Arc::new(set);
+        Ok(true)
+    }
+}
+
+/// Generates a key and seals its private half, ready to insert.
+fn new_key_row(kek: &Kek, alg: SigningAlg, state: KeyState, now: i64) -> Result<KeyRow, KeyError> {
+    Ok(sealed_row(kek, alg, generate(alg)?, state, now))
+}
+
+/// The row of a generated key in `state`, its private half sealed under `kek`.
+pub(super) fn sealed_row(
+    kek: &Kek,
+    alg: SigningAlg,
+    generated: Generated,
+    state: KeyState,
+    now: i64,
+) -> KeyRow {
+    let (kid, pkcs8, jwk) = generated;
+    KeyRow {
+        private_sealed: kek.seal(&kid, &pkcs8),
+        kid,
+        alg: alg.as_str().into(),
+        state: state.as_str().into(),
+        public_jwk: serde_json::to_string(&jwk).expect("a JWK serialises"),
+        created_at: now,
+        activated_at: (state == KeyState::Active).then_some(now),
+        retired_at: None,
+        revoked_at: None,
+    }
+}
+
+fn fingerprint(rows: &[KeyRow]) -> String {
+    rows.iter()
+        .map(|r| format!("{}:{};", r.kid, r.state))
+        .collect()
+}
+
+fn load_set(kek: &Kek, rows: &[KeyRow]) -> Result<KeySet, KeyError> {
+    let mut active = None;
+    let mut verifiers = HashMap::new();
+    let mut published = Vec::new();
+    for row in rows {
+        let state = KeyState::of(row)?;
+        if state == KeyState::Revoked {
+            continue;
+        }
+        let corrupt = |problem: &str| KeyError::CorruptKey {
+            kid: row.kid.clone(),
+            problem: problem.into(),
+        };
+        let alg = SigningAlg::parse(&row.alg).ok_or_else(|| corrupt("unknown algorithm"))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&row.public_jwk).map_err(|_| corrupt("public JWK is not JSON"))?;
+        let jwt_alg = match alg {
+            SigningAlg::ES256 => Algorithm::ES256,
+            SigningAlg::EdDSA => Algorithm::EdDSA,
+            SigningAlg::RS256 => Algorithm::RS256,
+        };
+        let decoding = tessera_jose::public_key(jwt_alg, &value)
+            .map_err(|_| corrupt("public JWK is malformed"))?;
+        let jwk: Jwk =
+            serde_json::from_value(value).map_err(|_| corrupt("public JWK is malformed"))?;
+        jwk.members()
+            .map_err(|_| corrupt("public JWK is malformed"))?;
+        match state {
+            KeyState::Active => {
+                let pkcs8 = kek.open(&row.kid, &row.private_sealed)?;
+                let key = SigningKey::from_pkcs8(&row.kid, alg, &pkcs8)?;
+                if key.public_members().thumbprint() != row.kid {
+                    return Err(corrupt("private key does not match its kid"));
+                }
+                active = Some(key);
+            }
+            KeyState::Retired => {
+                // A retired key never signs again: one whose private half does not open
+                // (sealed under a KEK since replaced) must not stop the start. Its public
+                // half stays published for the tokens it signed.
+                if let Err(e) = kek.open(&row.kid, &row.private_sealed) {
+                    tracing::warn!(kid = %row.kid, "retired signing key left without its private half: {e}");
+                }
+            }
+            // The next key will sign: it must open now, not at the rotation.
+            KeyState::Next => {
+                kek.open(&row.kid, &row.private_sealed)?;
+            }
+            KeyState::Revoked => unreachable!("revoked keys are skipped above"),
+        }
+        verifiers.insert(row.kid.clone(), (jwt_alg, decoding));
+        published.push(jwk);
+    }
+    let active = active.ok_or(KeyError::NoActiveKey)?;
+    let jwks = serde_json::to_vec(&Jwks { keys: &published }).expect("a JWKS serialises");
+    Ok(KeySet {
+        active,
+        published: verifiers.len(),
+        verifiers,
+        jwks: bytes::Bytes::from(jwks),
+        fingerprint: fingerprint(rows),
+    })
+}

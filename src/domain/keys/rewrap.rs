@@ -1,0 +1,36 @@
+//! KEK rotation: every private key re-encrypted under a new key-encryption key.
+
+use super::kek::{KEK_CHECK, Kek};
+use super::{KeyError, KeyState, in_state};
+use crate::store::{self, StoreError};
+
+impl crate::domain::Core {
+    /// KEK rotation: re-encrypts every private key (and the check value) under
+    /// `new_kek` (base64 of 32 bytes) in one transaction. Afterwards every process
+    /// must be started with the new KEK. Returns the number of keys re-encrypted.
+    pub async fn rewrap_keys(&self, new_kek: &str) -> Result<usize, KeyError> {
+        let new = Kek::decode(new_kek).map_err(|problem| KeyError::BadKekFile {
+            path: "new KEK".into(),
+            problem,
+        })?;
+        let mut tx = self.db.begin().await?;
+        let rows = store::keys::list(&mut tx).await?;
+        let mut rewrapped = 0;
+        for r in &rows {
+            let plain = match self.keys.kek.open(&r.kid, &r.private_sealed) {
+                Ok(plain) => plain,
+                // As at start: a retired key that does not open never signs again.
+                Err(e) if in_state(r, KeyState::Retired) => {
+                    tracing::warn!(kid = %r.kid, "retired signing key not re-encrypted: {e}");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            store::keys::set_private(&mut tx, &r.kid, &new.seal(&r.kid, &plain)).await?;
+            rewrapped += 1;
+        }
+        store::keys::set_meta(&mut tx, KEK_CHECK, &new.sealed_check()).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(rewrapped)
+    }
+}

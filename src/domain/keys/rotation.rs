@@ -1,0 +1,134 @@
+//! Signing-key rotation policy: when the next key may sign, scheduled rotation,
+//! and how long a retired key stays published.
+
+use super::kek::KEK_CHECK;
+use super::signing::generate;
+use super::{KeyError, KeyState, in_state, keyset::sealed_row};
+use crate::config::SigningAlg;
+use crate::domain::clock::rfc3339;
+use crate::store::{self, StoreError};
+
+/// Seconds a retired key outlives its last token in the JWKS, beyond `jwks_max_age`.
+const RETIRED_LEEWAY: i64 = 60;
+
+impl crate::domain::Core {
+    /// Runs every second on every instance: scheduled rotation, removal of retired
+    /// keys whose tokens have all expired, and pick-up of changes made elsewhere.
+    pub async fn maintain_keys(&self) -> Result<(), KeyError> {
+        let now = self.clock.now();
+        let rows = store::keys::list(&self.db.read).await?;
+        let interval = self.cfg.key_rotation_interval.as_secs() as i64;
+        if rows.iter().any(|r| {
+            in_state(r, KeyState::Active)
+                && r.activated_at.unwrap_or(r.created_at) + interval <= now
+        }) {
+            match self.rotate_keys(None, false).await {
+                Ok(msg) => tracing::info!("scheduled rotation: {msg}"),
+                // Another instance rotated first, or the next key is still too young.
+                Err(KeyError::TooEarly { .. } | KeyError::NoActiveKey) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // A retired key stays published until the last token it signed has expired,
+        // plus the JWKS cache lifetime and a leeway.
+        let keep =
+            (self.cfg.access_token_ttl + self.cfg.jwks_max_age).as_secs() as i64 + RETIRED_LEEWAY;
+        if rows
+            .iter()
+            .any(|r| in_state(r, KeyState::Retired) && r.retired_at.unwrap_or(0) < now - keep)
+        {
+            let mut tx = self.db.begin().await?;
+            store::keys::delete_retired_before(&mut tx, now - keep).await?;
+            tx.commit().await.map_err(StoreError::from)?;
+        }
+        self.reload_keys().await?;
+        Ok(())
+    }
+
+    /// Re-reads the key rows (another process may have rotated) and logs a change.
+    pub async fn reload_keys(&self) -> Result<bool, KeyError> {
+        let changed = self.keys.reload(&self.db).await?;
+        if changed {
+            tracing::info!(kid = %self.keys.current().active.kid, "signing keys reloaded");
+        }
+        Ok(changed)
+    }
+
+    /// Rotates: the `next` key (already published) starts signing, the active key is
+    /// retired (or revoked at once with `revoke_current`), and a new `next` key of
+    /// `alg` (default: the configured one) is published. Safe across instances: the
+    /// state transitions are conditional updates inside one write transaction.
+    pub async fn rotate_keys(
+        &self,
+        alg: Option<SigningAlg>,
+        revoke_current: bool,
+    ) -> Result<String, KeyError> {
+        let alg = alg.unwrap_or(self.cfg.signing_alg);
+        let now = self.clock.now();
+        // RSA generation takes a while: off the async threads, before taking the write lock.
+        let generated = tokio::task::spawn_blocking(move || generate(alg))
+            .await
+            .map_err(|_| KeyError::Generate(alg.as_str()))??;
+        let fresh = sealed_row(&self.keys.kek, alg, generated, KeyState::Next, now);
+        let mut tx = self.db.begin().await?;
+        // A rewrap by another process must not be undone key by key: a key sealed
+        // here under the old KEK would stop every instance that starts with the new one.
+        let check = store::keys::meta(&mut tx, KEK_CHECK).await?;
+        if !check.is_some_and(|sealed| self.keys.kek.opens_check(&sealed)) {
+            return Err(KeyError::KekReplaced);
+        }
+        let rows = store::keys::list(&mut tx).await?;
+        let active = rows
+            .iter()
+            .find(|r| in_state(r, KeyState::Active))
+            .ok_or(KeyError::NoActiveKey)?;
+        let next = rows
+            .iter()
+            .find(|r| in_state(r, KeyState::Next))
+            .ok_or(KeyError::NoNextKey)?;
+        // Invariant: a key signs only after it has been published as `next` for at
+        // least the JWKS cache lifetime, so a verifier honouring Cache-Control has it.
+        // Only an emergency revocation may break it.
+        // Times are whole seconds: a key created at 10.9 s carries 10, so it may sign
+        // from 10 + lead + 1, never earlier than a full `lead` after it was published.
+        let lead = self.cfg.jwks_max_age.as_secs() as i64;
+        let signs_from = next.created_at + lead + 1;
+        if !revoke_current && now < signs_from {
+            return Err(KeyError::TooEarly {
+                kid: next.kid.clone(),
+                since: rfc3339(Some(next.created_at)),
+                from: rfc3339(Some(signs_from)),
+            });
+        }
+        let (old_state, reason) = if revoke_current {
+            (KeyState::Revoked, "revoked")
+        } else {
+            (KeyState::Retired, "rotated")
+        };
+        if !store::keys::transition(&mut tx, &active.kid, KeyState::Active, old_state, now).await?
+            || !store::keys::transition(&mut tx, &next.kid, KeyState::Next, KeyState::Active, now)
+                .await?
+        {
+            return Err(KeyError::NoActiveKey);
+        }
+        store::keys::insert(&mut tx, &fresh).await?;
+        let event = store::events::NewEvent {
+            kind: "keys.rotated",
+            kid: Some(&active.kid),
+            reason: Some(reason),
+            ..Default::default()
+        };
+        store::events::append(&mut tx, &event, now).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        self.keys.reload(&self.db).await?;
+        self.events.wake();
+        Ok(format!(
+            "{} is now active; {} {}; {} ({}) published as next",
+            next.kid,
+            active.kid,
+            old_state.as_str(),
+            fresh.kid,
+            fresh.alg
+        ))
+    }
+}
