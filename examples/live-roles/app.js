@@ -116,7 +116,10 @@ async function follow(generation) {
   while (generation === feedGeneration && tokens) {
     const u = new URL('/events', cfg.issuer);
     u.searchParams.set('wait', '25');
-    if (after !== null) u.searchParams.set('after', after);
+    // Start from the token's issue time (whole seconds), so a change made before the first
+    // poll is not missed; events older than the token carry a `ver` it already has.
+    if (after === null) u.searchParams.set('since', tokens.claims.iat);
+    else u.searchParams.set('after', after);
     let r;
     try {
       r = await fetch(u, { headers: { Authorization: `Bearer ${tokens.access}`, Accept: 'application/json' } });

@@ -75,10 +75,7 @@ async fn whoami(auth: Authenticated) -> Json<Value> {
     Json(json!({"sub": auth.sub, "roles": auth.roles, "message": "hello, signed-in user"}))
 }
 
-async fn publish(
-    State(api): State<Api>,
-    auth: Authenticated,
-) -> Result<Json<Value>, Refusal> {
+async fn publish(State(api): State<Api>, auth: Authenticated) -> Result<Json<Value>, Refusal> {
     auth.require_role(&api.demo.role)?;
     Ok(Json(
         json!({"sub": auth.sub, "message": format!("published (you hold {})", api.demo.role)}),
