@@ -59,12 +59,12 @@ function keep(answer) {
 }
 
 /** Refreshes once (concurrent callers share it); false when the session has ended. */
-function refresh() {
+function refresh(why = 'the refresh token was refused') {
   refreshing ??= (async () => {
     if (!tokens) return false;
     const answer = await token({ grant_type: 'refresh_token', refresh_token: tokens.refresh });
     if (answer.refused) {
-      ended(`refresh refused (${answer.refused})`);
+      ended(`${why} (${answer.refused})`);
       return false;
     }
     keep(answer);
@@ -78,6 +78,7 @@ function ended(why) {
   tokens = null;
   clearTimeout(refreshTimer);
   feedGeneration += 1;
+  $('api-result').textContent = '';
   render(`session ended: ${why}. Sign in again.`);
 }
 
@@ -105,7 +106,7 @@ async function onEvent(event) {
     record(event, '(session ended)', arrived);
   } else if (['user.roles_changed', 'user.disabled', 'user.password_changed'].includes(event.type)) {
     if (event.ver !== null && event.ver <= tokens.claims.ver) return; // already seen by a refresh
-    const ok = await refresh();
+    const ok = await refresh(`${event.type.replace('user.', '').replace('_', ' ')}: the session was revoked`);
     record(event, ok ? tokens.claims.roles.join(',') : '(session ended)', arrived);
   }
 }
