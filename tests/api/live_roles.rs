@@ -129,6 +129,14 @@ fn live_roles_demo_shows_new_roles_at_once_and_the_api_refuses_the_removed_one()
         after.starts_with("GET /publish → 403 insufficient_scope"),
         "{out:#}"
     );
+    // A change the page missed (its event polls held): the API answers 401 "roles
+    // changed", the page refreshes once and the retry passes with the role given back.
+    assert_eq!(out["rolesWhileHeld"], "viewer", "{out:#}");
+    assert_eq!(
+        out["retriedCall"], "GET /publish → 200 published (you hold editor) (after one refresh)",
+        "{out:#}"
+    );
+    assert_eq!(out["rolesAfterRetry"], "viewer,editor");
 }
 
 #[test]

@@ -28,6 +28,13 @@ try {
     if (m.type() === 'error' && !/favicon/.test(m.location().url)) consoleErrors.push(`${m.text()} (${m.location().url})`);
   });
 
+  // The page's event polls pass through here; `holdEvents` drops their answers (the page
+  // then misses a change, and its token goes stale at the API).
+  let holdEvents = false;
+  await page.route((u) => u.origin === demo.issuer && u.pathname === '/events', async (route) => {
+    const response = await route.fetch().catch(() => null);
+    if (response && !holdEvents) await route.fulfill({ response }).catch(() => {});
+  });
   await page.goto(demo.app);
   await page.getByTestId('signin').click();
   await page.getByLabel('Username').fill(demo.username);
@@ -83,6 +90,23 @@ try {
     out.roleCallAfter = await text(page, 'api-result');
   }
   await page.screenshot({ path: args.after });
+  if (args.policy !== 'revoke') {
+    // The "401 → refresh" path: a change the page does not hear of.
+    holdEvents = true;
+    const lastSeen = async () => (await (await fetch(`${demo.api}/readyz`)).json()).last_event_id ?? 0;
+    const seen = await lastSeen();
+    await promisify(execFile)(args.tessera, ['user', 'roles', demo.username, '--set', out.rolesBefore], {
+      env: { ...process.env, DATABASE_URL: demo.database_url, TESSERA_KEYS_DIR: demo.keys_dir },
+    });
+    // Until the API's verifier has the change (it follows the same feed).
+    for (let i = 0; i < 500 && (await lastSeen()) <= seen; i++) await new Promise((ok) => setTimeout(ok, 10));
+    out.rolesWhileHeld = await text(page, 'roles');
+    await page.evaluate(() => { document.querySelector('[data-testid=api-result]').textContent = ''; });
+    await page.getByTestId('call-role').click();
+    await page.waitForFunction(() => /→/.test(document.querySelector('[data-testid=api-result]').textContent));
+    out.retriedCall = await text(page, 'api-result');
+    out.rolesAfterRetry = await text(page, 'roles');
+  }
   out.errors = errors;
   out.consoleErrors = consoleErrors;
 } catch (e) {

@@ -91,7 +91,10 @@ async fn readyz(State(api): State<Api>) -> (StatusCode, Json<Value>) {
     };
     (
         status,
-        Json(json!({"connected": h.connected, "synced": h.synced, "stale": h.stale})),
+        Json(json!({
+            "connected": h.connected, "synced": h.synced, "stale": h.stale,
+            "last_event_id": h.last_event_id,
+        })),
     )
 }
 
