@@ -64,7 +64,17 @@ fn node_dir() -> PathBuf {
 /// Runs `tests/browser/{script}` with one JSON argument; returns its JSON output.
 pub(crate) fn node(script: &str, args: &Value) -> Value {
     let dir = node_dir();
-    std::fs::copy(source_dir().join(script), dir.join(script)).unwrap();
+    // The script and the modules it may import (chromium.mjs).
+    for entry in std::fs::read_dir(source_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let to = dir.join(path.file_name().unwrap());
+        // Rewritten only when changed: tests running at once may be reading them.
+        if path.extension().is_some_and(|e| e == "mjs")
+            && std::fs::read(&path).ok() != std::fs::read(&to).ok()
+        {
+            std::fs::copy(&path, &to).unwrap();
+        }
+    }
     let out = Command::new("node")
         .arg(dir.join(script))
         .arg(args.to_string())

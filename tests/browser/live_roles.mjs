@@ -5,18 +5,12 @@
 // {chromium, userDataDir, demo: <run.sh's JSON line>, tessera, policy, setRoles, before, after}
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const args = JSON.parse(process.argv[2]);
 const { demo } = args;
 const out = {};
-const browser = await chromium.launchPersistentContext(args.userDataDir, {
-  executablePath: args.chromium,
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  viewport: { width: 900, height: 640 },
-});
+const browser = await launch(args.chromium, args.userDataDir, { width: 900, height: 640 });
 let errors = [];
 const consoleErrors = [];
 const text = (page, id) => page.getByTestId(id).textContent();
