@@ -14,9 +14,9 @@ use tessera::domain::clients::NewClient;
 use crate::code_flow::query_of;
 use crate::helpers::*;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
+pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
 
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_tessera"))
         .parent()
         .unwrap()
@@ -62,9 +62,19 @@ fn node_dir() -> PathBuf {
 }
 
 /// Runs `tests/browser/{script}` with one JSON argument; returns its JSON output.
-fn node(script: &str, args: &Value) -> Value {
+pub(crate) fn node(script: &str, args: &Value) -> Value {
     let dir = node_dir();
-    std::fs::copy(source_dir().join(script), dir.join(script)).unwrap();
+    // The script and the modules it may import (chromium.mjs).
+    for entry in std::fs::read_dir(source_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let to = dir.join(path.file_name().unwrap());
+        // Rewritten only when changed: tests running at once may be reading them.
+        if path.extension().is_some_and(|e| e == "mjs")
+            && std::fs::read(&path).ok() != std::fs::read(&to).ok()
+        {
+            std::fs::copy(&path, &to).unwrap();
+        }
+    }
     let out = Command::new("node")
         .arg(dir.join(script))
         .arg(args.to_string())
@@ -83,7 +93,7 @@ fn node(script: &str, args: &Value) -> Value {
     v
 }
 
-fn chromium_present() -> bool {
+pub(crate) fn chromium_present() -> bool {
     if Path::new(CHROMIUM).exists() {
         return true;
     }

@@ -38,6 +38,7 @@ mod keys_instances;
 mod keys_lifecycle;
 mod keys_rotation;
 mod keys_startup;
+mod live_roles;
 mod liveness;
 mod login_race;
 mod observability;

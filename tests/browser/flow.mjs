@@ -4,7 +4,7 @@
 // {base, chromium, userDataDir, screenshot, username, password, apps: [{clientId, redirectUri}]}
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const servers = [];
 
@@ -27,13 +27,7 @@ function authorizeUrl(app, p, state, extra = {}) {
   return u.toString();
 }
 
-const browser = await chromium.launchPersistentContext(args.userDataDir, {
-  executablePath: args.chromium,
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  viewport: { width: 1100, height: 760 },
-});
+const browser = await launch(args.chromium, args.userDataDir, { width: 1100, height: 760 });
 const out = { steps: [] };
 try {
   const page = browser.pages()[0] ?? await browser.newPage();

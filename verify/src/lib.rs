@@ -196,6 +196,9 @@ impl Verifier {
     /// Reads the issuer's metadata and starts following its feed and keys. Returns at
     /// once; until the first catch-up is done ([`Verifier::ready`]) tokens meet `policy`.
     pub async fn start(settings: Settings) -> Result<Self, StartError> {
+        // jsonwebtoken is built without a backend: without this, a process that is not
+        // also the issuer (which installs it) panicked at its first token.
+        tessera_jose::install();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))
