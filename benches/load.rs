@@ -27,6 +27,9 @@ mod sse;
 #[path = "support/fanout.rs"]
 mod fanout;
 
+#[path = "support/verify_e2e.rs"]
+mod verify_e2e;
+
 struct Opts {
     base_url: Option<String>,
     scenarios: Vec<String>,
@@ -740,6 +743,19 @@ async fn main() {
             }
             "events" => results.push(events(&o, &token_url, &client).await),
             "sse" => results.push(sse::one_by_one(&o, &token_url, &client).await),
+            "verify" => {
+                let admin = admin_token(&o, &token_url, &client).await;
+                results.push(
+                    verify_e2e::run(verify_e2e::VerifyE2e {
+                        base: &base,
+                        admin_token: &admin,
+                        client: &client,
+                        changes: o.changes.max(20),
+                        label: &o.label,
+                    })
+                    .await,
+                );
+            }
             "fanout" => {
                 let admin = admin_token(&o, &token_url, &client).await;
                 let ops = o

@@ -1,0 +1,123 @@
+//! `-s verify`: a resource server's view of a permission change. A `tessera-verify`
+//! verifier follows the driver-started server's feed; for each of K role changes
+//! through the admin API, the time from the admin call until the verifier refuses the
+//! user's old access token (offline check, polled every 0.5 ms), p50/p99/max.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub(crate) struct VerifyE2e<'a> {
+    pub(crate) base: &'a str,
+    pub(crate) admin_token: &'a str,
+    /// The driver's client (password grant, audience `urn:bench:api`).
+    pub(crate) client: &'a (String, String),
+    pub(crate) changes: usize,
+    pub(crate) label: &'a str,
+}
+
+pub(crate) async fn run(v: VerifyE2e<'_>) -> Value {
+    let http = reqwest::Client::new();
+    let admin = |method: reqwest::Method, path: &str| {
+        http.request(method, format!("{}{path}", v.base))
+            .bearer_auth(v.admin_token)
+    };
+    let created: Value = admin(reqwest::Method::POST, "/admin/clients")
+        .json(
+            &json!({"id": "verify-e2e", "grant_types": ["client_credentials"],
+                      "capabilities": ["events"]}),
+        )
+        .send()
+        .await
+        .expect("create client")
+        .json()
+        .await
+        .expect("client JSON");
+    let secret = created["client_secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    let user: Value = admin(reqwest::Method::POST, "/admin/users")
+        .json(&json!({"username": "verify-e2e", "password": "verify-e2e-pw", "roles": ["r0"]}))
+        .send()
+        .await
+        .expect("create user")
+        .json()
+        .await
+        .expect("user JSON");
+    let uid = user["id"].as_str().expect("user id").to_string();
+    let settings = tessera_verify::Settings::new(v.base, "urn:bench:api", "verify-e2e", secret);
+    let verifier = tessera_verify::Verifier::start(settings)
+        .await
+        .expect("verifier starts");
+    assert!(
+        verifier.ready(Duration::from_secs(10)).await,
+        "verifier synced"
+    );
+
+    let mut lat_us: Vec<u32> = Vec::with_capacity(v.changes);
+    let mut missed = 0usize;
+    for i in 1..=v.changes {
+        let login: Value = http
+            .post(format!("{}/token", v.base))
+            .basic_auth(&v.client.0, Some(&v.client.1))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "verify-e2e"),
+                ("password", "verify-e2e-pw"),
+            ])
+            .send()
+            .await
+            .expect("sign in")
+            .json()
+            .await
+            .expect("token JSON");
+        let token = login["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string();
+        assert!(
+            verifier.verify_offline(&token).is_ok(),
+            "a fresh token verifies"
+        );
+        let at = Instant::now();
+        let changed = admin(reqwest::Method::PUT, &format!("/admin/users/{uid}/roles"))
+            .json(&json!({"roles": [format!("r{i}")]}))
+            .send()
+            .await
+            .expect("role change");
+        assert!(
+            changed.status().is_success(),
+            "role change: {}",
+            changed.status()
+        );
+        let deadline = at + Duration::from_secs(5);
+        loop {
+            if verifier.verify_offline(&token).is_err() {
+                lat_us.push(at.elapsed().as_micros() as u32);
+                break;
+            }
+            if Instant::now() >= deadline {
+                missed += 1;
+                break;
+            }
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+    }
+    lat_us.sort_unstable();
+    let pct = super::pct;
+    println!(
+        "{:<10} {:<19} {} role changes: refused {}/{} (missed {missed})  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        v.label,
+        "verify",
+        v.changes,
+        lat_us.len(),
+        v.changes,
+        pct(&lat_us, 0.5),
+        pct(&lat_us, 0.99),
+        pct(&lat_us, 1.0),
+    );
+    json!({"server": v.label, "scenario": "verify", "changes": v.changes, "refused": lat_us.len(),
+           "missed": missed, "p50_ms": pct(&lat_us, 0.5), "p99_ms": pct(&lat_us, 0.99),
+           "max_ms": pct(&lat_us, 1.0)})
+}
