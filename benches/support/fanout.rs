@@ -92,6 +92,30 @@ async fn open(
     Some(())
 }
 
+/// Registers confidential client `id` with capability `events` through the admin API;
+/// returns its secret.
+pub(crate) async fn events_client(
+    http: &reqwest::Client,
+    base: &str,
+    admin_token: &str,
+    id: &str,
+) -> String {
+    let created: Value = http
+        .post(format!("{base}/admin/clients"))
+        .bearer_auth(admin_token)
+        .json(&json!({"id": id, "grant_types": ["client_credentials"], "capabilities": ["events"]}))
+        .send()
+        .await
+        .expect("create client")
+        .json()
+        .await
+        .expect("client JSON");
+    created["client_secret"]
+        .as_str()
+        .expect("secret")
+        .to_string()
+}
+
 pub(crate) async fn run(f: Fanout<'_>) -> Value {
     let http = reqwest::Client::new();
     let admin = |method: reqwest::Method, path: &str| {
@@ -103,21 +127,7 @@ pub(crate) async fn run(f: Fanout<'_>) -> Value {
     let started = Instant::now();
     let mut tokens = Vec::with_capacity(clients * TOKENS_PER_CLIENT);
     for i in 0..clients {
-        let created: Value = admin(reqwest::Method::POST, "/admin/clients")
-            .json(
-                &json!({"id": format!("fanout-{i}"), "grant_types": ["client_credentials"],
-                          "capabilities": ["events"]}),
-            )
-            .send()
-            .await
-            .expect("create client")
-            .json()
-            .await
-            .expect("client JSON");
-        let secret = created["client_secret"]
-            .as_str()
-            .expect("secret")
-            .to_string();
+        let secret = events_client(&http, f.base, f.admin_token, &format!("fanout-{i}")).await;
         for _ in 0..TOKENS_PER_CLIENT {
             let t: Value = http
                 .post(format!("{}/token", f.base))

@@ -22,21 +22,7 @@ pub(crate) async fn run(v: VerifyE2e<'_>) -> Value {
         http.request(method, format!("{}{path}", v.base))
             .bearer_auth(v.admin_token)
     };
-    let created: Value = admin(reqwest::Method::POST, "/admin/clients")
-        .json(
-            &json!({"id": "verify-e2e", "grant_types": ["client_credentials"],
-                      "capabilities": ["events"]}),
-        )
-        .send()
-        .await
-        .expect("create client")
-        .json()
-        .await
-        .expect("client JSON");
-    let secret = created["client_secret"]
-        .as_str()
-        .expect("secret")
-        .to_string();
+    let secret = super::fanout::events_client(&http, v.base, v.admin_token, "verify-e2e").await;
     let user: Value = admin(reqwest::Method::POST, "/admin/users")
         .json(&json!({"username": "verify-e2e", "password": "verify-e2e-pw", "roles": ["r0"]}))
         .send()

@@ -39,6 +39,11 @@ fn node_dir() -> PathBuf {
             ".ready-{}",
             tessera::crypto::b64(&tessera::crypto::sha256(&lock)[..8])
         ));
+        // Test processes start at once: one installs, the others wait for it.
+        let _lock = (!stamp.exists()).then(|| {
+            std::fs::create_dir_all(target_dir()).unwrap();
+            crate::support::LockFile::acquire(target_dir().join("browser-node.lock"))
+        });
         if !stamp.exists() {
             std::fs::create_dir_all(&dir).unwrap();
             for f in ["package.json", "package-lock.json"] {

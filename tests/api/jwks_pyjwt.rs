@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
@@ -54,43 +53,6 @@ fn run(cmd: &mut Command) {
         "{cmd:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// A cross-process lock: whoever creates the file holds it. A lock older than ten
-/// minutes was left by a process that died while holding it.
-struct LockFile(PathBuf);
-
-impl LockFile {
-    fn acquire(path: PathBuf) -> Self {
-        let deadline = SystemTime::now() + Duration::from_secs(900);
-        loop {
-            match std::fs::File::create_new(&path) {
-                Ok(_) => return Self(path),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let age = std::fs::metadata(&path)
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| t.elapsed().ok());
-                    if age.is_some_and(|a| a > Duration::from_secs(600)) {
-                        let _ = std::fs::remove_file(&path);
-                    }
-                    assert!(
-                        SystemTime::now() < deadline,
-                        "timed out waiting for {}",
-                        path.display()
-                    );
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                Err(e) => panic!("{}: {e}", path.display()),
-            }
-        }
-    }
-}
-
-impl Drop for LockFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 /// Runs `pyjwt_verify.py`; returns its exit code and output.

@@ -53,3 +53,40 @@ pub fn skip_unless(condition: bool, why: &str) -> bool {
     }
     !condition
 }
+
+/// A cross-process lock: whoever creates the file holds it. A lock older than ten
+/// minutes was left by a process that died while holding it.
+pub(crate) struct LockFile(std::path::PathBuf);
+
+impl LockFile {
+    pub(crate) fn acquire(path: std::path::PathBuf) -> Self {
+        let deadline = std::time::SystemTime::now() + std::time::Duration::from_secs(900);
+        loop {
+            match std::fs::File::create_new(&path) {
+                Ok(_) => return Self(path),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let age = std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok());
+                    if age.is_some_and(|a| a > std::time::Duration::from_secs(600)) {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                    assert!(
+                        std::time::SystemTime::now() < deadline,
+                        "timed out waiting for {}",
+                        path.display()
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                Err(e) => panic!("{}: {e}", path.display()),
+            }
+        }
+    }
+}
+
+impl Drop for LockFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
