@@ -2,7 +2,8 @@
 //! each, four streams a token: the per-token and per-caller caps), then permission
 //! changes through the admin API. Reports delivery latency from the admin call to
 //! the event on every stream (p50/p99/max), server RSS per idle stream, and the
-//! database reads the feed made per event (the server's `tessera_event_feed_reads`).
+//! database reads the feed made per event (the server's `tessera_event_feed_reads` and
+//! `tessera_event_feed_catch_up_reads`).
 //!
 //! Needs a file limit above the stream count in both processes (`ulimit -n`): the
 //! driver raises nothing itself.
@@ -35,10 +36,19 @@ async fn feed_reads(http: &reqwest::Client, ops: &str) -> f64 {
         .text()
         .await
         .unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix("tessera_event_feed_reads "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(f64::NAN)
+    // The tail's reads and the subscribers' catch-ups: every read the feed made.
+    [
+        "tessera_event_feed_reads ",
+        "tessera_event_feed_catch_up_reads ",
+    ]
+    .iter()
+    .map(|name| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    })
+    .sum()
 }
 
 /// One SSE stream on its own connection; sends (ver, when) for every role change.

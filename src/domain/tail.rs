@@ -54,8 +54,11 @@ pub struct Tail {
     keys: watch::Sender<u64>,
     /// Set once, at shutdown.
     closing: watch::Sender<bool>,
-    /// Database reads made for the feed: the tail's own and every catch-up.
+    /// Database reads made by the tail itself (one per wake-up, whatever the
+    /// number of subscribers).
     reads: AtomicU64,
+    /// Database reads made by subscribers behind the tail (their catch-ups).
+    catch_ups: AtomicU64,
     /// One filler at a time (the reader task, or a long-poll making sure it has
     /// seen what was committed before it): events are pushed once, in order.
     filling: tokio::sync::Mutex<()>,
@@ -76,6 +79,7 @@ impl Tail {
             keys: watch::channel(0).0,
             closing: watch::channel(false).0,
             reads: AtomicU64::new(0),
+            catch_ups: AtomicU64::new(0),
             filling: tokio::sync::Mutex::new(()),
         }
     }
@@ -141,7 +145,7 @@ impl Tail {
         // Everything up to the floor is committed: a short read has seen it all.
         let floor = self.window.read().expect("tail").floor;
         let rows = store::events::after(&core.db.read, cursor, user, READ_BATCH).await?;
-        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.catch_ups.fetch_add(1, Ordering::Relaxed);
         let short = (rows.len() as i64) < READ_BATCH;
         let mut next = rows.last().map_or(cursor, |r| r.id);
         if short {
@@ -250,9 +254,14 @@ impl Tail {
         self.closing.send_replace(true);
     }
 
-    /// Database reads made for the feed so far.
+    /// Database reads made by the tail so far (not counting catch-ups).
     pub fn reads(&self) -> u64 {
         self.reads.load(Ordering::Relaxed)
+    }
+
+    /// Database reads made by subscribers catching up from behind the tail so far.
+    pub fn catch_ups(&self) -> u64 {
+        self.catch_ups.load(Ordering::Relaxed)
     }
 
     /// How many users have a subscriber right now (for tests and metrics).

@@ -45,8 +45,13 @@ async fn metrics(State(core): State<Arc<Core>>) -> impl IntoResponse {
         ),
         (
             "tessera_event_feed_reads",
-            "database reads made for the event feed (the tail's and catch-ups), since start",
+            "database reads made by the event feed's in-memory tail (one per wake-up), since start",
             core.tail.reads() as f64,
+        ),
+        (
+            "tessera_event_feed_catch_up_reads",
+            "database reads made by subscribers behind the in-memory tail, since start",
+            core.tail.catch_ups() as f64,
         ),
         (
             "tessera_event_feed_users_watched",
