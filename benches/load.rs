@@ -264,7 +264,20 @@ async fn start_server(o: &mut Opts) -> Server {
         Some("bench-password\n"),
     );
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+    // `TESSERA_BENCH_WRAP="heaptrack -o /tmp/tessera"` runs the server under a
+    // profiler (its RSS figures then are the wrapper's, not the server's alone).
+    let wrap: Vec<String> = std::env::var("TESSERA_BENCH_WRAP")
+        .map(|w| w.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    let mut server = match wrap.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(env!("CARGO_BIN_EXE_tessera"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_tessera")),
+    };
+    let child = server
         .arg("serve")
         .current_dir(d)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
