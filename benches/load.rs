@@ -198,6 +198,13 @@ fn tessera(
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// The server binary the driver starts: this build's, or `TESSERA_BENCH_SERVER_BIN`
+/// (another build, to compare before and after a change with the same driver).
+fn server_bin() -> String {
+    std::env::var("TESSERA_BENCH_SERVER_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_tessera").to_string())
+}
+
 async fn start_server(o: &mut Opts) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -272,10 +279,10 @@ async fn start_server(o: &mut Opts) -> Server {
     let mut server = match wrap.split_first() {
         Some((program, args)) => {
             let mut c = Command::new(program);
-            c.args(args).arg(env!("CARGO_BIN_EXE_tessera"));
+            c.args(args).arg(server_bin());
             c
         }
-        None => Command::new(env!("CARGO_BIN_EXE_tessera")),
+        None => Command::new(server_bin()),
     };
     let child = server
         .arg("serve")

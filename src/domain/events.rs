@@ -51,6 +51,11 @@ pub struct SecurityEvent {
     pub reason: Option<String>,
     pub kid: Option<String>,
     pub at: String,
+    /// The event's wire form on an SSE stream, rendered once on first use: every
+    /// stream of the instance that delivers this (tail-held) event shares the bytes
+    /// instead of serialising it again.
+    #[serde(skip)]
+    pub frame: std::sync::OnceLock<bytes::Bytes>,
 }
 
 impl From<EventRow> for SecurityEvent {
@@ -72,6 +77,7 @@ impl From<EventRow> for SecurityEvent {
             reason: r.reason,
             kid: r.kid,
             at,
+            frame: std::sync::OnceLock::new(),
         }
     }
 }

@@ -307,6 +307,7 @@ mod tests {
             reason: None,
             kid: None,
             at: String::new(),
+            frame: Default::default(),
         })
     }
 

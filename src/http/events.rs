@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use bytes::Bytes;
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
@@ -26,6 +26,7 @@ use super::error::{HttpError, Surface};
 use crate::domain::Core;
 use crate::domain::events::{Refused, SecurityEvent, Slot};
 use crate::domain::feed::Start;
+use crate::domain::keys::KeySet;
 use crate::domain::liveness::{ClientRead, Liveness};
 use crate::domain::tokens::AccessClaims;
 
@@ -134,15 +135,22 @@ async fn events(
         Err(e) => return internal(&e),
     };
     if sse {
-        let Some(token) = bearer::token(&headers).ok().map(str::to_string) else {
+        let Some(kid) = bearer::token(&headers).ok().and_then(KeySet::kid_of) else {
             return HttpError::bearer_required().into_response();
         };
         let access = Access {
-            token,
+            kid,
             claims: caller.claims,
         };
-        Sse::new(stream(core.clone(), start, filter, wake, slot, access))
-            .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("keep-alive"))
+        let body =
+            axum::body::Body::from_stream(stream(core.clone(), start, filter, wake, slot, access));
+        (
+            [
+                (header::CONTENT_TYPE, "text/event-stream"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            body,
+        )
             .into_response()
     } else {
         let response = long_poll(&core, start, filter, wait, wake).await;
@@ -232,12 +240,27 @@ async fn long_poll(
     }
 }
 
-/// SSE comment interval.
+/// SSE comment interval: sent when a stream has been quiet this long.
 const HEARTBEAT: Duration = Duration::from_secs(10);
+const HEARTBEAT_FRAME: Bytes = Bytes::from_static(b": keep-alive\n\n");
 
-/// The credentials a stream was opened with, re-checked while it lives.
+/// An event's SSE frame, rendered once per event and shared by every stream that
+/// delivers it (the tail hands all of them the same `Arc<SecurityEvent>`); cloning
+/// `Bytes` only bumps a reference count. The compact JSON has no newline, so the
+/// data is one `data:` line.
+fn frame(e: &SecurityEvent) -> Bytes {
+    e.frame
+        .get_or_init(|| {
+            let data = serde_json::to_string(e).expect("event serialises");
+            Bytes::from(format!("id: {}\nevent: {}\ndata: {data}\n\n", e.id, e.kind))
+        })
+        .clone()
+}
+
+/// The credentials a stream was opened with, re-checked while it lives: the claims
+/// and the key that signed them (the token itself was verified when the stream opened).
 struct Access {
-    token: String,
+    kid: String,
     claims: AccessClaims,
 }
 
@@ -286,11 +309,10 @@ impl End {
         }
     }
 
-    fn event(self) -> Event {
+    fn frame(self) -> Bytes {
         let (reason, description) = self.reason();
-        Event::default()
-            .event("end")
-            .data(json!({"reason": reason, "error_description": description}).to_string())
+        let data = json!({"reason": reason, "error_description": description});
+        Bytes::from(format!("event: end\ndata: {data}\n\n"))
     }
 }
 
@@ -318,11 +340,11 @@ impl Access {
 
     /// In memory, after a key event: the token still verifies (its key was not revoked).
     fn still_signed(&self, core: &Core) -> Result<(), End> {
-        core.keys
-            .current()
-            .verify::<AccessClaims>(&self.token, &core.cfg.issuer)
-            .map(|_| ())
-            .map_err(|_| End::KeyRevoked)
+        if core.keys.current().accepts(&self.kid) {
+            Ok(())
+        } else {
+            Err(End::KeyRevoked)
+        }
     }
 
     /// The instant the token expires.
@@ -340,14 +362,7 @@ impl Access {
         if unix_now().as_secs() >= u64::try_from(self.claims.exp).unwrap_or(0) {
             return Err(End::TokenExpired);
         }
-        if core
-            .keys
-            .current()
-            .verify::<AccessClaims>(&self.token, &core.cfg.issuer)
-            .is_err()
-        {
-            return Err(End::KeyRevoked);
-        }
+        self.still_signed(core)?;
         let live = core
             .liveness(&self.claims, ClientRead::Fresh)
             .await
@@ -378,6 +393,8 @@ struct Feed {
     closing: watch::Receiver<bool>,
     /// When the stream next re-reads its caller from the database.
     recheck: tokio::time::Instant,
+    /// When the stream, if still quiet, sends a heartbeat comment.
+    heartbeat: tokio::time::Instant,
     buffer: VecDeque<Arc<SecurityEvent>>,
     access: Access,
     /// Set once the final `end` event went out.
@@ -386,11 +403,11 @@ struct Feed {
 
 impl Feed {
     /// Ends the stream with `end` as its last event.
-    fn end(&mut self, end: End) -> Event {
+    fn end(&mut self, end: End) -> Bytes {
         let (reason, _) = end.reason();
         tracing::debug!(reason, "event stream ended");
         self.ended = true;
-        end.event()
+        end.frame()
     }
 }
 
@@ -401,7 +418,7 @@ fn stream(
     wake: watch::Receiver<i64>,
     slot: Slot,
     access: Access,
-) -> impl Stream<Item = Result<Event, Infallible>> {
+) -> impl Stream<Item = Result<Bytes, Infallible>> {
     let feed = Feed {
         slot,
         keys_seen: *core.tail.watch_keys().borrow(),
@@ -409,6 +426,7 @@ fn stream(
         closing: core.tail.watch_closing(),
         // The first pass checks at once: the caller may have changed since the token was read.
         recheck: tokio::time::Instant::now(),
+        heartbeat: tokio::time::Instant::now() + HEARTBEAT,
         core,
         cursor,
         filter,
@@ -420,11 +438,8 @@ fn stream(
     futures_util::stream::unfold(feed, |mut feed| async move {
         loop {
             if let Some(e) = feed.buffer.pop_front() {
-                let event = Event::default()
-                    .id(e.id.to_string())
-                    .event(e.kind.clone())
-                    .data(serde_json::to_string(&*e).expect("event serialises"));
-                return Some((Ok(event), feed));
+                feed.heartbeat = tokio::time::Instant::now() + HEARTBEAT;
+                return Some((Ok(frame(&e)), feed));
             }
             if feed.ended {
                 return None;
@@ -451,11 +466,10 @@ fn stream(
             }
             // Mark the signal seen before taking, so an event after the take wakes us.
             feed.wake.borrow_and_update();
-            let filter = feed.filter.clone();
             match feed
                 .core
                 .tail
-                .take(&feed.core, &mut feed.cursor, filter.as_deref(), BATCH)
+                .take(&feed.core, &mut feed.cursor, feed.filter.as_deref(), BATCH)
                 .await
             {
                 Ok(events) if !events.is_empty() => {
@@ -478,6 +492,10 @@ fn stream(
                             return Some((Ok(feed.end(End::TokenExpired)), feed));
                         }
                         () = tokio::time::sleep_until(feed.recheck) => {}
+                        () = tokio::time::sleep_until(feed.heartbeat) => {
+                            feed.heartbeat = tokio::time::Instant::now() + HEARTBEAT;
+                            return Some((Ok(HEARTBEAT_FRAME), feed));
+                        }
                         () = feed.slot.evicted.notified() => {
                             return Some((Ok(feed.end(End::Superseded)), feed));
                         }
@@ -490,4 +508,40 @@ fn stream(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_events_frame_is_rendered_once_and_shared() {
+        let e = SecurityEvent {
+            id: 7,
+            kind: "user.roles_changed".into(),
+            sub: Some("u1".into()),
+            sid: None,
+            ver: Some(3),
+            roles: Some(vec!["a".into(), "b".into()]),
+            reason: None,
+            kid: None,
+            at: "2026-12-01T00:00:00Z".into(),
+            frame: Default::default(),
+        };
+        let first = frame(&e);
+        assert_eq!(
+            std::str::from_utf8(&first).unwrap(),
+            "id: 7\nevent: user.roles_changed\ndata: {\"id\":7,\"type\":\"user.roles_changed\",\"sub\":\"u1\",\"sid\":null,\"ver\":3,\"roles\":[\"a\",\"b\"],\"reason\":null,\"kid\":null,\"at\":\"2026-12-01T00:00:00Z\"}\n\n"
+        );
+        // A second stream gets the same bytes, not a second rendering.
+        assert_eq!(frame(&e).as_ptr(), first.as_ptr());
+    }
+
+    #[test]
+    fn an_end_frame_has_no_id() {
+        let f = End::Superseded.frame();
+        let text = std::str::from_utf8(&f).unwrap();
+        assert!(text.starts_with("event: end\ndata: {"), "{text}");
+        assert!(text.ends_with("}\n\n") && !text.contains("id:"), "{text}");
+    }
 }

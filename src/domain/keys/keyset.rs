@@ -60,6 +60,18 @@ impl KeySet {
             .map(|d| d.claims)
             .map_err(|e| VerifyError::Invalid(e.to_string()))
     }
+
+    /// The `kid` of a token's header (no verification: for a token verified before).
+    pub fn kid_of(token: &str) -> Option<String> {
+        jsonwebtoken::decode_header(token).ok()?.kid
+    }
+
+    /// Whether tokens signed by `kid` still verify: the key is published and not
+    /// revoked. A stream checks this after a key event instead of verifying its
+    /// token's signature again.
+    pub fn accepts(&self, kid: &str) -> bool {
+        self.verifiers.contains_key(kid)
+    }
 }
 
 /// The process's view of the signing keys, reloaded when the database changes.
