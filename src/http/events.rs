@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -393,8 +394,13 @@ struct Feed {
     closing: watch::Receiver<bool>,
     /// When the stream next re-reads its caller from the database.
     recheck: tokio::time::Instant,
-    /// When the stream, if still quiet, sends a heartbeat comment.
-    heartbeat: tokio::time::Instant,
+    /// When the stream last sent anything (a heartbeat follows `HEARTBEAT` of quiet).
+    sent: tokio::time::Instant,
+    /// When the token expires.
+    expires: tokio::time::Instant,
+    /// One timer for all three deadlines, armed for the earliest. Moved forward only
+    /// when it fires early, so a busy stream does not re-arm a timer per event.
+    timer: Pin<Box<tokio::time::Sleep>>,
     buffer: VecDeque<Arc<SecurityEvent>>,
     access: Access,
     /// Set once the final `end` event went out.
@@ -426,7 +432,9 @@ fn stream(
         closing: core.tail.watch_closing(),
         // The first pass checks at once: the caller may have changed since the token was read.
         recheck: tokio::time::Instant::now(),
-        heartbeat: tokio::time::Instant::now() + HEARTBEAT,
+        sent: tokio::time::Instant::now(),
+        expires: access.expiry(),
+        timer: Box::pin(tokio::time::sleep(HEARTBEAT)),
         core,
         cursor,
         filter,
@@ -438,7 +446,7 @@ fn stream(
     futures_util::stream::unfold(feed, |mut feed| async move {
         loop {
             if let Some(e) = feed.buffer.pop_front() {
-                feed.heartbeat = tokio::time::Instant::now() + HEARTBEAT;
+                feed.sent = tokio::time::Instant::now();
                 return Some((Ok(frame(&e)), feed));
             }
             if feed.ended {
@@ -447,7 +455,7 @@ fn stream(
             if *feed.closing.borrow_and_update() {
                 return Some((Ok(feed.end(End::ShuttingDown)), feed));
             }
-            if tokio::time::Instant::now() >= feed.access.expiry() {
+            if tokio::time::Instant::now() >= feed.expires {
                 return Some((Ok(feed.end(End::TokenExpired)), feed));
             }
             if tokio::time::Instant::now() >= feed.recheck {
@@ -479,7 +487,10 @@ fn stream(
                     feed.buffer.extend(events);
                 }
                 Ok(_) => {
-                    let expiry = feed.access.expiry();
+                    let due = feed.expires.min(feed.recheck).min(feed.sent + HEARTBEAT);
+                    if due < feed.timer.deadline() || feed.timer.is_elapsed() {
+                        feed.timer.as_mut().reset(due);
+                    }
                     tokio::select! {
                         changed = feed.wake.changed() => {
                             if changed.is_err() {
@@ -488,13 +499,13 @@ fn stream(
                         }
                         _ = feed.keys.changed() => {}
                         _ = feed.closing.changed() => {}
-                        () = tokio::time::sleep_until(expiry) => {
-                            return Some((Ok(feed.end(End::TokenExpired)), feed));
-                        }
-                        () = tokio::time::sleep_until(feed.recheck) => {}
-                        () = tokio::time::sleep_until(feed.heartbeat) => {
-                            feed.heartbeat = tokio::time::Instant::now() + HEARTBEAT;
-                            return Some((Ok(HEARTBEAT_FRAME), feed));
+                        // Expiry and the recheck are handled at the top of the loop.
+                        () = feed.timer.as_mut() => {
+                            let now = tokio::time::Instant::now();
+                            if now < feed.expires && now >= feed.sent + HEARTBEAT {
+                                feed.sent = now;
+                                return Some((Ok(HEARTBEAT_FRAME), feed));
+                            }
                         }
                         () = feed.slot.evicted.notified() => {
                             return Some((Ok(feed.end(End::Superseded)), feed));
