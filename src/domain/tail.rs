@@ -50,7 +50,7 @@ pub struct Tail {
     /// Per user with a subscriber, the id of the newest event that concerns them.
     users: Mutex<HashMap<String, watch::Sender<i64>>>,
     /// Bumped when a key event arrived and the key set was reloaded: every stream
-    /// re-verifies its token (in memory) then.
+    /// checks that its token's signing key is still accepted (in memory) then.
     keys: watch::Sender<u64>,
     /// Set once, at shutdown.
     closing: watch::Sender<bool>,
@@ -170,7 +170,7 @@ impl Tail {
                 rows.into_iter().map(|r| Arc::new(r.into())).collect();
             let keys_changed = events.iter().any(|e| e.kind == "keys.rotated");
             if keys_changed {
-                // Streams re-verify against the key set that knows of this event.
+                // Streams check their keys against the key set that knows of this event.
                 if let Err(e) = core.reload_keys().await {
                     tracing::warn!(error = %crate::error_chain(&e), "event tail: reloading keys");
                 }

@@ -389,7 +389,7 @@ struct Feed {
     filter: Option<String>,
     wake: watch::Receiver<i64>,
     keys: watch::Receiver<u64>,
-    /// The key-event count this stream last re-verified its token at.
+    /// The key-event count this stream last checked its signing key at.
     keys_seen: u64,
     closing: watch::Receiver<bool>,
     /// When the stream next re-reads its caller from the database.
