@@ -1,137 +1,311 @@
-//! Prometheus metrics, in text format (0.0.4): counters and latency histograms.
-//! Every family is declared once, here, as a typed method; call sites name no
-//! metric. Hand-written rather than `prometheus-client`: that crate speaks
-//! OpenMetrics (`# TYPE x counter` for series `x_total`, a `# EOF` line), which
-//! would change what scrapers and the tests read.
+//! Prometheus metrics on `prometheus-client`: every family is declared once, in
+//! [`Metrics::default`], and written by a typed method; call sites name no metric.
+//! The exposition is OpenMetrics text (what Prometheus scrapes by preference): a
+//! counter family `x` is typed `# TYPE x counter` and its sample is `x_total`, and
+//! the text ends with `# EOF`.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write;
+use std::collections::BTreeSet;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// The `Content-Type` of the exposition, OpenMetrics 1.0 text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
-#[derive(Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
-}
-
-/// Labels whose values come from the deployment (client ids): each has at most
-/// [`MAX_LABEL_VALUES`] distinct values, the rest are counted as `other`, so that
-/// neither a large deployment nor a stream of new clients makes the series unbounded.
-const BOUNDED_LABELS: [&str; 1] = ["client"];
+/// The `client` label's values come from the deployment (client ids): at most this
+/// many distinct ones are counted by name, the rest as `other`, so that neither a
+/// large deployment nor a stream of new clients makes the series unbounded.
 pub const MAX_LABEL_VALUES: usize = 100;
 
-#[derive(Default)]
-pub struct Metrics {
-    counters: Mutex<BTreeMap<String, u64>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
-    /// Values seen so far of each bounded label.
-    seen: Mutex<BTreeMap<&'static str, BTreeSet<String>>>,
-    connections: AtomicUsize,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Issued {
+    grant: String,
+    /// Bounded by [`Metrics::client_label`].
+    client: String,
 }
 
-/// Label values are ours or registered names; quote-escape them anyway.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OAuthError {
+    endpoint: String,
+    error: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Endpoint {
+    endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: String,
+}
+
+/// A route is the router's matched path (or `unmatched`): bounded by the routes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Route {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Response {
+    route: String,
+    class: &'static str,
+}
+
+/// A latency histogram with [`BUCKETS`] (a plain `fn`, so the family's type is nameable).
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+/// The gauges read from the running server at each scrape (see [`Metrics::scrape`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Sample {
+    /// Open SSE streams.
+    pub sse_subscribers: usize,
+    /// Reader pool connections.
+    pub read_pool_connections: u32,
+    /// Idle reader pool connections.
+    pub read_pool_idle: usize,
+    /// Keys in the JWKS.
+    pub signing_keys_published: usize,
+    /// Database reads made by the event feed's in-memory tail, since start.
+    pub feed_reads: u64,
+    /// Database reads made by subscribers behind the tail, since start.
+    pub feed_catch_up_reads: u64,
+    /// Users with an open stream or long-poll on this instance.
+    pub feed_users_watched: usize,
+}
+
+/// The gauges that [`Sample`] sets, registered once.
+#[derive(Default)]
+struct Sampled {
+    sse_subscribers: Gauge,
+    read_pool_connections: Gauge,
+    read_pool_idle: Gauge,
+    signing_keys_published: Gauge,
+    feed_reads: Gauge,
+    feed_catch_up_reads: Gauge,
+    feed_users_watched: Gauge,
+}
+
+/// Every metric family of the server, and the registry that writes them.
+pub struct Metrics {
+    registry: Registry,
+    tokens_issued: Family<Issued, Counter>,
+    oauth_errors: Family<OAuthError, Counter>,
+    throttled: Family<Endpoint, Counter>,
+    refresh_grace_replays: Counter,
+    refresh_reuse: Counter,
+    sessions_revoked: Family<Reason, Counter>,
+    connections_refused: Counter,
+    responses: Family<Response, Counter>,
+    latency: Family<Route, Histogram, fn() -> Histogram>,
+    connections: Gauge,
+    sampled: Sampled,
+    /// Client ids counted by name so far (at most [`MAX_LABEL_VALUES`]).
+    clients_seen: Mutex<BTreeSet<String>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let m = Self {
+            registry: Registry::default(),
+            tokens_issued: Family::default(),
+            oauth_errors: Family::default(),
+            throttled: Family::default(),
+            refresh_grace_replays: Counter::default(),
+            refresh_reuse: Counter::default(),
+            sessions_revoked: Family::default(),
+            connections_refused: Counter::default(),
+            responses: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            connections: Gauge::default(),
+            sampled: Sampled::default(),
+            clients_seen: Mutex::default(),
+        };
+        let mut r = Registry::default();
+        r.register(
+            "tessera_tokens_issued",
+            "Tokens issued, by grant type and client (client ids bounded, the rest `other`)",
+            m.tokens_issued.clone(),
+        );
+        r.register(
+            "tessera_oauth_errors",
+            "OAuth errors answered, by endpoint and RFC 6749 error code",
+            m.oauth_errors.clone(),
+        );
+        r.register(
+            "tessera_throttled",
+            "Requests refused by the failure throttle, by endpoint",
+            m.throttled.clone(),
+        );
+        r.register(
+            "tessera_refresh_grace_replays",
+            "Refresh tokens replayed within the grace window (successor handed out again)",
+            m.refresh_grace_replays.clone(),
+        );
+        r.register(
+            "tessera_refresh_reuse",
+            "Refresh tokens reused after their grace (family revoked)",
+            m.refresh_reuse.clone(),
+        );
+        r.register(
+            "tessera_sessions_revoked",
+            "Sessions revoked, by reason",
+            m.sessions_revoked.clone(),
+        );
+        r.register(
+            "tessera_connections_refused",
+            "Connections over the public port's cap, answered 503 and closed",
+            m.connections_refused.clone(),
+        );
+        r.register(
+            "tessera_http_responses",
+            "Responses, by route and status class",
+            m.responses.clone(),
+        );
+        r.register(
+            "tessera_http_request_duration_seconds",
+            "Request latency, by route",
+            m.latency.clone(),
+        );
+        let s = &m.sampled;
+        let gauges = [
+            (
+                "tessera_sse_subscribers",
+                "open SSE streams",
+                &s.sse_subscribers,
+            ),
+            (
+                "tessera_db_read_pool_connections",
+                "reader pool connections",
+                &s.read_pool_connections,
+            ),
+            (
+                "tessera_db_read_pool_idle",
+                "idle reader pool connections",
+                &s.read_pool_idle,
+            ),
+            (
+                "tessera_signing_keys_published",
+                "keys in the JWKS",
+                &s.signing_keys_published,
+            ),
+            (
+                "tessera_event_feed_reads",
+                "database reads made by the event feed's in-memory tail (one per wake-up), since start",
+                &s.feed_reads,
+            ),
+            (
+                "tessera_event_feed_catch_up_reads",
+                "database reads made by subscribers behind the in-memory tail, since start",
+                &s.feed_catch_up_reads,
+            ),
+            (
+                "tessera_event_feed_users_watched",
+                "users with an open stream or long-poll on this instance",
+                &s.feed_users_watched,
+            ),
+            (
+                "tessera_http_connections",
+                "open connections on the public port",
+                &m.connections,
+            ),
+        ];
+        for (name, help, gauge) in gauges {
+            r.register(name, help, gauge.clone());
+        }
+        Self { registry: r, ..m }
+    }
+}
+
+/// A count as a gauge value (saturating: no count of ours nears `i64::MAX`).
+fn gauge_value(v: impl TryInto<i64>) -> i64 {
+    v.try_into().unwrap_or(i64::MAX)
 }
 
 impl Metrics {
-    /// A bounded label's value as counted: itself while fewer than
-    /// [`MAX_LABEL_VALUES`] values were seen, `other` after.
-    fn bounded<'a>(&self, key: &str, value: &'a str) -> &'a str {
-        let Some(label) = BOUNDED_LABELS.iter().find(|l| **l == key) else {
-            return value;
-        };
-        let mut seen = self.seen.lock().expect("metrics");
-        let values = seen.entry(label).or_default();
-        if values.contains(value) {
-            value
-        } else if values.len() < MAX_LABEL_VALUES {
-            values.insert(value.to_string());
-            value
+    /// The `client` label for `client`: itself while fewer than
+    /// [`MAX_LABEL_VALUES`] client ids were seen, `other` after.
+    fn client_label(&self, client: &str) -> String {
+        let mut seen = self.clients_seen.lock().expect("metrics");
+        if seen.contains(client) {
+            client.to_string()
+        } else if seen.len() < MAX_LABEL_VALUES {
+            seen.insert(client.to_string());
+            client.to_string()
         } else {
-            "other"
+            "other".to_string()
         }
     }
 
     /// A token issued, by grant type and client (the client label is bounded).
     pub fn token_issued(&self, grant: &str, client: &str) {
-        self.inc(
-            "tessera_tokens_issued_total",
-            &[("grant", grant), ("client", client)],
-        );
+        let labels = Issued {
+            grant: grant.to_string(),
+            client: self.client_label(client),
+        };
+        self.tokens_issued.get_or_create(&labels).inc();
     }
 
     /// An OAuth error answered, by endpoint and RFC 6749 code.
     pub fn oauth_error(&self, endpoint: &str, code: &str) {
-        self.inc(
-            "tessera_oauth_errors_total",
-            &[("endpoint", endpoint), ("error", code)],
-        );
+        let labels = OAuthError {
+            endpoint: endpoint.to_string(),
+            error: code.to_string(),
+        };
+        self.oauth_errors.get_or_create(&labels).inc();
     }
 
     /// A request refused by the failure throttle.
     pub fn throttled(&self, endpoint: &str) {
-        self.inc("tessera_throttled_total", &[("endpoint", endpoint)]);
+        let labels = Endpoint {
+            endpoint: endpoint.to_string(),
+        };
+        self.throttled.get_or_create(&labels).inc();
     }
 
     /// A refresh token replayed within the grace window (its successor handed out again).
     pub fn refresh_grace_replay(&self) {
-        self.inc("tessera_refresh_grace_replays_total", &[]);
+        self.refresh_grace_replays.inc();
     }
 
     /// A refresh token reused after its grace: its family is revoked.
     pub fn refresh_reuse(&self) {
-        self.inc("tessera_refresh_reuse_total", &[]);
+        self.refresh_reuse.inc();
     }
 
     /// A session revoked, by reason.
     pub fn session_revoked(&self, reason: &str) {
-        self.inc("tessera_sessions_revoked_total", &[("reason", reason)]);
+        let labels = Reason {
+            reason: reason.to_string(),
+        };
+        self.sessions_revoked.get_or_create(&labels).inc();
     }
 
     /// A connection over the public port's cap, answered 503 and closed.
     pub fn connection_refused(&self) {
-        self.inc("tessera_connections_refused_total", &[]);
-    }
-
-    /// Adds one to `name{labels}`.
-    fn inc(&self, name: &str, labels: &[(&str, &str)]) {
-        let mut key = name.to_string();
-        if !labels.is_empty() {
-            let inner: Vec<String> = labels
-                .iter()
-                .map(|(k, v)| format!("{k}=\"{}\"", escape(self.bounded(k, v))))
-                .collect();
-            key = format!("{name}{{{}}}", inner.join(","));
-        }
-        *self
-            .counters
-            .lock()
-            .expect("metrics")
-            .entry(key)
-            .or_default() += 1;
+        self.connections_refused.inc();
     }
 
     /// A connection opened on the public port; it counts until the guard drops.
     pub fn connection(&self) -> ConnectionGuard<'_> {
-        self.connections.fetch_add(1, Ordering::Relaxed);
+        self.connections.inc();
         ConnectionGuard(self)
     }
 
-    pub fn connections(&self) -> usize {
-        self.connections.load(Ordering::Relaxed)
-    }
-
+    /// A response sent: counted by route and status class, its latency observed.
     pub fn observe(&self, route: &str, status: u16, elapsed: Duration) {
         let class = match status {
             200..=299 => "2xx",
@@ -139,71 +313,41 @@ impl Metrics {
             500..=599 => "5xx",
             _ => "other",
         };
-        self.inc(
-            "tessera_http_responses_total",
-            &[("route", route), ("class", class)],
-        );
-        let secs = elapsed.as_secs_f64();
-        let mut latency = self.latency.lock().expect("metrics");
-        let h = latency.entry(route.to_string()).or_default();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                h.counts[i] += 1;
-            }
-        }
-        h.count += 1;
-        h.sum += secs;
+        let response = Response {
+            route: route.to_string(),
+            class,
+        };
+        self.responses.get_or_create(&response).inc();
+        let route = Route {
+            route: route.to_string(),
+        };
+        self.latency
+            .get_or_create(&route)
+            .observe(elapsed.as_secs_f64());
     }
 
-    /// The text exposition; `gauges` are sampled by the caller at scrape time.
-    pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
+    /// The exposition after setting the scrape-time gauges from `sample`.
+    pub fn scrape(&self, sample: &Sample) -> String {
+        let s = &self.sampled;
+        s.sse_subscribers.set(gauge_value(sample.sse_subscribers));
+        s.read_pool_connections
+            .set(gauge_value(sample.read_pool_connections));
+        s.read_pool_idle.set(gauge_value(sample.read_pool_idle));
+        s.signing_keys_published
+            .set(gauge_value(sample.signing_keys_published));
+        s.feed_reads.set(gauge_value(sample.feed_reads));
+        s.feed_catch_up_reads
+            .set(gauge_value(sample.feed_catch_up_reads));
+        s.feed_users_watched
+            .set(gauge_value(sample.feed_users_watched));
+        self.render()
+    }
+
+    /// The exposition as it stands (the scrape-time gauges as last set).
+    pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters = self.counters.lock().expect("metrics");
-        let mut last_name = "";
-        for (series, value) in counters.iter() {
-            let name = series.split('{').next().unwrap_or(series);
-            if name != last_name {
-                let _ = writeln!(out, "# TYPE {name} counter");
-                last_name = name;
-            }
-            let _ = writeln!(out, "{series} {value}");
-        }
-        drop(counters);
-        let _ = writeln!(
-            out,
-            "# TYPE tessera_http_request_duration_seconds histogram"
-        );
-        for (route, h) in self.latency.lock().expect("metrics").iter() {
-            let route = escape(route);
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "tessera_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {}",
-                    h.counts[i]
-                );
-            }
-            let _ = writeln!(
-                out,
-                "tessera_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "tessera_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "tessera_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                h.count
-            );
-        }
-        for (name, help, value) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
-        }
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
 }
@@ -213,7 +357,7 @@ pub struct ConnectionGuard<'a>(&'a Metrics);
 
 impl Drop for ConnectionGuard<'_> {
     fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+        self.0.connections.dec();
     }
 }
 
@@ -224,49 +368,51 @@ mod tests {
     #[test]
     fn renders_counters_histograms_and_gauges() {
         let m = Metrics::default();
-        m.inc(
-            "tessera_tokens_issued_total",
-            &[("grant", "password"), ("client", "web")],
-        );
-        m.inc(
-            "tessera_tokens_issued_total",
-            &[("grant", "password"), ("client", "web")],
-        );
+        m.token_issued("password", "web");
+        m.token_issued("password", "web");
         m.observe("/token", 200, Duration::from_millis(2));
-        let text = m.render(&[("tessera_sse_subscribers", "open SSE streams", 3.0)]);
-        assert!(
-            text.contains("tessera_tokens_issued_total{grant=\"password\",client=\"web\"} 2"),
-            "{text}"
-        );
-        assert!(
-            text.contains(
-                "tessera_http_request_duration_seconds_bucket{route=\"/token\",le=\"0.0025\"} 1"
-            ),
-            "{text}"
-        );
-        assert!(
-            text.contains(
-                "tessera_http_request_duration_seconds_bucket{route=\"/token\",le=\"0.001\"} 0"
-            ),
-            "{text}"
-        );
-        assert!(text.contains("tessera_sse_subscribers 3"), "{text}");
+        let text = m.scrape(&Sample {
+            sse_subscribers: 3,
+            ..Sample::default()
+        });
+        for line in [
+            "# TYPE tessera_tokens_issued counter\n",
+            "\ntessera_tokens_issued_total{grant=\"password\",client=\"web\"} 2\n",
+            "# TYPE tessera_http_request_duration_seconds histogram\n",
+            "\ntessera_http_request_duration_seconds_bucket{le=\"0.0005\",route=\"/token\"} 0\n",
+            "\ntessera_http_request_duration_seconds_bucket{le=\"0.0025\",route=\"/token\"} 1\n",
+            "\ntessera_http_request_duration_seconds_bucket{le=\"0.001\",route=\"/token\"} 0\n",
+            "\ntessera_http_request_duration_seconds_bucket{le=\"+Inf\",route=\"/token\"} 1\n",
+            "\ntessera_http_request_duration_seconds_count{route=\"/token\"} 1\n",
+            "\ntessera_http_responses_total{route=\"/token\",class=\"2xx\"} 1\n",
+            "\ntessera_sse_subscribers 3\n",
+            "\ntessera_http_connections 0\n",
+            "\ntessera_refresh_reuse_total 0\n",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn the_connection_gauge_follows_the_guards() {
+        let m = Metrics::default();
+        let a = m.connection();
+        let b = m.connection();
+        drop(a);
+        assert!(m.render().contains("\ntessera_http_connections 1\n"));
+        drop(b);
+        assert!(m.render().contains("\ntessera_http_connections 0\n"));
     }
 
     #[test]
     fn client_labels_are_bounded() {
         let m = Metrics::default();
         for i in 0..MAX_LABEL_VALUES + 50 {
-            m.inc(
-                "tessera_tokens_issued_total",
-                &[("grant", "password"), ("client", &format!("c{i}"))],
-            );
+            m.token_issued("password", &format!("c{i}"));
         }
-        m.inc(
-            "tessera_tokens_issued_total",
-            &[("grant", "password"), ("client", "c0")],
-        );
-        let text = m.render(&[]);
+        m.token_issued("password", "c0");
+        let text = m.render();
         let series = text
             .lines()
             .filter(|l| l.starts_with("tessera_tokens_issued_total{"))

@@ -12,6 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use crate::domain::Core;
+use crate::metrics::{CONTENT_TYPE, Sample};
 
 pub(super) fn router(core: Arc<Core>) -> Router {
     Router::new()
@@ -20,58 +21,22 @@ pub(super) fn router(core: Arc<Core>) -> Router {
         .with_state(core)
 }
 
-/// Prometheus text format.
+/// The OpenMetrics exposition, with the gauges read from the server now.
 async fn metrics(State(core): State<Arc<Core>>) -> impl IntoResponse {
-    let gauges = [
-        (
-            "tessera_sse_subscribers",
-            "open SSE streams",
-            core.events.open_streams() as f64,
-        ),
-        (
-            "tessera_db_read_pool_connections",
-            "reader pool connections",
-            f64::from(core.db.read.size()),
-        ),
-        (
-            "tessera_db_read_pool_idle",
-            "idle reader pool connections",
-            core.db.read.num_idle() as f64,
-        ),
-        (
-            "tessera_signing_keys_published",
-            "keys in the JWKS",
-            core.keys.current().published as f64,
-        ),
-        (
-            "tessera_event_feed_reads",
-            "database reads made by the event feed's in-memory tail (one per wake-up), since start",
-            core.tail.reads() as f64,
-        ),
-        (
-            "tessera_event_feed_catch_up_reads",
-            "database reads made by subscribers behind the in-memory tail, since start",
-            core.tail.catch_ups() as f64,
-        ),
-        (
-            "tessera_event_feed_users_watched",
-            "users with an open stream or long-poll on this instance",
-            core.tail.watched_users() as f64,
-        ),
-        (
-            "tessera_http_connections",
-            "open connections on the public port",
-            core.metrics.connections() as f64,
-        ),
-    ];
+    let sample = Sample {
+        sse_subscribers: core.events.open_streams(),
+        read_pool_connections: core.db.read.size(),
+        read_pool_idle: core.db.read.num_idle(),
+        signing_keys_published: core.keys.current().published,
+        feed_reads: core.tail.reads(),
+        feed_catch_up_reads: core.tail.catch_ups(),
+        feed_users_watched: core.tail.watched_users(),
+    };
     (
         [
-            (
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            ),
+            (header::CONTENT_TYPE, CONTENT_TYPE),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        core.metrics.render(&gauges),
+        core.metrics.scrape(&sample),
     )
 }

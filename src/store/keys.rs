@@ -1,7 +1,6 @@
 use sqlx::FromRow;
 
 use super::{Exec, StoreError, on};
-use crate::domain::keys::KeyState;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct KeyRow {
@@ -53,42 +52,62 @@ pub async fn insert(db: impl Into<Exec<'_>>, k: &KeyRow) -> Result<(), StoreErro
     Ok(())
 }
 
-/// Moves a key from one state to another; false when it was not in `from`.
+/// The timestamp column a state change sets. The state names themselves are the
+/// domain's (its `KeyState`): the store keeps them as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamp {
+    /// `activated_at`: the key starts signing.
+    Activated,
+    /// `retired_at`: the key stops signing, still published.
+    Retired,
+    /// `revoked_at`: the key is withdrawn.
+    Revoked,
+}
+
+impl Stamp {
+    fn column(self) -> &'static str {
+        match self {
+            Self::Activated => "activated_at",
+            Self::Retired => "retired_at",
+            Self::Revoked => "revoked_at",
+        }
+    }
+}
+
+/// Moves a key from state `from` to state `to` (stored names), setting `stamp` to
+/// `now`; false when it was not in `from`.
 pub async fn transition(
     db: impl Into<Exec<'_>>,
     kid: &str,
-    from: KeyState,
-    to: KeyState,
+    from: &str,
+    to: &str,
+    stamp: Stamp,
     now: i64,
 ) -> Result<bool, StoreError> {
-    let column = match to {
-        KeyState::Active => "activated_at",
-        KeyState::Retired => "retired_at",
-        KeyState::Revoked => "revoked_at",
-        KeyState::Next => return Err(StoreError::Corrupt("no transition to `next`".into())),
-    };
+    let column = stamp.column();
     let sql =
         format!("UPDATE signing_keys SET state = $1, {column} = $2 WHERE kid = $3 AND state = $4");
     let done = on!(db.into(), |e| sqlx::query(&sql)
-        .bind(to.as_str())
+        .bind(to)
         .bind(now)
         .bind(kid)
-        .bind(from.as_str())
+        .bind(from)
         .execute(e)
         .await
         .map(|r| r.rows_affected()))?;
     Ok(done == 1)
 }
 
-/// Removes retired keys whose last token has expired.
+/// Removes the keys in state `retired` (its stored name) retired before `before`.
 pub async fn delete_retired_before(
     db: impl Into<Exec<'_>>,
+    retired: &str,
     before: i64,
 ) -> Result<u64, StoreError> {
     Ok(on!(db.into(), |e| sqlx::query(
         "DELETE FROM signing_keys WHERE state = $1 AND retired_at < $2"
     )
-    .bind(KeyState::Retired.as_str())
+    .bind(retired)
     .bind(before)
     .execute(e)
     .await

@@ -167,7 +167,7 @@ async fn metrics_are_served_on_the_operator_listener_only() {
         r.headers()["content-type"]
             .to_str()
             .unwrap()
-            .starts_with("text/plain")
+            .starts_with("application/openmetrics-text")
     );
     let r = app.http.get(app.ops_url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);

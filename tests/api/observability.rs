@@ -27,11 +27,14 @@ async fn metrics_count_tokens_errors_reuse_and_latency() {
     let r = app.http.get(app.ops_url("/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let ctype = r.headers()["content-type"].to_str().unwrap().to_string();
-    assert!(ctype.starts_with("text/plain"), "{ctype}");
-    assert!(ctype.contains("version=0.0.4"), "{ctype}");
+    assert_eq!(
+        ctype, "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        "OpenMetrics text, which Prometheus scrapes"
+    );
     let before = r.text().await.unwrap();
-    assert!(
-        series(&before, "tessera_refresh_reuse_total").is_none(),
+    assert_eq!(
+        series(&before, "tessera_refresh_reuse_total"),
+        Some(0.0),
         "{before}"
     );
 
@@ -80,7 +83,7 @@ async fn metrics_count_tokens_errors_reuse_and_latency() {
         ),
         ("tessera_refresh_reuse_total", 1.0),
         (
-            "tessera_http_request_duration_seconds_bucket{route=\"/token\",le=\"+Inf\"}",
+            "tessera_http_request_duration_seconds_bucket{le=\"+Inf\",route=\"/token\"}",
             5.0,
         ),
         (
@@ -102,13 +105,18 @@ async fn metrics_count_tokens_errors_reuse_and_latency() {
     // Buckets are cumulative and end at the count.
     let buckets: Vec<f64> = text
         .lines()
-        .filter(|l| l.starts_with("tessera_http_request_duration_seconds_bucket{route=\"/token\""))
+        .filter(|l| {
+            l.starts_with("tessera_http_request_duration_seconds_bucket{")
+                && l.contains("route=\"/token\"")
+        })
         .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
         .collect();
     assert_eq!(buckets.len(), 13, "{text}");
     assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
     assert!(text.contains("# TYPE tessera_http_request_duration_seconds histogram"));
-    assert!(text.contains("# TYPE tessera_tokens_issued_total counter"));
+    // OpenMetrics names the counter family without `_total`; its samples keep it.
+    assert!(text.contains("# TYPE tessera_tokens_issued counter"));
+    assert!(text.ends_with("# EOF\n"), "{text}");
     // No secret or token ever reaches the metrics.
     assert!(!text.contains(&secret) && !text.contains(rt));
 }

@@ -25,7 +25,7 @@ async fn app_with_grace(server: &str, client: Option<u64>) -> TestApp {
 }
 
 fn grace_replays(app: &TestApp) -> u64 {
-    let text = app.core.metrics.render(&[]);
+    let text = app.core.metrics.render();
     text.lines()
         .find_map(|l| l.strip_prefix("tessera_refresh_grace_replays_total "))
         .map_or(0, |v| v.trim().parse().unwrap())

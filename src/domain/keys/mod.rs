@@ -23,7 +23,8 @@ pub use kek::Kek;
 pub use keyset::{KeyRing, KeySet, VerifyError};
 pub use signing::{Generated, SigningKey, generate};
 
-use crate::store::{StoreError, keys::KeyRow};
+use crate::store::keys::{KeyRow, Stamp};
+use crate::store::{self, Exec, StoreError};
 
 /// Where a signing key is in its life. Stored as its [`as_str`](Self::as_str) name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +63,24 @@ impl KeyState {
             problem: format!("unknown state `{}`", row.state),
         })
     }
+}
+
+/// Moves a stored key from `from` to `to`; false when it was not in `from`.
+async fn transition(
+    db: impl Into<Exec<'_>>,
+    kid: &str,
+    from: KeyState,
+    to: KeyState,
+    now: i64,
+) -> Result<bool, KeyError> {
+    let stamp = match to {
+        KeyState::Active => Stamp::Activated,
+        KeyState::Retired => Stamp::Retired,
+        KeyState::Revoked => Stamp::Revoked,
+        KeyState::Next => return Err(StoreError::Corrupt("no transition to `next`".into()).into()),
+    };
+    let done = store::keys::transition(db, kid, from.as_str(), to.as_str(), stamp, now).await?;
+    Ok(done)
 }
 
 /// Whether a stored key is in `state`.

@@ -3,7 +3,7 @@
 
 use super::kek::KEK_CHECK;
 use super::signing::generate;
-use super::{KeyError, KeyState, in_state, keyset::sealed_row};
+use super::{KeyError, KeyState, in_state, keyset::sealed_row, transition};
 use crate::config::SigningAlg;
 use crate::domain::clock::rfc3339;
 use crate::store::{self, StoreError};
@@ -38,7 +38,8 @@ impl crate::domain::Core {
             .any(|r| in_state(r, KeyState::Retired) && r.retired_at.unwrap_or(0) < now - keep)
         {
             let mut tx = self.db.begin().await?;
-            store::keys::delete_retired_before(&mut tx, now - keep).await?;
+            store::keys::delete_retired_before(&mut tx, KeyState::Retired.as_str(), now - keep)
+                .await?;
             tx.commit().await.map_err(StoreError::from)?;
         }
         self.reload_keys().await?;
@@ -105,9 +106,8 @@ impl crate::domain::Core {
         } else {
             (KeyState::Retired, "rotated")
         };
-        if !store::keys::transition(&mut tx, &active.kid, KeyState::Active, old_state, now).await?
-            || !store::keys::transition(&mut tx, &next.kid, KeyState::Next, KeyState::Active, now)
-                .await?
+        if !transition(&mut tx, &active.kid, KeyState::Active, old_state, now).await?
+            || !transition(&mut tx, &next.kid, KeyState::Next, KeyState::Active, now).await?
         {
             return Err(KeyError::NoActiveKey);
         }
