@@ -13,7 +13,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 /// Length of an AES-256-GCM key (our key-encryption key among them).
 pub const AEAD_KEY_LEN: usize = 32;
 
-/// Sealed data did not decrypt: wrong key, wrong additional data or tampered bytes (deliberately one case).
+/// Sealed data did not decrypt: wrong key, wrong additional data or tampered bytes
+/// (deliberately one case).
 #[derive(Debug, thiserror::Error)]
 #[error("decryption failed: wrong key or corrupted data")]
 pub struct OpenError;

@@ -160,7 +160,8 @@ fn fail(e: impl std::fmt::Display) -> Failure {
     Failure(e.to_string())
 }
 
-/// The `tessera` command: parses the arguments, runs, and exits 1 with one `error:` line on failure.
+/// The `tessera` command: parses the arguments, runs, and exits 1 with one `error:` line on
+/// failure.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let serving = matches!(cli.command, Command::Serve);

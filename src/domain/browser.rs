@@ -54,7 +54,8 @@ impl Core {
         store::browser::has_consent(&self.db.read, user_id, client_id, &scope_key(scope)).await
     }
 
-    /// Records that the user allowed this client these scopes, so the consent page is not shown again.
+    /// Records that the user allowed this client these scopes, so the consent page is not shown
+    /// again.
     pub async fn remember_consent(
         &self,
         user_id: &str,

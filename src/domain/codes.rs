@@ -13,7 +13,8 @@ use crate::crypto::{self, b64, ct_eq, sha256};
 use crate::error::OAuthError;
 use crate::store::{self, codes::CodeRow};
 
-/// The revocation reason when an authorization code is presented twice (RFC 6749 §4.1.2: revoke what it issued).
+/// The revocation reason when an authorization code is presented twice (RFC 6749 §4.1.2: revoke
+/// what it issued).
 pub const REASON_CODE_REUSE: &str = "authorization_code_reuse";
 
 /// The longest a code lives (RFC 6749 §4.1.2 recommends at most ten minutes; we keep 60 s).
@@ -42,7 +43,8 @@ pub struct CodeGrant<'a> {
     pub auth_time: i64,
 }
 
-/// RFC 7636 §4.1: 43 to 128 characters of `[A-Za-z0-9-._~]` (a verifier, or an S256 challenge's alphabet).
+/// RFC 7636 §4.1: 43 to 128 characters of `[A-Za-z0-9-._~]` (a verifier, or an S256 challenge's
+/// alphabet).
 pub fn is_pkce_string(s: &str) -> bool {
     (43..=128).contains(&s.len())
         && s.bytes()

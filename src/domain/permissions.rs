@@ -13,7 +13,8 @@ use crate::store::events::NewEvent;
 use crate::store::users::UserRow;
 use crate::store::{self, StoreError, to_json};
 
-/// An operator's change to a user, each of which ends or refreshes the user's live tokens per the permission-change policy.
+/// An operator's change to a user, each of which ends or refreshes the user's live tokens per
+/// the permission-change policy.
 pub enum Change {
     /// Replace the roles.
     Roles(Vec<String>),

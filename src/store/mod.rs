@@ -57,7 +57,8 @@ pub enum StoreError {
     /// A uniqueness rule was broken (a name or id already taken).
     #[error("unique constraint `{0}` violated")]
     Conflict(String),
-    /// A stored value does not parse (a JSON list, a state name): the row was not written by this version.
+    /// A stored value does not parse (a JSON list, a state name): the row was not written by
+    /// this version.
     #[error("corrupt row: {0}")]
     Corrupt(String),
     /// The database could not be reached at start; the text says which.

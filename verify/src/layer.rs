@@ -30,7 +30,8 @@ impl Requirement {
     }
 }
 
-/// A tower layer that refuses requests without a valid, fresh token, for services that do not use the axum extractor.
+/// A tower layer that refuses requests without a valid, fresh token, for services that do not
+/// use the axum extractor.
 #[derive(Clone)]
 pub struct VerifyLayer {
     verifier: Verifier,

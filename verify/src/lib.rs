@@ -75,7 +75,8 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Settings with the defaults: 30 s staleness, refuse when stale, 5 s introspection cache, 10 s unknown-`kid` interval, realm = audience.
+    /// Settings with the defaults: 30 s staleness, refuse when stale, 5 s introspection cache,
+    /// 10 s unknown-`kid` interval, realm = audience.
     pub fn new(
         issuer: impl Into<String>,
         audience: impl Into<String>,
