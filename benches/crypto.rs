@@ -1,5 +1,9 @@
 //! Criterion micro-benchmarks: the cryptographic floor of a token, per algorithm.
 //! `cargo bench --bench crypto` (add `-- sign` or `-- verify` to filter).
+#![expect(
+    missing_docs,
+    reason = "criterion_group! defines an undocumented pub fn"
+)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::Value;

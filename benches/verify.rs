@@ -1,6 +1,10 @@
 //! Criterion: tessera-verify's whole offline check (header, key by kid, signature,
 //! claims, freshness state) against the bare signature verification, per algorithm;
 //! and the memory an entry of its state costs. `cargo bench --bench verify`.
+#![expect(
+    missing_docs,
+    reason = "criterion_group! defines an undocumented pub fn"
+)]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

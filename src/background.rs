@@ -9,14 +9,17 @@ use tokio::task::JoinSet;
 use crate::domain::Core;
 use crate::store;
 
+/// The background jobs (key rotation, pruning, the feed); dropping it leaves them running.
 pub struct Background(JoinSet<()>);
 
 impl Background {
+    /// Stops every job at its next await point, for a clean shutdown.
     pub fn abort(mut self) {
         self.0.abort_all();
     }
 }
 
+/// Starts the periodic jobs of one instance on the runtime.
 pub fn spawn(core: Arc<Core>) -> Background {
     let mut set = JoinSet::new();
     set.spawn(crate::domain::tail::run(core.clone()));

@@ -13,6 +13,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 /// Length of an AES-256-GCM key (our key-encryption key among them).
 pub const AEAD_KEY_LEN: usize = 32;
 
+/// Sealed data did not decrypt: wrong key, wrong additional data or tampered bytes
+/// (deliberately one case).
 #[derive(Debug, thiserror::Error)]
 #[error("decryption failed: wrong key or corrupted data")]
 pub struct OpenError;
@@ -31,10 +33,12 @@ pub fn random_token() -> String {
     b64(&random::<32>())
 }
 
+/// Unpadded base64url, the encoding of every JOSE member and opaque token.
 pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// SHA-256; what tessera stores of every opaque token instead of the token.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(digest(&SHA256, data).as_ref());
@@ -64,6 +68,7 @@ pub fn seal(key: &[u8; AEAD_KEY_LEN], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Opens what [`seal`] sealed under the same key and additional data.
 pub fn open(key: &[u8; AEAD_KEY_LEN], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
     if sealed.len() < NONCE_LEN {
         return Err(OpenError);

@@ -5,6 +5,7 @@ use crate::store::StoreError;
 /// An RFC 6749 §5.2 error. How it goes on the wire lives in `http::error`.
 #[derive(Debug, thiserror::Error)]
 pub enum OAuthError {
+    /// A malformed or incomplete request; the text says what to fix.
     #[error("invalid_request: {0}")]
     InvalidRequest(String),
     /// Client authentication failed (always 401 with a `Basic` challenge).
@@ -12,7 +13,11 @@ pub enum OAuthError {
     InvalidClient,
     /// Too many failures; retry after this many seconds.
     #[error("slow_down")]
-    Throttled { retry_after: u64 },
+    Throttled {
+        /// Seconds, for `Retry-After`.
+        retry_after: u64,
+    },
+    /// The grant (code, refresh token, credentials) is invalid, expired or revoked.
     #[error("invalid_grant: {0}")]
     InvalidGrant(&'static str),
     /// The password was right, but the user changed (password, disable, roles) while
@@ -20,10 +25,13 @@ pub enum OAuthError {
     /// on the wire, but no failed guess for the throttle.
     #[error("invalid_grant: the account changed during sign-in")]
     AccountChanged,
+    /// The client may not use this grant type.
     #[error("unauthorized_client: {0}")]
     UnauthorizedClient(&'static str),
+    /// A `grant_type` tessera does not implement.
     #[error("unsupported_grant_type")]
     UnsupportedGrantType,
+    /// A requested scope the client may not have.
     #[error("invalid_scope: {0}")]
     InvalidScope(String),
     /// RFC 8707 §2: the requested resource is not one this client may target.
@@ -31,12 +39,17 @@ pub enum OAuthError {
     InvalidTarget,
     /// The password queue is full (RFC 6749 §4.1.2.1's `temporarily_unavailable`).
     #[error("temporarily_unavailable")]
-    Busy { retry_after: u64 },
+    Busy {
+        /// Seconds, for `Retry-After`.
+        retry_after: u64,
+    },
+    /// A fault of ours (database, crypto): logged, answered 500 or 503 without the cause.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl OAuthError {
+    /// An `invalid_request` with this description.
     pub fn invalid_request(msg: impl Into<String>) -> Self {
         Self::InvalidRequest(msg.into())
     }

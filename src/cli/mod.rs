@@ -160,6 +160,8 @@ fn fail(e: impl std::fmt::Display) -> Failure {
     Failure(e.to_string())
 }
 
+/// The `tessera` command: parses the arguments, runs, and exits 1 with one `error:` line on
+/// failure.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let serving = matches!(cli.command, Command::Serve);
@@ -425,6 +427,7 @@ async fn keys(core: &Core, cmd: KeysCommand) -> Result<(), Failure> {
     }
 }
 
+/// A Unix time as RFC 3339 UTC for listings; `-` when absent.
 pub fn rfc3339(t: Option<i64>) -> String {
     t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
         .and_then(|t| {

@@ -8,7 +8,9 @@ use crate::store::{self, StoreError};
 
 /// A signed-in browser: who, and when they typed their password.
 pub struct BrowserSession {
+    /// Who signed in.
     pub user_id: String,
+    /// When they signed in (Unix seconds), for the ID token's `auth_time` and `max_age`.
     pub auth_time: i64,
 }
 
@@ -52,6 +54,8 @@ impl Core {
         store::browser::has_consent(&self.db.read, user_id, client_id, &scope_key(scope)).await
     }
 
+    /// Records that the user allowed this client these scopes, so the consent page is not shown
+    /// again.
     pub async fn remember_consent(
         &self,
         user_id: &str,

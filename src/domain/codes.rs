@@ -13,6 +13,8 @@ use crate::crypto::{self, b64, ct_eq, sha256};
 use crate::error::OAuthError;
 use crate::store::{self, codes::CodeRow};
 
+/// The revocation reason when an authorization code is presented twice (RFC 6749 §4.1.2: revoke
+/// what it issued).
 pub const REASON_CODE_REUSE: &str = "authorization_code_reuse";
 
 /// The longest a code lives (RFC 6749 §4.1.2 recommends at most ten minutes; we keep 60 s).
@@ -23,17 +25,26 @@ const INVALID: OAuthError =
 
 /// What a code is bound to when it is issued.
 pub struct CodeGrant<'a> {
+    /// The client the code was issued to; only it may redeem it.
     pub client_id: &'a str,
+    /// The signed-in user.
     pub user_id: &'a str,
+    /// The user's permission version at consent; a change since refuses the code.
     pub authz_version: i64,
+    /// Must be repeated exactly at redemption (RFC 6749 §4.1.3).
     pub redirect_uri: &'a str,
+    /// The PKCE S256 challenge (RFC 7636).
     pub code_challenge: &'a str,
+    /// The scopes granted.
     pub scope: &'a str,
+    /// Echoed into the ID token (OpenID Connect Core §3.1.2.1).
     pub nonce: Option<&'a str>,
+    /// When the user signed in, for the ID token's `auth_time`.
     pub auth_time: i64,
 }
 
-/// RFC 7636 §4.1: 43 to 128 characters of `[A-Za-z0-9-._~]` (a verifier, or an S256 challenge's alphabet).
+/// RFC 7636 §4.1: 43 to 128 characters of `[A-Za-z0-9-._~]` (a verifier, or an S256 challenge's
+/// alphabet).
 pub fn is_pkce_string(s: &str) -> bool {
     (43..=128).contains(&s.len())
         && s.bytes()

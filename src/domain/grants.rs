@@ -99,6 +99,8 @@ impl Core {
         }
     }
 
+    /// `grant_type=password`: verifies the user's password on the argon2 workers, throttled per
+    /// username and address, and opens a refresh family.
     pub async fn password_grant(
         &self,
         client: &Client,
@@ -146,6 +148,8 @@ impl Core {
         self.issue(&client.id, subject, &scope, audience, refresh_token)
     }
 
+    /// `grant_type=client_credentials`: an access token for the authenticated client itself, no
+    /// refresh token.
     pub async fn client_credentials_grant(
         &self,
         client: &Client,
@@ -171,6 +175,7 @@ impl Core {
         self.issue(&client.id, subject, &scope, audience, None)
     }
 
+    /// `grant_type=refresh_token`: rotates the token by the rule in [`crate::domain::rotation`].
     pub async fn refresh_grant(
         &self,
         client: &Client,

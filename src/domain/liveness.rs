@@ -13,7 +13,10 @@ pub enum Liveness {
     /// A user token whose session is live and whose user is enabled: the user as it is now.
     User(User),
     /// A client token whose client exists, and whether it may read the event feed.
-    Client { events: bool },
+    Client {
+        /// The client holds the `events` capability.
+        events: bool,
+    },
     /// A user token whose user is disabled.
     UserDisabled,
     /// A user token whose session is revoked or gone, or whose user is gone.
@@ -26,7 +29,9 @@ pub enum Liveness {
 /// open event stream re-checking, so that a changed client ends it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientRead {
+    /// Reads through the client cache (a request).
     Cached,
+    /// Reads the database (a stream's re-check), so a changed client is seen at once.
     Fresh,
 }
 

@@ -98,6 +98,7 @@ impl Queue {
 #[derive(Debug, thiserror::Error)]
 #[error("too many sign-ins waiting for password verification")]
 pub struct Busy {
+    /// Seconds, for `Retry-After`.
     pub retry_after: u64,
 }
 
@@ -122,6 +123,7 @@ impl Drop for Hold {
     }
 }
 
+/// The argon2 workers and their bounded queue; cheap to clone (one shared queue).
 #[derive(Clone)]
 pub struct Passwords {
     queue: Arc<Queue>,
@@ -130,6 +132,7 @@ pub struct Passwords {
     dummy_hash: Arc<str>,
 }
 
+/// The configured argon2 cost is not one argon2 accepts.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid argon2 parameters: {0}")]
 pub struct ParamsError(String);
@@ -230,6 +233,7 @@ impl Passwords {
         Ok(rx.await.unwrap_or(false) && known)
     }
 
+    /// The workers' counters now.
     pub fn stats(&self) -> Stats {
         Stats {
             computed: self.queue.computed.load(Ordering::Relaxed),

@@ -14,6 +14,7 @@ pub struct Pauses {
     pub before_session: PausePoint,
 }
 
+/// A place in a request where a test may hold it; inert (one atomic load) unless armed.
 #[derive(Default)]
 pub struct PausePoint {
     armed: AtomicBool,
@@ -37,10 +38,12 @@ impl Default for Gate {
 }
 
 impl Gate {
+    /// Returns once a request has reached the held point.
     pub async fn wait_reached(&self) {
         self.reached.notified().await;
     }
 
+    /// Lets every held request, and every later one, pass.
     pub fn release(&self) {
         self.open.add_permits(Semaphore::MAX_PERMITS / 2);
     }

@@ -13,16 +13,24 @@ use crate::store::events::NewEvent;
 use crate::store::users::UserRow;
 use crate::store::{self, StoreError, to_json};
 
+/// An operator's change to a user, each of which ends or refreshes the user's live tokens per
+/// the permission-change policy.
 pub enum Change {
+    /// Replace the roles.
     Roles(Vec<String>),
+    /// Disable the account: every session ends.
     Disable,
+    /// Set a new password: every session ends.
     Password(SecretString),
 }
 
+/// Why a change was not made.
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeError {
+    /// No such user.
     #[error("no such user")]
     NotFound,
+    /// The database failed; nothing was changed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -30,6 +38,7 @@ pub enum ChangeError {
 use super::events::EventKind;
 
 impl Core {
+    /// Applies `change` and publishes its event in one transaction; returns the user as changed.
     pub async fn change_user(&self, user_id: &str, change: Change) -> Result<User, ChangeError> {
         let (roles, password_hash, disabled, kind, reason, always_revoke) = match change {
             Change::Roles(mut roles) => {

@@ -29,6 +29,7 @@ type Key = [u8; 16];
 /// rounded up: what the README's figures per table are computed from.
 pub const ENTRY_BYTES: usize = 64;
 
+/// Failures per key in a sliding window, over a fixed-size table so an attacker cannot grow memory.
 pub struct Limiter {
     max: u32,
     window: Duration,
@@ -57,6 +58,7 @@ pub struct Ticket {
 }
 
 impl Limiter {
+    /// At most `max` failures per key per `window`, over at most `capacity` keys.
     pub fn new(max: u32, window: Duration, capacity: usize) -> Self {
         Self {
             max,
@@ -141,10 +143,12 @@ impl Limiter {
             .remove(&ticket.key);
     }
 
+    /// Keys tracked now.
     pub fn len(&self) -> usize {
         self.entries.lock().expect("limiter lock").len()
     }
 
+    /// No key tracked.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -152,17 +156,23 @@ impl Limiter {
 
 /// The three limiters of `/token`, `/revoke` and `/introspect`.
 pub struct Throttle {
+    /// Failed sign-ins per username (`login_max_failures` per `login_window`).
     pub usernames: Limiter,
+    /// Failures per client address.
     pub addresses: Limiter,
+    /// Failed client authentications per client id.
     pub clients: Limiter,
 }
 
 /// Table sizes: at [`ENTRY_BYTES`] each, at most ~6 MiB, ~6 MiB and ~0.6 MiB.
 pub const USERNAMES: usize = 100_000;
+/// See [`USERNAMES`].
 pub const ADDRESSES: usize = 100_000;
+/// See [`USERNAMES`].
 pub const CLIENTS: usize = 10_000;
 
 impl Throttle {
+    /// The limiters for `max_failures` per `window`.
     pub fn new(max_failures: u32, window: Duration) -> Self {
         Self {
             usernames: Limiter::new(max_failures, window, USERNAMES),

@@ -32,6 +32,7 @@ pub fn token(headers: &HeaderMap) -> Result<&str, HttpError> {
 
 /// A verified access token.
 pub struct Caller {
+    /// The token's verified claims.
     pub claims: AccessClaims,
 }
 

@@ -1,5 +1,6 @@
 //! Integration tests: the real server on port 0, a fresh database each.
 //! One binary for the whole suite, so it links once.
+#![expect(missing_docs, reason = "a test binary: its helpers are no API")]
 
 pub mod support;
 /// The support module's former name, for branches written against it.

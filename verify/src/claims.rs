@@ -11,11 +11,14 @@ pub const LEEWAY: i64 = 5;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Audience {
+    /// A single audience, as tessera issues it.
     One(String),
+    /// Several audiences (RFC 8707 `resource` requests may yield more than one).
     Many(Vec<String>),
 }
 
 impl Audience {
+    /// Whether `aud` is among the audiences (exact string match).
     pub fn contains(&self, aud: &str) -> bool {
         match self {
             Self::One(a) => a == aud,
@@ -28,26 +31,39 @@ impl Audience {
 /// (absent on `client_credentials` tokens, whose `sub` is the client id).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
+    /// The issuer; checked against [`crate::Settings::issuer`] before the claims are returned.
     pub iss: String,
+    /// The user's id, or the client id for a `client_credentials` token.
     pub sub: String,
+    /// Checked to include [`crate::Settings::audience`].
     pub aud: Audience,
+    /// The client the token was issued to (RFC 9068 §2.2).
     pub client_id: String,
+    /// Space-separated scopes; see [`Claims::has_scope`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// The user's roles when the token was issued; the feed refuses it once they change.
     #[serde(default)]
     pub roles: Vec<String>,
+    /// Issued at, Unix seconds.
     pub iat: i64,
+    /// Expiry, Unix seconds; checked with [`LEEWAY`].
     pub exp: i64,
+    /// Not before, Unix seconds, when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
+    /// The token's unique id.
     pub jti: String,
+    /// The refresh family (session) the token belongs to; a revoked one refuses it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// The user's permission version at issue; an older one than the feed's refuses it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ver: Option<i64>,
 }
 
 impl Claims {
+    /// Whether the token carries `role` (exact match); see [`Claims::require_role`] for a 403.
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
     }
@@ -103,7 +119,7 @@ impl Claims {
 mod tests {
     use super::*;
 
-    pub fn claims() -> Claims {
+    pub(crate) fn claims() -> Claims {
         serde_json::from_value(serde_json::json!({
             "iss": "https://id.example", "sub": "u1", "aud": ["https://api.example", "x"],
             "client_id": "app", "scope": "read write", "roles": ["editor"],

@@ -13,6 +13,7 @@ use crate::{Claims, Rejection, Verifier, rejection};
 /// A verified, fresh token's claims.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
+    /// The token's claims, already checked for signature, expiry and freshness.
     pub claims: Claims,
     realm: Arc<str>,
 }
@@ -47,6 +48,7 @@ impl Authenticated {
 /// A [`Rejection`] as an RFC 6750 response.
 #[derive(Debug, Clone)]
 pub struct Refusal {
+    /// Why the request was refused; its status and `WWW-Authenticate` follow from it.
     pub rejection: Rejection,
     realm: Arc<str>,
 }

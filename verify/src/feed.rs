@@ -93,7 +93,7 @@ impl ClientToken {
 }
 
 /// Runs for the verifier's life.
-pub async fn follow(shared: Arc<Shared>) {
+pub(crate) async fn follow(shared: Arc<Shared>) {
     let mut token = ClientToken::default();
     let mut failures: u32 = 0;
     let mut resync = true;
@@ -280,7 +280,7 @@ async fn catch_up(shared: &Shared, bearer: &str) -> Result<(), FeedError> {
 }
 
 /// Refetches the JWKS when its `max-age` runs out or a `keys.rotated` event says so.
-pub async fn refresh_keys(shared: Arc<Shared>) {
+pub(crate) async fn refresh_keys(shared: Arc<Shared>) {
     let mut failures = 0;
     loop {
         let due = *shared.jwks.expires.read().expect("jwks lock");

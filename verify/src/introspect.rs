@@ -15,9 +15,9 @@ const MAX_ENTRIES: usize = 10_000;
 
 /// By the token's SHA-256 (never the token itself): active, and when it was asked.
 #[derive(Default)]
-pub struct Cache(Mutex<HashMap<[u8; 32], (bool, Instant)>>);
+pub(crate) struct Cache(Mutex<HashMap<[u8; 32], (bool, Instant)>>);
 
-pub async fn check(shared: &Shared, token: &str) -> Result<(), Rejection> {
+pub(crate) async fn check(shared: &Shared, token: &str) -> Result<(), Rejection> {
     let mut key = [0u8; 32];
     key.copy_from_slice(digest(&SHA256, token.as_bytes()).as_ref());
     let keep = shared.settings.introspect_cache;

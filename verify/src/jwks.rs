@@ -12,14 +12,14 @@ use tokio::time::Instant;
 
 /// The keys of one JWKS document, by `kid`, each with the algorithm of its JWK.
 #[derive(Default)]
-pub struct KeySet {
+pub(crate) struct KeySet {
     keys: HashMap<String, (Algorithm, DecodingKey)>,
 }
 
 impl KeySet {
     /// Parses a JWKS; keys that are unusable (no `kid`, not `use: sig`, an `alg` or
     /// `kty`/`crv` that do not fit) are skipped, never trusted.
-    pub fn parse(doc: &Value) -> Self {
+    pub(crate) fn parse(doc: &Value) -> Self {
         let mut keys = HashMap::new();
         for jwk in doc["keys"].as_array().into_iter().flatten() {
             let Some(kid) = jwk["kid"].as_str() else {
@@ -41,17 +41,17 @@ impl KeySet {
         Self { keys }
     }
 
-    pub fn get(&self, kid: &str) -> Option<&(Algorithm, DecodingKey)> {
+    pub(crate) fn get(&self, kid: &str) -> Option<&(Algorithm, DecodingKey)> {
         self.keys.get(kid)
     }
 
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.keys.len()
     }
 }
 
-pub struct Jwks {
+pub(crate) struct Jwks {
     uri: String,
     http: reqwest::Client,
     current: RwLock<Arc<KeySet>>,
@@ -70,7 +70,7 @@ const MAX_AGE: Duration = Duration::from_secs(86_400);
 const DEFAULT_AGE: Duration = Duration::from_secs(300);
 
 impl Jwks {
-    pub fn new(uri: String, http: reqwest::Client, unknown_kid_interval: Duration) -> Self {
+    pub(crate) fn new(uri: String, http: reqwest::Client, unknown_kid_interval: Duration) -> Self {
         Self {
             uri,
             http,
@@ -82,21 +82,21 @@ impl Jwks {
         }
     }
 
-    pub fn current(&self) -> Arc<KeySet> {
+    pub(crate) fn current(&self) -> Arc<KeySet> {
         self.current.read().expect("jwks lock").clone()
     }
 
-    pub fn set(&self, set: KeySet) {
+    pub(crate) fn set(&self, set: KeySet) {
         *self.current.write().expect("jwks lock") = Arc::new(set);
     }
 
     /// How many times the JWKS was fetched (for metrics, and to show floods are bounded).
-    pub fn fetches(&self) -> u64 {
+    pub(crate) fn fetches(&self) -> u64 {
         self.fetches.load(Ordering::Relaxed)
     }
 
     /// Fetches the JWKS and swaps it in; the old set stays on failure.
-    pub async fn fetch(&self) -> Result<(), reqwest::Error> {
+    pub(crate) async fn fetch(&self) -> Result<(), reqwest::Error> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let resp = self.http.get(&self.uri).send().await?.error_for_status()?;
         let age = resp
@@ -113,7 +113,7 @@ impl Jwks {
     /// On an unknown kid: refetch, unless a refetch for that reason happened within
     /// the interval (then the caller keeps the set it has). Concurrent callers wait
     /// for one fetch rather than each making their own.
-    pub async fn refetch_for_unknown_kid(&self) {
+    pub(crate) async fn refetch_for_unknown_kid(&self) {
         let mut last = self.unknown_kid_fetch.lock().await;
         if last.is_some_and(|t| t.elapsed() < self.unknown_kid_interval) {
             return;

@@ -14,11 +14,14 @@ use crate::{Claims, Rejection, Verifier, rejection};
 /// What a route asks of a token beyond being valid and fresh.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Requirement {
+    /// The token must carry this role (403 otherwise).
     Role(String),
+    /// The token's scope must include this one (403 otherwise).
     Scope(String),
 }
 
 impl Requirement {
+    /// Passes, or the 403 rejection naming what is missing.
     pub fn check(&self, claims: &Claims) -> Result<(), Rejection> {
         match self {
             Self::Role(r) => claims.require_role(r),
@@ -27,6 +30,8 @@ impl Requirement {
     }
 }
 
+/// A tower layer that refuses requests without a valid, fresh token, for services that do not
+/// use the axum extractor.
 #[derive(Clone)]
 pub struct VerifyLayer {
     verifier: Verifier,
@@ -34,6 +39,7 @@ pub struct VerifyLayer {
 }
 
 impl VerifyLayer {
+    /// Requires only a valid, fresh token; add a [`Requirement`] for more.
     pub fn new(verifier: Verifier) -> Self {
         Self {
             verifier,
@@ -66,6 +72,7 @@ impl<S> Layer<S> for VerifyLayer {
     }
 }
 
+/// The service [`VerifyLayer`] wraps around `S`; the claims go into the request's extensions.
 #[derive(Clone)]
 pub struct VerifyService<S> {
     inner: S,

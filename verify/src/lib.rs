@@ -58,9 +58,11 @@ pub struct Settings {
     pub audience: String,
     /// A confidential client with capability `events` (and `introspect` for that policy).
     pub client_id: String,
+    /// The client's secret, for the event stream and introspection.
     pub client_secret: String,
     /// How long the verifier may go without hearing from the feed before `policy` applies.
     pub max_staleness: Duration,
+    /// What to do while the feed is stale: refuse, or ask introspection.
     pub policy: StalePolicy,
     /// How long an introspection answer is reused for the same token.
     pub introspect_cache: Duration,
@@ -73,6 +75,8 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Settings with the defaults: 30 s staleness, refuse when stale, 5 s introspection cache,
+    /// 10 s unknown-`kid` interval, realm = audience.
     pub fn new(
         issuer: impl Into<String>,
         audience: impl Into<String>,
@@ -102,7 +106,9 @@ pub enum StartError {
     Metadata(String),
     /// The metadata's `issuer` is not the configured one (RFC 8414 §3.3).
     IssuerMismatch {
+        /// The issuer the settings name.
         configured: String,
+        /// The issuer the metadata names.
         published: String,
     },
 }
@@ -135,9 +141,11 @@ pub struct Health {
     pub lag: Option<Duration>,
     /// Past `max_staleness`: the policy applies.
     pub stale: bool,
+    /// The last event applied, where a reconnection resumes.
     pub last_event_id: Option<i64>,
     /// Streams opened so far (1 + reconnections).
     pub connections: u64,
+    /// JWKS documents fetched so far (start, schedule and unknown `kid`s).
     pub jwks_fetches: u64,
     /// Entries held: revoked sessions, users, revoked keys.
     pub tracked: (usize, usize, usize),
@@ -283,10 +291,12 @@ impl Verifier {
             .is_ok_and(|r| r.is_ok())
     }
 
+    /// The settings the verifier was started with.
     pub fn settings(&self) -> &Settings {
         &self.shared.settings
     }
 
+    /// A snapshot of the feed's state, cheap enough for every readiness probe.
     pub fn health(&self) -> Health {
         let s = &self.shared;
         let lag = s.alive.lock().expect("alive").map(|t| t.elapsed());

@@ -10,11 +10,13 @@ pub enum Rejection {
     Missing,
     /// Malformed, badly signed, wrong `typ`/`iss`/`aud`...: the reason says which.
     Invalid(&'static str),
+    /// `exp` is past (beyond the leeway).
     Expired,
     /// The token's `ver` is older than the user's: its roles changed.
     RolesChanged,
     /// The token's session (`sid`) was revoked.
     SessionRevoked,
+    /// The token's user has been disabled.
     UserDisabled,
     /// The token was signed by a key the issuer has withdrawn.
     KeyRevoked,
@@ -30,6 +32,7 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// 401, or 403 for a missing role or scope (RFC 6750 §3.1).
     pub fn status(&self) -> StatusCode {
         match self {
             Self::MissingRole(_) | Self::MissingScope(_) => StatusCode::FORBIDDEN,
@@ -46,6 +49,7 @@ impl Rejection {
         }
     }
 
+    /// The `error_description`; empty when no token was presented.
     pub fn description(&self) -> String {
         match self {
             Self::Missing => String::new(),
@@ -127,7 +131,7 @@ fn quoted(s: &str) -> String {
 }
 
 /// The bearer token of an `Authorization` header value (RFC 6750 §2.1).
-pub fn bearer(value: Option<&HeaderValue>) -> Result<&str, Rejection> {
+pub(crate) fn bearer(value: Option<&HeaderValue>) -> Result<&str, Rejection> {
     let Some(value) = value else {
         return Err(Rejection::Missing);
     };

@@ -5,14 +5,14 @@
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SseEvent {
+pub(crate) struct SseEvent {
     pub id: Option<String>,
     pub event: String,
     pub data: String,
 }
 
 #[derive(Default)]
-pub struct Parser {
+pub(crate) struct Parser {
     buf: Vec<u8>,
     id: Option<String>,
     event: String,
@@ -22,7 +22,7 @@ pub struct Parser {
 
 impl Parser {
     /// Feeds a chunk; returns the events it completes (a blank line ends one).
-    pub fn feed(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
+    pub(crate) fn feed(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
         self.buf.extend_from_slice(chunk);
         let mut out = Vec::new();
         let mut start = 0;

@@ -12,7 +12,7 @@ use crate::claims::{Claims, LEEWAY};
 
 /// A security event as served on `/events` (the fields the verifier needs).
 #[derive(Debug, Clone, Deserialize)]
-pub struct Event {
+pub(crate) struct Event {
     pub id: i64,
     #[serde(rename = "type")]
     pub kind: String,
@@ -32,7 +32,7 @@ pub struct Event {
 
 impl Event {
     /// `at` as UNIX seconds.
-    pub fn at(&self) -> Option<i64> {
+    pub(crate) fn at(&self) -> Option<i64> {
         time::OffsetDateTime::parse(&self.at, &time::format_description::well_known::Rfc3339)
             .ok()
             .map(|t| t.unix_timestamp())
@@ -48,14 +48,14 @@ struct User {
 
 /// What applying an event asks of the caller.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Effect {
+pub(crate) enum Effect {
     None,
     /// The key set changed: refetch the JWKS now.
     RefetchKeys,
 }
 
 #[derive(Debug, Default)]
-pub struct Freshness {
+pub(crate) struct Freshness {
     sessions: HashMap<String, i64>,
     users: HashMap<String, User>,
     keys: HashMap<String, i64>,
@@ -66,7 +66,7 @@ pub struct Freshness {
 }
 
 impl Freshness {
-    pub fn new(ttl: i64, horizon: i64) -> Self {
+    pub(crate) fn new(ttl: i64, horizon: i64) -> Self {
         Self {
             ttl,
             horizon,
@@ -74,7 +74,7 @@ impl Freshness {
         }
     }
 
-    pub fn apply(&mut self, e: &Event) -> Effect {
+    pub(crate) fn apply(&mut self, e: &Event) -> Effect {
         let Some(at) = e.at() else {
             return Effect::None;
         };
@@ -108,7 +108,7 @@ impl Freshness {
     }
 
     /// Refuses a key the feed said was revoked.
-    pub fn check_key(&self, kid: &str) -> Result<(), Rejection> {
+    pub(crate) fn check_key(&self, kid: &str) -> Result<(), Rejection> {
         if self.keys.contains_key(kid) {
             return Err(Rejection::KeyRevoked);
         }
@@ -116,7 +116,7 @@ impl Freshness {
     }
 
     /// Whether what the feed said refuses this token (signed by `kid`).
-    pub fn check(&self, claims: &Claims, kid: &str) -> Result<(), Rejection> {
+    pub(crate) fn check(&self, claims: &Claims, kid: &str) -> Result<(), Rejection> {
         self.check_key(kid)?;
         if claims.iat < self.horizon {
             return Err(Rejection::StateUnknown);
@@ -141,7 +141,7 @@ impl Freshness {
     }
 
     /// Drops entries no token this verifier still accepts could carry.
-    pub fn prune(&mut self, now: i64) {
+    pub(crate) fn prune(&mut self, now: i64) {
         let live = |until: i64| now <= until + LEEWAY;
         self.sessions.retain(|_, until| live(*until));
         self.users.retain(|_, u| live(u.until));
@@ -149,7 +149,7 @@ impl Freshness {
     }
 
     /// Entries held: sessions, users, keys.
-    pub fn len(&self) -> (usize, usize, usize) {
+    pub(crate) fn len(&self) -> (usize, usize, usize) {
         (self.sessions.len(), self.users.len(), self.keys.len())
     }
 }

@@ -20,6 +20,7 @@ pub struct GroupCommit {
 const BATCH: usize = 64;
 
 impl GroupCommit {
+    /// Spawns the batcher's task on the current runtime; it commits for every handle.
     pub fn start(db: Db) -> Self {
         let (jobs, mut rx) = mpsc::channel::<(Consume, oneshot::Sender<bool>)>(4096);
         tokio::spawn(async move {

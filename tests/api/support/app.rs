@@ -268,9 +268,9 @@ impl TestApp {
             .map(|(k, v)| {
                 let var = tessera::config::SETTINGS
                     .iter()
-                    .find(|(key, _)| key == k)
+                    .find(|s| s.key == *k)
                     .unwrap()
-                    .1;
+                    .env;
                 (var.to_string(), v.clone())
             })
             .collect();
