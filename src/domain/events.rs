@@ -16,11 +16,17 @@ use crate::store::events::EventRow;
 /// The kinds of security event the server writes (the `type` on `/events`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
+    /// `session.revoked`: a refresh family ended (logout, reuse, policy `revoke`, admin).
     SessionRevoked,
+    /// `user.roles_changed`: the user's roles and `ver` changed.
     RolesChanged,
+    /// `user.disabled`: the user may no longer sign in; their tokens are stale.
     UserDisabled,
+    /// `user.password_changed`: the user's sessions were ended with it.
     PasswordChanged,
+    /// `login.throttled`: failed sign-ins locked a username for a while.
     LoginThrottled,
+    /// `keys.rotated`: the published key set changed (rotation or revocation).
     KeysRotated,
 }
 
@@ -41,15 +47,24 @@ impl EventKind {
 /// An event as served on `/events` (DESIGN.md "Contracts other programs rely on").
 #[derive(Debug, Clone, Serialize)]
 pub struct SecurityEvent {
+    /// Position in the log: strictly increasing, the `id:` of the SSE frame.
     pub id: i64,
+    /// The [`EventKind`] wire name.
     #[serde(rename = "type")]
     pub kind: String,
+    /// The user concerned, if any (a user's own feed shows only theirs).
     pub sub: Option<String>,
+    /// The session (refresh family) concerned, if any.
     pub sid: Option<String>,
+    /// The user's authorization version after the change.
     pub ver: Option<i64>,
+    /// The user's roles after the change.
     pub roles: Option<Vec<String>>,
+    /// Why it happened (`logout`, `reuse`, `admin`, ...).
     pub reason: Option<String>,
+    /// The key concerned by a key event.
     pub kid: Option<String>,
+    /// When it was committed, RFC 3339.
     pub at: String,
     /// The event's wire form on an SSE stream, rendered once on first use: every
     /// stream of the instance that delivers this (tail-held) event shares the bytes
@@ -110,6 +125,7 @@ pub const MAX_STREAMS_PER_CALLER: usize = 8;
 pub const MAX_STREAMS_PER_TOKEN: usize = 4;
 /// Long-polls in flight per caller, and per token.
 pub const MAX_POLLS_PER_CALLER: usize = 8;
+/// Long-polls in flight per access token.
 pub const MAX_POLLS_PER_TOKEN: usize = 2;
 
 /// Why a slot was refused.
@@ -148,6 +164,7 @@ pub struct Slot {
     table: Arc<Mutex<Table>>,
     caller: String,
     id: u64,
+    /// Fires when a fresher token of the caller took this slot (the stream ends `superseded`).
     pub evicted: Arc<Notify>,
 }
 
@@ -229,10 +246,12 @@ impl Slots {
 }
 
 impl EventBus {
+    /// Says "the log may have grown": the tail reads it once for every subscriber.
     pub fn wake(&self) {
         self.tick.send_modify(|n| *n = n.wrapping_add(1));
     }
 
+    /// Woken by [`EventBus::wake`] (the tail's reader waits on it).
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.tick.subscribe()
     }
@@ -263,6 +282,7 @@ impl EventBus {
         self.wake();
     }
 
+    /// Whether the server is shutting down (feeds end with `shutting_down`).
     pub fn is_closing(&self) -> bool {
         self.closing.load(Ordering::SeqCst)
     }

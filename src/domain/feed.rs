@@ -9,7 +9,10 @@ pub enum Start {
     /// Strictly after this event id.
     After(i64),
     /// The events wanted were pruned by retention: resynchronise and resume from `next_after`.
-    Gone { next_after: i64 },
+    Gone {
+        /// The newest id: resume after it once resynchronised.
+        next_after: i64,
+    },
 }
 
 impl Core {

@@ -28,7 +28,9 @@ pub enum Take {
     /// The events after the cursor it may see (at most the number asked for), and
     /// the id up to which the tail was looked through: the new cursor.
     Events {
+        /// The events, in id order.
         events: Vec<Arc<SecurityEvent>>,
+        /// The subscriber's new cursor.
         through: i64,
     },
     /// The tail no longer holds what follows the cursor: read the database.
@@ -42,6 +44,8 @@ struct Window {
     last: i64,
 }
 
+/// The instance's window on the newest events of the log, and the signals that wake
+/// the subscribers an event concerns.
 pub struct Tail {
     window: RwLock<Window>,
     capacity: usize,
@@ -250,6 +254,7 @@ impl Tail {
         self.closing.subscribe()
     }
 
+    /// Wakes every feed to end it (shutdown).
     pub fn close(&self) {
         self.closing.send_replace(true);
     }

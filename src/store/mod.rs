@@ -22,6 +22,10 @@ pub mod codes;
 )]
 pub mod events;
 /// Signing keys, sealed under the KEK, and their states.
+#[expect(
+    missing_docs,
+    reason = "issue 12 item 8, left: key rows, JWK members and key errors not yet documented"
+)]
 pub mod keys;
 #[expect(
     missing_docs,
