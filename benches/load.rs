@@ -653,13 +653,13 @@ async fn form(
 #[tokio::main]
 async fn main() {
     let mut o = parse_args();
-    let _server = if o.base_url.is_none() && o.scenarios.iter().any(|s| s != "sign") {
+    let server = if o.base_url.is_none() && o.scenarios.iter().any(|s| s != "sign") {
         Some(start_server(&mut o).await)
     } else {
         None
     };
     // Declared after the first, so it stops first.
-    let _peer = match &_server {
+    let _peer = match &server {
         Some(first) if o.instances == 2 => {
             let issuer = o.base_url.clone().unwrap_or_default();
             let (peer, base) = start_peer(first, &issuer).await;

@@ -30,6 +30,15 @@ fn id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// Event `i` of a kind: a revoked session, a user's newer `ver`, a disabled user.
+fn event(kind: &str, i: usize, at: &str) -> Value {
+    match kind {
+        "sid" => json!({"id": i, "type": "session.revoked", "sub": id(), "sid": id(), "at": at}),
+        "ver" => json!({"id": i, "type": "user.roles_changed", "sub": id(), "ver": 2, "at": at}),
+        _ => json!({"id": i, "type": "user.disabled", "sub": id(), "ver": 3, "at": at}),
+    }
+}
+
 /// Applies `n` events made by `event(i)` and returns the growth per event:
 /// (bytes asked of the allocator, live blocks, RSS bytes).
 fn fill(v: &tessera_verify::Verifier, n: usize, event: impl Fn(usize) -> Value) -> (f64, f64, f64) {
@@ -69,30 +78,10 @@ fn main() {
         "entry", "N", "bytes/entry", "blocks/entry", "RSS/entry"
     );
     for n in sizes {
-        let kinds: [(&str, Box<dyn Fn(usize) -> Value>); 3] = [
-            (
-                "sid",
-                Box::new(
-                    |i| json!({"id": i, "type": "session.revoked", "sub": id(), "sid": id(), "at": at}),
-                ),
-            ),
-            (
-                "ver",
-                Box::new(
-                    |i| json!({"id": i, "type": "user.roles_changed", "sub": id(), "ver": 2, "at": at}),
-                ),
-            ),
-            (
-                "disabled",
-                Box::new(
-                    |i| json!({"id": i, "type": "user.disabled", "sub": id(), "ver": 3, "at": at}),
-                ),
-            ),
-        ];
-        for (kind, event) in kinds {
+        for kind in ["sid", "ver", "disabled"] {
             let settings = tessera_verify::Settings::new("http://issuer", "urn:aud", "rs", "s");
             let v = tessera_verify::testing::offline(settings, &json!({"keys": []}), 300);
-            let (bytes, blocks, rss) = fill(&v, n, event);
+            let (bytes, blocks, rss) = fill(&v, n, |i| event(kind, i, &at));
             println!("{kind:<10} {n:>9} {bytes:>12.1} {blocks:>13.2} {rss:>11.1}");
             let (sessions, users, _) = v.health().tracked;
             assert_eq!(sessions + users, n, "{kind}: every entry is held");
