@@ -7,7 +7,10 @@
 //! Scenarios: `sign` (signing floor per algorithm, in process), `client_credentials`,
 //! `jwks`, `introspect`, `password`, `refresh` (closed-loop chains: each request carries
 //! the token the previous answer returned), `events` (SSE subscribers, commit → delivery), `sse` (one subscriber, 200 role
-//! changes one at a time, each awaited on the stream: in order, and how fast).
+//! changes one at a time, each awaited on the stream: in order, and how fast), `verify`
+//! (role change → a `tessera-verify` verifier refuses the old token; `--instances 2` with a
+//! PostgreSQL `--database-url` starts a second server on the same database and has the
+//! verifier follow its feed), `fanout`.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -51,6 +54,11 @@ struct Opts {
     /// `fanout`: streams to hold, and permission changes to send.
     streams: usize,
     changes: usize,
+    /// `verify`: 2 runs a second server on the same PostgreSQL database, whose feed the
+    /// verifier follows while the changes go to the first.
+    instances: usize,
+    /// The second instance's base URL (`--instances 2`).
+    peer_url: Option<String>,
 }
 
 fn parse_args() -> Opts {
@@ -73,6 +81,8 @@ fn parse_args() -> Opts {
         ops_url: None,
         streams: 2000,
         changes: 5,
+        instances: 1,
+        peer_url: None,
     };
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -109,6 +119,7 @@ fn parse_args() -> Opts {
             "--label" => o.label = val(),
             "--streams" => o.streams = val().parse().expect("--streams"),
             "--changes" => o.changes = val().parse().expect("--changes"),
+            "--instances" => o.instances = val().parse().expect("--instances"),
             "--ops-url" => o.ops_url = Some(val()),
             "--db" => o.db = val(),
             "--database-url" => {
@@ -125,6 +136,10 @@ fn parse_args() -> Opts {
             other => panic!("unknown option {other}"),
         }
     }
+    assert!(
+        o.instances == 1 || (o.instances == 2 && o.db == "postgres" && o.base_url.is_none()),
+        "--instances 2 needs --database-url postgres://... (instances share the database)"
+    );
     if o.scenarios.is_empty() {
         o.scenarios = [
             "sign",
@@ -163,7 +178,10 @@ fn is_loopback_url(url: &str) -> bool {
 /// A tessera started by the driver on a fresh database.
 struct Server {
     child: Child,
-    _dir: tempfile::TempDir,
+    /// The first instance's folder (its `keys/kek`, shared by a second instance).
+    dir: Option<tempfile::TempDir>,
+    /// What the instance was started with, for a second one on the same database.
+    env: Vec<(&'static str, String)>,
 }
 
 impl Drop for Server {
@@ -205,19 +223,18 @@ fn server_bin() -> String {
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_tessera").to_string())
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 async fn start_server(o: &mut Opts) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let ops_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut env = vec![
+    let (port, ops_port) = (free_port(), free_port());
+    let mut env: Vec<(&'static str, String)> = vec![
         ("TESSERA_BIND", format!("127.0.0.1:{port}")),
         // A free port for the operator listener: 9090 may be taken.
         ("TESSERA_OPS_BIND", format!("127.0.0.1:{ops_port}")),
@@ -270,6 +287,45 @@ async fn start_server(o: &mut Opts) -> Server {
         ],
         Some("bench-password\n"),
     );
+    let base = format!("http://127.0.0.1:{port}");
+    let child = serve(d, &env, &base).await;
+    o.base_url = Some(base);
+    o.ops_url = Some(format!("http://127.0.0.1:{ops_port}"));
+    o.client = ("bench".into(), secret);
+    o.server_pid = Some(child.id());
+    Server {
+        child,
+        dir: Some(dir),
+        env,
+    }
+}
+
+/// A second instance on the first one's PostgreSQL database: the same KEK (its
+/// folder's `keys/kek`) and issuer, its own ports. Returns it and its base URL.
+async fn start_peer(first: &Server, issuer: &str) -> (Server, String) {
+    let (port, ops_port) = (free_port(), free_port());
+    let mut env: Vec<(&'static str, String)> = first
+        .env
+        .iter()
+        .filter(|(k, _)| !matches!(*k, "TESSERA_BIND" | "TESSERA_OPS_BIND"))
+        .cloned()
+        .collect();
+    env.push(("TESSERA_BIND", format!("127.0.0.1:{port}")));
+    env.push(("TESSERA_OPS_BIND", format!("127.0.0.1:{ops_port}")));
+    env.push(("TESSERA_ISSUER", issuer.to_string()));
+    let base = format!("http://127.0.0.1:{port}");
+    let dir = first.dir.as_ref().expect("the first instance's folder");
+    let child = serve(dir.path(), &env, &base).await;
+    let peer = Server {
+        child,
+        dir: None,
+        env,
+    };
+    (peer, base)
+}
+
+/// `tessera serve` in `d`, once its `/readyz` answers 200.
+async fn serve(d: &std::path::Path, env: &[(&'static str, String)], base: &str) -> Child {
     let started = Instant::now();
     // `TESSERA_BENCH_WRAP="heaptrack -o /tmp/tessera"` runs the server under a
     // profiler (its RSS figures then are the wrapper's, not the server's alone).
@@ -292,7 +348,6 @@ async fn start_server(o: &mut Opts) -> Server {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     loop {
         if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
@@ -311,11 +366,7 @@ async fn start_server(o: &mut Opts) -> Server {
         started.elapsed().as_secs_f64() * 1000.0,
         child.id()
     );
-    o.base_url = Some(base);
-    o.ops_url = Some(format!("http://127.0.0.1:{ops_port}"));
-    o.client = ("bench".into(), secret);
-    o.server_pid = Some(child.id());
-    Server { child, _dir: dir }
+    child
 }
 
 fn cpu_ticks(pid: u32) -> Option<u64> {
@@ -609,10 +660,20 @@ async fn form(
 #[tokio::main]
 async fn main() {
     let mut o = parse_args();
-    let _server = if o.base_url.is_none() && o.scenarios.iter().any(|s| s != "sign") {
+    let server = if o.base_url.is_none() && o.scenarios.iter().any(|s| s != "sign") {
         Some(start_server(&mut o).await)
     } else {
         None
+    };
+    // Declared after the first, so it stops first.
+    let _peer = match &server {
+        Some(first) if o.instances == 2 => {
+            let issuer = o.base_url.clone().unwrap_or_default();
+            let (peer, base) = start_peer(first, &issuer).await;
+            o.peer_url = Some(base);
+            Some(peer)
+        }
+        _ => None,
     };
     if let Some(pid) = o.server_pid {
         println!(
@@ -772,6 +833,7 @@ async fn main() {
                         client: &client,
                         changes: o.changes.max(20),
                         label: &o.label,
+                        feed: o.peer_url.as_deref(),
                     })
                     .await,
                 );

@@ -2,6 +2,11 @@
 //! verifier follows the driver-started server's feed; for each of K role changes
 //! through the admin API, the time from the admin call until the verifier refuses the
 //! user's old access token (offline check, polled every 0.5 ms), p50/p99/max.
+//!
+//! With `--instances 2` (PostgreSQL) the verifier follows the second instance's feed
+//! while the changes go to the first one's admin API: what crosses between them is the
+//! database's `NOTIFY`. Metadata and keys still come from the issuer URL (the first
+//! instance, standing for the load balancer).
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +19,8 @@ pub(crate) struct VerifyE2e<'a> {
     pub(crate) client: &'a (String, String),
     pub(crate) changes: usize,
     pub(crate) label: &'a str,
+    /// Another instance on the same database, whose feed the verifier follows.
+    pub(crate) feed: Option<&'a str>,
 }
 
 pub(crate) async fn run(v: VerifyE2e<'_>) -> Value {
@@ -32,7 +39,9 @@ pub(crate) async fn run(v: VerifyE2e<'_>) -> Value {
         .await
         .expect("user JSON");
     let uid = user["id"].as_str().expect("user id").to_string();
-    let settings = tessera_verify::Settings::new(v.base, "urn:bench:api", "verify-e2e", secret);
+    let mut settings = tessera_verify::Settings::new(v.base, "urn:bench:api", "verify-e2e", secret);
+    settings.events_endpoint = v.feed.map(|b| format!("{b}/events"));
+    let instances = if v.feed.is_some() { 2 } else { 1 };
     let verifier = tessera_verify::Verifier::start(settings)
         .await
         .expect("verifier starts");
@@ -93,7 +102,7 @@ pub(crate) async fn run(v: VerifyE2e<'_>) -> Value {
     lat_us.sort_unstable();
     let pct = super::pct;
     println!(
-        "{:<10} {:<19} {} role changes: refused {}/{} (missed {missed})  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        "{:<10} {:<19} {} role changes ({instances} instance(s)): refused {}/{} (missed {missed})  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
         v.label,
         "verify",
         v.changes,
@@ -103,7 +112,7 @@ pub(crate) async fn run(v: VerifyE2e<'_>) -> Value {
         pct(&lat_us, 0.99),
         pct(&lat_us, 1.0),
     );
-    json!({"server": v.label, "scenario": "verify", "changes": v.changes, "refused": lat_us.len(),
+    json!({"server": v.label, "scenario": "verify", "instances": instances, "changes": v.changes, "refused": lat_us.len(),
            "missed": missed, "p50_ms": pct(&lat_us, 0.5), "p99_ms": pct(&lat_us, 0.99),
            "max_ms": pct(&lat_us, 1.0)})
 }

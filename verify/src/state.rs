@@ -54,10 +54,91 @@ pub(crate) enum Effect {
     RefetchKeys,
 }
 
+/// A map keyed by a tessera id (`sid`, `sub`). tessera mints them as hyphenated
+/// lowercase UUIDs, which are kept as their 16 bytes: a revoked session then costs about
+/// 33 bytes instead of 79 (a 36-byte string on the heap and its 24-byte handle;
+/// `cargo bench --bench verify_memory`). Any other id is kept as it is. Only the
+/// canonical form is converted, so two different ids never share a key.
+#[derive(Debug)]
+struct Ids<V> {
+    uuids: HashMap<[u8; 16], V>,
+    other: HashMap<Box<str>, V>,
+}
+
+impl<V> Default for Ids<V> {
+    fn default() -> Self {
+        Self {
+            uuids: HashMap::new(),
+            other: HashMap::new(),
+        }
+    }
+}
+
+/// The 16 bytes of a hyphenated lowercase UUID (8-4-4-4-12 hex digits), else None.
+fn uuid_bytes(id: &str) -> Option<[u8; 16]> {
+    let b = id.as_bytes();
+    if b.len() != 36 {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    const HYPHENS: [usize; 4] = [8, 13, 18, 23];
+    if !HYPHENS.iter().all(|&i| b[i] == b'-') {
+        return None;
+    }
+    let mut digits = (0..36)
+        .filter(|i| !HYPHENS.contains(i))
+        .map(|i| nibble(b[i]));
+    let mut out = [0u8; 16];
+    for byte in &mut out {
+        *byte = (digits.next()?? << 4) | digits.next()??;
+    }
+    Some(out)
+}
+
+impl<V> Ids<V> {
+    fn get(&self, id: &str) -> Option<&V> {
+        match uuid_bytes(id) {
+            Some(k) => self.uuids.get(&k),
+            None => self.other.get(id),
+        }
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        self.get(id).is_some()
+    }
+
+    fn insert(&mut self, id: &str, v: V) {
+        match uuid_bytes(id) {
+            Some(k) => self.uuids.insert(k, v),
+            None => self.other.insert(id.into(), v),
+        };
+    }
+
+    fn entry_or(&mut self, id: &str, v: V) -> &mut V {
+        match uuid_bytes(id) {
+            Some(k) => self.uuids.entry(k).or_insert(v),
+            None => self.other.entry(id.into()).or_insert(v),
+        }
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&V) -> bool) {
+        self.uuids.retain(|_, v| keep(v));
+        self.other.retain(|_, v| keep(v));
+    }
+
+    fn len(&self) -> usize {
+        self.uuids.len() + self.other.len()
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Freshness {
-    sessions: HashMap<String, i64>,
-    users: HashMap<String, User>,
+    sessions: Ids<i64>,
+    users: Ids<User>,
     keys: HashMap<String, i64>,
     /// The longest access-token lifetime, in seconds: how long an entry matters.
     ttl: i64,
@@ -82,15 +163,18 @@ impl Freshness {
         let until = at + self.ttl;
         match (e.kind.as_str(), &e.sub, &e.sid, &e.kid) {
             ("session.revoked", _, Some(sid), _) => {
-                self.sessions.insert(sid.clone(), until);
+                self.sessions.insert(sid, until);
             }
             ("user.roles_changed" | "user.password_changed" | "user.disabled", Some(sub), _, _) => {
                 let disabled = e.kind == "user.disabled";
-                let entry = self.users.entry(sub.clone()).or_insert(User {
-                    ver: i64::MIN,
-                    disabled: false,
-                    until,
-                });
+                let entry = self.users.entry_or(
+                    sub,
+                    User {
+                        ver: i64::MIN,
+                        disabled: false,
+                        until,
+                    },
+                );
                 entry.ver = entry.ver.max(e.ver.unwrap_or(i64::MIN));
                 // Sticky: tessera has no way back from disabled but a new account.
                 entry.disabled |= disabled;
@@ -128,7 +212,7 @@ impl Freshness {
         if claims
             .sid
             .as_ref()
-            .is_some_and(|sid| self.sessions.contains_key(sid))
+            .is_some_and(|sid| self.sessions.contains(sid))
         {
             return Err(Rejection::SessionRevoked);
         }
@@ -143,8 +227,8 @@ impl Freshness {
     /// Drops entries no token this verifier still accepts could carry.
     pub(crate) fn prune(&mut self, now: i64) {
         let live = |until: i64| now <= until + LEEWAY;
-        self.sessions.retain(|_, until| live(*until));
-        self.users.retain(|_, u| live(u.until));
+        self.sessions.retain(|until| live(*until));
+        self.users.retain(|u| live(u.until));
         self.keys.retain(|_, until| live(*until));
     }
 
@@ -282,6 +366,56 @@ mod tests {
         assert_eq!(s.len(), (1, 1, 0));
         // A token minted before the change expires at T0 + 300 at the latest; it is
         // refused by `exp` from T0 + 300 + LEEWAY + 1 on, so the entries may go.
+        s.prune(T0 + 301 + LEEWAY);
+        assert_eq!(s.len(), (0, 0, 0));
+    }
+
+    #[test]
+    fn uuid_ids_are_matched_exactly_like_any_other_id() {
+        let sid = "0b9f3c1e-5d2a-4f6b-9c8d-7e1f2a3b4c5d";
+        let sub = "6f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0";
+        assert_eq!(
+            uuid_bytes(sid).map(|b| b[..2].to_vec()),
+            Some(vec![0x0b, 0x9f])
+        );
+        for not_canonical in [
+            &sid.to_uppercase(),
+            "0b9f3c1e5d2a4f6b9c8d7e1f2a3b4c5d",
+            "0b9f3c1e-5d2a-4f6b-9c8d-7e1f2a3b4c5g",
+            "0b9f3c1e-5d2a-4f6b-9c8d+7e1f2a3b4c5d",
+        ] {
+            assert_eq!(uuid_bytes(not_canonical), None, "{not_canonical}");
+        }
+        let mut s = Freshness::new(300, 0);
+        let at = "2026-01-01T00:00:00Z";
+        s.apply(&event(1, "session.revoked", sub, Some(sid), None, at));
+        s.apply(&event(
+            2,
+            "session.revoked",
+            sub,
+            Some("plain-sid"),
+            None,
+            at,
+        ));
+        s.apply(&event(3, "user.roles_changed", sub, None, Some(2), at));
+        assert_eq!(s.len(), (2, 1, 0));
+        assert_eq!(
+            s.check(&token(sub, sid, 2, T0), "k"),
+            Err(Rejection::SessionRevoked)
+        );
+        assert_eq!(
+            s.check(&token(sub, "plain-sid", 2, T0), "k"),
+            Err(Rejection::SessionRevoked)
+        );
+        assert_eq!(
+            s.check(&token(sub, "other-sid", 1, T0), "k"),
+            Err(Rejection::RolesChanged)
+        );
+        // Another spelling of the same UUID is another id, as it always was.
+        assert_eq!(
+            s.check(&token(&sub.to_uppercase(), &sid.to_uppercase(), 1, T0), "k"),
+            Ok(())
+        );
         s.prune(T0 + 301 + LEEWAY);
         assert_eq!(s.len(), (0, 0, 0));
     }
