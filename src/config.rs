@@ -317,6 +317,15 @@ settings! {
         parse: duration(),
         check: |v| !v.is_zero() => "must be at least 1s",
     }
+    /// how long an event stream may stay quiet before a heartbeat comment goes out
+    /// (keeps proxies from closing it; tessera-verify takes 35 s of silence for a
+    /// dead stream)
+    stream_heartbeat: Duration {
+        env: "TESSERA_STREAM_HEARTBEAT",
+        default: "10",
+        parse: duration(),
+        check: |v| !v.is_zero() && *v <= Duration::from_secs(30) => "must be between 1s and 30s",
+    }
     /// argon2id memory (OWASP minimum); tests use 64
     argon2_memory_kib: u32 {
         env: "TESSERA_ARGON2_MEMORY_KIB",

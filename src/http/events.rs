@@ -241,8 +241,7 @@ async fn long_poll(
     }
 }
 
-/// SSE comment interval: sent when a stream has been quiet this long.
-const HEARTBEAT: Duration = Duration::from_secs(10);
+/// The comment sent when a stream has been quiet for `stream_heartbeat`.
 const HEARTBEAT_FRAME: Bytes = Bytes::from_static(b": keep-alive\n\n");
 
 /// An event's SSE frame, rendered once per event and shared by every stream that
@@ -394,7 +393,7 @@ struct Feed {
     closing: watch::Receiver<bool>,
     /// When the stream next re-reads its caller from the database.
     recheck: tokio::time::Instant,
-    /// When the stream last sent anything (a heartbeat follows `HEARTBEAT` of quiet).
+    /// When the stream last sent anything (a heartbeat follows `stream_heartbeat` of quiet).
     sent: tokio::time::Instant,
     /// When the token expires.
     expires: tokio::time::Instant,
@@ -434,7 +433,7 @@ fn stream(
         recheck: tokio::time::Instant::now(),
         sent: tokio::time::Instant::now(),
         expires: access.expiry(),
-        timer: Box::pin(tokio::time::sleep(HEARTBEAT)),
+        timer: Box::pin(tokio::time::sleep(core.cfg.stream_heartbeat)),
         core,
         cursor,
         filter,
@@ -487,7 +486,8 @@ fn stream(
                     feed.buffer.extend(events);
                 }
                 Ok(_) => {
-                    let due = feed.expires.min(feed.recheck).min(feed.sent + HEARTBEAT);
+                    let heartbeat = feed.sent + feed.core.cfg.stream_heartbeat;
+                    let due = feed.expires.min(feed.recheck).min(heartbeat);
                     if due < feed.timer.deadline() || feed.timer.is_elapsed() {
                         feed.timer.as_mut().reset(due);
                     }
@@ -502,7 +502,7 @@ fn stream(
                         // Expiry and the recheck are handled at the top of the loop.
                         () = feed.timer.as_mut() => {
                             let now = tokio::time::Instant::now();
-                            if now < feed.expires && now >= feed.sent + HEARTBEAT {
+                            if now < feed.expires && now >= heartbeat {
                                 feed.sent = now;
                                 return Some((Ok(HEARTBEAT_FRAME), feed));
                             }

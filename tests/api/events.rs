@@ -87,6 +87,25 @@ impl Sse {
             .unwrap_or_else(|_| panic!("no SSE event within {within:?}"))
     }
 
+    /// Reads until `what` (raw text: comments included) and consumes through it;
+    /// returns how long that took. Panics after 5 s of nothing.
+    pub(crate) async fn read_until(&mut self, what: &str) -> Duration {
+        let started = Instant::now();
+        loop {
+            if let Some(at) = self.buf.find(what) {
+                self.buf.drain(..at + what.len());
+                return started.elapsed();
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(5), self.resp.chunk())
+                .await
+                .unwrap_or_else(|_| panic!("nothing within 5 s waiting for {what:?}"))
+                .unwrap()
+                .expect("the stream stays open");
+            self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+
+    /// The next event (comments and heartbeats skipped).
     pub(crate) async fn next(&mut self) -> SseEvent {
         loop {
             if let Some(end) = self.buf.find("\n\n") {
@@ -260,6 +279,31 @@ async fn without_a_position_the_stream_starts_from_now() {
         e.data["roles"],
         json!(["new"]),
         "the backlog is not replayed"
+    );
+}
+
+/// A quiet stream gets a heartbeat comment every `stream_heartbeat` (proxies and
+/// tessera-verify take a silent stream for a dead one); an event resets the wait.
+#[tokio::test]
+async fn a_quiet_stream_gets_heartbeats_and_an_event_resets_the_wait() {
+    let Feed { app, rs, alice } = Feed::start(&[("stream_heartbeat", "1")]).await;
+    let mut sse = Sse::open(&app, &rs, "", None).await;
+    // Quiet: a heartbeat, and another.
+    sse.read_until(": keep-alive\n\n").await;
+    sse.read_until(": keep-alive\n\n").await;
+    // An event goes out at once, and the next heartbeat comes a full second after it.
+    app.core
+        .change_user(
+            &alice,
+            tessera::domain::permissions::Change::Roles(vec!["x".into()]),
+        )
+        .await
+        .unwrap();
+    sse.read_until("event: user.roles_changed\n").await;
+    let quiet = sse.read_until(": keep-alive\n\n").await;
+    assert!(
+        quiet >= Duration::from_millis(900),
+        "a heartbeat {quiet:?} after an event: the event did not reset the wait"
     );
 }
 
