@@ -6,14 +6,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 use tokio::time::Instant;
 
-/// The keys of one JWKS document, by `kid`, each with the algorithm of its JWK.
+/// One verification key: the algorithm of its JWK, and the signature check's
+/// settings for it, built once per JWKS rather than per token.
+pub(crate) struct Key {
+    pub(crate) alg: Algorithm,
+    pub(crate) decoding: DecodingKey,
+    /// The algorithm pinned to the JWK's; the claims are checked by
+    /// `Claims::check` (exact `iss`, `aud`, times with one leeway), not here.
+    pub(crate) validation: Validation,
+}
+
+/// The keys of one JWKS document, by `kid`.
 #[derive(Default)]
 pub(crate) struct KeySet {
-    keys: HashMap<String, (Algorithm, DecodingKey)>,
+    keys: HashMap<String, Key>,
 }
 
 impl KeySet {
@@ -32,8 +42,17 @@ impl KeySet {
                 continue;
             };
             match tessera_jose::public_key(alg, jwk) {
-                Ok(key) => {
-                    keys.insert(kid.to_string(), (alg, key));
+                Ok(decoding) => {
+                    let mut validation = Validation::new(alg);
+                    validation.required_spec_claims.clear();
+                    validation.validate_exp = false;
+                    validation.validate_aud = false;
+                    let key = Key {
+                        alg,
+                        decoding,
+                        validation,
+                    };
+                    keys.insert(kid.to_string(), key);
                 }
                 Err(e) => tracing::warn!(kid, error = %e, "skipping an unusable JWK"),
             }
@@ -41,7 +60,7 @@ impl KeySet {
         Self { keys }
     }
 
-    pub(crate) fn get(&self, kid: &str) -> Option<&(Algorithm, DecodingKey)> {
+    pub(crate) fn get(&self, kid: &str) -> Option<&Key> {
         self.keys.get(kid)
     }
 

@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::Validation;
 use tokio::time::Instant;
 
 mod claims;
@@ -379,7 +378,7 @@ impl Verifier {
         }
         let kid = header.kid.ok_or(Unverified::Invalid("no kid"))?;
         let keys = self.shared.jwks.current();
-        let Some((alg, key)) = keys.get(&kid) else {
+        let Some(key) = keys.get(&kid) else {
             let revoked = self.shared.state.read().expect("state").check_key(&kid);
             return Err(if revoked.is_err() {
                 Unverified::Revoked
@@ -387,14 +386,10 @@ impl Verifier {
                 Unverified::UnknownKey
             });
         };
-        if header.alg != *alg {
+        if header.alg != key.alg {
             return Err(Unverified::Invalid("alg does not match the key"));
         }
-        let mut validation = Validation::new(*alg);
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_aud = false;
-        let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, &key.decoding, &key.validation)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::InvalidSignature => {
                     Unverified::Invalid("bad signature")
