@@ -438,6 +438,33 @@ impl Unverified {
 pub mod testing {
     use super::*;
 
+    /// Everything [`Verifier::verify_offline`] does except checking the signature
+    /// (header, key lookup, claims parse and checks, freshness, staleness): what the
+    /// verifier adds to a bare signature check, measured on its own. Never for
+    /// anything but measuring.
+    pub fn without_signature(v: &Verifier, token: &str) -> bool {
+        let Ok(header) = jsonwebtoken::decode_header(token) else {
+            return false;
+        };
+        let typ_ok = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+        let Some(kid) = header.kid.filter(|_| typ_ok) else {
+            return false;
+        };
+        let keys = v.shared.jwks.current();
+        if keys.get(&kid).is_none_or(|k| k.alg != header.alg) {
+            return false;
+        }
+        let Ok(claims) = jsonwebtoken::dangerous::insecure_decode_claims::<Claims>(token) else {
+            return false;
+        };
+        let s = &v.shared.settings;
+        claims.check(&s.issuer, &s.audience, unix_now()).is_ok()
+            && v.check_fresh(&claims, &kid).is_ok()
+            && !v.stale()
+    }
+
     pub fn offline(settings: Settings, jwks: &serde_json::Value, ttl: i64) -> Verifier {
         let http = reqwest::Client::new();
         let shared = Arc::new(Shared {
