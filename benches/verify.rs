@@ -60,6 +60,19 @@ fn verification(c: &mut Criterion) {
         // What the verifier adds, alone: the two runs above differ by less than this
         // machine's run-to-run drift, so the overhead is read from this one.
         assert!(testing::without_signature(&v, &token));
+        // ... of which the bare check does this part too (header and claims parsed into
+        // a `Value`): the overhead is the difference.
+        // The verifier parses the header once more than `without_signature` does (to
+        // find the key, then inside `jsonwebtoken::decode`).
+        c.bench_function(&format!("header_parse/{alg}"), |b| {
+            b.iter(|| jsonwebtoken::decode_header(std::hint::black_box(&token)).unwrap())
+        });
+        c.bench_function(&format!("bare_parse/{alg}"), |b| {
+            b.iter(|| {
+                jsonwebtoken::dangerous::insecure_decode::<Value>(std::hint::black_box(&token))
+                    .unwrap()
+            })
+        });
         c.bench_function(&format!("everything_but_the_signature/{alg}"), |b| {
             b.iter(|| testing::without_signature(&v, std::hint::black_box(&token)))
         });
