@@ -8,23 +8,33 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::crypto::{self, ct_eq, sha256};
 use crate::store::{self, Db, StoreError, clients::ClientRow, from_json, to_json};
 
+/// The grant types a client may be registered for.
 pub const GRANTS: &[&str] = &[
     "authorization_code",
     "password",
     "refresh_token",
     "client_credentials",
 ];
+/// The capabilities a confidential client may be given: `introspect` lets it call
+/// `/introspect`, `events` lets its own tokens read the whole `/events` feed.
 pub const CAPABILITIES: &[&str] = &["introspect", "events"];
 
+/// A registered client as the domain uses it; immutable once created, so it is cached.
 #[derive(Debug, Clone)]
 pub struct Client {
+    /// The `client_id`.
     pub id: String,
     /// SHA-256 of the secret; `None` for a public client.
     secret_hash: Option<[u8; 32]>,
+    /// The grants it may use at `/token`.
     pub grant_types: Vec<String>,
+    /// The scopes it may request.
     pub scopes: Vec<String>,
+    /// The audiences its tokens may name; empty: the issuer.
     pub audiences: Vec<String>,
+    /// The roles of its own client-credentials tokens (no user involved).
     pub roles: Vec<String>,
+    /// See [`CAPABILITIES`].
     pub capabilities: Vec<String>,
     /// This client's refresh-token reuse grace window; `None`: the server's.
     pub refresh_reuse_grace: Option<std::time::Duration>,
@@ -34,18 +44,22 @@ pub struct Client {
     pub origins: Vec<String>,
     /// A third-party client asks the user's consent.
     pub third_party: bool,
+    /// Where `/end_session` may send the browser (exact match).
     pub post_logout_redirect_uris: Vec<String>,
 }
 
 impl Client {
+    /// A public client has no secret and authenticates by naming itself.
     pub fn is_public(&self) -> bool {
         self.secret_hash.is_none()
     }
 
+    /// Whether it may use the grant type `grant`.
     pub fn allows(&self, grant: &str) -> bool {
         self.grant_types.iter().any(|g| g == grant)
     }
 
+    /// Whether it holds `capability` (one of [`CAPABILITIES`]).
     pub fn can(&self, capability: &str) -> bool {
         self.capabilities.iter().any(|c| c == capability)
     }
@@ -80,12 +94,18 @@ impl Client {
 /// What a caller presented to identify itself.
 pub enum Credentials {
     /// `client_secret_basic` or `client_secret_post`.
-    Secret { id: String, secret: SecretString },
-    /// A public client names itself and proves nothing.
+    Secret {
+        /// The `client_id`.
+        id: String,
+        /// The secret as presented; compared by its SHA-256 in constant time.
+        secret: SecretString,
+    },
+    /// A public client names itself (its `client_id`) and proves nothing.
     PublicId(String),
 }
 
 impl Credentials {
+    /// The id the caller claims, before it is checked.
     pub fn client_id(&self) -> &str {
         match self {
             Self::Secret { id, .. } | Self::PublicId(id) => id,
@@ -93,10 +113,14 @@ impl Credentials {
     }
 }
 
+/// Why [`Clients::authenticate`] refused.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
+    /// Unknown client, wrong secret, or the wrong kind of credentials for the client (one
+    /// variant for all, so the answer does not tell which).
     #[error("client authentication failed")]
     Failed,
+    /// The client could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -112,6 +136,7 @@ pub struct Clients {
 const DUMMY_HASH: [u8; 32] = [0u8; 32];
 
 impl Clients {
+    /// The client `id`, from the cache or the database; `None` when not registered.
     pub async fn get(&self, db: &Db, id: &str) -> Result<Option<Arc<Client>>, StoreError> {
         if let Some(c) = self.cache.read().expect("client cache").get(id) {
             return Ok(Some(c.clone()));
@@ -163,29 +188,40 @@ impl Clients {
 #[derive(Debug, Default, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewClient {
+    /// The `client_id`: 1-128 printable ASCII characters, not a UUID.
     pub id: String,
+    /// A public client gets no secret; it cannot use `client_credentials` nor have capabilities.
     #[serde(default)]
     pub public: bool,
+    /// Empty: `password` for a public client, `client_credentials` otherwise;
+    /// `refresh_token` is added to the user grants.
     #[serde(default)]
     pub grant_types: Vec<String>,
+    /// The scopes it may request.
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// The audiences its tokens may name; empty: the issuer.
     #[serde(default)]
     pub audiences: Vec<String>,
+    /// The roles of its own client-credentials tokens.
     #[serde(default)]
     pub roles: Vec<String>,
+    /// See [`CAPABILITIES`].
     #[serde(default)]
     pub capabilities: Vec<String>,
     /// Seconds (0 = strict); absent: the server's `refresh_reuse_grace`.
     #[serde(default)]
     pub refresh_reuse_grace: Option<u64>,
+    /// Exact redirect URIs for `/authorize`.
     #[serde(default)]
     pub redirect_uris: Vec<String>,
     /// CORS origins; the origins of `https`/`http` redirect URIs are added.
     #[serde(default)]
     pub origins: Vec<String>,
+    /// Whether the user must consent before the client gets a code.
     #[serde(default)]
     pub third_party: bool,
+    /// Where `/end_session` may send the browser.
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
 }
@@ -193,12 +229,16 @@ pub struct NewClient {
 /// The longest grace window a client may have, as for the server's setting.
 pub const MAX_REUSE_GRACE: u64 = 300;
 
+/// Why a client could not be registered.
 #[derive(Debug, thiserror::Error)]
 pub enum NewClientError {
+    /// The registration breaks a rule; the text says which and is safe to show.
     #[error("{0}")]
     Invalid(String),
+    /// The id is taken.
     #[error("a client with this id already exists")]
     Exists,
+    /// The database failed.
     #[error(transparent)]
     Store(StoreError),
 }
@@ -314,6 +354,7 @@ pub async fn create(
     Ok(secret.map(SecretString::from))
 }
 
+/// Removes repeated entries, keeping the first of each, in order.
 pub fn dedup(list: &mut Vec<String>) {
     let mut seen = std::collections::HashSet::new();
     list.retain(|x| seen.insert(x.clone()));

@@ -1,10 +1,6 @@
 //! The domain: tokens, sessions, permission changes, keys, events. Knows nothing of HTTP.
 
 pub mod browser;
-#[expect(
-    missing_docs,
-    reason = "issue 12 item 8, left: row and client types not yet documented"
-)]
 pub mod clients;
 pub mod clock;
 pub mod codes;
@@ -12,10 +8,6 @@ pub mod events;
 pub mod feed;
 pub mod grants;
 pub mod introspection;
-#[expect(
-    missing_docs,
-    reason = "issue 12 item 8, left: key rows, JWK members and key errors not yet documented"
-)]
 pub mod keys;
 pub mod liveness;
 pub mod passwords;
@@ -23,23 +15,11 @@ pub mod pause;
 pub mod permissions;
 pub mod queries;
 pub mod redirects;
-#[expect(
-    missing_docs,
-    reason = "issue 12 item 8, left: row and client types not yet documented"
-)]
 pub mod rotation;
 pub mod sessions;
 pub mod tail;
 pub mod throttle;
-#[expect(
-    missing_docs,
-    reason = "issue 12 item 8, left: row and client types not yet documented"
-)]
 pub mod tokens;
-#[expect(
-    missing_docs,
-    reason = "issue 12 item 8, left: row and client types not yet documented"
-)]
 pub mod users;
 
 use std::sync::Arc;

@@ -10,11 +10,14 @@ use crate::error::OAuthError;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Audience {
+    /// A single audience, serialised as a plain string.
     One(String),
+    /// Several audiences (or none), serialised as an array.
     Many(Vec<String>),
 }
 
 impl Audience {
+    /// `One` for a one-element list, `Many` otherwise.
     pub fn from_list(mut list: Vec<String>) -> Self {
         if list.len() == 1 {
             Self::One(list.remove(0))
@@ -32,17 +35,27 @@ impl Audience {
     }
 }
 
+/// The claims of an access token (RFC 9068 §2.2), as minted and as verified.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessClaims {
+    /// The issuer, the configured `issuer`.
     pub iss: String,
+    /// The user's id, or the client's id for a client-credentials token.
     pub sub: String,
+    /// The resource servers the token is for.
     pub aud: Audience,
+    /// The client the token was issued to.
     pub client_id: String,
+    /// Space-separated; absent when the grant has no scope.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// The user's roles when minted (the client's own for a client token).
     pub roles: Vec<String>,
+    /// Issued at, Unix seconds.
     pub iat: i64,
+    /// Expiry, Unix seconds: `iat` plus `access_token_ttl`.
     pub exp: i64,
+    /// A random id, unique per token.
     pub jti: String,
     /// The refresh family (session) a user token came from.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -55,11 +68,16 @@ pub struct AccessClaims {
 /// RFC 6749 §5.1.
 #[derive(Debug, Serialize)]
 pub struct TokenResponse {
+    /// The signed JWT.
     pub access_token: String,
+    /// Always `Bearer`.
     pub token_type: &'static str,
+    /// Seconds until the access token expires.
     pub expires_in: u64,
+    /// The new refresh token; absent for grants that issue none (client credentials).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// The granted scope; absent when empty.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     /// OpenID Connect Core §3.1.3.3, for scope `openid`.
@@ -69,9 +87,13 @@ pub struct TokenResponse {
 
 /// Who the token is for.
 pub struct Subject<'a> {
+    /// The `sub` claim: a user id, or a client id for a client token.
     pub sub: &'a str,
+    /// The roles to put in the token.
     pub roles: Vec<String>,
+    /// The refresh family of a user token; `None` for a client token.
     pub sid: Option<&'a str>,
+    /// The user's `authz_version`; `None` for a client token.
     pub ver: Option<i64>,
 }
 

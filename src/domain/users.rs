@@ -11,10 +11,15 @@ use crate::store::{self, StoreError, to_json};
 /// the store boundary, and no password hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
+    /// The stable id (a UUID), the `sub` of the user's tokens.
     pub id: String,
+    /// As registered; looked up up to ASCII case.
     pub username: String,
+    /// The user's roles now.
     pub roles: Vec<String>,
+    /// Grows with every role, password or disabled change: the `ver` claim.
     pub authz_version: i64,
+    /// A disabled user cannot sign in and their tokens are no longer live.
     pub disabled: bool,
 }
 
@@ -38,16 +43,21 @@ pub(super) fn user_of(row: Option<UserRow>) -> Result<Option<User>, StoreError> 
     row.map(User::try_from).transpose()
 }
 
+/// Why a user could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum NewUserError {
+    /// The username, password or roles break a rule; the text says which and is safe to show.
     #[error("{0}")]
     Invalid(&'static str),
+    /// The username is taken (up to ASCII case).
     #[error("a user with this username already exists")]
     Exists,
+    /// The database failed.
     #[error(transparent)]
     Store(StoreError),
 }
 
+/// 1-256 characters, no control characters.
 pub fn validate_username(name: &str) -> Result<(), NewUserError> {
     if name.is_empty() || name.chars().count() > 256 || name.chars().any(char::is_control) {
         return Err(NewUserError::Invalid(
@@ -57,6 +67,7 @@ pub fn validate_username(name: &str) -> Result<(), NewUserError> {
     Ok(())
 }
 
+/// 8-1024 characters; nothing else is imposed.
 pub fn validate_password(p: &SecretString) -> Result<(), NewUserError> {
     let len = p.expose_secret().chars().count();
     if !(8..=1024).contains(&len) {
@@ -65,6 +76,8 @@ pub fn validate_password(p: &SecretString) -> Result<(), NewUserError> {
     Ok(())
 }
 
+/// At most 256 roles, each 1-128 characters without commas or control characters;
+/// the error text is safe to show.
 pub fn validate_roles(roles: &[String]) -> Result<(), &'static str> {
     if roles.len() > 256
         || roles.iter().any(|r| {
@@ -79,6 +92,8 @@ pub fn validate_roles(roles: &[String]) -> Result<(), &'static str> {
 }
 
 impl Core {
+    /// Creates an enabled user with a fresh UUID, hashing the password with argon2id;
+    /// `Exists` when the username is taken.
     pub async fn create_user(
         &self,
         username: &str,
@@ -116,6 +131,7 @@ impl Core {
             .ok_or(NewUserError::Invalid("user vanished"))
     }
 
+    /// The user whose username matches up to ASCII case, if any.
     pub async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
         user_of(store::users::by_username(&self.db.read, username).await?)
     }

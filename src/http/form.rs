@@ -33,6 +33,7 @@ pub const FORM_LIMIT: usize = 16 * 1024;
 pub struct Params(HashMap<String, String>);
 
 impl Params {
+    /// The value of `name`; `None` when absent or empty.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .get(name)
@@ -40,11 +41,14 @@ impl Params {
             .filter(|v| !v.is_empty())
     }
 
+    /// The value of `name`; `invalid_request` naming it when absent or empty.
     pub fn require(&self, name: &str) -> Result<&str, OAuthError> {
         self.get(name)
             .ok_or_else(|| OAuthError::invalid_request(format!("missing parameter `{name}`")))
     }
 
+    /// Moves `name` out into a secret type, so the value cannot reach a log through
+    /// `Debug`; `None` when absent or empty.
     pub fn take_secret(&mut self, name: &str) -> Option<SecretString> {
         self.0
             .remove(name)
@@ -52,14 +56,20 @@ impl Params {
             .map(SecretString::from)
     }
 
+    /// Whether `name` was sent at all, even empty.
     pub fn contains(&self, name: &str) -> bool {
         self.0.contains_key(name)
     }
 }
 
+/// Why a form request was refused: before parsing (the body) or by the protocol.
 #[derive(Debug)]
 pub enum FormError {
+    /// The body could not be read: answered with its own status (413, 400, 408), not
+    /// an OAuth error.
     Body(BodyError),
+    /// An OAuth error to answer: a wrong content type, a malformed form, a protocol
+    /// rule broken, a failed client authentication.
     Invalid(OAuthError),
 }
 
@@ -75,6 +85,7 @@ pub enum BodyError {
 }
 
 impl BodyError {
+    /// The status this error answers with.
     pub fn status(self) -> StatusCode {
         match self {
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -83,6 +94,7 @@ impl BodyError {
         }
     }
 
+    /// The error text shown to the client.
     pub fn description(self) -> &'static str {
         match self {
             Self::TooLarge => "request body too large",
@@ -133,8 +145,12 @@ pub async fn read_form(
 /// A form request from an authenticated client: the extractor of `/token`,
 /// `/revoke` and `/introspect`. Refusals are counted in the metrics by endpoint.
 pub struct ClientForm {
+    /// The form's parameters, less `client_secret` (taken out as a secret).
     pub params: Params,
+    /// The client that authenticated (or named itself, if public).
     pub client: Arc<Client>,
+    /// The caller's address (see [`super::Peer`]): failed authentications are
+    /// throttled per client id and address.
     pub peer: IpAddr,
 }
 
@@ -281,6 +297,8 @@ impl From<OAuthError> for FormError {
     }
 }
 
+/// Parses a form-urlencoded body (or query string) strictly: bad encoding or a repeated
+/// parameter is `invalid_request`.
 pub fn parse(body: &[u8]) -> Result<Params, OAuthError> {
     let mut out = HashMap::new();
     for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {

@@ -6,10 +6,6 @@ pub mod bearer;
 mod cors;
 pub mod error;
 mod events;
-#[expect(
-    missing_docs,
-    reason = "issue 12 item 8, left: row and client types not yet documented"
-)]
 pub mod form;
 mod health;
 mod introspect;

@@ -2,6 +2,7 @@
 
 use super::{Exec, StoreError, on};
 
+/// Stores a browser session by the SHA-256 of its cookie; times are Unix seconds.
 pub async fn insert_session(
     db: impl Into<Exec<'_>>,
     hash: &[u8],
@@ -40,6 +41,7 @@ pub async fn live_session(
     .await)?)
 }
 
+/// Ends one browser session (sign-out); a no-op when it already ended.
 pub async fn revoke_session(
     db: impl Into<Exec<'_>>,
     hash: &[u8],
@@ -72,6 +74,8 @@ pub async fn revoke_user_sessions(
     .map(|r| r.rows_affected()))?)
 }
 
+/// Whether the user already consented to exactly this scope set for this client;
+/// `scope` is in the domain's canonical form (sorted, space-joined).
 pub async fn has_consent(
     db: impl Into<Exec<'_>>,
     user_id: &str,
@@ -89,6 +93,8 @@ pub async fn has_consent(
     Ok(row.is_some())
 }
 
+/// Remembers a consent (`scope` canonical, as for [`has_consent`]); giving the same
+/// one twice is a no-op.
 pub async fn insert_consent(
     db: impl Into<Exec<'_>>,
     user_id: &str,

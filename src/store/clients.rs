@@ -1,24 +1,39 @@
+//! Registered clients (apps) as stored; list columns hold JSON arrays of strings.
+
 use sqlx::FromRow;
 
 use super::{Backend, Exec, StoreError, conflict, on};
 
+/// A client's registration, read by the domain's client cache.
 #[derive(Debug, Clone, FromRow)]
 pub struct ClientRow {
+    /// The `client_id` the client presents; chosen at registration, unique.
     pub id: String,
+    /// SHA-256 of the generated client secret; `None` for a public client.
     pub secret_hash: Option<Vec<u8>>,
+    /// JSON list of the grant types the client may use at `/token`.
     pub grant_types: String,
+    /// JSON list of the scopes the client may request.
     pub scopes: String,
+    /// JSON list of the audiences (`aud`) its tokens may carry; empty: the issuer.
     pub audiences: String,
+    /// JSON list of the roles granted to the client itself (client-credentials tokens).
     pub roles: String,
+    /// JSON list of capabilities (`introspect`, `events`): the protected endpoints it may call.
     pub capabilities: String,
     /// Seconds; `None`: the server's `refresh_reuse_grace`.
     pub refresh_reuse_grace: Option<i64>,
+    /// JSON list of exact redirect URIs for the authorization code flow.
     pub redirect_uris: String,
+    /// JSON list of browser origins allowed by CORS for this client.
     pub origins: String,
+    /// True when the user must consent before the client gets a code.
     pub third_party: bool,
+    /// JSON list of where `/end_session` may send the browser afterwards.
     pub post_logout_redirect_uris: String,
 }
 
+/// The client registered as `id`, if any.
 pub async fn by_id(db: impl Into<Exec<'_>>, id: &str) -> Result<Option<ClientRow>, StoreError> {
     Ok(on!(db.into(), |e| {
         sqlx::query_as(
@@ -32,6 +47,7 @@ pub async fn by_id(db: impl Into<Exec<'_>>, id: &str) -> Result<Option<ClientRow
     })?)
 }
 
+/// Registers a client, created at `now`; `Conflict` when the id is taken.
 pub async fn insert(db: impl Into<Exec<'_>>, row: &ClientRow, now: i64) -> Result<(), StoreError> {
     on!(db.into(), |e| sqlx::query(
         "INSERT INTO clients (id, secret_hash, grant_types, scopes, audiences, roles, capabilities, created_at, refresh_reuse_grace,

@@ -4,23 +4,39 @@ use sqlx::FromRow;
 
 use super::{Exec, StoreError, on};
 
+/// An issued authorization code and what its exchange will grant.
 #[derive(Debug, Clone, FromRow)]
 pub struct CodeRow {
+    /// SHA-256 of the code; the code itself is never stored.
     pub hash: Vec<u8>,
+    /// The client it was issued to; only that client may redeem it.
     pub client_id: String,
+    /// The user who signed in and approved.
     pub user_id: String,
+    /// The user's `authz_version` at issue: a change since then makes the exchange fail.
     pub authz_version: i64,
+    /// The `redirect_uri` of the request, which the exchange must repeat (RFC 6749 §4.1.3).
     pub redirect_uri: String,
+    /// The PKCE S256 challenge the exchange's `code_verifier` must match.
     pub code_challenge: String,
+    /// The granted scope, space-separated.
     pub scope: String,
+    /// The OIDC `nonce` to copy into the ID token; `None` when the request had none.
     pub nonce: Option<String>,
+    /// When the user signed in (Unix seconds), the ID token's `auth_time`.
     pub auth_time: i64,
+    /// Unix seconds.
     pub created_at: i64,
+    /// Unix seconds; the exchange fails from then on.
     pub expires_at: i64,
+    /// When the code was redeemed; `None` until then. Set only by [`consume`].
     pub consumed_at: Option<i64>,
+    /// The refresh family its exchange started, so that a replay can revoke it; `None`
+    /// until [`set_family`].
     pub family_id: Option<String>,
 }
 
+/// Stores a freshly issued code (unconsumed, no family yet).
 pub async fn insert(db: impl Into<Exec<'_>>, c: &CodeRow) -> Result<(), StoreError> {
     on!(db.into(), |e| sqlx::query(
         "INSERT INTO authorization_codes (hash, client_id, user_id, authz_version, redirect_uri,
@@ -44,6 +60,7 @@ pub async fn insert(db: impl Into<Exec<'_>>, c: &CodeRow) -> Result<(), StoreErr
     Ok(())
 }
 
+/// The code with this SHA-256, consumed or not.
 pub async fn by_hash(db: impl Into<Exec<'_>>, hash: &[u8]) -> Result<Option<CodeRow>, StoreError> {
     Ok(on!(db.into(), |e| sqlx::query_as(
         "SELECT hash, client_id, user_id, authz_version, redirect_uri, code_challenge, scope,

@@ -1,3 +1,5 @@
+//! The security event log as stored: append-only, ids in commit order.
+
 use sqlx::FromRow;
 
 use super::{Backend, Exec, NOTIFY_CHANNEL, StoreError, on};
@@ -5,26 +7,44 @@ use super::{Backend, Exec, NOTIFY_CHANNEL, StoreError, on};
 /// One row of the append-only security event log.
 #[derive(Debug, Clone, FromRow)]
 pub struct EventRow {
+    /// Strictly increasing; subscribers resume after it.
     pub id: i64,
+    /// The event type's wire name (the domain's `EventKind`).
     #[sqlx(rename = "type")]
     pub kind: String,
+    /// The user concerned, if any.
     pub sub: Option<String>,
+    /// The refresh family concerned, if any.
     pub sid: Option<String>,
+    /// The user's `authz_version` after the change, if it changed.
     pub ver: Option<i64>,
+    /// JSON list of the user's roles after a role change.
     pub roles: Option<String>,
+    /// Why it happened (`refresh_token_reuse`, `revoked_by_admin`, `password_changed`, ...).
     pub reason: Option<String>,
+    /// The signing key of a key event.
     pub kid: Option<String>,
+    /// When it was written, Unix seconds.
     pub at: i64,
 }
 
+/// An event to [`append`]; the id and time are the log's. Fields as in [`EventRow`].
 #[derive(Debug, Default, Clone)]
 pub struct NewEvent<'a> {
+    /// The event type's wire name.
     pub kind: &'a str,
+    /// The user concerned, if any.
     pub sub: Option<&'a str>,
+    /// The refresh family concerned, if any.
     pub sid: Option<&'a str>,
+    /// The user's `authz_version` after the change.
     pub ver: Option<i64>,
+    /// JSON list of the user's roles after the change.
     pub roles: Option<String>,
+    /// Why it happened.
     pub reason: Option<&'a str>,
+    /// The signing key of a key event; other instances are then told `keys` changed,
+    /// not `events`.
     pub kid: Option<&'a str>,
 }
 

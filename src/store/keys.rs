@@ -2,16 +2,26 @@ use sqlx::FromRow;
 
 use super::{Exec, StoreError, on};
 
+/// A signing key as stored: its public half in clear, its private half sealed.
 #[derive(Debug, Clone, FromRow)]
 pub struct KeyRow {
+    /// The `kid` published in the JWKS and in token headers.
     pub kid: String,
+    /// The JWS `alg` the key signs with.
     pub alg: String,
+    /// The domain's `KeyState` name (`next`, `active`, `retired`, `revoked`).
     pub state: String,
+    /// The public key as JWK JSON, what the JWKS publishes for it.
     pub public_jwk: String,
+    /// The private key sealed under the KEK; unreadable without it.
     pub private_sealed: Vec<u8>,
+    /// Unix seconds, as are the stamps below.
     pub created_at: i64,
+    /// When it started signing; `None` while `next`.
     pub activated_at: Option<i64>,
+    /// When it stopped signing; `None` until retired.
     pub retired_at: Option<i64>,
+    /// When it was withdrawn; `None` unless revoked.
     pub revoked_at: Option<i64>,
 }
 
@@ -24,6 +34,7 @@ pub async fn list(db: impl Into<Exec<'_>>) -> Result<Vec<KeyRow>, StoreError> {
     Ok(on!(db.into(), |e| sqlx::query_as(&sql).fetch_all(e).await)?)
 }
 
+/// How many key rows there are, revoked ones included (0 on a fresh database).
 pub async fn count(db: impl Into<Exec<'_>>) -> Result<i64, StoreError> {
     let (n,): (i64,) = on!(db.into(), |e| sqlx::query_as(
         "SELECT COUNT(*) FROM signing_keys"
@@ -33,6 +44,7 @@ pub async fn count(db: impl Into<Exec<'_>>) -> Result<i64, StoreError> {
     Ok(n)
 }
 
+/// Stores a new key row.
 pub async fn insert(db: impl Into<Exec<'_>>, k: &KeyRow) -> Result<(), StoreError> {
     let sql =
         format!("INSERT INTO signing_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
@@ -114,6 +126,8 @@ pub async fn delete_retired_before(
     .map(|r| r.rows_affected()))?)
 }
 
+/// A value of the `meta` key-value table (the KEK check, the policy record, the
+/// events' pruning mark); `None` when never set.
 pub async fn meta(db: impl Into<Exec<'_>>, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
     let row: Option<(Vec<u8>,)> = on!(db.into(), |e| sqlx::query_as(
         "SELECT value FROM meta WHERE key = $1"
@@ -124,6 +138,7 @@ pub async fn meta(db: impl Into<Exec<'_>>, key: &str) -> Result<Option<Vec<u8>>,
     Ok(row.map(|(v,)| v))
 }
 
+/// Writes a `meta` value, replacing any previous one.
 pub async fn set_meta(db: impl Into<Exec<'_>>, key: &str, value: &[u8]) -> Result<(), StoreError> {
     on!(db.into(), |e| {
         sqlx::query(
@@ -138,6 +153,7 @@ pub async fn set_meta(db: impl Into<Exec<'_>>, key: &str, value: &[u8]) -> Resul
     Ok(())
 }
 
+/// Replaces a key's sealed private half (re-sealing under a new KEK).
 pub async fn set_private(
     db: impl Into<Exec<'_>>,
     kid: &str,

@@ -1,41 +1,13 @@
 //! Storage: the SQL and nothing else. Domain code calls these functions and owns
 //! the transaction boundaries.
 
-#[expect(
-    missing_docs,
-    reason = "issue 12 item 8, left: row and client types not yet documented"
-)]
 pub mod browser;
-#[expect(
-    missing_docs,
-    reason = "issue 12 item 8, left: row and client types not yet documented"
-)]
 pub mod clients;
-#[expect(
-    missing_docs,
-    reason = "issue 12 item 8, left: row and client types not yet documented"
-)]
 pub mod codes;
-#[expect(
-    missing_docs,
-    reason = "issue 12 item 8, left: row and client types not yet documented"
-)]
 pub mod events;
 /// Signing keys, sealed under the KEK, and their states.
-#[expect(
-    missing_docs,
-    reason = "issue 12 item 8, left: key rows, JWK members and key errors not yet documented"
-)]
 pub mod keys;
-#[expect(
-    missing_docs,
-    reason = "issue 12 item 8, left: row and client types not yet documented"
-)]
 pub mod sessions;
-#[expect(
-    missing_docs,
-    reason = "issue 12 item 8, left: row and client types not yet documented"
-)]
 pub mod users;
 
 use std::str::FromStr;

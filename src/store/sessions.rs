@@ -1,33 +1,54 @@
+//! Refresh-token families (one per sign-in at a client) and their tokens.
+
 use std::sync::LazyLock;
 
 use sqlx::FromRow;
 
 use super::{Backend, Exec, StoreError, on};
 
+/// A refresh family: one sign-in of a user at a client, the `sid` of its tokens.
 #[derive(Debug, Clone, FromRow)]
 pub struct FamilyRow {
+    /// The family id, the `sid` claim and the `sid` of `session.revoked` events.
     pub id: String,
+    /// The user signed in.
     pub user_id: String,
+    /// The client the tokens were issued to.
     pub client_id: String,
+    /// The scope granted at sign-in, space-separated; a refresh may narrow it, never widen it.
     pub scope: String,
+    /// JSON list of the audiences granted at sign-in.
     pub audience: String,
+    /// Unix seconds, as are the other times.
     pub created_at: i64,
+    /// The last refresh, for the idle timeout.
     pub last_used_at: i64,
+    /// The absolute end of the session, whatever its use.
     pub expires_at: i64,
+    /// When the family was revoked; `None` while it is live.
     pub revoked_at: Option<i64>,
 }
 
 /// A refresh token joined with its family.
 #[derive(Debug, Clone, FromRow)]
 pub struct TokenRow {
+    /// SHA-256 of the refresh token; the token itself is never stored.
     pub hash: Vec<u8>,
+    /// Unix seconds.
     pub issued_at: i64,
+    /// This token's scope, space-separated (narrower than the family's after a narrowing refresh).
     pub scope: String,
+    /// When it was exchanged for its successor; `None` while it is the live head.
     pub consumed_at: Option<i64>,
+    /// SHA-256 of the token that replaced it; `None` while unconsumed.
     pub successor_hash: Option<Vec<u8>>,
+    /// The successor itself, sealed, so that a retry within the reuse grace window gets the
+    /// same answer; `None` without grace, and once the window passed or the family ended.
     pub successor_sealed: Option<Vec<u8>>,
+    /// The token's family.
     #[sqlx(flatten)]
     pub family: FamilyRow,
+    /// The family's user as it is now.
     #[sqlx(flatten)]
     pub user: UserState,
 }
@@ -35,15 +56,19 @@ pub struct TokenRow {
 /// The family's user as it is now: what a refresh re-reads.
 #[derive(Debug, Clone, FromRow)]
 pub struct UserState {
+    /// JSON list of the user's current roles.
     #[sqlx(rename = "user_roles")]
     pub roles: String,
+    /// The user's current `authz_version`.
     #[sqlx(rename = "user_ver")]
     pub authz_version: i64,
+    /// Whether the user is disabled now.
     #[sqlx(rename = "user_disabled")]
     pub disabled: bool,
 }
 
 impl UserState {
+    /// The roles parsed from their JSON column; `Corrupt` when it is not a list.
     pub fn roles(&self) -> Result<Vec<String>, StoreError> {
         super::from_json(&self.roles)
     }
@@ -91,6 +116,7 @@ const INSERT_FAMILY: &str = "INSERT INTO refresh_families
 static INSERT_FAMILY_LOCKED_SQL: LazyLock<String> =
     LazyLock::new(|| format!("{INSERT_FAMILY} FOR SHARE OF u"));
 
+/// Stores a new refresh token (its SHA-256) in a family, unconsumed.
 pub async fn insert_token(
     db: impl Into<Exec<'_>>,
     hash: &[u8],
@@ -124,6 +150,7 @@ fn token_sql(lock: &str) -> String {
 static TOKEN_SQL: LazyLock<String> = LazyLock::new(|| token_sql(""));
 static TOKEN_FOR_UPDATE_SQL: LazyLock<String> = LazyLock::new(|| token_sql(" FOR UPDATE OF t"));
 
+/// The token with this SHA-256 with its family and user, without locking.
 pub async fn token(db: impl Into<Exec<'_>>, hash: &[u8]) -> Result<Option<TokenRow>, StoreError> {
     token_row(db.into(), hash, &TOKEN_SQL).await
 }
@@ -239,6 +266,7 @@ pub async fn is_unconsumed(db: impl Into<Exec<'_>>, hash: &[u8]) -> Result<bool,
     Ok(row.is_some())
 }
 
+/// Records a use of the family at `now` (the idle timeout counts from it).
 pub async fn touch_family(db: impl Into<Exec<'_>>, id: &str, now: i64) -> Result<(), StoreError> {
     on!(db.into(), |e| sqlx::query(
         "UPDATE refresh_families SET last_used_at = $1 WHERE id = $2"
@@ -317,6 +345,7 @@ pub async fn revoke_user_families(
     Ok(ids.into_iter().map(|(id,)| id).collect())
 }
 
+/// The family with this id, live or not.
 pub async fn family(db: impl Into<Exec<'_>>, id: &str) -> Result<Option<FamilyRow>, StoreError> {
     let sql = format!("SELECT {FAMILY_COLUMNS} FROM refresh_families f WHERE f.id = $1");
     Ok(on!(db.into(), |e| sqlx::query_as(&sql)
@@ -325,6 +354,7 @@ pub async fn family(db: impl Into<Exec<'_>>, id: &str) -> Result<Option<FamilyRo
         .await)?)
 }
 
+/// A user's families that are neither revoked nor expired at `now`, oldest first.
 pub async fn live_families_of(
     db: impl Into<Exec<'_>>,
     user_id: &str,

@@ -1,18 +1,29 @@
+//! Users as stored. Role changes, disables and password changes bump `authz_version`.
+
 use sqlx::FromRow;
 
 use super::{Exec, StoreError, conflict, from_json, on};
 
+/// A user account as stored.
 #[derive(Debug, Clone, FromRow)]
 pub struct UserRow {
+    /// The stable id, the `sub` of the user's tokens.
     pub id: String,
+    /// The name as the user registered it; looked up through [`username_key`].
     pub username: String,
+    /// The argon2id PHC string.
     pub password_hash: String,
+    /// JSON list of role names; read with [`UserRow::roles`].
     pub roles: String,
+    /// Grows by one with every change to roles, password or disabled (the `ver` claim):
+    /// tokens carrying an older one are stale.
     pub authz_version: i64,
+    /// A disabled user cannot sign in and their tokens are no longer live.
     pub disabled: bool,
 }
 
 impl UserRow {
+    /// The roles parsed from their JSON column; `Corrupt` when it is not a list.
     pub fn roles(&self) -> Result<Vec<String>, StoreError> {
         from_json(&self.roles)
     }
@@ -40,6 +51,7 @@ pub async fn by_username(
         .await)?)
 }
 
+/// The user with this id, if any.
 pub async fn by_id(db: impl Into<Exec<'_>>, id: &str) -> Result<Option<UserRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
     Ok(on!(db.into(), |e| sqlx::query_as(&sql)
@@ -48,6 +60,8 @@ pub async fn by_id(db: impl Into<Exec<'_>>, id: &str) -> Result<Option<UserRow>,
         .await)?)
 }
 
+/// Creates an enabled user at version 1; `Conflict` when the username (up to ASCII
+/// case) is taken.
 pub async fn insert(
     db: impl Into<Exec<'_>>,
     id: &str,

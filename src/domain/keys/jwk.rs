@@ -11,11 +11,24 @@ use crate::crypto::{b64, sha256};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublicMembers {
     /// P-256: the point's coordinates, base64url.
-    Ec { x: String, y: String },
+    Ec {
+        /// The x coordinate.
+        x: String,
+        /// The y coordinate.
+        y: String,
+    },
     /// Ed25519: the public key, base64url.
-    Okp { x: String },
+    Okp {
+        /// The 32-byte public key.
+        x: String,
+    },
     /// RSA: modulus and exponent without leading zero octets, base64url.
-    Rsa { n: String, e: String },
+    Rsa {
+        /// The modulus.
+        n: String,
+        /// The public exponent.
+        e: String,
+    },
 }
 
 impl PublicMembers {
@@ -65,20 +78,30 @@ impl PublicMembers {
 /// left out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwk {
+    /// The JWS algorithm the key signs with; tokens under this `kid` in another `alg`
+    /// are refused.
     pub alg: String,
+    /// The curve (`P-256`, `Ed25519`); absent for RSA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crv: Option<String>,
+    /// The RSA public exponent; absent for other types.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub e: Option<String>,
+    /// The key's id, its RFC 7638 thumbprint.
     pub kid: String,
+    /// The key type: `EC`, `OKP` or `RSA`.
     pub kty: String,
+    /// The RSA modulus; absent for other types.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub n: Option<String>,
+    /// Always `sig`: these keys only sign.
     #[serde(rename = "use")]
     pub use_: String,
+    /// The EC x coordinate or the Ed25519 key; absent for RSA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub x: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The EC y coordinate; absent for other types.
     pub y: Option<String>,
 }
 

@@ -16,8 +16,10 @@ use crate::store::{self, Db, StoreError, keys::KeyRow};
 
 /// The keys as of one load: the signer, the verifiers and the serialised JWKS.
 pub struct KeySet {
+    /// The one key that signs new tokens.
     pub active: SigningKey,
     verifiers: HashMap<String, (Algorithm, DecodingKey)>,
+    /// The JWKS document, serialised once per load and served as is.
     pub jwks: bytes::Bytes,
     /// How many keys the JWKS holds.
     pub published: usize,
@@ -25,12 +27,17 @@ pub struct KeySet {
     fingerprint: String,
 }
 
+/// Why [`KeySet::verify`] rejected a token.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
+    /// Not a JWS with a readable header.
     #[error("malformed token")]
     Malformed,
+    /// No `kid`, or a `kid` not published (never ours, deleted, or revoked).
     #[error("unknown or withdrawn key")]
     UnknownKey,
+    /// Wrong `typ` or `alg`, a bad signature, a wrong issuer, expired, or a missing
+    /// claim; the text says which (callers answer a fixed message instead).
     #[error("invalid token: {0}")]
     Invalid(String),
 }
@@ -103,6 +110,7 @@ impl KeyRing {
         })
     }
 
+    /// The key set of the latest load; a caller keeps it for one request.
     pub fn current(&self) -> Arc<KeySet> {
         self.current.read().expect("key set lock").clone()
     }

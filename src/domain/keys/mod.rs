@@ -50,6 +50,7 @@ impl KeyState {
         }
     }
 
+    /// The state named `s` in `signing_keys.state`; `None` for an unknown name.
     pub fn parse(s: &str) -> Option<Self> {
         [Self::Next, Self::Active, Self::Retired, Self::Revoked]
             .into_iter()
@@ -88,45 +89,88 @@ fn in_state(row: &KeyRow, state: KeyState) -> bool {
     row.state == state.as_str()
 }
 
+/// Why loading, rotating or re-encrypting the signing keys failed. The messages are
+/// for the operator (the start, the CLI, the admin API): they name what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
+    /// The key rows could not be read or written.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// `TESSERA_KEK` is not base64 of 32 bytes; the text says how.
     #[error("TESSERA_KEK: {0}")]
     BadEnvKek(String),
+    /// The KEK file cannot be read, written or decoded (also a bad new KEK for
+    /// `keys rewrap`).
     #[error("key-encryption key file {path}: {problem}")]
-    BadKekFile { path: String, problem: String },
+    BadKekFile {
+        /// The file (or `new KEK`).
+        path: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The database holds sealed keys but no KEK was given: refusing to make a new
+    /// one, which would orphan them.
     #[error(
         "no key-encryption key: {path} does not exist and TESSERA_KEK is unset, but the database \
          already holds encrypted signing keys; restore the KEK from backup (tessera never makes new keys silently)"
     )]
-    MissingKek { path: String },
+    MissingKek {
+        /// Where the KEK file was looked for.
+        path: String,
+    },
+    /// The KEK does not open the database's check value: it belongs to another
+    /// database, or the keys were rewrapped.
     #[error(
         "the key-encryption key does not match this database (wrong TESSERA_KEK or keys/kek file)"
     )]
     WrongKek,
+    /// Users other than the owner and its group may access the KEK file: the start
+    /// stops (group access is only warned of).
     #[error(
         "key-encryption key file {path} is accessible to other users (mode {mode:o}); \
          fix it with: chmod 600 {path}"
     )]
-    KekFileOpen { path: String, mode: u32 },
+    KekFileOpen {
+        /// The KEK file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A stored key does not load: unknown state or algorithm, a malformed JWK, a
+    /// private half that does not decrypt or does not match its kid.
     #[error("signing key {kid}: {problem}")]
-    CorruptKey { kid: String, problem: String },
+    CorruptKey {
+        /// The key concerned.
+        kid: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// No key is `active`. At load the database is broken; a scheduled rotation
+    /// ignores it (another instance got there first).
     #[error("no active signing key in the database")]
     NoActiveKey,
+    /// Key generation failed for the named algorithm.
     #[error("cannot generate a {0} key")]
     Generate(&'static str),
+    /// A rotation found no `next` key to promote.
     #[error("no next key to activate")]
     NoNextKey,
+    /// The `next` key has not been published for `jwks_max_age` yet, so verifiers
+    /// may not know it: the rotation waits (unless it revokes the current key).
     #[error(
         "next key {kid} has been published only since {since}; it may sign from {from} \
          (verifiers cache the JWKS for jwks_max_age). Retry then, or use --revoke-current in an emergency"
     )]
     TooEarly {
+        /// The next key.
         kid: String,
+        /// When it was published, RFC 3339.
         since: String,
+        /// When it may sign, RFC 3339.
         from: String,
     },
+    /// Another process rewrapped the keys under a new KEK since this one started;
+    /// sealing a new key with the old KEK would break every restarted instance.
     #[error(
         "the database's signing keys were re-encrypted under another key-encryption key \
          (keys rewrap) after this process started; refusing to seal a new key with the old one. \

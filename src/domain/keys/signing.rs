@@ -26,7 +26,9 @@ enum Signer {
 
 /// A key that signs: its pre-encoded JWS header and the ring key pair.
 pub struct SigningKey {
+    /// The key's id, put in every header it signs.
     pub kid: String,
+    /// The algorithm it signs with.
     pub alg: SigningAlg,
     header_b64: String,
     /// The same header with `typ: JWT`, for OpenID Connect ID tokens.
@@ -36,6 +38,7 @@ pub struct SigningKey {
 }
 
 impl SigningKey {
+    /// Loads a PKCS#8 DER private key of `alg`; `CorruptKey` when ring rejects it.
     pub fn from_pkcs8(kid: &str, alg: SigningAlg, pkcs8: &[u8]) -> Result<Self, KeyError> {
         let rng = SystemRandom::new();
         let bad = |e: ring::error::KeyRejected| KeyError::CorruptKey {

@@ -50,7 +50,10 @@ pub enum Successor {
     /// Not consumed, or consumed without a sealed copy (no grace window, or forgotten).
     None,
     /// A sealed copy is kept; `live_head`: the successor itself is still unconsumed.
-    Sealed { live_head: bool },
+    Sealed {
+        /// The successor is still unconsumed: handing it out again cannot branch the family.
+        live_head: bool,
+    },
 }
 
 /// What [`classify`] needs to know about a presented token: no I/O, no clock.
@@ -58,19 +61,28 @@ pub enum Successor {
 pub struct TokenState<'a> {
     /// The client the family belongs to.
     pub family_client: &'a str,
+    /// The family has been revoked (logout, reuse, admin, a user change).
     pub family_revoked: bool,
+    /// The family's absolute end, Unix seconds.
     pub family_expires_at: i64,
+    /// The family's last refresh, Unix seconds; the idle timeout counts from it.
     pub family_last_used_at: i64,
+    /// The family's user is disabled now.
     pub user_disabled: bool,
+    /// When this token was consumed, Unix seconds; `None` on its first use.
     pub consumed_at: Option<i64>,
+    /// What its consumption recorded.
     pub successor: Successor,
 }
 
 /// The request's side: who presents the token and the lifetimes that apply.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy<'a> {
+    /// The authenticated client presenting the token.
     pub client_id: &'a str,
+    /// Seconds a family may go unused (`refresh_idle_ttl`).
     pub idle_ttl: i64,
+    /// Seconds after a use in which a retry gets the same successor; 0: none.
     pub grace: i64,
 }
 
@@ -100,9 +112,13 @@ pub fn classify(token: &TokenState, now: i64, policy: &Policy) -> Decision {
 /// A rotation's outcome: the family and user as read, the successor, and what the
 /// request's check granted.
 pub struct Rotated<T> {
+    /// The token's family, as read before the rotation.
     pub family: FamilyRow,
+    /// The family's user as it is now, for the new access token.
     pub user: UserState,
+    /// The successor to hand to the client (new, or the same again on a grace retry).
     pub refresh_token: String,
+    /// What the request's `check` returned (the scope and audience granted).
     pub granted: T,
 }
 
