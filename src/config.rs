@@ -78,10 +78,12 @@ impl PermissionChangePolicy {
 
 /// The JWS algorithm of newly generated signing keys (existing keys keep theirs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[expect(missing_docs, reason = "the variants are the JWS `alg` names")]
 pub enum SigningAlg {
+    /// ECDSA on P-256 with SHA-256: the default.
     ES256,
+    /// Ed25519: the smallest keys and signatures.
     EdDSA,
+    /// RSA PKCS#1 v1.5 with SHA-256 (2048-bit keys), for verifiers that know no other.
     RS256,
 }
 

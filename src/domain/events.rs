@@ -60,7 +60,7 @@ pub struct SecurityEvent {
     pub ver: Option<i64>,
     /// The user's roles after the change.
     pub roles: Option<Vec<String>>,
-    /// Why it happened (`logout`, `reuse`, `admin`, ...).
+    /// Why it happened (`refresh_token_reuse`, `revoked_by_admin`, `password_changed`, ...).
     pub reason: Option<String>,
     /// The key concerned by a key event.
     pub kid: Option<String>,
