@@ -1,0 +1,75 @@
+//! tessera's browser cookies: the session cookie and the double-submit CSRF token.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+
+use super::request::Refusal;
+use crate::crypto::{self, ct_eq};
+use crate::domain::Core;
+use crate::http::form::Params;
+
+/// The names of tessera's cookies: `__Host-` prefixed and `Secure` under an https issuer.
+pub(super) struct Cookies {
+    pub(super) session: &'static str,
+    pub(super) csrf: &'static str,
+    pub(super) attributes: &'static str,
+}
+
+pub(super) fn cookies(core: &Core) -> Cookies {
+    if core.cfg.issuer.starts_with("https://") {
+        Cookies {
+            session: "__Host-tessera_session",
+            csrf: "__Host-tessera_csrf",
+            attributes: "; Path=/; HttpOnly; Secure",
+        }
+    } else {
+        Cookies {
+            session: "tessera_session",
+            csrf: "tessera_csrf",
+            attributes: "; Path=/; HttpOnly",
+        }
+    }
+}
+
+pub(super) fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
+}
+
+pub(super) fn set_cookie(extra: &mut HeaderMap, cookie: String) {
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        extra.append(header::SET_COOKIE, v);
+    }
+}
+
+/// The CSRF token of this browser (double-submit cookie), set if it has none.
+pub(super) fn csrf_token(core: &Core, headers: &HeaderMap, extra: &mut HeaderMap) -> String {
+    let c = cookies(core);
+    if let Some(t) = read_cookie(headers, c.csrf).filter(|t| t.len() == 43) {
+        return t.to_string();
+    }
+    let token = crypto::random_token();
+    set_cookie(
+        extra,
+        format!("{}={token}{}; SameSite=Strict", c.csrf, c.attributes),
+    );
+    token
+}
+
+pub(super) fn check_csrf(core: &Core, headers: &HeaderMap, params: &Params) -> Result<(), Refusal> {
+    let cookie = read_cookie(headers, cookies(core).csrf);
+    match (cookie, params.get("csrf")) {
+        (Some(c), Some(p)) if ct_eq(c.as_bytes(), p.as_bytes()) => Ok(()),
+        _ => Err(Refusal::Page(
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            "Go back to the app and sign in again.".into(),
+        )),
+    }
+}

@@ -1,0 +1,131 @@
+//! The login page and `POST /login`: checks the password and starts a browser session.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use secrecy::SecretString;
+
+use super::cookies::{check_csrf, cookies, csrf_token, set_cookie};
+use super::request::{AuthzRequest, Refusal, internal, parse_request, read_post};
+use super::{app_name, proceed};
+use crate::domain::Core;
+use crate::error::OAuthError;
+use crate::http::{Peer, form, pages};
+
+pub(super) fn login_page(
+    core: &Core,
+    req: &AuthzRequest,
+    headers: &HeaderMap,
+    status: StatusCode,
+    username: &str,
+    error: Option<&str>,
+    mut extra: HeaderMap,
+) -> Response {
+    let csrf = csrf_token(core, headers, &mut extra);
+    let page = pages::login(app_name(&req.client), username, error, &req.carried, &csrf);
+    pages::respond(status, page, req.form_action().as_deref(), extra)
+}
+
+const WRONG: &str = "Incorrect username or password.";
+
+pub(super) async fn login(
+    State(core): State<Arc<Core>>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let mut params = read_post(&core, &headers, body).await?;
+        let req = parse_request(&core, &params).await?;
+        check_csrf(&core, &headers, &params)?;
+        let username = params.get("username").unwrap_or("").to_string();
+        let password = params.take_secret("password");
+        let (Some(password), false) = (password, username.is_empty()) else {
+            let page = login_page(
+                &core,
+                &req,
+                &headers,
+                StatusCode::BAD_REQUEST,
+                &username,
+                Some("Enter your username and password."),
+                HeaderMap::new(),
+            );
+            return Ok(page);
+        };
+        if form::require_identifier("username", &username).is_err() {
+            return Ok(login_page(
+                &core,
+                &req,
+                &headers,
+                StatusCode::OK,
+                "",
+                Some(WRONG),
+                HeaderMap::new(),
+            ));
+        }
+        Ok::<Response, Refusal>(sign_in(&core, &req, &headers, &username, password, peer).await)
+    }
+    .await;
+    match result {
+        Ok(r) => r,
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn sign_in(
+    core: &Core,
+    req: &AuthzRequest,
+    headers: &HeaderMap,
+    username: &str,
+    password: SecretString,
+    peer: std::net::IpAddr,
+) -> Response {
+    let attempt = match core.login_attempt(username, &peer.to_string()) {
+        Ok(a) => a,
+        Err(retry_after) => {
+            let mut extra = HeaderMap::new();
+            extra.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            let text = format!("Too many attempts. Try again in {retry_after} seconds.");
+            return login_page(
+                core,
+                req,
+                headers,
+                StatusCode::TOO_MANY_REQUESTS,
+                username,
+                Some(&text),
+                extra,
+            );
+        }
+    };
+    let result = core.check_password(username, password).await;
+    core.settle_login(attempt, &result).await;
+    let user = match result {
+        Ok(u) => u,
+        Err(OAuthError::InvalidGrant(_)) => {
+            return login_page(
+                core,
+                req,
+                headers,
+                StatusCode::OK,
+                username,
+                Some(WRONG),
+                HeaderMap::new(),
+            );
+        }
+        Err(e) => return internal(e).into_response(),
+    };
+    let token = match core.start_browser_session(&user.id).await {
+        Ok(t) => t,
+        Err(e) => return internal(e).into_response(),
+    };
+    let c = cookies(core);
+    let mut extra = HeaderMap::new();
+    set_cookie(
+        &mut extra,
+        format!("{}={token}{}; SameSite=Lax", c.session, c.attributes),
+    );
+    proceed(core, req, headers, &user.id, core.clock.now(), extra).await
+}
