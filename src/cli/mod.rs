@@ -1,18 +1,20 @@
 //! The `tessera` command line. Ids and secrets alone go to stdout; everything
 //! else to stderr; failures exit non-zero with a one-line reason.
 
-use std::io::{BufRead, Write};
+mod user;
+
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Args, Parser, Subcommand};
-use secrecy::{ExposeSecret, SecretString};
+use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
 
 use crate::config::{Config, Layers, SigningAlg};
 use crate::domain::Core;
 use crate::domain::clients::{self, NewClient};
-use crate::domain::permissions::Change;
+use user::{UserCommand, user};
 
 #[derive(Parser)]
 #[command(
@@ -55,42 +57,6 @@ enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
-}
-
-#[derive(Subcommand)]
-enum UserCommand {
-    /// Create a user; prints its id (the `sub`).
-    Add {
-        username: String,
-        #[arg(long = "role", value_name = "ROLE")]
-        roles: Vec<String>,
-        /// Read the password from the first line of standard input.
-        #[arg(long, required = true)]
-        password_stdin: bool,
-    },
-    /// Change a user's roles (revokes their sessions under the `revoke` policy).
-    Roles(RolesArgs),
-    /// Disable a user and revoke their sessions.
-    Disable { username: String },
-    /// Set a user's password and revoke their sessions.
-    Passwd {
-        username: String,
-        #[arg(long, required = true)]
-        password_stdin: bool,
-    },
-}
-
-#[derive(Args)]
-#[command(group(clap::ArgGroup::new("change").required(true).multiple(false)))]
-struct RolesArgs {
-    username: String,
-    /// Replace the roles with this comma-separated list (empty for none).
-    #[arg(long, group = "change", value_name = "R,R")]
-    set: Option<String>,
-    #[arg(long, group = "change", value_name = "ROLE")]
-    add: Option<String>,
-    #[arg(long, group = "change", value_name = "ROLE")]
-    remove: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -253,86 +219,6 @@ pub async fn shutdown_signal() {
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
-}
-
-fn read_password() -> Result<SecretString, Failure> {
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).map_err(fail)?;
-    let trimmed = line.trim_end_matches(['\n', '\r']).to_string();
-    Ok(SecretString::from(trimmed))
-}
-
-async fn find_user(core: &Core, username: &str) -> Result<crate::domain::users::User, Failure> {
-    core.user_by_name(username)
-        .await
-        .map_err(fail)?
-        .ok_or_else(|| fail(format!("no user named `{username}`")))
-}
-
-async fn user(core: &Core, cmd: UserCommand) -> Result<(), Failure> {
-    match cmd {
-        UserCommand::Add {
-            username, roles, ..
-        } => {
-            let password = read_password()?;
-            let roles = roles
-                .iter()
-                .flat_map(|r| r.split(','))
-                .map(str::trim)
-                .filter(|r| !r.is_empty())
-                .map(String::from)
-                .collect();
-            let user = core
-                .create_user(&username, password, roles)
-                .await
-                .map_err(fail)?;
-            println!("{}", user.id);
-        }
-        UserCommand::Roles(args) => {
-            let user = find_user(core, &args.username).await?;
-            let mut roles = user.roles;
-            if let Some(set) = args.set {
-                roles = set
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|r| !r.is_empty())
-                    .map(String::from)
-                    .collect();
-            } else if let Some(add) = args.add {
-                roles.push(add);
-            } else if let Some(remove) = args.remove {
-                roles.retain(|r| *r != remove);
-            }
-            crate::domain::users::validate_roles(&roles).map_err(fail)?;
-            let user = core
-                .change_user(&user.id, Change::Roles(roles))
-                .await
-                .map_err(fail)?;
-            eprintln!(
-                "{}: roles {} (ver {})",
-                args.username,
-                crate::store::to_json(&user.roles),
-                user.authz_version
-            );
-        }
-        UserCommand::Disable { username } => {
-            let user = find_user(core, &username).await?;
-            core.change_user(&user.id, Change::Disable)
-                .await
-                .map_err(fail)?;
-            eprintln!("{username}: disabled, sessions revoked");
-        }
-        UserCommand::Passwd { username, .. } => {
-            let user = find_user(core, &username).await?;
-            let password = read_password()?;
-            crate::domain::users::validate_password(&password).map_err(fail)?;
-            core.change_user(&user.id, Change::Password(password))
-                .await
-                .map_err(fail)?;
-            eprintln!("{username}: password changed, sessions revoked");
-        }
-    }
-    Ok(())
 }
 
 async fn client(core: &Core, cmd: ClientCommand) -> Result<(), Failure> {
