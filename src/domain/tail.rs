@@ -11,7 +11,7 @@
 //! the tail holds every event whose id is in `(floor, last]`.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::watch;
@@ -46,6 +46,12 @@ struct Window {
 
 /// The instance's window on the newest events of the log, and the signals that wake
 /// the subscribers an event concerns.
+///
+/// A subscriber waits on one signal (its user's, or the one for every event): a key
+/// event and the shutdown bump every signal after setting [`Tail::keys_seen`] or
+/// [`Tail::is_closing`], which a subscriber reads at each wake-up. One wait list per
+/// subscriber instead of three keeps a fan-out to thousands of streams to one wake
+/// each.
 pub struct Tail {
     window: RwLock<Window>,
     capacity: usize,
@@ -55,9 +61,9 @@ pub struct Tail {
     users: Mutex<HashMap<String, watch::Sender<i64>>>,
     /// Bumped when a key event arrived and the key set was reloaded: every stream
     /// checks that its token's signing key is still accepted (in memory) then.
-    keys: watch::Sender<u64>,
+    keys: AtomicU64,
     /// Set once, at shutdown.
-    closing: watch::Sender<bool>,
+    closing: AtomicBool,
     /// Database reads made by the tail itself (one per wake-up, whatever the
     /// number of subscribers).
     reads: AtomicU64,
@@ -80,8 +86,8 @@ impl Tail {
             capacity: capacity.max(1),
             all: watch::channel(last).0,
             users: Mutex::default(),
-            keys: watch::channel(0).0,
-            closing: watch::channel(false).0,
+            keys: AtomicU64::new(0),
+            closing: AtomicBool::new(false),
             reads: AtomicU64::new(0),
             catch_ups: AtomicU64::new(0),
             filling: tokio::sync::Mutex::new(()),
@@ -181,7 +187,8 @@ impl Tail {
             }
             self.push(events);
             if keys_changed {
-                self.keys.send_modify(|n| *n = n.wrapping_add(1));
+                self.keys.fetch_add(1, Ordering::Release);
+                self.wake_everyone();
             }
             added += n;
             if (n as i64) < READ_BATCH {
@@ -244,19 +251,29 @@ impl Tail {
         }
     }
 
-    /// Woken after a key event, once the key set was reloaded.
-    pub fn watch_keys(&self) -> watch::Receiver<u64> {
-        self.keys.subscribe()
+    /// How many key events the tail has seen (the key set reloaded for each): a
+    /// subscriber that saw a smaller number re-checks its token's key.
+    pub fn keys_seen(&self) -> u64 {
+        self.keys.load(Ordering::Acquire)
     }
 
-    /// Woken once, at shutdown.
-    pub fn watch_closing(&self) -> watch::Receiver<bool> {
-        self.closing.subscribe()
+    /// Whether the instance is shutting down: every feed ends.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
     }
 
     /// Wakes every feed to end it (shutdown).
     pub fn close(&self) {
-        self.closing.send_replace(true);
+        self.closing.store(true, Ordering::Release);
+        self.wake_everyone();
+    }
+
+    /// Wakes every subscriber, whatever it follows (after the flag it must read is set).
+    fn wake_everyone(&self) {
+        self.all.send_modify(|_| {});
+        for tx in self.users.lock().expect("tail users").values() {
+            tx.send_modify(|_| {});
+        }
     }
 
     /// Database reads made by the tail so far (not counting catch-ups).

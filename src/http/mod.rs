@@ -12,6 +12,7 @@ mod introspect;
 mod ops;
 mod pages;
 mod revoke;
+mod stream_conn;
 mod token;
 mod userinfo;
 mod wellknown;
@@ -360,6 +361,21 @@ async fn connection(
     use tower::ServiceExt;
 
     let _counted = public.then(|| core.metrics.connection());
+    let io = if public {
+        let opening = tokio::select! {
+            opening = stream_conn::open(tcp, remote, core.cfg.header_read_timeout) => opening,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match opening {
+            stream_conn::Opening::Stream(tcp, req) => {
+                return stream_conn::serve(tcp, req, app).await;
+            }
+            stream_conn::Opening::Hyper(io) => io,
+            stream_conn::Opening::Closed => return,
+        }
+    } else {
+        stream_conn::Rewind::plain(tcp)
+    };
     let activity: Arc<Activity> = Arc::new(tokio::sync::watch::channel((0, None)).0);
     let service = {
         let activity = activity.clone();
@@ -383,7 +399,7 @@ async fn connection(
     builder
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(core.cfg.header_read_timeout);
-    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
     tokio::pin!(conn);
     let keep_alive = core.cfg.keep_alive_timeout;
     let mut stopping = false;

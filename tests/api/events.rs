@@ -49,8 +49,11 @@ impl Sse {
         query: &str,
         last_event_id: Option<&str>,
     ) -> Self {
+        // Each stream on its own new connection, as subscribers hold them.
         let mut req = app
-            .with_bearer(Method::GET, &format!("/events{query}"), token)
+            .streams
+            .get(app.url(&format!("/events{query}")))
+            .bearer_auth(token)
             .header(header::ACCEPT, "text/event-stream");
         if let Some(id) = last_event_id {
             req = req.header("last-event-id", id);

@@ -18,6 +18,7 @@ mod events;
 mod events_access;
 mod events_fanout;
 mod events_poll;
+mod events_wire;
 mod hardening_bearer;
 mod hardening_crash;
 mod hardening_files;

@@ -189,7 +189,7 @@ fn gone(next_after: i64) -> Response {
     .into_response()
 }
 
-fn accepts_sse(headers: &HeaderMap) -> bool {
+pub(super) fn accepts_sse(headers: &HeaderMap) -> bool {
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -205,7 +205,6 @@ async fn long_poll(
     mut wake: watch::Receiver<i64>,
 ) -> Response {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
-    let mut closing = core.tail.watch_closing();
     let mut cursor = after;
     // The tail may not have read a commit made just before this request: a poll
     // sees everything committed before it, at one read per poll (not per event).
@@ -213,7 +212,8 @@ async fn long_poll(
         return internal(&e);
     }
     loop {
-        // Mark the signal seen before taking, so an event after the take wakes us.
+        // Mark the signal seen before taking, so an event (or the shutdown) after the
+        // take wakes us.
         wake.borrow_and_update();
         let events = match core
             .tail
@@ -223,16 +223,14 @@ async fn long_poll(
             Ok(events) => events,
             Err(e) => return internal(&e),
         };
-        let done = !events.is_empty()
-            || tokio::time::Instant::now() >= deadline
-            || *closing.borrow_and_update();
+        let done =
+            !events.is_empty() || tokio::time::Instant::now() >= deadline || core.tail.is_closing();
         if done {
             let next_after = events.last().map_or(after, |e| e.id);
             return Json(json!({"events": events, "next_after": next_after})).into_response();
         }
         tokio::select! {
             _ = wake.changed() => {}
-            _ = closing.changed() => {}
             () = tokio::time::sleep_until(deadline) => {}
         }
     }

@@ -163,11 +163,11 @@ struct Feed {
     core: Arc<Core>,
     cursor: i64,
     filter: Option<String>,
+    /// The one signal the stream waits on: an event it may see, a key event, the
+    /// shutdown (the tail's flags say which).
     wake: watch::Receiver<i64>,
-    keys: watch::Receiver<u64>,
     /// The key-event count this stream last checked its signing key at.
     keys_seen: u64,
-    closing: watch::Receiver<bool>,
     /// When the stream next re-reads its caller from the database.
     recheck: tokio::time::Instant,
     /// When the stream last sent anything (a heartbeat follows `stream_heartbeat` of quiet).
@@ -203,9 +203,7 @@ pub(super) fn stream(
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
     let feed = Feed {
         slot,
-        keys_seen: *core.tail.watch_keys().borrow(),
-        keys: core.tail.watch_keys(),
-        closing: core.tail.watch_closing(),
+        keys_seen: core.tail.keys_seen(),
         // The first pass checks at once: the caller may have changed since the token was read.
         recheck: tokio::time::Instant::now(),
         sent: tokio::time::Instant::now(),
@@ -228,7 +226,10 @@ pub(super) fn stream(
             if feed.ended {
                 return None;
             }
-            if *feed.closing.borrow_and_update() {
+            // Mark the signal seen before reading the flags and taking, so whatever
+            // happens after wakes us.
+            feed.wake.borrow_and_update();
+            if feed.core.tail.is_closing() {
                 return Some((Ok(feed.end(End::ShuttingDown)), feed));
             }
             if tokio::time::Instant::now() >= feed.expires {
@@ -241,15 +242,13 @@ pub(super) fn stream(
                     return Some((Ok(feed.end(end)), feed));
                 }
             }
-            let keys_now = *feed.keys.borrow_and_update();
+            let keys_now = feed.core.tail.keys_seen();
             if keys_now != feed.keys_seen {
                 feed.keys_seen = keys_now;
                 if let Err(end) = feed.access.still_signed(&feed.core) {
                     return Some((Ok(feed.end(end)), feed));
                 }
             }
-            // Mark the signal seen before taking, so an event after the take wakes us.
-            feed.wake.borrow_and_update();
             match feed
                 .core
                 .tail
@@ -274,8 +273,6 @@ pub(super) fn stream(
                                 return None;
                             }
                         }
-                        _ = feed.keys.changed() => {}
-                        _ = feed.closing.changed() => {}
                         // Expiry and the recheck are handled at the top of the loop.
                         () = feed.timer.as_mut() => {
                             let now = tokio::time::Instant::now();

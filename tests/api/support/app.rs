@@ -21,6 +21,9 @@ pub struct TestApp {
     pub ops_addr: String,
     pub core: Arc<Core>,
     pub http: Client,
+    /// A client that opens a new connection for every request, so a stream request
+    /// is its connection's first (tessera's own stream path, not hyper's).
+    pub streams: Client,
     pub dir: Arc<TempDir>,
     pub settings: HashMap<&'static str, String>,
     stop: Option<oneshot::Sender<()>>,
@@ -194,11 +197,13 @@ impl TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
+        let streams = Client::builder().pool_max_idle_per_host(0).build().unwrap();
         Self {
             addr,
             ops_addr,
             core,
             http,
+            streams,
             dir,
             settings,
             stop: Some(stop),

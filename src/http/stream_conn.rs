@@ -1,0 +1,382 @@
+//! Connections whose first request opens an event stream (`GET /events` as SSE).
+//!
+//! hyper 1.x keeps two 8 KiB buffers for an HTTP/1 connection's whole life (its
+//! read buffer and the buffer it writes response heads into; neither size is a
+//! server setting). A stream is one request whose response does not end, held by
+//! every resource-server instance and browser tab at once, so those 16 KiB would be
+//! most of an idle stream's cost. A connection that opens with a stream request is
+//! therefore served here: its head is read into a buffer freed once parsed (by
+//! httparse, the parser hyper uses), the request goes through the same router as
+//! any other, and the response is written with chunked framing, the connection
+//! closing when the stream ends (`Connection: close`). Only a plain `GET /events`
+//! asking for `text/event-stream`, without a body, is taken: anything else, and
+//! anything this code is unsure of (a malformed or oversized head), goes to hyper
+//! untouched, the bytes already read replayed in front of the socket ([`Rewind`]).
+//! A stream on a connection that served something else first stays hyper's too.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Response, Version, header};
+use bytes::{Buf, Bytes};
+use http_body_util::BodyExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tower::ServiceExt;
+
+/// What a stream request starts with.
+const PREFIX: &[u8] = b"GET /events";
+/// The most header lines a stream request may have here (hyper's default is 100).
+const MAX_HEADERS: usize = 100;
+/// A longer head is left to hyper, whose limits then apply.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// How a new connection begins.
+pub(super) enum Opening {
+    /// Not a stream request, or not one this module takes: hyper serves the
+    /// connection, reading first what was already read here.
+    Hyper(Rewind),
+    /// A stream request, parsed; the connection is served by [`serve`].
+    Stream(TcpStream, Box<Request>),
+    /// The peer closed, failed, or sent no complete head in time: nothing to answer.
+    Closed,
+}
+
+/// Looks at how the connection begins, within `timeout` for the whole request head.
+/// A connection whose first bytes are not [`PREFIX`] costs one `recv(MSG_PEEK)`.
+pub(super) async fn open(tcp: TcpStream, remote: SocketAddr, timeout: Duration) -> Opening {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut peeked = [0u8; PREFIX.len()];
+    let n = match tokio::time::timeout_at(deadline, tcp.peek(&mut peeked)).await {
+        Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Opening::Closed,
+        Ok(Ok(n)) => n,
+    };
+    if !PREFIX.starts_with(&peeked[..n]) {
+        return Opening::Hyper(Rewind::plain(tcp));
+    }
+    let mut tcp = tcp;
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        match tokio::time::timeout_at(
+            deadline,
+            tokio::io::AsyncReadExt::read_buf(&mut tcp, &mut buf),
+        )
+        .await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Opening::Closed,
+            Ok(Ok(_)) => {}
+        }
+        match parse(&buf, remote) {
+            Parsed::Partial if buf.len() < MAX_HEAD => {
+                if buf.len() == buf.capacity() {
+                    buf.reserve(buf.len());
+                }
+            }
+            Parsed::Stream(req) => return Opening::Stream(tcp, req),
+            Parsed::Partial | Parsed::NotOurs => {
+                return Opening::Hyper(Rewind::new(tcp, Bytes::from(buf)));
+            }
+        }
+    }
+}
+
+enum Parsed {
+    Partial,
+    NotOurs,
+    Stream(Box<Request>),
+}
+
+/// The request in `buf`, if its head is complete and it is a stream request this
+/// module takes.
+fn parse(buf: &[u8], remote: SocketAddr) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut head = httparse::Request::new(&mut headers);
+    let len = match head.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::NotOurs,
+    };
+    // Nothing may follow the head: a pipelined request would wait behind a response
+    // that does not end.
+    if len != buf.len() || head.method != Some("GET") {
+        return Parsed::NotOurs;
+    }
+    let Some(path) = head.path else {
+        return Parsed::NotOurs;
+    };
+    if path != "/events" && !path.starts_with("/events?") {
+        return Parsed::NotOurs;
+    }
+    let version = match head.version {
+        Some(1) => Version::HTTP_11,
+        Some(0) => Version::HTTP_10,
+        _ => return Parsed::NotOurs,
+    };
+    let mut map = HeaderMap::with_capacity(head.headers.len());
+    for h in head.headers.iter() {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(h.name.as_bytes()),
+            HeaderValue::from_bytes(h.value),
+        ) else {
+            return Parsed::NotOurs;
+        };
+        map.append(name, value);
+    }
+    // A body, however framed, is hyper's to read.
+    let has_body = map.contains_key(header::TRANSFER_ENCODING)
+        || map
+            .get_all(header::CONTENT_LENGTH)
+            .iter()
+            .any(|v| v.as_bytes() != b"0");
+    if has_body || !super::events::accepts_sse(&map) {
+        return Parsed::NotOurs;
+    }
+    let Ok(mut req) = Request::builder()
+        .method(Method::GET)
+        .uri(path)
+        .version(version)
+        .body(axum::body::Body::empty())
+    else {
+        return Parsed::NotOurs;
+    };
+    *req.headers_mut() = map;
+    req.extensions_mut().insert(ConnectInfo(remote));
+    Parsed::Stream(Box::new(req))
+}
+
+/// Answers the stream request on `tcp` through `app` and closes the connection when
+/// the response ends (the stream's final event, or at once for a refusal), when the
+/// peer closes its side, or when it sends anything more.
+pub(super) async fn serve(mut tcp: TcpStream, req: Box<Request>, app: Router) {
+    let version = req.version();
+    let Ok(resp) = app.oneshot(*req).await;
+    let exact = axum::body::HttpBody::size_hint(resp.body()).exact();
+    // HTTP/1.0 has no chunked coding: its stream is delimited by the close.
+    let chunked = exact.is_none() && version == Version::HTTP_11;
+    let (parts, mut body) = resp.into_parts();
+    let head = head(&Response::from_parts(parts, ()), exact, chunked);
+    if tcp.write_all(&head).await.is_err() {
+        return;
+    }
+    drop(head);
+    let mut scratch = [0u8; 16];
+    loop {
+        tokio::select! {
+            frame = body.frame() => match frame {
+                Some(Ok(frame)) => {
+                    let Ok(data) = frame.into_data() else { continue };
+                    if data.is_empty() {
+                        continue;
+                    }
+                    let written = if chunked {
+                        tcp.write_all(&chunk(&data)).await
+                    } else {
+                        tcp.write_all(&data).await
+                    };
+                    if written.is_err() {
+                        return;
+                    }
+                }
+                Some(Err(_)) => return,
+                None => break,
+            },
+            // Whatever the peer does now ends the stream: closing its side (0), an
+            // error, or bytes this connection will never answer.
+            readable = tcp.readable() => {
+                if readable.is_err() {
+                    return;
+                }
+                match tcp.try_read(&mut scratch) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    _ => return,
+                }
+            }
+        }
+    }
+    if chunked {
+        let _ = tcp.write_all(b"0\r\n\r\n").await;
+    }
+    let _ = tcp.shutdown().await;
+}
+
+/// The status line and headers, with the framing and `Connection: close` added.
+fn head(resp: &Response<()>, exact: Option<u64>, chunked: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    let status = resp.status();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in resp.headers() {
+        if matches!(
+            *name,
+            header::CONNECTION | header::CONTENT_LENGTH | header::TRANSFER_ENCODING
+        ) {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !resp.headers().contains_key(header::DATE) {
+        out.extend_from_slice(b"date: ");
+        out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(len) = exact {
+        out.extend_from_slice(format!("content-length: {len}\r\n").as_bytes());
+    } else if chunked {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    out.extend_from_slice(b"connection: close\r\n\r\n");
+    out
+}
+
+/// `data` as one chunk of the chunked transfer coding (RFC 9112 §7.1).
+fn chunk(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 12);
+    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// A socket with bytes already read from it put back in front, for hyper.
+pub(super) struct Rewind {
+    pre: Bytes,
+    io: TcpStream,
+}
+
+impl Rewind {
+    fn new(io: TcpStream, pre: Bytes) -> Self {
+        Self { pre, io }
+    }
+
+    /// The socket as it is, nothing read from it yet.
+    pub(super) fn plain(io: TcpStream) -> Self {
+        Self::new(io, Bytes::new())
+    }
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.pre.is_empty() {
+            let n = self.pre.len().min(buf.remaining());
+            buf.put_slice(&self.pre[..n]);
+            self.pre.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote() -> SocketAddr {
+        "127.0.0.1:1".parse().unwrap()
+    }
+
+    fn taken(raw: &str) -> bool {
+        matches!(parse(raw.as_bytes(), remote()), Parsed::Stream(_))
+    }
+
+    #[test]
+    fn only_a_plain_stream_request_is_taken() {
+        let sse = "GET /events HTTP/1.1\r\nHost: a\r\nAccept: text/event-stream\r\n\r\n";
+        assert!(taken(sse));
+        assert!(taken(
+            "GET /events?after=3 HTTP/1.0\r\nAccept: text/event-stream\r\n\r\n"
+        ));
+        // No Accept at all is a stream, as on hyper's path.
+        assert!(taken("GET /events HTTP/1.1\r\n\r\n"));
+        assert!(taken(
+            "GET /events HTTP/1.1\r\nContent-Length: 0\r\nAccept: text/event-stream\r\n\r\n"
+        ));
+        for not_ours in [
+            "GET /events HTTP/1.1\r\nAccept: application/json\r\n\r\n",
+            "GET /eventsx HTTP/1.1\r\n\r\n",
+            "GET /events/1 HTTP/1.1\r\n\r\n",
+            "GET /events HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody",
+            "GET /events HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            // A pipelined second request.
+            "GET /events HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n",
+            "GET /events HTTP/1.1\r\nBad Header: x\r\n\r\n",
+            "GET /events HTTP/2.0\r\n\r\n",
+        ] {
+            assert!(!taken(not_ours), "{not_ours:?}");
+        }
+        assert!(matches!(
+            parse(b"GET /events HTTP/1.1\r\nHost: a\r\n", remote()),
+            Parsed::Partial
+        ));
+    }
+
+    #[test]
+    fn the_head_carries_the_framing_and_close() {
+        let resp = Response::builder()
+            .status(200)
+            .header(header::CONTENT_TYPE, "text/event-stream")
+            .header(header::CONNECTION, "keep-alive")
+            .body(())
+            .unwrap();
+        let text = String::from_utf8(head(&resp, None, true)).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(
+            text.contains("\r\ncontent-type: text/event-stream\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\r\ntransfer-encoding: chunked\r\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("\r\nconnection: close\r\n\r\n"), "{text}");
+        assert!(!text.contains("keep-alive"), "{text}");
+        let text = String::from_utf8(head(&resp, Some(12), false)).unwrap();
+        assert!(text.contains("\r\ncontent-length: 12\r\n"), "{text}");
+        assert!(!text.contains("transfer-encoding"), "{text}");
+        assert_eq!(chunk(b"hello, world"), b"c\r\nhello, world\r\n");
+    }
+}

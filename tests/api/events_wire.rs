@@ -1,0 +1,351 @@
+//! The feed on the wire, on raw sockets: a connection that opens with a stream request
+//! is served by tessera's own stream path (chunked, `Connection: close`, no hyper
+//! buffers); every other first request, and a stream after one, by hyper with
+//! keep-alive. Both must frame correctly, end cleanly and notice a peer that leaves.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::*;
+
+/// A raw HTTP/1 connection with what was read but not consumed yet.
+struct Wire {
+    tcp: TcpStream,
+    buf: Vec<u8>,
+}
+
+/// A response head: status and lowercase header lines.
+struct Head {
+    status: u16,
+    headers: Vec<(String, String)>,
+}
+
+impl Head {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Wire {
+    async fn connect(app: &TestApp) -> Self {
+        let tcp = TcpStream::connect(app.addr.trim_start_matches("http://"))
+            .await
+            .unwrap();
+        Self {
+            tcp,
+            buf: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, raw: &str) {
+        self.tcp.write_all(raw.as_bytes()).await.unwrap();
+    }
+
+    /// Reads more; false at EOF. Panics after 5 s of nothing.
+    async fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), self.tcp.read(&mut chunk))
+            .await
+            .expect("nothing from the server within 5 s")
+            .unwrap_or(0);
+        self.buf.extend_from_slice(&chunk[..n]);
+        n > 0
+    }
+
+    /// Consumes through the first `what`.
+    async fn through(&mut self, what: &[u8]) -> Vec<u8> {
+        loop {
+            if let Some(at) = self.buf.windows(what.len()).position(|w| w == what) {
+                return self.buf.drain(..at + what.len()).collect();
+            }
+            assert!(
+                self.fill().await,
+                "EOF before {:?}",
+                String::from_utf8_lossy(what)
+            );
+        }
+    }
+
+    async fn head(&mut self) -> Head {
+        let raw = String::from_utf8(self.through(b"\r\n\r\n").await).unwrap();
+        let mut lines = raw.split("\r\n");
+        let status = lines.next().unwrap()[9..12].parse().unwrap();
+        let headers = lines
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (n, v) = l.split_once(':').unwrap();
+                (n.to_ascii_lowercase(), v.trim().to_string())
+            })
+            .collect();
+        Head { status, headers }
+    }
+
+    /// The next chunk of a chunked body, its CRLF consumed (empty: the last chunk,
+    /// with the CRLF that ends the body, no trailers).
+    async fn chunk(&mut self) -> String {
+        let size = String::from_utf8(self.through(b"\r\n").await).unwrap();
+        let size = usize::from_str_radix(size.trim_end(), 16).expect("chunk size");
+        while self.buf.len() < size + 2 {
+            assert!(self.fill().await, "EOF inside a chunk");
+        }
+        let data: Vec<u8> = self.buf.drain(..size + 2).collect();
+        assert_eq!(&data[size..], b"\r\n", "chunk ends with CRLF");
+        String::from_utf8(data[..size].to_vec()).unwrap()
+    }
+
+    /// Whether the server closes the connection within 5 s, with nothing more sent.
+    async fn closed(&mut self) -> bool {
+        let before = self.buf.len();
+        !self.fill().await && self.buf.len() == before
+    }
+}
+
+fn stream_request(version: &str, token: &str) -> String {
+    format!(
+        "GET /events HTTP/{version}\r\nHost: x\r\nAccept: text/event-stream\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+}
+
+async fn change_roles(app: &TestApp, admin: &str, user: &str, roles: &[&str]) {
+    let r = app
+        .with_bearer(Method::PUT, &format!("/admin/users/{user}/roles"), admin)
+        .json(&json!({ "roles": roles }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// Waits until the server holds `n` streams.
+async fn streams_open(app: &TestApp, n: usize) {
+    let started = Instant::now();
+    while app.core.events.open_streams() != n {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{} streams open, expected {n}",
+            app.core.events.open_streams()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_stream_opening_its_connection_is_chunked_and_ends_with_the_last_chunk_and_a_close() {
+    let Feed {
+        mut app, rs, alice, ..
+    } = Feed::start(&[]).await;
+    let admin = app.admin_token().await;
+    let mut wire = Wire::connect(&app).await;
+    wire.send(&stream_request("1.1", &rs)).await;
+    let head = wire.head().await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.get("content-type"), Some("text/event-stream"));
+    assert_eq!(head.get("cache-control"), Some("no-cache"));
+    assert_eq!(head.get("x-content-type-options"), Some("nosniff"));
+    assert_eq!(head.get("transfer-encoding"), Some("chunked"));
+    assert_eq!(head.get("connection"), Some("close"));
+    assert!(head.get("date").is_some_and(|d| d.ends_with(" GMT")));
+    assert!(head.get("content-length").is_none());
+
+    change_roles(&app, &admin, &alice, &["writer"]).await;
+    let first = wire.chunk().await;
+    assert!(
+        first.starts_with("id: ") && first.contains("\nevent: user.roles_changed\ndata: {"),
+        "{first}"
+    );
+    assert!(
+        first.ends_with("\n\n"),
+        "one whole event per chunk: {first:?}"
+    );
+    assert!(first.contains(&alice), "{first}");
+
+    // Shutdown ends the stream with its reason, then the last chunk, then the close.
+    app.shutdown().await;
+    let mut rest = String::new();
+    loop {
+        let chunk = wire.chunk().await;
+        if chunk.is_empty() {
+            break;
+        }
+        rest.push_str(&chunk);
+    }
+    assert!(
+        rest.contains("event: end\ndata: {\"error_description\"")
+            && rest.contains("\"reason\":\"shutting_down\""),
+        "{rest}"
+    );
+    assert!(
+        wire.closed().await,
+        "the connection closes after the stream"
+    );
+}
+
+#[tokio::test]
+async fn a_stream_over_http_1_0_is_delimited_by_the_close() {
+    let Feed {
+        mut app, rs, alice, ..
+    } = Feed::start(&[]).await;
+    let admin = app.admin_token().await;
+    let mut wire = Wire::connect(&app).await;
+    wire.send(&stream_request("1.0", &rs)).await;
+    let head = wire.head().await;
+    assert_eq!(head.status, 200);
+    assert!(
+        head.get("transfer-encoding").is_none(),
+        "HTTP/1.0 has no chunks"
+    );
+    assert!(head.get("content-length").is_none());
+    assert_eq!(head.get("connection"), Some("close"));
+    change_roles(&app, &admin, &alice, &["writer"]).await;
+    let event = wire.through(b"\n\n").await;
+    assert!(
+        String::from_utf8_lossy(&event).contains("event: user.roles_changed"),
+        "{}",
+        String::from_utf8_lossy(&event)
+    );
+    app.shutdown().await;
+    while wire.fill().await {}
+    let rest = String::from_utf8_lossy(&wire.buf);
+    assert!(
+        rest.contains("\"reason\":\"shutting_down\"") && rest.ends_with("\n\n"),
+        "{rest}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_stream_gets_a_whole_response_and_the_connection_closes() {
+    let Feed { app, .. } = Feed::start(&[]).await;
+    let mut wire = Wire::connect(&app).await;
+    wire.send(&stream_request("1.1", "not-a-token")).await;
+    let head = wire.head().await;
+    assert_eq!(head.status, 401);
+    assert!(
+        head.get("www-authenticate")
+            .is_some_and(|v| v.starts_with("Bearer ") && v.contains("invalid_token")),
+        "{:?}",
+        head.headers
+    );
+    let len: usize = head
+        .get("content-length")
+        .expect("a whole response has its length")
+        .parse()
+        .unwrap();
+    while wire.buf.len() < len {
+        assert!(wire.fill().await, "EOF inside the body");
+    }
+    let body: serde_json::Value = serde_json::from_slice(&wire.buf[..len]).unwrap();
+    assert_eq!(body["error"], "invalid_token");
+    wire.buf.drain(..len);
+    assert!(wire.closed().await);
+}
+
+#[tokio::test]
+async fn a_stream_head_sent_in_pieces_is_served() {
+    let Feed { app, rs, alice, .. } = Feed::start(&[]).await;
+    let admin = app.admin_token().await;
+    let mut wire = Wire::connect(&app).await;
+    let request = stream_request("1.1", &rs);
+    // Split inside the prefix the server looks at first, then inside a header.
+    for piece in [&request[..7], &request[7..30], &request[30..]] {
+        wire.send(piece).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let head = wire.head().await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.get("transfer-encoding"), Some("chunked"));
+    change_roles(&app, &admin, &alice, &["writer"]).await;
+    assert!(wire.chunk().await.contains("event: user.roles_changed"));
+}
+
+#[tokio::test]
+async fn other_first_requests_are_hypers_and_keep_the_connection_alive() {
+    let Feed { app, rs, alice, .. } = Feed::start(&[]).await;
+    let admin = app.admin_token().await;
+    let mut wire = Wire::connect(&app).await;
+    // A long-poll (JSON) first, its head trickled: read here, then replayed to hyper.
+    let poll = format!(
+        "GET /events?wait=0 HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nAuthorization: Bearer {rs}\r\n\r\n"
+    );
+    for piece in [&poll[..5], &poll[5..40], &poll[40..]] {
+        wire.send(piece).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let head = wire.head().await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.get("content-type"), Some("application/json"));
+    assert_ne!(head.get("connection"), Some("close"));
+    let len: usize = head.get("content-length").unwrap().parse().unwrap();
+    while wire.buf.len() < len {
+        assert!(wire.fill().await);
+    }
+    let body: serde_json::Value = serde_json::from_slice(&wire.buf[..len]).unwrap();
+    assert_eq!(body["events"], json!([]));
+    wire.buf.drain(..len);
+
+    // The same connection serves a path that only starts like the feed's...
+    wire.send("GET /eventsx HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let head = wire.head().await;
+    assert_eq!(head.status, 404);
+    let len: usize = head.get("content-length").unwrap_or("0").parse().unwrap();
+    while wire.buf.len() < len {
+        assert!(wire.fill().await);
+    }
+    wire.buf.drain(..len);
+
+    // ...and then a stream, on hyper's path: chunked, the events delivered.
+    wire.send(&stream_request("1.1", &rs)).await;
+    let head = wire.head().await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.get("content-type"), Some("text/event-stream"));
+    assert_eq!(head.get("transfer-encoding"), Some("chunked"));
+    change_roles(&app, &admin, &alice, &["writer"]).await;
+    let mut seen = String::new();
+    while !seen.contains("event: user.roles_changed") {
+        seen.push_str(&wire.chunk().await);
+    }
+}
+
+#[tokio::test]
+async fn a_stream_head_that_never_completes_is_closed_after_the_header_timeout() {
+    let app = TestApp::with(&[("header_read_timeout", "1"), ("keep_alive_timeout", "30")]).await;
+    let started = Instant::now();
+    let mut wire = Wire::connect(&app).await;
+    wire.send("GET /events HTTP/1.1\r\nHost: x\r\n").await;
+    assert!(wire.closed().await, "closed with nothing sent back");
+    assert!(wire.buf.is_empty());
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "closed after {waited:?}"
+    );
+    // The server is fine.
+    let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn a_peer_that_leaves_gives_up_its_stream_at_once() {
+    let Feed { app, rs, .. } = Feed::start(&[]).await;
+    let mut wire = Wire::connect(&app).await;
+    wire.send(&stream_request("1.1", &rs)).await;
+    assert_eq!(wire.head().await.status, 200);
+    streams_open(&app, 1).await;
+    // Closing its side, with no event or heartbeat due for 10 s.
+    drop(wire);
+    streams_open(&app, 0).await;
+
+    // Bytes after the request (this connection will answer nothing more) end it too.
+    let mut wire = Wire::connect(&app).await;
+    wire.send(&stream_request("1.1", &rs)).await;
+    assert_eq!(wire.head().await.status, 200);
+    streams_open(&app, 1).await;
+    wire.send("GET /healthz HTTP/1.1\r\n\r\n").await;
+    streams_open(&app, 0).await;
+}
