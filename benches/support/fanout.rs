@@ -214,6 +214,9 @@ pub(crate) async fn run(f: Fanout<'_>) -> Value {
     );
 
     let reads_before = feed_reads(&http, f.ops).await;
+    // CPU time (clock ticks, 10 ms) of the server and of this driver over the changes.
+    let ticks = |pid: Option<u32>| pid.and_then(super::cpu_ticks).unwrap_or(0);
+    let (server_cpu0, driver_cpu0) = (ticks(f.pid), ticks(Some(std::process::id())));
     let mut lat_us: Vec<u32> = Vec::with_capacity(opened * f.changes);
     for i in 0..f.changes {
         let at = Instant::now();
@@ -243,7 +246,21 @@ pub(crate) async fn run(f: Fanout<'_>) -> Value {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    let (server_cpu, driver_cpu) = (
+        ticks(f.pid).saturating_sub(server_cpu0),
+        ticks(Some(std::process::id())).saturating_sub(driver_cpu0),
+    );
     let reads_after = feed_reads(&http, f.ops).await;
+    // Microseconds of CPU per delivered event (a tick is 10 ms).
+    let delivered = lat_us.len().max(1) as f64;
+    let per_delivery = |t: u64| t as f64 * 10_000.0 / delivered;
+    println!(
+        "fanout: CPU over the changes: server {:.2} s ({:.1} us per delivery), driver {:.2} s ({:.1} us per delivery)",
+        server_cpu as f64 / 100.0,
+        per_delivery(server_cpu),
+        driver_cpu as f64 / 100.0,
+        per_delivery(driver_cpu),
+    );
     lat_us.sort_unstable();
     let reads_per_event = (reads_after - reads_before) / f.changes.max(1) as f64;
     let pct = super::pct;
@@ -261,5 +278,7 @@ pub(crate) async fn run(f: Fanout<'_>) -> Value {
     json!({"server": f.label, "scenario": "fanout", "streams": opened, "refused": refused,
            "changes": f.changes, "delivered": lat_us.len(),
            "p50_ms": pct(&lat_us, 0.5), "p99_ms": pct(&lat_us, 0.99), "max_ms": pct(&lat_us, 1.0),
-           "rss_kib_per_stream": per_stream_kib, "feed_reads_per_event": reads_per_event})
+           "rss_kib_per_stream": per_stream_kib, "feed_reads_per_event": reads_per_event,
+           "server_cpu_us_per_delivery": per_delivery(server_cpu),
+           "driver_cpu_us_per_delivery": per_delivery(driver_cpu)})
 }

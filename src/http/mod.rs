@@ -345,10 +345,8 @@ async fn idle_for(activity: &Activity, after: Duration) {
     }
 }
 
-/// One HTTP/1.1 connection: the request head must be complete within
-/// `header_read_timeout` of the connection being ready for it (its opening or the
-/// previous response), and a connection idle for `keep_alive_timeout` after a
-/// response is closed.
+/// One connection: a stream that opens it is served by [`stream_conn`], anything
+/// else by hyper ([`with_hyper`]).
 async fn connection(
     core: Arc<Core>,
     tcp: tokio::net::TcpStream,
@@ -357,9 +355,6 @@ async fn connection(
     mut stop: tokio::sync::watch::Receiver<bool>,
     public: bool,
 ) {
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-
     let _counted = public.then(|| core.metrics.connection());
     let io = if public {
         let opening = tokio::select! {
@@ -376,6 +371,25 @@ async fn connection(
     } else {
         stream_conn::Rewind::plain(tcp)
     };
+    // Boxed: an idle stream's task is sized by the stream path, not by hyper's
+    // connection state.
+    Box::pin(with_hyper(core.clone(), io, remote, app, stop)).await;
+}
+
+/// One HTTP/1.1 connection served by hyper: the request head must be complete within
+/// `header_read_timeout` of the connection being ready for it (its opening or the
+/// previous response), and a connection idle for `keep_alive_timeout` after a
+/// response is closed.
+async fn with_hyper(
+    core: Arc<Core>,
+    io: stream_conn::Rewind,
+    remote: SocketAddr,
+    app: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
     let activity: Arc<Activity> = Arc::new(tokio::sync::watch::channel((0, None)).0);
     let service = {
         let activity = activity.clone();
