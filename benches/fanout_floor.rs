@@ -8,8 +8,12 @@
 //! the signal to each read, and the CPU each side's threads spent per delivery: what a fan-out
 //! of that many streams costs on these cores before any server logic.
 //!
+//! `--batched`: instead of a task per connection, two tasks each write to half the
+//! sockets in turn (no wake-ups; the least a server can do for one write per socket).
+//!
 //! Needs `ulimit -n` above twice STREAMS (both ends are in this process).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -71,23 +75,34 @@ fn main() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (signal, wake) = watch::channel(0u64);
-    server.spawn(async move {
-        loop {
-            let Ok((mut tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            tcp.set_nodelay(true).ok();
-            let mut wake = wake.clone();
-            tokio::spawn(async move {
-                while wake.changed().await.is_ok() {
-                    if tcp.write_all(FRAME).await.is_err() {
-                        return;
-                    }
+    // `--batched`: no task per connection; two tasks each write half the sockets in
+    // turn when signalled (what a server could do at best with one write per socket).
+    let batched = std::env::args().any(|a| a == "--batched");
+    let sockets: Arc<std::sync::Mutex<Vec<TcpStream>>> = Arc::default();
+    {
+        let sockets = sockets.clone();
+        server.spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                tcp.set_nodelay(true).ok();
+                if batched {
+                    sockets.lock().unwrap().push(tcp);
+                    continue;
                 }
-            });
-        }
-    });
-
+                let mut wake = wake.clone();
+                let mut tcp = tcp;
+                tokio::spawn(async move {
+                    while wake.changed().await.is_ok() {
+                        if tcp.write_all(FRAME).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    }
     let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<Instant>();
     client.block_on(async {
         for _ in 0..streams {
@@ -117,7 +132,29 @@ fn main() {
     let cpu0 = (cpu("floor-server"), cpu("floor-client"));
     for round in 0..rounds {
         let at = Instant::now();
-        signal.send_replace(round as u64 + 1);
+        if batched {
+            let all = std::mem::take(&mut *sockets.lock().unwrap());
+            let half = all.len() / 2;
+            let mut all = all.into_iter();
+            let (a, b): (Vec<_>, Vec<_>) = (all.by_ref().take(half).collect(), all.collect());
+            let writers: Vec<_> = [a, b]
+                .into_iter()
+                .map(|part| {
+                    server.spawn(async move {
+                        for tcp in &part {
+                            let _ = tcp.try_write(FRAME);
+                        }
+                        part
+                    })
+                })
+                .collect();
+            for w in writers {
+                let part = server.block_on(w).expect("writer");
+                sockets.lock().unwrap().extend(part);
+            }
+        } else {
+            signal.send_replace(round as u64 + 1);
+        }
         client.block_on(async {
             for _ in 0..streams {
                 let t = tokio::time::timeout(Duration::from_secs(10), seen_rx.recv())

@@ -199,7 +199,7 @@ fn tessera(
     args: &[&str],
     stdin: Option<&str>,
 ) -> String {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    let mut cmd = Command::new(server_bin());
     cmd.args(args)
         .current_dir(dir)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
@@ -216,7 +216,7 @@ fn tessera(
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-/// The server binary the driver starts: this build's, or `TESSERA_BENCH_SERVER_BIN`
+/// The server binary the driver starts and sets up with: this build's, or `TESSERA_BENCH_SERVER_BIN`
 /// (another build, to compare before and after a change with the same driver).
 fn server_bin() -> String {
     std::env::var("TESSERA_BENCH_SERVER_BIN")

@@ -24,7 +24,6 @@ use axum::Router;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Response, Version, header};
 use bytes::{Buf, Bytes};
-use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tower::ServiceExt;
@@ -164,44 +163,65 @@ pub(super) async fn serve(mut tcp: TcpStream, req: Box<Request>, app: Router) {
         return;
     }
     drop(head);
-    let mut scratch = [0u8; 16];
     loop {
-        tokio::select! {
-            frame = body.frame() => match frame {
-                Some(Ok(frame)) => {
-                    let Ok(data) = frame.into_data() else { continue };
-                    if data.is_empty() {
-                        continue;
-                    }
-                    let written = if chunked {
-                        tcp.write_all(&chunk(&data)).await
-                    } else {
-                        tcp.write_all(&data).await
-                    };
-                    if written.is_err() {
-                        return;
-                    }
-                }
-                Some(Err(_)) => return,
-                None => break,
-            },
-            // Whatever the peer does now ends the stream: closing its side (0), an
-            // error, or bytes this connection will never answer.
-            readable = tcp.readable() => {
-                if readable.is_err() {
+        match next(&tcp, &mut body).await {
+            Next::Data(data) => {
+                let written = if chunked {
+                    tcp.write_all(&chunk(&data)).await
+                } else {
+                    tcp.write_all(&data).await
+                };
+                if written.is_err() {
                     return;
                 }
-                match tcp.try_read(&mut scratch) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    _ => return,
-                }
             }
+            Next::End => break,
+            Next::Gone => return,
         }
     }
     if chunked {
         let _ = tcp.write_all(b"0\r\n\r\n").await;
     }
     let _ = tcp.shutdown().await;
+}
+
+enum Next {
+    Data(Bytes),
+    /// The response body ended.
+    End,
+    /// The body failed, or the peer closed its side, failed, or sent bytes this
+    /// connection will never answer.
+    Gone,
+}
+
+/// The body's next data, watching the peer meanwhile. Polls the socket's read
+/// readiness directly (one waker slot per socket) rather than through a
+/// `readable()` future per frame.
+async fn next(tcp: &TcpStream, body: &mut axum::body::Body) -> Next {
+    use axum::body::HttpBody;
+    std::future::poll_fn(|cx| {
+        // Until it is Pending, so the socket's waker is registered for what comes.
+        while tcp.poll_read_ready(cx).is_ready() {
+            let mut scratch = [0u8; 16];
+            match tcp.try_read(&mut scratch) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                _ => return Poll::Ready(Next::Gone),
+            }
+        }
+        loop {
+            return match Pin::new(&mut *body).poll_frame(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(None) => Poll::Ready(Next::End),
+                Poll::Ready(Some(Err(_))) => Poll::Ready(Next::Gone),
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) if !data.is_empty() => Poll::Ready(Next::Data(data)),
+                    // Trailers and empty frames carry nothing to write.
+                    _ => continue,
+                },
+            };
+        }
+    })
+    .await
 }
 
 /// The status line and headers, with the framing and `Connection: close` added.

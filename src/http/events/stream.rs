@@ -159,7 +159,8 @@ impl Access {
 }
 
 struct Feed {
-    slot: Slot,
+    /// Held while the stream lives (dropping it gives the slot back).
+    _slot: Slot,
     core: Arc<Core>,
     cursor: i64,
     filter: Option<String>,
@@ -177,6 +178,9 @@ struct Feed {
     /// One timer for all three deadlines, armed for the earliest. Moved forward only
     /// when it fires early, so a busy stream does not re-arm a timer per event.
     timer: Pin<Box<tokio::time::Sleep>>,
+    /// Fires when a fresher token took this stream's slot. Kept across waits, so it
+    /// is registered once, not on every event.
+    evicted: Pin<Box<tokio::sync::futures::OwnedNotified>>,
     buffer: VecDeque<Arc<SecurityEvent>>,
     access: Access,
     /// Set once the final `end` event went out.
@@ -202,7 +206,8 @@ pub(super) fn stream(
     access: Access,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
     let feed = Feed {
-        slot,
+        evicted: Box::pin(slot.evicted.clone().notified_owned()),
+        _slot: slot,
         keys_seen: core.tail.keys_seen(),
         // The first pass checks at once: the caller may have changed since the token was read.
         recheck: tokio::time::Instant::now(),
@@ -281,7 +286,7 @@ pub(super) fn stream(
                                 return Some((Ok(HEARTBEAT_FRAME), feed));
                             }
                         }
-                        () = feed.slot.evicted.notified() => {
+                        () = feed.evicted.as_mut() => {
                             return Some((Ok(feed.end(End::Superseded)), feed));
                         }
                     }
