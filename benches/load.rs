@@ -54,6 +54,10 @@ struct Opts {
     /// `fanout`: streams to hold, and permission changes to send.
     streams: usize,
     changes: usize,
+    /// `fanout`: read the streams with a bare socket reader instead of hyper's client.
+    raw_reader: bool,
+    /// `fanout`: each caller's streams over one HTTP/2 connection.
+    http2: bool,
     /// `verify`: 2 runs a second server on the same PostgreSQL database, whose feed the
     /// verifier follows while the changes go to the first.
     instances: usize,
@@ -80,6 +84,8 @@ fn parse_args() -> Opts {
         label: "tessera".into(),
         ops_url: None,
         streams: 2000,
+        raw_reader: false,
+        http2: false,
         changes: 5,
         instances: 1,
         peer_url: None,
@@ -119,6 +125,8 @@ fn parse_args() -> Opts {
             "--label" => o.label = val(),
             "--streams" => o.streams = val().parse().expect("--streams"),
             "--changes" => o.changes = val().parse().expect("--changes"),
+            "--raw-reader" => o.raw_reader = true,
+            "--http2" => o.http2 = true,
             "--instances" => o.instances = val().parse().expect("--instances"),
             "--ops-url" => o.ops_url = Some(val()),
             "--db" => o.db = val(),
@@ -245,6 +253,10 @@ async fn start_server(o: &mut Opts) -> Server {
     ];
     if let Some(url) = &o.database_url {
         env.push(("DATABASE_URL", url.clone()));
+    }
+    if o.http2 {
+        // `fanout --http2` holds each caller's streams on one HTTP/2 connection.
+        env.push(("TESSERA_HTTP2", "on".into()));
     }
     let d = dir.path();
     let secret = tessera(
@@ -852,6 +864,8 @@ async fn main() {
                         admin_token: &admin,
                         streams: o.streams,
                         changes: o.changes,
+                        raw_reader: o.raw_reader,
+                        http2: o.http2,
                         label: &o.label,
                     })
                     .await,

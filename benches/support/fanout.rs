@@ -5,6 +5,14 @@
 //! database reads the feed made per event (the server's `tessera_event_feed_reads` and
 //! `tessera_event_feed_catch_up_reads`).
 //!
+//! `--raw-reader` reads each stream with a bare socket reader (the request written by
+//! hand, the bytes scanned for the event) instead of hyper's client and a parse per
+//! event: the driver then costs about what `benches/fanout_floor.rs`'s reader does, so
+//! more of the two cores' time is the server's.
+//!
+//! `--http2` holds each caller's eight streams on one HTTP/2 connection (prior
+//! knowledge; the driver starts the server with `TESSERA_HTTP2=on`).
+//!
 //! Needs a file limit above the stream count in both processes (`ulimit -n`): the
 //! driver raises nothing itself.
 
@@ -21,6 +29,9 @@ pub(crate) struct Fanout<'a> {
     pub admin_token: &'a str,
     pub streams: usize,
     pub changes: usize,
+    pub raw_reader: bool,
+    /// Each caller's streams over one HTTP/2 connection (the server needs `http2` on).
+    pub http2: bool,
     pub label: &'a str,
 }
 
@@ -75,27 +86,142 @@ async fn open(
         eprintln!("fanout: stream refused: {}", resp.status());
         return None;
     }
-    let mut body = resp.into_body();
-    tokio::spawn(async move {
-        let mut buf = String::new();
-        while let Some(Ok(frame)) = body.frame().await {
-            let Ok(data) = frame.into_data() else {
+    tokio::spawn(read_events(resp.into_body(), seen));
+    Some(())
+}
+
+/// Reads one stream's body; sends (ver, when) for every role change.
+async fn read_events(
+    mut body: hyper::body::Incoming,
+    seen: tokio::sync::mpsc::UnboundedSender<(i64, Instant)>,
+) {
+    let mut buf = String::new();
+    while let Some(Ok(frame)) = body.frame().await {
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        buf.push_str(&String::from_utf8_lossy(&data));
+        while let Some(i) = buf.find("\n\n") {
+            let frame: String = buf.drain(..i + 2).collect();
+            if !frame.contains("event: user.roles_changed") {
+                continue;
+            }
+            let ver = frame
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .and_then(|d| serde_json::from_str::<Value>(d).ok())
+                .and_then(|v| v["ver"].as_i64());
+            if let Some(ver) = ver {
+                let _ = seen.send((ver, Instant::now()));
+            }
+        }
+    }
+}
+
+/// One caller's streams over one HTTP/2 connection (prior knowledge), `per_token` for
+/// each of `tokens`; returns how many opened.
+async fn open_h2(
+    addr: &str,
+    tokens: &[String],
+    per_token: usize,
+    seen: tokio::sync::mpsc::UnboundedSender<(i64, Instant)>,
+) -> usize {
+    let Ok(tcp) = tokio::net::TcpStream::connect(addr).await else {
+        return 0;
+    };
+    let _ = tcp.set_nodelay(true);
+    let Ok((send, conn)) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    else {
+        return 0;
+    };
+    tokio::spawn(conn);
+    let mut opened = 0;
+    for token in tokens {
+        for _ in 0..per_token {
+            let Ok(req) = hyper::Request::builder()
+                .uri(format!("http://{addr}/events"))
+                .header(hyper::header::ACCEPT, "text/event-stream")
+                .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+            else {
                 continue;
             };
-            buf.push_str(&String::from_utf8_lossy(&data));
-            while let Some(i) = buf.find("\n\n") {
-                let frame: String = buf.drain(..i + 2).collect();
-                if !frame.contains("event: user.roles_changed") {
-                    continue;
+            let mut send = send.clone();
+            let Ok(resp) = send.send_request(req).await else {
+                continue;
+            };
+            if resp.status() != 200 {
+                eprintln!("fanout: stream refused: {}", resp.status());
+                continue;
+            }
+            tokio::spawn(read_events(resp.into_body(), seen.clone()));
+            opened += 1;
+        }
+    }
+    opened
+}
+
+/// One SSE stream read by a bare socket reader: sends (ver, when) for every role change.
+async fn open_raw(
+    addr: &str,
+    token: &str,
+    seen: tokio::sync::mpsc::UnboundedSender<(i64, Instant)>,
+) -> Option<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+    tcp.set_nodelay(true).ok()?;
+    let request = format!(
+        "GET /events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.ok()?;
+    let mut buf = Vec::with_capacity(1024);
+    let head_end = loop {
+        if tcp.read_buf(&mut buf).await.ok()? == 0 {
+            return None;
+        }
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    if !buf.starts_with(b"HTTP/1.1 200") {
+        eprintln!(
+            "fanout: stream refused: {}",
+            String::from_utf8_lossy(&buf[..12])
+        );
+        return None;
+    }
+    buf.drain(..head_end);
+    tokio::spawn(async move {
+        const EVENT: &[u8] = b"event: user.roles_changed\ndata: ";
+        const VER: &[u8] = b"\"ver\":";
+        let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+        loop {
+            // Each event ends with a blank line; the chunk framing around it is skipped.
+            while let Some(end) = find(&buf, b"\n\n") {
+                let frame = &buf[..end];
+                if let Some(at) = find(frame, EVENT) {
+                    let data = &frame[at + EVENT.len()..];
+                    let ver = find(data, VER).and_then(|v| {
+                        let digits: Vec<u8> = data[v + VER.len()..]
+                            .iter()
+                            .copied()
+                            .take_while(u8::is_ascii_digit)
+                            .collect();
+                        std::str::from_utf8(&digits).ok()?.parse::<i64>().ok()
+                    });
+                    if let Some(ver) = ver {
+                        let _ = seen.send((ver, Instant::now()));
+                    }
                 }
-                let ver = frame
-                    .lines()
-                    .find_map(|l| l.strip_prefix("data: "))
-                    .and_then(|d| serde_json::from_str::<Value>(d).ok())
-                    .and_then(|v| v["ver"].as_i64());
-                if let Some(ver) = ver {
-                    let _ = seen.send((ver, Instant::now()));
-                }
+                buf.drain(..end + 2);
+            }
+            match tcp.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
             }
         }
     });
@@ -180,10 +306,40 @@ pub(crate) async fn run(f: Fanout<'_>) -> Value {
     let mut refused = 0usize;
     let opening = Instant::now();
     let mut pending = tokio::task::JoinSet::new();
-    for n in 0..f.streams {
+    if f.http2 {
+        let mut h2 = tokio::task::JoinSet::new();
+        for (i, tokens) in tokens.chunks(TOKENS_PER_CLIENT).enumerate() {
+            let wanted = (f.streams - i * per_client).min(per_client);
+            let (addr, seen, tokens) = (addr.clone(), seen_tx.clone(), tokens.to_vec());
+            h2.spawn(async move {
+                let got = open_h2(&addr, &tokens, STREAMS_PER_TOKEN, seen).await;
+                (got.min(wanted), wanted)
+            });
+            if h2.len() >= 64 {
+                if let Some(Ok((got, wanted))) = h2.join_next().await {
+                    opened += got;
+                    refused += wanted - got;
+                }
+            }
+        }
+        while let Some(r) = h2.join_next().await {
+            if let Ok((got, wanted)) = r {
+                opened += got;
+                refused += wanted - got;
+            }
+        }
+    }
+    for n in (0..f.streams).filter(|_| !f.http2) {
         let token = tokens[n / STREAMS_PER_TOKEN].clone();
         let (addr, seen) = (addr.clone(), seen_tx.clone());
-        pending.spawn(async move { open(&addr, &token, seen).await });
+        let raw = f.raw_reader;
+        pending.spawn(async move {
+            if raw {
+                open_raw(&addr, &token, seen).await
+            } else {
+                open(&addr, &token, seen).await
+            }
+        });
         // A bounded number of handshakes in flight: no connect storm.
         if pending.len() >= 256 {
             match pending.join_next().await {
@@ -267,7 +423,11 @@ pub(crate) async fn run(f: Fanout<'_>) -> Value {
     println!(
         "{:<10} {:<19} {opened} streams x {} changes: delivered {}/{}  p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  {per_stream_kib:.1} KiB/stream  {reads_per_event:.1} feed reads/event",
         f.label,
-        "fanout",
+        match (f.http2, f.raw_reader) {
+            (true, _) => "fanout (HTTP/2)",
+            (false, true) => "fanout (raw reader)",
+            (false, false) => "fanout",
+        },
         f.changes,
         lat_us.len(),
         opened * f.changes,
@@ -275,7 +435,8 @@ pub(crate) async fn run(f: Fanout<'_>) -> Value {
         pct(&lat_us, 0.99),
         pct(&lat_us, 1.0),
     );
-    json!({"server": f.label, "scenario": "fanout", "streams": opened, "refused": refused,
+    json!({"server": f.label, "scenario": "fanout", "raw_reader": f.raw_reader, "http2": f.http2,
+           "streams": opened, "refused": refused,
            "changes": f.changes, "delivered": lat_us.len(),
            "p50_ms": pct(&lat_us, 0.5), "p99_ms": pct(&lat_us, 0.99), "max_ms": pct(&lat_us, 1.0),
            "rss_kib_per_stream": per_stream_kib, "feed_reads_per_event": reads_per_event,

@@ -349,3 +349,106 @@ async fn a_peer_that_leaves_gives_up_its_stream_at_once() {
     wire.send("GET /healthz HTTP/1.1\r\n\r\n").await;
     streams_open(&app, 0).await;
 }
+
+/// An HTTP/2 connection (prior knowledge) to the app.
+async fn h2(
+    app: &TestApp,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>> {
+    let tcp = TcpStream::connect(app.addr.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let (send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("HTTP/2 handshake");
+    tokio::spawn(conn);
+    send
+}
+
+fn h2_get(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+) -> hyper::Request<http_body_util::Empty<bytes::Bytes>> {
+    hyper::Request::builder()
+        .uri(app.url(path))
+        .header("accept", "text/event-stream")
+        .header("authorization", format!("Bearer {token}"))
+        .body(http_body_util::Empty::new())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn with_http2_on_a_callers_streams_share_one_connection() {
+    use http_body_util::BodyExt;
+    let Feed { app, rs, alice } = Feed::start(&[("http2", "on")]).await;
+    let admin = app.admin_token().await;
+    let send = h2(&app).await;
+    let mut bodies = Vec::new();
+    for _ in 0..3 {
+        let resp = send
+            .clone()
+            .send_request(h2_get(&app, "/events", &rs))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        bodies.push(resp.into_body());
+    }
+    // Other requests share the connection too.
+    let health = send
+        .clone()
+        .send_request(h2_get(&app, "/healthz", &rs))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    streams_open(&app, 3).await;
+
+    change_roles(&app, &admin, &alice, &["writer"]).await;
+    for body in &mut bodies {
+        let mut seen = String::new();
+        while !seen.contains("event: user.roles_changed") {
+            let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+                .await
+                .expect("an event within 5 s")
+                .expect("the stream is open")
+                .unwrap();
+            if let Ok(data) = frame.into_data() {
+                seen.push_str(std::str::from_utf8(&data).unwrap());
+            }
+        }
+        assert!(seen.contains(&alice), "{seen}");
+    }
+    // A stream given up by its caller gives its slot back.
+    bodies.pop();
+    streams_open(&app, 2).await;
+}
+
+#[tokio::test]
+async fn with_http2_off_the_preface_gets_no_http2() {
+    let Feed { app, rs, .. } = Feed::start(&[]).await;
+    let tcp = TcpStream::connect(app.addr.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let handshake =
+        hyper::client::conn::http2::handshake::<_, _, http_body_util::Empty<bytes::Bytes>>(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tcp),
+        )
+        .await;
+    let answered = match handshake {
+        Err(_) => false,
+        Ok((mut send, conn)) => {
+            tokio::spawn(conn);
+            send.send_request(h2_get(&app, "/healthz", &rs))
+                .await
+                .is_ok()
+        }
+    };
+    assert!(!answered, "HTTP/2 is off by default");
+    // HTTP/1.1 is unaffected.
+    let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
