@@ -56,8 +56,6 @@ struct Opts {
     changes: usize,
     /// `fanout`: read the streams with a bare socket reader instead of hyper's client.
     raw_reader: bool,
-    /// `fanout`: each caller's streams over one HTTP/2 connection.
-    http2: bool,
     /// `verify`: 2 runs a second server on the same PostgreSQL database, whose feed the
     /// verifier follows while the changes go to the first.
     instances: usize,
@@ -85,7 +83,6 @@ fn parse_args() -> Opts {
         ops_url: None,
         streams: 2000,
         raw_reader: false,
-        http2: false,
         changes: 5,
         instances: 1,
         peer_url: None,
@@ -126,7 +123,6 @@ fn parse_args() -> Opts {
             "--streams" => o.streams = val().parse().expect("--streams"),
             "--changes" => o.changes = val().parse().expect("--changes"),
             "--raw-reader" => o.raw_reader = true,
-            "--http2" => o.http2 = true,
             "--instances" => o.instances = val().parse().expect("--instances"),
             "--ops-url" => o.ops_url = Some(val()),
             "--db" => o.db = val(),
@@ -253,10 +249,6 @@ async fn start_server(o: &mut Opts) -> Server {
     ];
     if let Some(url) = &o.database_url {
         env.push(("DATABASE_URL", url.clone()));
-    }
-    if o.http2 {
-        // `fanout --http2` holds each caller's streams on one HTTP/2 connection.
-        env.push(("TESSERA_HTTP2", "on".into()));
     }
     let d = dir.path();
     let secret = tessera(
@@ -865,7 +857,6 @@ async fn main() {
                         streams: o.streams,
                         changes: o.changes,
                         raw_reader: o.raw_reader,
-                        http2: o.http2,
                         label: &o.label,
                     })
                     .await,

@@ -10,9 +10,6 @@
 //! event: the driver then costs about what `benches/fanout_floor.rs`'s reader does, so
 //! more of the two cores' time is the server's.
 //!
-//! `--http2` holds each caller's eight streams on one HTTP/2 connection (prior
-//! knowledge; the driver starts the server with `TESSERA_HTTP2=on`).
-//!
 //! Needs a file limit above the stream count in both processes (`ulimit -n`): the
 //! driver raises nothing itself.
 
@@ -30,8 +27,6 @@ pub(crate) struct Fanout<'a> {
     pub streams: usize,
     pub changes: usize,
     pub raw_reader: bool,
-    /// Each caller's streams over one HTTP/2 connection (the server needs `http2` on).
-    pub http2: bool,
     pub label: &'a str,
 }
 
@@ -116,53 +111,6 @@ async fn read_events(
             }
         }
     }
-}
-
-/// One caller's streams over one HTTP/2 connection (prior knowledge), `per_token` for
-/// each of `tokens`; returns how many opened.
-async fn open_h2(
-    addr: &str,
-    tokens: &[String],
-    per_token: usize,
-    seen: tokio::sync::mpsc::UnboundedSender<(i64, Instant)>,
-) -> usize {
-    let Ok(tcp) = tokio::net::TcpStream::connect(addr).await else {
-        return 0;
-    };
-    let _ = tcp.set_nodelay(true);
-    let Ok((send, conn)) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tcp),
-    )
-    .await
-    else {
-        return 0;
-    };
-    tokio::spawn(conn);
-    let mut opened = 0;
-    for token in tokens {
-        for _ in 0..per_token {
-            let Ok(req) = hyper::Request::builder()
-                .uri(format!("http://{addr}/events"))
-                .header(hyper::header::ACCEPT, "text/event-stream")
-                .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
-                .body(http_body_util::Empty::<bytes::Bytes>::new())
-            else {
-                continue;
-            };
-            let mut send = send.clone();
-            let Ok(resp) = send.send_request(req).await else {
-                continue;
-            };
-            if resp.status() != 200 {
-                eprintln!("fanout: stream refused: {}", resp.status());
-                continue;
-            }
-            tokio::spawn(read_events(resp.into_body(), seen.clone()));
-            opened += 1;
-        }
-    }
-    opened
 }
 
 /// One SSE stream read by a bare socket reader: sends (ver, when) for every role change.
@@ -306,30 +254,7 @@ pub(crate) async fn run(f: Fanout<'_>) -> Value {
     let mut refused = 0usize;
     let opening = Instant::now();
     let mut pending = tokio::task::JoinSet::new();
-    if f.http2 {
-        let mut h2 = tokio::task::JoinSet::new();
-        for (i, tokens) in tokens.chunks(TOKENS_PER_CLIENT).enumerate() {
-            let wanted = (f.streams - i * per_client).min(per_client);
-            let (addr, seen, tokens) = (addr.clone(), seen_tx.clone(), tokens.to_vec());
-            h2.spawn(async move {
-                let got = open_h2(&addr, &tokens, STREAMS_PER_TOKEN, seen).await;
-                (got.min(wanted), wanted)
-            });
-            if h2.len() >= 64 {
-                if let Some(Ok((got, wanted))) = h2.join_next().await {
-                    opened += got;
-                    refused += wanted - got;
-                }
-            }
-        }
-        while let Some(r) = h2.join_next().await {
-            if let Ok((got, wanted)) = r {
-                opened += got;
-                refused += wanted - got;
-            }
-        }
-    }
-    for n in (0..f.streams).filter(|_| !f.http2) {
+    for n in 0..f.streams {
         let token = tokens[n / STREAMS_PER_TOKEN].clone();
         let (addr, seen) = (addr.clone(), seen_tx.clone());
         let raw = f.raw_reader;
@@ -423,10 +348,10 @@ pub(crate) async fn run(f: Fanout<'_>) -> Value {
     println!(
         "{:<10} {:<19} {opened} streams x {} changes: delivered {}/{}  p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  {per_stream_kib:.1} KiB/stream  {reads_per_event:.1} feed reads/event",
         f.label,
-        match (f.http2, f.raw_reader) {
-            (true, _) => "fanout (HTTP/2)",
-            (false, true) => "fanout (raw reader)",
-            (false, false) => "fanout",
+        if f.raw_reader {
+            "fanout (raw reader)"
+        } else {
+            "fanout"
         },
         f.changes,
         lat_us.len(),
@@ -435,7 +360,7 @@ pub(crate) async fn run(f: Fanout<'_>) -> Value {
         pct(&lat_us, 0.99),
         pct(&lat_us, 1.0),
     );
-    json!({"server": f.label, "scenario": "fanout", "raw_reader": f.raw_reader, "http2": f.http2,
+    json!({"server": f.label, "scenario": "fanout", "raw_reader": f.raw_reader,
            "streams": opened, "refused": refused,
            "changes": f.changes, "delivered": lat_us.len(),
            "p50_ms": pct(&lat_us, 0.5), "p99_ms": pct(&lat_us, 0.99), "max_ms": pct(&lat_us, 1.0),

@@ -24,8 +24,8 @@ use std::time::Duration;
 pub use layers::{ConfigError, Layers};
 pub use parse::parse_duration;
 use parse::{
-    Parser, at_least, between, duration, holds, ip_list, keyword, lowercase, on_off, path,
-    socket_addr, text,
+    Parser, at_least, between, duration, holds, ip_list, keyword, lowercase, path, socket_addr,
+    text,
 };
 pub use values::{PermissionChangePolicy, SigningAlg};
 
@@ -361,15 +361,6 @@ settings! {
         env: "TESSERA_MAX_CONNECTIONS",
         default: "1024",
         parse: between(1, 1_000_000),
-    }
-    /// also serve HTTP/2 with prior knowledge (h2c) on the public port (`on` or `off`):
-    /// a gateway's event streams then share one connection, and an event costs one
-    /// write per connection instead of one per stream. For callers that speak h2c
-    /// directly or through a proxy that does; browsers reach it only through such a proxy
-    http2: bool {
-        env: "TESSERA_HTTP2",
-        default: "off",
-        parse: on_off(),
     }
 }
 

@@ -52,15 +52,6 @@ pub(super) fn keyword<T: 'static>(expected: &str, parse: fn(&str) -> Option<T>) 
     Parse::new(expected, move |s| parse(s.trim()))
 }
 
-/// `on` or `off` (also `true`/`false`, `1`/`0`).
-pub(super) fn on_off() -> Parse<bool> {
-    keyword("`on` or `off`", |s| match s.to_ascii_lowercase().as_str() {
-        "on" | "true" | "1" => Some(true),
-        "off" | "false" | "0" => Some(false),
-        _ => None,
-    })
-}
-
 pub(super) fn duration() -> Parse<Duration> {
     keyword(
         "a duration in seconds or with a unit (90, 15m, 24h, 30d)",

@@ -356,43 +356,36 @@ async fn connection(
     public: bool,
 ) {
     let _counted = public.then(|| core.metrics.connection());
-    let (io, http2) = if public {
-        let (timeout, http2) = (core.cfg.header_read_timeout, core.cfg.http2);
+    let io = if public {
         let opening = tokio::select! {
-            opening = stream_conn::open(tcp, remote, timeout, http2) => opening,
+            opening = stream_conn::open(tcp, remote, core.cfg.header_read_timeout) => opening,
             _ = stop.wait_for(|s| *s) => return,
         };
         match opening {
             stream_conn::Opening::Stream(tcp, req) => {
                 return stream_conn::serve(tcp, req, app).await;
             }
-            stream_conn::Opening::Hyper(io) => (io, false),
-            stream_conn::Opening::Http2(io) => (io, true),
+            stream_conn::Opening::Hyper(io) => io,
             stream_conn::Opening::Closed => return,
         }
     } else {
-        (stream_conn::Rewind::plain(tcp), false)
+        stream_conn::Rewind::plain(tcp)
     };
     // Boxed: an idle stream's task is sized by the stream path, not by hyper's
     // connection state.
-    Box::pin(with_hyper(core.clone(), io, http2, remote, app, stop)).await;
+    Box::pin(with_hyper(core.clone(), io, remote, app, stop)).await;
 }
 
-/// Streams one HTTP/2 connection carries at once (each is a request: a stream, a
-/// long-poll, a token request); more are refused by hyper with `REFUSED_STREAM`.
-const HTTP2_MAX_STREAMS: u32 = 100;
-
-/// One connection served by hyper, HTTP/1.1 or (with `http2`) HTTP/2: over HTTP/1.1
-/// the request head must be complete within `header_read_timeout` of the connection
-/// being ready for it (its opening or the previous response); either way a connection
-/// with no request in flight for `keep_alive_timeout` is closed.
+/// One HTTP/1.1 connection served by hyper: the request head must be complete within
+/// `header_read_timeout` of the connection being ready for it (its opening or the
+/// previous response), and a connection idle for `keep_alive_timeout` after a
+/// response is closed.
 async fn with_hyper(
     core: Arc<Core>,
     io: stream_conn::Rewind,
-    http2: bool,
     remote: SocketAddr,
     app: Router,
-    stop: tokio::sync::watch::Receiver<bool>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
@@ -416,39 +409,13 @@ async fn with_hyper(
             }
         })
     };
-    let io = hyper_util::rt::TokioIo::new(io);
-    let keep_alive = core.cfg.keep_alive_timeout;
-    if http2 {
-        let mut builder =
-            hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
-        builder
-            .timer(hyper_util::rt::TokioTimer::new())
-            .max_concurrent_streams(HTTP2_MAX_STREAMS);
-        let conn = builder.serve_connection(io, service);
-        drive(conn, |c| c.graceful_shutdown(), &activity, keep_alive, stop).await;
-    } else {
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        builder
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(core.cfg.header_read_timeout);
-        let conn = builder.serve_connection(io, service);
-        drive(conn, |c| c.graceful_shutdown(), &activity, keep_alive, stop).await;
-    }
-}
-
-/// Serves `conn` until it ends, until it has had nothing in flight for `keep_alive`,
-/// or, once `stop` is set, until its in-flight requests finish (`shutdown` starts that).
-async fn drive<C, E>(
-    conn: C,
-    shutdown: impl Fn(std::pin::Pin<&mut C>),
-    activity: &Activity,
-    keep_alive: Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) where
-    C: Future<Output = Result<(), E>>,
-    E: std::fmt::Display,
-{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(core.cfg.header_read_timeout);
+    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
     tokio::pin!(conn);
+    let keep_alive = core.cfg.keep_alive_timeout;
     let mut stopping = false;
     loop {
         tokio::select! {
@@ -460,10 +427,10 @@ async fn drive<C, E>(
             }
             _ = stop.wait_for(|s| *s), if !stopping => {
                 stopping = true;
-                shutdown(conn.as_mut());
+                conn.as_mut().graceful_shutdown();
             }
             // Nothing in flight: dropping the connection closes it.
-            () = idle_for(activity, keep_alive) => break,
+            () = idle_for(&activity, keep_alive) => break,
         }
     }
 }

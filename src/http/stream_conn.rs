@@ -30,8 +30,6 @@ use tower::ServiceExt;
 
 /// What a stream request starts with.
 const PREFIX: &[u8] = b"GET /events";
-/// What the HTTP/2 connection preface starts with (RFC 9113 §3.4), as long as [`PREFIX`].
-const H2_PREFACE: &[u8] = b"PRI * HTTP/";
 /// The most header lines a stream request may have here (hyper's default is 100).
 const MAX_HEADERS: usize = 100;
 /// A longer head is left to hyper, whose limits then apply.
@@ -44,29 +42,19 @@ pub(super) enum Opening {
     Hyper(Rewind),
     /// A stream request, parsed; the connection is served by [`serve`].
     Stream(TcpStream, Box<Request>),
-    /// The HTTP/2 preface, and `http2` is on: hyper's HTTP/2 serves the connection.
-    Http2(Rewind),
     /// The peer closed, failed, or sent no complete head in time: nothing to answer.
     Closed,
 }
 
 /// Looks at how the connection begins, within `timeout` for the whole request head.
 /// A connection whose first bytes are not [`PREFIX`] costs one `recv(MSG_PEEK)`.
-pub(super) async fn open(
-    tcp: TcpStream,
-    remote: SocketAddr,
-    timeout: Duration,
-    http2: bool,
-) -> Opening {
+pub(super) async fn open(tcp: TcpStream, remote: SocketAddr, timeout: Duration) -> Opening {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut peeked = [0u8; PREFIX.len()];
     let n = match tokio::time::timeout_at(deadline, tcp.peek(&mut peeked)).await {
         Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Opening::Closed,
         Ok(Ok(n)) => n,
     };
-    if http2 && n == H2_PREFACE.len() && peeked == H2_PREFACE {
-        return Opening::Http2(Rewind::plain(tcp));
-    }
     if !PREFIX.starts_with(&peeked[..n]) {
         return Opening::Hyper(Rewind::plain(tcp));
     }
