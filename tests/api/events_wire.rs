@@ -349,3 +349,24 @@ async fn a_peer_that_leaves_gives_up_its_stream_at_once() {
     wire.send("GET /healthz HTTP/1.1\r\n\r\n").await;
     streams_open(&app, 0).await;
 }
+
+#[tokio::test]
+async fn a_stream_request_over_the_header_limits_gets_431_on_its_own_path_too() {
+    let Feed { app, rs, .. } = Feed::start(&[]).await;
+    // 70 header lines: over the router's 64, under the 100 this path parses.
+    let extra: String = (0..70).map(|i| format!("X-Extra-{i}: y\r\n")).collect();
+    let mut wire = Wire::connect(&app).await;
+    wire.send(&format!(
+        "GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nAuthorization: Bearer {rs}\r\n{extra}\r\n"
+    ))
+    .await;
+    let head = wire.head().await;
+    assert_eq!(head.status, 431);
+    assert_eq!(head.get("connection"), Some("close"));
+    let len: usize = head.get("content-length").unwrap().parse().unwrap();
+    while wire.buf.len() < len {
+        assert!(wire.fill().await);
+    }
+    let body: serde_json::Value = serde_json::from_slice(&wire.buf[..len]).unwrap();
+    assert_eq!(body["error"], "invalid_request");
+}
