@@ -94,6 +94,9 @@ pub fn matches(registered: &[String], requested: &str) -> bool {
 
 /// `uri` with `params` appended to its query (RFC 6749 §4.1.2).
 pub fn with_query(uri: &str, params: &[(&str, &str)]) -> String {
+    if params.is_empty() {
+        return uri.to_string();
+    }
     let Ok(mut url) = Url::parse(uri) else {
         return uri.to_string();
     };

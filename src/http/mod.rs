@@ -50,6 +50,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/login"),
     ("POST", "/consent"),
     ("GET", "/end_session"),
+    ("POST", "/end_session"),
     ("GET", "/assets/tessera.css"),
     ("OPTIONS", "/token"),
     ("OPTIONS", "/revoke"),

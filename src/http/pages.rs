@@ -114,6 +114,20 @@ pub(super) fn consent(
     )
 }
 
+pub(super) fn confirm_sign_out(hidden: Hidden<'_>, csrf: &str) -> Markup {
+    layout(
+        "Sign out",
+        html! {
+            h1 { "Sign out?" }
+            p.lead { "An app asked to sign you out of tessera." }
+            form method="post" action="/end_session" {
+                (hidden_fields(hidden, csrf))
+                button type="submit" { "Sign out" }
+            }
+        },
+    )
+}
+
 fn scope_label(scope: &str) -> &'static str {
     match scope {
         "openid" => "know who you are",

@@ -133,6 +133,16 @@ impl<'a> Browser<'a> {
         assert_eq!(resp.status(), 303, "{}", resp.text().await.unwrap());
         query_of(&resp)["code"].clone()
     }
+
+    /// Signs in through the page and exchanges the code: the token response.
+    pub(crate) async fn tokens(&mut self, client: &str, username: &str, password: &str) -> Value {
+        let code = self.sign_in(client, username, password).await;
+        exchange(self.app, client, &code, VERIFIER, APP)
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
 }
 
 pub(crate) fn serde_urlencoded_pairs(params: &[(String, String)]) -> String {
@@ -617,7 +627,7 @@ async fn a_third_party_client_asks_consent_once_until_the_admin_withdraws_it() {
 }
 
 #[tokio::test]
-async fn end_session_signs_out_and_redirects_only_to_registered_uris() {
+async fn end_session_asks_first_then_signs_out_and_redirects_only_to_registered_uris() {
     let app = TestApp::spawn().await;
     spa(&app, "spa", false).await;
     app.user("alice", "correct horse battery", &[]).await;
@@ -628,12 +638,73 @@ async fn end_session_signs_out_and_redirects_only_to_registered_uris() {
         .await;
     assert_eq!(resp.status(), 400);
     assert!(resp.headers().get("location").is_none());
-    let resp = b.get("/end_session?client_id=spa&state=xyz&post_logout_redirect_uri=https%3A%2F%2Fapp.example%2Fbye").await;
+
+    // Without an ID token hint the user is asked (a link on another site signs
+    // nobody out), and the session lives until they answer.
+    let page = b
+        .get("/end_session?client_id=spa&state=xyz&post_logout_redirect_uri=https%3A%2F%2Fapp.example%2Fbye")
+        .await;
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("form-action 'self' https://app.example"),
+        "{csp}"
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"action="/end_session""#), "{html}");
+    let resp = b.authorize("spa", &[("prompt", "none")]).await;
+    assert!(query_of(&resp).contains_key("code"), "still signed in");
+
+    // The form's answer without its CSRF token is refused; with it, signed out.
+    let form = hidden_fields(&html);
+    let forged: Vec<(String, String)> = form.iter().filter(|(k, _)| k != "csrf").cloned().collect();
+    assert_eq!(b.post("/end_session", &forged).await.status(), 403);
+    let resp = b.post("/end_session", &form).await;
     assert_eq!(resp.status(), 303);
     assert_eq!(
         resp.headers()["location"],
         "https://app.example/bye?state=xyz"
     );
+    let resp = b.authorize("spa", &[("prompt", "none")]).await;
+    assert_eq!(query_of(&resp)["error"], "login_required");
+}
+
+#[tokio::test]
+async fn end_session_with_the_signed_in_users_id_token_signs_out_at_once() {
+    let app = TestApp::spawn().await;
+    spa(&app, "spa", false).await;
+    app.user("alice", "correct horse battery", &[]).await;
+    app.user("bob", "another horse battery", &[]).await;
+    // Bob's ID token, from another browser.
+    let mut other = Browser::new(&app);
+    let tokens = other.tokens("spa", "bob", "another horse battery").await;
+    let bobs = tokens["id_token"].as_str().unwrap().to_string();
+
+    let mut b = Browser::new(&app);
+    let tokens = b.tokens("spa", "alice", "correct horse battery").await;
+    let alices = tokens["id_token"].as_str().unwrap().to_string();
+    // A hint that is not the signed-in user's, or not one tessera signed, asks first.
+    let mut tampered = alices.clone();
+    tampered.pop();
+    tampered.push(if alices.ends_with('A') { 'B' } else { 'A' });
+    for hint in [&bobs, &tampered] {
+        let page = b.get(&format!("/end_session?id_token_hint={hint}")).await;
+        assert_eq!(page.status(), 200);
+        assert!(page.text().await.unwrap().contains("Sign out?"));
+    }
+    let resp = b.authorize("spa", &[("prompt", "none")]).await;
+    assert!(query_of(&resp).contains_key("code"), "still signed in");
+    // Alice's own: signed out at once, to the app's registered address.
+    let resp = b
+        .get(&format!(
+            "/end_session?id_token_hint={alices}&post_logout_redirect_uri=https%3A%2F%2Fapp.example%2Fbye"
+        ))
+        .await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "https://app.example/bye");
     let resp = b.authorize("spa", &[("prompt", "none")]).await;
     assert_eq!(query_of(&resp)["error"], "login_required");
 }

@@ -68,6 +68,36 @@ impl KeySet {
             .map_err(|e| VerifyError::Invalid(e.to_string()))
     }
 
+    /// The `sub` of an ID token this instance signed for issuer `issuer`, given back as
+    /// an RP-initiated logout's `id_token_hint`: signature, `alg` and `iss` checked;
+    /// `exp` not (the hint may be an expired ID token, OpenID Connect RP-Initiated
+    /// Logout 1.0 §2). `None` for anything else.
+    pub fn id_token_subject(&self, token: &str, issuer: &str) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct Hint {
+            sub: String,
+        }
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if !header
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("JWT"))
+        {
+            return None;
+        }
+        let (alg, key) = self.verifiers.get(header.kid.as_deref()?)?;
+        if header.alg != *alg {
+            return None;
+        }
+        let mut validation = Validation::new(*alg);
+        validation.set_issuer(&[issuer]);
+        validation.validate_aud = false;
+        validation.validate_exp = false;
+        validation.set_required_spec_claims(&["iss", "sub"]);
+        let hint = jsonwebtoken::decode::<Hint>(token, key, &validation).ok()?;
+        Some(hint.claims.sub)
+    }
+
     /// The `kid` of a token's header (no verification: for a token verified before).
     pub fn kid_of(token: &str) -> Option<String> {
         jsonwebtoken::decode_header(token).ok()?.kid

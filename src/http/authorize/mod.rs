@@ -28,7 +28,7 @@ use crate::domain::codes::CodeGrant;
 use consent::consent;
 use cookies::{cookies, csrf_token, read_cookie};
 use login::{login, login_page};
-use logout::end_session;
+use logout::{end_session, end_session_confirmed};
 use request::{AuthzRequest, Refusal, bad_request, internal, parse_request, redirect};
 
 pub(super) fn router() -> Router<Arc<Core>> {
@@ -36,7 +36,7 @@ pub(super) fn router() -> Router<Arc<Core>> {
         .route("/authorize", get(authorize))
         .route("/login", post(login))
         .route("/consent", post(consent))
-        .route("/end_session", get(end_session))
+        .route("/end_session", get(end_session).post(end_session_confirmed))
 }
 
 fn app_name(client: &Client) -> &str {
