@@ -127,10 +127,12 @@ async fn chromium_signs_in_through_the_login_page_then_single_sign_on() {
         return;
     }
     let app = TestApp::spawn().await;
-    // The apps live on another site than tessera (localhost vs 127.0.0.1).
+    // The apps live on another site than tessera (localhost vs 127.0.0.1), on ports
+    // below the kernel's ephemeral range (32768-60999 here), which the tests' own
+    // outgoing connections and port-0 listeners take from.
     let (one, two) = (
-        "http://localhost:47001/callback",
-        "http://localhost:47002/callback",
+        "http://localhost:27001/callback",
+        "http://localhost:27002/callback",
     );
     browser_app(&app, "photos", one).await;
     browser_app(&app, "notes", two).await;
@@ -211,7 +213,7 @@ async fn chromium_signs_in_through_the_login_page_then_single_sign_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openid_client_completes_the_code_flow_and_validates_the_id_token() {
     let app = TestApp::spawn().await;
-    let redirect = "http://127.0.0.1:47003/cb";
+    let redirect = "http://127.0.0.1:27003/cb";
     browser_app(&app, "rp", redirect).await;
     let sub = app.user("alice", "correct horse battery", &[]).await;
     let args = json!({"base": app.addr, "clientId": "rp", "redirectUri": redirect,
