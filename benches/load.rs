@@ -373,6 +373,26 @@ async fn serve(d: &std::path::Path, env: &[(&'static str, String)], base: &str) 
     child
 }
 
+/// A permission change: `PUT /admin/users/{uid}/roles` with `roles`, as an admin;
+/// panics unless it succeeds. Returns the user as the admin API answers (with `ver`).
+async fn set_roles(
+    http: &reqwest::Client,
+    base: &str,
+    admin_token: &str,
+    uid: &str,
+    roles: &[String],
+) -> Value {
+    let r = http
+        .put(format!("{base}/admin/users/{uid}/roles"))
+        .bearer_auth(admin_token)
+        .json(&json!({ "roles": roles }))
+        .send()
+        .await
+        .expect("role change");
+    assert!(r.status().is_success(), "role change: {}", r.status());
+    r.json().await.expect("user JSON")
+}
+
 fn cpu_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &stat[stat.rfind(')')? + 2..];
@@ -1006,16 +1026,7 @@ async fn events(o: &Opts, token_url: &str, client: &(String, String)) -> Value {
     tokio::time::sleep(Duration::from_millis(200)).await;
     for i in 0..changes {
         let at = Instant::now();
-        let r: Value = http
-            .put(format!("{base}/admin/users/{uid}/roles"))
-            .bearer_auth(&admin_token)
-            .json(&json!({"roles": [format!("r{i}")]}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let r = set_roles(&http, &base, &admin_token, &uid, &[format!("r{i}")]).await;
         sent.lock().unwrap().insert(r["ver"].as_i64().unwrap(), at);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

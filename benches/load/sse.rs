@@ -62,16 +62,7 @@ pub(crate) async fn one_by_one(o: &Opts, token_url: &str, client: &(String, Stri
     let mut call = Vec::with_capacity(CHANGES);
     for i in 0..CHANGES {
         let start = Instant::now();
-        let r: Value = http
-            .put(format!("{base}/admin/users/{uid}/roles"))
-            .bearer_auth(&admin_token)
-            .json(&json!({"roles": [format!("role-{i}")]}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let r = super::set_roles(&http, &base, &admin_token, &uid, &[format!("role-{i}")]).await;
         call.push(start.elapsed());
         let (data, received) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
             .await

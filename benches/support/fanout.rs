@@ -301,14 +301,7 @@ pub(crate) async fn run(f: Fanout<'_>) -> Value {
     let mut lat_us: Vec<u32> = Vec::with_capacity(opened * f.changes);
     for i in 0..f.changes {
         let at = Instant::now();
-        let r: Value = admin(reqwest::Method::PUT, &format!("/admin/users/{uid}/roles"))
-            .json(&json!({"roles": [format!("fan{i}")]}))
-            .send()
-            .await
-            .expect("role change")
-            .json()
-            .await
-            .expect("user JSON");
+        let r = super::set_roles(&http, f.base, f.admin_token, &uid, &[format!("fan{i}")]).await;
         let ver = r["ver"].as_i64().expect("ver");
         let mut delivered = 0usize;
         let deadline = at + Duration::from_secs(10);

@@ -102,16 +102,7 @@ pub(crate) async fn run(v: VerifyE2e<'_>) -> Value {
             "a fresh token is accepted"
         );
         let at = Instant::now();
-        let changed = admin(reqwest::Method::PUT, &format!("/admin/users/{uid}/roles"))
-            .json(&json!({"roles": [format!("r{i}")]}))
-            .send()
-            .await
-            .expect("role change");
-        assert!(
-            changed.status().is_success(),
-            "role change: {}",
-            changed.status()
-        );
+        super::set_roles(&http, v.base, v.admin_token, &uid, &[format!("r{i}")]).await;
         let deadline = at + Duration::from_secs(5);
         loop {
             if status(token.clone()).await == 401 {
