@@ -373,6 +373,15 @@ async fn serve(d: &std::path::Path, env: &[(&'static str, String)], base: &str) 
     child
 }
 
+/// The `ver` of one SSE frame if it is a `user.roles_changed` event.
+fn roles_changed_ver(frame: &str) -> Option<i64> {
+    if !frame.contains("event: user.roles_changed") {
+        return None;
+    }
+    let data = frame.lines().find_map(|l| l.strip_prefix("data: "))?;
+    serde_json::from_str::<Value>(data).ok()?["ver"].as_i64()
+}
+
 /// A permission change: `PUT /admin/users/{uid}/roles` with `roles`, as an admin;
 /// panics unless it succeeds. Returns the user as the admin API answers (with `ver`).
 async fn set_roles(
@@ -1005,15 +1014,8 @@ async fn events(o: &Opts, token_url: &str, client: &(String, String)) -> Value {
                 buf.push_str(&String::from_utf8_lossy(&chunk));
                 while let Some(i) = buf.find("\n\n") {
                     let frame: String = buf.drain(..i + 2).collect();
-                    if frame.contains("event: user.roles_changed") {
-                        let ver = frame
-                            .lines()
-                            .find_map(|l| l.strip_prefix("data: "))
-                            .and_then(|d| serde_json::from_str::<Value>(d).ok())
-                            .and_then(|v| v["ver"].as_i64());
-                        if let Some(ver) = ver {
-                            got.push((ver, Instant::now()));
-                        }
+                    if let Some(ver) = roles_changed_ver(&frame) {
+                        got.push((ver, Instant::now()));
                     }
                 }
                 if got.len() >= changes {

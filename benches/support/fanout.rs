@@ -98,15 +98,7 @@ async fn read_events(
         buf.push_str(&String::from_utf8_lossy(&data));
         while let Some(i) = buf.find("\n\n") {
             let frame: String = buf.drain(..i + 2).collect();
-            if !frame.contains("event: user.roles_changed") {
-                continue;
-            }
-            let ver = frame
-                .lines()
-                .find_map(|l| l.strip_prefix("data: "))
-                .and_then(|d| serde_json::from_str::<Value>(d).ok())
-                .and_then(|v| v["ver"].as_i64());
-            if let Some(ver) = ver {
+            if let Some(ver) = super::roles_changed_ver(&frame) {
                 let _ = seen.send((ver, Instant::now()));
             }
         }

@@ -209,16 +209,18 @@ async fn next(tcp: &TcpStream, body: &mut axum::body::Body) -> Next {
             }
         }
         loop {
-            return match Pin::new(&mut *body).poll_frame(cx) {
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(None) => Poll::Ready(Next::End),
-                Poll::Ready(Some(Err(_))) => Poll::Ready(Next::Gone),
-                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) if !data.is_empty() => Poll::Ready(Next::Data(data)),
-                    // Trailers and empty frames carry nothing to write.
-                    _ => continue,
-                },
+            let frame = match Pin::new(&mut *body).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(Next::End),
+                Poll::Ready(Some(Err(_))) => return Poll::Ready(Next::Gone),
+                Poll::Ready(Some(Ok(frame))) => frame,
             };
+            // Trailers and empty frames carry nothing to write.
+            if let Ok(data) = frame.into_data()
+                && !data.is_empty()
+            {
+                return Poll::Ready(Next::Data(data));
+            }
         }
     })
     .await

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::cookies::{check_csrf, cookies, read_cookie};
+use super::cookies::{check_csrf, signed_in};
 use super::issue;
 use super::login::login_page;
 use super::request::{Refusal, bad_request, internal, parse_request, read_post};
@@ -22,11 +22,7 @@ pub(super) async fn consent(
         let params = read_post(&core, &headers, body).await?;
         let req = parse_request(&core, &params).await?;
         check_csrf(&core, &headers, &params)?;
-        let session = match read_cookie(&headers, cookies(&core).session) {
-            Some(t) => core.browser_session(t).await.map_err(internal)?,
-            None => None,
-        };
-        let Some(session) = session else {
+        let Some(session) = signed_in(&core, &headers).await? else {
             return Ok(login_page(
                 &core,
                 &req,

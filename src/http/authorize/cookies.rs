@@ -2,9 +2,10 @@
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 
-use super::request::Refusal;
+use super::request::{Refusal, internal};
 use crate::crypto::{self, ct_eq};
 use crate::domain::Core;
+use crate::domain::browser::BrowserSession;
 use crate::http::form::Params;
 
 /// The names of tessera's cookies: `__Host-` prefixed and `Secure` under an https issuer.
@@ -12,6 +13,17 @@ pub(super) struct Cookies {
     pub(super) session: &'static str,
     pub(super) csrf: &'static str,
     pub(super) attributes: &'static str,
+}
+
+/// The live browser session the request's session cookie names, if any.
+pub(super) async fn signed_in(
+    core: &Core,
+    headers: &HeaderMap,
+) -> Result<Option<BrowserSession>, Refusal> {
+    match read_cookie(headers, cookies(core).session) {
+        Some(token) => core.browser_session(token).await.map_err(internal),
+        None => Ok(None),
+    }
 }
 
 pub(super) fn cookies(core: &Core) -> Cookies {

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::cookies::{check_csrf, cookies, csrf_token, read_cookie, set_cookie};
+use super::cookies::{check_csrf, cookies, csrf_token, read_cookie, set_cookie, signed_in};
 use super::request::{Refusal, bad_request, internal, read_post, redirect};
 use crate::domain::{Core, redirects};
 use crate::http::form::{self, Params};
@@ -28,11 +28,7 @@ pub(super) async fn end_session(
         let params = form::parse(uri.query().unwrap_or("").as_bytes())
             .map_err(|_| bad_request("The sign-out link is malformed."))?;
         let target = target(&core, &params).await?;
-        let signed_in = match read_cookie(&headers, cookies(&core).session) {
-            Some(token) => core.browser_session(token).await.map_err(internal)?,
-            None => None,
-        };
-        let Some(session) = signed_in else {
+        let Some(session) = signed_in(&core, &headers).await? else {
             // Nobody to sign out: nothing to ask.
             return Ok(signed_out(&params, target));
         };

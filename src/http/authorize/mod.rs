@@ -26,7 +26,7 @@ use crate::domain::Core;
 use crate::domain::clients::Client;
 use crate::domain::codes::CodeGrant;
 use consent::consent;
-use cookies::{cookies, csrf_token, read_cookie};
+use cookies::{csrf_token, signed_in};
 use login::{login, login_page};
 use logout::{end_session, end_session_confirmed};
 use request::{AuthzRequest, Refusal, bad_request, internal, parse_request, redirect};
@@ -58,13 +58,9 @@ async fn start(core: &Core, headers: &HeaderMap, params: &Params) -> Result<Resp
     let req = parse_request(core, params)
         .await
         .map_err(IntoResponse::into_response)?;
-    let session = match read_cookie(headers, cookies(core).session) {
-        Some(token) => core
-            .browser_session(token)
-            .await
-            .map_err(|e| internal(e).into_response())?,
-        None => None,
-    };
+    let session = signed_in(core, headers)
+        .await
+        .map_err(IntoResponse::into_response)?;
     let now = core.clock.now();
     // max_age=0 is prompt=login (OpenID Connect Core §3.1.2.1).
     let fresh = |auth_time: i64| req.max_age.is_none_or(|m| m > 0 && now - auth_time <= m);
