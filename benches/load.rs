@@ -244,6 +244,8 @@ async fn start_server(o: &mut Opts) -> Server {
         ("TESSERA_OPS_BIND", format!("127.0.0.1:{ops_port}")),
         // `fanout` holds thousands of streams, each a connection.
         ("TESSERA_MAX_CONNECTIONS", "30000".into()),
+        // ... all from the driver's one loopback address.
+        ("TESSERA_MAX_CONNECTIONS_PER_ADDRESS", "30000".into()),
         ("RUST_LOG", "warn".into()),
         ("TESSERA_LOGIN_MAX_FAILURES", "1000000".into()),
     ];

@@ -109,6 +109,7 @@ pub struct Metrics {
     refresh_reuse: Counter,
     sessions_revoked: Family<Reason, Counter>,
     connections_refused: Counter,
+    connections_refused_per_address: Counter,
     responses: Family<Response, Counter>,
     latency: Family<Route, Histogram, fn() -> Histogram>,
     connections: Gauge,
@@ -128,6 +129,7 @@ impl Default for Metrics {
             refresh_reuse: Counter::default(),
             sessions_revoked: Family::default(),
             connections_refused: Counter::default(),
+            connections_refused_per_address: Counter::default(),
             responses: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
             connections: Gauge::default(),
@@ -169,6 +171,11 @@ impl Default for Metrics {
             "tessera_connections_refused",
             "Connections over the public port's cap, answered 503 and closed",
             m.connections_refused.clone(),
+        );
+        r.register(
+            "tessera_connections_refused_per_address",
+            "Connections over their address's share of the public port, answered 429 and closed",
+            m.connections_refused_per_address.clone(),
         );
         r.register(
             "tessera_http_responses",
@@ -297,6 +304,11 @@ impl Metrics {
     /// A connection over the public port's cap, answered 503 and closed.
     pub fn connection_refused(&self) {
         self.connections_refused.inc();
+    }
+
+    /// A connection over its address's share of the public port, answered 429 and closed.
+    pub fn connection_refused_per_address(&self) {
+        self.connections_refused_per_address.inc();
     }
 
     /// A connection opened on the public port; it counts until the guard drops.

@@ -9,8 +9,9 @@
 # removes it. Change the demo user's roles from another terminal with the printed values:
 #   DATABASE_URL=... TESSERA_KEYS_DIR=... tessera user roles demo --set viewer
 #
-# Builds debug binaries (`cargo build`; fast to build, fast enough to run); set
-# TESSERA_BIN and LIVE_ROLES_API_BIN to use binaries built elsewhere.
+# Builds release binaries (`cargo build --release`, as the README's quickstart does, so
+# a server built from it is reused); set TESSERA_BIN and LIVE_ROLES_API_BIN to use
+# binaries built elsewhere.
 set -euo pipefail
 
 policy=reissue
@@ -18,7 +19,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --policy) policy="${2:?--policy needs reissue or revoke}"; shift 2 ;;
     --policy=*) policy="${1#--policy=}"; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -28,11 +29,11 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 target="${CARGO_TARGET_DIR:-$root/target}"
 if [ -z "${TESSERA_BIN:-}" ] || [ -z "${LIVE_ROLES_API_BIN:-}" ]; then
-  (cd "$root" && cargo build --quiet --bin tessera && \
-     cargo build --quiet -p tessera-verify --example live_roles_api) >&2
+  (cd "$root" && cargo build --quiet --release --bin tessera && \
+     cargo build --quiet --release -p tessera-verify --example live_roles_api) >&2
 fi
-tessera="${TESSERA_BIN:-$target/debug/tessera}"
-api_bin="${LIVE_ROLES_API_BIN:-$target/debug/examples/live_roles_api}"
+tessera="${TESSERA_BIN:-$target/release/tessera}"
+api_bin="${LIVE_ROLES_API_BIN:-$target/release/examples/live_roles_api}"
 
 dir="$(mktemp -d "${TMPDIR:-/tmp}/live-roles.XXXXXX")"
 pids=()

@@ -362,6 +362,13 @@ settings! {
         default: "1024",
         parse: between(1, 1_000_000),
     }
+    /// of those, concurrent connections from one client address (an IPv4 address or an
+    /// IPv6 /64; trusted proxies exempt); more are answered 429 and closed at once
+    max_connections_per_address: usize {
+        env: "TESSERA_MAX_CONNECTIONS_PER_ADDRESS",
+        default: "256",
+        parse: between(1, 1_000_000),
+    }
 }
 
 /// The rules between settings (one constrains another), checked once each is valid

@@ -8,7 +8,8 @@ use crate::store::{self, StoreError};
 pub enum Start {
     /// Strictly after this event id.
     After(i64),
-    /// The events wanted were pruned by retention: resynchronise and resume from `next_after`.
+    /// The events wanted were pruned by retention, or the cursor is past the newest
+    /// event: resynchronise and resume from `next_after`.
     Gone {
         /// The newest id: resume after it once resynchronised.
         next_after: i64,
@@ -30,10 +31,17 @@ impl Core {
             (None, Some(since)) if since < retained_from => gone(store::events::last_id(db).await?),
             (None, Some(since)) => Start::After(store::events::last_before(db, since).await?),
             (None, None) => Start::After(store::events::last_id(db).await?),
-            (Some(after), _) if after < store::events::pruned_through(db).await? => {
-                gone(store::events::last_id(db).await?)
+            (Some(after), _) => {
+                let newest = store::events::last_id(db).await?;
+                // A cursor past the newest event (the log restored from an older
+                // backup, or a cursor from another deployment) would silently skip
+                // the next events up to it: the subscriber must resynchronise.
+                if after > newest || after < store::events::pruned_through(db).await? {
+                    gone(newest)
+                } else {
+                    Start::After(after)
+                }
             }
-            (Some(after), _) => Start::After(after),
         })
     }
 

@@ -1,5 +1,6 @@
 //! The HTTP surface. Handlers know HTTP; the domain does the work.
 
+mod addresses;
 mod admin;
 mod authorize;
 pub mod bearer;
@@ -239,8 +240,9 @@ pub async fn serve(
 }
 
 /// Accepts connections until `stop`, at most `limit` at once: one over the limit is
-/// answered 503 and closed at once, so it holds no file descriptor. Returns when
-/// every connection has finished.
+/// answered 503 and closed at once, so it holds no file descriptor. On the public
+/// port, one over its address's share ([`addresses`]) is answered 429 likewise.
+/// Returns when every connection has finished.
 async fn accept_loop(
     core: Arc<Core>,
     listener: TcpListener,
@@ -250,6 +252,8 @@ async fn accept_loop(
     public: bool,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(limit));
+    let per_address =
+        public.then(|| addresses::PerAddress::new(core.cfg.max_connections_per_address.min(limit)));
     let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         let accepted = tokio::select! {
@@ -283,12 +287,27 @@ async fn accept_loop(
             }
             continue;
         };
+        let address = match &per_address {
+            Some(cap) if !core.cfg.trusted_proxies.contains(&remote.ip()) => {
+                match cap.acquire(remote.ip()) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        let _ = tcp.try_write(
+                            b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
+                        core.metrics.connection_refused_per_address();
+                        continue;
+                    }
+                }
+            }
+            _ => None,
+        };
         // Small writes (SSE events, token responses) go out at once, not after a delayed ACK.
         let _ = tcp.set_nodelay(true);
         let conn = connection(core.clone(), tcp, remote, app.clone(), stop.clone(), public);
         tokio::spawn(async move {
             conn.await;
-            drop(permit);
+            drop((address, permit));
         });
     }
     drop(listener);

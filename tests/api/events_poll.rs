@@ -233,10 +233,42 @@ async fn bad_positions_and_waits_get_a_clean_400() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(assert_page(&body).len(), 1);
     assert!(elapsed < Duration::from_secs(5));
-    // A position past the end is just "nothing yet".
-    let (status, body, _) = poll(&app, &rs, &format!("?after={}&wait=0", i64::MAX)).await;
-    assert_eq!(status, 200);
-    assert_eq!(body, json!({"events": [], "next_after": i64::MAX}));
+}
+
+/// A cursor past the newest event (a log restored from an older backup, a cursor kept
+/// from another deployment) would skip every event up to it: 410, as for a cursor behind
+/// the retention window, on long-poll and SSE alike, so the subscriber resynchronises.
+#[tokio::test]
+async fn a_cursor_past_the_newest_event_answers_410() {
+    let Feed { app, rs, alice } = Feed::start(&[]).await;
+    roles(&app, &alice, &["a"]).await;
+    let (_, body, _) = poll(&app, &rs, "?after=0").await;
+    let newest = assert_page(&body).last().expect("one event")["id"]
+        .as_i64()
+        .unwrap();
+    for after in [newest + 1, newest + 1000, i64::MAX] {
+        let (status, body, _) = poll(&app, &rs, &format!("?after={after}&wait=0")).await;
+        assert_eq!(status, 410, "after={after}: {body}");
+        assert_eq!(body["error"], "resync_required", "{body}");
+        assert_eq!(body["next_after"], newest, "{body}");
+        let r = app
+            .with_bearer(Method::GET, "/events", &rs)
+            .header(header::ACCEPT, "text/event-stream")
+            .header("last-event-id", after.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 410, "Last-Event-ID {after}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["next_after"], newest, "{body}");
+    }
+    // The newest id itself is a valid place to resume: the next event arrives.
+    let mut sse = Sse::open(&app, &rs, &format!("?after={newest}"), None).await;
+    roles(&app, &alice, &["b"]).await;
+    assert_eq!(sse.next_within(Duration::from_secs(5)).await.id, newest + 1);
+    let (status, body, _) = poll(&app, &rs, &format!("?after={newest}&wait=0")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(assert_page(&body)[0]["id"], newest + 1);
 }
 
 #[tokio::test]

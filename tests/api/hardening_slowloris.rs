@@ -1,6 +1,7 @@
 //! Slowloris on raw sockets: a request head that never completes, an idle
-//! keep-alive connection and connections beyond the cap are all closed; the
-//! operator listener serves `/metrics`, the public port does not.
+//! keep-alive connection and connections beyond the cap (or beyond one address's
+//! share of it) are all closed; the operator listener serves `/metrics`, the public
+//! port does not.
 
 use std::time::{Duration, Instant};
 
@@ -151,6 +152,71 @@ async fn connections_over_the_cap_are_refused_and_healthz_answers_below_it() {
     let metrics = app.metrics().await;
     assert!(
         metrics.contains("tessera_connections_refused_total 1"),
+        "{metrics}"
+    );
+}
+
+/// A connection to `app` from the loopback address `from` (Linux routes all of 127/8
+/// to loopback, so each is a distinct client address).
+async fn connect_from(app: &TestApp, from: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    socket
+        .connect(self::socket(app).parse().unwrap())
+        .await
+        .unwrap()
+}
+
+/// One address holding its share of half-sent requests gets 429 for more; other
+/// addresses, and a trusted proxy carrying many clients, still connect.
+#[tokio::test]
+async fn one_address_cannot_take_every_connection_slot() {
+    let app = TestApp::with(&[
+        ("max_connections", "16"),
+        ("max_connections_per_address", "4"),
+        ("trusted_proxies", "127.0.0.3"),
+        ("header_read_timeout", "30"),
+        ("keep_alive_timeout", "30"),
+    ])
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut c = connect_from(&app, "127.0.0.2").await;
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        held.push(c);
+    }
+    wait_for_connections(&app, 4.0).await;
+    let mut fifth = connect_from(&app, "127.0.0.2").await;
+    let answer = until_closed(&mut fifth, Duration::from_secs(3)).await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1"),
+        "{answer}"
+    );
+    // Another address is served.
+    let mut other = connect_from(&app, "127.0.0.4").await;
+    assert_eq!(healthz(&mut other).await, 200);
+    // A trusted proxy is not held to one address's share.
+    let mut proxied = Vec::new();
+    for _ in 0..6 {
+        proxied.push(connect_from(&app, "127.0.0.3").await);
+    }
+    for c in &mut proxied {
+        assert_eq!(healthz(c).await, 200);
+    }
+    // A slot freed is the address's again.
+    drop(held.pop());
+    wait_for_connections(&app, 3.0 + 1.0 + 6.0).await;
+    let mut again = connect_from(&app, "127.0.0.2").await;
+    assert_eq!(healthz(&mut again).await, 200);
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("tessera_connections_refused_per_address_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tessera_connections_refused_total 0"),
         "{metrics}"
     );
 }

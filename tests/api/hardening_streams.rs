@@ -115,9 +115,10 @@ async fn a_users_stream_ends_when_its_session_is_revoked_or_the_user_disabled() 
     assert!(r.status().is_success(), "{}", r.status());
     let (end, kinds) = read_to_end(one, Duration::from_secs(5)).await;
     assert_eq!(end["reason"], "session_revoked", "{end}");
-    assert!(
-        kinds.is_empty(),
-        "nothing delivered after the revocation: {kinds:?}"
+    assert_eq!(
+        kinds,
+        ["session.revoked"],
+        "the revocation itself is delivered, then the end"
     );
 
     let r = app
@@ -132,10 +133,33 @@ async fn a_users_stream_ends_when_its_session_is_revoked_or_the_user_disabled() 
     assert!(r.status().is_success(), "{}", r.status());
     let (end, kinds) = read_to_end(two, Duration::from_secs(5)).await;
     assert_eq!(end["reason"], "user_disabled", "{end}");
-    assert!(
-        !kinds.iter().any(|k| k == "user.disabled"),
-        "nothing delivered after the disable: {kinds:?}"
-    );
+    // The other session's revocation (an event of this user), then the disable, and
+    // nothing of the same change after it (the disable also revokes this session).
+    assert_eq!(kinds, ["session.revoked", "user.disabled"]);
+}
+
+/// A role change under policy `revoke` writes `user.roles_changed` and then revokes
+/// the user's sessions: a stream of one of them delivers the role change (why it was
+/// signed out), then its own session's revocation, then the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_stream_ended_by_a_role_change_delivers_the_change_first() {
+    let Feed { app, alice, .. } = Feed::start(&[]).await;
+    let admin = app.admin_token().await;
+    let token = app.login("app", "alice", PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stream = open_sse(&app, &token).await;
+    let r = app
+        .with_bearer(Method::PUT, &format!("/admin/users/{alice}/roles"), &admin)
+        .json(&json!({"roles": ["auditor"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (end, kinds) = read_to_end(stream, Duration::from_secs(5)).await;
+    assert_eq!(end["reason"], "session_revoked", "{end}");
+    assert_eq!(kinds, ["user.roles_changed", "session.revoked"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -147,7 +147,7 @@ async fn session(
         StatusCode::GONE => {
             *resync = true;
             return Err(failed(
-                "resuming is beyond the retention window",
+                "the feed cannot resume from the last event id (beyond retention or past the newest event)",
                 Some(Duration::ZERO),
             ));
         }
@@ -244,6 +244,9 @@ struct Page {
 /// change made before this verifier started, while its tokens live, is honoured.
 async fn catch_up(shared: &Shared, bearer: &str) -> Result<(), FeedError> {
     let since = unix_now() - shared.endpoints.ttl - LEEWAY - MARGIN;
+    // The position is re-read from the log: after a restore from an older backup the
+    // last id seen may be past the newest event, and resuming from it answers 410.
+    *shared.last_id.lock().expect("last id") = None;
     let mut query = ("since", since);
     loop {
         let resp = shared

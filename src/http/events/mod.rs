@@ -178,12 +178,12 @@ fn too_many(sse: bool, refused: Refused) -> Response {
     .into_response()
 }
 
-/// 410: the events wanted have been pruned by retention.
+/// 410: the cursor is not in the log (pruned by retention, or past the newest event).
 fn gone(next_after: i64) -> Response {
     HttpError::new(
         StatusCode::GONE,
         "resync_required",
-        "events after this id are beyond the retention window; resynchronise (re-read users and sessions) and resume from the newest id",
+        "this event id is beyond the retention window or past the newest event; resynchronise (re-read users and sessions) and resume from next_after",
     )
     .next_after(next_after)
     .into_response()

@@ -101,18 +101,25 @@ fn unix_now() -> Duration {
 }
 
 impl Access {
-    /// Whether an event in `events` ends this stream's authority: its session
-    /// revoked or its user disabled. Checked before delivering them, so whatever
-    /// was committed with the revocation (its own event included) is not delivered.
-    fn ended_by(&self, events: &[Arc<SecurityEvent>]) -> Option<End> {
+    /// The first event in `events` that ends this stream's authority (its session
+    /// revoked or its user disabled), by position, and why. The stream delivers the
+    /// events up to and including that one, so the app learns why it was signed out
+    /// (a role change's `user.roles_changed` precedes the revocations it causes),
+    /// and nothing after it.
+    fn ended_by(&self, events: &[Arc<SecurityEvent>]) -> Option<(usize, End)> {
         let sid = self.claims.sid.as_deref()?;
-        events.iter().find_map(|e| match e.kind.as_str() {
-            "session.revoked" if e.sid.as_deref() == Some(sid) => Some(End::SessionRevoked),
-            "user.disabled" if e.sub.as_deref() == Some(self.claims.sub.as_str()) => {
-                Some(End::UserDisabled)
-            }
-            _ => None,
-        })
+        events
+            .iter()
+            .enumerate()
+            .find_map(|(i, e)| match e.kind.as_str() {
+                "session.revoked" if e.sid.as_deref() == Some(sid) => {
+                    Some((i, End::SessionRevoked))
+                }
+                "user.disabled" if e.sub.as_deref() == Some(self.claims.sub.as_str()) => {
+                    Some((i, End::UserDisabled))
+                }
+                _ => None,
+            })
     }
 
     /// In memory, after a key event: the token still verifies (its key was not revoked).
@@ -183,6 +190,8 @@ struct Feed {
     evicted: Pin<Box<tokio::sync::futures::OwnedNotified>>,
     buffer: VecDeque<Arc<SecurityEvent>>,
     access: Access,
+    /// The stream ends, for this reason, once `buffer` is delivered.
+    ending: Option<End>,
     /// Set once the final `end` event went out.
     ended: bool,
 }
@@ -220,6 +229,7 @@ pub(super) fn stream(
         wake,
         buffer: VecDeque::new(),
         access,
+        ending: None,
         ended: false,
     };
     futures_util::stream::unfold(feed, |mut feed| async move {
@@ -230,6 +240,9 @@ pub(super) fn stream(
             }
             if feed.ended {
                 return None;
+            }
+            if let Some(end) = feed.ending {
+                return Some((Ok(feed.end(end)), feed));
             }
             // Mark the signal seen before reading the flags and taking, so whatever
             // happens after wakes us.
@@ -260,9 +273,10 @@ pub(super) fn stream(
                 .take(&feed.core, &mut feed.cursor, feed.filter.as_deref(), BATCH)
                 .await
             {
-                Ok(events) if !events.is_empty() => {
-                    if let Some(end) = feed.access.ended_by(&events) {
-                        return Some((Ok(feed.end(end)), feed));
+                Ok(mut events) if !events.is_empty() => {
+                    if let Some((last, end)) = feed.access.ended_by(&events) {
+                        events.truncate(last + 1);
+                        feed.ending = Some(end);
                     }
                     feed.buffer.extend(events);
                 }
