@@ -235,34 +235,33 @@ async fn verify_resumes_after_an_issuer_restart_with_no_event_lost() {
 /// events gone, and the id sequence back at `last`, so the next event reuses ids the
 /// verifier has already seen.
 async fn restore_log_to(app: &TestApp, last: i64) {
-    match &app.core.db.read {
-        tessera::store::Pool::Postgres(pool) => {
-            sqlx::query("DELETE FROM security_events WHERE id > $1")
-                .bind(last)
-                .execute(pool)
-                .await
-                .unwrap();
-            sqlx::query("SELECT setval(pg_get_serial_sequence('security_events', 'id'), $1)")
-                .bind(last)
-                .execute(pool)
-                .await
-                .unwrap();
-        }
-        tessera::store::Pool::Sqlite(_) => {
-            let url = &app.settings["database_url"];
-            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-            sqlx::query("DELETE FROM security_events WHERE id > $1")
-                .bind(last)
-                .execute(&pool)
-                .await
-                .unwrap();
-            sqlx::query("UPDATE sqlite_sequence SET seq = $1 WHERE name = 'security_events'")
-                .bind(last)
-                .execute(&pool)
-                .await
-                .unwrap();
-            pool.close().await;
-        }
+    let url = &app.settings["database_url"];
+    if on_postgres() {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::query("DELETE FROM security_events WHERE id > $1")
+            .bind(last)
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("SELECT setval(pg_get_serial_sequence('security_events', 'id'), $1)")
+            .bind(last)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        sqlx::query("DELETE FROM security_events WHERE id > $1")
+            .bind(last)
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE sqlite_sequence SET seq = $1 WHERE name = 'security_events'")
+            .bind(last)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
     }
 }
 
@@ -274,8 +273,9 @@ async fn restore_log_to(app: &TestApp, last: i64) {
 async fn verify_follows_the_feed_after_a_restore_from_an_older_backup() {
     let rig = rig(&[("permission_change_policy", "reissue")]).await;
     let v = rig.verifier().await;
-    let backup = rig.last_event().await;
     rig.set_roles(&["a"]).await;
+    let backup = rig.last_event().await;
+    rig.set_roles(&["b"]).await;
     rig.set_roles(&["reader"]).await;
     let seen = rig.last_event().await;
     let caught_up = eventually(WITHIN, || async { v.health().last_event_id == Some(seen) }).await;
