@@ -130,8 +130,6 @@ fn fail(e: impl std::fmt::Display) -> Failure {
 /// failure.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let serving = matches!(cli.command, Command::Serve);
-    init_logging(serving);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -145,15 +143,14 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(serving: bool) {
+fn init_logging(serving: bool, format: &str) {
     let default = if serving { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    // TESSERA_LOG_FORMAT=json: one JSON object per line, with the request span's fields.
-    let _ = if std::env::var("TESSERA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+    let _ = if format == "json" {
         builder.json().with_current_span(true).try_init()
     } else {
         builder
@@ -180,6 +177,7 @@ fn load_config(cli: &Cli) -> Result<Config, Failure> {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     let cfg = load_config(&cli)?;
+    init_logging(matches!(cli.command, Command::Serve), &cfg.log_format);
     if let Command::Migrate = cli.command {
         let db = crate::store::Db::connect(&cfg).await.map_err(fail)?;
         db.migrate()

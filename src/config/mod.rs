@@ -290,6 +290,14 @@ settings! {
         parse: duration(),
         check: |v| !v.is_zero() => "must be at least 1s",
     }
+    /// the log lines on stderr: `text` (human-readable) or `json` (one object per line,
+    /// with the request span's fields)
+    log_format: String {
+        env: "TESSERA_LOG_FORMAT",
+        default: "text",
+        parse: lowercase(),
+        check: |v| matches!(v.as_str(), "text" | "json") => "must be `text` or `json`",
+    }
     /// `full`: a commit survives power loss; `normal`: survives a process crash
     /// (kill -9), not a power cut
     sqlite_synchronous: String {

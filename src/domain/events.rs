@@ -44,7 +44,7 @@ impl EventKind {
     }
 }
 
-/// An event as served on `/events` (DESIGN.md "Contracts other programs rely on").
+/// An event as served on `/events` (docs/protocol.md "When roles change"; `SecurityEvent` in openapi.yaml).
 #[derive(Debug, Clone, Serialize)]
 pub struct SecurityEvent {
     /// Position in the log: strictly increasing, the `id:` of the SSE frame.

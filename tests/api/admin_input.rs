@@ -177,7 +177,7 @@ async fn user_bodies_are_checked() {
     assert!(app.core.user_by_name("x").await.unwrap().is_none());
 }
 
-/// The bodies are JSON objects (DESIGN.md: `{username, password, roles}`, `{roles}`):
+/// The bodies are JSON objects (openapi.yaml: `{username, password, roles}`, `{roles}`):
 /// a positional array is malformed input, as an unknown field is.
 #[tokio::test]
 async fn a_json_array_never_stands_in_for_an_object() {

@@ -1,5 +1,5 @@
 //! The `tessera` command line against a running server's database: what scripts rely
-//! on (DESIGN.md "Contracts"): ids and secrets alone on stdout, one-line failures.
+//! on (docs/operations.md "Command line"): ids and secrets alone on stdout, one-line failures.
 
 use std::process::{Command, Stdio};
 

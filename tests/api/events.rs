@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-/// The keys of every event on the feed (DESIGN.md "Contracts other programs rely on").
+/// The keys of every event on the feed (`SecurityEvent` in openapi.yaml).
 pub(crate) const EVENT_KEYS: [&str; 9] = [
     "at", "id", "kid", "reason", "roles", "sid", "sub", "type", "ver",
 ];

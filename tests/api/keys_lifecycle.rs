@@ -1,4 +1,4 @@
-//! The signing-key lifecycle (DESIGN.md "Signing keys", README "Signing keys and the KEK",
+//! The signing-key lifecycle (docs/operations.md "Signing keys and the KEK",
 //! CONFORMANCE 37–39): next → active → retired → deleted, or revoked; the pre-publication
 //! invariant; retirement; emergency revocation; changing the algorithm.
 

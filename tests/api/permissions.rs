@@ -1,5 +1,5 @@
 //! Permission changes take effect: roles under both policies, disabling, password
-//! changes, demoted administrators (DESIGN.md "Permission changes").
+//! changes, demoted administrators (docs/protocol.md "When roles change").
 
 use reqwest::{Method, Response};
 use serde_json::{Value, json};

@@ -4,7 +4,8 @@
 //! its security event feed (`GET /events`), so that a token whose session was
 //! revoked, whose user's roles changed or who was disabled, or whose signing key
 //! was withdrawn is refused although its signature and `exp` are fine. See the
-//! crate's README for what it guarantees and when.
+//! crate's README (`verify/README.md`) for what it guarantees and when, and
+//! docs/protocol.md "Protecting an API" for the whole contract.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
