@@ -658,10 +658,25 @@ async fn end_session_asks_first_then_signs_out_and_redirects_only_to_registered_
     let resp = b.authorize("spa", &[("prompt", "none")]).await;
     assert!(query_of(&resp).contains_key("code"), "still signed in");
 
-    // The form's answer without its CSRF token is refused; with it, signed out.
+    // The form's answer with a wrong CSRF token is refused; without one it is an app's
+    // logout request (POST is allowed, RP-Initiated Logout §2) and asks again; with
+    // the right one, signed out.
     let form = hidden_fields(&html);
-    let forged: Vec<(String, String)> = form.iter().filter(|(k, _)| k != "csrf").cloned().collect();
+    let forged: Vec<(String, String)> = form
+        .iter()
+        .map(|(k, v)| match k.as_str() {
+            "csrf" => (k.clone(), "x".repeat(43)),
+            _ => (k.clone(), v.clone()),
+        })
+        .collect();
     assert_eq!(b.post("/end_session", &forged).await.status(), 403);
+    let unsigned: Vec<(String, String)> =
+        form.iter().filter(|(k, _)| k != "csrf").cloned().collect();
+    let resp = b.post("/end_session", &unsigned).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("Sign out?"));
+    let resp = b.authorize("spa", &[("prompt", "none")]).await;
+    assert!(query_of(&resp).contains_key("code"), "still signed in");
     let resp = b.post("/end_session", &form).await;
     assert_eq!(resp.status(), 303);
     assert_eq!(
