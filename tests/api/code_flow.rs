@@ -422,7 +422,7 @@ async fn a_wrong_verifier_another_redirect_uri_or_another_client_get_invalid_gra
 }
 
 #[tokio::test]
-async fn a_replayed_code_is_refused_and_revokes_the_family_it_issued() {
+async fn a_replayed_code_is_refused_and_revokes_the_family_it_issued_only_with_the_verifier() {
     let app = TestApp::spawn().await;
     spa(&app, "spa", false).await;
     app.user("alice", "correct horse battery", &[]).await;
@@ -433,14 +433,34 @@ async fn a_replayed_code_is_refused_and_revokes_the_family_it_issued() {
         .json()
         .await
         .unwrap();
-    let rt = tokens["refresh_token"].as_str().unwrap();
+    let mut rt = tokens["refresh_token"].as_str().unwrap().to_string();
+    // Anyone who saw the code (a public client needs no secret) may replay it with a
+    // verifier of their own, or at another redirect URI: refused, and nothing revoked.
+    let guessed = "x".repeat(43);
+    for (verifier, redirect) in [
+        (guessed.as_str(), APP),
+        ("short", APP),
+        (VERIFIER, "https://app.example/cc"),
+    ] {
+        assert_oauth_error(
+            exchange(&app, "spa", &code, verifier, redirect).await,
+            400,
+            "invalid_grant",
+        )
+        .await;
+        let resp = app.refresh("spa", &rt).await;
+        assert_eq!(resp.status(), 200, "{verifier} {redirect}: still alive");
+        let next: Value = resp.json().await.unwrap();
+        rt = next["refresh_token"].as_str().unwrap().to_string();
+    }
+    // With the verifier it is the code's reuse: the family goes.
     assert_oauth_error(
         exchange(&app, "spa", &code, VERIFIER, APP).await,
         400,
         "invalid_grant",
     )
     .await;
-    assert_oauth_error(app.refresh("spa", rt).await, 400, "invalid_grant").await;
+    assert_oauth_error(app.refresh("spa", &rt).await, 400, "invalid_grant").await;
     let sid = claims(tokens["access_token"].as_str().unwrap())["sid"]
         .as_str()
         .unwrap()
