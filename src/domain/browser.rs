@@ -16,18 +16,25 @@ pub struct BrowserSession {
 
 impl Core {
     /// Starts a browser session for a user who just signed in; returns the cookie value.
-    pub async fn start_browser_session(&self, user_id: &str) -> Result<String, StoreError> {
+    /// The session the browser held before (`previous`, its cookie) ends in the same
+    /// transaction, whoever it was for: a browser has one session, another user's
+    /// sign-in must not leave the first one's cookie able to obtain codes, and the
+    /// same user signing in again gets a fresh cookie and `auth_time`.
+    pub async fn start_browser_session(
+        &self,
+        user_id: &str,
+        previous: Option<&str>,
+    ) -> Result<String, StoreError> {
         let token = crypto::random_token();
         let now = store::now();
         let expires = now + self.cfg.browser_session_ttl.as_secs() as i64;
-        store::browser::insert_session(
-            self.db.writer(),
-            &sha256(token.as_bytes()),
-            user_id,
-            now,
-            expires,
-        )
-        .await?;
+        let mut tx = self.db.begin_plain().await?;
+        if let Some(previous) = previous {
+            store::browser::revoke_session(&mut tx, &sha256(previous.as_bytes()), now).await?;
+        }
+        store::browser::insert_session(&mut tx, &sha256(token.as_bytes()), user_id, now, expires)
+            .await?;
+        tx.commit().await?;
         Ok(token)
     }
 

@@ -51,6 +51,16 @@ pub fn is_pkce_string(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
+/// Whether `verifier` is the one whose S256 challenge the code holds (RFC 7636 §4.6),
+/// compared in constant time.
+fn verifier_matches(verifier: &str, challenge: &str) -> bool {
+    is_pkce_string(verifier)
+        && ct_eq(
+            b64(&sha256(verifier.as_bytes())).as_bytes(),
+            challenge.as_bytes(),
+        )
+}
+
 #[derive(Serialize)]
 struct IdClaims<'a> {
     iss: &'a str,
@@ -124,7 +134,12 @@ impl Core {
             return Err(INVALID);
         }
         if row.consumed_at.is_some() {
-            return Err(self.code_replayed(&hash).await);
+            // Only a replay that proves it holds the verifier is the code's reuse: anyone
+            // who saw a public client's code could otherwise revoke its session.
+            if row.redirect_uri == redirect_uri && verifier_matches(verifier, &row.code_challenge) {
+                return Err(self.code_replayed(&hash).await);
+            }
+            return Err(INVALID);
         }
         if now >= row.expires_at {
             return Err(INVALID);
@@ -139,8 +154,7 @@ impl Core {
                 "code_verifier must be 43-128 characters of [A-Za-z0-9-._~]",
             ));
         }
-        let challenge = b64(&sha256(verifier.as_bytes()));
-        if !ct_eq(challenge.as_bytes(), row.code_challenge.as_bytes()) {
+        if !verifier_matches(verifier, &row.code_challenge) {
             return Err(OAuthError::InvalidGrant(
                 "code_verifier does not match the code_challenge",
             ));

@@ -12,6 +12,11 @@ use crate::store::sessions::FamilyRow;
 use crate::store::users::UserRow;
 use crate::store::{self, from_json};
 
+/// The scopes tessera itself gives a meaning to, published as discovery's `scopes_supported`
+/// (RFC 8414 §2). Clients may register scopes of their own APIs besides these; those are
+/// theirs to document, not the server's to advertise.
+pub const SCOPES: &[&str] = &["openid", "profile", "offline_access", "roles", "events"];
+
 /// Parses a `scope` parameter (RFC 6749 §3.3): space-delimited NQCHAR tokens.
 pub fn parse_scope(raw: Option<&str>) -> Result<Option<Vec<String>>, OAuthError> {
     let Some(raw) = raw.filter(|s| !s.is_empty()) else {

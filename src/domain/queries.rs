@@ -38,9 +38,4 @@ impl Core {
     pub async fn signing_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         store::keys::list(&self.db.read).await
     }
-
-    /// Every scope some client may ask for (discovery's `scopes_supported`).
-    pub async fn all_scopes(&self) -> Result<Vec<String>, StoreError> {
-        store::clients::all_scopes(&self.db.read).await
-    }
 }

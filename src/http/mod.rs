@@ -48,6 +48,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/.well-known/oauth-authorization-server"),
     ("GET", "/.well-known/openid-configuration"),
     ("GET", "/authorize"),
+    ("POST", "/authorize"),
     ("POST", "/login"),
     ("POST", "/consent"),
     ("GET", "/end_session"),

@@ -11,7 +11,6 @@ use axum::routing::get;
 use serde_json::json;
 
 use crate::domain::Core;
-use crate::error::OAuthError;
 
 pub(super) fn router() -> Router<Arc<Core>> {
     Router::new()
@@ -40,10 +39,10 @@ async fn jwks(State(core): State<Arc<Core>>) -> Response {
     resp
 }
 
-async fn metadata(State(core): State<Arc<Core>>) -> Result<Response, OAuthError> {
+async fn metadata(State(core): State<Arc<Core>>) -> Response {
     let iss = &core.cfg.issuer;
     let auth_methods = ["client_secret_basic", "client_secret_post"];
-    let mut doc = json!({
+    let doc = json!({
         "issuer": iss,
         "token_endpoint": format!("{iss}/token"),
         "jwks_uri": format!("{iss}/.well-known/jwks.json"),
@@ -65,20 +64,20 @@ async fn metadata(State(core): State<Arc<Core>>) -> Result<Response, OAuthError>
         "id_token_signing_alg_values_supported": [core.cfg.signing_alg.as_str()],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "at_hash", "preferred_username"],
         "prompt_values_supported": ["none", "login", "consent"],
+        "scopes_supported": crate::domain::grants::SCOPES,
+        // Request objects are not supported (OpenID Connect Core §6); both flags default
+        // to true when absent (Discovery §3).
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
         // What a verifier needs to be correct from a cold start: the feed, and how far
         // back a still-valid token may reach (it catches up from `now - ttl`).
         "tessera_events_endpoint": format!("{iss}/events"),
         "tessera_access_token_max_ttl": core.cfg.access_token_ttl.as_secs(),
     });
-    let mut scopes = core.all_scopes().await?;
-    if !scopes.iter().any(|s| s == "openid") {
-        scopes.insert(0, "openid".into());
-    }
-    doc["scopes_supported"] = json!(scopes);
     let mut resp = Json(doc).into_response();
     resp.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),
     );
-    Ok(resp)
+    resp
 }

@@ -74,22 +74,6 @@ pub async fn insert(db: impl Into<Exec<'_>>, row: &ClientRow, now: i64) -> Resul
     Ok(())
 }
 
-/// The union of every client's scopes, sorted.
-pub async fn all_scopes(db: impl Into<Exec<'_>>) -> Result<Vec<String>, StoreError> {
-    let db = db.into();
-    // Lists are JSON arrays in a text column on both backends.
-    let sql = match db.backend() {
-        Backend::Sqlite => {
-            "SELECT DISTINCT j.value FROM clients, json_each(clients.scopes) AS j ORDER BY j.value"
-        }
-        Backend::Postgres => {
-            "SELECT DISTINCT j.value FROM clients, jsonb_array_elements_text(clients.scopes::jsonb) AS j(value) ORDER BY j.value"
-        }
-    };
-    let rows: Vec<(String,)> = on!(db, |e| sqlx::query_as(sql).fetch_all(e).await)?;
-    Ok(rows.into_iter().map(|(s,)| s).collect())
-}
-
 /// Whether some client registered `origin` for CORS.
 pub async fn origin_registered(db: impl Into<Exec<'_>>, origin: &str) -> Result<bool, StoreError> {
     let db = db.into();

@@ -116,6 +116,13 @@ async fn browser_app(app: &TestApp, id: &str, redirect: &str) {
         public: true,
         grant_types: vec!["authorization_code".into()],
         redirect_uris: vec![redirect.into()],
+        post_logout_redirect_uris: vec![
+            url::Url::parse(redirect)
+                .unwrap()
+                .join("/bye")
+                .unwrap()
+                .into(),
+        ],
         ..Default::default()
     })
     .await;
@@ -202,6 +209,12 @@ async fn chromium_signs_in_through_the_login_page_then_single_sign_on() {
     // prompt=login: the form again.
     assert_eq!(out["promptLogin"]["status"], 200);
     assert_eq!(out["promptLogin"]["passwordFields"], 1);
+    // The app's logout form, posted from its own site: signed out, back at the app.
+    assert_eq!(
+        out["logout"]["url"], "http://localhost:27001/bye?state=state-bye",
+        "{out:#}"
+    );
+    assert_eq!(out["afterLogout"]["error"], "login_required", "{out:#}");
     assert_eq!(
         out["consoleErrors"],
         json!([]),

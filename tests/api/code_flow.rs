@@ -422,7 +422,7 @@ async fn a_wrong_verifier_another_redirect_uri_or_another_client_get_invalid_gra
 }
 
 #[tokio::test]
-async fn a_replayed_code_is_refused_and_revokes_the_family_it_issued() {
+async fn a_replayed_code_is_refused_and_revokes_the_family_it_issued_only_with_the_verifier() {
     let app = TestApp::spawn().await;
     spa(&app, "spa", false).await;
     app.user("alice", "correct horse battery", &[]).await;
@@ -433,14 +433,34 @@ async fn a_replayed_code_is_refused_and_revokes_the_family_it_issued() {
         .json()
         .await
         .unwrap();
-    let rt = tokens["refresh_token"].as_str().unwrap();
+    let mut rt = tokens["refresh_token"].as_str().unwrap().to_string();
+    // Anyone who saw the code (a public client needs no secret) may replay it with a
+    // verifier of their own, or at another redirect URI: refused, and nothing revoked.
+    let guessed = "x".repeat(43);
+    for (verifier, redirect) in [
+        (guessed.as_str(), APP),
+        ("short", APP),
+        (VERIFIER, "https://app.example/cc"),
+    ] {
+        assert_oauth_error(
+            exchange(&app, "spa", &code, verifier, redirect).await,
+            400,
+            "invalid_grant",
+        )
+        .await;
+        let resp = app.refresh("spa", &rt).await;
+        assert_eq!(resp.status(), 200, "{verifier} {redirect}: still alive");
+        let next: Value = resp.json().await.unwrap();
+        rt = next["refresh_token"].as_str().unwrap().to_string();
+    }
+    // With the verifier it is the code's reuse: the family goes.
     assert_oauth_error(
         exchange(&app, "spa", &code, VERIFIER, APP).await,
         400,
         "invalid_grant",
     )
     .await;
-    assert_oauth_error(app.refresh("spa", rt).await, 400, "invalid_grant").await;
+    assert_oauth_error(app.refresh("spa", &rt).await, 400, "invalid_grant").await;
     let sid = claims(tokens["access_token"].as_str().unwrap())["sid"]
         .as_str()
         .unwrap()
@@ -658,10 +678,25 @@ async fn end_session_asks_first_then_signs_out_and_redirects_only_to_registered_
     let resp = b.authorize("spa", &[("prompt", "none")]).await;
     assert!(query_of(&resp).contains_key("code"), "still signed in");
 
-    // The form's answer without its CSRF token is refused; with it, signed out.
+    // The form's answer with a wrong CSRF token is refused; without one it is an app's
+    // logout request (POST is allowed, RP-Initiated Logout §2) and asks again; with
+    // the right one, signed out.
     let form = hidden_fields(&html);
-    let forged: Vec<(String, String)> = form.iter().filter(|(k, _)| k != "csrf").cloned().collect();
+    let forged: Vec<(String, String)> = form
+        .iter()
+        .map(|(k, v)| match k.as_str() {
+            "csrf" => (k.clone(), "x".repeat(43)),
+            _ => (k.clone(), v.clone()),
+        })
+        .collect();
     assert_eq!(b.post("/end_session", &forged).await.status(), 403);
+    let unsigned: Vec<(String, String)> =
+        form.iter().filter(|(k, _)| k != "csrf").cloned().collect();
+    let resp = b.post("/end_session", &unsigned).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("Sign out?"));
+    let resp = b.authorize("spa", &[("prompt", "none")]).await;
+    assert!(query_of(&resp).contains_key("code"), "still signed in");
     let resp = b.post("/end_session", &form).await;
     assert_eq!(resp.status(), 303);
     assert_eq!(

@@ -322,7 +322,7 @@ async fn es256_private_keys_are_not_stored_in_clear() {
 
 #[tokio::test]
 async fn metadata_matches_the_tokens() {
-    // Before any client exists there are no scopes: no empty `scopes_supported` either.
+    // Before any client exists: no empty arrays either.
     let bare = TestApp::spawn().await;
     assert_no_empty_arrays(
         &bare
@@ -379,8 +379,11 @@ async fn metadata_matches_the_tokens() {
         assert!(methods.iter().any(|m| m == "client_secret_basic"), "{name}");
         assert!(methods.iter().any(|m| m == "client_secret_post"), "{name}");
     }
-    // The clients' scopes, and `openid` (OpenID Connect Discovery: it is always served).
-    assert_eq!(list("scopes_supported"), ["openid", "read"]);
+    // The scopes the server defines, not the clients' own (`read` here).
+    assert_eq!(
+        list("scopes_supported"),
+        ["openid", "profile", "offline_access", "roles", "events"]
+    );
     assert_no_empty_arrays(&meta);
     // jwks_uri serves the key set that verifies the token.
     let jwks: Value = app

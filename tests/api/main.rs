@@ -44,6 +44,7 @@ mod live_roles;
 mod liveness;
 mod login_race;
 mod observability;
+mod oidc_edges;
 mod openapi;
 mod permissions;
 mod permissions_admin;

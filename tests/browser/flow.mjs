@@ -113,6 +113,41 @@ try {
     url: page.url(),
     passwordFields: await page.locator('input[type=password]').count(),
   };
+
+  // 5. The first app signs the user out with a form it posts from its own site
+  //    (RP-Initiated Logout §2). The SameSite=Lax session cookie stays behind on a
+  //    cross-site POST, so tessera sends the browser on to the GET, which carries it.
+  const bye = new URL('/bye', app1.redirectUri).toString();
+  await page.goto(new URL('/', app1.redirectUri).toString());
+  await Promise.all([
+    page.waitForURL((u) => u.toString().startsWith(bye), { timeout: 15000 }),
+    page.evaluate(({ base, fields }) => {
+      const form = document.createElement('form');
+      form.method = 'post';
+      form.action = base + '/end_session';
+      for (const [name, value] of Object.entries(fields)) {
+        const input = document.createElement('input');
+        input.type = 'hidden';
+        input.name = name;
+        input.value = value;
+        form.appendChild(input);
+      }
+      document.body.appendChild(form);
+      form.submit();
+    }, {
+      base: args.base,
+      fields: {
+        id_token_hint: out.exchange.tokens.id_token, client_id: app1.clientId,
+        post_logout_redirect_uri: bye, state: 'state-bye',
+      },
+    }),
+  ]);
+  out.logout = { url: page.url() };
+  // 6. Signed out: prompt=none gets login_required.
+  const p4 = pkce();
+  await page.goto(authorizeUrl(app1, p4, 'state-four', { prompt: 'none' }));
+  await page.waitForURL((u) => u.toString().startsWith(app1.redirectUri), { timeout: 15000 });
+  out.afterLogout = { error: new URL(page.url()).searchParams.get('error') };
   out.consoleErrors = consoleErrors;
 } catch (e) {
   out.error = String(e && e.stack || e);

@@ -27,6 +27,14 @@ pub struct KeySet {
     fingerprint: String,
 }
 
+/// A verified ID token hint: whom it names and which clients it was issued to.
+pub struct IdTokenHint {
+    /// The user.
+    pub sub: String,
+    /// The clients (`aud`).
+    pub aud: Vec<String>,
+}
+
 /// Why [`KeySet::verify`] rejected a token.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -68,14 +76,21 @@ impl KeySet {
             .map_err(|e| VerifyError::Invalid(e.to_string()))
     }
 
-    /// The `sub` of an ID token this instance signed for issuer `issuer`, given back as
-    /// an RP-initiated logout's `id_token_hint`: signature, `alg` and `iss` checked;
+    /// The `sub` and `aud` of an ID token this instance signed for issuer `issuer`, given
+    /// back as an RP-initiated logout's `id_token_hint`: signature, `alg` and `iss` checked;
     /// `exp` not (the hint may be an expired ID token, OpenID Connect RP-Initiated
     /// Logout 1.0 §2). `None` for anything else.
-    pub fn id_token_subject(&self, token: &str, issuer: &str) -> Option<String> {
+    pub fn id_token_hint(&self, token: &str, issuer: &str) -> Option<IdTokenHint> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Aud {
+            One(String),
+            Many(Vec<String>),
+        }
         #[derive(serde::Deserialize)]
         struct Hint {
             sub: String,
+            aud: Aud,
         }
         let header = jsonwebtoken::decode_header(token).ok()?;
         if !header
@@ -95,7 +110,14 @@ impl KeySet {
         validation.validate_exp = false;
         validation.set_required_spec_claims(&["iss", "sub"]);
         let hint = jsonwebtoken::decode::<Hint>(token, key, &validation).ok()?;
-        Some(hint.claims.sub)
+        let aud = match hint.claims.aud {
+            Aud::One(a) => vec![a],
+            Aud::Many(a) => a,
+        };
+        Some(IdTokenHint {
+            sub: hint.claims.sub,
+            aud,
+        })
     }
 
     /// The `kid` of a token's header (no verification: for a token verified before).

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::SecretString;
 
-use super::cookies::{check_csrf, cookies, csrf_token, set_cookie};
+use super::cookies::{check_csrf, cookies, csrf_token, read_cookie, set_cookie};
 use super::request::{AuthzRequest, Refusal, internal, parse_request, read_post};
 use super::{app_name, proceed};
 use crate::domain::Core;
@@ -117,11 +117,12 @@ async fn sign_in(
         }
         Err(e) => return internal(e).into_response(),
     };
-    let token = match core.start_browser_session(&user.id).await {
+    let c = cookies(core);
+    let previous = read_cookie(headers, c.session);
+    let token = match core.start_browser_session(&user.id, previous).await {
         Ok(t) => t,
         Err(e) => return internal(e).into_response(),
     };
-    let c = cookies(core);
     let mut extra = HeaderMap::new();
     set_cookie(
         &mut extra,

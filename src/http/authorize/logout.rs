@@ -1,4 +1,4 @@
-//! `GET /end_session` and its confirmation, `POST /end_session`: RP-initiated logout.
+//! `GET /end_session` and `POST /end_session`: RP-initiated logout and its confirmation.
 
 use std::sync::Arc;
 
@@ -8,12 +8,24 @@ use axum::response::{IntoResponse, Response};
 
 use super::cookies::{check_csrf, cookies, csrf_token, read_cookie, set_cookie, signed_in};
 use super::request::{Refusal, bad_request, internal, read_post, redirect};
+use crate::domain::keys::IdTokenHint;
 use crate::domain::{Core, redirects};
 use crate::http::form::{self, Params};
 use crate::http::pages;
 
-/// What the confirmation form carries over to `POST /end_session`.
-const CARRIED: [&str; 3] = ["client_id", "post_logout_redirect_uri", "state"];
+/// The parameters of an RP's logout request that tessera acts on (RP-Initiated Logout 1.0 §2).
+const REQUEST: [&str; 4] = [
+    "id_token_hint",
+    "client_id",
+    "post_logout_redirect_uri",
+    "state",
+];
+
+/// Where to go after signing out: a `post_logout_redirect_uri` its client registered.
+struct Target {
+    client_id: String,
+    uri: String,
+}
 
 /// OpenID Connect RP-Initiated Logout 1.0: ends the browser session; redirects
 /// only to a `post_logout_redirect_uri` the client registered. The user is asked
@@ -27,80 +39,132 @@ pub(super) async fn end_session(
     let result = async {
         let params = form::parse(uri.query().unwrap_or("").as_bytes())
             .map_err(|_| bad_request("The sign-out link is malformed."))?;
-        let target = target(&core, &params).await?;
-        let Some(session) = signed_in(&core, &headers).await? else {
-            // Nobody to sign out: nothing to ask.
-            return Ok(signed_out(&params, target));
-        };
-        let named = params.get("id_token_hint").is_some_and(|hint| {
-            core.keys
-                .current()
-                .id_token_subject(hint, &core.cfg.issuer)
-                .is_some_and(|sub| sub == session.user_id)
-        });
-        if named {
-            return sign_out(&core, &headers, &params, target).await;
-        }
-        Ok(confirmation(&core, &headers, &params, target.as_deref()))
+        logout(&core, &headers, &params).await
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// The confirmation form's answer: signs out, then as `GET /end_session` would.
-pub(super) async fn end_session_confirmed(
+/// `POST /end_session`: an app's logout request sent as a form (§2 allows GET and POST),
+/// or the answer of the confirmation form, which alone carries a CSRF token.
+pub(super) async fn end_session_form(
     State(core): State<Arc<Core>>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
     let result = async {
         let params = read_post(&core, &headers, body).await?;
+        if !params.contains("csrf") {
+            return app_post(&core, &headers, &params).await;
+        }
         check_csrf(&core, &headers, &params)?;
-        let target = target(&core, &params).await?;
+        let target = target(&core, &params, None).await?;
         sign_out(&core, &headers, &params, target).await
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// An app's form POST. A cross-site POST does not carry the `SameSite=Lax` session
+/// cookie, so without one the request goes on as a GET (a top-level navigation, which
+/// carries it) instead of concluding that nobody is signed in.
+async fn app_post(core: &Core, headers: &HeaderMap, params: &Params) -> Result<Response, Refusal> {
+    if read_cookie(headers, cookies(core).session).is_some() {
+        return logout(core, headers, params).await;
+    }
+    checked(core, params).await?;
+    let query: Vec<(&str, &str)> = REQUEST
+        .iter()
+        .filter_map(|&name| params.get(name).map(|v| (name, v)))
+        .collect();
+    let own = format!("{}/end_session", core.cfg.issuer);
+    Ok(redirect(&own, &query, HeaderMap::new()))
+}
+
+/// The logout request, however it arrived: signs out at once when a valid hint names
+/// the signed-in user, else asks.
+async fn logout(core: &Core, headers: &HeaderMap, params: &Params) -> Result<Response, Refusal> {
+    let (hint, target) = checked(core, params).await?;
+    let Some(session) = signed_in(core, headers).await? else {
+        // Nobody to sign out: nothing to ask.
+        return Ok(signed_out(params, target));
+    };
+    if hint.is_some_and(|h| h.sub == session.user_id) {
+        return sign_out(core, headers, params, target).await;
+    }
+    Ok(confirmation(core, headers, params, target.as_ref()))
+}
+
+/// Checks a logout request: the hint verified, when given (a hint that does not verify
+/// forfeits the redirect); `client_id`, when given with a valid hint, one of its audiences
+/// (§2), else an error page and no redirect.
+async fn checked(
+    core: &Core,
+    params: &Params,
+) -> Result<(Option<IdTokenHint>, Option<Target>), Refusal> {
+    let hint = params
+        .get("id_token_hint")
+        .map(|h| core.keys.current().id_token_hint(h, &core.cfg.issuer));
+    if let (Some(Some(h)), Some(id)) = (&hint, params.get("client_id")) {
+        if !h.aud.iter().any(|a| a == id) {
+            return Err(bad_request(
+                "The app that sent you here is not the one your sign-in was for.",
+            ));
+        }
+    }
+    let target = match &hint {
+        Some(None) => None,
+        Some(Some(h)) => target(core, params, h.aud.first().map(String::as_str)).await?,
+        None => target(core, params, None).await?,
+    };
+    Ok((hint.flatten(), target))
+}
+
 /// Where to send the browser afterwards: a `post_logout_redirect_uri` registered by
-/// the client the request names (`client_id`, or the hint's audience), or nowhere.
-async fn target(core: &Core, params: &Params) -> Result<Option<String>, Refusal> {
+/// the client the request names (`client_id`, or else the hint's audience), or nowhere.
+async fn target(
+    core: &Core,
+    params: &Params,
+    hint_audience: Option<&str>,
+) -> Result<Option<Target>, Refusal> {
     let Some(uri) = params.get("post_logout_redirect_uri") else {
         return Ok(None);
     };
-    let client_id = params
-        .get("client_id")
-        .map(str::to_string)
-        .or_else(|| params.get("id_token_hint").and_then(hint_audience));
-    let client = match client_id {
-        Some(id) => core.clients.get(&core.db, &id).await.map_err(internal)?,
+    let client = match params.get("client_id").or(hint_audience) {
+        Some(id) => core.clients.get(&core.db, id).await.map_err(internal)?,
         None => None,
     };
-    let registered = client.is_some_and(|c| c.post_logout_redirect_uris.iter().any(|u| u == uri));
-    if !registered {
-        return Err(bad_request(
+    match client {
+        Some(c) if c.post_logout_redirect_uris.iter().any(|u| u == uri) => Ok(Some(Target {
+            client_id: c.id.clone(),
+            uri: uri.to_string(),
+        })),
+        _ => Err(bad_request(
             "The app asked to send you to an address it has not registered.",
-        ));
+        )),
     }
-    Ok(Some(uri.to_string()))
 }
 
-/// The page that asks whether to sign out, carrying the request to its form.
+/// The page that asks whether to sign out. Its form carries the checked target (with
+/// its client, so the answer need not repeat the hint) and `state`.
 fn confirmation(
     core: &Core,
     headers: &HeaderMap,
     params: &Params,
-    target: Option<&str>,
+    target: Option<&Target>,
 ) -> Response {
     let mut extra = HeaderMap::new();
     let csrf = csrf_token(core, headers, &mut extra);
-    let carried: Vec<(&'static str, String)> = CARRIED
-        .iter()
-        .filter_map(|&name| params.get(name).map(|v| (name, v.to_string())))
-        .collect();
+    let mut carried: Vec<(&'static str, String)> = Vec::new();
+    if let Some(t) = target {
+        carried.push(("client_id", t.client_id.clone()));
+        carried.push(("post_logout_redirect_uri", t.uri.clone()));
+    }
+    if let Some(state) = params.get("state") {
+        carried.push(("state", state.to_string()));
+    }
     // The form posts here and is then redirected to the app: both are allowed.
-    let to = target.and_then(redirects::origin_of);
+    let to = target.and_then(|t| redirects::origin_of(&t.uri));
     pages::respond(
         StatusCode::OK,
         pages::confirm_sign_out(&carried, &csrf),
@@ -115,7 +179,7 @@ async fn sign_out(
     core: &Core,
     headers: &HeaderMap,
     params: &Params,
-    target: Option<String>,
+    target: Option<Target>,
 ) -> Result<Response, Refusal> {
     let c = cookies(core);
     if let Some(token) = read_cookie(headers, c.session) {
@@ -129,9 +193,9 @@ async fn sign_out(
     Ok(response)
 }
 
-fn signed_out(params: &Params, target: Option<String>) -> Response {
+fn signed_out(params: &Params, target: Option<Target>) -> Response {
     match target {
-        Some(uri) => {
+        Some(Target { uri, .. }) => {
             let state: Vec<(&str, &str)> = params
                 .get("state")
                 .map(|s| ("state", s))
@@ -148,21 +212,5 @@ fn signed_out(params: &Params, target: Option<String>) -> Response {
             None,
             HeaderMap::new(),
         ),
-    }
-}
-
-/// The `aud` of an ID token hint. Unverified: it only chooses whose registered
-/// logout URIs to check, which an attacker cannot extend.
-fn hint_audience(token: &str) -> Option<String> {
-    use base64::Engine;
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    match &claims["aud"] {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Array(a) => a.first()?.as_str().map(str::to_string),
-        _ => None,
     }
 }

@@ -1,5 +1,5 @@
-//! `GET /authorize` (RFC 6749 §4.1, RFC 7636, RFC 9207), the login and consent
-//! forms behind it, and RP-initiated logout (`GET /end_session`).
+//! `GET /authorize` and `POST /authorize` (RFC 6749 §4.1, RFC 7636, RFC 9207), the login
+//! and consent forms behind it, and RP-initiated logout (`/end_session`).
 //!
 //! The authorization request travels through the forms as hidden fields and is
 //! validated again on every step; nothing about it is kept on the server before a
@@ -15,6 +15,7 @@ mod request;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -28,15 +29,15 @@ use crate::domain::codes::CodeGrant;
 use consent::consent;
 use cookies::{csrf_token, signed_in};
 use login::{login, login_page};
-use logout::{end_session, end_session_confirmed};
-use request::{AuthzRequest, Refusal, bad_request, internal, parse_request, redirect};
+use logout::{end_session, end_session_form};
+use request::{AuthzRequest, Refusal, bad_request, internal, parse_request, read_post, redirect};
 
 pub(super) fn router() -> Router<Arc<Core>> {
     Router::new()
-        .route("/authorize", get(authorize))
+        .route("/authorize", get(authorize).post(authorize_form))
         .route("/login", post(login))
         .route("/consent", post(consent))
-        .route("/end_session", get(end_session).post(end_session_confirmed))
+        .route("/end_session", get(end_session).post(end_session_form))
 }
 
 fn app_name(client: &Client) -> &str {
@@ -48,6 +49,18 @@ async fn authorize(State(core): State<Arc<Core>>, headers: HeaderMap, req: Reque
     let params = match form::parse(query) {
         Ok(p) => p,
         Err(_) => return bad_request("The sign-in link is malformed.").into_response(),
+    };
+    match start(&core, &headers, &params).await {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+/// `POST /authorize`: the same request, form-encoded (OpenID Connect Core §3.1.2.1). Like
+/// the GET it only starts a sign-in, so it needs no CSRF token.
+async fn authorize_form(State(core): State<Arc<Core>>, headers: HeaderMap, body: Body) -> Response {
+    let params = match read_post(&core, &headers, body).await {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
     };
     match start(&core, &headers, &params).await {
         Ok(r) | Err(r) => r,

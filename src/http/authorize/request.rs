@@ -25,6 +25,9 @@ const CARRIED: &[&str] = &[
     "code_challenge",
     "code_challenge_method",
     "nonce",
+    // What the user is to be asked must survive the login form (OpenID Connect Core §3.1.2.1).
+    "prompt",
+    "max_age",
 ];
 
 /// A valid authorization request.
@@ -164,6 +167,22 @@ pub(super) async fn parse_request(core: &Core, params: &Params) -> Result<AuthzR
             .filter_map(|k| params.get(k).map(|v| (*k, v.to_string())))
             .collect(),
     };
+    // Request objects are not supported (OpenID Connect Core §6.1, §6.2): refused, never
+    // ignored, since the parameters inside one would override those outside.
+    if params.get("request").is_some() {
+        return Err(req.error(
+            core,
+            "request_not_supported",
+            "request objects are not supported",
+        ));
+    }
+    if params.get("request_uri").is_some() {
+        return Err(req.error(
+            core,
+            "request_uri_not_supported",
+            "request_uri is not supported",
+        ));
+    }
     match params.get("response_type") {
         None => return Err(req.error(core, "invalid_request", "response_type is missing")),
         Some("code") => {}
