@@ -517,7 +517,9 @@ async fn the_login_form_needs_its_csrf_token_and_says_the_same_for_every_failure
 
 #[tokio::test]
 async fn sign_ins_through_the_page_are_throttled() {
-    let app = TestApp::with(&[("login_max_failures", "2")]).await;
+    // `login_wait` 0: the delayed attempt is refused at once rather than waited for.
+    let app = TestApp::with(&[("login_max_failures", "2"), ("login_wait", "0")]).await;
+    app.advance(std::time::Duration::ZERO);
     spa(&app, "spa", false).await;
     app.user("alice", "correct horse battery", &[]).await;
     let mut b = Browser::new(&app);
