@@ -24,6 +24,7 @@
 //! entries long before a real user's counter.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -70,6 +71,24 @@ struct Inner {
     entries: Mutex<HashMap<Key, Entry>>,
     /// Woken whenever an attempt settles: what waiting attempts wait for.
     settled: Notify,
+    /// Attempts waiting for a slot now.
+    waiting: AtomicUsize,
+}
+
+/// Counts an attempt as waiting for as long as it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::Relaxed);
+        Self(n)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -137,6 +156,7 @@ impl Limiter {
                 secret: crate::crypto::random::<32>(),
                 entries: Mutex::new(HashMap::new()),
                 settled: Notify::new(),
+                waiting: AtomicUsize::new(0),
             }),
         }
     }
@@ -245,10 +265,12 @@ impl Limiter {
             if pause > left || left.is_zero() {
                 return Err(refused);
             }
+            let waiting = Waiting::new(&self.inner.waiting);
             tokio::select! {
                 () = &mut settled => {}
                 () = tokio::time::sleep(pause) => {}
             }
+            drop(waiting);
             if tokio::time::Instant::now() >= deadline && until.is_none() {
                 // One last look: a settle may have come just at the deadline.
                 let now = clock.instant();
@@ -263,6 +285,11 @@ impl Limiter {
                 };
             }
         }
+    }
+
+    /// Attempts waiting for a slot now.
+    pub fn waiting(&self) -> usize {
+        self.inner.waiting.load(Ordering::Relaxed)
     }
 
     /// Keys tracked now.

@@ -134,6 +134,29 @@ impl Throttle {
     }
 }
 
+impl Throttle {
+    fn limiters(&self) -> [&Limiter; 6] {
+        [
+            &self.usernames,
+            &self.devices,
+            &self.addresses,
+            &self.clients,
+            &self.client_addresses,
+            &self.hashing,
+        ]
+    }
+
+    /// Attempts waiting for a slot now, in every table (a gauge).
+    pub fn waiting(&self) -> usize {
+        self.limiters().iter().map(|l| l.waiting()).sum()
+    }
+
+    /// Keys tracked now, in every table (a gauge).
+    pub fn keys(&self) -> usize {
+        self.limiters().iter().map(|l| l.len()).sum()
+    }
+}
+
 /// The key an address is counted by: an IPv4 address (also when IPv4-mapped), or
 /// an IPv6 address's /64 (one subscriber usually holds a whole /64).
 pub fn address_key(ip: IpAddr) -> String {

@@ -100,14 +100,9 @@ pub(super) fn check_origin(core: &Core, headers: &HeaderMap) -> Result<(), Refus
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };
-    let issuer = &core.cfg.issuer;
-    let own = match issuer.find("://") {
-        Some(i) => issuer[i + 3..]
-            .find('/')
-            .map_or(issuer.as_str(), |j| &issuer[..i + 3 + j]),
-        None => issuer.as_str(),
-    };
-    if origin.as_bytes().eq_ignore_ascii_case(own.as_bytes()) {
+    // As a browser serialises it: lowercase host, no default port, no path.
+    let own = url::Url::parse(&core.cfg.issuer).map(|u| u.origin().ascii_serialization());
+    if own.is_ok_and(|own| origin.as_bytes() == own.as_bytes()) {
         return Ok(());
     }
     Err(Refusal::Page(

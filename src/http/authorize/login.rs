@@ -91,6 +91,7 @@ async fn sign_in(
     let attempt = match core.login_attempt(username, peer, device).await {
         Ok(a) => a,
         Err(throttled) => {
+            core.metrics.throttled("login");
             let retry_after = throttled.retry_after;
             let mut extra = HeaderMap::new();
             extra.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
