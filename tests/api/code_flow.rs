@@ -240,7 +240,7 @@ async fn a_browser_signs_in_and_the_app_gets_tokens_and_an_id_token() {
         csp.contains("form-action 'self' https://app.example"),
         "{csp}"
     );
-    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert_eq!(h["referrer-policy"], "same-origin");
     assert_eq!(h["x-frame-options"], "DENY");
     assert_eq!(h["cache-control"], "no-store");
     let html = page.text().await.unwrap();
