@@ -134,8 +134,12 @@ impl std::fmt::Debug for Ticket {
 enum Check {
     Granted,
     Refused(Refused),
-    /// Wait for an attempt in flight to settle, or until this instant.
-    Wait(Option<Instant>),
+    /// Wait for an attempt in flight to settle, or until `until`; `refused` if
+    /// the wait runs out.
+    Wait {
+        until: Option<Instant>,
+        refused: Refused,
+    },
 }
 
 fn seconds(d: Duration) -> u64 {
@@ -197,19 +201,38 @@ impl Limiter {
                         .max(1),
                     failures: true,
                 }),
-                // Past the limit, one attempt at a time.
-                Some(_) if e.in_flight > 0 => Check::Wait(None),
+                // Past the limit, one attempt at a time; if the one in flight fails,
+                // the next waits the delay after it.
+                Some(delay) if e.in_flight > 0 => Check::Wait {
+                    until: None,
+                    refused: Refused {
+                        retry_after: seconds(delay.after(e.failures + 1 - inner.max)),
+                        failures: true,
+                    },
+                },
                 Some(delay) => {
                     let at = e.last + delay.after(e.failures - inner.max);
                     if now >= at {
                         Check::Granted
                     } else {
-                        Check::Wait(Some(at))
+                        Check::Wait {
+                            until: Some(at),
+                            refused: Refused {
+                                retry_after: seconds(at - now),
+                                failures: true,
+                            },
+                        }
                     }
                 }
             }
         } else if e.failures + e.in_flight >= inner.max {
-            Check::Wait(None)
+            Check::Wait {
+                until: None,
+                refused: Refused {
+                    retry_after: 1,
+                    failures: false,
+                },
+            }
         } else {
             Check::Granted
         };
@@ -235,11 +258,12 @@ impl Limiter {
         let key = self.key(id);
         let deadline = tokio::time::Instant::now() + wait;
         loop {
+            // Registered before the check, so a settle right after it is not missed.
             let settled = self.inner.settled.notified();
             tokio::pin!(settled);
             settled.as_mut().enable();
             let now = clock.instant();
-            let until = match self.check(key, now) {
+            let (until, refused) = match self.check(key, now) {
                 Check::Granted => {
                     return Ok(Ticket {
                         inner: self.inner.clone(),
@@ -248,21 +272,11 @@ impl Limiter {
                     });
                 }
                 Check::Refused(r) => return Err(r),
-                Check::Wait(until) => until,
+                Check::Wait { until, refused } => (until, refused),
             };
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let refused = match until {
-                Some(at) => Refused {
-                    retry_after: seconds(at - now).max(1),
-                    failures: true,
-                },
-                None => Refused {
-                    retry_after: 1,
-                    failures: false,
-                },
-            };
             let pause = until.map_or(left, |at| at - now);
-            if pause > left || left.is_zero() {
+            if left.is_zero() || pause > left {
                 return Err(refused);
             }
             let waiting = Waiting::new(&self.inner.waiting);
@@ -271,19 +285,6 @@ impl Limiter {
                 () = tokio::time::sleep(pause) => {}
             }
             drop(waiting);
-            if tokio::time::Instant::now() >= deadline && until.is_none() {
-                // One last look: a settle may have come just at the deadline.
-                let now = clock.instant();
-                return match self.check(key, now) {
-                    Check::Granted => Ok(Ticket {
-                        inner: self.inner.clone(),
-                        key,
-                        settled: false,
-                    }),
-                    Check::Refused(r) => Err(r),
-                    Check::Wait(_) => Err(refused),
-                };
-            }
         }
     }
 
@@ -387,172 +388,4 @@ impl Drop for Ticket {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::clock::Clock;
-
-    const NO_WAIT: Duration = Duration::ZERO;
-    const HOUR: Duration = Duration::from_secs(3600);
-
-    fn limiter(max: u32, capacity: usize, delay: Option<Delay>) -> Limiter {
-        Limiter::new(max, HOUR, capacity, delay)
-    }
-
-    #[tokio::test]
-    async fn failures_throttle_at_max_and_keys_stay_apart() {
-        let (l, clock) = (limiter(3, 100, None), Clock::default());
-        for _ in 0..2 {
-            assert!(
-                !l.reserve("alice", &clock, NO_WAIT)
-                    .await
-                    .unwrap()
-                    .failed(clock.instant())
-            );
-        }
-        let last = l.reserve("alice", &clock, NO_WAIT).await.unwrap();
-        assert!(
-            last.failed(clock.instant()),
-            "the third failure is the last"
-        );
-        let refused = l.reserve("alice", &clock, NO_WAIT).await.unwrap_err();
-        assert!(refused.failures && refused.retry_after > 3500 && refused.retry_after <= 3600);
-        assert!(l.reserve("bob", &clock, NO_WAIT).await.is_ok());
-    }
-
-    #[tokio::test]
-    async fn successes_and_unevaluated_attempts_cost_nothing() {
-        let (l, clock) = (limiter(2, 100, None), Clock::default());
-        l.reserve("k", &clock, NO_WAIT)
-            .await
-            .unwrap()
-            .failed(clock.instant());
-        drop(l.reserve("k", &clock, NO_WAIT).await.unwrap());
-        l.reserve("k", &clock, NO_WAIT).await.unwrap().succeeded();
-        for _ in 0..2 {
-            l.reserve("k", &clock, NO_WAIT)
-                .await
-                .unwrap()
-                .failed(clock.instant());
-        }
-        assert!(l.reserve("k", &clock, NO_WAIT).await.is_err());
-    }
-
-    #[tokio::test]
-    async fn attempts_in_flight_make_others_wait_not_fail() {
-        let (l, clock) = (Arc::new(limiter(2, 100, None)), Arc::new(Clock::default()));
-        let a = l.reserve("k", &clock, NO_WAIT).await.unwrap();
-        let b = l.reserve("k", &clock, NO_WAIT).await.unwrap();
-        let refused = l.reserve("k", &clock, NO_WAIT).await.unwrap_err();
-        assert!(!refused.failures, "in flight, not failed");
-        let waiter = {
-            let (l, clock) = (l.clone(), clock.clone());
-            tokio::spawn(async move { l.reserve("k", &clock, HOUR).await.map(Ticket::succeeded) })
-        };
-        tokio::task::yield_now().await;
-        a.succeeded();
-        assert!(waiter.await.unwrap().is_ok());
-        b.succeeded();
-        assert!(l.is_empty(), "nothing left to remember");
-    }
-
-    #[tokio::test]
-    async fn racing_attempts_never_evaluate_more_than_max_failures() {
-        let l = Arc::new(limiter(10, 100, None));
-        let clock = Arc::new(Clock::default());
-        let tasks: Vec<_> = (0..40)
-            .map(|_| {
-                let (l, clock) = (l.clone(), clock.clone());
-                tokio::spawn(async move {
-                    let t = l.reserve("victim", &clock, Duration::from_secs(5)).await;
-                    t.map(|t| t.failed(clock.instant())).is_ok()
-                })
-            })
-            .collect();
-        let mut granted = 0;
-        for t in tasks {
-            granted += usize::from(t.await.unwrap());
-        }
-        assert_eq!(granted, 10);
-    }
-
-    #[tokio::test]
-    async fn past_the_limit_a_delay_doubles_up_to_its_cap() {
-        let delay = Delay {
-            first: Duration::from_secs(1),
-            cap: Duration::from_secs(4),
-        };
-        let (l, clock) = (limiter(2, 100, Some(delay)), Clock::default());
-        clock.pin(Duration::from_secs(1_000_000));
-        for _ in 0..2 {
-            l.reserve("k", &clock, NO_WAIT)
-                .await
-                .unwrap()
-                .failed(clock.instant());
-        }
-        for expected in [1, 2, 4, 4] {
-            let r = l.reserve("k", &clock, NO_WAIT).await.unwrap_err();
-            assert_eq!((r.retry_after, r.failures), (expected, true));
-            clock.advance(Duration::from_secs(expected));
-            l.reserve("k", &clock, NO_WAIT)
-                .await
-                .unwrap()
-                .failed(clock.instant());
-        }
-        clock.advance(Duration::from_secs(4));
-        l.reserve("k", &clock, NO_WAIT).await.unwrap().succeeded();
-        assert!(
-            l.reserve("k", &clock, NO_WAIT).await.is_ok(),
-            "success starts over"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_full_table_evicts_the_least_informative_keys_never_refuses_all() {
-        let (l, clock) = (limiter(3, 50, None), Clock::default());
-        for _ in 0..3 {
-            l.reserve("victim", &clock, NO_WAIT)
-                .await
-                .unwrap()
-                .failed(clock.instant());
-        }
-        for i in 0..10_000 {
-            let t = l.reserve(&format!("random-{i}"), &clock, NO_WAIT).await;
-            t.expect("a new key is never refused")
-                .failed(clock.instant());
-        }
-        assert!(l.len() <= 50, "bounded: {}", l.len());
-        assert!(
-            l.reserve("victim", &clock, NO_WAIT).await.is_err(),
-            "the key with the most failures kept its count"
-        );
-    }
-
-    #[tokio::test]
-    async fn keys_have_a_bounded_size() {
-        let (l, clock) = (limiter(3, 10, None), Clock::default());
-        let long = "x".repeat(16 * 1024);
-        assert_eq!(std::mem::size_of::<Key>(), 16);
-        for _ in 0..3 {
-            l.reserve(&long, &clock, NO_WAIT)
-                .await
-                .unwrap()
-                .failed(clock.instant());
-        }
-        assert_eq!(l.len(), 1);
-        assert!(l.reserve(&long, &clock, NO_WAIT).await.is_err());
-    }
-
-    #[tokio::test]
-    async fn failures_are_forgotten_a_window_after_the_last() {
-        let l = Limiter::new(1, Duration::from_secs(60), 10, None);
-        let clock = Clock::default();
-        clock.pin(Duration::from_secs(1_000_000));
-        l.reserve("k", &clock, NO_WAIT)
-            .await
-            .unwrap()
-            .failed(clock.instant());
-        assert!(l.reserve("k", &clock, NO_WAIT).await.is_err());
-        clock.advance(Duration::from_secs(60));
-        assert!(l.reserve("k", &clock, NO_WAIT).await.is_ok());
-    }
-}
+mod tests;
