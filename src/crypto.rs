@@ -45,6 +45,14 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
+/// HMAC-SHA-256 (RFC 2104): signs values tessera hands out and reads back (device cookies).
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::hmac::sign(&key, data).as_ref());
+    out
+}
+
 /// Constant-time equality for secrets and their digests (`subtle`; the lengths
 /// are not secret: digests have a fixed one).
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {

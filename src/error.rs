@@ -11,12 +11,9 @@ pub enum OAuthError {
     /// Client authentication failed (always 401 with a `Basic` challenge).
     #[error("invalid_client")]
     InvalidClient,
-    /// Too many failures; retry after this many seconds.
+    /// Refused by a throttle (which one, and for how long: `Retry-After`).
     #[error("slow_down")]
-    Throttled {
-        /// Seconds, for `Retry-After`.
-        retry_after: u64,
-    },
+    Throttled(crate::domain::throttle::Throttled),
     /// The grant (code, refresh token, credentials) is invalid, expired or revoked.
     #[error("invalid_grant: {0}")]
     InvalidGrant(&'static str),
@@ -64,7 +61,7 @@ impl OAuthError {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope(_) => "invalid_scope",
             Self::InvalidTarget => "invalid_target",
-            Self::Throttled { .. } => "slow_down",
+            Self::Throttled(_) => "slow_down",
             Self::Busy { .. } => "temporarily_unavailable",
             Self::Internal(_) => "server_error",
         }
@@ -76,6 +73,12 @@ impl From<crate::domain::passwords::Busy> for OAuthError {
         Self::Busy {
             retry_after: e.retry_after,
         }
+    }
+}
+
+impl From<crate::domain::throttle::Throttled> for OAuthError {
+    fn from(t: crate::domain::throttle::Throttled) -> Self {
+        Self::Throttled(t)
     }
 }
 

@@ -85,6 +85,10 @@ pub struct Sample {
     pub feed_catch_up_reads: u64,
     /// Users with an open stream or long-poll on this instance.
     pub feed_users_watched: usize,
+    /// Sign-ins and client authentications waiting for a throttle slot.
+    pub throttle_waiting: usize,
+    /// Keys (usernames, devices, addresses, clients) the throttles track.
+    pub throttle_keys: usize,
 }
 
 /// The gauges that [`Sample`] sets, registered once.
@@ -97,6 +101,8 @@ struct Sampled {
     feed_reads: Gauge,
     feed_catch_up_reads: Gauge,
     feed_users_watched: Gauge,
+    throttle_waiting: Gauge,
+    throttle_keys: Gauge,
 }
 
 /// Every metric family of the server, and the registry that writes them.
@@ -223,6 +229,16 @@ impl Default for Metrics {
                 "tessera_event_feed_users_watched",
                 "users with an open stream or long-poll on this instance",
                 &s.feed_users_watched,
+            ),
+            (
+                "tessera_throttle_waiting",
+                "sign-ins and client authentications waiting for a throttle slot",
+                &s.throttle_waiting,
+            ),
+            (
+                "tessera_throttle_keys",
+                "keys the failure throttles track (usernames, devices, addresses, clients)",
+                &s.throttle_keys,
             ),
             (
                 "tessera_http_connections",
@@ -352,6 +368,8 @@ impl Metrics {
             .set(gauge_value(sample.feed_catch_up_reads));
         s.feed_users_watched
             .set(gauge_value(sample.feed_users_watched));
+        s.throttle_waiting.set(gauge_value(sample.throttle_waiting));
+        s.throttle_keys.set(gauge_value(sample.throttle_keys));
         self.render()
     }
 

@@ -268,6 +268,13 @@ settings! {
         default: "32",
         parse: between(1, 100_000),
     }
+    /// sign-ins from one source address (IPv6: one /64) that may wait for or hold a
+    /// password worker at once; more wait (`login_wait`), then 429
+    argon2_address_share: u32 {
+        env: "TESSERA_ARGON2_ADDRESS_SHARE",
+        default: "8",
+        parse: between(1, 100_000),
+    }
     /// per request; 503 beyond; ≥ 1 s
     request_timeout: Duration {
         env: "TESSERA_REQUEST_TIMEOUT",
@@ -307,18 +314,37 @@ settings! {
         check: |v| matches!(v.as_str(), "full" | "normal" | "extra")
             => "must be `full`, `extra` or `normal`",
     }
-    /// failed sign-ins per username per window before 429
+    /// failed sign-ins per username (and per device cookie) before its attempts are
+    /// delayed; 5× this per source address (IPv6: per /64) before 429 (see [Throttling
+    /// and lockouts](#throttling-and-lockouts))
     login_max_failures: u32 {
         env: "TESSERA_LOGIN_MAX_FAILURES",
         default: "10",
         parse: at_least(1),
     }
-    /// the throttling window; ≥ 1 s
+    /// failures are forgotten this long after the last one; ≥ 1 s
     login_window: Duration {
         env: "TESSERA_LOGIN_WINDOW",
         default: "15m",
         parse: duration(),
         check: |v| !v.is_zero() => "must be at least 1s",
+    }
+    /// the longest delay between two attempts at a username past its failures (1 s
+    /// after the limit, doubling with each failure); ≥ 1 s
+    login_max_delay: Duration {
+        env: "TESSERA_LOGIN_MAX_DELAY",
+        default: "60",
+        parse: duration(),
+        check: |v| !v.is_zero() => "must be at least 1s",
+    }
+    /// how long a sign-in or client authentication may wait for a throttle slot
+    /// (attempts in flight, a short delay) before 429; at most half `request_timeout`;
+    /// 0 = never wait
+    login_wait: Duration {
+        env: "TESSERA_LOGIN_WAIT",
+        default: "5",
+        parse: duration(),
+        check: |v| v.as_secs() <= 20 => "must be at most 20 seconds",
     }
     /// comma-separated proxy IPs whose `X-Forwarded-For` is believed
     trusted_proxies: Vec<std::net::IpAddr> {

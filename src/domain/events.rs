@@ -24,7 +24,8 @@ pub enum EventKind {
     UserDisabled,
     /// `user.password_changed`: the user's sessions were ended with it.
     PasswordChanged,
-    /// `login.throttled`: failed sign-ins locked a username for a while.
+    /// `user.login_throttled`: failed sign-ins pushed a username past its limit; its
+    /// attempts from untrusted devices are delayed from now on.
     LoginThrottled,
     /// `keys.rotated`: the published key set changed (rotation or revocation).
     KeysRotated,

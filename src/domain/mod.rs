@@ -77,7 +77,6 @@ impl Core {
         db.migrate().await?;
         let clock = clock::Clock::default();
         let keys = keys::KeyRing::init(&cfg, &db, clock.now()).await?;
-        let (cfg_max, cfg_window) = (cfg.login_max_failures, cfg.login_window);
         let passwords = passwords::Passwords::new(
             cfg.argon2_memory_kib,
             cfg.argon2_iterations,
@@ -88,6 +87,7 @@ impl Core {
             cfg.event_tail,
             crate::store::events::last_id(&db.read).await?,
         );
+        let throttle = throttle::Throttle::new(&cfg, keys.derive_key("tessera device cookie v1"));
         Ok(Arc::new(Self {
             cfg,
             group_commit,
@@ -99,7 +99,7 @@ impl Core {
             passwords,
             events: events::EventBus::default(),
             tail,
-            throttle: throttle::Throttle::new(cfg_max, cfg_window),
+            throttle,
             pauses: pause::Pauses::default(),
         }))
     }

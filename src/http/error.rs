@@ -189,12 +189,10 @@ impl From<OAuthError> for HttpError {
             OAuthError::InvalidTarget => {
                 Self::new(status, code, "resource not allowed for this client")
             }
-            OAuthError::Throttled { retry_after } => Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                code,
-                "too many failed attempts; retry later",
-            )
-            .retry_after(retry_after),
+            OAuthError::Throttled(t) => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, code, t.description())
+                    .retry_after(t.retry_after)
+            }
             OAuthError::Busy { retry_after } => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 code,
@@ -269,9 +267,17 @@ mod tests {
         let (_, headers, text) = body(OAuthError::UnsupportedGrantType.into()).await;
         assert_eq!(text, r#"{"error":"unsupported_grant_type"}"#);
         assert_eq!(headers[header::PRAGMA], "no-cache");
-        let (status, headers, _) = body(OAuthError::Throttled { retry_after: 7 }.into()).await;
+        let throttled = crate::domain::throttle::Throttled {
+            retry_after: 7,
+            why: crate::domain::throttle::Why::Username,
+        };
+        let (status, headers, text) = body(OAuthError::Throttled(throttled).into()).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(headers[header::RETRY_AFTER], "7");
+        assert!(
+            text.contains("too many failed sign-ins for this username"),
+            "{text}"
+        );
         let gone = HttpError::new(StatusCode::GONE, "resync_required", "x").next_after(3);
         assert_eq!(
             body(gone).await.2,

@@ -152,6 +152,8 @@ pub struct ClientForm {
     /// The caller's address (see [`super::Peer`]): failed authentications are
     /// throttled per client id and address.
     pub peer: IpAddr,
+    /// The `Origin` header, when a browser sent the request.
+    pub origin: Option<String>,
 }
 
 impl FromRequest<Arc<Core>> for ClientForm {
@@ -160,11 +162,16 @@ impl FromRequest<Arc<Core>> for ClientForm {
     async fn from_request(req: Request, core: &Arc<Core>) -> Result<Self, Response> {
         let (mut parts, body) = req.into_parts();
         let Ok(Peer(peer)) = Peer::from_request_parts(&mut parts, core).await;
+        let origin = parts
+            .headers
+            .get(header::ORIGIN)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         match authenticated(core, peer, &parts.uri, &parts.headers, body).await {
             Ok((params, client)) => Ok(Self {
                 params,
                 client,
                 peer,
+                origin,
             }),
             Err(e) => Err(e
                 .counted(core, parts.uri.path().trim_start_matches('/'))
@@ -173,8 +180,9 @@ impl FromRequest<Arc<Core>> for ClientForm {
     }
 }
 
-/// Failed client authentications are counted per (client id, source address), so
-/// guessing is throttled without letting anyone lock a client out from elsewhere.
+/// Failed client authentications are counted per (registered client id, source
+/// address) and per address, so guessing is throttled without letting anyone lock
+/// a client out from elsewhere, and unknown client ids take no entry of their own.
 async fn authenticated(
     core: &Core,
     peer: IpAddr,
@@ -185,26 +193,27 @@ async fn authenticated(
     reject_credentials_in_query(uri).map_err(FormError::Invalid)?;
     let mut params = read_form(headers, body, core.cfg.request_timeout / 2).await?;
     let creds = client_credentials(headers, &mut params).map_err(FormError::Invalid)?;
-    let key = format!("{}|{peer}", creds.client_id());
-    // Reserved before the secret is checked, so racing requests cannot exceed the limit.
-    let attempt = core
-        .throttle
+    let id = creds.client_id();
+    let registered = core
         .clients
-        .reserve(&key, core.clock.instant())
-        .map_err(|retry_after| FormError::Invalid(OAuthError::Throttled { retry_after }))?;
-    let client = match core.clients.authenticate(&core.db, &creds).await {
-        Ok(c) => {
-            core.throttle.clients.refund(attempt);
-            c
+        .get(&core.db, id)
+        .await
+        .map_err(|e| FormError::Invalid(e.into()))?
+        .is_some();
+    // Reserved before the secret is checked, so racing requests cannot exceed the
+    // limit; given back (dropped) unless the authentication fails.
+    let attempt = core
+        .client_attempt(id, registered, peer)
+        .await
+        .map_err(|t| FormError::Invalid(t.into()))?;
+    match core.clients.authenticate(&core.db, &creds).await {
+        Ok(client) => Ok((params, client)),
+        Err(AuthError::Failed) => {
+            attempt.failed(core.clock.instant());
+            Err(FormError::Invalid(OAuthError::InvalidClient))
         }
-        // The attempt stays counted.
-        Err(AuthError::Failed) => return Err(FormError::Invalid(OAuthError::InvalidClient)),
-        Err(AuthError::Store(e)) => {
-            core.throttle.clients.refund(attempt);
-            return Err(FormError::Invalid(e.into()));
-        }
-    };
-    Ok((params, client))
+        Err(AuthError::Store(e)) => Err(FormError::Invalid(e.into())),
+    }
 }
 
 /// The client's address behind trusted proxies (`TESSERA_TRUSTED_PROXIES`).

@@ -38,7 +38,7 @@ fn layout(title: &str, content: Markup) -> Markup {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="no-referrer";
+                meta name="referrer" content="same-origin";
                 title { (title) " · tessera" }
                 link rel="stylesheet" href="/assets/tessera.css";
             }
@@ -172,9 +172,12 @@ pub(super) fn respond(
 
 /// What pages and the redirects that leave them share.
 pub(super) fn security(h: &mut HeaderMap) {
+    // Nothing leaves for another origin; `same-origin` rather than `no-referrer` so that
+    // a form posted from our own page carries our `Origin` (under `no-referrer`,
+    // browsers send `Origin: null`) and POST /login can refuse every other one.
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -31,6 +31,7 @@ async fn handle(
         mut params,
         client,
         peer,
+        origin,
     }: ClientForm,
 ) -> Result<TokenResponse, OAuthError> {
     let grant_type = params.require("grant_type")?.to_string();
@@ -43,10 +44,15 @@ async fn handle(
             require_identifier("username", &username)?;
             params.require("password")?;
             let password = params.take_secret("password").expect("checked above");
+            // A page elsewhere must not spend the user's attempts through its visitors'
+            // browsers (a form POST is a simple request; browsers send `Origin` with it).
+            if origin.is_some_and(|o| !client.origins.iter().any(|r| r.eq_ignore_ascii_case(&o))) {
+                return Err(OAuthError::UnauthorizedClient(
+                    "the request's Origin is not registered for this client",
+                ));
+            }
             // Reserved before argon2, so racing requests cannot exceed the limit.
-            let attempt = core
-                .login_attempt(&username, &peer.to_string())
-                .map_err(|retry_after| OAuthError::Throttled { retry_after })?;
+            let attempt = core.login_attempt(&username, peer, None).await?;
             let result = core
                 .password_grant(&client, &username, password, scope, resource)
                 .await;

@@ -177,7 +177,7 @@ async fn chromium_signs_in_through_the_login_page_then_single_sign_on() {
             .unwrap()
             .contains("frame-ancestors 'none'")
     );
-    assert_eq!(page["referrerPolicy"], "no-referrer");
+    assert_eq!(page["referrerPolicy"], "same-origin");
     assert_eq!(out["first"]["state"], "state-one");
     assert_eq!(out["first"]["iss"], app.addr.as_str());
     let ex = &out["exchange"];

@@ -240,7 +240,7 @@ async fn a_browser_signs_in_and_the_app_gets_tokens_and_an_id_token() {
         csp.contains("form-action 'self' https://app.example"),
         "{csp}"
     );
-    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert_eq!(h["referrer-policy"], "same-origin");
     assert_eq!(h["x-frame-options"], "DENY");
     assert_eq!(h["cache-control"], "no-store");
     let html = page.text().await.unwrap();
@@ -537,7 +537,9 @@ async fn the_login_form_needs_its_csrf_token_and_says_the_same_for_every_failure
 
 #[tokio::test]
 async fn sign_ins_through_the_page_are_throttled() {
-    let app = TestApp::with(&[("login_max_failures", "2")]).await;
+    // `login_wait` 0: the delayed attempt is refused at once rather than waited for.
+    let app = TestApp::with(&[("login_max_failures", "2"), ("login_wait", "0")]).await;
+    app.advance(std::time::Duration::ZERO);
     spa(&app, "spa", false).await;
     app.user("alice", "correct horse battery", &[]).await;
     let mut b = Browser::new(&app);

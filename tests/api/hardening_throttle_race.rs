@@ -50,7 +50,16 @@ async fn setup(extra: &[(&'static str, &str)]) -> Arc<TestApp> {
 
 #[tokio::test]
 async fn racing_wrong_passwords_are_evaluated_at_most_the_limit() {
-    let app = setup(&[("login_max_failures", "10"), ("argon2_queue", "100")]).await;
+    // `login_wait` 0: a request that finds the limit filled by attempts in flight is
+    // answered at once (with time to wait it would wait for them to settle).
+    let app = setup(&[
+        ("login_max_failures", "10"),
+        ("argon2_queue", "100"),
+        ("argon2_address_share", "100"),
+        ("login_wait", "0"),
+    ])
+    .await;
+    app.advance(Duration::ZERO);
     let computed = app.core.passwords.stats().computed;
     // With the workers paused, every request either waits for argon2 or is refused:
     // a check-then-act throttle would let all 40 wait (and evaluate 40 guesses).
@@ -120,10 +129,12 @@ async fn racing_wrong_client_secrets_are_evaluated_at_most_the_limit() {
         );
         *counts.entry((id, status)).or_insert(0) += 1;
     }
-    for id in ["ghost", "svc"] {
-        assert_eq!(counts.get(&(id, 401)), Some(&10), "{id}: {counts:?}");
-        assert_eq!(counts.get(&(id, 429)), Some(&10), "{id}: {counts:?}");
-    }
+    // The registered client: exactly the limit evaluated. The unknown one counts
+    // against the address only (5× the limit), with no entry of its own.
+    assert_eq!(counts.get(&("svc", 401)), Some(&10), "{counts:?}");
+    assert_eq!(counts.get(&("svc", 429)), Some(&10), "{counts:?}");
+    assert_eq!(counts.get(&("ghost", 401)), Some(&20), "{counts:?}");
+    assert_eq!(app.core.throttle.clients.len(), 1);
 }
 
 #[tokio::test]

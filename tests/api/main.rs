@@ -24,6 +24,7 @@ mod hardening_crash;
 mod hardening_files;
 mod hardening_hostile;
 mod hardening_jwt;
+mod hardening_lockout;
 mod hardening_process;
 mod hardening_props;
 mod hardening_raw;

@@ -38,7 +38,9 @@ async fn a_username_differing_only_in_case_is_a_conflict() {
 
 #[tokio::test]
 async fn sign_in_finds_the_user_whatever_the_case_and_the_throttle_counts_once() {
-    let app = TestApp::with(&[("login_max_failures", "4")]).await;
+    // `login_wait` 0 and a clock that stands still: the delayed attempt is answered at once.
+    let app = TestApp::with(&[("login_max_failures", "4"), ("login_wait", "0")]).await;
+    app.advance(std::time::Duration::ZERO);
     app.client("app", true, &["password"], &[], &[]).await;
     let id = app.user("Alice", PASSWORD, &[]).await;
     let login = app.login("app", "aLiCe", PASSWORD).await;

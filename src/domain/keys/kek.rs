@@ -26,6 +26,11 @@ impl std::fmt::Debug for Kek {
 }
 
 impl Kek {
+    /// HMAC-SHA-256 of `purpose` under the KEK: a key for that purpose alone.
+    pub(super) fn derive(&self, purpose: &str) -> [u8; 32] {
+        crypto::hmac_sha256(&self.0, purpose.as_bytes())
+    }
+
     /// A KEK from base64 (standard or URL-safe) of its 32 bytes.
     pub(super) fn decode(text: &str) -> Result<Self, String> {
         let text = text.trim();

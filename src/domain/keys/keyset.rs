@@ -140,6 +140,12 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
+    /// A key for `purpose`, derived from the KEK (HMAC-SHA-256 of the label): the
+    /// same on every instance, never the KEK itself.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        self.kek.derive(purpose)
+    }
+
     /// Loads the KEK, creates the first active and next keys if the database has
     /// none, and loads the key set. Fails rather than start with a half-loaded set.
     pub async fn init(cfg: &Config, db: &Db, now: i64) -> Result<Self, KeyError> {

@@ -12,6 +12,8 @@ use crate::http::form::Params;
 pub(super) struct Cookies {
     pub(super) session: &'static str,
     pub(super) csrf: &'static str,
+    /// The device cookie: this browser signed in as a user before (see `domain::throttle`).
+    pub(super) device: &'static str,
     pub(super) attributes: &'static str,
 }
 
@@ -31,12 +33,14 @@ pub(super) fn cookies(core: &Core) -> Cookies {
         Cookies {
             session: "__Host-tessera_session",
             csrf: "__Host-tessera_csrf",
+            device: "__Host-tessera_device",
             attributes: "; Path=/; HttpOnly; Secure",
         }
     } else {
         Cookies {
             session: "tessera_session",
             csrf: "tessera_csrf",
+            device: "tessera_device",
             attributes: "; Path=/; HttpOnly",
         }
     }
@@ -84,4 +88,40 @@ pub(super) fn check_csrf(core: &Core, headers: &HeaderMap, params: &Params) -> R
             "Go back to the app and sign in again.".into(),
         )),
     }
+}
+
+/// A POST from a page on another origin is refused before anything is spent.
+/// Browsers send `Origin` with every cross-origin POST; requests without it
+/// (not from a browser page) are left to the CSRF token. The CSRF token alone
+/// already stops a cross-site form (the page cannot read the token); this also
+/// covers same-site pages on another origin that could plant the cookie (no
+/// `__Host-` prefix under an http issuer).
+pub(super) fn check_origin(core: &Core, headers: &HeaderMap) -> Result<(), Refusal> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    // As a browser serialises it: lowercase host, no default port, no path.
+    let own = url::Url::parse(&core.cfg.issuer).map(|u| u.origin().ascii_serialization());
+    if own.is_ok_and(|own| origin.as_bytes() == own.as_bytes()) {
+        return Ok(());
+    }
+    Err(Refusal::Page(
+        StatusCode::FORBIDDEN,
+        "This form was sent from another site",
+        "Sign in from the app you were using.".into(),
+    ))
+}
+
+/// Sets the device cookie naming `username` (a successful sign-in).
+pub(super) fn set_device_cookie(core: &Core, extra: &mut HeaderMap, username: &str) {
+    let c = cookies(core);
+    let value = core.device_cookie(username);
+    let max_age = crate::domain::throttle::DEVICE_TTL_SECS;
+    set_cookie(
+        extra,
+        format!(
+            "{}={value}{}; SameSite=Strict; Max-Age={max_age}",
+            c.device, c.attributes
+        ),
+    );
 }

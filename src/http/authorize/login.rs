@@ -8,10 +8,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::SecretString;
 
-use super::cookies::{check_csrf, cookies, csrf_token, read_cookie, set_cookie};
+use super::cookies::{
+    check_csrf, check_origin, cookies, csrf_token, read_cookie, set_cookie, set_device_cookie,
+};
 use super::request::{AuthzRequest, Refusal, internal, parse_request, read_post};
 use super::{app_name, proceed};
 use crate::domain::Core;
+use crate::domain::throttle::Why;
 use crate::error::OAuthError;
 use crate::http::{Peer, form, pages};
 
@@ -38,6 +41,7 @@ pub(super) async fn login(
     body: Body,
 ) -> Response {
     let result = async {
+        check_origin(&core, &headers)?;
         let mut params = read_post(&core, &headers, body).await?;
         let req = parse_request(&core, &params).await?;
         check_csrf(&core, &headers, &params)?;
@@ -83,12 +87,20 @@ async fn sign_in(
     password: SecretString,
     peer: std::net::IpAddr,
 ) -> Response {
-    let attempt = match core.login_attempt(username, &peer.to_string()) {
+    let device = read_cookie(headers, cookies(core).device);
+    let attempt = match core.login_attempt(username, peer, device).await {
         Ok(a) => a,
-        Err(retry_after) => {
+        Err(throttled) => {
+            core.metrics.throttled("login");
+            let retry_after = throttled.retry_after;
             let mut extra = HeaderMap::new();
             extra.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-            let text = format!("Too many attempts. Try again in {retry_after} seconds.");
+            let text = match throttled.why {
+                Why::InProgress => {
+                    format!("Too many sign-ins in progress. Try again in {retry_after} seconds.")
+                }
+                _ => format!("Too many attempts. Try again in {retry_after} seconds."),
+            };
             return login_page(
                 core,
                 req,
@@ -128,5 +140,6 @@ async fn sign_in(
         &mut extra,
         format!("{}={token}{}; SameSite=Lax", c.session, c.attributes),
     );
+    set_device_cookie(core, &mut extra, &user.username);
     proceed(core, req, headers, &user.id, core.clock.now(), extra).await
 }
