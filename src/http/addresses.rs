@@ -10,20 +10,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-/// The part of an address one party holds: IPv4 as is (an IPv4-mapped IPv6 address
-/// is its IPv4 address), IPv6 by its /64 prefix.
-pub(super) fn prefix(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let bits = u128::from(v6) & !((1u128 << 64) - 1);
-                IpAddr::V6(bits.into())
-            }
-        },
-    }
-}
+use crate::domain::throttle::address_prefix;
 
 /// Open connections per address prefix. Its entries are bounded by the port's
 /// connection cap: an entry exists only while one of its connections does.
@@ -49,7 +36,7 @@ impl PerAddress {
 
     /// Counts a connection from `ip`, or `None` when its prefix holds `max` already.
     pub(super) fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
-        let key = prefix(ip);
+        let key = address_prefix(ip);
         let mut open = self.open.lock().expect("per-address connections");
         let n = open.entry(key).or_insert(0);
         if *n >= self.max {
@@ -78,17 +65,6 @@ impl Drop for AddressSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ipv6_counts_by_slash_64_and_mapped_ipv4_as_ipv4() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:ffff".parse().unwrap();
-        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(prefix(a), prefix(b));
-        assert_ne!(prefix(a), prefix(other));
-        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
-        assert_eq!(prefix(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
-    }
 
     #[test]
     fn a_prefix_holds_at_most_max_and_frees_its_slots() {

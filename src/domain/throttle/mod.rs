@@ -157,18 +157,25 @@ impl Throttle {
     }
 }
 
-/// The key an address is counted by: an IPv4 address (also when IPv4-mapped), or
-/// an IPv6 address's /64 (one subscriber usually holds a whole /64).
-pub fn address_key(ip: IpAddr) -> String {
-    let v6 = match ip {
-        IpAddr::V4(v4) => return v4.to_string(),
-        IpAddr::V6(v6) => v6,
-    };
-    if let Some(v4) = v6.to_ipv4_mapped() {
-        return v4.to_string();
+/// The part of an address one party holds: an IPv4 address (also when IPv4-mapped),
+/// or an IPv6 address's /64 (one subscriber usually holds a whole /64, so counting
+/// single addresses would give it 2^64 shares). Throttles and connection caps count by it.
+pub fn address_prefix(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !(u128::from(u64::MAX))).into()),
+        },
     }
-    let s = v6.segments();
-    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+}
+
+/// The key an address is counted by: its [`address_prefix`], written out.
+pub fn address_key(ip: IpAddr) -> String {
+    match address_prefix(ip) {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("{v6}/64"),
+    }
 }
 
 /// A sign-in attempt reserved before its password is evaluated. Dropped
@@ -368,5 +375,6 @@ mod tests {
         assert_eq!(key("::ffff:192.0.2.1"), "192.0.2.1");
         assert_eq!(key("192.0.2.1"), "192.0.2.1");
         assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
     }
 }
