@@ -94,6 +94,9 @@ enum ClientCommand {
         /// Where `/end_session` may send the browser after sign-out (repeatable).
         #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
         post_logout_redirect_uris: Vec<String>,
+        /// The JWS alg of its ID tokens: RS256, or the deployment's signing_alg (the default).
+        #[arg(long = "id-token-alg", value_name = "ALG")]
+        id_token_alg: Option<String>,
     },
 }
 
@@ -235,6 +238,7 @@ async fn client(core: &Core, cmd: ClientCommand) -> Result<(), Failure> {
         origins,
         third_party,
         post_logout_redirect_uris,
+        id_token_alg,
     } = cmd;
     let new = NewClient {
         id: id.clone(),
@@ -249,6 +253,7 @@ async fn client(core: &Core, cmd: ClientCommand) -> Result<(), Failure> {
         origins,
         third_party,
         post_logout_redirect_uris,
+        id_token_signed_response_alg: id_token_alg,
     };
     match clients::create(core, new).await.map_err(fail)? {
         Some(secret) => {

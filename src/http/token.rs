@@ -5,9 +5,11 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
+use super::cors;
 use super::error::no_store;
 use super::form::{ClientForm, FormError, require_identifier};
 use crate::domain::Core;
@@ -18,7 +20,10 @@ pub(super) fn router() -> Router<Arc<Core>> {
     Router::new().route("/token", post(token))
 }
 
-async fn token(State(core): State<Arc<Core>>, form: ClientForm) -> Response {
+async fn token(State(core): State<Arc<Core>>, headers: HeaderMap, form: ClientForm) -> Response {
+    if let Some(refused) = cors::refused_form(&core, &headers, &form.client, "token") {
+        return refused;
+    }
     match handle(&core, form).await {
         Ok(resp) => no_store(Json(resp).into_response()),
         Err(e) => FormError::from(e).counted(&core, "token").into_response(),

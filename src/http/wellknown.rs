@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
+use crate::config::SigningAlg;
 use crate::domain::Core;
 use crate::error::OAuthError;
 
@@ -62,7 +63,7 @@ async fn metadata(State(core): State<Arc<Core>>) -> Result<Response, OAuthError>
         "authorization_response_iss_parameter_supported": true,
         "end_session_endpoint": format!("{iss}/end_session"),
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [core.cfg.signing_alg.as_str()],
+        "id_token_signing_alg_values_supported": id_token_algs(core.cfg.signing_alg),
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "at_hash", "preferred_username"],
         "prompt_values_supported": ["none", "login", "consent"],
         // What a verifier needs to be correct from a cold start: the feed, and how far
@@ -81,4 +82,14 @@ async fn metadata(State(core): State<Arc<Core>>) -> Result<Response, OAuthError>
         HeaderValue::from_static("public, max-age=300"),
     );
     Ok(resp)
+}
+
+/// The deployment's alg, and RS256 for clients that register for it (OpenID Connect
+/// Discovery §3: the list MUST include RS256).
+fn id_token_algs(deployment: SigningAlg) -> Vec<&'static str> {
+    let mut algs = vec![deployment.as_str()];
+    if deployment != SigningAlg::RS256 {
+        algs.push(SigningAlg::RS256.as_str());
+    }
+    algs
 }
