@@ -273,18 +273,19 @@ async fn keys(core: &Core, cmd: KeysCommand) -> Result<(), Failure> {
                 .await
                 .map_err(fail)?;
             println!(
-                "{:<44} {:<6} {:<8} {:<21} {:<21} {:<21}",
+                "{:<44} {:<6} {:<8} {:<21} {:<21} {:<21} PURPOSE",
                 "KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED"
             );
             for r in rows {
                 println!(
-                    "{:<44} {:<6} {:<8} {:<21} {:<21} {:<21}",
+                    "{:<44} {:<6} {:<8} {:<21} {:<21} {:<21} {}",
                     r.kid,
                     r.alg,
                     r.state,
                     rfc3339(Some(r.created_at)),
                     rfc3339(r.activated_at),
                     rfc3339(r.retired_at.or(r.revoked_at)),
+                    r.purpose,
                 );
             }
             Ok(())
