@@ -94,6 +94,9 @@ enum ClientCommand {
         /// Where `/end_session` may send the browser after sign-out (repeatable).
         #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
         post_logout_redirect_uris: Vec<String>,
+        /// The JWS alg of its ID tokens: RS256, or the deployment's signing_alg (the default).
+        #[arg(long = "id-token-alg", value_name = "ALG")]
+        id_token_alg: Option<String>,
     },
 }
 
@@ -233,6 +236,7 @@ async fn client(core: &Core, cmd: ClientCommand) -> Result<(), Failure> {
         origins,
         third_party,
         post_logout_redirect_uris,
+        id_token_alg,
     } = cmd;
     let new = NewClient {
         id: id.clone(),
@@ -247,6 +251,7 @@ async fn client(core: &Core, cmd: ClientCommand) -> Result<(), Failure> {
         origins,
         third_party,
         post_logout_redirect_uris,
+        id_token_signed_response_alg: id_token_alg,
     };
     match clients::create(core, new).await.map_err(fail)? {
         Some(secret) => {
@@ -266,18 +271,19 @@ async fn keys(core: &Core, cmd: KeysCommand) -> Result<(), Failure> {
                 .await
                 .map_err(fail)?;
             println!(
-                "{:<44} {:<6} {:<8} {:<21} {:<21} {:<21}",
+                "{:<44} {:<6} {:<8} {:<21} {:<21} {:<21} PURPOSE",
                 "KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED"
             );
             for r in rows {
                 println!(
-                    "{:<44} {:<6} {:<8} {:<21} {:<21} {:<21}",
+                    "{:<44} {:<6} {:<8} {:<21} {:<21} {:<21} {}",
                     r.kid,
                     r.alg,
                     r.state,
                     rfc3339(Some(r.created_at)),
                     rfc3339(r.activated_at),
                     rfc3339(r.retired_at.or(r.revoked_at)),
+                    r.purpose,
                 );
             }
             Ok(())

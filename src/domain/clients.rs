@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock};
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::config::SigningAlg;
 use crate::crypto::{self, ct_eq, sha256};
 use crate::store::{self, Db, StoreError, clients::ClientRow, from_json, to_json};
 
@@ -46,6 +47,8 @@ pub struct Client {
     pub third_party: bool,
     /// Where `/end_session` may send the browser (exact match).
     pub post_logout_redirect_uris: Vec<String>,
+    /// The alg of its ID tokens; `None`: the deployment's.
+    pub id_token_alg: Option<SigningAlg>,
 }
 
 impl Client {
@@ -57,6 +60,12 @@ impl Client {
     /// Whether it may use the grant type `grant`.
     pub fn allows(&self, grant: &str) -> bool {
         self.grant_types.iter().any(|g| g == grant)
+    }
+
+    /// Whether, granted `scope`, it receives what the scope `needed` stands for (see
+    /// [`super::scopes`]): always for a first-party client.
+    pub fn receives(&self, scope: &str, needed: &str) -> bool {
+        super::scopes::receives(self.third_party, scope, needed)
     }
 
     /// Whether it holds `capability` (one of [`CAPABILITIES`]).
@@ -86,6 +95,12 @@ impl Client {
             origins: from_json(&row.origins)?,
             third_party: row.third_party,
             post_logout_redirect_uris: from_json(&row.post_logout_redirect_uris)?,
+            id_token_alg: match row.id_token_signed_response_alg.as_deref() {
+                None => None,
+                Some(a) => Some(SigningAlg::parse(a).ok_or_else(|| {
+                    StoreError::Corrupt(format!("client {} id_token_signed_response_alg", row.id))
+                })?),
+            },
             id: row.id,
         })
     }
@@ -224,6 +239,10 @@ pub struct NewClient {
     /// Where `/end_session` may send the browser.
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
+    /// The JWS alg of its ID tokens (OpenID Connect Registration 1.0 §2): `RS256` or the
+    /// deployment's `signing_alg`; absent: the deployment's.
+    #[serde(default)]
+    pub id_token_signed_response_alg: Option<String>,
 }
 
 /// The longest grace window a client may have, as for the server's setting.
@@ -306,6 +325,18 @@ pub async fn create(
     if let Err(m) = super::redirects::check_registration(&mut new) {
         return invalid(m);
     }
+    let id_token_alg = match new.id_token_signed_response_alg.as_deref() {
+        None => None,
+        Some(a) => match SigningAlg::parse(a) {
+            Some(alg) if alg == SigningAlg::RS256 || alg == core.cfg.signing_alg => Some(alg),
+            _ => {
+                return invalid(format!(
+                    "id_token_signed_response_alg must be RS256 or this deployment's {}",
+                    core.cfg.signing_alg.as_str()
+                ));
+            }
+        },
+    };
     for s in &new.scopes {
         if s.is_empty()
             || !s
@@ -341,6 +372,7 @@ pub async fn create(
         origins: to_json(&new.origins),
         third_party: new.third_party,
         post_logout_redirect_uris: to_json(&new.post_logout_redirect_uris),
+        id_token_signed_response_alg: id_token_alg.map(|a| a.as_str().to_string()),
     };
     let mut tx = core.db.begin().await.map_err(NewClientError::Store)?;
     match store::clients::insert(&mut tx, &row, core.clock.now()).await {
@@ -351,6 +383,13 @@ pub async fn create(
     tx.commit()
         .await
         .map_err(|e| NewClientError::Store(e.into()))?;
+    // Its RS256 key is published before its first sign-in, not at it; failing here, it is
+    // made at that sign-in (the client exists and its secret must still be shown).
+    if id_token_alg == Some(SigningAlg::RS256) {
+        if let Err(e) = core.ensure_rs256_keys().await {
+            tracing::error!(error = %crate::error_chain(&e), "creating the RS256 ID-token keys");
+        }
+    }
     Ok(secret.map(SecretString::from))
 }
 

@@ -1,11 +1,15 @@
 //! The authorization code grant (RFC 6749 §4.1, PKCE RFC 7636) and the OpenID
 //! Connect ID token: what happens when a code is issued, exchanged, or replayed.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::Core;
 use super::clients::Client;
-use super::grants::grant_audience;
+use super::grants::{grant_audience, token_roles};
+use super::keys::KeySet;
+use super::scopes;
 use super::sessions;
 use super::tokens::{Subject, TokenResponse};
 use crate::config::SigningAlg;
@@ -183,14 +187,23 @@ impl Core {
             .ok_or(OAuthError::AccountChanged)?;
         let subject = Subject {
             sub: &row.user_id,
-            roles: user.roles()?,
+            roles: token_roles(client, &row.scope, user.roles()?),
             sid: Some(&sid),
             ver: Some(row.authz_version),
         };
-        let refresh_token = client.allows("refresh_token").then_some(refresh_token);
+        // A third-party client gets a refresh token only with `offline_access` (OpenID Connect
+        // Core §11); the family still backs the access token's `sid`.
+        let refresh_token = (client.allows("refresh_token")
+            && client.receives(&row.scope, scopes::OFFLINE_ACCESS))
+        .then_some(refresh_token);
         let mut resp = self.issue(&client.id, subject, &row.scope, audience, refresh_token)?;
-        if row.scope.split(' ').any(|s| s == "openid") {
-            let keys = self.keys.current();
+        if row.scope.split(' ').any(|s| s == scopes::OPENID) {
+            let keys = self.id_token_keys(client).await?;
+            let signer = keys
+                .id_token_signer(client.id_token_alg)
+                .ok_or(OAuthError::Internal(
+                    "no key signs this client's ID tokens".into(),
+                ))?;
             let claims = IdClaims {
                 iss: &self.cfg.issuer,
                 sub: &row.user_id,
@@ -200,11 +213,25 @@ impl Core {
                 auth_time: row.auth_time,
                 nonce: row.nonce.as_deref(),
                 sid: &sid,
-                at_hash: at_hash(keys.active.alg, &resp.access_token),
+                at_hash: at_hash(signer.alg, &resp.access_token),
             };
-            resp.id_token = Some(keys.active.sign_id_token(&claims));
+            resp.id_token = Some(signer.sign_id_token(&claims));
         }
         Ok(resp)
+    }
+
+    /// The key set, with a key for `client`'s ID-token alg: a client registered for RS256
+    /// while the RS256 chain was not there yet (or the main chain moved off RS256) has
+    /// the chain started now.
+    async fn id_token_keys(&self, client: &Client) -> Result<Arc<KeySet>, OAuthError> {
+        let keys = self.keys.current();
+        if keys.id_token_signer(client.id_token_alg).is_some() {
+            return Ok(keys);
+        }
+        self.ensure_rs256_keys()
+            .await
+            .map_err(|e| OAuthError::Internal(e.into()))?;
+        Ok(self.keys.current())
     }
 
     /// A code presented twice: the family issued from it is revoked (RFC 6749 §4.1.2).

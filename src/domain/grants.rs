@@ -12,11 +12,6 @@ use crate::store::sessions::FamilyRow;
 use crate::store::users::UserRow;
 use crate::store::{self, from_json};
 
-/// The scopes tessera itself gives a meaning to, published as discovery's `scopes_supported`
-/// (RFC 8414 §2). Clients may register scopes of their own APIs besides these; those are
-/// theirs to document, not the server's to advertise.
-pub const SCOPES: &[&str] = &["openid", "profile", "offline_access", "roles", "events"];
-
 /// Parses a `scope` parameter (RFC 6749 §3.3): space-delimited NQCHAR tokens.
 pub fn parse_scope(raw: Option<&str>) -> Result<Option<Vec<String>>, OAuthError> {
     let Some(raw) = raw.filter(|s| !s.is_empty()) else {
@@ -66,14 +61,32 @@ pub(super) fn grant_audience(
     }
 }
 
+/// The user's roles as a token of `client` granted `scope` carries them: none for a
+/// third-party client without scope `roles`.
+pub(super) fn token_roles(client: &Client, scope: &str, roles: Vec<String>) -> Vec<String> {
+    if client.receives(scope, super::scopes::ROLES) {
+        roles
+    } else {
+        Vec::new()
+    }
+}
+
 /// The scope and audience a refresh grants: narrowing is allowed, widening is
 /// not; the refresh token keeps the family's original scope (RFC 6749 §6).
 fn narrow_to_family(
     core: &Core,
+    client: &Client,
     family: &FamilyRow,
     requested: &Option<Vec<String>>,
     resource: Option<&str>,
 ) -> Result<(String, Vec<String>), OAuthError> {
+    // A third-party session without `offline_access` (one from before it was required)
+    // refreshes no more.
+    if !client.receives(&family.scope, super::scopes::OFFLINE_ACCESS) {
+        return Err(OAuthError::InvalidGrant(
+            "this session was not granted offline_access",
+        ));
+    }
     let family_scope: Vec<String> = family
         .scope
         .split(' ')
@@ -146,7 +159,7 @@ impl Core {
         };
         let subject = Subject {
             sub: &user.id,
-            roles: user.roles()?,
+            roles: token_roles(client, &scope, user.roles()?),
             sid: sid.as_deref(),
             ver: Some(user.authz_version),
         };
@@ -195,14 +208,15 @@ impl Core {
         }
         let requested = parse_scope(scope)?;
         // Checked before the token is consumed: a refused request must not cost the client its session.
-        let narrow = |family: &FamilyRow| narrow_to_family(self, family, &requested, resource);
+        let narrow =
+            |family: &FamilyRow| narrow_to_family(self, client, family, &requested, resource);
         let rotated = rotation::rotate(self, client, refresh_token, narrow).await?;
         let family = &rotated.family;
         let (scope, audience) = rotated.granted;
         let user = &rotated.user;
         let subject = Subject {
             sub: &family.user_id,
-            roles: user.roles()?,
+            roles: token_roles(client, &scope, user.roles()?),
             sid: Some(&family.id),
             ver: Some(user.authz_version),
         };

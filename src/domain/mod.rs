@@ -16,6 +16,7 @@ pub mod permissions;
 pub mod queries;
 pub mod redirects;
 pub mod rotation;
+pub mod scopes;
 pub mod sessions;
 pub mod tail;
 pub mod throttle;

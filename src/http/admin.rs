@@ -315,6 +315,9 @@ async fn create_client(
     if let Some(grace) = client.refresh_reuse_grace {
         body["refresh_reuse_grace"] = json!(grace.as_secs());
     }
+    if let Some(alg) = client.id_token_alg {
+        body["id_token_signed_response_alg"] = json!(alg.as_str());
+    }
     if let Some(secret) = secret {
         body["client_secret"] = json!(secret.expose_secret());
     }
@@ -327,7 +330,7 @@ async fn list_keys(State(core): State<Arc<Core>>, _admin: Admin) -> Result<Json<
         .iter()
         .map(|r| {
             json!({
-                "kid": r.kid, "alg": r.alg, "state": r.state,
+                "kid": r.kid, "alg": r.alg, "state": r.state, "purpose": r.purpose,
                 "created_at": rfc3339(Some(r.created_at)),
                 "activated_at": r.activated_at.map(|t| rfc3339(Some(t))),
                 "retired_at": r.retired_at.map(|t| rfc3339(Some(t))),

@@ -1,10 +1,13 @@
 //! RFC 6750 bearer tokens: extraction and verification. The error responses are
 //! [`HttpError`]'s.
 
+use std::sync::Arc;
+
 use axum::http::{HeaderMap, header};
 
 use super::error::{HttpError, Surface};
 use crate::domain::Core;
+use crate::domain::clients::Client;
 use crate::domain::liveness::{ClientRead, Liveness};
 use crate::domain::queries::User;
 use crate::domain::tokens::AccessClaims;
@@ -20,8 +23,12 @@ pub fn token(headers: &HeaderMap) -> Result<&str, HttpError> {
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(HttpError::bearer_required());
     }
-    let token = token.trim();
-    // b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" (RFC 6750 §2.1)
+    well_formed(token.trim())
+}
+
+/// A token as RFC 6750 §2.1 spells it:
+/// b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+pub fn well_formed(token: &str) -> Result<&str, HttpError> {
     let body = token.trim_end_matches('=');
     let b64 = |c: char| c.is_ascii_alphanumeric() || "-._~+/".contains(c);
     if body.is_empty() || !body.chars().all(b64) {
@@ -38,7 +45,11 @@ pub struct Caller {
 
 /// Verifies signature, `typ`, issuer and expiry.
 pub fn verify(core: &Core, headers: &HeaderMap) -> Result<Caller, HttpError> {
-    let token = token(headers)?;
+    verify_token(core, token(headers)?)
+}
+
+/// [`verify`] for a token found elsewhere than the header (a form body, RFC 6750 §2.2).
+pub fn verify_token(core: &Core, token: &str) -> Result<Caller, HttpError> {
     let claims = core
         .keys
         .current()
@@ -60,4 +71,12 @@ pub async fn live_user(core: &Core, caller: &Caller) -> Result<User, HttpError> 
         Liveness::User(u) => Ok(u),
         _ => Err(HttpError::invalid_token("the session was revoked")),
     }
+}
+
+/// The client a verified token was issued to; `None` when it is gone.
+pub async fn client_of(core: &Core, caller: &Caller) -> Result<Option<Arc<Client>>, HttpError> {
+    core.clients
+        .get(&core.db, &caller.claims.client_id)
+        .await
+        .map_err(|e| HttpError::internal(Surface::Bearer, &e))
 }

@@ -152,8 +152,6 @@ pub struct ClientForm {
     /// The caller's address (see [`super::Peer`]): failed authentications are
     /// throttled per client id and address.
     pub peer: IpAddr,
-    /// The `Origin` header, when a browser sent the request.
-    pub origin: Option<String>,
 }
 
 impl FromRequest<Arc<Core>> for ClientForm {
@@ -162,16 +160,11 @@ impl FromRequest<Arc<Core>> for ClientForm {
     async fn from_request(req: Request, core: &Arc<Core>) -> Result<Self, Response> {
         let (mut parts, body) = req.into_parts();
         let Ok(Peer(peer)) = Peer::from_request_parts(&mut parts, core).await;
-        let origin = parts
-            .headers
-            .get(header::ORIGIN)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         match authenticated(core, peer, &parts.uri, &parts.headers, body).await {
             Ok((params, client)) => Ok(Self {
                 params,
                 client,
                 peer,
-                origin,
             }),
             Err(e) => Err(e
                 .counted(core, parts.uri.path().trim_start_matches('/'))

@@ -43,6 +43,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/introspect"),
     ("POST", "/revoke"),
     ("GET", "/userinfo"),
+    ("POST", "/userinfo"),
     ("GET", "/events"),
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/.well-known/oauth-authorization-server"),

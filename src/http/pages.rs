@@ -9,7 +9,7 @@ use axum::routing::get;
 use maud::{DOCTYPE, Markup, html};
 use std::sync::Arc;
 
-use crate::domain::Core;
+use crate::domain::{Core, scopes};
 
 const STYLESHEET: &str = include_str!("assets/tessera.css");
 
@@ -130,8 +130,11 @@ pub(super) fn confirm_sign_out(hidden: Hidden<'_>, csrf: &str) -> Markup {
 
 fn scope_label(scope: &str) -> &'static str {
     match scope {
-        "openid" => "know who you are",
-        "offline_access" => "stay signed in",
+        scopes::OPENID => "know who you are",
+        scopes::PROFILE => "see your username",
+        scopes::ROLES => "see your roles",
+        scopes::EVENTS => "follow your account's security events (sign-ins ended, role changes)",
+        scopes::OFFLINE_ACCESS => "stay signed in when you are not using it",
         _ => "a permission of this app",
     }
 }

@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
+use super::cors;
 use super::error::no_store;
 use super::form::{ClientForm, FormError};
 use crate::domain::Core;
@@ -19,8 +20,12 @@ pub(super) fn router() -> Router<Arc<Core>> {
 
 async fn revoke(
     State(core): State<Arc<Core>>,
+    headers: HeaderMap,
     ClientForm { params, client, .. }: ClientForm,
 ) -> Response {
+    if let Some(refused) = cors::refused_form(&core, &headers, &client, "revoke") {
+        return refused;
+    }
     let run = async {
         let token = params.require("token")?;
         // `token_type_hint` only orders the lookup (§2.1); both kinds are tried anyway.

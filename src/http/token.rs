@@ -5,9 +5,11 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
+use super::cors;
 use super::error::no_store;
 use super::form::{ClientForm, FormError, require_identifier};
 use crate::domain::Core;
@@ -18,7 +20,10 @@ pub(super) fn router() -> Router<Arc<Core>> {
     Router::new().route("/token", post(token))
 }
 
-async fn token(State(core): State<Arc<Core>>, form: ClientForm) -> Response {
+async fn token(State(core): State<Arc<Core>>, headers: HeaderMap, form: ClientForm) -> Response {
+    if let Some(refused) = cors::refused_form(&core, &headers, &form.client, "token") {
+        return refused;
+    }
     match handle(&core, form).await {
         Ok(resp) => no_store(Json(resp).into_response()),
         Err(e) => FormError::from(e).counted(&core, "token").into_response(),
@@ -31,7 +36,6 @@ async fn handle(
         mut params,
         client,
         peer,
-        origin,
     }: ClientForm,
 ) -> Result<TokenResponse, OAuthError> {
     let grant_type = params.require("grant_type")?.to_string();
@@ -44,13 +48,6 @@ async fn handle(
             require_identifier("username", &username)?;
             params.require("password")?;
             let password = params.take_secret("password").expect("checked above");
-            // A page elsewhere must not spend the user's attempts through its visitors'
-            // browsers (a form POST is a simple request; browsers send `Origin` with it).
-            if origin.is_some_and(|o| !client.origins.iter().any(|r| r.eq_ignore_ascii_case(&o))) {
-                return Err(OAuthError::UnauthorizedClient(
-                    "the request's Origin is not registered for this client",
-                ));
-            }
             // Reserved before argon2, so racing requests cannot exceed the limit.
             let attempt = core.login_attempt(&username, peer, None).await?;
             let result = core

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
+use crate::config::SigningAlg;
 use crate::domain::Core;
 
 pub(super) fn router() -> Router<Arc<Core>> {
@@ -61,10 +62,10 @@ async fn metadata(State(core): State<Arc<Core>>) -> Response {
         "authorization_response_iss_parameter_supported": true,
         "end_session_endpoint": format!("{iss}/end_session"),
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [core.cfg.signing_alg.as_str()],
+        "id_token_signing_alg_values_supported": id_token_algs(core.cfg.signing_alg),
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "at_hash", "preferred_username"],
         "prompt_values_supported": ["none", "login", "consent"],
-        "scopes_supported": crate::domain::grants::SCOPES,
+        "scopes_supported": crate::domain::scopes::SUPPORTED,
         // Request objects are not supported (OpenID Connect Core §6); both flags default
         // to true when absent (Discovery §3).
         "request_parameter_supported": false,
@@ -80,4 +81,14 @@ async fn metadata(State(core): State<Arc<Core>>) -> Response {
         HeaderValue::from_static("public, max-age=300"),
     );
     resp
+}
+
+/// The deployment's alg, and RS256 for clients that register for it (OpenID Connect
+/// Discovery §3: the list MUST include RS256).
+fn id_token_algs(deployment: SigningAlg) -> Vec<&'static str> {
+    let mut algs = vec![deployment.as_str()];
+    if deployment != SigningAlg::RS256 {
+        algs.push(SigningAlg::RS256.as_str());
+    }
+    algs
 }

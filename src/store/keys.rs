@@ -1,6 +1,6 @@
 use sqlx::FromRow;
 
-use super::{Exec, StoreError, on};
+use super::{Exec, StoreError, conflict, on};
 
 /// A signing key as stored: its public half in clear, its private half sealed.
 #[derive(Debug, Clone, FromRow)]
@@ -23,10 +23,11 @@ pub struct KeyRow {
     pub retired_at: Option<i64>,
     /// When it was withdrawn; `None` unless revoked.
     pub revoked_at: Option<i64>,
+    /// The chain it belongs to (the domain's `KeyPurpose` name).
+    pub purpose: String,
 }
 
-const COLUMNS: &str =
-    "kid, alg, state, public_jwk, private_sealed, created_at, activated_at, retired_at, revoked_at";
+const COLUMNS: &str = "kid, alg, state, public_jwk, private_sealed, created_at, activated_at, retired_at, revoked_at, purpose";
 
 /// Every key row, revoked ones included, oldest first.
 pub async fn list(db: impl Into<Exec<'_>>) -> Result<Vec<KeyRow>, StoreError> {
@@ -46,8 +47,9 @@ pub async fn count(db: impl Into<Exec<'_>>) -> Result<i64, StoreError> {
 
 /// Stores a new key row.
 pub async fn insert(db: impl Into<Exec<'_>>, k: &KeyRow) -> Result<(), StoreError> {
-    let sql =
-        format!("INSERT INTO signing_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
+    let sql = format!(
+        "INSERT INTO signing_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    );
     on!(db.into(), |e| sqlx::query(&sql)
         .bind(&k.kid)
         .bind(&k.alg)
@@ -58,9 +60,11 @@ pub async fn insert(db: impl Into<Exec<'_>>, k: &KeyRow) -> Result<(), StoreErro
         .bind(k.activated_at)
         .bind(k.retired_at)
         .bind(k.revoked_at)
+        .bind(&k.purpose)
         .execute(e)
         .await
-        .map(|r| r.rows_affected()))?;
+        .map(|r| r.rows_affected()))
+    .map_err(conflict)?;
     Ok(())
 }
 

@@ -33,6 +33,7 @@ async fn keys_are_listed_and_rotation_waits_for_the_next_key_to_be_published() {
                 "alg",
                 "created_at",
                 "kid",
+                "purpose",
                 "retired_at",
                 "revoked_at",
                 "state"

@@ -226,16 +226,43 @@ async fn chromium_signs_in_through_the_login_page_then_single_sign_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openid_client_completes_the_code_flow_and_validates_the_id_token() {
     let app = TestApp::spawn().await;
+    let alg = app.core.cfg.signing_alg.as_str();
+    openid_client_signs_in(&app, NewClient::default(), alg).await;
+}
+
+/// An RP registered for RS256 on a deployment signing ES256: openid-client, told to expect
+/// RS256, validates the ID token against the published RS256 key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_client_validates_an_rs256_id_token_from_an_es256_deployment() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.core.cfg.signing_alg.as_str(), "ES256");
+    let rs256 = NewClient {
+        id_token_signed_response_alg: Some("RS256".into()),
+        ..Default::default()
+    };
+    openid_client_signs_in(&app, rs256, "RS256").await;
+}
+
+/// Registers public client `rp` (`registration`'s other fields), runs `oidc.mjs` expecting ID
+/// tokens in `alg`, and checks what openid-client saw.
+async fn openid_client_signs_in(app: &TestApp, registration: NewClient, alg: &str) {
     let redirect = "http://127.0.0.1:27003/cb";
-    browser_app(&app, "rp", redirect).await;
+    app.client_with(NewClient {
+        id: "rp".into(),
+        public: true,
+        grant_types: vec!["authorization_code".into()],
+        redirect_uris: vec![redirect.into()],
+        ..registration
+    })
+    .await;
     let sub = app.user("alice", "correct horse battery", &[]).await;
     let args = json!({"base": app.addr, "clientId": "rp", "redirectUri": redirect,
-        "username": "alice", "password": "correct horse battery",
-        "alg": app.core.cfg.signing_alg.as_str()});
+        "username": "alice", "password": "correct horse battery", "alg": alg});
     let out = tokio::task::spawn_blocking(move || node("oidc.mjs", &args))
         .await
         .unwrap();
     assert_eq!(out["loginStatus"], 303, "{out:#}");
+    assert_eq!(out["idTokenAlg"], alg, "{out:#}");
     assert_eq!(out["claims"]["sub"], sub.as_str(), "{out:#}");
     assert_eq!(out["claims"]["aud"], "rp");
     assert!(out["claims"]["at_hash"].is_string());

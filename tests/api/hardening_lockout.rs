@@ -119,7 +119,7 @@ async fn a_page_on_another_origin_cannot_spend_a_users_attempts() {
             body["error_description"]
                 .as_str()
                 .unwrap()
-                .contains("Origin")
+                .contains("origin")
         );
     }
     // The login page: a form posted from another origin, even with a valid CSRF pair.

@@ -57,10 +57,30 @@ fn run(cmd: &mut Command) {
 
 /// Runs `pyjwt_verify.py`; returns its exit code and output.
 async fn pyjwt_verify(token: &str, jwks: &Value, issuer: &str) -> (i32, String) {
+    pyjwt_run(token, jwks, issuer, None).await
+}
+
+/// Runs `pyjwt_verify.py` on an ID token for client `audience`.
+pub(crate) async fn pyjwt_verify_id_token(
+    token: &str,
+    jwks: &Value,
+    issuer: &str,
+    audience: &str,
+) -> (i32, String) {
+    pyjwt_run(token, jwks, issuer, Some(audience)).await
+}
+
+async fn pyjwt_run(
+    token: &str,
+    jwks: &Value,
+    issuer: &str,
+    audience: Option<&str>,
+) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let jwks_path = dir.path().join("jwks.json");
     std::fs::write(&jwks_path, jwks.to_string()).unwrap();
     let (token, issuer) = (token.to_string(), issuer.to_string());
+    let audience = audience.map(str::to_string);
     tokio::task::spawn_blocking(move || {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/pyjwt_verify.py");
         let out = Command::new(pyjwt_python())
@@ -68,6 +88,7 @@ async fn pyjwt_verify(token: &str, jwks: &Value, issuer: &str) -> (i32, String) 
             .arg(&token)
             .arg(&jwks_path)
             .arg(&issuer)
+            .args(audience)
             .output()
             .unwrap();
         let text = format!(

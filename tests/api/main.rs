@@ -53,6 +53,7 @@ mod postgres_faults;
 mod refresh;
 mod refresh_grace;
 mod refresh_lifetime;
+mod scopes;
 mod token;
 mod token_bad_input;
 mod token_grants;

@@ -37,6 +37,7 @@ try {
     pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true,
   });
   out.claims = tokens.claims();
+  out.idTokenAlg = JSON.parse(Buffer.from(tokens.id_token.split('.')[0], 'base64url')).alg;
   out.scope = tokens.scope;
   out.hasRefreshToken = typeof tokens.refresh_token === 'string';
   const info = await oidc.fetchUserInfo(config, tokens.access_token, out.claims.sub);

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use super::jwk::{Jwk, Jwks};
 use super::kek::Kek;
 use super::signing::{Generated, SigningKey, generate};
-use super::{KeyError, KeyState};
+use super::{KeyError, KeyPurpose, KeyState};
 use crate::config::{Config, SigningAlg};
 use crate::store::{self, Db, StoreError, keys::KeyRow};
 
@@ -18,6 +18,8 @@ use crate::store::{self, Db, StoreError, keys::KeyRow};
 pub struct KeySet {
     /// The one key that signs new tokens.
     pub active: SigningKey,
+    /// The active key of the RS256 ID-token chain, when there is one.
+    id_rs256: Option<SigningKey>,
     verifiers: HashMap<String, (Algorithm, DecodingKey)>,
     /// The JWKS document, serialised once per load and served as is.
     pub jwks: bytes::Bytes,
@@ -120,6 +122,19 @@ impl KeySet {
         })
     }
 
+    /// The key that signs an ID token for a client registered for `alg` (`None`: the
+    /// deployment's): RS256 needs an RS256 key, from the main chain or the RS256 chain;
+    /// any other alg is the main key's (registration allows no other). `None` when RS256
+    /// is wanted and no key signs it yet.
+    pub fn id_token_signer(&self, alg: Option<SigningAlg>) -> Option<&SigningKey> {
+        match alg {
+            Some(SigningAlg::RS256) if self.active.alg != SigningAlg::RS256 => {
+                self.id_rs256.as_ref()
+            }
+            _ => Some(&self.active),
+        }
+    }
+
     /// The `kid` of a token's header (no verification: for a token verified before).
     pub fn kid_of(token: &str) -> Option<String> {
         jsonwebtoken::decode_header(token).ok()?.kid
@@ -187,7 +202,14 @@ impl KeyRing {
 
 /// Generates a key and seals its private half, ready to insert.
 fn new_key_row(kek: &Kek, alg: SigningAlg, state: KeyState, now: i64) -> Result<KeyRow, KeyError> {
-    Ok(sealed_row(kek, alg, generate(alg)?, state, now))
+    Ok(sealed_row(
+        kek,
+        alg,
+        generate(alg)?,
+        state,
+        KeyPurpose::Main,
+        now,
+    ))
 }
 
 /// The row of a generated key in `state`, its private half sealed under `kek`.
@@ -196,6 +218,7 @@ pub(super) fn sealed_row(
     alg: SigningAlg,
     generated: Generated,
     state: KeyState,
+    purpose: KeyPurpose,
     now: i64,
 ) -> KeyRow {
     let (kid, pkcs8, jwk) = generated;
@@ -209,6 +232,7 @@ pub(super) fn sealed_row(
         activated_at: (state == KeyState::Active).then_some(now),
         retired_at: None,
         revoked_at: None,
+        purpose: purpose.as_str().into(),
     }
 }
 
@@ -220,10 +244,12 @@ fn fingerprint(rows: &[KeyRow]) -> String {
 
 fn load_set(kek: &Kek, rows: &[KeyRow]) -> Result<KeySet, KeyError> {
     let mut active = None;
+    let mut id_rs256 = None;
     let mut verifiers = HashMap::new();
     let mut published = Vec::new();
     for row in rows {
         let state = KeyState::of(row)?;
+        let purpose = KeyPurpose::of(row)?;
         if state == KeyState::Revoked {
             continue;
         }
@@ -252,7 +278,11 @@ fn load_set(kek: &Kek, rows: &[KeyRow]) -> Result<KeySet, KeyError> {
                 if key.public_members().thumbprint() != row.kid {
                     return Err(corrupt("private key does not match its kid"));
                 }
-                active = Some(key);
+                match purpose {
+                    KeyPurpose::Main => active = Some(key),
+                    KeyPurpose::IdRs256 if alg == SigningAlg::RS256 => id_rs256 = Some(key),
+                    KeyPurpose::IdRs256 => return Err(corrupt("an id_rs256 key must be RS256")),
+                }
             }
             KeyState::Retired => {
                 // A retired key never signs again: one whose private half does not open
@@ -275,6 +305,7 @@ fn load_set(kek: &Kek, rows: &[KeyRow]) -> Result<KeySet, KeyError> {
     let jwks = serde_json::to_vec(&Jwks { keys: &published }).expect("a JWKS serialises");
     Ok(KeySet {
         active,
+        id_rs256,
         published: verifiers.len(),
         verifiers,
         jwks: bytes::Bytes::from(jwks),

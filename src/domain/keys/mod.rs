@@ -66,6 +66,39 @@ impl KeyState {
     }
 }
 
+/// The chain a key belongs to. Each chain rotates by the same rules and has at most
+/// one active key. Stored as its [`as_str`](Self::as_str) name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPurpose {
+    /// Signs access tokens, and ID tokens in the deployment's alg.
+    Main,
+    /// RS256, for the ID tokens of clients registered for RS256 (OpenID Connect Core
+    /// §15.1: every OP supports it) when the main chain signs another alg. Created when
+    /// the first such client needs it.
+    IdRs256,
+}
+
+impl KeyPurpose {
+    /// The name stored in `signing_keys.purpose`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Main => "main",
+            Self::IdRs256 => "id_rs256",
+        }
+    }
+
+    /// The purpose of a stored key; an unknown name is a corrupt row.
+    pub fn of(row: &KeyRow) -> Result<Self, KeyError> {
+        [Self::Main, Self::IdRs256]
+            .into_iter()
+            .find(|p| p.as_str() == row.purpose)
+            .ok_or_else(|| KeyError::CorruptKey {
+                kid: row.kid.clone(),
+                problem: format!("unknown purpose `{}`", row.purpose),
+            })
+    }
+}
+
 /// Moves a stored key from `from` to `to`; false when it was not in `from`.
 async fn transition(
     db: impl Into<Exec<'_>>,
@@ -87,6 +120,11 @@ async fn transition(
 /// Whether a stored key is in `state`.
 fn in_state(row: &KeyRow, state: KeyState) -> bool {
     row.state == state.as_str()
+}
+
+/// Whether a stored key belongs to the chain `purpose`.
+fn of_chain(row: &KeyRow, purpose: KeyPurpose) -> bool {
+    row.purpose == purpose.as_str()
 }
 
 /// Why loading, rotating or re-encrypting the signing keys failed. The messages are

@@ -2,10 +2,11 @@
 //! and how long a retired key stays published.
 
 use super::kek::KEK_CHECK;
-use super::signing::generate;
-use super::{KeyError, KeyState, in_state, keyset::sealed_row, transition};
+use super::signing::{Generated, generate};
+use super::{KeyError, KeyPurpose, KeyState, in_state, keyset::sealed_row, of_chain, transition};
 use crate::config::SigningAlg;
 use crate::domain::clock::rfc3339;
+use crate::store::keys::KeyRow;
 use crate::store::{self, StoreError};
 
 /// Seconds a retired key outlives its last token in the JWKS, beyond `jwks_max_age`.
@@ -18,8 +19,10 @@ impl crate::domain::Core {
         let now = self.clock.now();
         let rows = store::keys::list(&self.db.read).await?;
         let interval = self.cfg.key_rotation_interval.as_secs() as i64;
+        // The main chain's schedule; the RS256 chain rotates with it.
         if rows.iter().any(|r| {
             in_state(r, KeyState::Active)
+                && of_chain(r, KeyPurpose::Main)
                 && r.activated_at.unwrap_or(r.created_at) + interval <= now
         }) {
             match self.rotate_keys(None, false).await {
@@ -57,7 +60,8 @@ impl crate::domain::Core {
 
     /// Rotates: the `next` key (already published) starts signing, the active key is
     /// retired (or revoked at once with `revoke_current`), and a new `next` key of
-    /// `alg` (default: the configured one) is published. Safe across instances: the
+    /// `alg` (default: the configured one) is published. The RS256 ID-token chain, when
+    /// there is one, rotates with it by the same rules. Safe across instances: the
     /// state transitions are conditional updates inside one write transaction.
     pub async fn rotate_keys(
         &self,
@@ -66,27 +70,82 @@ impl crate::domain::Core {
     ) -> Result<String, KeyError> {
         let alg = alg.unwrap_or(self.cfg.signing_alg);
         let now = self.clock.now();
+        let rs256_chain = store::keys::list(&self.db.read)
+            .await?
+            .iter()
+            .any(|r| of_chain(r, KeyPurpose::IdRs256) && in_state(r, KeyState::Active));
         // RSA generation takes a while: off the async threads, before taking the write lock.
-        let generated = tokio::task::spawn_blocking(move || generate(alg))
-            .await
-            .map_err(|_| KeyError::Generate(alg.as_str()))??;
-        let fresh = sealed_row(&self.keys.kek, alg, generated, KeyState::Next, now);
+        let (main, rs256) = tokio::task::spawn_blocking(move || {
+            let rs256 = rs256_chain
+                .then(|| generate(SigningAlg::RS256))
+                .transpose()?;
+            Ok::<_, KeyError>((generate(alg)?, rs256))
+        })
+        .await
+        .map_err(|_| KeyError::Generate(alg.as_str()))??;
         let mut tx = self.db.begin().await?;
-        // A rewrap by another process must not be undone key by key: a key sealed
-        // here under the old KEK would stop every instance that starts with the new one.
-        let check = store::keys::meta(&mut tx, KEK_CHECK).await?;
+        self.check_kek(&mut tx).await?;
+        let rows = store::keys::list(&mut tx).await?;
+        let chain = Chain {
+            rows: &rows,
+            revoke_current,
+            now,
+        };
+        let mut message = self
+            .rotate_chain(&mut tx, &chain, KeyPurpose::Main, alg, main)
+            .await?;
+        if let Some(generated) = rs256 {
+            let rotated = self
+                .rotate_chain(
+                    &mut tx,
+                    &chain,
+                    KeyPurpose::IdRs256,
+                    SigningAlg::RS256,
+                    generated,
+                )
+                .await;
+            match rotated {
+                Ok(m) => message = format!("{message}; RS256 ID-token keys: {m}"),
+                // Created after the main chain's next key: it rotates at the next rotation.
+                Err(KeyError::TooEarly { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        self.keys.reload(&self.db).await?;
+        self.events.wake();
+        Ok(message)
+    }
+
+    /// A rewrap by another process must not be undone key by key: a key sealed here
+    /// under the old KEK would stop every instance that starts with the new one.
+    async fn check_kek(&self, tx: &mut store::Tx) -> Result<(), KeyError> {
+        let check = store::keys::meta(tx, KEK_CHECK).await?;
         if !check.is_some_and(|sealed| self.keys.kek.opens_check(&sealed)) {
             return Err(KeyError::KekReplaced);
         }
-        let rows = store::keys::list(&mut tx).await?;
-        let active = rows
-            .iter()
-            .find(|r| in_state(r, KeyState::Active))
-            .ok_or(KeyError::NoActiveKey)?;
-        let next = rows
-            .iter()
-            .find(|r| in_state(r, KeyState::Next))
-            .ok_or(KeyError::NoNextKey)?;
+        Ok(())
+    }
+
+    /// One chain's step of a rotation, inside its transaction.
+    async fn rotate_chain(
+        &self,
+        tx: &mut store::Tx,
+        chain: &Chain<'_>,
+        purpose: KeyPurpose,
+        alg: SigningAlg,
+        generated: Generated,
+    ) -> Result<String, KeyError> {
+        let now = chain.now;
+        let fresh = sealed_row(&self.keys.kek, alg, generated, KeyState::Next, purpose, now);
+        let find = |state| {
+            chain
+                .rows
+                .iter()
+                .find(|r| of_chain(r, purpose) && in_state(r, state))
+        };
+        let active = find(KeyState::Active).ok_or(KeyError::NoActiveKey)?;
+        let next = find(KeyState::Next).ok_or(KeyError::NoNextKey)?;
         // Invariant: a key signs only after it has been published as `next` for at
         // least the JWKS cache lifetime, so a verifier honouring Cache-Control has it.
         // Only an emergency revocation may break it.
@@ -94,34 +153,31 @@ impl crate::domain::Core {
         // from 10 + lead + 1, never earlier than a full `lead` after it was published.
         let lead = self.cfg.jwks_max_age.as_secs() as i64;
         let signs_from = next.created_at + lead + 1;
-        if !revoke_current && now < signs_from {
+        if !chain.revoke_current && now < signs_from {
             return Err(KeyError::TooEarly {
                 kid: next.kid.clone(),
                 since: rfc3339(Some(next.created_at)),
                 from: rfc3339(Some(signs_from)),
             });
         }
-        let (old_state, reason) = if revoke_current {
+        let (old_state, reason) = if chain.revoke_current {
             (KeyState::Revoked, "revoked")
         } else {
             (KeyState::Retired, "rotated")
         };
-        if !transition(&mut tx, &active.kid, KeyState::Active, old_state, now).await?
-            || !transition(&mut tx, &next.kid, KeyState::Next, KeyState::Active, now).await?
+        if !transition(&mut *tx, &active.kid, KeyState::Active, old_state, now).await?
+            || !transition(&mut *tx, &next.kid, KeyState::Next, KeyState::Active, now).await?
         {
             return Err(KeyError::NoActiveKey);
         }
-        store::keys::insert(&mut tx, &fresh).await?;
+        store::keys::insert(&mut *tx, &fresh).await?;
         let event = store::events::NewEvent {
             kind: "keys.rotated",
             kid: Some(&active.kid),
             reason: Some(reason),
             ..Default::default()
         };
-        store::events::append(&mut tx, &event, now).await?;
-        tx.commit().await.map_err(StoreError::from)?;
-        self.keys.reload(&self.db).await?;
-        self.events.wake();
+        store::events::append(&mut *tx, &event, now).await?;
         Ok(format!(
             "{} is now active; {} {}; {} ({}) published as next",
             next.kid,
@@ -131,4 +187,52 @@ impl crate::domain::Core {
             fresh.alg
         ))
     }
+
+    /// Makes sure a key signs RS256 ID tokens (for a client registered for RS256): when
+    /// the main chain signs another alg, starts the RS256 chain, an active and a next key,
+    /// rotated with the main chain from then on. Its first key signs at once, as the
+    /// deployment's first key does: no RP can have been waiting for it.
+    pub async fn ensure_rs256_keys(&self) -> Result<(), KeyError> {
+        let current = self.keys.current();
+        if current.id_token_signer(Some(SigningAlg::RS256)).is_some() {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let (first, next) = tokio::task::spawn_blocking(|| {
+            Ok::<_, KeyError>((generate(SigningAlg::RS256)?, generate(SigningAlg::RS256)?))
+        })
+        .await
+        .map_err(|_| KeyError::Generate("RS256"))??;
+        let mut tx = self.db.begin().await?;
+        self.check_kek(&mut tx).await?;
+        let rows = store::keys::list(&mut tx).await?;
+        let exists = rows.iter().any(|r| {
+            in_state(r, KeyState::Active)
+                && (of_chain(r, KeyPurpose::IdRs256) || r.alg == SigningAlg::RS256.as_str())
+        });
+        if !exists {
+            let purpose = KeyPurpose::IdRs256;
+            let rs = SigningAlg::RS256;
+            let first = sealed_row(&self.keys.kek, rs, first, KeyState::Active, purpose, now);
+            let next = sealed_row(&self.keys.kek, rs, next, KeyState::Next, purpose, now);
+            for row in [&first, &next] {
+                match store::keys::insert(&mut tx, row).await {
+                    // Another instance started the chain first (one active key per chain).
+                    Err(StoreError::Conflict(_)) => return self.reload_keys().await.map(drop),
+                    other => other?,
+                }
+            }
+            tx.commit().await.map_err(StoreError::from)?;
+            tracing::info!(kid = %first.kid, "RS256 ID-token signing keys created");
+        }
+        self.keys.reload(&self.db).await?;
+        Ok(())
+    }
+}
+
+/// What every chain of one rotation shares.
+struct Chain<'a> {
+    rows: &'a [KeyRow],
+    revoke_current: bool,
+    now: i64,
 }

@@ -10,7 +10,7 @@ use crate::domain::Core;
 use crate::domain::clients::Client;
 use crate::domain::codes::is_pkce_string;
 use crate::domain::grants::{grant_scope, parse_scope};
-use crate::domain::redirects;
+use crate::domain::{redirects, scopes};
 use crate::error::OAuthError;
 use crate::http::form::{self, Params};
 use crate::http::pages;
@@ -25,7 +25,8 @@ const CARRIED: &[&str] = &[
     "code_challenge",
     "code_challenge_method",
     "nonce",
-    // What the user is to be asked must survive the login form (OpenID Connect Core §3.1.2.1).
+    // What the user is to be asked must survive the login form (OpenID Connect Core §3.1.2.1),
+    // and `prompt` decides whether `offline_access` stands when the consent form is answered.
     "prompt",
     "max_age",
 ];
@@ -238,6 +239,7 @@ pub(super) async fn parse_request(core: &Core, params: &Params) -> Result<AuthzR
             return Err(req.error(core, "invalid_request", "prompt=none stands alone"));
         }
     }
+    req.scope = scopes::authorizable(req.client.third_party, &req.scope, req.prompt_consent);
     if let Some(max_age) = params.get("max_age") {
         let parsed = max_age.parse::<i64>().ok().filter(|m| *m >= 0);
         let Some(m) = parsed else {

@@ -17,13 +17,14 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::bearer;
 use super::error::{HttpError, Surface};
+use super::{bearer, cors};
 use crate::domain::Core;
 use crate::domain::events::Refused;
 use crate::domain::feed::Start;
 use crate::domain::keys::KeySet;
 use crate::domain::liveness::{ClientRead, Liveness};
+use crate::domain::scopes;
 use stream::{Access, stream};
 
 mod stream;
@@ -61,7 +62,8 @@ async fn events(
     let Ok(Query(params)) = params else {
         return bad_request("malformed query string");
     };
-    // Who sees what: a client with capability `events` sees everything; a user sees their own events.
+    // Who sees what: a client with capability `events` sees everything; a user sees their own
+    // events (through a third-party client, with scope `events`).
     let caller = match bearer::verify(&core, &headers) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
@@ -81,6 +83,19 @@ async fn events(
         }
         Err(e) => return internal(&e),
     };
+    let client = match bearer::client_of(&core, &caller).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    if let Some(refused) = cors::refused_bearer(&headers, client.as_deref()) {
+        return refused;
+    }
+    // A third-party client follows its user's events only with scope `events`.
+    let scope = caller.claims.scope.as_deref().unwrap_or("");
+    if filter.is_some() && !client.is_some_and(|c| c.receives(scope, scopes::EVENTS)) {
+        return HttpError::insufficient_scope("this token needs scope `events` to read the feed")
+            .into_response();
+    }
 
     let sse = accepts_sse(&headers);
     let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
