@@ -36,7 +36,10 @@ pub async fn serve(
     ops: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    core.record_policy().await.map_err(std::io::Error::other)?;
+    core.users
+        .record_policy()
+        .await
+        .map_err(std::io::Error::other)?;
     let background = crate::background::spawn(core.clone());
     crate::http::serve(core.clone(), listener, ops, shutdown).await;
     background.abort();

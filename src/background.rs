@@ -81,7 +81,7 @@ async fn listen(core: Arc<Core>, pool: sqlx::PgPool) {
             match listener.try_recv().await {
                 Ok(Some(n)) if n.payload() == "keys" => {
                     core.events.wake();
-                    if let Err(e) = core.reload_keys().await {
+                    if let Err(e) = core.signing.reload_keys().await {
                         tracing::error!(error = %crate::error_chain(&e), "reloading signing keys");
                     }
                 }
@@ -107,7 +107,7 @@ async fn watch_keys(core: Arc<Core>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        if let Err(e) = core.maintain_keys().await {
+        if let Err(e) = core.signing.maintain_keys().await {
             tracing::error!(error = %crate::error_chain(&e), "signing key maintenance failed; keeping the current key set");
         }
     }

@@ -12,8 +12,10 @@ use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
 
 use crate::config::{Config, Layers, SigningAlg};
-use crate::domain::Core;
-use crate::domain::clients::{self, NewClient};
+use crate::domain::clients::{Clients, NewClient};
+use crate::domain::keys::Keys;
+use crate::domain::users::Users;
+use crate::domain::{Core, StartError};
 use user::{UserCommand, user};
 
 #[derive(Parser)]
@@ -189,15 +191,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         eprintln!("migrations applied");
         return Ok(());
     }
-    let core = crate::app::build(cfg)
-        .await
-        .map_err(|e| fail(crate::error_chain(&e)))?;
+    // Each command builds only what it needs: only `serve` and `keys` load the keys.
+    let started = |e: StartError| fail(crate::error_chain(&e));
     match cli.command {
-        Command::Serve => serve(core).await,
+        Command::Serve => serve(crate::app::build(cfg).await.map_err(started)?).await,
         Command::Migrate => Ok(()),
-        Command::User(cmd) => user(&core, cmd).await,
-        Command::Client(cmd) => client(&core, cmd).await,
-        Command::Keys(cmd) => keys(&core, cmd).await,
+        Command::User(cmd) => user(&Users::open(cfg).await.map_err(started)?, cmd).await,
+        Command::Client(cmd) => client(cfg, cmd).await,
+        Command::Keys(cmd) => keys(&Keys::open(cfg).await.map_err(started)?, cmd).await,
     }
 }
 
@@ -222,7 +223,7 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-async fn client(core: &Core, cmd: ClientCommand) -> Result<(), Failure> {
+async fn client(cfg: Config, cmd: ClientCommand) -> Result<(), Failure> {
     let ClientCommand::Add {
         id,
         public,
@@ -238,6 +239,11 @@ async fn client(core: &Core, cmd: ClientCommand) -> Result<(), Failure> {
         post_logout_redirect_uris,
         id_token_alg,
     } = cmd;
+    // Only a client registered for RS256 ID tokens needs the keys (its chain starts now).
+    let rs256 = id_token_alg.as_deref().and_then(SigningAlg::parse) == Some(SigningAlg::RS256);
+    let clients = Clients::open(cfg, rs256)
+        .await
+        .map_err(|e| fail(crate::error_chain(&e)))?;
     let new = NewClient {
         id: id.clone(),
         public,
@@ -253,7 +259,7 @@ async fn client(core: &Core, cmd: ClientCommand) -> Result<(), Failure> {
         post_logout_redirect_uris,
         id_token_signed_response_alg: id_token_alg,
     };
-    match clients::create(core, new).await.map_err(fail)? {
+    match clients.create(new).await.map_err(fail)? {
         Some(secret) => {
             let mut out = std::io::stdout().lock();
             writeln!(out, "{}", secret.expose_secret()).map_err(fail)?;
@@ -264,10 +270,10 @@ async fn client(core: &Core, cmd: ClientCommand) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn keys(core: &Core, cmd: KeysCommand) -> Result<(), Failure> {
+async fn keys(signing: &Keys, cmd: KeysCommand) -> Result<(), Failure> {
     match cmd {
         KeysCommand::List => {
-            let rows = crate::store::keys::list(&core.db.read)
+            let rows = crate::store::keys::list(&signing.db.read)
                 .await
                 .map_err(fail)?;
             println!(
@@ -300,17 +306,20 @@ async fn keys(core: &Core, cmd: KeysCommand) -> Result<(), Failure> {
                 })?),
                 None => None,
             };
-            let outcome = core.rotate_keys(alg, revoke_current).await.map_err(fail)?;
+            let outcome = signing
+                .rotate_keys(alg, revoke_current)
+                .await
+                .map_err(fail)?;
             eprintln!("{outcome}");
             Ok(())
         }
         KeysCommand::Rewrap { new_kek_file } => {
             let text = std::fs::read_to_string(&new_kek_file)
                 .map_err(|e| fail(format!("cannot read {}: {e}", new_kek_file.display())))?;
-            let n = core.rewrap_keys(&text).await.map_err(fail)?;
+            let n = signing.rewrap_keys(&text).await.map_err(fail)?;
             eprintln!(
                 "{n} keys re-encrypted; start every instance with the new KEK now (replace {} or set TESSERA_KEK)",
-                core.cfg.keys_dir.join("kek").display()
+                signing.cfg.keys_dir.join("kek").display()
             );
             Ok(())
         }

@@ -6,8 +6,8 @@ use clap::{Args, Subcommand};
 use secrecy::SecretString;
 
 use super::{Failure, fail};
-use crate::domain::Core;
 use crate::domain::permissions::Change;
+use crate::domain::users::Users;
 
 #[derive(Subcommand)]
 pub(super) enum UserCommand {
@@ -52,14 +52,15 @@ fn read_password() -> Result<SecretString, Failure> {
     Ok(SecretString::from(trimmed))
 }
 
-async fn find_user(core: &Core, username: &str) -> Result<crate::domain::users::User, Failure> {
-    core.user_by_name(username)
+async fn find_user(users: &Users, username: &str) -> Result<crate::domain::users::User, Failure> {
+    users
+        .user_by_name(username)
         .await
         .map_err(fail)?
         .ok_or_else(|| fail(format!("no user named `{username}`")))
 }
 
-pub(super) async fn user(core: &Core, cmd: UserCommand) -> Result<(), Failure> {
+pub(super) async fn user(users: &Users, cmd: UserCommand) -> Result<(), Failure> {
     match cmd {
         UserCommand::Add {
             username, roles, ..
@@ -72,14 +73,14 @@ pub(super) async fn user(core: &Core, cmd: UserCommand) -> Result<(), Failure> {
                 .filter(|r| !r.is_empty())
                 .map(String::from)
                 .collect();
-            let user = core
+            let user = users
                 .create_user(&username, password, roles)
                 .await
                 .map_err(fail)?;
             println!("{}", user.id);
         }
         UserCommand::Roles(args) => {
-            let user = find_user(core, &args.username).await?;
+            let user = find_user(users, &args.username).await?;
             let mut roles = user.roles;
             if let Some(set) = args.set {
                 roles = set
@@ -94,7 +95,7 @@ pub(super) async fn user(core: &Core, cmd: UserCommand) -> Result<(), Failure> {
                 roles.retain(|r| *r != remove);
             }
             crate::domain::users::validate_roles(&roles).map_err(fail)?;
-            let user = core
+            let user = users
                 .change_user(&user.id, Change::Roles(roles))
                 .await
                 .map_err(fail)?;
@@ -106,17 +107,19 @@ pub(super) async fn user(core: &Core, cmd: UserCommand) -> Result<(), Failure> {
             );
         }
         UserCommand::Disable { username } => {
-            let user = find_user(core, &username).await?;
-            core.change_user(&user.id, Change::Disable)
+            let user = find_user(users, &username).await?;
+            users
+                .change_user(&user.id, Change::Disable)
                 .await
                 .map_err(fail)?;
             eprintln!("{username}: disabled, sessions revoked");
         }
         UserCommand::Passwd { username, .. } => {
-            let user = find_user(core, &username).await?;
+            let user = find_user(users, &username).await?;
             let password = read_password()?;
             crate::domain::users::validate_password(&password).map_err(fail)?;
-            core.change_user(&user.id, Change::Password(password))
+            users
+                .change_user(&user.id, Change::Password(password))
                 .await
                 .map_err(fail)?;
             eprintln!("{username}: password changed, sessions revoked");

@@ -5,7 +5,10 @@ use std::sync::{Arc, RwLock};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::SigningAlg;
+use super::StartError;
+use super::clock::Clock;
+use super::keys::Keys;
+use crate::config::{Config, SigningAlg};
 use crate::crypto::{self, ct_eq, sha256};
 use crate::store::{self, Db, StoreError, clients::ClientRow, from_json, to_json};
 
@@ -142,15 +145,59 @@ pub enum AuthError {
 
 /// Clients by id. Clients are immutable once created, so a cached hit is never
 /// stale; a miss goes to the database (a client added by the CLI is found there).
-#[derive(Default)]
+///
+/// Registration is here too: [`Clients::create`]. Holds no keys unless given them (to
+/// start the RS256 ID-token chain), so `tessera client add` builds it alone.
 pub struct Clients {
     cache: RwLock<HashMap<String, Arc<Client>>>,
+    /// The settings (the deployment's signing alg).
+    pub cfg: Arc<Config>,
+    /// The database.
+    pub db: Db,
+    /// The server's clock.
+    pub clock: Arc<Clock>,
+    /// Starts the RS256 chain for a client registered for RS256; without it, the chain
+    /// starts at that client's first sign-in.
+    pub keys: Option<Keys>,
 }
 
 /// An unknown client id is checked against this, so it costs what a wrong secret does.
 const DUMMY_HASH: [u8; 32] = [0u8; 32];
 
 impl Clients {
+    /// An empty cache over the server's parts.
+    pub fn new(cfg: Arc<Config>, db: Db, clock: Arc<Clock>, keys: Option<Keys>) -> Self {
+        Self {
+            cache: RwLock::default(),
+            cfg,
+            db,
+            clock,
+            keys,
+        }
+    }
+
+    /// Connects and migrates, for a command that registers clients; loads the signing
+    /// keys only `with_keys` (a client registered for RS256 ID tokens).
+    pub async fn open(cfg: Config, with_keys: bool) -> Result<Self, StartError> {
+        if with_keys {
+            let keys = Keys::open(cfg).await?;
+            return Ok(Self::new(
+                keys.cfg.clone(),
+                keys.db.clone(),
+                keys.clock.clone(),
+                Some(keys),
+            ));
+        }
+        let db = Db::connect(&cfg).await?;
+        db.migrate().await?;
+        Ok(Self::new(Arc::new(cfg), db, Arc::default(), None))
+    }
+
+    /// Registers a client; returns the generated secret (once) for a confidential client.
+    pub async fn create(&self, new: NewClient) -> Result<Option<SecretString>, NewClientError> {
+        register(self, new).await
+    }
+
     /// The client `id`, from the cache or the database; `None` when not registered.
     pub async fn get(&self, db: &Db, id: &str) -> Result<Option<Arc<Client>>, StoreError> {
         if let Some(c) = self.cache.read().expect("client cache").get(id) {
@@ -262,9 +309,9 @@ pub enum NewClientError {
     Store(StoreError),
 }
 
-/// Registers a client; returns the generated secret (once) for a confidential client.
-pub async fn create(
-    core: &super::Core,
+/// [`Clients::create`].
+async fn register(
+    clients: &Clients,
     mut new: NewClient,
 ) -> Result<Option<SecretString>, NewClientError> {
     let invalid = |m: String| Err(NewClientError::Invalid(m));
@@ -328,11 +375,11 @@ pub async fn create(
     let id_token_alg = match new.id_token_signed_response_alg.as_deref() {
         None => None,
         Some(a) => match SigningAlg::parse(a) {
-            Some(alg) if alg == SigningAlg::RS256 || alg == core.cfg.signing_alg => Some(alg),
+            Some(alg) if alg == SigningAlg::RS256 || alg == clients.cfg.signing_alg => Some(alg),
             _ => {
                 return invalid(format!(
                     "id_token_signed_response_alg must be RS256 or this deployment's {}",
-                    core.cfg.signing_alg.as_str()
+                    clients.cfg.signing_alg.as_str()
                 ));
             }
         },
@@ -374,8 +421,8 @@ pub async fn create(
         post_logout_redirect_uris: to_json(&new.post_logout_redirect_uris),
         id_token_signed_response_alg: id_token_alg.map(|a| a.as_str().to_string()),
     };
-    let mut tx = core.db.begin().await.map_err(NewClientError::Store)?;
-    match store::clients::insert(&mut tx, &row, core.clock.now()).await {
+    let mut tx = clients.db.begin().await.map_err(NewClientError::Store)?;
+    match store::clients::insert(&mut tx, &row, clients.clock.now()).await {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => return Err(NewClientError::Exists),
         Err(e) => return Err(NewClientError::Store(e)),
@@ -386,7 +433,10 @@ pub async fn create(
     // Its RS256 key is published before its first sign-in, not at it; failing here, it is
     // made at that sign-in (the client exists and its secret must still be shown).
     if id_token_alg == Some(SigningAlg::RS256) {
-        if let Err(e) = core.ensure_rs256_keys().await {
+        if let Some(Err(e)) = match &clients.keys {
+            Some(keys) => Some(keys.ensure_rs256_keys().await),
+            None => None,
+        } {
             tracing::error!(error = %crate::error_chain(&e), "creating the RS256 ID-token keys");
         }
     }

@@ -228,7 +228,8 @@ impl Core {
         if keys.id_token_signer(client.id_token_alg).is_some() {
             return Ok(keys);
         }
-        self.ensure_rs256_keys()
+        self.signing
+            .ensure_rs256_keys()
             .await
             .map_err(|e| OAuthError::Internal(e.into()))?;
         Ok(self.keys.current())

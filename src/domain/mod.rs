@@ -30,18 +30,18 @@ use crate::store::{Db, StoreError};
 
 /// Everything a request or a command needs, built once at start.
 pub struct Core {
-    /// The validated settings.
-    pub cfg: Config,
+    /// The validated settings, shared with the services.
+    pub cfg: Arc<Config>,
     /// The database: one writer, a pool of readers.
     pub db: Db,
     /// The signing keys in memory, reloaded from the database every second.
-    pub keys: keys::KeyRing,
+    pub keys: Arc<keys::KeyRing>,
     /// Registered clients, cached.
     pub clients: clients::Clients,
     /// The argon2 workers; every password goes through them.
     pub passwords: passwords::Passwords,
     /// Publishes events (role changes, revocations, key changes) to the feed.
-    pub events: events::EventBus,
+    pub events: Arc<events::EventBus>,
     /// The newest events in memory, shared by every subscriber.
     pub tail: tail::Tail,
     /// Failure limits on `/token`, `/revoke` and `/introspect`.
@@ -49,11 +49,16 @@ pub struct Core {
     /// First uses of refresh tokens, consumed in batches.
     pub group_commit: rotation::GroupCommit,
     /// The one clock: the system's, unless a test pins it.
-    pub clock: clock::Clock,
+    pub clock: Arc<clock::Clock>,
     /// The process's counters, served on the operator port.
-    pub metrics: crate::metrics::Metrics,
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Test-only pause points (inert unless a test arms one).
     pub pauses: pause::Pauses,
+    /// Users and their permissions: what `tessera user …` builds alone.
+    pub users: users::Users,
+    /// The signing keys' life (rotation, reload, KEK rotation): what `tessera keys …`
+    /// builds alone.
+    pub signing: keys::Keys,
 }
 
 /// Why the server or a command could not start.
@@ -76,8 +81,9 @@ impl Core {
         crate::crypto::install_jwt_provider();
         let db = Db::connect(&cfg).await?;
         db.migrate().await?;
-        let clock = clock::Clock::default();
-        let keys = keys::KeyRing::init(&cfg, &db, clock.now()).await?;
+        let cfg = Arc::new(cfg);
+        let clock = Arc::new(clock::Clock::default());
+        let keys = Arc::new(keys::KeyRing::init(&cfg, &db, clock.now()).await?);
         let passwords = passwords::Passwords::new(
             cfg.argon2_memory_kib,
             cfg.argon2_iterations,
@@ -89,19 +95,44 @@ impl Core {
             crate::store::events::last_id(&db.read).await?,
         );
         let throttle = throttle::Throttle::new(&cfg, keys.derive_key("tessera device cookie v1"));
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let events = Arc::new(events::EventBus::default());
+        let signing = keys::Keys {
+            cfg: cfg.clone(),
+            db: db.clone(),
+            clock: clock.clone(),
+            events: events.clone(),
+            keys: keys.clone(),
+        };
+        let users = users::Users {
+            cfg: cfg.clone(),
+            db: db.clone(),
+            clock: clock.clone(),
+            passwords: passwords.clone(),
+            events: events.clone(),
+            metrics: metrics.clone(),
+        };
+        let clients = clients::Clients::new(
+            cfg.clone(),
+            db.clone(),
+            clock.clone(),
+            Some(signing.clone()),
+        );
         Ok(Arc::new(Self {
             cfg,
             group_commit,
             clock,
-            metrics: crate::metrics::Metrics::default(),
+            metrics,
             db,
             keys,
-            clients: clients::Clients::default(),
+            clients,
             passwords,
-            events: events::EventBus::default(),
+            events,
             tail,
             throttle,
             pauses: pause::Pauses::default(),
+            users,
+            signing,
         }))
     }
 }

@@ -6,8 +6,7 @@
 
 use secrecy::SecretString;
 
-use super::Core;
-use super::users::User;
+use super::users::{User, Users};
 use crate::config::PermissionChangePolicy;
 use crate::store::events::NewEvent;
 use crate::store::users::UserRow;
@@ -37,7 +36,7 @@ pub enum ChangeError {
 
 use super::events::EventKind;
 
-impl Core {
+impl Users {
     /// Applies `change` and publishes its event in one transaction; returns the user as changed.
     pub async fn change_user(&self, user_id: &str, change: Change) -> Result<User, ChangeError> {
         let (roles, password_hash, disabled, kind, reason, always_revoke) = match change {
@@ -87,7 +86,7 @@ impl Core {
         Ok(user.try_into()?)
     }
 
-    /// The transaction of [`Core::change_user`]; returns the user and how many
+    /// The transaction of [`Users::change_user`]; returns the user and how many
     /// sessions it revoked.
     async fn apply_change(
         &self,
@@ -144,7 +143,7 @@ impl Core {
 /// instance) started with other settings applies the same one.
 const POLICY_META: &str = "permission_change_policy";
 
-impl Core {
+impl Users {
     /// Records this server's `permission_change_policy` as the one in force; called
     /// when a server starts. Says so when it replaces a different one.
     pub async fn record_policy(&self) -> Result<(), StoreError> {

@@ -181,7 +181,7 @@ impl Tail {
             let keys_changed = events.iter().any(|e| e.kind == "keys.rotated");
             if keys_changed {
                 // Streams check their keys against the key set that knows of this event.
-                if let Err(e) = core.reload_keys().await {
+                if let Err(e) = core.signing.reload_keys().await {
                     tracing::warn!(error = %crate::error_chain(&e), "event tail: reloading keys");
                 }
             }

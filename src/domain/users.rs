@@ -2,8 +2,15 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::Core;
+use std::sync::Arc;
+
 use super::clients::dedup;
+use super::clock::Clock;
+use super::events::EventBus;
+use super::passwords::Passwords;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::Db;
 use crate::store::users::UserRow;
 use crate::store::{self, StoreError, to_json};
 
@@ -91,7 +98,46 @@ pub fn validate_roles(roles: &[String]) -> Result<(), &'static str> {
     Ok(())
 }
 
-impl Core {
+/// Users and their permissions: creation, lookup and the one change path
+/// ([`permissions`](super::permissions)). Holds no keys, so `tessera user …` builds it
+/// alone; cheap to clone (the server's parts, shared).
+#[derive(Clone)]
+pub struct Users {
+    /// The settings (the permission-change policy).
+    pub cfg: Arc<Config>,
+    /// The database.
+    pub db: Db,
+    /// The server's clock.
+    pub clock: Arc<Clock>,
+    /// The argon2 workers.
+    pub passwords: Passwords,
+    /// Woken after a change commits; inert in a command.
+    pub events: Arc<EventBus>,
+    /// Counts the sessions a change revoked.
+    pub metrics: Arc<Metrics>,
+}
+
+impl Users {
+    /// Connects and migrates, for a command that changes users and needs nothing else
+    /// (no signing keys, no KEK).
+    pub async fn open(cfg: Config) -> Result<Self, super::StartError> {
+        let db = Db::connect(&cfg).await?;
+        db.migrate().await?;
+        let passwords = Passwords::new(
+            cfg.argon2_memory_kib,
+            cfg.argon2_iterations,
+            cfg.argon2_queue,
+        )?;
+        Ok(Self {
+            cfg: Arc::new(cfg),
+            db,
+            clock: Arc::default(),
+            passwords,
+            events: Arc::default(),
+            metrics: Arc::default(),
+        })
+    }
+
     /// Creates an enabled user with a fresh UUID, hashing the password with argon2id;
     /// `Exists` when the username is taken.
     pub async fn create_user(

@@ -24,7 +24,7 @@ use super::error::{HttpError, Surface};
 use super::form::read_body;
 use crate::config::SigningAlg;
 use crate::domain::Core;
-use crate::domain::clients::{self, NewClient, NewClientError};
+use crate::domain::clients::{NewClient, NewClientError};
 use crate::domain::clock::rfc3339;
 use crate::domain::keys::KeyError;
 use crate::domain::permissions::{Change, ChangeError};
@@ -172,6 +172,7 @@ async fn create_user(
 ) -> Result<Response> {
     let new: NewUser = json_body(&core, &headers, body).await?;
     let user = core
+        .users
         .create_user(&new.username, SecretString::from(new.password), new.roles)
         .await
         .map_err(|e| match e {
@@ -198,6 +199,7 @@ struct Roles {
 
 async fn change(core: &Core, id: &str, change: Change) -> Result<Json<Value>> {
     let user = core
+        .users
         .change_user(&user_id(id)?, change)
         .await
         .map_err(|e| match e {
@@ -289,7 +291,7 @@ async fn create_client(
 ) -> Result<Response> {
     let new: NewClient = json_body(&core, &headers, body).await?;
     let id = new.id.clone();
-    let secret = clients::create(&core, new).await.map_err(|e| match e {
+    let secret = core.clients.create(new).await.map_err(|e| match e {
         NewClientError::Invalid(d) => HttpError::invalid_request(d),
         NewClientError::Exists => conflict("a client with this id already exists"),
         NewClientError::Store(e) => e.into(),
@@ -370,6 +372,7 @@ async fn rotate_keys(
         })?),
     };
     let message = core
+        .signing
         .rotate_keys(alg, req.revoke_current)
         .await
         .map_err(|e| match e {

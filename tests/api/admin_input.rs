@@ -174,7 +174,7 @@ async fn user_bodies_are_checked() {
             .unwrap();
         assert_admin_error(r, 400, "invalid_request").await;
     }
-    assert!(app.core.user_by_name("x").await.unwrap().is_none());
+    assert!(app.core.users.user_by_name("x").await.unwrap().is_none());
 }
 
 /// The bodies are JSON objects (openapi.yaml: `{username, password, roles}`, `{roles}`):
@@ -210,7 +210,7 @@ async fn a_json_array_never_stands_in_for_an_object() {
         answers.iter().all(|(_, status)| *status == 400),
         "arrays accepted as objects: {answers:#?}"
     );
-    assert!(app.core.user_by_name("x").await.unwrap().is_none());
-    let alice = app.core.user_by_name("alice").await.unwrap().unwrap();
+    assert!(app.core.users.user_by_name("x").await.unwrap().is_none());
+    let alice = app.core.users.user_by_name("alice").await.unwrap().unwrap();
     assert_eq!(alice.roles, ["reader"]);
 }

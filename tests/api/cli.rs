@@ -334,3 +334,51 @@ async fn keys_rewrap_moves_every_key_to_a_new_kek() {
         .unwrap();
     assert_token_ok(fresh).await;
 }
+
+/// Each command builds only what it needs: on a fresh data folder, adding a user or a
+/// client writes no key-encryption key and generates no signing key (only `serve` and
+/// `keys …` do).
+#[tokio::test]
+async fn user_and_client_commands_touch_no_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run_cli(
+        &[],
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "alice",
+            "--role",
+            "editor",
+            "--password-stdin",
+        ],
+        Some("alice's password\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(uuid::Uuid::parse_str(out.trim_end()).is_ok(), "{out:?}");
+    let (code, _, err) = run_cli(
+        &[],
+        dir.path(),
+        &["user", "roles", "alice", "--add", "ops"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run_cli(&[], dir.path(), &["client", "add", "svc"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(!dir.path().join("keys").join("kek").exists(), "no KEK file");
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("data").join("tessera.db").display()
+    ))
+    .await
+    .unwrap();
+    let count = async |table: &str| -> i64 {
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&db)
+            .await
+            .unwrap()
+    };
+    assert_eq!(count("signing_keys").await, 0, "no signing keys");
+    assert_eq!(count("users").await, 1);
+    assert_eq!(count("clients").await, 1);
+}

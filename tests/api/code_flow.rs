@@ -502,6 +502,7 @@ async fn the_login_form_needs_its_csrf_token_and_says_the_same_for_every_failure
     app.user("alice", "correct horse battery", &[]).await;
     app.user("bob", "correct horse battery", &[]).await;
     app.core
+        .users
         .change_user(
             &app.user("carol", "correct horse battery", &[]).await,
             Change::Disable,
@@ -575,6 +576,7 @@ async fn a_password_change_or_a_disable_ends_the_browser_session() {
     b.sign_in("spa", "alice", "correct horse battery").await;
     assert_eq!(b.authorize("spa", &[]).await.status(), 303);
     app.core
+        .users
         .change_user(
             &alice,
             Change::Password("another horse battery".to_string().into()),
@@ -589,6 +591,7 @@ async fn a_password_change_or_a_disable_ends_the_browser_session() {
     // A role change under policy `revoke` (the default) ends it too.
     b.sign_in("spa", "alice", "another horse battery").await;
     app.core
+        .users
         .change_user(&alice, Change::Roles(vec!["x".into()]))
         .await
         .unwrap();

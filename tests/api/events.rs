@@ -296,6 +296,7 @@ async fn a_quiet_stream_gets_heartbeats_and_an_event_resets_the_wait() {
     sse.read_until(": keep-alive\n\n").await;
     // An event goes out at once, and the next heartbeat comes a full second after it.
     app.core
+        .users
         .change_user(
             &alice,
             tessera::domain::permissions::Change::Roles(vec!["x".into()]),
@@ -321,7 +322,8 @@ async fn sse_never_skips_or_repeats_while_changes_race_the_backlog_read() {
     let sub = alice.clone();
     let writer = tokio::spawn(async move {
         for i in 0..CHANGES {
-            core.change_user(&sub, Change::Roles(vec![format!("r{i}")]))
+            core.users
+                .change_user(&sub, Change::Roles(vec![format!("r{i}")]))
                 .await
                 .unwrap();
         }

@@ -166,6 +166,7 @@ async fn a_disabled_users_token_cannot_read_the_feed() {
         .unwrap();
     assert_eq!(r.status(), 200);
     app.core
+        .users
         .change_user(&alice, tessera::domain::permissions::Change::Disable)
         .await
         .unwrap();

@@ -126,6 +126,7 @@ async fn scenario(app: &TestApp, feed_base: &str) {
     let bystander = app.user("bystander", PASSWORD, &[]).await;
     for n in 0..40 {
         app.core
+            .users
             .change_user(&bystander, Change::Roles(vec![format!("h{n}")]))
             .await
             .unwrap();
@@ -173,7 +174,8 @@ async fn scenario(app: &TestApp, feed_base: &str) {
             let (core, id) = (app.core.clone(), id.clone());
             tokio::spawn(async move {
                 for n in 1..=CHANGES_PER_USER {
-                    core.change_user(&id, Change::Roles(vec![format!("r{n}")]))
+                    core.users
+                        .change_user(&id, Change::Roles(vec![format!("r{n}")]))
                         .await
                         .unwrap();
                 }
@@ -295,6 +297,7 @@ async fn a_users_stream_is_not_woken_by_other_users_events() {
     assert!(watched, "alice's stream watches alice only");
     for n in 0..5 {
         app.core
+            .users
             .change_user(&bob, Change::Roles(vec![format!("b{n}")]))
             .await
             .unwrap();

@@ -47,6 +47,7 @@ fn assert_page(body: &Value) -> Vec<Value> {
 
 async fn roles(app: &TestApp, sub: &str, roles: &[&str]) {
     app.core
+        .users
         .change_user(
             sub,
             Change::Roles(roles.iter().map(|s| s.to_string()).collect()),
@@ -132,7 +133,8 @@ async fn a_waiting_poll_wakes_when_an_event_arrives() {
     let sub = alice.clone();
     let changer = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        core.change_user(&sub, Change::Roles(vec!["during".into()]))
+        core.users
+            .change_user(&sub, Change::Roles(vec!["during".into()]))
             .await
             .unwrap();
     });

@@ -187,6 +187,7 @@ async fn permission_changes_racing_refreshes_across_instances_never_answer_5xx()
     let admin = app.admin_token().await;
     let alice = app
         .core
+        .users
         .user_by_name(USER)
         .await
         .unwrap()

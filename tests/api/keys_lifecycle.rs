@@ -226,12 +226,12 @@ async fn a_retired_key_leaves_the_jwks_only_after_its_tokens_and_caches_expired(
     let token = app.client_token("svc", &secret).await;
     let old = kid_of(&token);
     pass_the_lead(&app).await;
-    app.core.rotate_keys(None, false).await.unwrap();
+    app.core.signing.rotate_keys(None, false).await.unwrap();
 
     let published = jwks(&app).await;
     assert!(kids(&published).contains(&old), "retired but published");
     assert!(verify_with_jwks(&token, &published));
-    app.core.maintain_keys().await.unwrap();
+    app.core.signing.maintain_keys().await.unwrap();
     assert!(
         kids(&jwks(&app).await).contains(&old),
         "maintenance right after the rotation keeps the retired key"
@@ -250,7 +250,7 @@ async fn a_retired_key_leaves_the_jwks_only_after_its_tokens_and_caches_expired(
         }
     };
     set_back(55).await;
-    app.core.maintain_keys().await.unwrap();
+    app.core.signing.maintain_keys().await.unwrap();
     assert!(
         kids(&jwks(&app).await).contains(&old),
         "removed before retired_at + ttl + max_age + 60 s"
@@ -258,7 +258,7 @@ async fn a_retired_key_leaves_the_jwks_only_after_its_tokens_and_caches_expired(
     assert!(in_state(&keys_list(&app), "retired").contains(&old));
 
     set_back(1000).await;
-    app.core.maintain_keys().await.unwrap();
+    app.core.signing.maintain_keys().await.unwrap();
     let now = jwks(&app).await;
     assert!(!kids(&now).contains(&old), "still published: {now}");
     assert_eq!(kids(&now).len(), 2, "active and next remain: {now}");
@@ -284,10 +284,10 @@ async fn the_pre_publication_lead_is_measured_in_full_seconds() {
     pass_the_lead(&app).await;
     advance_to_millis(&app, 800);
     let published = app.core.clock.instant();
-    app.core.rotate_keys(None, false).await.unwrap();
+    app.core.signing.rotate_keys(None, false).await.unwrap();
     advance_to_millis(&app, 50);
     let lead = app.core.clock.instant() - published;
-    let outcome = app.core.rotate_keys(None, false).await;
+    let outcome = app.core.signing.rotate_keys(None, false).await;
     let fresh = app.core.keys.current().active.kid.clone();
     assert!(
         matches!(outcome, Err(KeyError::TooEarly { .. })) || lead >= Duration::from_secs(1),
@@ -296,6 +296,7 @@ async fn the_pre_publication_lead_is_measured_in_full_seconds() {
     );
     pass_the_lead(&app).await;
     app.core
+        .signing
         .rotate_keys(None, false)
         .await
         .expect("a full lead later the rotation goes through");

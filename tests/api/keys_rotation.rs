@@ -89,7 +89,7 @@ async fn revoke_current_withdraws_the_key_and_its_tokens() {
     );
 
     // Later reloads never bring it back.
-    app.core.maintain_keys().await.unwrap();
+    app.core.signing.maintain_keys().await.unwrap();
     assert!(!kids(&jwks(&app).await).contains(&old));
     assert_eq!(userinfo_status(&app, &admin).await, 200);
 }

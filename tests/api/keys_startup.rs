@@ -285,6 +285,7 @@ async fn a_rotation_after_a_kek_rewrap_is_refused_so_no_instance_bricks() {
     // rotation refuses, says why, and changes nothing.
     let err = app
         .core
+        .signing
         .rotate_keys(None, true)
         .await
         .unwrap_err()
@@ -310,7 +311,7 @@ async fn a_rotation_after_a_kek_rewrap_is_refused_so_no_instance_bricks() {
 
     // Restarted with the new KEK, it starts and rotates.
     let app = app.restart().await;
-    app.core.rotate_keys(None, true).await.unwrap();
+    app.core.signing.rotate_keys(None, true).await.unwrap();
     let after = keys_list(&app);
     assert_eq!(the(&after, "active"), the(&keys, "next"));
 }

@@ -82,7 +82,11 @@ async fn a_sign_in_in_flight_during_a_password_change_gets_no_session() {
 async fn a_sign_in_in_flight_during_a_disable_gets_no_session() {
     let WithAlice { app, alice } = app_with_alice(&[]).await;
     let answer = sign_in_across(&app, || async {
-        app.core.change_user(&alice, Change::Disable).await.unwrap();
+        app.core
+            .users
+            .change_user(&alice, Change::Disable)
+            .await
+            .unwrap();
     })
     .await;
     assert_no_session_left(&app, &alice, answer).await;
@@ -93,6 +97,7 @@ async fn a_sign_in_in_flight_during_a_role_change_gets_no_session_under_revoke()
     let WithAlice { app, alice } = app_with_alice(&[("permission_change_policy", "revoke")]).await;
     let answer = sign_in_across(&app, || async {
         app.core
+            .users
             .change_user(&alice, Change::Roles(vec!["viewer".into()]))
             .await
             .unwrap();

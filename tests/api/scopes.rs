@@ -323,15 +323,15 @@ async fn a_client_registered_for_rs256_gets_rs256_id_tokens_on_an_es256_deployme
         ..Default::default()
     })
     .await;
-    let refused = tessera::domain::clients::create(
-        &app.core,
-        NewClient {
+    let refused = app
+        .core
+        .clients
+        .create(NewClient {
             id: "eddsa".into(),
             id_token_signed_response_alg: Some("EdDSA".into()),
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await;
     assert!(refused.is_err(), "EdDSA is not this deployment's alg");
     app.user("alice", PASSWORD, &[]).await;
 
@@ -375,7 +375,7 @@ async fn a_client_registered_for_rs256_gets_rs256_id_tokens_on_an_es256_deployme
     // The RS256 keys rotate with the main key: the next one signs, the old one stays published.
     let old_kid = header["kid"].as_str().unwrap().to_string();
     app.advance(std::time::Duration::from_secs(700));
-    let message = app.core.rotate_keys(None, false).await.unwrap();
+    let message = app.core.signing.rotate_keys(None, false).await.unwrap();
     assert!(message.contains("RS256 ID-token keys"), "{message}");
     let tokens = Browser::new(&app).tokens("rp", "alice", PASSWORD).await;
     let id_token = tokens["id_token"].as_str().unwrap();

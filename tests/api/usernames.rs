@@ -134,7 +134,14 @@ async fn the_migration_refuses_to_run_over_usernames_differing_in_case() {
     assert_eq!(renamed, 1);
     crate::sql::close(pool).await;
     let app = TestApp::start(dir, settings).await;
-    assert!(app.core.user_by_name("Root-2").await.unwrap().is_some());
+    assert!(
+        app.core
+            .users
+            .user_by_name("Root-2")
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 #[tokio::test]
@@ -147,6 +154,10 @@ async fn the_migration_keeps_existing_users_reachable() {
     app.client("app", true, &["password"], &[], &[]).await;
     app.login("app", "alice", PASSWORD).await;
     app.login("app", "BOB", PASSWORD).await;
-    let r = app.core.create_user("ALICE", PASSWORD.into(), vec![]).await;
+    let r = app
+        .core
+        .users
+        .create_user("ALICE", PASSWORD.into(), vec![])
+        .await;
     assert!(r.is_err(), "ALICE exists already");
 }

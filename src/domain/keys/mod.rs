@@ -23,8 +23,49 @@ pub use kek::Kek;
 pub use keyset::{IdTokenHint, KeyRing, KeySet, VerifyError};
 pub use signing::{Generated, SigningKey, generate};
 
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::domain::clock::Clock;
+use crate::domain::events::EventBus;
 use crate::store::keys::{KeyRow, Stamp};
-use crate::store::{self, Exec, StoreError};
+use crate::store::{self, Db, Exec, StoreError};
+
+/// The signing keys and their life: scheduled and manual rotation, reload, the RS256
+/// chain, KEK rotation. Only `serve` and `tessera keys …` build it (it loads, or on a
+/// fresh database creates, the KEK and the first keys); cheap to clone.
+#[derive(Clone)]
+pub struct Keys {
+    /// The settings (rotation interval, signing alg, lifetimes).
+    pub cfg: Arc<Config>,
+    /// The database.
+    pub db: Db,
+    /// The server's clock.
+    pub clock: Arc<Clock>,
+    /// Woken after a rotation commits; inert in a command.
+    pub events: Arc<EventBus>,
+    /// The key set in memory, shared with whoever signs and verifies.
+    pub keys: Arc<KeyRing>,
+}
+
+impl Keys {
+    /// Connects, migrates and loads (or creates) the KEK and the signing keys, for a
+    /// command that manages keys and needs nothing else.
+    pub async fn open(cfg: Config) -> Result<Self, crate::domain::StartError> {
+        crate::crypto::install_jwt_provider();
+        let db = Db::connect(&cfg).await?;
+        db.migrate().await?;
+        let clock = Arc::new(Clock::default());
+        let keys = Arc::new(KeyRing::init(&cfg, &db, clock.now()).await?);
+        Ok(Self {
+            cfg: Arc::new(cfg),
+            db,
+            clock,
+            events: Arc::default(),
+            keys,
+        })
+    }
+}
 
 /// Where a signing key is in its life. Stored as its [`as_str`](Self::as_str) name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

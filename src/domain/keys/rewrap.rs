@@ -4,7 +4,7 @@ use super::kek::{KEK_CHECK, Kek};
 use super::{KeyError, KeyState, in_state};
 use crate::store::{self, StoreError};
 
-impl crate::domain::Core {
+impl super::Keys {
     /// KEK rotation: re-encrypts every private key (and the check value) under
     /// `new_kek` (base64 of 32 bytes) in one transaction. Afterwards every process
     /// must be started with the new KEK. Returns the number of keys re-encrypted.

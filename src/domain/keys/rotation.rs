@@ -12,7 +12,7 @@ use crate::store::{self, StoreError};
 /// Seconds a retired key outlives its last token in the JWKS, beyond `jwks_max_age`.
 const RETIRED_LEEWAY: i64 = 60;
 
-impl crate::domain::Core {
+impl super::Keys {
     /// Runs every second on every instance: scheduled rotation, removal of retired
     /// keys whose tokens have all expired, and pick-up of changes made elsewhere.
     pub async fn maintain_keys(&self) -> Result<(), KeyError> {

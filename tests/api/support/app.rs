@@ -9,7 +9,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 use tessera::config::Layers;
 use tessera::domain::Core;
-use tessera::domain::clients::{self, NewClient};
+use tessera::domain::clients::NewClient;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -311,7 +311,9 @@ impl TestApp {
 
     pub async fn client_with(&self, new: NewClient) -> Option<String> {
         use secrecy::ExposeSecret;
-        clients::create(&self.core, new)
+        self.core
+            .clients
+            .create(new)
             .await
             .expect("create client")
             .map(|s| s.expose_secret().to_string())
@@ -320,6 +322,7 @@ impl TestApp {
     /// Creates a user; returns the `sub`.
     pub async fn user(&self, name: &str, password: &str, roles: &[&str]) -> String {
         self.core
+            .users
             .create_user(
                 name,
                 password.to_string().into(),
