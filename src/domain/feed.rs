@@ -1,8 +1,23 @@
 //! The event feed's reads: where a subscriber starts, and the events after a cursor.
 
-use super::Core;
+use std::sync::Arc;
+
+use super::clock::Clock;
 use super::events::SecurityEvent;
-use crate::store::{self, StoreError};
+use crate::config::Config;
+use crate::store::{self, Db, StoreError};
+
+/// The feed's reads: what `/events` asks of the log beside the in-memory tail; cheap
+/// to clone (the server's parts, shared).
+#[derive(Clone)]
+pub struct Feed {
+    /// The settings (the log's retention).
+    pub cfg: Arc<Config>,
+    /// The database.
+    pub db: Db,
+    /// The server's clock.
+    pub clock: Arc<Clock>,
+}
 
 /// Where a subscriber starts reading.
 pub enum Start {
@@ -16,7 +31,7 @@ pub enum Start {
     },
 }
 
-impl Core {
+impl Feed {
     /// After `after`; else with the first event at or after `since` (UNIX seconds:
     /// a verifier's cold start); else from now.
     pub async fn feed_start(

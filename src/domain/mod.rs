@@ -59,6 +59,8 @@ pub struct Core {
     /// The signing keys' life (rotation, reload, KEK rotation): what `tessera keys …`
     /// builds alone.
     pub signing: keys::Keys,
+    /// The feed's reads of the log.
+    pub feed: feed::Feed,
 }
 
 /// Why the server or a command could not start.
@@ -104,6 +106,11 @@ impl Core {
             events: events.clone(),
             keys: keys.clone(),
         };
+        let feed = feed::Feed {
+            cfg: cfg.clone(),
+            db: db.clone(),
+            clock: clock.clone(),
+        };
         let users = users::Users {
             cfg: cfg.clone(),
             db: db.clone(),
@@ -133,6 +140,7 @@ impl Core {
             pauses: pause::Pauses::default(),
             users,
             signing,
+            feed,
         }))
     }
 }

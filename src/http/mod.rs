@@ -13,6 +13,7 @@ mod introspect;
 mod ops;
 mod pages;
 mod revoke;
+mod state;
 mod stream_conn;
 mod token;
 mod userinfo;

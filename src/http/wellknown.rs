@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::config::SigningAlg;
 use crate::domain::Core;
+use crate::domain::keys::Keys;
 
 pub(super) fn router() -> Router<Arc<Core>> {
     Router::new()
@@ -22,8 +23,8 @@ pub(super) fn router() -> Router<Arc<Core>> {
 
 /// Served from the pre-serialised body of the current key set. `max-age` is below
 /// the next key's lead time, so a verifier that honours it never meets an unknown kid.
-async fn jwks(State(core): State<Arc<Core>>) -> Response {
-    let body = core.keys.current().jwks.clone();
+async fn jwks(State(signing): State<Keys>) -> Response {
+    let body = signing.keys.current().jwks.clone();
     let mut resp = (
         [(
             header::CONTENT_TYPE,
@@ -32,7 +33,7 @@ async fn jwks(State(core): State<Arc<Core>>) -> Response {
         body,
     )
         .into_response();
-    let cc = format!("public, max-age={}", core.cfg.jwks_max_age.as_secs());
+    let cc = format!("public, max-age={}", signing.cfg.jwks_max_age.as_secs());
     resp.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_str(&cc).expect("ascii"),

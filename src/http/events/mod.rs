@@ -142,7 +142,7 @@ async fn events(
         Some(user) => core.tail.watch_user(user),
         None => core.tail.watch_all(),
     };
-    let start = match core.feed_start(after, since).await {
+    let start = match core.feed.feed_start(after, since).await {
         Ok(Start::After(id)) => id,
         Ok(Start::Gone { next_after }) => return gone(next_after),
         Err(e) => return internal(&e),
