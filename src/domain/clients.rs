@@ -188,8 +188,7 @@ impl Clients {
                 Some(keys),
             ));
         }
-        let db = Db::connect(&cfg).await?;
-        db.migrate().await?;
+        let db = super::database(&cfg).await?;
         Ok(Self::new(Arc::new(cfg), db, Arc::default(), None))
     }
 

@@ -28,7 +28,8 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::store::{Db, StoreError};
 
-/// Everything a request or a command needs, built once at start.
+/// The server's state: the services together, and the parts sign-in and tokens use. Built
+/// by `serve` (and the tests); a command builds only the service it needs.
 pub struct Core {
     /// The validated settings, shared with the services.
     pub cfg: Arc<Config>,
@@ -78,18 +79,24 @@ pub enum StartError {
 }
 
 impl Core {
-    /// Connects, migrates, loads (or creates) the signing keys.
+    /// Connects, migrates, loads (or creates) the signing keys, and builds every service
+    /// on the same parts.
     pub async fn open(cfg: Config) -> Result<Arc<Self>, StartError> {
-        crate::crypto::install_jwt_provider();
-        let db = Db::connect(&cfg).await?;
-        db.migrate().await?;
-        let cfg = Arc::new(cfg);
-        let clock = Arc::new(clock::Clock::default());
-        let keys = Arc::new(keys::KeyRing::init(&cfg, &db, clock.now()).await?);
-        let passwords = passwords::Passwords::new(
-            cfg.argon2_memory_kib,
-            cfg.argon2_iterations,
-            cfg.argon2_queue,
+        let signing = keys::Keys::open(cfg).await?;
+        let keys::Keys {
+            cfg,
+            db,
+            clock,
+            events,
+            keys,
+        } = signing.clone();
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let users = users::Users::new(
+            cfg.clone(),
+            db.clone(),
+            clock.clone(),
+            events.clone(),
+            metrics.clone(),
         )?;
         let group_commit = rotation::GroupCommit::start(db.clone());
         let tail = tail::Tail::new(
@@ -97,27 +104,10 @@ impl Core {
             crate::store::events::last_id(&db.read).await?,
         );
         let throttle = throttle::Throttle::new(&cfg, keys.derive_key("tessera device cookie v1"));
-        let metrics = Arc::new(crate::metrics::Metrics::default());
-        let events = Arc::new(events::EventBus::default());
-        let signing = keys::Keys {
-            cfg: cfg.clone(),
-            db: db.clone(),
-            clock: clock.clone(),
-            events: events.clone(),
-            keys: keys.clone(),
-        };
         let feed = feed::Feed {
             cfg: cfg.clone(),
             db: db.clone(),
             clock: clock.clone(),
-        };
-        let users = users::Users {
-            cfg: cfg.clone(),
-            db: db.clone(),
-            clock: clock.clone(),
-            passwords: passwords.clone(),
-            events: events.clone(),
-            metrics: metrics.clone(),
         };
         let clients = clients::Clients::new(
             cfg.clone(),
@@ -133,7 +123,7 @@ impl Core {
             db,
             keys,
             clients,
-            passwords,
+            passwords: users.passwords.clone(),
             events,
             tail,
             throttle,
@@ -143,4 +133,11 @@ impl Core {
             feed,
         }))
     }
+}
+
+/// The database, connected and migrated: what every command starts with.
+pub(crate) async fn database(cfg: &Config) -> Result<Db, StoreError> {
+    let db = Db::connect(cfg).await?;
+    db.migrate().await?;
+    Ok(db)
 }

@@ -118,24 +118,41 @@ pub struct Users {
 }
 
 impl Users {
-    /// Connects and migrates, for a command that changes users and needs nothing else
-    /// (no signing keys, no KEK).
-    pub async fn open(cfg: Config) -> Result<Self, super::StartError> {
-        let db = Db::connect(&cfg).await?;
-        db.migrate().await?;
+    /// Users over the server's parts, with the argon2 workers the settings ask for.
+    pub fn new(
+        cfg: Arc<Config>,
+        db: Db,
+        clock: Arc<Clock>,
+        events: Arc<EventBus>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, super::passwords::ParamsError> {
         let passwords = Passwords::new(
             cfg.argon2_memory_kib,
             cfg.argon2_iterations,
             cfg.argon2_queue,
         )?;
         Ok(Self {
-            cfg: Arc::new(cfg),
+            cfg,
             db,
-            clock: Arc::default(),
+            clock,
             passwords,
-            events: Arc::default(),
-            metrics: Arc::default(),
+            events,
+            metrics,
         })
+    }
+
+    /// Connects and migrates, for a command that changes users and needs nothing else
+    /// (no signing keys, no KEK).
+    pub async fn open(cfg: Config) -> Result<Self, super::StartError> {
+        let db = super::database(&cfg).await?;
+        let cfg = Arc::new(cfg);
+        Ok(Self::new(
+            cfg,
+            db,
+            Arc::default(),
+            Arc::default(),
+            Arc::default(),
+        )?)
     }
 
     /// Creates an enabled user with a fresh UUID, hashing the password with argon2id;

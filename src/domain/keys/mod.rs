@@ -53,8 +53,7 @@ impl Keys {
     /// command that manages keys and needs nothing else.
     pub async fn open(cfg: Config) -> Result<Self, crate::domain::StartError> {
         crate::crypto::install_jwt_provider();
-        let db = Db::connect(&cfg).await?;
-        db.migrate().await?;
+        let db = crate::domain::database(&cfg).await?;
         let clock = Arc::new(Clock::default());
         let keys = Arc::new(KeyRing::init(&cfg, &db, clock.now()).await?);
         Ok(Self {
