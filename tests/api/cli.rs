@@ -363,6 +363,11 @@ async fn user_and_client_commands_touch_no_keys() {
         None,
     );
     assert_eq!(code, 0, "{err}");
+    let args = ["user", "passwd", "alice", "--password-stdin"];
+    let (code, _, err) = run_cli(&[], dir.path(), &args, Some("a new password\n"));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run_cli(&[], dir.path(), &["user", "disable", "alice"], None);
+    assert_eq!(code, 0, "{err}");
     let (code, _, err) = run_cli(&[], dir.path(), &["client", "add", "svc"], None);
     assert_eq!(code, 0, "{err}");
     assert!(!dir.path().join("keys").join("kek").exists(), "no KEK file");
