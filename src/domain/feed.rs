@@ -1,5 +1,7 @@
 //! The event feed's reads: where a subscriber starts, and the events after a cursor.
 
+use std::time::Duration;
+
 use super::Core;
 use super::events::SecurityEvent;
 use crate::store::{self, StoreError};
@@ -16,6 +18,12 @@ pub enum Start {
     },
 }
 
+/// The oldest time (Unix seconds) whose events the log still holds at `now`: retention
+/// prunes what is older, so a `since` before it may have lost events.
+pub fn retained_from(now: i64, retention: Duration) -> i64 {
+    now - retention.as_secs() as i64
+}
+
 impl Core {
     /// After `after`; else with the first event at or after `since` (UNIX seconds:
     /// a verifier's cold start); else from now.
@@ -25,7 +33,7 @@ impl Core {
         since: Option<i64>,
     ) -> Result<Start, StoreError> {
         let db = &self.db.read;
-        let retained_from = store::now() - self.cfg.event_retention.as_secs() as i64;
+        let retained_from = retained_from(self.clock.now(), self.cfg.event_retention);
         let gone = |next_after| Start::Gone { next_after };
         Ok(match (after, since) {
             (None, Some(since)) if since < retained_from => gone(store::events::last_id(db).await?),
