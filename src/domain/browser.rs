@@ -105,3 +105,20 @@ pub async fn end_user_sessions(
 ) -> Result<u64, StoreError> {
     store::browser::revoke_user_sessions(tx, user_id, now).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_browser_session_ends_its_ttl_after_the_sign_in() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(session_expires_at(1_000_000, day), 1_086_400);
+    }
+
+    #[test]
+    fn consent_is_remembered_for_a_scope_set_whatever_its_order() {
+        assert_eq!(scope_key("profile  openid openid"), "openid profile");
+        assert_eq!(scope_key("openid profile"), scope_key("profile openid"));
+    }
+}

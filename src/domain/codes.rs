@@ -277,3 +277,17 @@ impl Core {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_code_lives_its_ttl_and_not_a_second_more() {
+        let issued = 1_000_000;
+        let expires = expires_at(issued, Duration::from_secs(MAX_CODE_TTL));
+        assert!(!expired(expires, issued));
+        assert!(!expired(expires, issued + MAX_CODE_TTL as i64 - 1));
+        assert!(expired(expires, issued + MAX_CODE_TTL as i64));
+    }
+}

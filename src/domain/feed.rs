@@ -64,3 +64,16 @@ impl Core {
         Ok(rows.into_iter().map(SecurityEvent::from).collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retention_window_ends_now_and_starts_retention_ago() {
+        let week = Duration::from_secs(7 * 86_400);
+        assert_eq!(retained_from(1_000_000, week), 395_200);
+        // The window moves with the clock: a second later, that second is pruned.
+        assert_eq!(retained_from(1_000_001, week), 395_201);
+    }
+}

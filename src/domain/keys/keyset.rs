@@ -337,3 +337,16 @@ fn load_set(kek: &Kek, rows: &[KeyRow]) -> Result<KeySet, KeyError> {
         fingerprint: fingerprint(rows),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_access_token_is_accepted_until_the_leeway_past_its_exp() {
+        let exp = 1_000_000;
+        assert!(!expired(exp, exp));
+        assert!(!expired(exp, exp + LEEWAY));
+        assert!(expired(exp, exp + LEEWAY + 1));
+    }
+}
