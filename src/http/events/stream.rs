@@ -1,5 +1,9 @@
 //! One SSE stream of the feed: what it holds while it lives (cursor, signals, the
 //! caller's claims), how it takes events from the tail and frames them, and why it ends.
+//!
+//! Time: whether the token has expired is asked of `Core.clock` (a test that moves the
+//! clock sees it); the tokio `Instant`s below only schedule real waits (heartbeat,
+//! recheck, the timer that wakes the stream at `exp`).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
