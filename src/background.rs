@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use crate::domain::Core;
+use crate::domain::{Core, feed};
 use crate::store;
 
 /// The background jobs (key rotation, pruning, the feed); dropping it leaves them running.
@@ -132,11 +132,11 @@ async fn housekeeping(core: Arc<Core>) {
     loop {
         tick.tick().await;
         let now = core.clock.now();
-        let retention = core.cfg.event_retention.as_secs() as i64;
         let grace = core.cfg.refresh_reuse_grace.as_secs() as i64;
         let pruned = async {
             let mut tx = core.db.begin().await?;
-            store::events::prune(&mut tx, now - retention).await?;
+            let retained_from = feed::retained_from(now, core.cfg.event_retention);
+            store::events::prune(&mut tx, retained_from).await?;
             tx.commit().await.map_err(store::StoreError::from)
         };
         if let Err(e) = pruned.await {

@@ -2,6 +2,8 @@
 //! consent for third-party clients. The cookie holds a random token; the
 //! database only its SHA-256.
 
+use std::time::Duration;
+
 use super::Core;
 use crate::crypto::{self, sha256};
 use crate::store::{self, StoreError};
@@ -26,8 +28,8 @@ impl Core {
         previous: Option<&str>,
     ) -> Result<String, StoreError> {
         let token = crypto::random_token();
-        let now = store::now();
-        let expires = now + self.cfg.browser_session_ttl.as_secs() as i64;
+        let now = self.clock.now();
+        let expires = session_expires_at(now, self.cfg.browser_session_ttl);
         let mut tx = self.db.begin_plain().await?;
         if let Some(previous) = previous {
             store::browser::revoke_session(&mut tx, &sha256(previous.as_bytes()), now).await?;
@@ -41,14 +43,14 @@ impl Core {
     /// The live session a cookie names, if any (ended, expired or of a disabled user: none).
     pub async fn browser_session(&self, token: &str) -> Result<Option<BrowserSession>, StoreError> {
         let hash = sha256(token.as_bytes());
-        let found = store::browser::live_session(&self.db.read, &hash, store::now()).await?;
+        let found = store::browser::live_session(&self.db.read, &hash, self.clock.now()).await?;
         Ok(found.map(|(user_id, auth_time)| BrowserSession { user_id, auth_time }))
     }
 
     /// Ends the session a cookie names (RP-initiated logout).
     pub async fn end_browser_session(&self, token: &str) -> Result<(), StoreError> {
         let hash = sha256(token.as_bytes());
-        store::browser::revoke_session(self.db.writer(), &hash, store::now()).await
+        store::browser::revoke_session(self.db.writer(), &hash, self.clock.now()).await
     }
 
     /// Whether the user consented to this client for exactly this scope set.
@@ -70,8 +72,8 @@ impl Core {
         scope: &str,
     ) -> Result<(), StoreError> {
         let key = scope_key(scope);
-        store::browser::insert_consent(self.db.writer(), user_id, client_id, &key, store::now())
-            .await
+        let now = self.clock.now();
+        store::browser::insert_consent(self.db.writer(), user_id, client_id, &key, now).await
     }
 
     /// Withdraws a user's consents to a client; returns how many there were.
@@ -88,7 +90,35 @@ fn scope_key(scope: &str) -> String {
     list.join(" ")
 }
 
-/// Ends a user's browser sessions inside the permission change's transaction.
-pub async fn end_user_sessions(tx: &mut store::Tx, user_id: &str) -> Result<u64, StoreError> {
-    store::browser::revoke_user_sessions(tx, user_id, store::now()).await
+/// When a browser session started at `now` (Unix seconds) ends: it is live while the
+/// clock is before it (the store compares, given the time).
+fn session_expires_at(now: i64, ttl: Duration) -> i64 {
+    now + ttl.as_secs() as i64
+}
+
+/// Ends a user's browser sessions inside the permission change's transaction, at `now`
+/// (the change's time).
+pub async fn end_user_sessions(
+    tx: &mut store::Tx,
+    user_id: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    store::browser::revoke_user_sessions(tx, user_id, now).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_browser_session_ends_its_ttl_after_the_sign_in() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(session_expires_at(1_000_000, day), 1_086_400);
+    }
+
+    #[test]
+    fn consent_is_remembered_for_a_scope_set_whatever_its_order() {
+        assert_eq!(scope_key("profile  openid openid"), "openid profile");
+        assert_eq!(scope_key("openid profile"), scope_key("profile openid"));
+    }
 }

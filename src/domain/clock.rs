@@ -1,5 +1,7 @@
-//! The one clock the domain reads: the system's in production; tests pin it and
-//! move it (`Clock::pin`, `Clock::advance`) instead of waiting for time to pass.
+//! The one clock the server's rules read (the domain, an access token's `exp`, the event
+//! stream's expiry; the store is given its times): the system's in production; tests pin
+//! it and move it (`Clock::pin`, `Clock::advance`) instead of waiting for time to pass.
+//! Monotonic `Instant`s elsewhere only time real waits (timeouts, heartbeats, backoff).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

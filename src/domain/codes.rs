@@ -2,6 +2,7 @@
 //! Connect ID token: what happens when a code is issued, exchanged, or replayed.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -65,6 +66,16 @@ fn verifier_matches(verifier: &str, challenge: &str) -> bool {
         )
 }
 
+/// When a code issued at `now` (Unix seconds) expires: it lives `ttl`, whole seconds.
+fn expires_at(now: i64, ttl: Duration) -> i64 {
+    now + ttl.as_secs() as i64
+}
+
+/// Whether a code that expires at `expires_at` is refused at `now`: from that second on.
+fn expired(expires_at: i64, now: i64) -> bool {
+    now >= expires_at
+}
+
 #[derive(Serialize)]
 struct IdClaims<'a> {
     iss: &'a str,
@@ -94,7 +105,7 @@ impl Core {
     /// Issues a code for a completed authorization request; returns the code.
     pub async fn issue_code(&self, grant: CodeGrant<'_>) -> Result<String, OAuthError> {
         let code = crypto::random_token();
-        let now = store::now();
+        let now = self.clock.now();
         let row = CodeRow {
             hash: sha256(code.as_bytes()).to_vec(),
             client_id: grant.client_id.into(),
@@ -106,7 +117,7 @@ impl Core {
             nonce: grant.nonce.map(str::to_string),
             auth_time: grant.auth_time,
             created_at: now,
-            expires_at: now + self.cfg.authorization_code_ttl.as_secs() as i64,
+            expires_at: expires_at(now, self.cfg.authorization_code_ttl),
             consumed_at: None,
             family_id: None,
         };
@@ -129,7 +140,7 @@ impl Core {
             ));
         }
         let hash = sha256(code.as_bytes());
-        let now = store::now();
+        let now = self.clock.now();
         let Some(row) = store::codes::by_hash(&self.db.read, &hash).await? else {
             return Err(INVALID);
         };
@@ -145,7 +156,7 @@ impl Core {
             }
             return Err(INVALID);
         }
-        if now >= row.expires_at {
+        if expired(row.expires_at, now) {
             return Err(INVALID);
         }
         if row.redirect_uri != redirect_uri {
@@ -238,7 +249,8 @@ impl Core {
     /// A code presented twice: the family issued from it is revoked (RFC 6749 §4.1.2).
     async fn code_replayed(&self, hash: &[u8]) -> OAuthError {
         let outcome = async {
-            let family = store::codes::mark_replayed(self.db.writer(), hash, store::now()).await?;
+            let family =
+                store::codes::mark_replayed(self.db.writer(), hash, self.clock.now()).await?;
             if let Some(sid) = family {
                 self.revoke_code_family(&sid).await?;
             }
@@ -264,5 +276,19 @@ impl Core {
             tracing::warn!(sid, "authorization code replayed: its family revoked");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_code_lives_its_ttl_and_not_a_second_more() {
+        let issued = 1_000_000;
+        let expires = expires_at(issued, Duration::from_secs(MAX_CODE_TTL));
+        assert!(!expired(expires, issued));
+        assert!(!expired(expires, issued + MAX_CODE_TTL as i64 - 1));
+        assert!(expired(expires, issued + MAX_CODE_TTL as i64));
     }
 }

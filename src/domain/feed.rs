@@ -1,6 +1,7 @@
 //! The event feed's reads: where a subscriber starts, and the events after a cursor.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::clock::Clock;
 use super::events::SecurityEvent;
@@ -31,6 +32,12 @@ pub enum Start {
     },
 }
 
+/// The oldest time (Unix seconds) whose events the log still holds at `now`: retention
+/// prunes what is older, so a `since` before it may have lost events.
+pub fn retained_from(now: i64, retention: Duration) -> i64 {
+    now - retention.as_secs() as i64
+}
+
 impl Feed {
     /// After `after`; else with the first event at or after `since` (UNIX seconds:
     /// a verifier's cold start); else from now.
@@ -40,7 +47,7 @@ impl Feed {
         since: Option<i64>,
     ) -> Result<Start, StoreError> {
         let db = &self.db.read;
-        let retained_from = store::now() - self.cfg.event_retention.as_secs() as i64;
+        let retained_from = retained_from(self.clock.now(), self.cfg.event_retention);
         let gone = |next_after| Start::Gone { next_after };
         Ok(match (after, since) {
             (None, Some(since)) if since < retained_from => gone(store::events::last_id(db).await?),
@@ -69,5 +76,18 @@ impl Feed {
     ) -> Result<Vec<SecurityEvent>, StoreError> {
         let rows = store::events::after(&self.db.read, cursor, filter, limit).await?;
         Ok(rows.into_iter().map(SecurityEvent::from).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retention_window_ends_now_and_starts_retention_ago() {
+        let week = Duration::from_secs(7 * 86_400);
+        assert_eq!(retained_from(1_000_000, week), 395_200);
+        // The window moves with the clock: a second later, that second is pruned.
+        assert_eq!(retained_from(1_000_001, week), 395_201);
     }
 }

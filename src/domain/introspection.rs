@@ -35,10 +35,10 @@ impl Core {
     }
 
     async fn introspect_access(&self, token: &str) -> Result<Option<Value>, StoreError> {
-        let Ok(c) = self
-            .keys
-            .current()
-            .verify::<AccessClaims>(token, &self.cfg.issuer)
+        let Ok(c) =
+            self.keys
+                .current()
+                .verify::<AccessClaims>(token, &self.cfg.issuer, self.clock.now())
         else {
             return Ok(None);
         };
@@ -125,11 +125,11 @@ impl Core {
     /// tokens are ignored (the caller still gets 200, §2.2).
     pub async fn revoke_token(&self, caller: &Client, token: &str) -> Result<(), StoreError> {
         let family = if looks_like_jwt(token) {
-            let Ok(c) = self
-                .keys
-                .current()
-                .verify::<AccessClaims>(token, &self.cfg.issuer)
-            else {
+            let Ok(c) = self.keys.current().verify::<AccessClaims>(
+                token,
+                &self.cfg.issuer,
+                self.clock.now(),
+            ) else {
                 return Ok(());
             };
             match (c.sid, c.client_id == caller.id) {

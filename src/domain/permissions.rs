@@ -132,7 +132,7 @@ impl Users {
                 revoked += 1;
             }
             // The browser session at tessera would sign the user straight back in.
-            super::browser::end_user_sessions(&mut tx, &user.id).await?;
+            super::browser::end_user_sessions(&mut tx, &user.id, now).await?;
         }
         tx.commit().await.map_err(StoreError::from)?;
         Ok((user, revoked))

@@ -65,6 +65,12 @@ pub struct AccessClaims {
     pub ver: Option<i64>,
 }
 
+impl super::keys::Expiring for AccessClaims {
+    fn exp(&self) -> i64 {
+        self.exp
+    }
+}
+
 /// RFC 6749 §5.1.
 #[derive(Debug, Serialize)]
 pub struct TokenResponse {

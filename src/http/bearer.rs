@@ -53,7 +53,7 @@ pub fn verify_token(core: &Core, token: &str) -> Result<Caller, HttpError> {
     let claims = core
         .keys
         .current()
-        .verify::<AccessClaims>(token, &core.cfg.issuer)
+        .verify::<AccessClaims>(token, &core.cfg.issuer, core.clock.now())
         .map_err(|_| HttpError::invalid_token("the access token is invalid or expired"))?;
     Ok(Caller { claims })
 }

@@ -126,6 +126,7 @@ impl FromRequestParts<Arc<Core>> for Peer {
 /// A request id on every response and log line (the caller's `X-Request-Id` when
 /// it is sane), and per-route latency in the metrics.
 async fn observe(State(core): State<Arc<Core>>, req: Request, next: Next) -> Response {
+    // Measures latency (monotonic): not a reading of the clock the rules use.
     let started = std::time::Instant::now();
     let route = req
         .extensions()
@@ -329,7 +330,8 @@ fn is_connection_error(e: &std::io::Error) -> bool {
 }
 
 /// Requests in flight on one connection, and since when it has had none (after
-/// its first response; before, the header-read timeout alone bounds it).
+/// its first response; before, the header-read timeout alone bounds it). Monotonic
+/// time: an idle timeout, not a reading of the clock the rules use.
 type Activity = tokio::sync::watch::Sender<(usize, Option<tokio::time::Instant>)>;
 
 /// One request in flight until its response body is done (or dropped).

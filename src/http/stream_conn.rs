@@ -49,6 +49,7 @@ pub(super) enum Opening {
 /// Looks at how the connection begins, within `timeout` for the whole request head.
 /// A connection whose first bytes are not [`PREFIX`] costs one `recv(MSG_PEEK)`.
 pub(super) async fn open(tcp: TcpStream, remote: SocketAddr, timeout: Duration) -> Opening {
+    // A real-time wait (monotonic), not a reading of the clock the rules use.
     let deadline = tokio::time::Instant::now() + timeout;
     let mut peeked = [0u8; PREFIX.len()];
     let n = match tokio::time::timeout_at(deadline, tcp.peek(&mut peeked)).await {
@@ -249,6 +250,9 @@ fn head(resp: &Response<()>, exact: Option<u64>, chunked: bool) -> Vec<u8> {
     }
     if !resp.headers().contains_key(header::DATE) {
         out.extend_from_slice(b"date: ");
+        // The system's time, not `Core.clock`: a header, not a rule, and hyper dates every
+        // other response from the system too, so a test's pinned clock cannot make one
+        // connection disagree with the rest.
         out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
         out.extend_from_slice(b"\r\n");
     }

@@ -373,11 +373,6 @@ impl Db {
     }
 }
 
-/// Now, Unix seconds, from the wall clock (the domain reads its clock instead).
-pub fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
 /// A list as the JSON text stored in a column.
 pub fn to_json(list: &[String]) -> String {
     serde_json::to_string(list).expect("a list of strings serialises")

@@ -481,12 +481,8 @@ async fn an_expired_code_is_refused() {
     app.user("alice", "correct horse battery", &[]).await;
     let mut b = Browser::new(&app);
     let code = b.sign_in("spa", "alice", "correct horse battery").await;
-    sql::exec(
-        app.core.db.writer(),
-        "UPDATE authorization_codes SET expires_at = created_at",
-        &[],
-    )
-    .await;
+    // A code lives `authorization_code_ttl`: at its end it is refused.
+    app.advance(app.core.cfg.authorization_code_ttl);
     assert_oauth_error(
         exchange(&app, "spa", &code, VERIFIER, APP).await,
         400,

@@ -289,7 +289,7 @@ async fn resuming_from_before_the_retention_window_answers_410() {
     };
     // What housekeeping does once events are older than the retention window.
     let mut tx = app.core.db.begin().await.unwrap();
-    let removed = tessera::store::events::prune(&mut tx, tessera::store::now() + 10)
+    let removed = tessera::store::events::prune(&mut tx, app.core.clock.now() + 10)
         .await
         .unwrap();
     tx.commit().await.unwrap();

@@ -243,7 +243,7 @@ async fn claims_issuer_and_expiry_are_checked() {
     let Guarded { app, rs, admin } = Guarded::start().await;
     let (_, claims) = jwt_parts(&admin);
     let server = Signer::server(&app).await;
-    let now = tessera::store::now();
+    let now = app.core.clock.now();
     let set = |key: &str, value: Value| {
         let mut c = claims.clone();
         c[key] = value;

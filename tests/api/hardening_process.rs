@@ -259,6 +259,11 @@ async fn logs_hold_no_secrets(json_format: bool) {
 
     // Key rotation by the CLI, once the next key has been published for jwks_max_age
     // (1 s, counted in whole seconds: up to 2 s after the server created it).
+    let jwks = || async {
+        let r = http.get(s.url("/.well-known/jwks.json")).send().await;
+        r.unwrap().text().await.unwrap()
+    };
+    let jwks_before = jwks().await;
     let mut tries = 0;
     loop {
         tokio::time::sleep(Duration::from_millis(600)).await;
@@ -278,8 +283,12 @@ async fn logs_hold_no_secrets(json_format: bool) {
     )
     .await;
     assert_eq!(st, 200);
-    // Let the server notice the rotation (it re-reads the keys every second).
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Let the server notice the rotation (it re-reads the keys every second): it then
+    // publishes the fresh next key.
+    eventually(Duration::from_secs(5), || async {
+        jwks().await != jwks_before
+    })
+    .await;
 
     s.signal("TERM");
     let status = s

@@ -135,7 +135,7 @@ async fn a_refresh_token_is_active_only_for_its_own_client() {
     let (at, rt) = web_login(&app, &web).await;
     let body = introspect_ok(&app, "web", &web, &rt).await;
     let exp = body["exp"].as_i64().unwrap();
-    assert!(exp > tessera::store::now());
+    assert!(exp > app.core.clock.now());
     assert_eq!(
         body,
         json!({
@@ -174,7 +174,7 @@ async fn unknown_garbage_tampered_expired_and_foreign_tokens_are_inactive() {
     let last = tampered.pop().unwrap();
     tampered.push(if last == 'A' { 'B' } else { 'A' });
 
-    let now = tessera::store::now();
+    let now = app.core.clock.now();
     let minted = |iss: &str, iat: i64, exp: i64| {
         let c = AccessClaims {
             iss: iss.into(),

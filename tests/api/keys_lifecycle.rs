@@ -238,18 +238,7 @@ async fn a_retired_key_leaves_the_jwks_only_after_its_tokens_and_caches_expired(
     );
 
     // Kept until retired_at + access_token_ttl (1) + jwks_max_age (1) + 60 s: 55 s ago is too recent.
-    let set_back = |secs: i64| {
-        let db = app.core.db.writer().clone();
-        async move {
-            crate::sql::exec(
-                &db,
-                "UPDATE signing_keys SET retired_at = retired_at - $1 WHERE state = 'retired'",
-                &[secs.into()],
-            )
-            .await;
-        }
-    };
-    set_back(55).await;
+    app.advance(Duration::from_secs(55));
     app.core.signing.maintain_keys().await.unwrap();
     assert!(
         kids(&jwks(&app).await).contains(&old),
@@ -257,7 +246,7 @@ async fn a_retired_key_leaves_the_jwks_only_after_its_tokens_and_caches_expired(
     );
     assert!(in_state(&keys_list(&app), "retired").contains(&old));
 
-    set_back(1000).await;
+    app.advance(Duration::from_secs(1000 - 55));
     app.core.signing.maintain_keys().await.unwrap();
     let now = jwks(&app).await;
     assert!(!kids(&now).contains(&old), "still published: {now}");

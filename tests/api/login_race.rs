@@ -45,7 +45,7 @@ async fn assert_no_session_left(app: &TestApp, alice: &str, (status, body): (u16
     assert_eq!(body["error"], "invalid_grant", "{body}");
     assert!(body.get("refresh_token").is_none(), "{body}");
     let live =
-        tessera::store::sessions::live_families_of(&app.core.db.read, alice, tessera::store::now())
+        tessera::store::sessions::live_families_of(&app.core.db.read, alice, app.core.clock.now())
             .await
             .unwrap();
     assert!(

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::refresh::rt;
@@ -137,11 +137,13 @@ async fn postgres_only_restarted_under_load_gives_503s_then_recovers_with_no_rot
     // Closed-loop refresh chains; a 503 is retried with the same token, as a client would.
     let stop = Arc::new(AtomicBool::new(false));
     let restarted_at: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
+    // Rotations after the restart, all chains together: the test waits for them, not for time.
+    let recovering = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = chains
         .into_iter()
         .map(|mut token| {
             let (http, base, stop) = (app.http.clone(), app.addr.clone(), stop.clone());
-            let restarted_at = restarted_at.clone();
+            let (restarted_at, recovering) = (restarted_at.clone(), recovering.clone());
             tokio::spawn(async move {
                 let (mut ok_after_restart, mut unavailable, mut other) = (0, 0, Vec::new());
                 while !stop.load(Ordering::Relaxed) {
@@ -151,6 +153,7 @@ async fn postgres_only_restarted_under_load_gives_503s_then_recovers_with_no_rot
                             token = rt(&body);
                             if restarted_at.lock().unwrap().is_some() {
                                 ok_after_restart += 1;
+                                recovering.fetch_add(1, Ordering::Relaxed);
                             }
                         }
                         503 => {
@@ -168,13 +171,16 @@ async fn postgres_only_restarted_under_load_gives_503s_then_recovers_with_no_rot
 
     tokio::time::sleep(Duration::from_millis(700)).await;
     // /readyz is polled through the outage: it must fail while the database is down.
+    let last_ready = Arc::new(AtomicU16::new(0));
     let ready = {
         let (http, url, stop) = (app.http.clone(), app.url("/readyz"), stop.clone());
+        let last_ready = last_ready.clone();
         tokio::spawn(async move {
             let mut seen = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let r = http.get(&url).send().await.unwrap();
                 seen.push(r.status().as_u16());
+                last_ready.store(r.status().as_u16(), Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             seen
@@ -190,7 +196,11 @@ async fn postgres_only_restarted_under_load_gives_503s_then_recovers_with_no_rot
     .unwrap();
     *restarted_at.lock().unwrap() = Some(Instant::now());
     eprintln!("PostgreSQL restart took {:?}", before.elapsed());
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Until /readyz answers 200 again and the chains have rotated 8 times since.
+    eventually(Duration::from_secs(10), || async {
+        last_ready.load(Ordering::Relaxed) == 200 && recovering.load(Ordering::Relaxed) >= 8
+    })
+    .await;
     stop.store(true, Ordering::Relaxed);
 
     let ready = ready.await.unwrap();

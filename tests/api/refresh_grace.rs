@@ -2,6 +2,8 @@
 //! default stays forgiving; every grace replay is counted and logged; a clock step
 //! backwards never widens the window.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use tessera::domain::clients::NewClient;
 
@@ -59,12 +61,7 @@ async fn a_consumed_at_in_the_future_is_reuse_not_grace() {
     let app = app_with_grace("10", None).await;
     let r0 = rt(&app.login("app", USER, PASSWORD).await);
     refresh_ok(&app, &r0).await;
-    crate::sql::exec(
-        app.core.db.writer(),
-        "UPDATE refresh_tokens SET consumed_at = consumed_at + 120 WHERE consumed_at IS NOT NULL",
-        &[],
-    )
-    .await;
+    app.step_back(Duration::from_secs(120));
     assert_invalid_grant(&app, &r0).await;
     assert_eq!(revocations(&app).await.len(), 1);
     assert_eq!(grace_replays(&app), 0);

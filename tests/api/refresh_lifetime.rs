@@ -180,7 +180,7 @@ async fn ended_sessions_are_forgotten_a_day_later_and_their_tokens_stay_dead() {
     assert_eq!(count("SELECT COUNT(*) FROM refresh_families").await, 2);
 
     // Revoked just now: kept (within the day).
-    let now = tessera::store::now();
+    let now = app.core.clock.now();
     tessera::store::sessions::forget_ended(&app.core.db, now - 86_400)
         .await
         .unwrap();

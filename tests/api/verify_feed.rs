@@ -465,7 +465,7 @@ async fn verify_the_feed_answers_since_a_time_and_the_metadata_says_how_far_back
             (status, r.json::<serde_json::Value>().await.unwrap())
         }
     };
-    let now = tessera::store::now();
+    let now = rig.app.core.clock.now();
     let (status, body) = page(format!("since={}", now - 60)).await;
     assert_eq!(status, 200);
     let kinds: Vec<_> = body["events"]

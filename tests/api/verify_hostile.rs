@@ -103,7 +103,7 @@ async fn verify_refuses_forged_and_mistyped_tokens() {
     v.verify(&sign(ok_header.clone(), c))
         .await
         .expect("aud includes ours");
-    let now = tessera::store::now();
+    let now = rig.app.core.clock.now();
     let mut c = claims.clone();
     c["exp"] = json!(now - 10);
     assert_eq!(

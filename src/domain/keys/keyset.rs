@@ -14,6 +14,21 @@ use super::{KeyError, KeyPurpose, KeyState};
 use crate::config::{Config, SigningAlg};
 use crate::store::{self, Db, StoreError, keys::KeyRow};
 
+/// Claims with an expiry, which [`KeySet::verify`] compares with the server's clock.
+pub trait Expiring {
+    /// Expiry, Unix seconds.
+    fn exp(&self) -> i64;
+}
+
+/// Seconds a token is still accepted past its `exp`, for clocks a little apart.
+const LEEWAY: i64 = 5;
+
+/// Whether a token that expires at `exp` is refused at `now` (Unix seconds): only once
+/// `now` is more than [`LEEWAY`] past it (as the JWT library counted it).
+fn expired(exp: i64, now: i64) -> bool {
+    exp < now - LEEWAY
+}
+
 /// The keys as of one load: the signer, the verifiers and the serialised JWKS.
 pub struct KeySet {
     /// The one key that signs new tokens.
@@ -54,8 +69,14 @@ pub enum VerifyError {
 
 impl KeySet {
     /// Verifies an access token signed by one of the published keys (RFC 8725 checks:
-    /// `typ`, `alg` pinned to the key, `iss`, `exp`).
-    pub fn verify<T: DeserializeOwned>(&self, token: &str, issuer: &str) -> Result<T, VerifyError> {
+    /// `typ`, `alg` pinned to the key, `iss`, `exp` against `now`: the server's clock,
+    /// not the system's that the JWT library would read).
+    pub fn verify<T: DeserializeOwned + Expiring>(
+        &self,
+        token: &str,
+        issuer: &str,
+        now: i64,
+    ) -> Result<T, VerifyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
         let typ_ok = header.typ.as_deref().is_some_and(|t| {
             t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
@@ -71,11 +92,15 @@ impl KeySet {
         let mut validation = Validation::new(*alg);
         validation.set_issuer(&[issuer]);
         validation.validate_aud = false;
-        validation.leeway = 5;
+        validation.validate_exp = false;
         validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
-        jsonwebtoken::decode::<T>(token, key, &validation)
+        let claims = jsonwebtoken::decode::<T>(token, key, &validation)
             .map(|d| d.claims)
-            .map_err(|e| VerifyError::Invalid(e.to_string()))
+            .map_err(|e| VerifyError::Invalid(e.to_string()))?;
+        if expired(claims.exp(), now) {
+            return Err(VerifyError::Invalid("ExpiredSignature".into()));
+        }
+        Ok(claims)
     }
 
     /// The `sub` and `aud` of an ID token this instance signed for issuer `issuer`, given
@@ -311,4 +336,17 @@ fn load_set(kek: &Kek, rows: &[KeyRow]) -> Result<KeySet, KeyError> {
         jwks: bytes::Bytes::from(jwks),
         fingerprint: fingerprint(rows),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_access_token_is_accepted_until_the_leeway_past_its_exp() {
+        let exp = 1_000_000;
+        assert!(!expired(exp, exp));
+        assert!(!expired(exp, exp + LEEWAY));
+        assert!(expired(exp, exp + LEEWAY + 1));
+    }
 }

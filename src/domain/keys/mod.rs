@@ -20,7 +20,7 @@ pub mod signing;
 
 pub use jwk::{Jwk, PublicMembers};
 pub use kek::Kek;
-pub use keyset::{IdTokenHint, KeyRing, KeySet, VerifyError};
+pub use keyset::{Expiring, IdTokenHint, KeyRing, KeySet, VerifyError};
 pub use signing::{Generated, SigningKey, generate};
 
 use std::sync::Arc;

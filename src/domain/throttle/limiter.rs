@@ -256,6 +256,7 @@ impl Limiter {
         wait: Duration,
     ) -> Result<Ticket, Refused> {
         let key = self.key(id);
+        // How long this caller may wait, in real time; the throttle's windows use `clock`.
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             // Registered before the check, so a settle right after it is not missed.
@@ -330,7 +331,7 @@ impl Inner {
 
     /// Ends an attempt in flight; `failed` counts it. True when that failure
     /// was the key's `max`-th.
-    fn settle(&self, key: &Key, outcome: Outcome, now: Instant) -> bool {
+    fn settle(&self, key: &Key, outcome: Outcome) -> bool {
         let mut entries = self.entries.lock().expect("limiter lock");
         let Some(e) = entries.get_mut(key) else {
             return false;
@@ -338,7 +339,7 @@ impl Inner {
         e.in_flight = e.in_flight.saturating_sub(1);
         let mut reached = false;
         match outcome {
-            Outcome::Failed => {
+            Outcome::Failed(now) => {
                 e.failures = e.failures.saturating_add(1);
                 e.last = now;
                 reached = e.failures == self.max;
@@ -357,7 +358,8 @@ impl Inner {
 
 #[derive(Clone, Copy)]
 enum Outcome {
-    Failed,
+    /// At this time, by the injected clock (the failure window counts from it).
+    Failed(Instant),
     Succeeded,
     Unevaluated,
 }
@@ -367,22 +369,20 @@ impl Ticket {
     /// last allowed failure (the key is now throttled).
     pub fn failed(mut self, now: Instant) -> bool {
         self.settled = true;
-        self.inner.settle(&self.key, Outcome::Failed, now)
+        self.inner.settle(&self.key, Outcome::Failed(now))
     }
 
     /// The credential was right: the key's failures are forgotten.
     pub fn succeeded(mut self) {
         self.settled = true;
-        self.inner
-            .settle(&self.key, Outcome::Succeeded, Instant::now());
+        self.inner.settle(&self.key, Outcome::Succeeded);
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
         if !self.settled {
-            self.inner
-                .settle(&self.key, Outcome::Unevaluated, Instant::now());
+            self.inner.settle(&self.key, Outcome::Unevaluated);
         }
     }
 }

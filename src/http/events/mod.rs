@@ -219,6 +219,7 @@ async fn long_poll(
     wait: u64,
     mut wake: watch::Receiver<i64>,
 ) -> Response {
+    // How long the poll waits, in real (monotonic) time; no rule reads it.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     let mut cursor = after;
     // The tail may not have read a commit made just before this request: a poll

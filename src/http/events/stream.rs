@@ -1,5 +1,9 @@
 //! One SSE stream of the feed: what it holds while it lives (cursor, signals, the
 //! caller's claims), how it takes events from the tail and frames them, and why it ends.
+//!
+//! Time: whether the token has expired is asked of `Core.clock` (a test that moves the
+//! clock sees it); the tokio `Instant`s below only schedule real waits (heartbeat,
+//! recheck, the timer that wakes the stream at `exp`).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -14,6 +18,7 @@ use tokio::sync::watch;
 
 use super::BATCH;
 use crate::domain::Core;
+use crate::domain::clock::Clock;
 use crate::domain::events::{SecurityEvent, Slot};
 use crate::domain::liveness::{ClientRead, Liveness};
 use crate::domain::tokens::AccessClaims;
@@ -93,13 +98,6 @@ impl End {
     }
 }
 
-/// Seconds since the epoch, with sub-second precision, for comparing with `exp`.
-fn unix_now() -> Duration {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-}
-
 impl Access {
     /// The first event in `events` that ends this stream's authority (its session
     /// revoked or its user disabled), by position, and why. The stream delivers the
@@ -131,10 +129,21 @@ impl Access {
         }
     }
 
-    /// The instant the token expires.
-    fn expiry(&self) -> tokio::time::Instant {
-        let exp = Duration::from_secs(u64::try_from(self.claims.exp).unwrap_or(0));
-        tokio::time::Instant::now() + exp.saturating_sub(unix_now())
+    /// The token's `exp`, as a time since the epoch.
+    fn exp(&self) -> Duration {
+        Duration::from_secs(u64::try_from(self.claims.exp).unwrap_or(0))
+    }
+
+    /// Whether the token has expired by the server's clock.
+    fn expired(&self, clock: &Clock) -> bool {
+        clock.wall() >= self.exp()
+    }
+
+    /// When to look at the clock again for the token's expiry: the time left by the
+    /// server's clock, waited for in real (monotonic) time. A test that moves the clock
+    /// past `exp` sees the stream end at its next recheck, or when this timer fires.
+    fn expiry(&self, clock: &Clock) -> tokio::time::Instant {
+        tokio::time::Instant::now() + self.exp().saturating_sub(clock.wall())
     }
 
     /// Whether the stream may go on, read from the database: the token is unexpired
@@ -143,7 +152,7 @@ impl Access {
     /// `stream_recheck` (for what the feed does not announce, such as a client
     /// changed in the database); a database error keeps the stream (retried then).
     async fn check(&self, core: &Core) -> Result<(), End> {
-        if unix_now().as_secs() >= u64::try_from(self.claims.exp).unwrap_or(0) {
+        if self.expired(&core.clock) {
             return Err(End::TokenExpired);
         }
         self.still_signed(core)?;
@@ -180,7 +189,8 @@ struct Feed {
     recheck: tokio::time::Instant,
     /// When the stream last sent anything (a heartbeat follows `stream_heartbeat` of quiet).
     sent: tokio::time::Instant,
-    /// When the token expires.
+    /// When the token expires by the clock, as a real-time deadline (the waits are real;
+    /// whether `exp` has passed is the clock's to say).
     expires: tokio::time::Instant,
     /// One timer for all three deadlines, armed for the earliest. Moved forward only
     /// when it fires early, so a busy stream does not re-arm a timer per event.
@@ -221,7 +231,7 @@ pub(super) fn stream(
         // The first pass checks at once: the caller may have changed since the token was read.
         recheck: tokio::time::Instant::now(),
         sent: tokio::time::Instant::now(),
-        expires: access.expiry(),
+        expires: access.expiry(&core.clock),
         timer: Box::pin(tokio::time::sleep(core.cfg.stream_heartbeat)),
         core,
         cursor,
@@ -251,7 +261,11 @@ pub(super) fn stream(
                 return Some((Ok(feed.end(End::ShuttingDown)), feed));
             }
             if tokio::time::Instant::now() >= feed.expires {
-                return Some((Ok(feed.end(End::TokenExpired)), feed));
+                if feed.access.expired(&feed.core.clock) {
+                    return Some((Ok(feed.end(End::TokenExpired)), feed));
+                }
+                // A pinned clock stood still while the timer ran: wait out what it says is left.
+                feed.expires = feed.access.expiry(&feed.core.clock);
             }
             if tokio::time::Instant::now() >= feed.recheck {
                 let every = feed.core.cfg.stream_recheck;

@@ -498,4 +498,12 @@ impl TestApp {
     pub fn advance_to(&self, wall: std::time::Duration) {
         self.advance(wall.saturating_sub(self.core.clock.wall()));
     }
+
+    /// Steps this server's clock back by `by` and pins it there, as an NTP step would:
+    /// for the rules that must hold when time runs backwards.
+    pub fn step_back(&self, by: std::time::Duration) {
+        self.core
+            .clock
+            .pin(self.core.clock.wall().saturating_sub(by));
+    }
 }
