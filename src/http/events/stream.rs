@@ -207,6 +207,37 @@ struct Feed {
 }
 
 impl Feed {
+    /// The database says the stream's session or user has ended: the change that did it
+    /// committed with its event, which the tail may not have read yet. Buffers the
+    /// events up to and including that one, as when the feed announces it first
+    /// (false when they are not found: the stream then ends at once).
+    async fn deliver_up_to_the_end(&mut self) -> bool {
+        if self.core.tail.fill(&self.core).await.is_err() {
+            return false;
+        }
+        let taken = self
+            .core
+            .tail
+            .take(&self.core, &mut self.cursor, self.filter.as_deref(), BATCH)
+            .await;
+        match taken {
+            Ok(events) if self.access.ended_by(&events).is_some() => {
+                self.hold(events);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Buffers `events` for delivery, up to and including one that ends the stream.
+    fn hold(&mut self, mut events: Vec<Arc<SecurityEvent>>) {
+        if let Some((last, end)) = self.access.ended_by(&events) {
+            events.truncate(last + 1);
+            self.ending = Some(end);
+        }
+        self.buffer.extend(events);
+    }
+
     /// Ends the stream with `end` as its last event.
     fn end(&mut self, end: End) -> Bytes {
         let (reason, _) = end.reason();
@@ -271,6 +302,9 @@ pub(super) fn stream(
                 let every = feed.core.cfg.stream_recheck;
                 feed.recheck = tokio::time::Instant::now() + every;
                 if let Err(end) = feed.access.check(&feed.core).await {
+                    if feed.deliver_up_to_the_end().await {
+                        continue;
+                    }
                     return Some((Ok(feed.end(end)), feed));
                 }
             }
@@ -287,13 +321,7 @@ pub(super) fn stream(
                 .take(&feed.core, &mut feed.cursor, feed.filter.as_deref(), BATCH)
                 .await
             {
-                Ok(mut events) if !events.is_empty() => {
-                    if let Some((last, end)) = feed.access.ended_by(&events) {
-                        events.truncate(last + 1);
-                        feed.ending = Some(end);
-                    }
-                    feed.buffer.extend(events);
-                }
+                Ok(events) if !events.is_empty() => feed.hold(events),
                 Ok(_) => {
                     let heartbeat = feed.sent + feed.core.cfg.stream_heartbeat;
                     let due = feed.expires.min(feed.recheck).min(heartbeat);
