@@ -160,7 +160,7 @@ mod tests {
             assert_eq!(serde_json::from_str::<EventKind>(&json).unwrap(), kind);
             assert_eq!(EventKind::parse(kind.as_str()), kind);
         }
-        let later = r#"{"id":1,"type":"user.renamed","at":"2026-01-01T00:00:00Z"}"#;
+        let later = r#"{"id":1,"type":"risc.account_purged","at":"2026-01-01T00:00:00Z"}"#;
         let e: SecurityEvent = serde_json::from_str(later).unwrap();
         assert_eq!((e.kind, e.sub), (EventKind::Unknown, None));
         assert!(serde_json::to_string(&EventKind::Unknown).is_err());

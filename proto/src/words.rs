@@ -4,10 +4,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// An OAuth grant type (RFC 6749 `grant_type`) tessera implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GrantType {
     /// RFC 6749 §4.1, with PKCE (RFC 7636).
@@ -41,7 +41,7 @@ impl GrantType {
 }
 
 /// What a confidential client may call beyond `/token`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Capability {
     /// `/introspect` (RFC 7662).
@@ -101,6 +101,14 @@ macro_rules! word {
             }
         }
 
+        /// From its wire name; an unknown one fails with [`UnknownWord`]'s message.
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let word = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                word.parse().map_err(serde::de::Error::custom)
+            }
+        }
+
         impl fmt::Display for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(self.as_str())
@@ -130,6 +138,11 @@ mod tests {
             "implicit".parse::<GrantType>().unwrap_err().to_string(),
             "unknown grant `implicit` (expected one of authorization_code, password, refresh_token, client_credentials)"
         );
+        assert_eq!(
+            serde_json::from_str::<Vec<GrantType>>(r#"["password","refresh_token"]"#).unwrap(),
+            [GrantType::Password, GrantType::RefreshToken]
+        );
+        assert!(serde_json::from_str::<GrantType>(r#""implicit""#).is_err());
         assert_eq!(
             "fly".parse::<Capability>().unwrap_err().to_string(),
             "unknown capability `fly` (expected one of introspect, events)"

@@ -14,6 +14,7 @@ use secrecy::ExposeSecret;
 use crate::config::{Config, Layers, SigningAlg};
 use crate::domain::Core;
 use crate::domain::clients::{self, NewClient};
+use crate::domain::clock::rfc3339;
 use user::{UserCommand, user};
 
 #[derive(Parser)]
@@ -238,14 +239,17 @@ async fn client(core: &Core, cmd: ClientCommand) -> Result<(), Failure> {
         post_logout_redirect_uris,
         id_token_alg,
     } = cmd;
+    // The protocol words are typed here, at the edge: an unknown one names the known ones.
+    let grant_types = grants.iter().map(|g| g.parse()).collect::<Result<_, _>>();
+    let capabilities = capabilities.iter().map(|c| c.parse()).collect::<Result<_, _>>();
     let new = NewClient {
         id: id.clone(),
         public,
-        grant_types: grants,
+        grant_types: grant_types.map_err(fail)?,
         scopes,
         audiences,
         roles,
-        capabilities,
+        capabilities: capabilities.map_err(fail)?,
         refresh_reuse_grace,
         redirect_uris,
         origins,
@@ -315,14 +319,4 @@ async fn keys(core: &Core, cmd: KeysCommand) -> Result<(), Failure> {
             Ok(())
         }
     }
-}
-
-/// A Unix time as RFC 3339 UTC for listings; `-` when absent.
-pub fn rfc3339(t: Option<i64>) -> String {
-    t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| "-".into())
 }

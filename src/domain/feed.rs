@@ -1,7 +1,7 @@
 //! The event feed's reads: where a subscriber starts, and the events after a cursor.
 
 use super::Core;
-use super::events::SecurityEvent;
+use super::events::FeedEvent;
 use crate::store::{self, StoreError};
 
 /// Where a subscriber starts reading.
@@ -51,8 +51,8 @@ impl Core {
         cursor: i64,
         filter: Option<&str>,
         limit: i64,
-    ) -> Result<Vec<SecurityEvent>, StoreError> {
+    ) -> Result<Vec<FeedEvent>, StoreError> {
         let rows = store::events::after(&self.db.read, cursor, filter, limit).await?;
-        Ok(rows.into_iter().map(SecurityEvent::from).collect())
+        Ok(rows.into_iter().map(FeedEvent::from).collect())
     }
 }
