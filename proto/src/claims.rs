@@ -133,7 +133,8 @@ mod tests {
 
     #[test]
     fn optional_members_default_and_required_ones_are_required() {
-        let min = r#"{"iss":"i","sub":"s","aud":"a","client_id":"c","iat":1,"exp":2,"jti":"j","nbf":1}"#;
+        let min =
+            r#"{"iss":"i","sub":"s","aud":"a","client_id":"c","iat":1,"exp":2,"jti":"j","nbf":1}"#;
         let c: AccessClaims = serde_json::from_str(min).unwrap();
         assert_eq!((c.roles.len(), c.scope, c.nbf), (0, None, Some(1)));
         let no_jti = r#"{"iss":"i","sub":"s","aud":"a","client_id":"c","iat":1,"exp":2}"#;

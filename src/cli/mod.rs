@@ -241,7 +241,10 @@ async fn client(core: &Core, cmd: ClientCommand) -> Result<(), Failure> {
     } = cmd;
     // The protocol words are typed here, at the edge: an unknown one names the known ones.
     let grant_types = grants.iter().map(|g| g.parse()).collect::<Result<_, _>>();
-    let capabilities = capabilities.iter().map(|c| c.parse()).collect::<Result<_, _>>();
+    let capabilities = capabilities
+        .iter()
+        .map(|c| c.parse())
+        .collect::<Result<_, _>>();
     let new = NewClient {
         id: id.clone(),
         public,

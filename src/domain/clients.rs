@@ -288,7 +288,8 @@ pub async fn create(
             GrantType::ClientCredentials
         }];
     }
-    let user_grant = |g: &GrantType| matches!(g, GrantType::Password | GrantType::AuthorizationCode);
+    let user_grant =
+        |g: &GrantType| matches!(g, GrantType::Password | GrantType::AuthorizationCode);
     if new.grant_types.iter().any(user_grant) && !new.grant_types.contains(&GrantType::RefreshToken)
     {
         new.grant_types.push(GrantType::RefreshToken);

@@ -71,7 +71,7 @@ impl HttpError {
             status,
             body: Body {
                 error: ErrorBody {
-                    error: error.into(),
+                    error,
                     error_description: None,
                 },
                 next_after: None,

@@ -895,7 +895,11 @@ async fn the_cli_registers_a_browser_app() {
             "http://127.0.0.1"
         ]
     );
-    assert!(c.third_party && c.allows("refresh_token".parse().unwrap()) && c.scopes.contains(&"openid".to_string()));
+    assert!(
+        c.third_party
+            && c.allows("refresh_token".parse().unwrap())
+            && c.scopes.contains(&"openid".to_string())
+    );
     let (code, _, err) = app.cli(
         &[
             "client",

@@ -494,7 +494,8 @@ pub mod testing {
 
     /// Applies one feed event (its JSON), as the follower would.
     pub fn apply(v: &Verifier, event: &serde_json::Value) {
-        let e: tessera_proto::SecurityEvent = serde_json::from_value(event.clone()).expect("an event");
+        let e: tessera_proto::SecurityEvent =
+            serde_json::from_value(event.clone()).expect("an event");
         v.shared.state.write().expect("state").apply(&e);
     }
 

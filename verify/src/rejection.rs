@@ -87,7 +87,7 @@ impl Rejection {
         let body = match self.error() {
             None => String::new(),
             Some(error) => serde_json::to_string(&ErrorBody {
-                error: error.into(),
+                error,
                 error_description: Some(self.description().into()),
             })
             .expect("an error body serialises"),

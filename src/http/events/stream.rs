@@ -108,18 +108,15 @@ impl Access {
     /// and nothing after it.
     fn ended_by(&self, events: &[Arc<FeedEvent>]) -> Option<(usize, End)> {
         let sid = self.claims.sid.as_deref()?;
-        events
-            .iter()
-            .enumerate()
-            .find_map(|(i, e)| match e.kind {
-                EventKind::SessionRevoked if e.sid.as_deref() == Some(sid) => {
-                    Some((i, End::SessionRevoked))
-                }
-                EventKind::UserDisabled if e.sub.as_deref() == Some(self.claims.sub.as_str()) => {
-                    Some((i, End::UserDisabled))
-                }
-                _ => None,
-            })
+        events.iter().enumerate().find_map(|(i, e)| match e.kind {
+            EventKind::SessionRevoked if e.sid.as_deref() == Some(sid) => {
+                Some((i, End::SessionRevoked))
+            }
+            EventKind::UserDisabled if e.sub.as_deref() == Some(self.claims.sub.as_str()) => {
+                Some((i, End::UserDisabled))
+            }
+            _ => None,
+        })
     }
 
     /// In memory, after a key event: the token still verifies (its key was not revoked).
