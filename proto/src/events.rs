@@ -1,36 +1,30 @@
 //! The security event as served on `/events`, and the kinds of event.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// The kinds of security event (the `type` on `/events`, the `event:` of an SSE frame).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The kinds of security event (the `type` on `/events`, the `event:` of an SSE frame),
+/// serialised as their wire names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum EventKind {
     /// `session.revoked`: a refresh family ended (logout, reuse, policy `revoke`, admin).
-    #[serde(rename = "session.revoked")]
     SessionRevoked,
     /// `user.roles_changed`: the user's roles and `ver` changed.
-    #[serde(rename = "user.roles_changed")]
     RolesChanged,
     /// `user.disabled`: the user may no longer sign in; their tokens are stale.
-    #[serde(rename = "user.disabled")]
     UserDisabled,
     /// `user.password_changed`: the user's sessions were ended with it.
-    #[serde(rename = "user.password_changed")]
     PasswordChanged,
     /// `user.login_throttled`: failed sign-ins pushed a username past its limit; its
     /// attempts from untrusted devices are delayed from now on.
-    #[serde(rename = "user.login_throttled")]
     LoginThrottled,
     /// `keys.rotated`: the published key set changed (rotation, or revocation with
     /// reason `revoked`).
-    #[serde(rename = "keys.rotated")]
     KeysRotated,
-    /// A kind this version does not know (a newer issuer's): a verifier skips it. The
-    /// server never writes it.
-    #[serde(other, skip_serializing)]
-    Unknown,
+    /// A kind this version does not know (a newer instance's or issuer's), by its wire
+    /// name: a server passes it on as it is, a verifier skips it.
+    Other(Box<str>),
 }
 
 impl EventKind {
@@ -45,7 +39,7 @@ impl EventKind {
     ];
 
     /// The wire name, as stored in the log and served on `/events`.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             Self::SessionRevoked => "session.revoked",
             Self::RolesChanged => "user.roles_changed",
@@ -53,16 +47,29 @@ impl EventKind {
             Self::PasswordChanged => "user.password_changed",
             Self::LoginThrottled => "user.login_throttled",
             Self::KeysRotated => "keys.rotated",
-            Self::Unknown => "unknown",
+            Self::Other(name) => name,
         }
     }
 
-    /// The kind with wire name `name`; [`EventKind::Unknown`] for any other.
+    /// The kind with wire name `name`; [`EventKind::Other`] for any other.
     pub fn parse(name: &str) -> Self {
         Self::ALL
             .into_iter()
             .find(|k| k.as_str() == name)
-            .unwrap_or(Self::Unknown)
+            .unwrap_or_else(|| Self::Other(name.into()))
+    }
+}
+
+impl Serialize for EventKind {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for EventKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(Self::parse(&name))
     }
 }
 
@@ -79,7 +86,6 @@ pub struct SecurityEvent {
     /// Position in the log: strictly increasing, the `id:` of the SSE frame.
     pub id: i64,
     /// What happened.
-    #[serde(rename = "type")]
     pub kind: EventKind,
     /// The user concerned, if any (a user's own feed shows only theirs).
     #[serde(default)]
@@ -153,17 +159,21 @@ mod tests {
     }
 
     #[test]
-    fn each_kind_has_its_wire_name_and_an_unknown_one_is_skippable() {
+    fn each_kind_has_its_wire_name_and_an_unknown_one_passes_through() {
         for kind in EventKind::ALL {
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{kind}\""));
-            assert_eq!(serde_json::from_str::<EventKind>(&json).unwrap(), kind);
             assert_eq!(EventKind::parse(kind.as_str()), kind);
+            assert_eq!(serde_json::from_str::<EventKind>(&json).unwrap(), kind);
         }
         let later = r#"{"id":1,"type":"risc.account_purged","at":"2026-01-01T00:00:00Z"}"#;
         let e: SecurityEvent = serde_json::from_str(later).unwrap();
-        assert_eq!((e.kind, e.sub), (EventKind::Unknown, None));
-        assert!(serde_json::to_string(&EventKind::Unknown).is_err());
+        assert_eq!(e.kind, EventKind::Other("risc.account_purged".into()));
+        assert_eq!(e.sub, None);
+        assert_eq!(
+            serde_json::to_string(&e.kind).unwrap(),
+            r#""risc.account_purged""#
+        );
     }
 
     #[test]

@@ -75,7 +75,7 @@ impl Core {
                 roles.as_deref(),
                 password_hash.as_deref(),
                 disabled,
-                (kind, reason, always_revoke),
+                (kind.clone(), reason, always_revoke),
             )
         })
         .await?;

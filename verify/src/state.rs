@@ -132,7 +132,7 @@ impl Freshness {
         };
         // Every token minted before the event expires by `at + ttl`.
         let until = at + self.ttl;
-        match (e.kind, &e.sub, &e.sid, &e.kid) {
+        match (&e.kind, &e.sub, &e.sid, &e.kid) {
             (EventKind::SessionRevoked, _, Some(sid), _) => {
                 self.sessions.insert(sid, until);
             }
