@@ -86,6 +86,7 @@ pub struct SecurityEvent {
     /// Position in the log: strictly increasing, the `id:` of the SSE frame.
     pub id: i64,
     /// What happened.
+    #[serde(rename = "type")]
     pub kind: EventKind,
     /// The user concerned, if any (a user's own feed shows only theirs).
     #[serde(default)]
