@@ -84,9 +84,7 @@ fn verification(c: &mut Criterion) {
 }
 
 fn time_string(t: i64) -> String {
-    let d = time::OffsetDateTime::from_unix_timestamp(t).unwrap();
-    d.format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
+    tessera_proto::rfc3339(t).unwrap()
 }
 
 criterion_group! {

@@ -70,8 +70,7 @@ fn main() {
     } else {
         sizes
     };
-    let at = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
+    let at = tessera_proto::rfc3339(time::OffsetDateTime::now_utc().unix_timestamp())
         .expect("now as RFC 3339");
     println!(
         "{:<10} {:>9} {:>12} {:>13} {:>11}",

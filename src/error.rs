@@ -2,7 +2,7 @@
 
 use crate::store::StoreError;
 
-/// An RFC 6749 §5.2 error. How it goes on the wire lives in `http::error`.
+/// An RFC 6749 §5.2 error. Its wire body is `tessera_proto::ErrorBody`, built in `http::error`.
 #[derive(Debug, thiserror::Error)]
 pub enum OAuthError {
     /// A malformed or incomplete request; the text says what to fix.

@@ -36,7 +36,7 @@ struct Issued {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OAuthError {
+struct ErrorLabels {
     endpoint: String,
     error: String,
 }
@@ -109,7 +109,7 @@ struct Sampled {
 pub struct Metrics {
     registry: Registry,
     tokens_issued: Family<Issued, Counter>,
-    oauth_errors: Family<OAuthError, Counter>,
+    oauth_errors: Family<ErrorLabels, Counter>,
     throttled: Family<Endpoint, Counter>,
     refresh_grace_replays: Counter,
     refresh_reuse: Counter,
@@ -284,7 +284,7 @@ impl Metrics {
 
     /// An OAuth error answered, by endpoint and RFC 6749 code.
     pub fn oauth_error(&self, endpoint: &str, code: &str) {
-        let labels = OAuthError {
+        let labels = ErrorLabels {
             endpoint: endpoint.to_string(),
             error: code.to_string(),
         };

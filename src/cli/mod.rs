@@ -13,6 +13,7 @@ use secrecy::ExposeSecret;
 
 use crate::config::{Config, Layers, SigningAlg};
 use crate::domain::clients::{Clients, NewClient};
+use crate::domain::clock::rfc3339;
 use crate::domain::keys::Keys;
 use crate::domain::users::Users;
 use crate::domain::{Core, StartError};
@@ -239,6 +240,12 @@ async fn client(cfg: Config, cmd: ClientCommand) -> Result<(), Failure> {
         post_logout_redirect_uris,
         id_token_alg,
     } = cmd;
+    // The protocol words are typed here, at the edge: an unknown one names the known ones.
+    let grant_types = grants.iter().map(|g| g.parse()).collect::<Result<_, _>>();
+    let capabilities = capabilities
+        .iter()
+        .map(|c| c.parse())
+        .collect::<Result<_, _>>();
     // Only a client registered for RS256 ID tokens needs the keys (its chain starts now).
     let rs256 = id_token_alg.as_deref().and_then(SigningAlg::parse) == Some(SigningAlg::RS256);
     let clients = Clients::open(cfg, rs256)
@@ -247,11 +254,11 @@ async fn client(cfg: Config, cmd: ClientCommand) -> Result<(), Failure> {
     let new = NewClient {
         id: id.clone(),
         public,
-        grant_types: grants,
+        grant_types: grant_types.map_err(fail)?,
         scopes,
         audiences,
         roles,
-        capabilities,
+        capabilities: capabilities.map_err(fail)?,
         refresh_reuse_grace,
         redirect_uris,
         origins,
@@ -324,14 +331,4 @@ async fn keys(signing: &Keys, cmd: KeysCommand) -> Result<(), Failure> {
             Ok(())
         }
     }
-}
-
-/// A Unix time as RFC 3339 UTC for listings; `-` when absent.
-pub fn rfc3339(t: Option<i64>) -> String {
-    t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| "-".into())
 }

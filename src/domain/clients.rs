@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::StartError;
 use super::clock::Clock;
@@ -12,16 +14,7 @@ use crate::config::{Config, SigningAlg};
 use crate::crypto::{self, ct_eq, sha256};
 use crate::store::{self, Db, StoreError, clients::ClientRow, from_json, to_json};
 
-/// The grant types a client may be registered for.
-pub const GRANTS: &[&str] = &[
-    "authorization_code",
-    "password",
-    "refresh_token",
-    "client_credentials",
-];
-/// The capabilities a confidential client may be given: `introspect` lets it call
-/// `/introspect`, `events` lets its own tokens read the whole `/events` feed.
-pub const CAPABILITIES: &[&str] = &["introspect", "events"];
+pub use tessera_proto::{Capability, GrantType};
 
 /// A registered client as the domain uses it; immutable once created, so it is cached.
 #[derive(Debug, Clone)]
@@ -31,15 +24,15 @@ pub struct Client {
     /// SHA-256 of the secret; `None` for a public client.
     secret_hash: Option<[u8; 32]>,
     /// The grants it may use at `/token`.
-    pub grant_types: Vec<String>,
+    pub grant_types: Vec<GrantType>,
     /// The scopes it may request.
     pub scopes: Vec<String>,
     /// The audiences its tokens may name; empty: the issuer.
     pub audiences: Vec<String>,
     /// The roles of its own client-credentials tokens (no user involved).
     pub roles: Vec<String>,
-    /// See [`CAPABILITIES`].
-    pub capabilities: Vec<String>,
+    /// What it may call beyond `/token` (confidential clients only).
+    pub capabilities: Vec<Capability>,
     /// This client's refresh-token reuse grace window; `None`: the server's.
     pub refresh_reuse_grace: Option<std::time::Duration>,
     /// Where `/authorize` may send codes (exact match; loopback ports may vary).
@@ -61,8 +54,8 @@ impl Client {
     }
 
     /// Whether it may use the grant type `grant`.
-    pub fn allows(&self, grant: &str) -> bool {
-        self.grant_types.iter().any(|g| g == grant)
+    pub fn allows(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
     }
 
     /// Whether, granted `scope`, it receives what the scope `needed` stands for (see
@@ -71,9 +64,9 @@ impl Client {
         super::scopes::receives(self.third_party, scope, needed)
     }
 
-    /// Whether it holds `capability` (one of [`CAPABILITIES`]).
-    pub fn can(&self, capability: &str) -> bool {
-        self.capabilities.iter().any(|c| c == capability)
+    /// Whether it holds `capability`.
+    pub fn can(&self, capability: Capability) -> bool {
+        self.capabilities.contains(&capability)
     }
 
     fn from_row(row: ClientRow) -> Result<Self, StoreError> {
@@ -86,11 +79,11 @@ impl Client {
         };
         Ok(Self {
             secret_hash,
-            grant_types: from_json(&row.grant_types)?,
+            grant_types: words(&row.grant_types)?,
             scopes: from_json(&row.scopes)?,
             audiences: from_json(&row.audiences)?,
             roles: from_json(&row.roles)?,
-            capabilities: from_json(&row.capabilities)?,
+            capabilities: words(&row.capabilities)?,
             refresh_reuse_grace: row
                 .refresh_reuse_grace
                 .map(|s| std::time::Duration::from_secs(s.max(0) as u64)),
@@ -107,6 +100,18 @@ impl Client {
             id: row.id,
         })
     }
+}
+
+/// A list column of protocol words (grant types, capabilities): stored as a JSON list of
+/// their wire names, typed here; `Corrupt` when it holds anything else.
+fn words<T: DeserializeOwned>(text: &str) -> Result<Vec<T>, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|_| StoreError::Corrupt(format!("expected a JSON list of words, got {text:.40}")))
+}
+
+/// The JSON list column of protocol words, as [`words`] reads it.
+fn words_json<T: Serialize>(list: &[T]) -> String {
+    serde_json::to_string(list).expect("a list of words serialises")
 }
 
 /// What a caller presented to identify itself.
@@ -257,7 +262,7 @@ pub struct NewClient {
     /// Empty: `password` for a public client, `client_credentials` otherwise;
     /// `refresh_token` is added to the user grants.
     #[serde(default)]
-    pub grant_types: Vec<String>,
+    pub grant_types: Vec<GrantType>,
     /// The scopes it may request.
     #[serde(default)]
     pub scopes: Vec<String>,
@@ -267,9 +272,10 @@ pub struct NewClient {
     /// The roles of its own client-credentials tokens.
     #[serde(default)]
     pub roles: Vec<String>,
-    /// See [`CAPABILITIES`].
+    /// What it may call beyond `/token`: `introspect` lets it call `/introspect`, `events`
+    /// lets its own tokens read the whole `/events` feed.
     #[serde(default)]
-    pub capabilities: Vec<String>,
+    pub capabilities: Vec<Capability>,
     /// Seconds (0 = strict); absent: the server's `refresh_reuse_grace`.
     #[serde(default)]
     pub refresh_reuse_grace: Option<u64>,
@@ -322,46 +328,25 @@ async fn register(
         return invalid("client id must not be a UUID (user subjects are UUIDs)".into());
     }
     if new.grant_types.is_empty() {
-        new.grant_types = vec![
-            if new.public {
-                "password"
-            } else {
-                "client_credentials"
-            }
-            .to_string(),
-        ];
+        new.grant_types = vec![if new.public {
+            GrantType::Password
+        } else {
+            GrantType::ClientCredentials
+        }];
     }
-    if new
-        .grant_types
-        .iter()
-        .any(|g| g == "password" || g == "authorization_code")
-        && !new.grant_types.iter().any(|g| g == "refresh_token")
+    let user_grant =
+        |g: &GrantType| matches!(g, GrantType::Password | GrantType::AuthorizationCode);
+    if new.grant_types.iter().any(user_grant) && !new.grant_types.contains(&GrantType::RefreshToken)
     {
-        new.grant_types.push("refresh_token".into());
+        new.grant_types.push(GrantType::RefreshToken);
     }
-    for g in &new.grant_types {
-        if !GRANTS.contains(&g.as_str()) {
-            return invalid(format!(
-                "unknown grant `{g}` (expected one of {})",
-                GRANTS.join(", ")
-            ));
-        }
-    }
-    if new.public && new.grant_types.iter().any(|g| g == "client_credentials") {
+    if new.public && new.grant_types.contains(&GrantType::ClientCredentials) {
         return invalid("a public client cannot use client_credentials".into());
     }
     if new.public && !new.capabilities.is_empty() {
         return invalid(
             "a public client cannot have capabilities (they need client authentication)".into(),
         );
-    }
-    for c in &new.capabilities {
-        if !CAPABILITIES.contains(&c.as_str()) {
-            return invalid(format!(
-                "unknown capability `{c}` (expected one of {})",
-                CAPABILITIES.join(", ")
-            ));
-        }
     }
     if new.refresh_reuse_grace.is_some_and(|g| g > MAX_REUSE_GRACE) {
         return invalid(format!(
@@ -392,12 +377,12 @@ async fn register(
             return invalid(format!("invalid scope `{s}`"));
         }
     }
+    dedup(&mut new.grant_types);
+    dedup(&mut new.capabilities);
     for list in [
-        &mut new.grant_types,
         &mut new.scopes,
         &mut new.audiences,
         &mut new.roles,
-        &mut new.capabilities,
         &mut new.redirect_uris,
         &mut new.origins,
         &mut new.post_logout_redirect_uris,
@@ -408,11 +393,11 @@ async fn register(
     let row = ClientRow {
         id: new.id,
         secret_hash: secret.as_ref().map(|s| sha256(s.as_bytes()).to_vec()),
-        grant_types: to_json(&new.grant_types),
+        grant_types: words_json(&new.grant_types),
         scopes: to_json(&new.scopes),
         audiences: to_json(&new.audiences),
         roles: to_json(&new.roles),
-        capabilities: to_json(&new.capabilities),
+        capabilities: words_json(&new.capabilities),
         refresh_reuse_grace: new.refresh_reuse_grace.map(|g| g as i64),
         redirect_uris: to_json(&new.redirect_uris),
         origins: to_json(&new.origins),
@@ -443,7 +428,7 @@ async fn register(
 }
 
 /// Removes repeated entries, keeping the first of each, in order.
-pub fn dedup(list: &mut Vec<String>) {
+pub fn dedup<T: Clone + Eq + std::hash::Hash>(list: &mut Vec<T>) {
     let mut seen = std::collections::HashSet::new();
     list.retain(|x| seen.insert(x.clone()));
 }

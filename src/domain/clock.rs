@@ -72,11 +72,7 @@ fn system_wall() -> Duration {
 
 /// Unix seconds as RFC 3339, or `-` when absent or out of range (listings, admin bodies).
 pub fn rfc3339(t: Option<i64>) -> String {
-    t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+    t.and_then(tessera_proto::rfc3339)
         .unwrap_or_else(|| "-".into())
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::Core;
-use super::clients::Client;
+use super::clients::{Client, GrantType};
 use super::grants::{grant_audience, token_roles};
 use super::keys::KeySet;
 use super::scopes;
@@ -134,7 +134,7 @@ impl Core {
         redirect_uri: &str,
         verifier: &str,
     ) -> Result<TokenResponse, OAuthError> {
-        if !client.allows("authorization_code") {
+        if !client.allows(GrantType::AuthorizationCode) {
             return Err(OAuthError::UnauthorizedClient(
                 "this client may not use the authorization_code grant",
             ));
@@ -204,7 +204,7 @@ impl Core {
         };
         // A third-party client gets a refresh token only with `offline_access` (OpenID Connect
         // Core §11); the family still backs the access token's `sid`.
-        let refresh_token = (client.allows("refresh_token")
+        let refresh_token = (client.allows(GrantType::RefreshToken)
             && client.receives(&row.scope, scopes::OFFLINE_ACCESS))
         .then_some(refresh_token);
         let mut resp = self.issue(&client.id, subject, &row.scope, audience, refresh_token)?;

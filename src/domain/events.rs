@@ -13,88 +13,53 @@ use tokio::sync::{Notify, watch};
 
 use crate::store::events::EventRow;
 
-/// The kinds of security event the server writes (the `type` on `/events`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    /// `session.revoked`: a refresh family ended (logout, reuse, policy `revoke`, admin).
-    SessionRevoked,
-    /// `user.roles_changed`: the user's roles and `ver` changed.
-    RolesChanged,
-    /// `user.disabled`: the user may no longer sign in; their tokens are stale.
-    UserDisabled,
-    /// `user.password_changed`: the user's sessions were ended with it.
-    PasswordChanged,
-    /// `user.login_throttled`: failed sign-ins pushed a username past its limit; its
-    /// attempts from untrusted devices are delayed from now on.
-    LoginThrottled,
-    /// `keys.rotated`: the published key set changed (rotation or revocation).
-    KeysRotated,
-}
+pub use tessera_proto::{EventKind, SecurityEvent};
 
-impl EventKind {
-    /// The wire name, as stored in the log and served on `/events`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::SessionRevoked => "session.revoked",
-            Self::RolesChanged => "user.roles_changed",
-            Self::UserDisabled => "user.disabled",
-            Self::PasswordChanged => "user.password_changed",
-            Self::LoginThrottled => "user.login_throttled",
-            Self::KeysRotated => "keys.rotated",
-        }
-    }
-}
-
-/// An event as served on `/events` (docs/protocol.md "When roles change"; `SecurityEvent` in openapi.yaml).
-#[derive(Debug, Clone, Serialize)]
-pub struct SecurityEvent {
-    /// Position in the log: strictly increasing, the `id:` of the SSE frame.
-    pub id: i64,
-    /// The [`EventKind`] wire name.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The user concerned, if any (a user's own feed shows only theirs).
-    pub sub: Option<String>,
-    /// The session (refresh family) concerned, if any.
-    pub sid: Option<String>,
-    /// The user's authorization version after the change.
-    pub ver: Option<i64>,
-    /// The user's roles after the change.
-    pub roles: Option<Vec<String>>,
-    /// Why it happened (`refresh_token_reuse`, `revoked_by_admin`, `password_changed`, ...).
-    pub reason: Option<String>,
-    /// The key concerned by a key event.
-    pub kid: Option<String>,
-    /// When it was committed, RFC 3339.
-    pub at: String,
-    /// The event's wire form on an SSE stream, rendered once on first use: every
-    /// stream of the instance that delivers this (tail-held) event shares the bytes
-    /// instead of serialising it again.
+/// An event of the feed as an instance holds it: the [`SecurityEvent`] and its wire form
+/// on an SSE stream, rendered once on first use: every stream of the instance that
+/// delivers this (tail-held) event shares the bytes instead of serialising it again.
+/// Serialises as the event.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct FeedEvent {
+    /// The event as served.
+    pub event: SecurityEvent,
+    /// Its SSE frame, once rendered.
     #[serde(skip)]
     pub frame: std::sync::OnceLock<bytes::Bytes>,
 }
 
-impl From<EventRow> for SecurityEvent {
-    fn from(r: EventRow) -> Self {
-        let at = time::OffsetDateTime::from_unix_timestamp(r.at)
-            .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .unwrap_or_default();
+impl std::ops::Deref for FeedEvent {
+    type Target = SecurityEvent;
+
+    fn deref(&self) -> &SecurityEvent {
+        &self.event
+    }
+}
+
+impl From<SecurityEvent> for FeedEvent {
+    fn from(event: SecurityEvent) -> Self {
         Self {
+            event,
+            frame: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl From<EventRow> for FeedEvent {
+    fn from(r: EventRow) -> Self {
+        SecurityEvent {
             id: r.id,
-            kind: r.kind,
+            kind: EventKind::parse(&r.kind),
             sub: r.sub,
             sid: r.sid,
             ver: r.ver,
             roles: r.roles.and_then(|s| serde_json::from_str(&s).ok()),
             reason: r.reason,
             kid: r.kid,
-            at,
-            frame: std::sync::OnceLock::new(),
+            at: tessera_proto::rfc3339(r.at).unwrap_or_default(),
         }
+        .into()
     }
 }
 

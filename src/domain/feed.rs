@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::clock::Clock;
-use super::events::SecurityEvent;
+use super::events::FeedEvent;
 use crate::config::Config;
 use crate::store::{self, Db, StoreError};
 
@@ -73,9 +73,9 @@ impl Feed {
         cursor: i64,
         filter: Option<&str>,
         limit: i64,
-    ) -> Result<Vec<SecurityEvent>, StoreError> {
+    ) -> Result<Vec<FeedEvent>, StoreError> {
         let rows = store::events::after(&self.db.read, cursor, filter, limit).await?;
-        Ok(rows.into_iter().map(SecurityEvent::from).collect())
+        Ok(rows.into_iter().map(FeedEvent::from).collect())
     }
 }
 

@@ -3,7 +3,7 @@
 use secrecy::SecretString;
 
 use super::Core;
-use super::clients::{Client, dedup};
+use super::clients::{Client, GrantType, dedup};
 use super::rotation;
 use super::sessions;
 use super::tokens::{Subject, TokenResponse};
@@ -127,7 +127,7 @@ impl Core {
         scope: Option<&str>,
         resource: Option<&str>,
     ) -> Result<TokenResponse, OAuthError> {
-        if !client.allows("password") {
+        if !client.allows(GrantType::Password) {
             return Err(OAuthError::UnauthorizedClient(
                 "this client may not use the password grant",
             ));
@@ -138,7 +138,7 @@ impl Core {
         self.pauses.before_session.reached().await;
         let scope = scope.join(" ");
         // The user as read above, before argon2 ran, must still be the user now.
-        let (sid, refresh_token) = if client.allows("refresh_token") {
+        let (sid, refresh_token) = if client.allows(GrantType::RefreshToken) {
             let started = sessions::start(
                 self,
                 &user.id,
@@ -177,7 +177,7 @@ impl Core {
         if client.is_public() {
             return Err(OAuthError::InvalidClient);
         }
-        if !client.allows("client_credentials") {
+        if !client.allows(GrantType::ClientCredentials) {
             return Err(OAuthError::UnauthorizedClient(
                 "this client may not use the client_credentials grant",
             ));
@@ -201,7 +201,7 @@ impl Core {
         scope: Option<&str>,
         resource: Option<&str>,
     ) -> Result<TokenResponse, OAuthError> {
-        if !client.allows("refresh_token") {
+        if !client.allows(GrantType::RefreshToken) {
             return Err(OAuthError::UnauthorizedClient(
                 "this client may not use the refresh_token grant",
             ));

@@ -4,6 +4,7 @@
 //! by the key ring before; this is what the database says now.
 
 use super::Core;
+use super::clients::Capability;
 use super::tokens::AccessClaims;
 use super::users::User;
 use crate::store::{self, StoreError};
@@ -64,7 +65,7 @@ impl Core {
                 .clients
                 .get(&self.db, id)
                 .await?
-                .map(|c| c.can("events")),
+                .map(|c| c.can(Capability::Events)),
             ClientRead::Fresh => store::clients::by_id(&self.db.read, id).await?.map(|r| {
                 serde_json::from_str::<Vec<String>>(&r.capabilities)
                     .is_ok_and(|c| c.iter().any(|c| c == "events"))

@@ -74,7 +74,7 @@ impl Users {
                 roles.as_deref(),
                 password_hash.as_deref(),
                 disabled,
-                (kind, reason, always_revoke),
+                (kind.clone(), reason, always_revoke),
             )
         })
         .await?;

@@ -3,12 +3,12 @@
 
 use url::Url;
 
-use super::clients::NewClient;
+use super::clients::{GrantType, NewClient};
 
 /// Checks a registration for the code flow and fills in what follows from it:
 /// the refresh grant, the `openid` scope, and the origins of web redirect URIs.
 pub fn check_registration(new: &mut NewClient) -> Result<(), String> {
-    let code_flow = new.grant_types.iter().any(|g| g == "authorization_code");
+    let code_flow = new.grant_types.contains(&GrantType::AuthorizationCode);
     if !code_flow {
         if !new.redirect_uris.is_empty() || !new.post_logout_redirect_uris.is_empty() {
             return Err("redirect URIs need the authorization_code grant".into());
@@ -19,7 +19,7 @@ pub fn check_registration(new: &mut NewClient) -> Result<(), String> {
     } else if new.redirect_uris.is_empty() {
         return Err("the authorization_code grant needs at least one redirect URI".into());
     }
-    if new.third_party && new.grant_types.iter().any(|g| g == "password") {
+    if new.third_party && new.grant_types.contains(&GrantType::Password) {
         return Err("a third-party client cannot use the password grant".into());
     }
     for uri in new

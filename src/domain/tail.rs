@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::watch;
 
 use super::Core;
-use super::events::SecurityEvent;
+use super::events::{EventKind, FeedEvent};
 use crate::store::{self, StoreError};
 
 /// Events read from the database by one query, by the tail or by a catch-up.
@@ -29,7 +29,7 @@ pub enum Take {
     /// the id up to which the tail was looked through: the new cursor.
     Events {
         /// The events, in id order.
-        events: Vec<Arc<SecurityEvent>>,
+        events: Vec<Arc<FeedEvent>>,
         /// The subscriber's new cursor.
         through: i64,
     },
@@ -38,7 +38,7 @@ pub enum Take {
 }
 
 struct Window {
-    events: VecDeque<Arc<SecurityEvent>>,
+    events: VecDeque<Arc<FeedEvent>>,
     /// Every event with an id in `(floor, last]` is in `events`.
     floor: i64,
     last: i64,
@@ -114,7 +114,7 @@ impl Tail {
                 continue;
             }
             if events.len() == max {
-                through = events.last().map_or(cursor, |e: &Arc<SecurityEvent>| e.id);
+                through = events.last().map_or(cursor, |e: &Arc<FeedEvent>| e.id);
                 break;
             }
             events.push(e.clone());
@@ -130,7 +130,7 @@ impl Tail {
         cursor: &mut i64,
         user: Option<&str>,
         max: usize,
-    ) -> Result<Vec<Arc<SecurityEvent>>, StoreError> {
+    ) -> Result<Vec<Arc<FeedEvent>>, StoreError> {
         match self.after(*cursor, user, max) {
             Take::Events { events, through } => {
                 *cursor = through;
@@ -151,7 +151,7 @@ impl Tail {
         core: &Core,
         cursor: i64,
         user: Option<&str>,
-    ) -> Result<(Vec<Arc<SecurityEvent>>, i64), StoreError> {
+    ) -> Result<(Vec<Arc<FeedEvent>>, i64), StoreError> {
         // Everything up to the floor is committed: a short read has seen it all.
         let floor = self.window.read().expect("tail").floor;
         let rows = store::events::after(&core.db.read, cursor, user, READ_BATCH).await?;
@@ -176,9 +176,9 @@ impl Tail {
             if n == 0 {
                 return Ok(added);
             }
-            let events: Vec<Arc<SecurityEvent>> =
+            let events: Vec<Arc<FeedEvent>> =
                 rows.into_iter().map(|r| Arc::new(r.into())).collect();
-            let keys_changed = events.iter().any(|e| e.kind == "keys.rotated");
+            let keys_changed = events.iter().any(|e| e.kind == EventKind::KeysRotated);
             if keys_changed {
                 // Streams check their keys against the key set that knows of this event.
                 if let Err(e) = core.signing.reload_keys().await {
@@ -197,7 +197,7 @@ impl Tail {
         }
     }
 
-    fn push(&self, events: Vec<Arc<SecurityEvent>>) {
+    fn push(&self, events: Vec<Arc<FeedEvent>>) {
         let Some(last) = events.last().map(|e| e.id) else {
             return;
         };
@@ -317,20 +317,23 @@ pub async fn run(core: Arc<Core>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::events::SecurityEvent;
 
-    fn event(id: i64, sub: Option<&str>) -> Arc<SecurityEvent> {
-        Arc::new(SecurityEvent {
-            id,
-            kind: "user.roles_changed".into(),
-            sub: sub.map(str::to_string),
-            sid: None,
-            ver: None,
-            roles: None,
-            reason: None,
-            kid: None,
-            at: String::new(),
-            frame: Default::default(),
-        })
+    fn event(id: i64, sub: Option<&str>) -> Arc<FeedEvent> {
+        Arc::new(
+            SecurityEvent {
+                id,
+                kind: EventKind::RolesChanged,
+                sub: sub.map(str::to_string),
+                sid: None,
+                ver: None,
+                roles: None,
+                reason: None,
+                kid: None,
+                at: String::new(),
+            }
+            .into(),
+        )
     }
 
     fn ids(take: Take) -> (Vec<i64>, i64) {

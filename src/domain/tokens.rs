@@ -1,69 +1,13 @@
 //! RFC 9068 access tokens: the claims, minting and the token response.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::Core;
 use crate::crypto;
 use crate::error::OAuthError;
 
-/// `aud`: one string when there is one audience, an array otherwise (RFC 7519 §4.1.3).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Audience {
-    /// A single audience, serialised as a plain string.
-    One(String),
-    /// Several audiences (or none), serialised as an array.
-    Many(Vec<String>),
-}
-
-impl Audience {
-    /// `One` for a one-element list, `Many` otherwise.
-    pub fn from_list(mut list: Vec<String>) -> Self {
-        if list.len() == 1 {
-            Self::One(list.remove(0))
-        } else {
-            Self::Many(list)
-        }
-    }
-
-    /// Whether `aud` names `audience` (RFC 7519 §4.1.3: a string or an array).
-    pub fn contains(&self, audience: &str) -> bool {
-        match self {
-            Self::One(a) => a == audience,
-            Self::Many(list) => list.iter().any(|a| a == audience),
-        }
-    }
-}
-
-/// The claims of an access token (RFC 9068 §2.2), as minted and as verified.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AccessClaims {
-    /// The issuer, the configured `issuer`.
-    pub iss: String,
-    /// The user's id, or the client's id for a client-credentials token.
-    pub sub: String,
-    /// The resource servers the token is for.
-    pub aud: Audience,
-    /// The client the token was issued to.
-    pub client_id: String,
-    /// Space-separated; absent when the grant has no scope.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
-    /// The user's roles when minted (the client's own for a client token).
-    pub roles: Vec<String>,
-    /// Issued at, Unix seconds.
-    pub iat: i64,
-    /// Expiry, Unix seconds: `iat` plus `access_token_ttl`.
-    pub exp: i64,
-    /// A random id, unique per token.
-    pub jti: String,
-    /// The refresh family (session) a user token came from.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sid: Option<String>,
-    /// The user's authorization version when the token was minted.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ver: Option<i64>,
-}
+/// The claims and `aud` are the wire types the verifier shares (proto/).
+pub use tessera_proto::{AccessClaims, Audience};
 
 impl super::keys::Expiring for AccessClaims {
     fn exp(&self) -> i64 {
@@ -125,6 +69,7 @@ impl Core {
             roles: subject.roles,
             iat: now,
             exp: now + ttl as i64,
+            nbf: None,
             jti: crypto::b64(&crypto::random::<16>()),
             sid: subject.sid.map(str::to_string),
             ver: subject.ver,

@@ -8,6 +8,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use tessera_proto::ErrorBody;
 
 use crate::error::{Cause, OAuthError, log_internal};
 
@@ -46,12 +47,11 @@ pub struct HttpError {
     no_store: bool,
 }
 
-/// The one JSON error shape (members in the order serde_json's map gave them).
+/// The one JSON error shape: the protocol's [`ErrorBody`], and `next_after` on the feed's 410.
 #[derive(Debug, Serialize)]
 struct Body {
-    error: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_description: Option<Cow<'static, str>>,
+    #[serde(flatten)]
+    error: ErrorBody,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_after: Option<i64>,
 }
@@ -70,8 +70,10 @@ impl HttpError {
         Self {
             status,
             body: Body {
-                error,
-                error_description: None,
+                error: ErrorBody {
+                    error,
+                    error_description: None,
+                },
                 next_after: None,
             },
             challenge: None,
@@ -81,7 +83,7 @@ impl HttpError {
     }
 
     fn described(mut self, description: impl Into<Cow<'static, str>>) -> Self {
-        self.body.error_description = Some(description.into());
+        self.body.error.error_description = Some(description.into());
         self
     }
 

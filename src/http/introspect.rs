@@ -11,6 +11,7 @@ use serde_json::json;
 use super::error::no_store;
 use super::form::{ClientForm, FormError};
 use crate::domain::Core;
+use crate::domain::clients::Capability;
 use crate::error::OAuthError;
 
 pub(super) fn router() -> Router<Arc<Core>> {
@@ -27,7 +28,7 @@ async fn introspect(
             return Err(OAuthError::InvalidClient);
         }
         // Only resource servers may ask (DESIGN: capability `introspect`).
-        if !client.can("introspect") {
+        if !client.can(Capability::Introspect) {
             return Err(OAuthError::UnauthorizedClient(
                 "this client may not introspect tokens",
             ));

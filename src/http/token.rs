@@ -13,6 +13,7 @@ use super::cors;
 use super::error::no_store;
 use super::form::{ClientForm, FormError, require_identifier};
 use crate::domain::Core;
+use crate::domain::clients::GrantType;
 use crate::domain::tokens::TokenResponse;
 use crate::error::OAuthError;
 
@@ -38,12 +39,15 @@ async fn handle(
         peer,
     }: ClientForm,
 ) -> Result<TokenResponse, OAuthError> {
-    let grant_type = params.require("grant_type")?.to_string();
+    let grant_type: GrantType = params
+        .require("grant_type")?
+        .parse()
+        .map_err(|_| OAuthError::UnsupportedGrantType)?;
     let scope = params.get("scope").map(str::to_string);
     let resource = params.get("resource").map(str::to_string);
     let (scope, resource) = (scope.as_deref(), resource.as_deref());
-    let resp = match grant_type.as_str() {
-        "password" => {
+    let resp = match grant_type {
+        GrantType::Password => {
             let username = params.require("username")?.to_string();
             require_identifier("username", &username)?;
             params.require("password")?;
@@ -56,25 +60,24 @@ async fn handle(
             core.settle_login(attempt, &result).await;
             result
         }
-        "authorization_code" => {
+        GrantType::AuthorizationCode => {
             let code = params.require("code")?;
             let redirect_uri = params.require("redirect_uri")?;
             let verifier = params.require("code_verifier")?;
             core.authorization_code_grant(&client, code, redirect_uri, verifier)
                 .await
         }
-        "refresh_token" => {
+        GrantType::RefreshToken => {
             let token = params.require("refresh_token")?;
             core.refresh_grant(&client, token, scope, resource).await
         }
-        "client_credentials" => {
+        GrantType::ClientCredentials => {
             core.client_credentials_grant(&client, scope, resource)
                 .await
         }
-        _ => Err(OAuthError::UnsupportedGrantType),
     };
     if resp.is_ok() {
-        core.metrics.token_issued(&grant_type, &client.id);
+        core.metrics.token_issued(grant_type.as_str(), &client.id);
     }
     resp
 }

@@ -48,7 +48,7 @@ async fn metadata(State(core): State<Arc<Core>>) -> Response {
         "issuer": iss,
         "token_endpoint": format!("{iss}/token"),
         "jwks_uri": format!("{iss}/.well-known/jwks.json"),
-        "grant_types_supported": crate::domain::clients::GRANTS,
+        "grant_types_supported": crate::domain::clients::GrantType::ALL,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint": format!("{iss}/revoke"),
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],

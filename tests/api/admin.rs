@@ -80,7 +80,7 @@ async fn only_a_live_admin_token_is_let_in() {
     let secret = app
         .client_with(NewClient {
             id: "robot".into(),
-            grant_types: vec!["client_credentials".into()],
+            grant_types: vec!["client_credentials".parse().unwrap()],
             roles: vec!["admin".into()],
             // Even issued for the admin API, a client's own token is no administrator's.
             audiences: vec![app.admin_audience()],

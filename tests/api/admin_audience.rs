@@ -13,7 +13,7 @@ async fn thirdparty(app: &TestApp) {
     app.client_with(NewClient {
         id: "thirdparty".into(),
         public: true,
-        grant_types: vec!["password".into()],
+        grant_types: vec!["password".parse().unwrap()],
         scopes: vec!["read".into()],
         audiences: vec!["https://thirdparty.example".into()],
         ..Default::default()
@@ -109,7 +109,7 @@ async fn only_a_client_allowed_the_admin_audience_gets_it() {
     app.client_with(NewClient {
         id: "ops".into(),
         public: true,
-        grant_types: vec!["password".into()],
+        grant_types: vec!["password".parse().unwrap()],
         audiences: vec!["https://api.example".into(), resource.clone()],
         ..Default::default()
     })

@@ -114,7 +114,7 @@ async fn browser_app(app: &TestApp, id: &str, redirect: &str) {
     app.client_with(NewClient {
         id: id.into(),
         public: true,
-        grant_types: vec!["authorization_code".into()],
+        grant_types: vec!["authorization_code".parse().unwrap()],
         redirect_uris: vec![redirect.into()],
         post_logout_redirect_uris: vec![
             url::Url::parse(redirect)
@@ -250,7 +250,7 @@ async fn openid_client_signs_in(app: &TestApp, registration: NewClient, alg: &st
     app.client_with(NewClient {
         id: "rp".into(),
         public: true,
-        grant_types: vec!["authorization_code".into()],
+        grant_types: vec!["authorization_code".parse().unwrap()],
         redirect_uris: vec![redirect.into()],
         ..registration
     })

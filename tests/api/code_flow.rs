@@ -189,7 +189,7 @@ pub(crate) async fn spa(app: &TestApp, id: &str, third_party: bool) {
     app.client_with(NewClient {
         id: id.into(),
         public: true,
-        grant_types: vec!["authorization_code".into()],
+        grant_types: vec!["authorization_code".parse().unwrap()],
         redirect_uris: vec![APP.into(), "http://127.0.0.1/native".into()],
         post_logout_redirect_uris: vec!["https://app.example/bye".into()],
         third_party,
@@ -894,7 +894,11 @@ async fn the_cli_registers_a_browser_app() {
             "http://127.0.0.1"
         ]
     );
-    assert!(c.third_party && c.allows("refresh_token") && c.scopes.contains(&"openid".to_string()));
+    assert!(
+        c.third_party
+            && c.allows("refresh_token".parse().unwrap())
+            && c.scopes.contains(&"openid".to_string())
+    );
     let (code, _, err) = app.cli(
         &[
             "client",

@@ -19,7 +19,7 @@ async fn setup(extra: &[(&'static str, &str)]) -> Arc<TestApp> {
     app.client_with(NewClient {
         id: "app".into(),
         public: true,
-        grant_types: vec!["password".into()],
+        grant_types: vec!["password".parse().unwrap()],
         audiences: vec!["https://api.example".into()],
         origins: vec![ORIGIN.into()],
         ..Default::default()

@@ -185,6 +185,7 @@ async fn unknown_garbage_tampered_expired_and_foreign_tokens_are_inactive() {
             roles: vec!["reader".into()],
             iat,
             exp,
+            nbf: None,
             jti: "minted".into(),
             sid: claims["sid"].as_str().map(String::from),
             ver: Some(1),

@@ -339,7 +339,7 @@ async fn scopes_supported_lists_the_servers_scopes_not_the_clients() {
     app.client_with(NewClient {
         id: "reports".into(),
         public: false,
-        grant_types: vec!["client_credentials".into()],
+        grant_types: vec!["client_credentials".parse().unwrap()],
         scopes: vec!["reports:read".into()],
         ..Default::default()
     })

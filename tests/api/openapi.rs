@@ -439,7 +439,7 @@ fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
 }
 
 /// The event types of the log are string literals `session.*`, `user.*` and `keys.*`
-/// in `src/`; `SecurityEvent.type` must list exactly those.
+/// in `src/` and `proto/src/` (`EventKind`); `SecurityEvent.type` must list exactly those.
 #[test]
 fn the_event_types_are_the_ones_the_server_writes() {
     let doc = spec();
@@ -451,10 +451,12 @@ fn the_event_types_are_the_ones_the_server_writes() {
         .map(|v| v.as_str().expect("string").to_string())
         .collect();
     let mut files = Vec::new();
-    sources(
-        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src")),
-        &mut files,
-    );
+    for dir in ["src", "proto/src"] {
+        sources(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir),
+            &mut files,
+        );
+    }
     let is_event_type = |s: &str| {
         ["session.", "user.", "keys."].iter().any(|prefix| {
             s.strip_prefix(prefix).is_some_and(|rest| {

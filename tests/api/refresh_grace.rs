@@ -16,7 +16,7 @@ async fn app_with_grace(server: &str, client: Option<u64>) -> TestApp {
     app.client_with(NewClient {
         id: "app".into(),
         public: true,
-        grant_types: vec!["password".into()],
+        grant_types: vec!["password".parse().unwrap()],
         audiences: vec!["https://api.example".into()],
         refresh_reuse_grace: client,
         ..Default::default()

@@ -17,7 +17,7 @@ async fn partner(app: &TestApp) {
     app.client_with(NewClient {
         id: "partner".into(),
         public: true,
-        grant_types: vec!["authorization_code".into()],
+        grant_types: vec!["authorization_code".parse().unwrap()],
         scopes: ["openid", "profile", "roles", "events", "offline_access"]
             .map(String::from)
             .to_vec(),
@@ -184,7 +184,7 @@ async fn an_origin_may_call_tessera_only_for_the_clients_that_registered_it() {
     app.client_with(NewClient {
         id: "other".into(),
         public: true,
-        grant_types: vec!["authorization_code".into()],
+        grant_types: vec!["authorization_code".parse().unwrap()],
         redirect_uris: vec![format!("{ELSEWHERE}/cb")],
         ..Default::default()
     })
@@ -317,7 +317,7 @@ async fn a_client_registered_for_rs256_gets_rs256_id_tokens_on_an_es256_deployme
     app.client_with(NewClient {
         id: "rp".into(),
         public: true,
-        grant_types: vec!["authorization_code".into()],
+        grant_types: vec!["authorization_code".parse().unwrap()],
         redirect_uris: vec![APP.into()],
         id_token_signed_response_alg: Some("RS256".into()),
         ..Default::default()

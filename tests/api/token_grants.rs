@@ -169,7 +169,7 @@ async fn resource_selects_the_audience_or_is_invalid_target() {
     let app = TestApp::spawn().await;
     let new = tessera::domain::clients::NewClient {
         id: "multi".into(),
-        grant_types: vec!["client_credentials".into()],
+        grant_types: vec!["client_credentials".parse().unwrap()],
         audiences: vec!["https://a.example".into(), "https://b.example".into()],
         ..Default::default()
     };

@@ -8,7 +8,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
-use crate::{Claims, Rejection, Verifier, rejection};
+use crate::{Claims, ClaimsExt, Rejection, Verifier, rejection};
 
 /// A verified, fresh token's claims.
 #[derive(Debug, Clone)]

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use http::{StatusCode, header};
 use serde::Deserialize;
+use tessera_proto::SecurityEvent;
 use tokio::time::Instant;
 
 use crate::claims::LEEWAY;
 use crate::sse::{Parser, SseEvent};
-use crate::state::{Effect, Event};
+use crate::state::Effect;
 use crate::{Shared, unix_now};
 
 /// A stream silent for this long is dead (the issuer sends a heartbeat every 10-15 s).
@@ -201,7 +202,7 @@ fn deliver(shared: &Shared, e: &SseEvent) {
     let Some(id) = e.id.as_deref().and_then(|id| id.trim().parse::<i64>().ok()) else {
         return; // no id: not a security event (e.g. why the issuer ends the stream)
     };
-    match serde_json::from_str::<Event>(&e.data) {
+    match serde_json::from_str::<SecurityEvent>(&e.data) {
         Ok(event) => apply(shared, &event),
         Err(err) => {
             tracing::warn!(id, error = %err, "unreadable feed event");
@@ -211,7 +212,7 @@ fn deliver(shared: &Shared, e: &SseEvent) {
 }
 
 /// Applies an event once (a resumed stream may repeat what was already seen).
-fn apply(shared: &Shared, e: &Event) {
+fn apply(shared: &Shared, e: &SecurityEvent) {
     let mut last = shared.last_id.lock().expect("last id");
     if last.is_some_and(|l| e.id <= l) {
         return;
@@ -236,7 +237,7 @@ fn record(shared: &Shared, id: i64) {
 
 #[derive(Deserialize)]
 struct Page {
-    events: Vec<Event>,
+    events: Vec<SecurityEvent>,
     next_after: i64,
 }
 

@@ -16,7 +16,7 @@ pub(crate) struct Key {
     pub(crate) alg: Algorithm,
     pub(crate) decoding: DecodingKey,
     /// The algorithm pinned to the JWK's; the claims are checked by
-    /// `Claims::check` (exact `iss`, `aud`, times with one leeway), not here.
+    /// `claims::check` (exact `iss`, `aud`, times with one leeway), not here.
     pub(crate) validation: Validation,
 }
 

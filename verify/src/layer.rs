@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response, header};
 use tower::{Layer, Service};
 
-use crate::{Claims, Rejection, Verifier, rejection};
+use crate::{Claims, ClaimsExt, Rejection, Verifier, rejection};
 
 /// What a route asks of a token beyond being valid and fresh.
 #[derive(Debug, Clone, PartialEq, Eq)]

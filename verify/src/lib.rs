@@ -25,7 +25,7 @@ mod state;
 #[cfg(feature = "axum")]
 mod extract;
 
-pub use claims::{Audience, Claims, LEEWAY};
+pub use claims::{Audience, Claims, ClaimsExt, LEEWAY};
 #[cfg(feature = "axum")]
 pub use extract::{Authenticated, Refusal};
 pub use layer::{Requirement, VerifyLayer, VerifyService};
@@ -402,9 +402,7 @@ impl Verifier {
             })?
             .claims;
         let s = &self.shared.settings;
-        claims
-            .check(&s.issuer, &s.audience, unix_now())
-            .map_err(Unverified::Claims)?;
+        claims::check(&claims, &s.issuer, &s.audience, unix_now()).map_err(Unverified::Claims)?;
         Ok((claims, kid))
     }
 
@@ -461,7 +459,7 @@ pub mod testing {
             return false;
         };
         let s = &v.shared.settings;
-        claims.check(&s.issuer, &s.audience, unix_now()).is_ok()
+        claims::check(&claims, &s.issuer, &s.audience, unix_now()).is_ok()
             && v.check_fresh(&claims, &kid).is_ok()
             && !v.stale()
     }
@@ -496,7 +494,8 @@ pub mod testing {
 
     /// Applies one feed event (its JSON), as the follower would.
     pub fn apply(v: &Verifier, event: &serde_json::Value) {
-        let e: state::Event = serde_json::from_value(event.clone()).expect("an event");
+        let e: tessera_proto::SecurityEvent =
+            serde_json::from_value(event.clone()).expect("an event");
         v.shared.state.write().expect("state").apply(&e);
     }
 

@@ -1,6 +1,7 @@
 //! Why a request is refused, and the RFC 6750 §3 answer a client can act on.
 
 use http::{HeaderValue, Response, StatusCode, header};
+use tessera_proto::ErrorBody;
 
 /// Why a token was refused. [`Rejection::description`] is the `error_description`,
 /// worded so that a client knows whether to refresh or to sign in again.
@@ -85,11 +86,11 @@ impl Rejection {
     pub fn response<B: From<String>>(&self, realm: &str) -> Response<B> {
         let body = match self.error() {
             None => String::new(),
-            Some(error) => serde_json::json!({
-                "error": error,
-                "error_description": self.description(),
+            Some(error) => serde_json::to_string(&ErrorBody {
+                error,
+                error_description: Some(self.description().into()),
             })
-            .to_string(),
+            .expect("an error body serialises"),
         };
         let mut resp = Response::new(B::from(body));
         *resp.status_mut() = self.status();

@@ -5,39 +5,10 @@
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
+use tessera_proto::{EventKind, SecurityEvent};
 
 use crate::Rejection;
 use crate::claims::{Claims, LEEWAY};
-
-/// A security event as served on `/events` (the fields the verifier needs).
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct Event {
-    pub id: i64,
-    #[serde(rename = "type")]
-    pub kind: String,
-    #[serde(default)]
-    pub sub: Option<String>,
-    #[serde(default)]
-    pub sid: Option<String>,
-    #[serde(default)]
-    pub ver: Option<i64>,
-    #[serde(default)]
-    pub reason: Option<String>,
-    #[serde(default)]
-    pub kid: Option<String>,
-    /// RFC 3339, in the issuer's clock.
-    pub at: String,
-}
-
-impl Event {
-    /// `at` as UNIX seconds.
-    pub(crate) fn at(&self) -> Option<i64> {
-        time::OffsetDateTime::parse(&self.at, &time::format_description::well_known::Rfc3339)
-            .ok()
-            .map(|t| t.unix_timestamp())
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct User {
@@ -155,18 +126,23 @@ impl Freshness {
         }
     }
 
-    pub(crate) fn apply(&mut self, e: &Event) -> Effect {
-        let Some(at) = e.at() else {
+    pub(crate) fn apply(&mut self, e: &SecurityEvent) -> Effect {
+        let Some(at) = e.at_unix() else {
             return Effect::None;
         };
         // Every token minted before the event expires by `at + ttl`.
         let until = at + self.ttl;
-        match (e.kind.as_str(), &e.sub, &e.sid, &e.kid) {
-            ("session.revoked", _, Some(sid), _) => {
+        match (&e.kind, &e.sub, &e.sid, &e.kid) {
+            (EventKind::SessionRevoked, _, Some(sid), _) => {
                 self.sessions.insert(sid, until);
             }
-            ("user.roles_changed" | "user.password_changed" | "user.disabled", Some(sub), _, _) => {
-                let disabled = e.kind == "user.disabled";
+            (
+                EventKind::RolesChanged | EventKind::PasswordChanged | EventKind::UserDisabled,
+                Some(sub),
+                _,
+                _,
+            ) => {
+                let disabled = e.kind == EventKind::UserDisabled;
                 let entry = self.users.entry_or(
                     sub,
                     User {
@@ -180,7 +156,7 @@ impl Freshness {
                 entry.disabled |= disabled;
                 entry.until = entry.until.max(until);
             }
-            ("keys.rotated", _, _, Some(kid)) => {
+            (EventKind::KeysRotated, _, _, Some(kid)) => {
                 if e.reason.as_deref() == Some("revoked") {
                     self.keys.insert(kid.clone(), until);
                 }
@@ -249,13 +225,14 @@ mod tests {
         sid: Option<&str>,
         ver: Option<i64>,
         at: &str,
-    ) -> Event {
-        Event {
+    ) -> SecurityEvent {
+        SecurityEvent {
             id,
-            kind: kind.into(),
+            kind: EventKind::parse(kind),
             sub: Some(sub.into()),
             sid: sid.map(Into::into),
             ver,
+            roles: None,
             reason: None,
             kid: None,
             at: at.into(),

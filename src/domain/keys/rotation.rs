@@ -172,7 +172,7 @@ impl super::Keys {
         }
         store::keys::insert(&mut *tx, &fresh).await?;
         let event = store::events::NewEvent {
-            kind: "keys.rotated",
+            kind: crate::domain::events::EventKind::KeysRotated.as_str(),
             kid: Some(&active.kid),
             reason: Some(reason),
             ..Default::default()

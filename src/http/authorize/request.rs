@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::domain::Core;
-use crate::domain::clients::Client;
+use crate::domain::clients::{Client, GrantType};
 use crate::domain::codes::is_pkce_string;
 use crate::domain::grants::{grant_scope, parse_scope};
 use crate::domain::{redirects, scopes};
@@ -143,7 +143,7 @@ pub(super) async fn parse_request(core: &Core, params: &Params) -> Result<AuthzR
         .get(&core.db, client_id)
         .await
         .map_err(internal)?
-        .filter(|c| c.allows("authorization_code"))
+        .filter(|c| c.allows(GrantType::AuthorizationCode))
         .ok_or_else(|| bad_request("The app that sent you here is not registered with tessera."))?;
     let redirect_uri = params
         .get("redirect_uri")

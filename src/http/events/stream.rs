@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use super::BATCH;
 use crate::domain::Core;
 use crate::domain::clock::Clock;
-use crate::domain::events::{SecurityEvent, Slot};
+use crate::domain::events::{EventKind, FeedEvent, Slot};
 use crate::domain::liveness::{ClientRead, Liveness};
 use crate::domain::tokens::AccessClaims;
 
@@ -27,10 +27,10 @@ use crate::domain::tokens::AccessClaims;
 const HEARTBEAT_FRAME: Bytes = Bytes::from_static(b": keep-alive\n\n");
 
 /// An event's SSE frame, rendered once per event and shared by every stream that
-/// delivers it (the tail hands all of them the same `Arc<SecurityEvent>`); cloning
+/// delivers it (the tail hands all of them the same `Arc<FeedEvent>`); cloning
 /// `Bytes` only bumps a reference count. The compact JSON has no newline, so the
 /// data is one `data:` line.
-fn frame(e: &SecurityEvent) -> Bytes {
+fn frame(e: &FeedEvent) -> Bytes {
     e.frame
         .get_or_init(|| {
             let data = serde_json::to_string(e).expect("event serialises");
@@ -104,20 +104,17 @@ impl Access {
     /// events up to and including that one, so the app learns why it was signed out
     /// (a role change's `user.roles_changed` precedes the revocations it causes),
     /// and nothing after it.
-    fn ended_by(&self, events: &[Arc<SecurityEvent>]) -> Option<(usize, End)> {
+    fn ended_by(&self, events: &[Arc<FeedEvent>]) -> Option<(usize, End)> {
         let sid = self.claims.sid.as_deref()?;
-        events
-            .iter()
-            .enumerate()
-            .find_map(|(i, e)| match e.kind.as_str() {
-                "session.revoked" if e.sid.as_deref() == Some(sid) => {
-                    Some((i, End::SessionRevoked))
-                }
-                "user.disabled" if e.sub.as_deref() == Some(self.claims.sub.as_str()) => {
-                    Some((i, End::UserDisabled))
-                }
-                _ => None,
-            })
+        events.iter().enumerate().find_map(|(i, e)| match e.kind {
+            EventKind::SessionRevoked if e.sid.as_deref() == Some(sid) => {
+                Some((i, End::SessionRevoked))
+            }
+            EventKind::UserDisabled if e.sub.as_deref() == Some(self.claims.sub.as_str()) => {
+                Some((i, End::UserDisabled))
+            }
+            _ => None,
+        })
     }
 
     /// In memory, after a key event: the token still verifies (its key was not revoked).
@@ -198,7 +195,7 @@ struct Feed {
     /// Fires when a fresher token took this stream's slot. Kept across waits, so it
     /// is registered once, not on every event.
     evicted: Pin<Box<tokio::sync::futures::OwnedNotified>>,
-    buffer: VecDeque<Arc<SecurityEvent>>,
+    buffer: VecDeque<Arc<FeedEvent>>,
     access: Access,
     /// The stream ends, for this reason, once `buffer` is delivered.
     ending: Option<End>,
@@ -230,7 +227,7 @@ impl Feed {
     }
 
     /// Buffers `events` for delivery, up to and including one that ends the stream.
-    fn hold(&mut self, mut events: Vec<Arc<SecurityEvent>>) {
+    fn hold(&mut self, mut events: Vec<Arc<FeedEvent>>) {
         if let Some((last, end)) = self.access.ended_by(&events) {
             events.truncate(last + 1);
             self.ending = Some(end);
@@ -359,12 +356,13 @@ pub(super) fn stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::events::SecurityEvent;
 
     #[test]
     fn an_events_frame_is_rendered_once_and_shared() {
-        let e = SecurityEvent {
+        let e: FeedEvent = SecurityEvent {
             id: 7,
-            kind: "user.roles_changed".into(),
+            kind: EventKind::RolesChanged,
             sub: Some("u1".into()),
             sid: None,
             ver: Some(3),
@@ -372,8 +370,8 @@ mod tests {
             reason: None,
             kid: None,
             at: "2026-12-01T00:00:00Z".into(),
-            frame: Default::default(),
-        };
+        }
+        .into();
         let first = frame(&e);
         assert_eq!(
             std::str::from_utf8(&first).unwrap(),

@@ -300,7 +300,7 @@ impl TestApp {
         let new = NewClient {
             id: id.into(),
             public,
-            grant_types: grants.iter().map(|s| s.to_string()).collect(),
+            grant_types: grants.iter().map(|s| s.parse().unwrap()).collect(),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             audiences: vec!["https://api.example".into()],
             roles: roles.iter().map(|s| s.to_string()).collect(),
@@ -407,7 +407,7 @@ impl TestApp {
         self.client_with(NewClient {
             id: "console".into(),
             public: true,
-            grant_types: vec!["password".into()],
+            grant_types: vec!["password".parse().unwrap()],
             audiences: vec![self.admin_audience()],
             ..Default::default()
         })
@@ -435,9 +435,9 @@ impl TestApp {
     pub async fn service(&self, id: &str, capabilities: &[&str]) -> String {
         self.client_with(NewClient {
             id: id.into(),
-            grant_types: vec!["client_credentials".into()],
+            grant_types: vec!["client_credentials".parse().unwrap()],
             audiences: vec!["https://api.example".into()],
-            capabilities: capabilities.iter().map(|s| s.to_string()).collect(),
+            capabilities: capabilities.iter().map(|s| s.parse().unwrap()).collect(),
             ..Default::default()
         })
         .await

@@ -63,10 +63,10 @@ impl Introspection {
         let web = app
             .client_with(NewClient {
                 id: "web".into(),
-                grant_types: vec!["password".into()],
+                grant_types: vec!["password".parse().unwrap()],
                 scopes: vec!["read".into(), "write".into()],
                 audiences: vec!["https://api.example".into()],
-                capabilities: vec!["introspect".into()],
+                capabilities: vec!["introspect".parse().unwrap()],
                 ..Default::default()
             })
             .await
