@@ -7,7 +7,7 @@
 use secrecy::SecretString;
 
 use super::Core;
-use super::users::User;
+use super::users::{User, valid_roles, validate_password};
 use crate::config::PermissionChangePolicy;
 use crate::store::events::NewEvent;
 use crate::store::users::UserRow;
@@ -27,6 +27,9 @@ pub enum Change {
 /// Why a change was not made.
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeError {
+    /// The new roles or password break a rule; the text says which and is safe to show.
+    #[error("{0}")]
+    Invalid(&'static str),
     /// No such user.
     #[error("no such user")]
     NotFound,
@@ -39,10 +42,11 @@ use super::events::EventKind;
 
 impl Core {
     /// Applies `change` and publishes its event in one transaction; returns the user as changed.
+    /// The new roles or password are checked here, before anything is looked up.
     pub async fn change_user(&self, user_id: &str, change: Change) -> Result<User, ChangeError> {
         let (roles, password_hash, disabled, kind, reason, always_revoke) = match change {
-            Change::Roles(mut roles) => {
-                super::clients::dedup(&mut roles);
+            Change::Roles(roles) => {
+                let roles = valid_roles(roles).map_err(ChangeError::Invalid)?;
                 (
                     Some(to_json(&roles)),
                     None,
@@ -60,14 +64,17 @@ impl Core {
                 "disabled",
                 true,
             ),
-            Change::Password(p) => (
-                None,
-                Some(self.passwords.hash(p).await),
-                None,
-                EventKind::PasswordChanged,
-                "password_changed",
-                true,
-            ),
+            Change::Password(p) => {
+                validate_password(&p).map_err(ChangeError::Invalid)?;
+                (
+                    None,
+                    Some(self.passwords.hash(p).await),
+                    None,
+                    EventKind::PasswordChanged,
+                    "password_changed",
+                    true,
+                )
+            }
         };
         let (user, revoked) = store::retry_conflicts(|| {
             self.apply_change(

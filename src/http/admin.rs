@@ -7,31 +7,26 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::bearer;
 use super::error::{HttpError, Surface};
-use super::form::read_body;
+use super::json::JsonBody;
 use crate::config::SigningAlg;
 use crate::domain::Core;
-use crate::domain::clients::{self, NewClient, NewClientError};
+use crate::domain::clients::{self, Client, NewClient, NewClientError};
 use crate::domain::clock::rfc3339;
 use crate::domain::keys::KeyError;
 use crate::domain::permissions::{Change, ChangeError};
-use crate::domain::queries::User;
+use crate::domain::queries::{KeyRecord, Session, User};
 use crate::domain::users::NewUserError;
-
-const JSON_LIMIT: usize = 64 * 1024;
 
 pub(super) fn router() -> Router<Arc<Core>> {
     Router::new()
@@ -87,36 +82,6 @@ async fn authorize(core: &Core, headers: &HeaderMap) -> Result<User> {
     Ok(user)
 }
 
-async fn json_body<T: DeserializeOwned>(core: &Core, headers: &HeaderMap, body: Body) -> Result<T> {
-    let ctype = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !ctype
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .eq_ignore_ascii_case("application/json")
-    {
-        return Err(HttpError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "invalid_request",
-            "content type must be application/json",
-        ));
-    }
-    let bytes = read_body(body, JSON_LIMIT, core.cfg.request_timeout / 2).await?;
-    let bad = |e: serde_json::Error| HttpError::invalid_request(format!("invalid JSON body: {e}"));
-    let value: Value = serde_json::from_slice(&bytes).map_err(bad)?;
-    // serde would also accept an array for a struct; the contract is an object.
-    if !value.is_object() {
-        return Err(HttpError::invalid_request(
-            "invalid JSON body: expected an object",
-        ));
-    }
-    serde_json::from_value(value).map_err(bad)
-}
-
 /// The caller, authorised as an administrator. Listed before other extractors so
 /// an anonymous request is refused before anything else is looked at.
 pub(super) struct Admin;
@@ -149,10 +114,139 @@ fn user_id(raw: &str) -> Result<String> {
         .map_err(|_| HttpError::invalid_request("malformed id: expected a UUID"))
 }
 
-fn user_json(u: &User) -> Result<Value> {
-    Ok(
-        json!({"id": u.id, "username": u.username, "roles": u.roles, "ver": u.authz_version, "disabled": u.disabled}),
-    )
+// The response bodies. Members are declared in alphabetical order: the bytes on the
+// wire stay those of the `json!` maps they replace (serde_json sorts a map's keys).
+
+/// A user: `ver` is the authorization version its tokens carry.
+#[derive(Serialize)]
+struct EncodableUser<'a> {
+    disabled: bool,
+    id: &'a str,
+    roles: &'a [String],
+    username: &'a str,
+    ver: i64,
+}
+
+impl<'a> From<&'a User> for EncodableUser<'a> {
+    fn from(u: &'a User) -> Self {
+        Self {
+            disabled: u.disabled,
+            id: &u.id,
+            roles: &u.roles,
+            username: &u.username,
+            ver: u.authz_version,
+        }
+    }
+}
+
+/// A live session; times in RFC 3339.
+#[derive(Serialize)]
+struct EncodableSession<'a> {
+    client_id: &'a str,
+    created_at: String,
+    expires_at: String,
+    last_used_at: String,
+    sid: &'a str,
+}
+
+impl<'a> From<&'a Session> for EncodableSession<'a> {
+    fn from(s: &'a Session) -> Self {
+        Self {
+            client_id: &s.client_id,
+            created_at: rfc3339(Some(s.created_at)),
+            expires_at: rfc3339(Some(s.expires_at)),
+            last_used_at: rfc3339(Some(s.last_used_at)),
+            sid: &s.id,
+        }
+    }
+}
+
+/// A registered client as created; `client_secret` is there once, at creation, for a
+/// confidential client.
+#[derive(Serialize)]
+struct EncodableClient<'a> {
+    audiences: &'a [String],
+    capabilities: &'a [String],
+    client_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<&'a str>,
+    grant_types: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token_signed_response_alg: Option<&'static str>,
+    origins: &'a [String],
+    post_logout_redirect_uris: &'a [String],
+    public: bool,
+    redirect_uris: &'a [String],
+    /// Seconds; absent: the server's setting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_reuse_grace: Option<u64>,
+    roles: &'a [String],
+    scopes: &'a [String],
+    third_party: bool,
+}
+
+impl<'a> EncodableClient<'a> {
+    fn new(client: &'a Client, secret: Option<&'a str>) -> Self {
+        Self {
+            audiences: &client.audiences,
+            capabilities: &client.capabilities,
+            client_id: &client.id,
+            client_secret: secret,
+            grant_types: &client.grant_types,
+            id_token_signed_response_alg: client.id_token_alg.map(|alg| alg.as_str()),
+            origins: &client.origins,
+            post_logout_redirect_uris: &client.post_logout_redirect_uris,
+            public: client.is_public(),
+            redirect_uris: &client.redirect_uris,
+            refresh_reuse_grace: client.refresh_reuse_grace.map(|grace| grace.as_secs()),
+            roles: &client.roles,
+            scopes: &client.scopes,
+            third_party: client.third_party,
+        }
+    }
+}
+
+/// Every signing key, oldest first.
+#[derive(Serialize)]
+struct EncodableKeys<'a> {
+    keys: Vec<EncodableKey<'a>>,
+}
+
+/// A signing key's record; times in RFC 3339, `null` until they happen.
+#[derive(Serialize)]
+struct EncodableKey<'a> {
+    activated_at: Option<String>,
+    alg: &'a str,
+    created_at: String,
+    kid: &'a str,
+    purpose: &'a str,
+    retired_at: Option<String>,
+    revoked_at: Option<String>,
+    state: &'a str,
+}
+
+impl<'a> From<&'a KeyRecord> for EncodableKey<'a> {
+    fn from(k: &'a KeyRecord) -> Self {
+        let time = |t: Option<i64>| t.map(|t| rfc3339(Some(t)));
+        Self {
+            activated_at: time(k.activated_at),
+            alg: &k.alg,
+            created_at: rfc3339(Some(k.created_at)),
+            kid: &k.kid,
+            purpose: &k.purpose,
+            retired_at: time(k.retired_at),
+            revoked_at: time(k.revoked_at),
+            state: &k.state,
+        }
+    }
+}
+
+/// A rotation done: what happened, and the key that signs now.
+#[derive(Serialize)]
+struct Rotated {
+    active_kid: String,
+    message: String,
+    rotated: bool,
 }
 
 #[derive(Deserialize)]
@@ -167,10 +261,8 @@ struct NewUser {
 async fn create_user(
     State(core): State<Arc<Core>>,
     _admin: Admin,
-    headers: HeaderMap,
-    body: Body,
+    JsonBody(new): JsonBody<NewUser>,
 ) -> Result<Response> {
-    let new: NewUser = json_body(&core, &headers, body).await?;
     let user = core
         .create_user(&new.username, SecretString::from(new.password), new.roles)
         .await
@@ -179,15 +271,12 @@ async fn create_user(
             NewUserError::Exists => conflict("a user with this username already exists"),
             NewUserError::Store(e) => e.into(),
         })?;
-    Ok((StatusCode::CREATED, Json(user_json(&user)?)).into_response())
+    Ok((StatusCode::CREATED, Json(EncodableUser::from(&user))).into_response())
 }
 
-async fn get_user(State(core): State<Arc<Core>>, _admin: Admin, Id(id): Id) -> Result<Json<Value>> {
-    let user = core
-        .user(&user_id(&id)?)
-        .await?
-        .ok_or_else(|| not_found("user"))?;
-    Ok(Json(user_json(&user)?))
+async fn get_user(State(core): State<Arc<Core>>, _admin: Admin, Id(id): Id) -> Result<Response> {
+    let user = core.user(&id).await?.ok_or_else(|| not_found("user"))?;
+    Ok(Json(EncodableUser::from(&user)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -196,26 +285,21 @@ struct Roles {
     roles: Vec<String>,
 }
 
-async fn change(core: &Core, id: &str, change: Change) -> Result<Json<Value>> {
-    let user = core
-        .change_user(&user_id(id)?, change)
-        .await
-        .map_err(|e| match e {
-            ChangeError::NotFound => not_found("user"),
-            ChangeError::Store(e) => e.into(),
-        })?;
-    Ok(Json(user_json(&user)?))
+async fn change(core: &Core, id: &str, change: Change) -> Result<Response> {
+    let user = core.change_user(id, change).await.map_err(|e| match e {
+        ChangeError::Invalid(d) => HttpError::invalid_request(d),
+        ChangeError::NotFound => not_found("user"),
+        ChangeError::Store(e) => e.into(),
+    })?;
+    Ok(Json(EncodableUser::from(&user)).into_response())
 }
 
 async fn set_roles(
     State(core): State<Arc<Core>>,
     _admin: Admin,
-    headers: HeaderMap,
     Id(id): Id,
-    body: Body,
-) -> Result<Json<Value>> {
-    let Roles { roles } = json_body(&core, &headers, body).await?;
-    crate::domain::users::validate_roles(&roles).map_err(HttpError::invalid_request)?;
+    JsonBody(Roles { roles }): JsonBody<Roles>,
+) -> Result<Response> {
     change(&core, &id, Change::Roles(roles)).await
 }
 
@@ -223,7 +307,7 @@ async fn disable_user(
     State(core): State<Arc<Core>>,
     _admin: Admin,
     Id(id): Id,
-) -> Result<Json<Value>> {
+) -> Result<Response> {
     change(&core, &id, Change::Disable).await
 }
 
@@ -231,25 +315,13 @@ async fn list_sessions(
     State(core): State<Arc<Core>>,
     _admin: Admin,
     Id(id): Id,
-) -> Result<Json<Value>> {
-    let id = user_id(&id)?;
-    let families = core
+) -> Result<Response> {
+    let sessions = core
         .live_sessions(&id)
         .await?
         .ok_or_else(|| not_found("user"))?;
-    let list: Vec<Value> = families
-        .iter()
-        .map(|f| {
-            json!({
-                "sid": f.id,
-                "client_id": f.client_id,
-                "created_at": rfc3339(Some(f.created_at)),
-                "last_used_at": rfc3339(Some(f.last_used_at)),
-                "expires_at": rfc3339(Some(f.expires_at)),
-            })
-        })
-        .collect();
-    Ok(Json(Value::Array(list)))
+    let list: Vec<EncodableSession> = sessions.iter().map(EncodableSession::from).collect();
+    Ok(Json(list).into_response())
 }
 
 async fn revoke_session(
@@ -257,10 +329,7 @@ async fn revoke_session(
     _admin: Admin,
     Id(sid): Id,
 ) -> Result<StatusCode> {
-    if core
-        .revoke_session(&user_id(&sid)?, "revoked_by_admin")
-        .await?
-    {
+    if core.revoke_session(&sid, "revoked_by_admin").await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found("live session"))
@@ -284,10 +353,8 @@ async fn revoke_consents(
 async fn create_client(
     State(core): State<Arc<Core>>,
     _admin: Admin,
-    headers: HeaderMap,
-    body: Body,
+    JsonBody(new): JsonBody<NewClient>,
 ) -> Result<Response> {
-    let new: NewClient = json_body(&core, &headers, body).await?;
     let id = new.id.clone();
     let secret = clients::create(&core, new).await.map_err(|e| match e {
         NewClientError::Invalid(d) => HttpError::invalid_request(d),
@@ -299,46 +366,15 @@ async fn create_client(
         .get(&core.db, &id)
         .await?
         .ok_or_else(|| not_found("client"))?;
-    let mut body = json!({
-        "client_id": client.id,
-        "public": client.is_public(),
-        "grant_types": client.grant_types,
-        "scopes": client.scopes,
-        "audiences": client.audiences,
-        "roles": client.roles,
-        "capabilities": client.capabilities,
-        "redirect_uris": client.redirect_uris,
-        "origins": client.origins,
-        "third_party": client.third_party,
-        "post_logout_redirect_uris": client.post_logout_redirect_uris,
-    });
-    if let Some(grace) = client.refresh_reuse_grace {
-        body["refresh_reuse_grace"] = json!(grace.as_secs());
-    }
-    if let Some(alg) = client.id_token_alg {
-        body["id_token_signed_response_alg"] = json!(alg.as_str());
-    }
-    if let Some(secret) = secret {
-        body["client_secret"] = json!(secret.expose_secret());
-    }
+    let secret = secret.as_ref().map(|s| s.expose_secret());
+    let body = EncodableClient::new(&client, secret);
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-async fn list_keys(State(core): State<Arc<Core>>, _admin: Admin) -> Result<Json<Value>> {
-    let rows = core.signing_keys().await?;
-    let keys: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "kid": r.kid, "alg": r.alg, "state": r.state, "purpose": r.purpose,
-                "created_at": rfc3339(Some(r.created_at)),
-                "activated_at": r.activated_at.map(|t| rfc3339(Some(t))),
-                "retired_at": r.retired_at.map(|t| rfc3339(Some(t))),
-                "revoked_at": r.revoked_at.map(|t| rfc3339(Some(t))),
-            })
-        })
-        .collect();
-    Ok(Json(json!({"keys": keys})))
+async fn list_keys(State(core): State<Arc<Core>>, _admin: Admin) -> Result<Response> {
+    let records = core.signing_keys().await?;
+    let keys = records.iter().map(EncodableKey::from).collect();
+    Ok(Json(EncodableKeys { keys }).into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -352,16 +388,13 @@ struct Rotate {
 async fn rotate_keys(
     State(core): State<Arc<Core>>,
     _admin: Admin,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<Value>> {
-    let has_body = headers.contains_key(header::CONTENT_TYPE);
-    let req: Rotate = if has_body {
-        json_body(&core, &headers, body).await?
-    } else {
-        Rotate::default()
-    };
-    let alg = match req.alg.as_deref() {
+    body: Option<JsonBody<Rotate>>,
+) -> Result<Response> {
+    let Rotate {
+        alg,
+        revoke_current,
+    } = body.map(|JsonBody(r)| r).unwrap_or_default();
+    let alg = match alg.as_deref() {
         None => None,
         Some(a) => Some(SigningAlg::parse(a).ok_or_else(|| {
             HttpError::invalid_request(format!(
@@ -370,14 +403,18 @@ async fn rotate_keys(
         })?),
     };
     let message = core
-        .rotate_keys(alg, req.revoke_current)
+        .rotate_keys(alg, revoke_current)
         .await
         .map_err(|e| match e {
             e @ (KeyError::TooEarly { .. } | KeyError::KekReplaced) => conflict(e.to_string()),
             KeyError::Store(e) => e.into(),
             e => HttpError::internal(Surface::Admin, &e),
         })?;
-    Ok(Json(
-        json!({"rotated": true, "message": message, "active_kid": core.keys.current().active.kid}),
-    ))
+    let active_kid = core.keys.current().active.kid.clone();
+    Ok(Json(Rotated {
+        active_kid,
+        message,
+        rotated: true,
+    })
+    .into_response())
 }
