@@ -14,19 +14,23 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::bearer;
 use super::error::{HttpError, Surface};
 use super::json::JsonBody;
 use crate::config::SigningAlg;
 use crate::domain::Core;
-use crate::domain::clients::{self, Client, NewClient, NewClientError};
-use crate::domain::clock::rfc3339;
+use crate::domain::clients::{self, NewClient, NewClientError};
 use crate::domain::keys::KeyError;
 use crate::domain::permissions::{Change, ChangeError};
-use crate::domain::queries::{KeyRecord, Session, User};
+use crate::domain::queries::User;
 use crate::domain::users::NewUserError;
+use bodies::{
+    EncodableClient, EncodableKey, EncodableKeys, EncodableSession, EncodableUser, Rotated,
+};
+
+mod bodies;
 
 pub(super) fn router() -> Router<Arc<Core>> {
     Router::new()
@@ -112,141 +116,6 @@ fn user_id(raw: &str) -> Result<String> {
     uuid::Uuid::parse_str(raw)
         .map(|u| u.to_string())
         .map_err(|_| HttpError::invalid_request("malformed id: expected a UUID"))
-}
-
-// The response bodies. Members are declared in alphabetical order: the bytes on the
-// wire stay those of the `json!` maps they replace (serde_json sorts a map's keys).
-
-/// A user: `ver` is the authorization version its tokens carry.
-#[derive(Serialize)]
-struct EncodableUser<'a> {
-    disabled: bool,
-    id: &'a str,
-    roles: &'a [String],
-    username: &'a str,
-    ver: i64,
-}
-
-impl<'a> From<&'a User> for EncodableUser<'a> {
-    fn from(u: &'a User) -> Self {
-        Self {
-            disabled: u.disabled,
-            id: &u.id,
-            roles: &u.roles,
-            username: &u.username,
-            ver: u.authz_version,
-        }
-    }
-}
-
-/// A live session; times in RFC 3339.
-#[derive(Serialize)]
-struct EncodableSession<'a> {
-    client_id: &'a str,
-    created_at: String,
-    expires_at: String,
-    last_used_at: String,
-    sid: &'a str,
-}
-
-impl<'a> From<&'a Session> for EncodableSession<'a> {
-    fn from(s: &'a Session) -> Self {
-        Self {
-            client_id: &s.client_id,
-            created_at: rfc3339(Some(s.created_at)),
-            expires_at: rfc3339(Some(s.expires_at)),
-            last_used_at: rfc3339(Some(s.last_used_at)),
-            sid: &s.id,
-        }
-    }
-}
-
-/// A registered client as created; `client_secret` is there once, at creation, for a
-/// confidential client.
-#[derive(Serialize)]
-struct EncodableClient<'a> {
-    audiences: &'a [String],
-    capabilities: &'a [String],
-    client_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client_secret: Option<&'a str>,
-    grant_types: &'a [String],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id_token_signed_response_alg: Option<&'static str>,
-    origins: &'a [String],
-    post_logout_redirect_uris: &'a [String],
-    public: bool,
-    redirect_uris: &'a [String],
-    /// Seconds; absent: the server's setting.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    refresh_reuse_grace: Option<u64>,
-    roles: &'a [String],
-    scopes: &'a [String],
-    third_party: bool,
-}
-
-impl<'a> EncodableClient<'a> {
-    fn new(client: &'a Client, secret: Option<&'a str>) -> Self {
-        Self {
-            audiences: &client.audiences,
-            capabilities: &client.capabilities,
-            client_id: &client.id,
-            client_secret: secret,
-            grant_types: &client.grant_types,
-            id_token_signed_response_alg: client.id_token_alg.map(|alg| alg.as_str()),
-            origins: &client.origins,
-            post_logout_redirect_uris: &client.post_logout_redirect_uris,
-            public: client.is_public(),
-            redirect_uris: &client.redirect_uris,
-            refresh_reuse_grace: client.refresh_reuse_grace.map(|grace| grace.as_secs()),
-            roles: &client.roles,
-            scopes: &client.scopes,
-            third_party: client.third_party,
-        }
-    }
-}
-
-/// Every signing key, oldest first.
-#[derive(Serialize)]
-struct EncodableKeys<'a> {
-    keys: Vec<EncodableKey<'a>>,
-}
-
-/// A signing key's record; times in RFC 3339, `null` until they happen.
-#[derive(Serialize)]
-struct EncodableKey<'a> {
-    activated_at: Option<String>,
-    alg: &'a str,
-    created_at: String,
-    kid: &'a str,
-    purpose: &'a str,
-    retired_at: Option<String>,
-    revoked_at: Option<String>,
-    state: &'a str,
-}
-
-impl<'a> From<&'a KeyRecord> for EncodableKey<'a> {
-    fn from(k: &'a KeyRecord) -> Self {
-        let time = |t: Option<i64>| t.map(|t| rfc3339(Some(t)));
-        Self {
-            activated_at: time(k.activated_at),
-            alg: &k.alg,
-            created_at: rfc3339(Some(k.created_at)),
-            kid: &k.kid,
-            purpose: &k.purpose,
-            retired_at: time(k.retired_at),
-            revoked_at: time(k.revoked_at),
-            state: &k.state,
-        }
-    }
-}
-
-/// A rotation done: what happened, and the key that signs now.
-#[derive(Serialize)]
-struct Rotated {
-    active_kid: String,
-    message: String,
-    rotated: bool,
 }
 
 #[derive(Deserialize)]
