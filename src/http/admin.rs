@@ -16,6 +16,8 @@ use axum::{Json, Router};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+mod bodies;
+
 use super::bearer;
 use super::error::{HttpError, Surface};
 use super::json::JsonBody;
@@ -29,8 +31,6 @@ use crate::domain::users::NewUserError;
 use bodies::{
     EncodableClient, EncodableKey, EncodableKeys, EncodableSession, EncodableUser, Rotated,
 };
-
-mod bodies;
 
 pub(super) fn router() -> Router<Arc<Core>> {
     Router::new()

@@ -139,3 +139,73 @@ pub(super) struct Rotated {
     pub(super) message: String,
     pub(super) rotated: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Each body has the bytes of the `json!` map it replaced.
+    #[test]
+    fn bodies_keep_the_bytes_of_their_json_maps() {
+        let u = User {
+            id: "u1".into(),
+            username: "alice".into(),
+            roles: vec!["editor".into()],
+            authz_version: 3,
+            disabled: false,
+        };
+        assert_eq!(
+            serde_json::to_string(&EncodableUser::from(&u)).unwrap(),
+            json!({"id": u.id, "username": u.username, "roles": u.roles, "ver": 3, "disabled": false})
+                .to_string()
+        );
+        let s = Session {
+            id: "s1".into(),
+            client_id: "web".into(),
+            created_at: 0,
+            last_used_at: 60,
+            expires_at: 3600,
+        };
+        assert_eq!(
+            serde_json::to_string(&EncodableSession::from(&s)).unwrap(),
+            json!({
+                "sid": "s1", "client_id": "web", "created_at": "1970-01-01T00:00:00Z",
+                "last_used_at": "1970-01-01T00:01:00Z", "expires_at": "1970-01-01T01:00:00Z",
+            })
+            .to_string()
+        );
+        let k = KeyRecord {
+            kid: "k1".into(),
+            alg: "ES256".into(),
+            state: "active".into(),
+            purpose: "main".into(),
+            created_at: 0,
+            activated_at: Some(60),
+            retired_at: None,
+            revoked_at: None,
+        };
+        let keys = EncodableKeys {
+            keys: vec![EncodableKey::from(&k)],
+        };
+        assert_eq!(
+            serde_json::to_string(&keys).unwrap(),
+            json!({"keys": [{
+                "kid": "k1", "alg": "ES256", "state": "active", "purpose": "main",
+                "created_at": "1970-01-01T00:00:00Z", "activated_at": "1970-01-01T00:01:00Z",
+                "retired_at": null, "revoked_at": null,
+            }]})
+            .to_string()
+        );
+        let rotated = Rotated {
+            active_kid: "k2".into(),
+            message: "rotated".into(),
+            rotated: true,
+        };
+        assert_eq!(
+            serde_json::to_string(&rotated).unwrap(),
+            json!({"rotated": true, "message": "rotated", "active_kid": "k2"}).to_string()
+        );
+    }
+}
