@@ -1,8 +1,11 @@
-//! Errors at the protocol boundary. The OAuth endpoints speak RFC 6749 §5.2.
+//! The errors the domain's OAuth operations (grants, codes, rotation) report, in
+//! RFC 6749 §5.2's terms, and the logging of internal failures. Nothing here knows
+//! HTTP: statuses, wire codes and bodies are `http::error`'s.
 
 use crate::store::StoreError;
 
-/// An RFC 6749 §5.2 error. Its wire body is `tessera_proto::ErrorBody`, built in `http::error`.
+/// Why an OAuth operation failed, one variant per RFC 6749 §5.2 outcome. Its wire
+/// code, status and body (`tessera_proto::ErrorBody`) live in `http::error`.
 #[derive(Debug, thiserror::Error)]
 pub enum OAuthError {
     /// A malformed or incomplete request; the text says what to fix.
@@ -50,22 +53,6 @@ impl OAuthError {
     pub fn invalid_request(msg: impl Into<String>) -> Self {
         Self::InvalidRequest(msg.into())
     }
-
-    /// The RFC 6749 `error` code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::InvalidRequest(_) => "invalid_request",
-            Self::InvalidClient => "invalid_client",
-            Self::InvalidGrant(_) | Self::AccountChanged => "invalid_grant",
-            Self::UnauthorizedClient(_) => "unauthorized_client",
-            Self::UnsupportedGrantType => "unsupported_grant_type",
-            Self::InvalidScope(_) => "invalid_scope",
-            Self::InvalidTarget => "invalid_target",
-            Self::Throttled(_) => "slow_down",
-            Self::Busy { .. } => "temporarily_unavailable",
-            Self::Internal(_) => "server_error",
-        }
-    }
 }
 
 impl From<crate::domain::passwords::Busy> for OAuthError {
@@ -111,13 +98,5 @@ pub fn log_internal(e: &(dyn std::error::Error + 'static)) -> Cause {
         Cause::Unavailable
     } else {
         Cause::Fault
-    }
-}
-
-/// A storage failure reaching the HTTP surface outside the OAuth and bearer
-/// paths: the admin JSON shape. (Here, so `http` names nothing of `store`.)
-impl From<StoreError> for crate::http::error::HttpError {
-    fn from(e: StoreError) -> Self {
-        Self::internal(crate::http::error::Surface::Admin, &e)
     }
 }

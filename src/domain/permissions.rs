@@ -6,7 +6,7 @@
 
 use secrecy::SecretString;
 
-use super::users::{User, Users};
+use super::users::{User, Users, valid_roles, validate_password};
 use crate::config::PermissionChangePolicy;
 use crate::store::events::NewEvent;
 use crate::store::users::UserRow;
@@ -26,6 +26,9 @@ pub enum Change {
 /// Why a change was not made.
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeError {
+    /// The new roles or password break a rule; the text says which and is safe to show.
+    #[error("{0}")]
+    Invalid(&'static str),
     /// No such user.
     #[error("no such user")]
     NotFound,
@@ -38,10 +41,11 @@ use super::events::EventKind;
 
 impl Users {
     /// Applies `change` and publishes its event in one transaction; returns the user as changed.
+    /// The new roles or password are checked here, before anything is looked up.
     pub async fn change_user(&self, user_id: &str, change: Change) -> Result<User, ChangeError> {
         let (roles, password_hash, disabled, kind, reason, always_revoke) = match change {
-            Change::Roles(mut roles) => {
-                super::clients::dedup(&mut roles);
+            Change::Roles(roles) => {
+                let roles = valid_roles(roles).map_err(ChangeError::Invalid)?;
                 (
                     Some(to_json(&roles)),
                     None,
@@ -59,14 +63,17 @@ impl Users {
                 "disabled",
                 true,
             ),
-            Change::Password(p) => (
-                None,
-                Some(self.passwords.hash(p).await),
-                None,
-                EventKind::PasswordChanged,
-                "password_changed",
-                true,
-            ),
+            Change::Password(p) => {
+                validate_password(&p).map_err(ChangeError::Invalid)?;
+                (
+                    None,
+                    Some(self.passwords.hash(p).await),
+                    None,
+                    EventKind::PasswordChanged,
+                    "password_changed",
+                    true,
+                )
+            }
         };
         let (user, revoked) = store::retry_conflicts(|| {
             self.apply_change(

@@ -6,12 +6,73 @@ use crate::store::{self, StoreError};
 
 pub use super::users::User;
 use super::users::user_of;
-/// A live session (a refresh-token family).
-pub type Session = store::sessions::FamilyRow;
-/// A signing key's record (its state and when it changed).
-pub type KeyRecord = store::keys::KeyRow;
-/// A storage failure, as the HTTP surface carries it to `HttpError`.
-pub type StorageError = StoreError;
+/// A storage failure, as the domain's reads and changes report it (the HTTP surface
+/// answers it with its internal error).
+pub use crate::store::StoreError as StorageError;
+
+/// A live session (a refresh-token family), as an operator lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The `sid` of its tokens.
+    pub id: String,
+    /// The client the tokens were issued to.
+    pub client_id: String,
+    /// Unix seconds, as are the times below.
+    pub created_at: i64,
+    /// The last refresh.
+    pub last_used_at: i64,
+    /// The absolute end of the session.
+    pub expires_at: i64,
+}
+
+impl From<store::sessions::FamilyRow> for Session {
+    fn from(row: store::sessions::FamilyRow) -> Self {
+        Self {
+            id: row.id,
+            client_id: row.client_id,
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+            expires_at: row.expires_at,
+        }
+    }
+}
+
+/// A signing key's record, as an operator lists it: its state and when it changed,
+/// never the key itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// The `kid` of the JWKS and token headers.
+    pub kid: String,
+    /// The JWS `alg` it signs with.
+    pub alg: String,
+    /// `next`, `active`, `retired` or `revoked`.
+    pub state: String,
+    /// The chain it belongs to (`main`, `id_rs256`).
+    pub purpose: String,
+    /// Unix seconds, as are the stamps below.
+    pub created_at: i64,
+    /// When it started signing; `None` while `next`.
+    pub activated_at: Option<i64>,
+    /// When it stopped signing; `None` until retired.
+    pub retired_at: Option<i64>,
+    /// When it was withdrawn; `None` unless revoked.
+    pub revoked_at: Option<i64>,
+}
+
+impl From<store::keys::KeyRow> for KeyRecord {
+    fn from(row: store::keys::KeyRow) -> Self {
+        Self {
+            kid: row.kid,
+            alg: row.alg,
+            state: row.state,
+            purpose: row.purpose,
+            created_at: row.created_at,
+            activated_at: row.activated_at,
+            retired_at: row.retired_at,
+            revoked_at: row.revoked_at,
+        }
+    }
+}
 
 impl Core {
     /// A user by id.
@@ -31,11 +92,12 @@ impl Core {
         }
         let families =
             store::sessions::live_families_of(&self.db.read, user_id, self.clock.now()).await?;
-        Ok(Some(families))
+        Ok(Some(families.into_iter().map(Session::from).collect()))
     }
 
     /// Every signing key, oldest first.
     pub async fn signing_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        store::keys::list(&self.db.read).await
+        let rows = store::keys::list(&self.db.read).await?;
+        Ok(rows.into_iter().map(KeyRecord::from).collect())
     }
 }

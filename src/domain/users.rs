@@ -64,28 +64,28 @@ pub enum NewUserError {
     Store(StoreError),
 }
 
-/// 1-256 characters, no control characters.
-pub fn validate_username(name: &str) -> Result<(), NewUserError> {
+/// 1-256 characters, no control characters; the error text is safe to show.
+pub fn validate_username(name: &str) -> Result<(), &'static str> {
     if name.is_empty() || name.chars().count() > 256 || name.chars().any(char::is_control) {
-        return Err(NewUserError::Invalid(
-            "username must be 1-256 characters without control characters",
-        ));
+        return Err("username must be 1-256 characters without control characters");
     }
     Ok(())
 }
 
-/// 8-1024 characters; nothing else is imposed.
-pub fn validate_password(p: &SecretString) -> Result<(), NewUserError> {
+/// 8-1024 characters; nothing else is imposed. The error text is safe to show.
+pub fn validate_password(p: &SecretString) -> Result<(), &'static str> {
     let len = p.expose_secret().chars().count();
     if !(8..=1024).contains(&len) {
-        return Err(NewUserError::Invalid("password must be 8-1024 characters"));
+        return Err("password must be 8-1024 characters");
     }
     Ok(())
 }
 
-/// At most 256 roles, each 1-128 characters without commas or control characters;
-/// the error text is safe to show.
-pub fn validate_roles(roles: &[String]) -> Result<(), &'static str> {
+/// The roles a user may hold, as stored: at most 256 names, each 1-128 characters
+/// without commas (the command line's lists) or control characters; duplicates are
+/// dropped, first one kept. Every operation that sets roles goes through it, so no
+/// caller can skip it; the error text is safe to show.
+pub fn valid_roles(mut roles: Vec<String>) -> Result<Vec<String>, &'static str> {
     if roles.len() > 256
         || roles.iter().any(|r| {
             r.is_empty() || r.chars().count() > 128 || r.chars().any(|c| c.is_control() || c == ',')
@@ -95,7 +95,8 @@ pub fn validate_roles(roles: &[String]) -> Result<(), &'static str> {
             "roles must be at most 256 non-empty names of up to 128 characters, without commas or control characters",
         );
     }
-    Ok(())
+    dedup(&mut roles);
+    Ok(roles)
 }
 
 /// Users and their permissions: creation, lookup and the one change path
@@ -161,12 +162,11 @@ impl Users {
         &self,
         username: &str,
         password: SecretString,
-        mut roles: Vec<String>,
+        roles: Vec<String>,
     ) -> Result<User, NewUserError> {
-        validate_username(username)?;
-        validate_password(&password)?;
-        validate_roles(&roles).map_err(NewUserError::Invalid)?;
-        dedup(&mut roles);
+        validate_username(username).map_err(NewUserError::Invalid)?;
+        validate_password(&password).map_err(NewUserError::Invalid)?;
+        let roles = valid_roles(roles).map_err(NewUserError::Invalid)?;
         let hash = self.passwords.hash(password).await;
         let id = uuid::Uuid::new_v4().to_string();
         let mut tx = self.db.begin().await.map_err(NewUserError::Store)?;
@@ -197,5 +197,54 @@ impl Users {
     /// The user whose username matches up to ASCII case, if any.
     pub async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
         user_of(store::users::by_username(&self.db.read, username).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roles(names: &[&str]) -> Vec<String> {
+        names.iter().map(|r| r.to_string()).collect()
+    }
+
+    #[test]
+    fn roles_are_kept_in_order_without_duplicates() {
+        assert_eq!(
+            valid_roles(roles(&["editor", "viewer", "editor"])),
+            Ok(roles(&["editor", "viewer"]))
+        );
+        assert_eq!(valid_roles(vec![]), Ok(vec![]));
+        assert_eq!(
+            valid_roles(roles(&["é".repeat(128).as_str()])).map(|r| r.len()),
+            Ok(1)
+        );
+    }
+
+    #[test]
+    fn roles_refused() {
+        for bad in [
+            roles(&[""]),
+            roles(&["a,b"]),
+            roles(&["tab\there"]),
+            roles(&["new\nline"]),
+            roles(&["x".repeat(129).as_str()]),
+            (0..257).map(|i| format!("r{i}")).collect(),
+        ] {
+            assert!(valid_roles(bad.clone()).is_err(), "{bad:?}");
+        }
+        let many: Vec<String> = (0..256).map(|i| format!("r{i}")).collect();
+        assert_eq!(valid_roles(many.clone()), Ok(many));
+    }
+
+    #[test]
+    fn usernames_and_passwords() {
+        assert!(validate_username("alice").is_ok());
+        assert!(validate_username("").is_err());
+        assert!(validate_username("a\u{7}").is_err());
+        assert!(validate_username(&"a".repeat(257)).is_err());
+        assert!(validate_password(&SecretString::from("12345678")).is_ok());
+        assert!(validate_password(&SecretString::from("1234567")).is_err());
+        assert!(validate_password(&SecretString::from("x".repeat(1025))).is_err());
     }
 }

@@ -7,31 +7,30 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+
+mod bodies;
 
 use super::bearer;
 use super::error::{HttpError, Surface};
-use super::form::read_body;
+use super::json::JsonBody;
 use crate::config::SigningAlg;
 use crate::domain::Core;
 use crate::domain::clients::{NewClient, NewClientError};
-use crate::domain::clock::rfc3339;
 use crate::domain::keys::KeyError;
 use crate::domain::permissions::{Change, ChangeError};
 use crate::domain::queries::User;
 use crate::domain::users::NewUserError;
-
-const JSON_LIMIT: usize = 64 * 1024;
+use bodies::{
+    EncodableClient, EncodableKey, EncodableKeys, EncodableSession, EncodableUser, Rotated,
+};
 
 pub(super) fn router() -> Router<Arc<Core>> {
     Router::new()
@@ -87,36 +86,6 @@ async fn authorize(core: &Core, headers: &HeaderMap) -> Result<User> {
     Ok(user)
 }
 
-async fn json_body<T: DeserializeOwned>(core: &Core, headers: &HeaderMap, body: Body) -> Result<T> {
-    let ctype = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !ctype
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .eq_ignore_ascii_case("application/json")
-    {
-        return Err(HttpError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "invalid_request",
-            "content type must be application/json",
-        ));
-    }
-    let bytes = read_body(body, JSON_LIMIT, core.cfg.request_timeout / 2).await?;
-    let bad = |e: serde_json::Error| HttpError::invalid_request(format!("invalid JSON body: {e}"));
-    let value: Value = serde_json::from_slice(&bytes).map_err(bad)?;
-    // serde would also accept an array for a struct; the contract is an object.
-    if !value.is_object() {
-        return Err(HttpError::invalid_request(
-            "invalid JSON body: expected an object",
-        ));
-    }
-    serde_json::from_value(value).map_err(bad)
-}
-
 /// The caller, authorised as an administrator. Listed before other extractors so
 /// an anonymous request is refused before anything else is looked at.
 pub(super) struct Admin;
@@ -149,12 +118,6 @@ fn user_id(raw: &str) -> Result<String> {
         .map_err(|_| HttpError::invalid_request("malformed id: expected a UUID"))
 }
 
-fn user_json(u: &User) -> Result<Value> {
-    Ok(
-        json!({"id": u.id, "username": u.username, "roles": u.roles, "ver": u.authz_version, "disabled": u.disabled}),
-    )
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewUser {
@@ -167,10 +130,8 @@ struct NewUser {
 async fn create_user(
     State(core): State<Arc<Core>>,
     _admin: Admin,
-    headers: HeaderMap,
-    body: Body,
+    JsonBody(new): JsonBody<NewUser>,
 ) -> Result<Response> {
-    let new: NewUser = json_body(&core, &headers, body).await?;
     let user = core
         .users
         .create_user(&new.username, SecretString::from(new.password), new.roles)
@@ -180,15 +141,12 @@ async fn create_user(
             NewUserError::Exists => conflict("a user with this username already exists"),
             NewUserError::Store(e) => e.into(),
         })?;
-    Ok((StatusCode::CREATED, Json(user_json(&user)?)).into_response())
+    Ok((StatusCode::CREATED, Json(EncodableUser::from(&user))).into_response())
 }
 
-async fn get_user(State(core): State<Arc<Core>>, _admin: Admin, Id(id): Id) -> Result<Json<Value>> {
-    let user = core
-        .user(&user_id(&id)?)
-        .await?
-        .ok_or_else(|| not_found("user"))?;
-    Ok(Json(user_json(&user)?))
+async fn get_user(State(core): State<Arc<Core>>, _admin: Admin, Id(id): Id) -> Result<Response> {
+    let user = core.user(&id).await?.ok_or_else(|| not_found("user"))?;
+    Ok(Json(EncodableUser::from(&user)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -197,27 +155,25 @@ struct Roles {
     roles: Vec<String>,
 }
 
-async fn change(core: &Core, id: &str, change: Change) -> Result<Json<Value>> {
+async fn change(core: &Core, id: &str, change: Change) -> Result<Response> {
     let user = core
         .users
-        .change_user(&user_id(id)?, change)
+        .change_user(id, change)
         .await
         .map_err(|e| match e {
+            ChangeError::Invalid(d) => HttpError::invalid_request(d),
             ChangeError::NotFound => not_found("user"),
             ChangeError::Store(e) => e.into(),
         })?;
-    Ok(Json(user_json(&user)?))
+    Ok(Json(EncodableUser::from(&user)).into_response())
 }
 
 async fn set_roles(
     State(core): State<Arc<Core>>,
     _admin: Admin,
-    headers: HeaderMap,
     Id(id): Id,
-    body: Body,
-) -> Result<Json<Value>> {
-    let Roles { roles } = json_body(&core, &headers, body).await?;
-    crate::domain::users::validate_roles(&roles).map_err(HttpError::invalid_request)?;
+    JsonBody(Roles { roles }): JsonBody<Roles>,
+) -> Result<Response> {
     change(&core, &id, Change::Roles(roles)).await
 }
 
@@ -225,7 +181,7 @@ async fn disable_user(
     State(core): State<Arc<Core>>,
     _admin: Admin,
     Id(id): Id,
-) -> Result<Json<Value>> {
+) -> Result<Response> {
     change(&core, &id, Change::Disable).await
 }
 
@@ -233,25 +189,13 @@ async fn list_sessions(
     State(core): State<Arc<Core>>,
     _admin: Admin,
     Id(id): Id,
-) -> Result<Json<Value>> {
-    let id = user_id(&id)?;
-    let families = core
+) -> Result<Response> {
+    let sessions = core
         .live_sessions(&id)
         .await?
         .ok_or_else(|| not_found("user"))?;
-    let list: Vec<Value> = families
-        .iter()
-        .map(|f| {
-            json!({
-                "sid": f.id,
-                "client_id": f.client_id,
-                "created_at": rfc3339(Some(f.created_at)),
-                "last_used_at": rfc3339(Some(f.last_used_at)),
-                "expires_at": rfc3339(Some(f.expires_at)),
-            })
-        })
-        .collect();
-    Ok(Json(Value::Array(list)))
+    let list: Vec<EncodableSession> = sessions.iter().map(EncodableSession::from).collect();
+    Ok(Json(list).into_response())
 }
 
 async fn revoke_session(
@@ -259,10 +203,7 @@ async fn revoke_session(
     _admin: Admin,
     Id(sid): Id,
 ) -> Result<StatusCode> {
-    if core
-        .revoke_session(&user_id(&sid)?, "revoked_by_admin")
-        .await?
-    {
+    if core.revoke_session(&sid, "revoked_by_admin").await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found("live session"))
@@ -286,10 +227,8 @@ async fn revoke_consents(
 async fn create_client(
     State(core): State<Arc<Core>>,
     _admin: Admin,
-    headers: HeaderMap,
-    body: Body,
+    JsonBody(new): JsonBody<NewClient>,
 ) -> Result<Response> {
-    let new: NewClient = json_body(&core, &headers, body).await?;
     let id = new.id.clone();
     let secret = core.clients.create(new).await.map_err(|e| match e {
         NewClientError::Invalid(d) => HttpError::invalid_request(d),
@@ -301,46 +240,15 @@ async fn create_client(
         .get(&core.db, &id)
         .await?
         .ok_or_else(|| not_found("client"))?;
-    let mut body = json!({
-        "client_id": client.id,
-        "public": client.is_public(),
-        "grant_types": client.grant_types,
-        "scopes": client.scopes,
-        "audiences": client.audiences,
-        "roles": client.roles,
-        "capabilities": client.capabilities,
-        "redirect_uris": client.redirect_uris,
-        "origins": client.origins,
-        "third_party": client.third_party,
-        "post_logout_redirect_uris": client.post_logout_redirect_uris,
-    });
-    if let Some(grace) = client.refresh_reuse_grace {
-        body["refresh_reuse_grace"] = json!(grace.as_secs());
-    }
-    if let Some(alg) = client.id_token_alg {
-        body["id_token_signed_response_alg"] = json!(alg.as_str());
-    }
-    if let Some(secret) = secret {
-        body["client_secret"] = json!(secret.expose_secret());
-    }
+    let secret = secret.as_ref().map(|s| s.expose_secret());
+    let body = EncodableClient::new(&client, secret);
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-async fn list_keys(State(core): State<Arc<Core>>, _admin: Admin) -> Result<Json<Value>> {
-    let rows = core.signing_keys().await?;
-    let keys: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "kid": r.kid, "alg": r.alg, "state": r.state, "purpose": r.purpose,
-                "created_at": rfc3339(Some(r.created_at)),
-                "activated_at": r.activated_at.map(|t| rfc3339(Some(t))),
-                "retired_at": r.retired_at.map(|t| rfc3339(Some(t))),
-                "revoked_at": r.revoked_at.map(|t| rfc3339(Some(t))),
-            })
-        })
-        .collect();
-    Ok(Json(json!({"keys": keys})))
+async fn list_keys(State(core): State<Arc<Core>>, _admin: Admin) -> Result<Response> {
+    let records = core.signing_keys().await?;
+    let keys = records.iter().map(EncodableKey::from).collect();
+    Ok(Json(EncodableKeys { keys }).into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -354,16 +262,13 @@ struct Rotate {
 async fn rotate_keys(
     State(core): State<Arc<Core>>,
     _admin: Admin,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<Value>> {
-    let has_body = headers.contains_key(header::CONTENT_TYPE);
-    let req: Rotate = if has_body {
-        json_body(&core, &headers, body).await?
-    } else {
-        Rotate::default()
-    };
-    let alg = match req.alg.as_deref() {
+    body: Option<JsonBody<Rotate>>,
+) -> Result<Response> {
+    let Rotate {
+        alg,
+        revoke_current,
+    } = body.map(|JsonBody(r)| r).unwrap_or_default();
+    let alg = match alg.as_deref() {
         None => None,
         Some(a) => Some(SigningAlg::parse(a).ok_or_else(|| {
             HttpError::invalid_request(format!(
@@ -373,14 +278,18 @@ async fn rotate_keys(
     };
     let message = core
         .signing
-        .rotate_keys(alg, req.revoke_current)
+        .rotate_keys(alg, revoke_current)
         .await
         .map_err(|e| match e {
             e @ (KeyError::TooEarly { .. } | KeyError::KekReplaced) => conflict(e.to_string()),
             KeyError::Store(e) => e.into(),
             e => HttpError::internal(Surface::Admin, &e),
         })?;
-    Ok(Json(
-        json!({"rotated": true, "message": message, "active_kid": core.keys.current().active.kid}),
-    ))
+    let active_kid = core.keys.current().active.kid.clone();
+    Ok(Json(Rotated {
+        active_kid,
+        message,
+        rotated: true,
+    })
+    .into_response())
 }

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tessera_proto::ErrorBody;
 
+use crate::domain::queries::StorageError;
 use crate::error::{Cause, OAuthError, log_internal};
 
 /// The client-authentication challenge (RFC 6749 §5.2, `invalid_client`).
@@ -162,6 +163,25 @@ impl HttpError {
     }
 }
 
+/// The wire code of each domain error (`error` in the body, the metrics' label).
+impl OAuthError {
+    /// The RFC 6749 `error` code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant(_) | Self::AccountChanged => "invalid_grant",
+            Self::UnauthorizedClient(_) => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope(_) => "invalid_scope",
+            Self::InvalidTarget => "invalid_target",
+            Self::Throttled(_) => "slow_down",
+            Self::Busy { .. } => "temporarily_unavailable",
+            Self::Internal(_) => "server_error",
+        }
+    }
+}
+
 impl From<OAuthError> for HttpError {
     fn from(e: OAuthError) -> Self {
         let status = StatusCode::BAD_REQUEST;
@@ -204,6 +224,14 @@ impl From<OAuthError> for HttpError {
             OAuthError::Internal(cause) => Self::internal(Surface::OAuth, cause.as_ref()),
         };
         e.uncached()
+    }
+}
+
+/// A storage failure reaching the HTTP surface outside the OAuth and bearer
+/// paths: the admin JSON shape.
+impl From<StorageError> for HttpError {
+    fn from(e: StorageError) -> Self {
+        Self::internal(Surface::Admin, &e)
     }
 }
 

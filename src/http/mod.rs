@@ -10,6 +10,7 @@ mod events;
 pub mod form;
 mod health;
 mod introspect;
+mod json;
 mod ops;
 mod pages;
 mod revoke;
