@@ -1,6 +1,6 @@
 // Signs in through tessera's login page in Debian's Chromium, as two apps on another
 // origin would, and reports what happened as JSON on stdout. Started by
-// tests/api/browser_flow.rs with one JSON argument:
+// tests/api/browser/sign_in.rs with one JSON argument:
 // {base, chromium, userDataDir, screenshot, username, password, apps: [{clientId, redirectUri}]}
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';

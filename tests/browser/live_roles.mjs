@@ -1,7 +1,7 @@
 // Drives the live-roles demo (examples/live-roles/run.sh) in Debian's Chromium: signs in
 // through tessera's login page, reads the roles, changes them with `tessera user roles`
 // against the demo's database and measures how long the page takes to show it; reports
-// JSON on stdout. Started by tests/api/live_roles.rs with one JSON argument:
+// JSON on stdout. Started by tests/api/browser/live_roles.rs with one JSON argument:
 // {chromium, userDataDir, demo: <run.sh's JSON line>, tessera, policy, setRoles, before, after}
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';

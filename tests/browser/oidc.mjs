@@ -1,7 +1,7 @@
 // openid-client (a certified OpenID Connect relying-party library) completes the code
 // flow with PKCE against a running tessera and validates the ID token, its signature
 // included. The user agent is played with fetch: it reads the login form and posts it.
-// Started by tests/api/browser_oidc.rs with {base, clientId, redirectUri, username, password}.
+// Started by tests/api/browser/sign_in.rs with {base, clientId, redirectUri, username, password}.
 import * as oidc from 'openid-client';
 
 const args = JSON.parse(process.argv[2]);

@@ -1,0 +1,279 @@
+//! The listeners: the accept loop with its connection caps (in all, per address),
+//! one connection's life (a stream's own path or hyper, keep-alive idling, the
+//! header-read timeout) and the graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request};
+use tokio::net::TcpListener;
+
+use crate::domain::Core;
+
+/// Connections the operator listener serves at once (scrapes and probes).
+const OPS_MAX_CONNECTIONS: usize = 64;
+/// Accept errors (EMFILE, ENFILE, ENOBUFS...) back off from this up to `ACCEPT_BACKOFF_MAX`.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Serves the public port and the operator listener (`/metrics`) until `shutdown`
+/// resolves, then stops accepting, ends the event streams and drains in-flight
+/// requests (at most 10 s). Started by [`crate::app::serve`].
+pub async fn serve(
+    core: Arc<Core>,
+    listener: TcpListener,
+    ops: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let public = tokio::spawn(accept_loop(
+        core.clone(),
+        listener,
+        super::router(core.clone()),
+        core.cfg.max_connections,
+        stop_rx.clone(),
+        true,
+    ));
+    let operator = tokio::spawn(accept_loop(
+        core.clone(),
+        ops,
+        super::ops::router(core.clone()),
+        OPS_MAX_CONNECTIONS,
+        stop_rx,
+        false,
+    ));
+    shutdown.await;
+    core.events.close();
+    core.tail.close();
+    let _ = stop_tx.send(true);
+    let drained = async {
+        let _ = tokio::join!(public, operator);
+    };
+    if tokio::time::timeout(Duration::from_secs(10), drained)
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown: in-flight requests did not finish within 10 s");
+    }
+}
+
+/// Accepts connections until `stop`, at most `limit` at once: one over the limit is
+/// answered 503 and closed at once, so it holds no file descriptor. On the public
+/// port, one over its address's share ([`super::addresses`]) is answered 429 likewise.
+/// Returns when every connection has finished.
+async fn accept_loop(
+    core: Arc<Core>,
+    listener: TcpListener,
+    app: Router,
+    limit: usize,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    public: bool,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limit));
+    let per_address = public.then(|| {
+        super::addresses::PerAddress::new(core.cfg.max_connections_per_address.min(limit))
+    });
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let (tcp, remote) = match accepted {
+            Ok(accepted) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                accepted
+            }
+            // The peer gave up between SYN and accept: nothing to back off from.
+            Err(e) if is_connection_error(&e) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "accept failed; backing off");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            // Best effort: a full send buffer just closes.
+            let _ = tcp.try_write(
+                b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            if public {
+                core.metrics.connection_refused();
+            }
+            continue;
+        };
+        let address = match &per_address {
+            Some(cap) if !core.cfg.trusted_proxies.contains(&remote.ip()) => {
+                match cap.acquire(remote.ip()) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        let _ = tcp.try_write(
+                            b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
+                        core.metrics.connection_refused_per_address();
+                        continue;
+                    }
+                }
+            }
+            _ => None,
+        };
+        // Small writes (SSE events, token responses) go out at once, not after a delayed ACK.
+        let _ = tcp.set_nodelay(true);
+        let conn = connection(core.clone(), tcp, remote, app.clone(), stop.clone(), public);
+        tokio::spawn(async move {
+            conn.await;
+            drop((address, permit));
+        });
+    }
+    drop(listener);
+    let _ = slots
+        .acquire_many(u32::try_from(limit).unwrap_or(u32::MAX))
+        .await;
+}
+
+/// Accept errors that concern one connection only (`accept(2)`: the peer reset it).
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    )
+}
+
+/// Requests in flight on one connection, and since when it has had none (after
+/// its first response; before, the header-read timeout alone bounds it). Monotonic
+/// time: an idle timeout, not a reading of the clock the rules use.
+type Activity = tokio::sync::watch::Sender<(usize, Option<tokio::time::Instant>)>;
+
+/// One request in flight until its response body is done (or dropped).
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn new(activity: &Arc<Activity>) -> Self {
+        activity.send_modify(|(n, _)| *n += 1);
+        Self(activity.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.send_modify(|(n, since)| {
+            *n -= 1;
+            *since = Some(tokio::time::Instant::now());
+        });
+    }
+}
+
+/// Resolves once the connection has had no request in flight for `after`.
+async fn idle_for(activity: &Activity, after: Duration) {
+    let mut rx = activity.subscribe();
+    loop {
+        let state = *rx.borrow_and_update();
+        match state {
+            (0, Some(since)) => tokio::select! {
+                () = tokio::time::sleep_until(since + after) => return,
+                _ = rx.changed() => {}
+            },
+            _ => {
+                let _ = rx.changed().await;
+            }
+        }
+    }
+}
+
+/// One connection: a stream that opens it is served by [`super::stream_conn`], anything
+/// else by hyper ([`with_hyper`]).
+async fn connection(
+    core: Arc<Core>,
+    tcp: tokio::net::TcpStream,
+    remote: SocketAddr,
+    app: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    public: bool,
+) {
+    let _counted = public.then(|| core.metrics.connection());
+    let io = if public {
+        let opening = tokio::select! {
+            opening = super::stream_conn::open(tcp, remote, core.cfg.header_read_timeout) => opening,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match opening {
+            super::stream_conn::Opening::Stream(tcp, req) => {
+                return super::stream_conn::serve(tcp, req, app).await;
+            }
+            super::stream_conn::Opening::Hyper(io) => io,
+            super::stream_conn::Opening::Closed => return,
+        }
+    } else {
+        super::stream_conn::Rewind::plain(tcp)
+    };
+    // Boxed: an idle stream's task is sized by the stream path, not by hyper's
+    // connection state.
+    Box::pin(with_hyper(core.clone(), io, remote, app, stop)).await;
+}
+
+/// One HTTP/1.1 connection served by hyper: the request head must be complete within
+/// `header_read_timeout` of the connection being ready for it (its opening or the
+/// previous response), and a connection idle for `keep_alive_timeout` after a
+/// response is closed.
+async fn with_hyper(
+    core: Arc<Core>,
+    io: super::stream_conn::Rewind,
+    remote: SocketAddr,
+    app: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let activity: Arc<Activity> = Arc::new(tokio::sync::watch::channel((0, None)).0);
+    let service = {
+        let activity = activity.clone();
+        hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(remote));
+            let busy = Busy::new(&activity);
+            let call = app.clone().oneshot(req.map(axum::body::Body::new));
+            async move {
+                let resp = call.await?;
+                // The request counts until hyper has sent (or dropped) the whole body.
+                Ok::<_, std::convert::Infallible>(resp.map(|body| {
+                    axum::body::Body::new(body.map_frame(move |frame| {
+                        let _in_flight = &busy;
+                        frame
+                    }))
+                }))
+            }
+        })
+    };
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(core.cfg.header_read_timeout);
+    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let keep_alive = core.cfg.keep_alive_timeout;
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            served = conn.as_mut() => {
+                if let Err(e) = served {
+                    tracing::debug!(error = %e, "connection ended");
+                }
+                break;
+            }
+            _ = stop.wait_for(|s| *s), if !stopping => {
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            // Nothing in flight: dropping the connection closes it.
+            () = idle_for(&activity, keep_alive) => break,
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The operator's side: the admin API, the command line, permission changes.
+
+pub(crate) mod admin_audience;
+pub(crate) mod admin_input;
+pub(crate) mod admin_keys;
+pub(crate) mod api;
+pub(crate) mod cli;
+pub(crate) mod permissions;
+pub(crate) mod permissions_admin;

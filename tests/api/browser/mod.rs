@@ -1,0 +1,4 @@
+//! Real Chromium: sign-in through the login page with independent OIDC clients, and the live-roles demo.
+
+pub(crate) mod live_roles;
+pub(crate) mod sign_in;
