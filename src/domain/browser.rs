@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::Core;
+use super::users::Users;
 use crate::crypto::{self, sha256};
 use crate::store::{self, StoreError};
 
@@ -75,7 +76,9 @@ impl Core {
         let now = self.clock.now();
         store::browser::insert_consent(self.db.writer(), user_id, client_id, &key, now).await
     }
+}
 
+impl Users {
     /// Withdraws a user's consents to a client; returns how many there were.
     pub async fn revoke_consents(&self, user_id: &str, client_id: &str) -> Result<u64, StoreError> {
         store::browser::delete_consents(self.db.writer(), user_id, client_id).await

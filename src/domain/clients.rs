@@ -152,9 +152,11 @@ pub enum AuthError {
 /// stale; a miss goes to the database (a client added by the CLI is found there).
 ///
 /// Registration is here too: [`Clients::create`]. Holds no keys unless given them (to
-/// start the RS256 ID-token chain), so `tessera client add` builds it alone.
+/// start the RS256 ID-token chain), so `tessera client add` builds it alone. Clones
+/// share the cache (a handler's `State<Clients>`).
+#[derive(Clone)]
 pub struct Clients {
-    cache: RwLock<HashMap<String, Arc<Client>>>,
+    cache: Arc<RwLock<HashMap<String, Arc<Client>>>>,
     /// The settings (the deployment's signing alg).
     pub cfg: Arc<Config>,
     /// The database.
@@ -173,7 +175,7 @@ impl Clients {
     /// An empty cache over the server's parts.
     pub fn new(cfg: Arc<Config>, db: Db, clock: Arc<Clock>, keys: Option<Keys>) -> Self {
         Self {
-            cache: RwLock::default(),
+            cache: Arc::default(),
             cfg,
             db,
             clock,

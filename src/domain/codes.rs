@@ -268,7 +268,8 @@ impl Core {
         let Some(family) = store::sessions::family(&mut tx, sid).await? else {
             return Ok(());
         };
-        let revoked = sessions::revoke_family(self, &mut tx, &family, REASON_CODE_REUSE).await?;
+        let revoked =
+            sessions::revoke_family(&self.clock, &mut tx, &family, REASON_CODE_REUSE).await?;
         tx.commit().await?;
         if revoked {
             self.events.wake();

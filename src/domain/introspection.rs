@@ -8,6 +8,7 @@ use super::clients::Client;
 use super::liveness::{ClientRead, Liveness};
 use super::sessions;
 use super::tokens::AccessClaims;
+use super::users::Users;
 use crate::crypto::sha256;
 use crate::store::{self, StoreError, from_json};
 
@@ -146,20 +147,22 @@ impl Core {
             return Ok(());
         };
         let mut tx = self.db.begin().await?;
-        sessions::revoke_family(self, &mut tx, &family, "revoked_by_client").await?;
+        sessions::revoke_family(&self.clock, &mut tx, &family, "revoked_by_client").await?;
         tx.commit().await?;
         self.events.wake();
         self.metrics.session_revoked("revoked_by_client");
         Ok(())
     }
+}
 
+impl Users {
     /// Revokes one session by id (admin); false when there is no such live session.
     pub async fn revoke_session(&self, sid: &str, reason: &str) -> Result<bool, StoreError> {
         let mut tx = self.db.begin().await?;
         let Some(family) = store::sessions::family(&mut tx, sid).await? else {
             return Ok(false);
         };
-        let done = sessions::revoke_family(self, &mut tx, &family, reason).await?;
+        let done = sessions::revoke_family(&self.clock, &mut tx, &family, reason).await?;
         tx.commit().await?;
         self.events.wake();
         if done {

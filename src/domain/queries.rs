@@ -2,6 +2,8 @@
 //! `http` goes through the domain and never names `store`.
 
 use super::Core;
+use super::keys::Keys;
+use super::users::Users;
 use crate::store::{self, StoreError};
 
 pub use super::users::User;
@@ -74,15 +76,10 @@ impl From<store::keys::KeyRow> for KeyRecord {
     }
 }
 
-impl Core {
+impl Users {
     /// A user by id.
     pub async fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
         user_of(store::users::by_id(&self.db.read, id).await?)
-    }
-
-    /// Whether some client registered `origin` (CORS).
-    pub async fn origin_registered(&self, origin: &str) -> Result<bool, StoreError> {
-        store::clients::origin_registered(&self.db.read, origin).await
     }
 
     /// The live sessions of a user; `None` when there is no such user.
@@ -94,7 +91,16 @@ impl Core {
             store::sessions::live_families_of(&self.db.read, user_id, self.clock.now()).await?;
         Ok(Some(families.into_iter().map(Session::from).collect()))
     }
+}
 
+impl Core {
+    /// Whether some client registered `origin` (CORS).
+    pub async fn origin_registered(&self, origin: &str) -> Result<bool, StoreError> {
+        store::clients::origin_registered(&self.db.read, origin).await
+    }
+}
+
+impl Keys {
     /// Every signing key, oldest first.
     pub async fn signing_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let rows = store::keys::list(&self.db.read).await?;

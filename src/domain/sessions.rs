@@ -7,6 +7,7 @@ use crate::store::sessions::FamilyRow;
 use crate::store::{self, StoreError, to_json};
 
 use super::Core;
+use super::clock::Clock;
 use super::events::EventKind;
 
 /// Starts a family for a fresh sign-in; returns its id (`sid`) and first refresh
@@ -46,12 +47,12 @@ pub async fn start(
 
 /// Revokes a family and records it in the event log, inside the caller's transaction.
 pub async fn revoke_family(
-    core: &Core,
+    clock: &Clock,
     tx: &mut store::Tx,
     family: &FamilyRow,
     reason: &str,
 ) -> Result<bool, StoreError> {
-    let now = core.clock.now();
+    let now = clock.now();
     if !store::sessions::revoke_family(&mut *tx, &family.id, reason, now).await? {
         return Ok(false);
     }

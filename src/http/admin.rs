@@ -23,11 +23,11 @@ use super::error::{HttpError, Surface};
 use super::json::JsonBody;
 use crate::config::SigningAlg;
 use crate::domain::Core;
-use crate::domain::clients::{NewClient, NewClientError};
-use crate::domain::keys::KeyError;
+use crate::domain::clients::{Clients, NewClient, NewClientError};
+use crate::domain::keys::{KeyError, Keys};
 use crate::domain::permissions::{Change, ChangeError};
 use crate::domain::queries::User;
-use crate::domain::users::NewUserError;
+use crate::domain::users::{NewUserError, Users};
 use bodies::{
     EncodableClient, EncodableKey, EncodableKeys, EncodableSession, EncodableUser, Rotated,
 };
@@ -128,12 +128,11 @@ struct NewUser {
 }
 
 async fn create_user(
-    State(core): State<Arc<Core>>,
+    State(users): State<Users>,
     _admin: Admin,
     JsonBody(new): JsonBody<NewUser>,
 ) -> Result<Response> {
-    let user = core
-        .users
+    let user = users
         .create_user(&new.username, SecretString::from(new.password), new.roles)
         .await
         .map_err(|e| match e {
@@ -144,8 +143,8 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(EncodableUser::from(&user))).into_response())
 }
 
-async fn get_user(State(core): State<Arc<Core>>, _admin: Admin, Id(id): Id) -> Result<Response> {
-    let user = core.user(&id).await?.ok_or_else(|| not_found("user"))?;
+async fn get_user(State(users): State<Users>, _admin: Admin, Id(id): Id) -> Result<Response> {
+    let user = users.user(&id).await?.ok_or_else(|| not_found("user"))?;
     Ok(Json(EncodableUser::from(&user)).into_response())
 }
 
@@ -155,42 +154,30 @@ struct Roles {
     roles: Vec<String>,
 }
 
-async fn change(core: &Core, id: &str, change: Change) -> Result<Response> {
-    let user = core
-        .users
-        .change_user(id, change)
-        .await
-        .map_err(|e| match e {
-            ChangeError::Invalid(d) => HttpError::invalid_request(d),
-            ChangeError::NotFound => not_found("user"),
-            ChangeError::Store(e) => e.into(),
-        })?;
+async fn change(users: &Users, id: &str, change: Change) -> Result<Response> {
+    let user = users.change_user(id, change).await.map_err(|e| match e {
+        ChangeError::Invalid(d) => HttpError::invalid_request(d),
+        ChangeError::NotFound => not_found("user"),
+        ChangeError::Store(e) => e.into(),
+    })?;
     Ok(Json(EncodableUser::from(&user)).into_response())
 }
 
 async fn set_roles(
-    State(core): State<Arc<Core>>,
+    State(users): State<Users>,
     _admin: Admin,
     Id(id): Id,
     JsonBody(Roles { roles }): JsonBody<Roles>,
 ) -> Result<Response> {
-    change(&core, &id, Change::Roles(roles)).await
+    change(&users, &id, Change::Roles(roles)).await
 }
 
-async fn disable_user(
-    State(core): State<Arc<Core>>,
-    _admin: Admin,
-    Id(id): Id,
-) -> Result<Response> {
-    change(&core, &id, Change::Disable).await
+async fn disable_user(State(users): State<Users>, _admin: Admin, Id(id): Id) -> Result<Response> {
+    change(&users, &id, Change::Disable).await
 }
 
-async fn list_sessions(
-    State(core): State<Arc<Core>>,
-    _admin: Admin,
-    Id(id): Id,
-) -> Result<Response> {
-    let sessions = core
+async fn list_sessions(State(users): State<Users>, _admin: Admin, Id(id): Id) -> Result<Response> {
+    let sessions = users
         .live_sessions(&id)
         .await?
         .ok_or_else(|| not_found("user"))?;
@@ -199,11 +186,11 @@ async fn list_sessions(
 }
 
 async fn revoke_session(
-    State(core): State<Arc<Core>>,
+    State(users): State<Users>,
     _admin: Admin,
     Id(sid): Id,
 ) -> Result<StatusCode> {
-    if core.revoke_session(&sid, "revoked_by_admin").await? {
+    if users.revoke_session(&sid, "revoked_by_admin").await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found("live session"))
@@ -212,12 +199,12 @@ async fn revoke_session(
 
 /// Withdraws what a user consented to for a third-party client; its next sign-in asks again.
 async fn revoke_consents(
-    State(core): State<Arc<Core>>,
+    State(users): State<Users>,
     _admin: Admin,
     Path((id, client_id)): Path<(String, String)>,
 ) -> Result<StatusCode> {
     let id = user_id(&id)?;
-    if core.revoke_consents(&id, &client_id).await? > 0 {
+    if users.revoke_consents(&id, &client_id).await? > 0 {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found("consent"))
@@ -225,19 +212,18 @@ async fn revoke_consents(
 }
 
 async fn create_client(
-    State(core): State<Arc<Core>>,
+    State(clients): State<Clients>,
     _admin: Admin,
     JsonBody(new): JsonBody<NewClient>,
 ) -> Result<Response> {
     let id = new.id.clone();
-    let secret = core.clients.create(new).await.map_err(|e| match e {
+    let secret = clients.create(new).await.map_err(|e| match e {
         NewClientError::Invalid(d) => HttpError::invalid_request(d),
         NewClientError::Exists => conflict("a client with this id already exists"),
         NewClientError::Store(e) => e.into(),
     })?;
-    let client = core
-        .clients
-        .get(&core.db, &id)
+    let client = clients
+        .get(&clients.db, &id)
         .await?
         .ok_or_else(|| not_found("client"))?;
     let secret = secret.as_ref().map(|s| s.expose_secret());
@@ -245,8 +231,8 @@ async fn create_client(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-async fn list_keys(State(core): State<Arc<Core>>, _admin: Admin) -> Result<Response> {
-    let records = core.signing_keys().await?;
+async fn list_keys(State(keys): State<Keys>, _admin: Admin) -> Result<Response> {
+    let records = keys.signing_keys().await?;
     let keys = records.iter().map(EncodableKey::from).collect();
     Ok(Json(EncodableKeys { keys }).into_response())
 }
@@ -260,7 +246,7 @@ struct Rotate {
 }
 
 async fn rotate_keys(
-    State(core): State<Arc<Core>>,
+    State(signing): State<Keys>,
     _admin: Admin,
     body: Option<JsonBody<Rotate>>,
 ) -> Result<Response> {
@@ -276,8 +262,7 @@ async fn rotate_keys(
             ))
         })?),
     };
-    let message = core
-        .signing
+    let message = signing
         .rotate_keys(alg, revoke_current)
         .await
         .map_err(|e| match e {
@@ -285,7 +270,7 @@ async fn rotate_keys(
             KeyError::Store(e) => e.into(),
             e => HttpError::internal(Surface::Admin, &e),
         })?;
-    let active_kid = core.keys.current().active.kid.clone();
+    let active_kid = signing.keys.current().active.kid.clone();
     Ok(Json(Rotated {
         active_kid,
         message,

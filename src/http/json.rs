@@ -1,16 +1,14 @@
 //! [`JsonBody`]: a JSON request body parsed into a typed struct, with the admin API's
 //! error (`invalid_request`) instead of axum's text rejection.
 
-use std::sync::Arc;
-
-use axum::extract::{FromRequest, OptionalFromRequest, Request};
+use axum::extract::{FromRef, FromRequest, OptionalFromRequest, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::error::HttpError;
 use super::form::read_body;
-use crate::domain::Core;
+use super::state::Settings;
 
 /// JSON bodies beyond this answer 413.
 const JSON_LIMIT: usize = 64 * 1024;
@@ -18,13 +16,20 @@ const JSON_LIMIT: usize = 64 * 1024;
 /// A JSON object body, as `T`. Not axum's `Json`: the content type must be exactly
 /// `application/json` (415 otherwise), the body is read within half the request
 /// timeout, and every malformed body (syntax, shape, types, an array where an object
-/// is expected) is a 400 `invalid_request` that says what is wrong.
+/// is expected) is a 400 `invalid_request` that says what is wrong. Needs of the state
+/// only the settings (the request timeout), as [`Settings`].
 pub(super) struct JsonBody<T>(pub(super) T);
 
-impl<T: DeserializeOwned> FromRequest<Arc<Core>> for JsonBody<T> {
+impl<T, S> FromRequest<S> for JsonBody<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+    Settings: FromRef<S>,
+{
     type Rejection = HttpError;
 
-    async fn from_request(req: Request, core: &Arc<Core>) -> Result<Self, HttpError> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, HttpError> {
+        let Settings(cfg) = Settings::from_ref(state);
         let (parts, body) = req.into_parts();
         if !is_json(&parts.headers) {
             return Err(HttpError::new(
@@ -33,7 +38,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<Core>> for JsonBody<T> {
                 "content type must be application/json",
             ));
         }
-        let bytes = read_body(body, JSON_LIMIT, core.cfg.request_timeout / 2).await?;
+        let bytes = read_body(body, JSON_LIMIT, cfg.request_timeout / 2).await?;
         let bad =
             |e: serde_json::Error| HttpError::invalid_request(format!("invalid JSON body: {e}"));
         let value: Value = serde_json::from_slice(&bytes).map_err(bad)?;
@@ -49,14 +54,19 @@ impl<T: DeserializeOwned> FromRequest<Arc<Core>> for JsonBody<T> {
 
 /// An optional body: none when the request has no `Content-Type` at all; otherwise
 /// as [`JsonBody`].
-impl<T: DeserializeOwned> OptionalFromRequest<Arc<Core>> for JsonBody<T> {
+impl<T, S> OptionalFromRequest<S> for JsonBody<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+    Settings: FromRef<S>,
+{
     type Rejection = HttpError;
 
-    async fn from_request(req: Request, core: &Arc<Core>) -> Result<Option<Self>, HttpError> {
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, HttpError> {
         if !req.headers().contains_key(header::CONTENT_TYPE) {
             return Ok(None);
         }
-        <Self as FromRequest<Arc<Core>>>::from_request(req, core)
+        <Self as FromRequest<S>>::from_request(req, state)
             .await
             .map(Some)
     }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 
+use crate::config::Config;
 use crate::domain::Core;
+use crate::domain::clients::Clients;
 use crate::domain::keys::Keys;
 use crate::domain::users::Users;
 
@@ -20,5 +22,22 @@ impl FromRef<Arc<Core>> for Users {
 impl FromRef<Arc<Core>> for Keys {
     fn from_ref(core: &Arc<Core>) -> Self {
         core.signing.clone()
+    }
+}
+
+impl FromRef<Arc<Core>> for Clients {
+    fn from_ref(core: &Arc<Core>) -> Self {
+        core.clients.clone()
+    }
+}
+
+/// The settings alone, for an extractor that needs nothing else (`JsonBody`'s request
+/// timeout). A newtype: `FromRef` cannot be implemented for `Arc<Config>` here.
+#[derive(Clone)]
+pub(super) struct Settings(pub(super) Arc<Config>);
+
+impl FromRef<Arc<Core>> for Settings {
+    fn from_ref(core: &Arc<Core>) -> Self {
+        Settings(core.cfg.clone())
     }
 }

@@ -265,7 +265,7 @@ async fn rotate_locked<T>(
             )
         }
         Decision::Reuse => {
-            revoke_family(core, &mut tx, &family, REASON_REUSE).await?;
+            revoke_family(&core.clock, &mut tx, &family, REASON_REUSE).await?;
             tx.commit().await?;
             core.events.wake();
             core.metrics.refresh_reuse();

@@ -39,6 +39,7 @@ pub(super) async fn consent(
                     .await
                     .map_err(internal)?;
                 let user = core
+                    .users
                     .user(&session.user_id)
                     .await
                     .map_err(internal)?

@@ -113,6 +113,7 @@ async fn proceed(
 ) -> Response {
     let result = async {
         let user = core
+            .users
             .user(user_id)
             .await
             .map_err(internal)?
