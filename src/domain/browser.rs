@@ -2,12 +2,14 @@
 //! consent for third-party clients. The cookie holds a random token; the
 //! database only its SHA-256.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::Core;
+use super::clock::Clock;
 use super::users::Users;
+use crate::config::Config;
 use crate::crypto::{self, sha256};
-use crate::store::{self, StoreError};
+use crate::store::{self, Db, StoreError};
 
 /// A signed-in browser: who, and when they typed their password.
 pub struct BrowserSession {
@@ -17,7 +19,19 @@ pub struct BrowserSession {
     pub auth_time: i64,
 }
 
-impl Core {
+/// Browser sessions and remembered consent: what `/authorize`'s sign-in and logout
+/// keep at tessera. Built once by `Core::open`; cheap to clone (shared parts).
+#[derive(Clone)]
+pub struct Browser {
+    /// The settings (the browser session's lifetime).
+    pub cfg: Arc<Config>,
+    /// The database.
+    pub db: Db,
+    /// The server's clock.
+    pub clock: Arc<Clock>,
+}
+
+impl Browser {
     /// Starts a browser session for a user who just signed in; returns the cookie value.
     /// The session the browser held before (`previous`, its cookie) ends in the same
     /// transaction, whoever it was for: a browser has one session, another user's

@@ -207,7 +207,9 @@ impl Core {
         let refresh_token = (client.allows(GrantType::RefreshToken)
             && client.receives(&row.scope, scopes::OFFLINE_ACCESS))
         .then_some(refresh_token);
-        let mut resp = self.issue(&client.id, subject, &row.scope, audience, refresh_token)?;
+        let mut resp =
+            self.tokens
+                .issue(&client.id, subject, &row.scope, audience, refresh_token)?;
         if row.scope.split(' ').any(|s| s == scopes::OPENID) {
             let keys = self.id_token_keys(client).await?;
             let signer = keys

@@ -163,7 +163,8 @@ impl Core {
             sid: sid.as_deref(),
             ver: Some(user.authz_version),
         };
-        self.issue(&client.id, subject, &scope, audience, refresh_token)
+        self.tokens
+            .issue(&client.id, subject, &scope, audience, refresh_token)
     }
 
     /// `grant_type=client_credentials`: an access token for the authenticated client itself, no
@@ -190,7 +191,8 @@ impl Core {
             sid: None,
             ver: None,
         };
-        self.issue(&client.id, subject, &scope, audience, None)
+        self.tokens
+            .issue(&client.id, subject, &scope, audience, None)
     }
 
     /// `grant_type=refresh_token`: rotates the token by the rule in [`crate::domain::rotation`].
@@ -220,7 +222,7 @@ impl Core {
             sid: Some(&family.id),
             ver: Some(user.authz_version),
         };
-        self.issue(
+        self.tokens.issue(
             &client.id,
             subject,
             &scope,

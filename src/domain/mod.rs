@@ -62,6 +62,10 @@ pub struct Core {
     pub signing: keys::Keys,
     /// The feed's reads of the log.
     pub feed: feed::Feed,
+    /// Mints access tokens (keys, clock, settings; no database).
+    pub tokens: tokens::Tokens,
+    /// Browser sessions and remembered consent.
+    pub browser: browser::Browser,
 }
 
 /// Why the server or a command could not start.
@@ -115,6 +119,16 @@ impl Core {
             clock.clone(),
             Some(signing.clone()),
         );
+        let tokens = tokens::Tokens {
+            cfg: cfg.clone(),
+            clock: clock.clone(),
+            keys: keys.clone(),
+        };
+        let browser = browser::Browser {
+            cfg: cfg.clone(),
+            db: db.clone(),
+            clock: clock.clone(),
+        };
         Ok(Arc::new(Self {
             cfg,
             group_commit,
@@ -131,6 +145,8 @@ impl Core {
             users,
             signing,
             feed,
+            tokens,
+            browser,
         }))
     }
 }

@@ -1,8 +1,12 @@
 //! RFC 9068 access tokens: the claims, minting and the token response.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
-use super::Core;
+use super::clock::Clock;
+use super::keys::KeyRing;
+use crate::config::Config;
 use crate::crypto;
 use crate::error::OAuthError;
 
@@ -47,7 +51,19 @@ pub struct Subject<'a> {
     pub ver: Option<i64>,
 }
 
-impl Core {
+/// Mints access tokens: the signing keys in memory, the clock and the settings, no
+/// database. Built once by `Core::open`; cheap to clone (shared parts).
+#[derive(Clone)]
+pub struct Tokens {
+    /// The settings (issuer, access-token lifetime).
+    pub cfg: Arc<Config>,
+    /// The server's clock (`iat`, `exp`).
+    pub clock: Arc<Clock>,
+    /// The key set in memory, shared with the key rotation.
+    pub keys: Arc<KeyRing>,
+}
+
+impl Tokens {
     /// Mints a signed access token and wraps it in a token response.
     pub fn issue(
         &self,

@@ -67,7 +67,7 @@ fn conflict(description: impl Into<std::borrow::Cow<'static, str>>) -> HttpError
 
 /// The caller's user, if it holds the admin role right now.
 async fn authorize(core: &Core, headers: &HeaderMap) -> Result<User> {
-    let caller = bearer::verify(core, headers)?;
+    let caller = bearer::verify(&core.tokens, headers)?;
     // An admin's token for some other app must not open the admin API (RFC 8707).
     if !caller.claims.aud.contains(&core.cfg.admin_audience) {
         return Err(HttpError::invalid_token(

@@ -10,7 +10,7 @@ use crate::domain::Core;
 use crate::domain::clients::Client;
 use crate::domain::liveness::{ClientRead, Liveness};
 use crate::domain::queries::User;
-use crate::domain::tokens::AccessClaims;
+use crate::domain::tokens::{AccessClaims, Tokens};
 
 /// The bearer token of a request (RFC 6750 §2.1); the scheme is case-insensitive.
 pub fn token(headers: &HeaderMap) -> Result<&str, HttpError> {
@@ -44,16 +44,17 @@ pub struct Caller {
 }
 
 /// Verifies signature, `typ`, issuer and expiry.
-pub fn verify(core: &Core, headers: &HeaderMap) -> Result<Caller, HttpError> {
-    verify_token(core, token(headers)?)
+/// Needs only the token part (keys, clock, issuer).
+pub fn verify(tokens: &Tokens, headers: &HeaderMap) -> Result<Caller, HttpError> {
+    verify_token(tokens, token(headers)?)
 }
 
 /// [`verify`] for a token found elsewhere than the header (a form body, RFC 6750 §2.2).
-pub fn verify_token(core: &Core, token: &str) -> Result<Caller, HttpError> {
-    let claims = core
+pub fn verify_token(tokens: &Tokens, token: &str) -> Result<Caller, HttpError> {
+    let claims = tokens
         .keys
         .current()
-        .verify::<AccessClaims>(token, &core.cfg.issuer, core.clock.now())
+        .verify::<AccessClaims>(token, &tokens.cfg.issuer, tokens.clock.now())
         .map_err(|_| HttpError::invalid_token("the access token is invalid or expired"))?;
     Ok(Caller { claims })
 }

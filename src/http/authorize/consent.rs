@@ -35,7 +35,8 @@ pub(super) async fn consent(
         };
         match params.get("decision") {
             Some("allow") => {
-                core.remember_consent(&session.user_id, &req.client.id, &req.scope)
+                core.browser
+                    .remember_consent(&session.user_id, &req.client.id, &req.scope)
                     .await
                     .map_err(internal)?;
                 let user = core

@@ -23,7 +23,7 @@ pub(super) async fn signed_in(
     headers: &HeaderMap,
 ) -> Result<Option<BrowserSession>, Refusal> {
     match read_cookie(headers, cookies(core).session) {
-        Some(token) => core.browser_session(token).await.map_err(internal),
+        Some(token) => core.browser.browser_session(token).await.map_err(internal),
         None => Ok(None),
     }
 }

@@ -131,7 +131,7 @@ async fn sign_in(
     };
     let c = cookies(core);
     let previous = read_cookie(headers, c.session);
-    let token = match core.start_browser_session(&user.id, previous).await {
+    let token = match core.browser.start_browser_session(&user.id, previous).await {
         Ok(t) => t,
         Err(e) => return internal(e).into_response(),
     };

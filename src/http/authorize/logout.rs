@@ -183,7 +183,10 @@ async fn sign_out(
 ) -> Result<Response, Refusal> {
     let c = cookies(core);
     if let Some(token) = read_cookie(headers, c.session) {
-        core.end_browser_session(token).await.map_err(internal)?;
+        core.browser
+            .end_browser_session(token)
+            .await
+            .map_err(internal)?;
     }
     let mut response = signed_out(params, target);
     set_cookie(

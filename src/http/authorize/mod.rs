@@ -131,6 +131,7 @@ async fn proceed(
         };
         if req.client.third_party {
             let remembered = core
+                .browser
                 .has_consent(&user.id, &req.client.id, &req.scope)
                 .await
                 .map_err(internal)?;

@@ -64,7 +64,7 @@ async fn events(
     };
     // Who sees what: a client with capability `events` sees everything; a user sees their own
     // events (through a third-party client, with scope `events`).
-    let caller = match bearer::verify(&core, &headers) {
+    let caller = match bearer::verify(&core.tokens, &headers) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
