@@ -43,7 +43,7 @@ impl Core {
         else {
             return Ok(None);
         };
-        let username = match self.liveness(&c, ClientRead::Cached).await? {
+        let username = match self.live.liveness(&c, ClientRead::Cached).await? {
             // Stale under either policy: under `reissue` the session lives on, but
             // this token's roles are not the user's any more (DESIGN: inactive).
             Liveness::User(user) if c.ver.is_some_and(|v| v < user.authz_version) => {

@@ -3,11 +3,10 @@
 //! make. The signature, issuer and expiry (and so the signing key) are checked
 //! by the key ring before; this is what the database says now.
 
-use super::Core;
-use super::clients::Capability;
+use super::clients::{Capability, Clients};
 use super::tokens::AccessClaims;
 use super::users::User;
-use crate::store::{self, StoreError};
+use crate::store::{self, Db, StoreError};
 
 /// What the database says of a verified access token.
 pub enum Liveness {
@@ -36,7 +35,17 @@ pub enum ClientRead {
     Fresh,
 }
 
-impl Core {
+/// The liveness check: the database and the client cache, nothing else. Built once by
+/// `Core::open` (sharing the server's client cache); cheap to clone.
+#[derive(Clone)]
+pub struct Live {
+    /// The database.
+    pub db: Db,
+    /// Registered clients (a client token's client), the server's cache.
+    pub clients: Clients,
+}
+
+impl Live {
     /// The liveness of a verified access token.
     pub async fn liveness(
         &self,

@@ -66,6 +66,8 @@ pub struct Core {
     pub tokens: tokens::Tokens,
     /// Browser sessions and remembered consent.
     pub browser: browser::Browser,
+    /// Whether a verified access token is still live (database, client cache).
+    pub live: liveness::Live,
 }
 
 /// Why the server or a command could not start.
@@ -129,6 +131,10 @@ impl Core {
             db: db.clone(),
             clock: clock.clone(),
         };
+        let live = liveness::Live {
+            db: db.clone(),
+            clients: clients.clone(),
+        };
         Ok(Arc::new(Self {
             cfg,
             group_commit,
@@ -147,6 +153,7 @@ impl Core {
             feed,
             tokens,
             browser,
+            live,
         }))
     }
 }

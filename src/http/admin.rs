@@ -79,7 +79,7 @@ async fn authorize(core: &Core, headers: &HeaderMap) -> Result<User> {
             "an administrator's token is required",
         ));
     }
-    let user = bearer::live_user(core, &caller).await?;
+    let user = bearer::live_user(&core.live, &caller).await?;
     if !user.roles.contains(&core.cfg.admin_role) {
         return Err(HttpError::insufficient_scope("the admin role is required"));
     }

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, header};
 use super::error::{HttpError, Surface};
 use crate::domain::Core;
 use crate::domain::clients::Client;
-use crate::domain::liveness::{ClientRead, Liveness};
+use crate::domain::liveness::{ClientRead, Live, Liveness};
 use crate::domain::queries::User;
 use crate::domain::tokens::{AccessClaims, Tokens};
 
@@ -60,11 +60,11 @@ pub fn verify_token(tokens: &Tokens, token: &str) -> Result<Caller, HttpError> {
 }
 
 /// A user token whose session is live and whose user is enabled; returns the user as it is now.
-pub async fn live_user(core: &Core, caller: &Caller) -> Result<User, HttpError> {
+pub async fn live_user(live: &Live, caller: &Caller) -> Result<User, HttpError> {
     if caller.claims.sid.is_none() {
         return Err(HttpError::invalid_token("not a user token"));
     }
-    let live = core
+    let live = live
         .liveness(&caller.claims, ClientRead::Cached)
         .await
         .map_err(|e| HttpError::internal(Surface::Bearer, &e))?;

@@ -67,7 +67,7 @@ async fn userinfo_post(State(core): State<Arc<Core>>, headers: HeaderMap, body: 
 async fn answer(core: &Core, headers: &HeaderMap, token: &str) -> Response {
     let result = async {
         let caller = bearer::verify_token(&core.tokens, token)?;
-        let user = bearer::live_user(core, &caller).await?;
+        let user = bearer::live_user(&core.live, &caller).await?;
         let client = bearer::client_of(core, &caller).await?;
         if let Some(refused) = cors::refused_bearer(headers, client.as_deref()) {
             return Ok(refused);

@@ -68,7 +68,7 @@ async fn events(
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    let filter = match core.liveness(&caller.claims, ClientRead::Cached).await {
+    let filter = match core.live.liveness(&caller.claims, ClientRead::Cached).await {
         Ok(Liveness::User(u)) => Some(u.id),
         Ok(Liveness::Client { events: true }) => None,
         Ok(Liveness::UserDisabled) => {

@@ -154,6 +154,7 @@ impl Access {
         }
         self.still_signed(core)?;
         let live = core
+            .live
             .liveness(&self.claims, ClientRead::Fresh)
             .await
             .map(|live| match live {
