@@ -235,34 +235,20 @@ async fn verify_resumes_after_an_issuer_restart_with_no_event_lost() {
 /// events gone, and the id sequence back at `last`, so the next event reuses ids the
 /// verifier has already seen.
 async fn restore_log_to(app: &TestApp, last: i64) {
-    let url = &app.settings["database_url"];
-    if on_postgres() {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
-        sqlx::query("DELETE FROM security_events WHERE id > $1")
-            .bind(last)
-            .execute(&pool)
-            .await
-            .unwrap();
-        sqlx::query("SELECT setval(pg_get_serial_sequence('security_events', 'id'), $1)")
-            .bind(last)
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
+    let pool = crate::sql::connect(&app.settings["database_url"]).await;
+    crate::sql::exec(
+        &pool,
+        "DELETE FROM security_events WHERE id > $1",
+        &[last.into()],
+    )
+    .await;
+    let rewind = if on_postgres() {
+        "SELECT setval(pg_get_serial_sequence('security_events', 'id'), $1)"
     } else {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        sqlx::query("DELETE FROM security_events WHERE id > $1")
-            .bind(last)
-            .execute(&pool)
-            .await
-            .unwrap();
-        sqlx::query("UPDATE sqlite_sequence SET seq = $1 WHERE name = 'security_events'")
-            .bind(last)
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-    }
+        "UPDATE sqlite_sequence SET seq = $1 WHERE name = 'security_events'"
+    };
+    crate::sql::exec(&pool, rewind, &[last.into()]).await;
+    crate::sql::close(pool).await;
 }
 
 /// After the issuer's database is restored from an older backup, the verifier's last

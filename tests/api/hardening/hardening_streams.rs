@@ -150,12 +150,7 @@ async fn a_users_stream_ended_by_a_role_change_delivers_the_change_first() {
         .unwrap()
         .to_string();
     let stream = open_sse(&app, &token).await;
-    let r = app
-        .with_bearer(Method::PUT, &format!("/admin/users/{alice}/roles"), &admin)
-        .json(&json!({"roles": ["auditor"]}))
-        .send()
-        .await
-        .unwrap();
+    let r = crate::admin::permissions::put_roles(&app, &admin, &alice, json!(["auditor"])).await;
     assert_eq!(r.status(), 200);
     let (end, kinds) = read_to_end(stream, Duration::from_secs(5)).await;
     assert_eq!(end["reason"], "session_revoked", "{end}");
