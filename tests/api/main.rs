@@ -11,6 +11,7 @@ mod admin;
 mod browser;
 mod feed;
 mod hardening;
+mod js;
 mod keys;
 mod oauth;
 mod ops;

@@ -1,0 +1,2 @@
+// @tessera/verify: the package's entry point (being built; see issue 22).
+export {};
