@@ -102,9 +102,9 @@ async fn listen(core: Arc<Core>, pool: sqlx::PgPool) {
     }
 }
 
-/// Picks up key changes made by another process within a couple of seconds.
+/// Picks up key changes made by another process within `key_check_interval`.
 async fn watch_keys(core: Arc<Core>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(core.cfg.key_check_interval);
     loop {
         tick.tick().await;
         if let Err(e) = core.signing.maintain_keys().await {

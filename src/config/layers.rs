@@ -268,7 +268,10 @@ mod tests {
                 "100001",
                 "expected an integer between 1 and 100000, got `100001`",
             ),
-            ("TESSERA_REQUEST_TIMEOUT", "0", "must be at least 1s"),
+            ("TESSERA_REQUEST_TIMEOUT", "0", "must be more than 0"),
+            ("TESSERA_REQUEST_TIMEOUT", "0ms", "must be more than 0"),
+            ("TESSERA_KEY_CHECK_INTERVAL", "50ms", "must be between 100ms and 60s"),
+            ("TESSERA_KEY_CHECK_INTERVAL", "2m", "must be between 100ms and 60s"),
             (
                 "TESSERA_DB_MAX_CONNECTIONS",
                 "1001",

@@ -24,8 +24,8 @@ use std::time::Duration;
 pub use layers::{ConfigError, Layers};
 pub use parse::parse_duration;
 use parse::{
-    Parser, at_least, between, duration, holds, ip_list, keyword, lowercase, path, socket_addr,
-    text,
+    Parser, at_least, between, duration, fine_duration, holds, ip_list, keyword, lowercase, path,
+    socket_addr, text,
 };
 pub use values::{PermissionChangePolicy, SigningAlg};
 
@@ -219,6 +219,14 @@ settings! {
         default: "30d",
         parse: duration(),
     }
+    /// how often each instance re-reads the signing keys and runs the scheduled rotation
+    /// (on PostgreSQL a key change reaches the others at once anyway); 100ms – 60 s
+    key_check_interval: Duration {
+        env: "TESSERA_KEY_CHECK_INTERVAL",
+        default: "1",
+        parse: fine_duration(),
+        check: |v| (100..=60_000).contains(&v.as_millis()) => "must be between 100ms and 60s",
+    }
     /// ≥ access-token TTL
     event_retention: Duration {
         env: "TESSERA_EVENT_RETENTION",
@@ -275,12 +283,12 @@ settings! {
         default: "8",
         parse: between(1, 100_000),
     }
-    /// per request; 503 beyond; ≥ 1 s
+    /// per request; 503 beyond; more than 0 (`500ms` allowed)
     request_timeout: Duration {
         env: "TESSERA_REQUEST_TIMEOUT",
         default: "30",
-        parse: duration(),
-        check: |v| !v.is_zero() => "must be at least 1s",
+        parse: fine_duration(),
+        check: |v| !v.is_zero() => "must be more than 0",
     }
     /// pool size: SQLite readers (writes use one connection); PostgreSQL connections
     /// per instance (plus one for `LISTEN`)

@@ -59,6 +59,15 @@ pub(super) fn duration() -> Parse<Duration> {
     )
 }
 
+/// [`duration`], and milliseconds (`250ms`): for the settings that tests (and some
+/// deployments) want below a second.
+pub(super) fn fine_duration() -> Parse<Duration> {
+    keyword(
+        "a duration in seconds or with a unit (250ms, 90, 15m, 24h)",
+        parse_fine_duration,
+    )
+}
+
 pub(super) fn socket_addr(example: &str) -> Parse<SocketAddr> {
     Parse::new(format!("a socket address like {example}"), |s| {
         s.trim().parse().ok()
@@ -169,6 +178,17 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     n.checked_mul(factor).map(Duration::from_secs)
 }
 
+/// [`parse_duration`], or `250ms`.
+pub(super) fn parse_fine_duration(s: &str) -> Option<Duration> {
+    match s.strip_suffix("ms") {
+        Some(ms) if !ms.is_empty() && ms.bytes().all(|b| b.is_ascii_digit()) => {
+            ms.parse().ok().map(Duration::from_millis)
+        }
+        Some(_) => None,
+        None => parse_duration(s),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,5 +200,13 @@ mod tests {
         assert_eq!(parse_duration("30d"), Some(Duration::from_secs(2_592_000)));
         assert_eq!(parse_duration("5 m"), None);
         assert_eq!(parse_duration("-1"), None);
+        assert_eq!(parse_duration("250ms"), None, "whole seconds only");
+        assert_eq!(
+            parse_fine_duration("250ms"),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(parse_fine_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_fine_duration("ms"), None);
+        assert_eq!(parse_fine_duration("1.5ms"), None);
     }
 }

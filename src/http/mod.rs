@@ -102,7 +102,7 @@ pub fn router(core: Arc<Core>) -> Router {
 }
 
 /// The client's address: the TCP peer, or what trusted proxies say of it in
-/// `X-Forwarded-For` (see [`form::client_address`]).
+/// `X-Forwarded-For` (see [`addresses::client_address`]).
 pub struct Peer(pub IpAddr);
 
 impl FromRequestParts<Arc<Core>> for Peer {
@@ -116,7 +116,7 @@ impl FromRequestParts<Arc<Core>> for Peer {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
-        Ok(Self(form::client_address(
+        Ok(Self(addresses::client_address(
             direct,
             &parts.headers,
             &core.cfg.trusted_proxies,

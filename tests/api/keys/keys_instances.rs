@@ -98,7 +98,12 @@ async fn key_rows(app: &TestApp) -> Vec<(String, String, Option<i64>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_rotation_happens_once_across_servers() {
-    let app = TestApp::with(&[("key_rotation_interval", "3"), ("jwks_max_age", "1")]).await;
+    let app = TestApp::with(&[
+        ("key_rotation_interval", "3"),
+        ("jwks_max_age", "1"),
+        ("key_check_interval", "100ms"),
+    ])
+    .await;
     let started = Instant::now();
     let second = Instance::start(&app).await;
     let secret = app.service("svc", &[]).await;
@@ -114,8 +119,8 @@ async fn scheduled_rotation_happens_once_across_servers() {
         started.elapsed(),
         second.log()
     );
-    // Both servers get a few more chances to rotate a second time.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Both servers (each checks every 100 ms) get a few more chances to rotate a second time.
+    tokio::time::sleep(Duration::from_millis(500)).await;
 
     let rows = key_rows(&app).await;
     let count = |state: &str| rows.iter().filter(|r| r.1 == state).count();

@@ -15,6 +15,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+mod sampled;
+
+pub use sampled::Sample;
+use sampled::Sampled;
+
 /// The `Content-Type` of the exposition, OpenMetrics 1.0 text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -66,43 +71,6 @@ struct Response {
 /// A latency histogram with [`BUCKETS`] (a plain `fn`, so the family's type is nameable).
 fn latency_histogram() -> Histogram {
     Histogram::new(BUCKETS)
-}
-
-/// The gauges read from the running server at each scrape (see [`Metrics::scrape`]).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Sample {
-    /// Open SSE streams.
-    pub sse_subscribers: usize,
-    /// Reader pool connections.
-    pub read_pool_connections: u32,
-    /// Idle reader pool connections.
-    pub read_pool_idle: usize,
-    /// Keys in the JWKS.
-    pub signing_keys_published: usize,
-    /// Database reads made by the event feed's in-memory tail, since start.
-    pub feed_reads: u64,
-    /// Database reads made by subscribers behind the tail, since start.
-    pub feed_catch_up_reads: u64,
-    /// Users with an open stream or long-poll on this instance.
-    pub feed_users_watched: usize,
-    /// Sign-ins and client authentications waiting for a throttle slot.
-    pub throttle_waiting: usize,
-    /// Keys (usernames, devices, addresses, clients) the throttles track.
-    pub throttle_keys: usize,
-}
-
-/// The gauges that [`Sample`] sets, registered once.
-#[derive(Default)]
-struct Sampled {
-    sse_subscribers: Gauge,
-    read_pool_connections: Gauge,
-    read_pool_idle: Gauge,
-    signing_keys_published: Gauge,
-    feed_reads: Gauge,
-    feed_catch_up_reads: Gauge,
-    feed_users_watched: Gauge,
-    throttle_waiting: Gauge,
-    throttle_keys: Gauge,
 }
 
 /// Every metric family of the server, and the registry that writes them.
@@ -193,69 +161,14 @@ impl Default for Metrics {
             "Request latency, by route",
             m.latency.clone(),
         );
-        let s = &m.sampled;
-        let gauges = [
-            (
-                "tessera_sse_subscribers",
-                "open SSE streams",
-                &s.sse_subscribers,
-            ),
-            (
-                "tessera_db_read_pool_connections",
-                "reader pool connections",
-                &s.read_pool_connections,
-            ),
-            (
-                "tessera_db_read_pool_idle",
-                "idle reader pool connections",
-                &s.read_pool_idle,
-            ),
-            (
-                "tessera_signing_keys_published",
-                "keys in the JWKS",
-                &s.signing_keys_published,
-            ),
-            (
-                "tessera_event_feed_reads",
-                "database reads made by the event feed's in-memory tail (one per wake-up), since start",
-                &s.feed_reads,
-            ),
-            (
-                "tessera_event_feed_catch_up_reads",
-                "database reads made by subscribers behind the in-memory tail, since start",
-                &s.feed_catch_up_reads,
-            ),
-            (
-                "tessera_event_feed_users_watched",
-                "users with an open stream or long-poll on this instance",
-                &s.feed_users_watched,
-            ),
-            (
-                "tessera_throttle_waiting",
-                "sign-ins and client authentications waiting for a throttle slot",
-                &s.throttle_waiting,
-            ),
-            (
-                "tessera_throttle_keys",
-                "keys the failure throttles track (usernames, devices, addresses, clients)",
-                &s.throttle_keys,
-            ),
-            (
-                "tessera_http_connections",
-                "open connections on the public port",
-                &m.connections,
-            ),
-        ];
-        for (name, help, gauge) in gauges {
-            r.register(name, help, gauge.clone());
-        }
+        m.sampled.register(&mut r);
+        r.register(
+            "tessera_http_connections",
+            "open connections on the public port",
+            m.connections.clone(),
+        );
         Self { registry: r, ..m }
     }
-}
-
-/// A count as a gauge value (saturating: no count of ours nears `i64::MAX`).
-fn gauge_value(v: impl TryInto<i64>) -> i64 {
-    v.try_into().unwrap_or(i64::MAX)
 }
 
 impl Metrics {
@@ -356,20 +269,7 @@ impl Metrics {
 
     /// The exposition after setting the scrape-time gauges from `sample`.
     pub fn scrape(&self, sample: &Sample) -> String {
-        let s = &self.sampled;
-        s.sse_subscribers.set(gauge_value(sample.sse_subscribers));
-        s.read_pool_connections
-            .set(gauge_value(sample.read_pool_connections));
-        s.read_pool_idle.set(gauge_value(sample.read_pool_idle));
-        s.signing_keys_published
-            .set(gauge_value(sample.signing_keys_published));
-        s.feed_reads.set(gauge_value(sample.feed_reads));
-        s.feed_catch_up_reads
-            .set(gauge_value(sample.feed_catch_up_reads));
-        s.feed_users_watched
-            .set(gauge_value(sample.feed_users_watched));
-        s.throttle_waiting.set(gauge_value(sample.throttle_waiting));
-        s.throttle_keys.set(gauge_value(sample.throttle_keys));
+        self.sampled.set(sample);
         self.render()
     }
 
