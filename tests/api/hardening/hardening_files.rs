@@ -64,15 +64,15 @@ async fn a_kek_file_others_may_read_stops_the_start_with_the_fix() {
 #[tokio::test]
 async fn zero_request_timeout_or_login_window_is_refused_by_name() {
     let app = TestApp::spawn().await;
-    for (var, value) in [
-        ("TESSERA_REQUEST_TIMEOUT", "0"),
-        ("TESSERA_LOGIN_WINDOW", "0s"),
+    for (var, value, message) in [
+        ("TESSERA_REQUEST_TIMEOUT", "0", "more than 0"),
+        ("TESSERA_LOGIN_WINDOW", "0s", "at least 1s"),
     ] {
         let mut env = app.cli_env();
         env.push((var.into(), value.into()));
         let (code, _, err) = run_cli(&env, app.dir.path(), &["keys", "list"], None);
         assert_ne!(code, 0, "{var}={value} was accepted");
-        assert!(err.contains(var) && err.contains("at least 1s"), "{err}");
+        assert!(err.contains(var) && err.contains(message), "{err}");
     }
 }
 
