@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+pub(crate) mod browser;
+
 use crate::browser::sign_in::target_dir;
 
 fn js_dir() -> PathBuf {
