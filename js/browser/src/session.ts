@@ -28,8 +28,12 @@ export interface SessionOptions {
   /** Keep following while the tab is hidden (default false: pause, catch up on return). */
   followWhileHidden?: boolean;
   fetch?: typeof fetch;
-  /** Called with each event of the user's feed, after the session has acted on it. */
-  onEvent?: (event: TesseraEvent) => void;
+  /**
+   * Called with each event of the user's feed after the session has acted on it: `acted`
+   * when it refreshed or ended the session, `arrivedAt` the `performance.now()` of the poll's
+   * answer (to measure event → UI).
+   */
+  onEvent?: (event: TesseraEvent, info: { acted: boolean; arrivedAt: number }) => void;
 }
 
 const USER_CHANGES = new Set(["user.roles_changed", "user.disabled", "user.password_changed"]);
@@ -223,24 +227,29 @@ export class Session {
         continue;
       }
       failures = 0;
+      const arrivedAt = performance.now();
       if (typeof body.next_after === "number") this.#after = body.next_after;
       for (const event of body.events) {
         if (signal.aborted) return;
-        await this.#onEvent(event);
-        this.options.onEvent?.(event);
+        const acted = await this.#onEvent(event);
+        this.options.onEvent?.(event, { acted, arrivedAt });
       }
     }
   }
 
-  async #onEvent(event: TesseraEvent): Promise<void> {
-    if (this.#state.status !== "signed-in" || event.sub !== this.#state.claims.sub) return;
+  /** Acts on one event; true when it refreshed or ended the session. */
+  async #onEvent(event: TesseraEvent): Promise<boolean> {
+    if (this.#state.status !== "signed-in" || event.sub !== this.#state.claims.sub) return false;
     const claims = this.#state.claims;
     if (event.type === "session.revoked") {
-      if (event.sid === claims.sid) this.#end(event.reason ? `session revoked (${event.reason.replace(/_/g, " ")})` : "session revoked");
-    } else if (USER_CHANGES.has(event.type)) {
-      if (event.ver !== null && claims.ver !== undefined && event.ver <= claims.ver) return; // the token has it
-      await this.#refresh(`${event.type.replace("user.", "").replace(/_/g, " ")}: the session was revoked`);
+      if (event.sid !== claims.sid) return false; // another session of the same user
+      this.#end(event.reason ? `session revoked (${event.reason.replace(/_/g, " ")})` : "session revoked");
+      return true;
     }
+    if (!USER_CHANGES.has(event.type)) return false;
+    if (event.ver !== null && claims.ver !== undefined && event.ver <= claims.ver) return false; // the token has it
+    await this.#refresh(`${event.type.replace("user.", "").replace(/_/g, " ")}: the session was revoked`);
+    return true;
   }
 }
 
