@@ -151,6 +151,10 @@ export class Session {
     }
   }
 
+  #ended(): boolean {
+    return this.#state.status === "ended";
+  }
+
   #set(state: SessionState): void {
     this.#state = state;
     for (const listener of [...this.#listeners]) listener(state);
@@ -169,7 +173,10 @@ export class Session {
     this.#feed = null;
   }
 
-  /** Refreshes; ends the session when the source cannot (resolves null), keeps it on a network error. */
+  /**
+   * Refreshes: the new token; null when the source could not, and then the session has
+   * ended (the source answered null) or not (it threw: the issuer unreachable).
+   */
   async #refresh(why: string): Promise<string | null> {
     let token: string | null;
     this.#refreshing += 1;
@@ -213,7 +220,9 @@ export class Session {
       if (signal.aborted) return;
       if (res.status === 401) {
         // Expired during the wait, or the session ended (its events came first).
-        if (!(await this.#refresh(await describe401(res)))) return;
+        if (await this.#refresh(await describe401(res))) continue;
+        if (signal.aborted) return; // ended
+        await backoff(++failures, signal); // the issuer unreachable: try again
         continue;
       }
       const body = (await res.json().catch(() => null)) as { events?: TesseraEvent[]; next_after?: number } | null;
@@ -222,23 +231,33 @@ export class Session {
         continue;
       }
       if (!res.ok || !body || !Array.isArray(body.events)) {
-        if (res.status === 403) return this.#end(`the feed refused this app (${await describe401(res)})`);
+        // A third-party app without scope `events`: the session stays, without the feed.
+        if (res.status === 403) return;
         await backoff(++failures, signal);
         continue;
       }
       failures = 0;
       const arrivedAt = performance.now();
+      const before = this.#after;
       if (typeof body.next_after === "number") this.#after = body.next_after;
+      let last = before;
       for (const event of body.events) {
         if (signal.aborted) return;
         const acted = await this.#onEvent(event);
+        if (acted === null) {
+          // The refresh could not reach the issuer: take this event again after a pause.
+          this.#after = last;
+          await backoff(++failures, signal);
+          break;
+        }
+        last = event.id;
         this.options.onEvent?.(event, { acted, arrivedAt });
       }
     }
   }
 
-  /** Acts on one event; true when it refreshed or ended the session. */
-  async #onEvent(event: TesseraEvent): Promise<boolean> {
+  /** Acts on one event: true when it refreshed or ended the session, null when it could not refresh yet. */
+  async #onEvent(event: TesseraEvent): Promise<boolean | null> {
     if (this.#state.status !== "signed-in" || event.sub !== this.#state.claims.sub) return false;
     const claims = this.#state.claims;
     if (event.type === "session.revoked") {
@@ -248,8 +267,8 @@ export class Session {
     }
     if (!USER_CHANGES.has(event.type)) return false;
     if (event.ver !== null && claims.ver !== undefined && event.ver <= claims.ver) return false; // the token has it
-    await this.#refresh(`${event.type.replace("user.", "").replace(/_/g, " ")}: the session was revoked`);
-    return true;
+    const why = `${event.type.replace("user.", "").replace(/_/g, " ")}: the session was revoked`;
+    return (await this.#refresh(why)) !== null || this.#ended() ? true : null;
   }
 }
 
