@@ -38,17 +38,19 @@ tessera="${TESSERA_BIN:-$target/release/tessera}"
 api_bin="${LIVE_ROLES_API_BIN:-$target/release/examples/live_roles_api}"
 
 # The npm packages: install when the lock file is newer than the install, build when a
-# source is newer than its output.
+# source is newer than its output (LIVE_ROLES_JS_READY=1: a caller has done both; leave js/ be).
 js="$root/js"
-if [ ! -f "$js/node_modules/.package-lock.json" ] || [ "$js/package-lock.json" -nt "$js/node_modules/.package-lock.json" ]; then
-  (cd "$js" && npm ci --no-audit --no-fund --loglevel=error) >&2
-fi
-for pkg in browser verify; do
-  if [ ! -f "$js/$pkg/dist/index.js" ] || [ -n "$(find "$js/$pkg/src" -newer "$js/$pkg/dist/index.js" -print -quit)" ]; then
-    (cd "$js" && npm run build --silent) >&2
-    break
+if [ "${LIVE_ROLES_JS_READY:-}" != 1 ]; then
+  if [ ! -f "$js/node_modules/.package-lock.json" ] || [ "$js/package-lock.json" -nt "$js/node_modules/.package-lock.json" ]; then
+    (cd "$js" && npm ci --no-audit --no-fund --loglevel=error) >&2
   fi
-done
+  for pkg in browser verify; do
+    if [ ! -f "$js/$pkg/dist/index.js" ] || [ -n "$(find "$js/$pkg/src" -newer "$js/$pkg/dist/index.js" -print -quit)" ]; then
+      (cd "$js" && npm run build --silent) >&2
+      break
+    fi
+  done
+fi
 
 dir="$(mktemp -d "${TMPDIR:-/tmp}/live-roles.XXXXXX")"
 pids=()

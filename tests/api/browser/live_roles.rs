@@ -21,11 +21,15 @@ struct Demo {
 
 impl Demo {
     fn start(policy: &str) -> Demo {
+        // The page and the Express API come from js/: built here, under the lock the js
+        // tests share, so run.sh never runs npm beside them.
+        crate::js::built();
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let tessera = PathBuf::from(env!("CARGO_BIN_EXE_tessera"));
         let mut cmd = Command::new("bash");
         cmd.arg(root.join("examples/live-roles/run.sh"))
             .args(["--policy", policy])
+            .env("LIVE_ROLES_JS_READY", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         // `cargo test` builds the examples next to the binaries; else run.sh builds it.
