@@ -60,7 +60,7 @@ export class Session {
   #feed: { abort: AbortController; sub: string } | null = null;
   #after: number | null = null;
   #token: string | null = null;
-  #refreshing = 0;
+  #refreshing: Promise<string | null> | null = null;
   readonly #fetch: typeof fetch;
 
   constructor(readonly options: SessionOptions) {
@@ -96,6 +96,7 @@ export class Session {
   stop(): void {
     this.#unsubscribeTokens?.();
     this.#unsubscribeTokens = undefined;
+    this.#token = null; // so that start() reads the source afresh
     this.#stopFeed();
   }
 
@@ -117,11 +118,14 @@ export class Session {
       if (token) headers.set("Authorization", `Bearer ${token}`);
       return this.#fetch(input, { ...init, headers });
     };
-    const res = await send(this.options.tokens.accessToken());
+    const sent = this.options.tokens.accessToken();
+    const res = await send(sent);
     if (res.status !== 401) return res;
     const description = await describe401(res);
     if (/roles changed|expired|key revoked|: refresh/.test(description)) {
-      const token = await this.#refresh(description);
+      // Refreshed by someone else since this was sent: retry with that token.
+      const current = this.options.tokens.accessToken();
+      const token = current && current !== sent ? current : await this.#refresh(description);
       return token ? send(token) : res;
     }
     if (/session revoked|user disabled|sign in again/.test(description)) this.#end(description);
@@ -175,22 +179,26 @@ export class Session {
 
   /**
    * Refreshes: the new token; null when the source could not, and then the session has
-   * ended (the source answered null) or not (it threw: the issuer unreachable).
+   * ended (the source answered null) or not (it threw: the issuer unreachable). Callers at
+   * the same time (the feed, API calls) share one refresh: one refresh token, one grant.
    */
-  async #refresh(why: string): Promise<string | null> {
-    let token: string | null;
-    this.#refreshing += 1;
-    try {
-      token = await this.options.tokens.refresh();
-    } catch {
-      return null;
-    } finally {
-      this.#refreshing -= 1;
-    }
-    if (token === null) this.#end(why);
-    else this.#sync();
-    return token;
+  #refresh(why: string): Promise<string | null> {
+    this.#refreshing ??= (async () => {
+      let token: string | null;
+      try {
+        token = await this.options.tokens.refresh();
+      } catch {
+        return null;
+      } finally {
+        this.#refreshing = null;
+      }
+      if (token === null) this.#end(why);
+      else this.#sync();
+      return token;
+    })();
+    return this.#refreshing;
   }
+
 
   /** The long-poll loop; ends when `signal` aborts. */
   async #follow(signal: AbortSignal): Promise<void> {

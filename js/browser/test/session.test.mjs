@@ -1,7 +1,9 @@
 // The Session's feed logic in Node (no browser), against a real tessera: a token that expires
-// during a long-poll, a refresh that cannot reach the issuer when a change arrives, sign-out.
+// during a long-poll, a refresh that cannot reach the issuer when a change arrives, API calls
+// that need a refresh at the same time, sign-out.
 // The token source here is the test's own, with no timed renewal, so the feed meets expiry.
 import { test } from "node:test";
+import { createServer } from "node:http";
 import assert from "node:assert/strict";
 import { Session } from "../dist/index.js";
 import { startTessera } from "../../test/tessera.mjs";
@@ -113,6 +115,35 @@ test("sign-out ends the session and stops the feed", { timeout: 40_000 }, async 
     assert.equal(polls.started, started, "no poll after sign-out");
   } finally {
     session.stop();
+    await t.close();
+  }
+});
+
+test("API calls refused at the same time share one refresh, and each is retried once", { timeout: 40_000 }, async () => {
+  const { t, source } = await setUp();
+  const first = source.access;
+  const seen = [];
+  // 401 "roles changed: refresh" for the sign-in's token, 200 for any other.
+  const api = createServer((req, res) => {
+    const token = (req.headers.authorization ?? "").replace(/^Bearer /, "");
+    seen.push(token === first ? "old" : "new");
+    if (token === first) {
+      res.writeHead(401, { "www-authenticate": 'Bearer error="invalid_token", error_description="roles changed: refresh"' }).end();
+    } else {
+      res.writeHead(200).end("ok");
+    }
+  });
+  await new Promise((ok) => api.listen(0, "127.0.0.1", ok));
+  const url = `http://127.0.0.1:${api.address().port}/x`;
+  const session = new Session({ issuer: t.issuer, tokens: source }).start();
+  try {
+    const answers = await Promise.all([session.fetch(url), session.fetch(url), session.fetch(url)]);
+    assert.deepEqual(answers.map((r) => r.status), [200, 200, 200]);
+    assert.equal(source.refreshes, 1, "one refresh for three refused calls");
+    assert.deepEqual(seen.sort(), ["new", "new", "new", "old", "old", "old"]);
+  } finally {
+    session.stop();
+    await new Promise((ok) => api.close(ok));
     await t.close();
   }
 });
