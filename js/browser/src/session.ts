@@ -199,7 +199,6 @@ export class Session {
     return this.#refreshing;
   }
 
-
   /** The long-poll loop; ends when `signal` aborts. */
   async #follow(signal: AbortSignal): Promise<void> {
     let failures = 0;
