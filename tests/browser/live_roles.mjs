@@ -1,7 +1,8 @@
 // Drives the live-roles demo (examples/live-roles/run.sh) in Debian's Chromium: signs in
 // through tessera's login page, reads the roles, changes them with `tessera user roles`
-// against the demo's database and measures how long the page takes to show it; reports
-// JSON on stdout. Started by tests/api/browser/live_roles.rs with one JSON argument:
+// against the demo's database and measures how long the page takes to show it, then calls
+// both APIs (Rust on tessera-verify, Express on @tessera/verify); reports JSON on stdout.
+// Started by tests/api/browser/live_roles.rs with one JSON argument:
 // {chromium, userDataDir, demo: <run.sh's JSON line>, tessera, policy, setRoles, before, after}
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -41,6 +42,9 @@ try {
   await page.getByTestId('call-role').click();
   await page.waitForFunction(() => /→ \d/.test(document.querySelector('[data-testid=api-result]').textContent));
   out.roleCallBefore = await text(page, 'api-result');
+  await page.getByTestId('call-express').click();
+  await page.waitForFunction(() => /GET \/roles\/\S+ → \d/.test(document.querySelector('[data-testid=api-result]').textContent));
+  out.expressCallBefore = await text(page, 'api-result');
   await page.screenshot({ path: args.before });
 
   // Record in the page when the roles or the status change, then change them.
@@ -82,6 +86,9 @@ try {
     await page.getByTestId('call-role').click();
     await page.waitForFunction(() => /GET \/publish →/.test(document.querySelector('[data-testid=api-result]').textContent));
     out.roleCallAfter = await text(page, 'api-result');
+    await page.getByTestId('call-express').click();
+    await page.waitForFunction(() => /GET \/roles\/\S+ →/.test(document.querySelector('[data-testid=api-result]').textContent));
+    out.expressCallAfter = await text(page, 'api-result');
   }
   await page.screenshot({ path: args.after });
   if (args.policy !== 'revoke') {

@@ -1,7 +1,8 @@
 //! The live-roles demo end to end (examples/live-roles/run.sh, started as a newcomer would):
 //! Chromium signs in through the login page, `tessera user roles` changes the user's roles
 //! in the demo's database, and the page shows the new roles (policy `reissue`) or the
-//! ended session (policy `revoke`); the API's role route then answers 403. The script is
+//! ended session (policy `revoke`); both APIs' role routes (Rust on tessera-verify, Express on
+//! @tessera/verify) then answer 403. The script is
 //! tests/browser/live_roles.mjs; skipped as tests/api/browser/sign_in.rs is without Chromium.
 
 use std::io::{BufRead, BufReader};
@@ -20,11 +21,15 @@ struct Demo {
 
 impl Demo {
     fn start(policy: &str) -> Demo {
+        // The page and the Express API come from js/: built here, under the lock the js
+        // tests share, so run.sh never runs npm beside them.
+        crate::js::built();
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let tessera = PathBuf::from(env!("CARGO_BIN_EXE_tessera"));
         let mut cmd = Command::new("bash");
         cmd.arg(root.join("examples/live-roles/run.sh"))
             .args(["--policy", policy])
+            .env("LIVE_ROLES_JS_READY", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         // `cargo test` builds the examples next to the binaries; else run.sh builds it.
@@ -64,6 +69,7 @@ fn run(policy: &str, set_roles: &str) -> (Value, Value) {
         "app",
         "issuer",
         "api",
+        "express_api",
         "database_url",
         "keys_dir",
         "username",
@@ -98,6 +104,8 @@ fn signed_in_with_both_roles(out: &Value) {
     assert_eq!(out["rolesBefore"], "viewer,editor", "{out:#}");
     let before = out["roleCallBefore"].as_str().unwrap();
     assert!(before.starts_with("GET /publish → 200"), "{out:#}");
+    let express = out["expressCallBefore"].as_str().unwrap();
+    assert!(express.starts_with("GET /roles/editor → 200"), "{out:#}");
     // Failed requests (a refused refresh) are logged by the browser; exceptions are bugs.
     assert_eq!(
         out["errors"],
@@ -127,6 +135,11 @@ fn live_roles_demo_shows_new_roles_at_once_and_the_api_refuses_the_removed_one()
     let after = out["roleCallAfter"].as_str().unwrap();
     assert!(
         after.starts_with("GET /publish → 403 insufficient_scope"),
+        "{out:#}"
+    );
+    let express = out["expressCallAfter"].as_str().unwrap();
+    assert!(
+        express.starts_with("GET /roles/editor → 403 insufficient_scope"),
         "{out:#}"
     );
     // A change the page missed (its event polls held): the API answers 401 "roles

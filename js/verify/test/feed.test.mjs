@@ -1,0 +1,144 @@
+// Every kind of change is refused within a second of the command that makes it (measured
+// from the change, by polling, never by sleeping), with the RFC 6750 description that tells
+// the client whether to refresh or sign in again; the verifier keeps following across an
+// issuer restart, a cold start and its own token's renewals.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { rig, refusedWithin, eventually, decode, AUD } from "./rig.mjs";
+
+test("a role change is refused within a second as roles changed: refresh", async () => {
+  const r = await rig({ TESSERA_PERMISSION_CHANGE_POLICY: "reissue" });
+  try {
+    const v = await r.verifier();
+    const { access } = await r.login();
+    const claims = await v.verify(access);
+    assert.deepEqual(claims.roles, ["reader"]);
+    r.t.setRoles("alice", ["writer"]);
+    const { rejection, ms } = await refusedWithin((x) => v.verify(x), access);
+    assert.equal(rejection.kind, "roles_changed", rejection.message);
+    assert.equal(rejection.status, 401);
+    assert.equal(
+      rejection.wwwAuthenticate(AUD),
+      `Bearer realm="${AUD}", error="invalid_token", error_description="roles changed: refresh"`,
+    );
+    console.log(`role change refused after ${ms.toFixed(0)} ms`);
+    // A token minted after the change carries the new ver and is accepted.
+    const fresh = await r.login();
+    assert.deepEqual((await v.verify(fresh.access)).roles, ["writer"]);
+  } finally {
+    await r.close();
+  }
+});
+
+test("a session revoked with POST /revoke is refused within a second, and only that session", async () => {
+  const r = await rig();
+  try {
+    const v = await r.verifier();
+    const one = await r.login();
+    const other = await r.login();
+    await v.verify(one.access);
+    await r.revoke(one.refresh);
+    const { rejection } = await refusedWithin((x) => v.verify(x), one.access);
+    assert.equal(rejection.kind, "session_revoked");
+    assert.equal(rejection.description, "session revoked: sign in again");
+    await v.verify(other.access);
+  } finally {
+    await r.close();
+  }
+});
+
+test("a disabled user is refused within a second", async () => {
+  const r = await rig();
+  try {
+    const v = await r.verifier();
+    const { access } = await r.login();
+    await v.verify(access);
+    r.t.cli(["user", "disable", "alice"]);
+    const { rejection } = await refusedWithin((x) => v.verify(x), access);
+    assert.equal(rejection.kind, "user_disabled");
+    assert.equal(rejection.description, "user disabled");
+  } finally {
+    await r.close();
+  }
+});
+
+test("an emergency key revocation refuses the key's tokens within a second", async () => {
+  const r = await rig();
+  try {
+    const v = await r.verifier();
+    const { access } = await r.login();
+    await v.verify(access);
+    const fetchesBefore = v.health().jwksFetches;
+    r.t.cli(["keys", "rotate", "--revoke-current"]);
+    const { rejection } = await refusedWithin((x) => v.verify(x), access);
+    assert.equal(rejection.kind, "key_revoked");
+    assert.equal(rejection.description, "signing key revoked: refresh");
+    // keys.rotated made the verifier refetch the JWKS, so the new key's tokens verify.
+    await eventually(() => v.health().jwksFetches > fetchesBefore);
+    let fresh;
+    await eventually(async () => {
+      fresh = await r.login();
+      return decode(fresh.access).iat >= 0 && (await v.verify(fresh.access).then(() => true, () => false));
+    }, 5000, () => "a token of the new key never verified");
+  } finally {
+    await r.close();
+  }
+});
+
+test("an issuer restart loses no event: a change made while it is down is honoured", async () => {
+  const r = await rig({ TESSERA_PERMISSION_CHANGE_POLICY: "reissue" });
+  try {
+    const v = await r.verifier();
+    const { access } = await r.login();
+    await v.verify(access);
+    await r.t.stop();
+    r.t.setRoles("alice", ["writer"]); // the CLI writes the database while the issuer is down
+    await r.t.start();
+    const { rejection } = await refusedWithin((x) => v.verify(x), access, 5000);
+    assert.equal(rejection.kind, "roles_changed");
+    assert.ok(v.health().connections >= 2, JSON.stringify(v.health()));
+    // A change just after the restart arrives within a second, on the resumed stream.
+    const fresh = await r.login();
+    await eventually(() => v.verify(fresh.access).then(() => true, () => false));
+    r.t.setRoles("alice", ["reader"]);
+    assert.equal((await refusedWithin((x) => v.verify(x), fresh.access)).rejection.kind, "roles_changed");
+  } finally {
+    await r.close();
+  }
+});
+
+test("a cold start honours a change made before the verifier started (since)", async () => {
+  const r = await rig();
+  try {
+    const revoked = await r.login();
+    const kept = await r.login();
+    await r.revoke(revoked.refresh);
+    const v = await r.verifier();
+    await assert.rejects(v.verify(revoked.access), (e) => e.kind === "session_revoked");
+    await v.verify(kept.access);
+  } finally {
+    await r.close();
+  }
+});
+
+test("the verifier renews its own token and stream without losing an event", async () => {
+  // Two-second tokens: the verifier's own expires several times during the test.
+  const r = await rig({ TESSERA_ACCESS_TOKEN_TTL: "2", TESSERA_PERMISSION_CHANGE_POLICY: "reissue" });
+  try {
+    const v = await r.verifier();
+    for (let round = 0; round < 3; round++) {
+      const before = v.health().connections;
+      await eventually(() => {
+        assert.ok(!v.health().stale, `round ${round}: stale while renewing ${JSON.stringify(v.health())}`);
+        return v.health().connections > before;
+      }, 5000, () => `round ${round}: never renewed`);
+      const { access } = await r.login();
+      await v.verify(access);
+      r.t.setRoles("alice", [`r${round}`]);
+      const { rejection } = await refusedWithin((x) => v.verify(x), access);
+      assert.equal(rejection.kind, "roles_changed", `round ${round}`);
+    }
+  } finally {
+    await r.close();
+  }
+});
