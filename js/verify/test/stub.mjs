@@ -1,15 +1,15 @@
 // A stand-in issuer for the checks that need a genuine signature on a wrong token (a wrong
 // `typ`, `iss`, `aud`, time): it publishes the RFC 8414 metadata, one ES256 key (with the
 // `Cache-Control: max-age` asked for) and an empty feed, counts JWKS fetches, and signs
-// whatever header and claims a test gives it. Everything else is tested against tessera.
+// whatever header and claims a test gives it (ES256 unless told; the benchmarks use it too). Everything else is tested against tessera.
 import { createServer } from "node:http";
 import { generateKeyPair, exportJWK, SignJWT } from "jose";
 
 export const STUB_AUD = "https://api.stub";
 
-export async function stubIssuer({ maxAge = 600 } = {}) {
-  const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
-  const jwk = { ...(await exportJWK(publicKey)), kid: "stub-1", alg: "ES256", use: "sig" };
+export async function stubIssuer({ maxAge = 600, alg = "ES256" } = {}) {
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+  const jwk = { ...(await exportJWK(publicKey)), kid: "stub-1", alg, use: "sig" };
   const streams = new Set();
   const stub = { jwk, jwksFetches: 0 };
   const server = createServer((req, res) => {
@@ -56,10 +56,11 @@ export async function stubIssuer({ maxAge = 600 } = {}) {
     return c;
   };
   stub.header = (overrides = {}) => {
-    const h = { alg: "ES256", typ: "at+jwt", kid: jwk.kid, ...overrides };
+    const h = { alg, typ: "at+jwt", kid: jwk.kid, ...overrides };
     for (const [k, v] of Object.entries(h)) if (v === undefined) delete h[k];
     return h;
   };
+  stub.publicKey = publicKey;
   stub.sign = (header, claims) => new SignJWT(claims).setProtectedHeader(header).sign(privateKey);
   stub.close = async () => {
     for (const s of streams) s.destroy();
