@@ -29,3 +29,8 @@ fn js_verify_express_fastify_and_nest_adapters() {
 fn js_verify_units_without_an_issuer() {
     super::node_test("verify/test/units.test.mjs");
 }
+
+#[test]
+fn js_verify_the_express_example_keeps_its_contract() {
+    super::node_test("verify/test/example.test.mjs");
+}
