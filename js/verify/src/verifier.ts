@@ -89,6 +89,7 @@ export class Verifier {
   /** @internal */ readonly state: Freshness;
   /** @internal */ readonly feed: Feed;
   readonly #introspection: Introspection;
+  readonly #warn: (m: string) => void;
   #keysTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -125,8 +126,6 @@ export class Verifier {
     );
     this.#warn = warn;
   }
-
-  readonly #warn: (m: string) => void;
 
   /** @internal Starts following the feed and keeping the keys fresh. */
   start(): void {

@@ -1,7 +1,8 @@
-// A stand-in issuer for the checks that need a genuine signature on a wrong token (a wrong
-// `typ`, `iss`, `aud`, time): it publishes the RFC 8414 metadata, one ES256 key (with the
-// `Cache-Control: max-age` asked for) and an empty feed, counts JWKS fetches, and signs
-// whatever header and claims a test gives it (ES256 unless told; the benchmarks use it too). Everything else is tested against tessera.
+// A stand-in issuer for what tessera cannot be made to do from a test: sign a wrong token
+// with a genuine key (a wrong `typ`, `iss`, `aud`, time), or rewind its log. It publishes the
+// RFC 8414 metadata, one key (ES256 unless told; `Cache-Control: max-age` as asked) and a feed
+// of the events a test publishes, counts JWKS fetches, and signs whatever header and claims a
+// test gives it. The benchmarks use it too. Everything else is tested against tessera.
 import { createServer } from "node:http";
 import { generateKeyPair, exportJWK, SignJWT } from "jose";
 
@@ -33,16 +34,51 @@ export async function stubIssuer({ maxAge = 600, alg = "ES256" } = {}) {
       case "/token":
         return json({ access_token: "stub-token", token_type: "Bearer", expires_in: 300 });
       case "/events":
-        if (req.headers.accept === "application/json") return json({ events: [], next_after: 0 });
-        res.writeHead(200, { "content-type": "text/event-stream" });
-        res.write(": connected\n\n");
-        streams.add(res);
-        res.on("close", () => streams.delete(res));
-        return undefined;
+        return events(req, res, url, json);
       default:
         res.writeHead(404).end();
     }
   });
+  // The feed: a log of events, served as tessera serves it (long-poll pages with `since` or
+  // `after`, SSE resumed after `Last-Event-ID`, 410 for a position past the newest event).
+  stub.log = [];
+  const newest = () => stub.log.at(-1)?.id ?? 0;
+  const frame = (e) => `id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`;
+  function events(req, res, url, json) {
+    const gone = () => res.writeHead(410, { "content-type": "application/json" }).end('{"error":"resync_required"}');
+    if (req.headers.accept === "application/json") {
+      const after = url.searchParams.get("after");
+      const since = url.searchParams.get("since");
+      if (after !== null && Number(after) > newest()) return gone();
+      const page = stub.log.filter((e) =>
+        after !== null ? e.id > Number(after) : Date.parse(e.at) / 1000 >= Number(since ?? 0),
+      );
+      return json({ events: page, next_after: page.at(-1)?.id ?? (after !== null ? Number(after) : newest()) });
+    }
+    const last = Number(req.headers["last-event-id"] ?? newest());
+    if (last > newest()) return gone();
+    res.writeHead(200, { "content-type": "text/event-stream" });
+    res.write(": connected\n\n");
+    for (const e of stub.log) if (e.id > last) res.write(frame(e));
+    streams.add(res);
+    res.on("close", () => streams.delete(res));
+    return undefined;
+  }
+  /** Appends an event (`id` and `at` filled in) and pushes it to the open streams. */
+  stub.publish = (event) => {
+    const e = { sub: null, sid: null, ver: null, roles: null, reason: null, kid: null, ...event, id: newest() + 1, at: new Date().toISOString() };
+    stub.log.push(e);
+    for (const s of streams) s.write(frame(e));
+    return e;
+  };
+  /** As a restore from an older backup: the log back to `last`, the next ids reused. */
+  stub.restore = (last) => {
+    stub.log = stub.log.filter((e) => e.id <= last);
+  };
+  /** Ends every open stream (as a restart of the issuer does). */
+  stub.dropStreams = () => {
+    for (const s of streams) s.destroy();
+  };
   await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
   stub.issuer = `http://127.0.0.1:${server.address().port}`;
   const now = () => Math.floor(Date.now() / 1000);
