@@ -11,6 +11,8 @@ type Fetch = typeof globalThis.fetch;
 
 /** A stream silent for this long is dead (the issuer sends a heartbeat every 10-15 s). */
 const IDLE_MS = 35_000;
+/** A stream the other side ends sooner than this after it opened counts as a failure. */
+const MIN_STREAM_MS = 1000;
 /** Seconds of margin on the catch-up's start, beyond the token lifetime and leeway (event
  * times are whole seconds, taken just before their transaction commits). */
 const MARGIN = 5;
@@ -171,6 +173,7 @@ export class Feed {
     this.connected = true;
     this.connections += 1;
     this.alive = Date.now();
+    const opened = Date.now();
     // Why the stream is being ended from this side, if it is.
     let ending: "silent" | "renewed" | undefined;
     const idle = setTimeout(() => {
@@ -200,7 +203,12 @@ export class Feed {
     try {
       for (;;) {
         const { done, value } = await reader.read();
-        if (done) return;
+        if (done) {
+          // Ended by the other side. At once after it opened is not the issuer's way (it ends a
+          // stream at its token's expiry, which is renewed before): back off, never a hot loop.
+          if (Date.now() - opened < MIN_STREAM_MS) throw new FeedError("the feed ended the stream at once");
+          return;
+        }
         this.alive = Date.now();
         idle.refresh();
         for (const e of parser.feed(value)) this.#deliver(e);

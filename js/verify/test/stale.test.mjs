@@ -4,6 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { rig, eventually } from "./rig.mjs";
+import { stubIssuer, STUB_AUD } from "./stub.mjs";
 import { createVerifier, StartError } from "../dist/index.js";
 
 test("feed gone: refuse after maxStaleness (default policy), accept keeps accepting, and both recover", async () => {
@@ -71,5 +72,24 @@ test("discovery needs the exact issuer (RFC 8414 §3.3)", async () => {
     await assert.rejects(createVerifier(r.options({ issuer: "http://127.0.0.1:1" })), StartError);
   } finally {
     await r.close();
+  }
+});
+
+test("a feed that ends every stream at once is retried with backoff, not in a hot loop", async () => {
+  const stub = await stubIssuer();
+  stub.endStreamsAtOnce = true;
+  const v = await createVerifier({ issuer: stub.issuer, audience: STUB_AUD, clientId: "rs", clientSecret: "x", warn: () => {} });
+  try {
+    assert.ok(await v.ready(5));
+    await eventually(() => v.health().connections >= 2);
+    const start = Date.now();
+    const before = v.health().connections;
+    await new Promise((ok) => setTimeout(ok, 1000)); // a window to count reconnections in, not a readiness wait
+    const per = ((v.health().connections - before) * 1000) / (Date.now() - start);
+    // Backoff from 100 ms doubling: a handful per second at first, fewer after; a hot loop is hundreds.
+    assert.ok(per <= 10, `${per.toFixed(0)} reconnections per second`);
+  } finally {
+    v.close();
+    await stub.close();
   }
 });

@@ -59,6 +59,7 @@ export async function stubIssuer({ maxAge = 600, alg = "ES256" } = {}) {
     if (last > newest()) return gone();
     res.writeHead(200, { "content-type": "text/event-stream" });
     res.write(": connected\n\n");
+    if (stub.endStreamsAtOnce) return res.end();
     for (const e of stub.log) if (e.id > last) res.write(frame(e));
     streams.add(res);
     res.on("close", () => streams.delete(res));
