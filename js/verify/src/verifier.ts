@@ -84,7 +84,8 @@ function typOk(typ: unknown): boolean {
 
 /** Verifies access tokens. Start one with `createVerifier`; `close()` it when done. */
 export class Verifier {
-  readonly options: Required<Omit<VerifierOptions, "eventsEndpoint" | "fetch" | "warn">>;
+  /** The options in force (defaults filled in), without the client secret. */
+  readonly options: Required<Omit<VerifierOptions, "clientSecret" | "eventsEndpoint" | "fetch" | "warn">>;
   /** @internal */ readonly jwks: Jwks;
   /** @internal */ readonly state: Freshness;
   /** @internal */ readonly feed: Feed;
@@ -101,7 +102,6 @@ export class Verifier {
       issuer: options.issuer,
       audience: options.audience,
       clientId: options.clientId,
-      clientSecret: options.clientSecret,
       maxStaleness: options.maxStaleness ?? 30,
       policy: options.policy ?? "refuse",
       introspectCache: options.introspectCache ?? 5,

@@ -99,3 +99,21 @@ test("max-age is read and bounded; the backoff grows, is capped and jittered", (
     assert.ok(d >= base / 2 && d <= base, `${n}: ${d}`);
   }
 });
+
+test("the client secret never shows when a verifier is inspected or logged", async () => {
+  const { inspect } = await import("node:util");
+  const { stubIssuer, STUB_AUD } = await import("./stub.mjs");
+  const { createVerifier } = await import("../dist/index.js");
+  const stub = await stubIssuer();
+  const secret = "s3cr3t-that-must-not-leak";
+  const v = await createVerifier({ issuer: stub.issuer, audience: STUB_AUD, clientId: "rs", clientSecret: secret, warn: () => {} });
+  try {
+    assert.ok(await v.ready(5));
+    const shown = inspect(v, { depth: 20, showHidden: true }) + JSON.stringify(v.options) + JSON.stringify(v.health());
+    assert.ok(shown.includes("rs"), "the inspection shows the verifier");
+    assert.ok(!shown.includes(secret), "the secret shows");
+  } finally {
+    v.close();
+    await stub.close();
+  }
+});
