@@ -11,6 +11,8 @@ type Fetch = typeof globalThis.fetch;
 
 /** A stream silent for this long is dead (the issuer sends a heartbeat every 10-15 s). */
 const IDLE_MS = 35_000;
+/** A stream the other side ends sooner than this after it opened counts as a failure. */
+const MIN_STREAM_MS = 1000;
 /** Seconds of margin on the catch-up's start, beyond the token lifetime and leeway (event
  * times are whole seconds, taken just before their transaction commits). */
 const MARGIN = 5;
@@ -63,12 +65,17 @@ export class Feed {
   #synced: Array<() => void> = [];
   #prunedAt = 0;
 
+  /** Private (#): the client secret never shows in `util.inspect` or a log of the verifier. */
+  readonly #opts: FeedOptions;
+
   constructor(
-    private readonly opts: FeedOptions,
+    opts: FeedOptions,
     private readonly endpoints: Endpoints,
     private readonly state: Freshness,
     private readonly keysChanged: () => void,
-  ) {}
+  ) {
+    this.#opts = opts;
+  }
 
   /** Runs until `close()`. */
   async follow(): Promise<void> {
@@ -81,7 +88,7 @@ export class Feed {
         if (this.#closed) break;
         failures += 1;
         const wait = e instanceof FeedError && e.retryAfter !== undefined ? e.retryAfter : backoff(failures);
-        this.opts.warn(`tessera event feed unavailable (${(e as Error).message}); retrying in ${Math.round(wait)} ms`);
+        this.#opts.warn(`tessera event feed unavailable (${(e as Error).message}); retrying in ${Math.round(wait)} ms`);
         await this.#sleep(wait);
       } finally {
         this.connected = false;
@@ -125,13 +132,13 @@ export class Feed {
   }
 
   async #renew(): Promise<string> {
-    const res = await this.opts.fetch(this.endpoints.token, {
+    const res = await this.#opts.fetch(this.endpoints.token, {
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded" },
       body: new URLSearchParams({
         grant_type: "client_credentials",
-        client_id: this.opts.clientId,
-        client_secret: this.opts.clientSecret,
+        client_id: this.#opts.clientId,
+        client_secret: this.#opts.clientSecret,
       }),
       signal: AbortSignal.timeout(10_000),
     });
@@ -155,7 +162,7 @@ export class Feed {
     this.#stream = stream;
     const headers: Record<string, string> = { authorization: `Bearer ${bearer}`, accept: "text/event-stream" };
     if (this.lastId !== undefined) headers["last-event-id"] = String(this.lastId);
-    const res = await this.opts.fetch(this.endpoints.events, { headers, signal: stream.signal });
+    const res = await this.#opts.fetch(this.endpoints.events, { headers, signal: stream.signal });
     if (res.status === 410) {
       this.#resync = true;
       throw new FeedError("the feed cannot resume from the last event id", 0);
@@ -171,6 +178,7 @@ export class Feed {
     this.connected = true;
     this.connections += 1;
     this.alive = Date.now();
+    const opened = Date.now();
     // Why the stream is being ended from this side, if it is.
     let ending: "silent" | "renewed" | undefined;
     const idle = setTimeout(() => {
@@ -187,7 +195,7 @@ export class Feed {
             stream.abort();
           },
           (e: Error) => {
-            this.opts.warn(`renewing the feed token failed (${e.message}); retrying`);
+            this.#opts.warn(`renewing the feed token failed (${e.message}); retrying`);
             renewIn(1000);
           },
         );
@@ -200,7 +208,12 @@ export class Feed {
     try {
       for (;;) {
         const { done, value } = await reader.read();
-        if (done) return;
+        if (done) {
+          // Ended by the other side. At once after it opened is not the issuer's way (it ends a
+          // stream at its token's expiry, which is renewed before): back off, never a hot loop.
+          if (Date.now() - opened < MIN_STREAM_MS) throw new FeedError("the feed ended the stream at once");
+          return;
+        }
         this.alive = Date.now();
         idle.refresh();
         for (const e of parser.feed(value)) this.#deliver(e);
@@ -223,7 +236,7 @@ export class Feed {
     try {
       event = JSON.parse(e.data) as SecurityEvent;
     } catch {
-      this.opts.warn(`unreadable feed event ${id}`);
+      this.#opts.warn(`unreadable feed event ${id}`);
       this.#record(id);
       return;
     }
@@ -256,7 +269,7 @@ export class Feed {
     this.lastId = undefined;
     let query = `since=${since}`;
     for (let pages = 0; ; pages++) {
-      const res = await this.opts.fetch(`${this.endpoints.events}?${query}`, {
+      const res = await this.#opts.fetch(`${this.endpoints.events}?${query}`, {
         headers: { authorization: `Bearer ${bearer}`, accept: "application/json" },
         signal: AbortSignal.timeout(30_000),
       });

@@ -13,14 +13,19 @@ const MAX_ENTRIES = 10_000;
 export class Introspection {
   #cache = new Map<string, { active: boolean; at: number }>();
 
+  /** Private (#): never shows in `util.inspect` or a log of the verifier. */
+  readonly #clientSecret: string;
+
   constructor(
     private readonly endpoint: string | undefined,
     private readonly clientId: string,
-    private readonly clientSecret: string,
+    clientSecret: string,
     /** How long an answer is reused (ms). */
     private readonly keep: number,
     private readonly fetch: Fetch,
-  ) {}
+  ) {
+    this.#clientSecret = clientSecret;
+  }
 
   /** Resolves when the issuer says the token is active; throws the rejection otherwise. */
   async check(token: string): Promise<void> {
@@ -46,7 +51,7 @@ export class Introspection {
       const res = await this.fetch(this.endpoint, {
         method: "POST",
         headers: { "content-type": "application/x-www-form-urlencoded" },
-        body: new URLSearchParams({ client_id: this.clientId, client_secret: this.clientSecret, token }),
+        body: new URLSearchParams({ client_id: this.clientId, client_secret: this.#clientSecret, token }),
         signal: AbortSignal.timeout(5_000),
       });
       if (!res.ok) throw new Error(`introspection answered ${res.status}`);

@@ -3,6 +3,8 @@
 //! the README's one test command runs them too. `npm ci` runs in js/ when its lock file
 //! changed, `npm run build` when a source changed (stamps in target/; one process at a time).
 
+pub(crate) mod verify;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
