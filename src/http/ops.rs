@@ -31,8 +31,8 @@ async fn metrics(State(core): State<Arc<Core>>) -> impl IntoResponse {
         feed_reads: core.tail.reads(),
         feed_catch_up_reads: core.tail.catch_ups(),
         feed_users_watched: core.tail.watched_users(),
-        throttle_waiting: core.throttle.waiting(),
-        throttle_keys: core.throttle.keys(),
+        throttle_waiting: core.signin.throttle.waiting(),
+        throttle_keys: core.signin.throttle.keys(),
     };
     (
         [

@@ -83,7 +83,7 @@ async fn events(
         }
         Err(e) => return internal(&e),
     };
-    let client = match bearer::client_of(&core, &caller).await {
+    let client = match bearer::client_of(&core.live, &caller).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };

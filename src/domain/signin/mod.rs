@@ -1,0 +1,103 @@
+//! Sign-in: what `/token`, `/revoke`, `/introspect` and the `/authorize` pages need, in one
+//! service. The grants (grants.rs, codes.rs), refresh rotation (rotation/), sessions,
+//! introspection and the login throttle are its methods; the rules that decide what a
+//! browser sign-in asks of the user (`max_age`, `prompt`, consent) are in [`rules`].
+
+pub mod rules;
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use super::browser::Browser;
+use super::clients::{Client, Clients};
+use super::clock::Clock;
+use super::events::EventBus;
+use super::keys::{self, KeyRing};
+use super::liveness::Live;
+use super::passwords::Passwords;
+use super::pause::Pauses;
+use super::rotation::GroupCommit;
+use super::throttle::Throttle;
+use super::tokens::Tokens;
+use super::users::Users;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::{Db, StoreError};
+use rules::{Consent, Prompt};
+
+/// Sign-in: a handle on its [`Parts`], built once by `Core::open`. A clone (a handler's
+/// `State<SignIn>`) costs one reference count, whatever it holds.
+#[derive(Clone)]
+pub struct SignIn(Arc<Parts>);
+
+impl SignIn {
+    /// The service over these parts.
+    pub fn new(parts: Parts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+/// Its methods read the parts as fields (`self.db`).
+impl Deref for SignIn {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
+/// Everything sign-in uses, shared. The fields are named as `Core`'s were, so the bodies
+/// that moved here read as before.
+pub struct Parts {
+    /// The validated settings.
+    pub cfg: Arc<Config>,
+    /// The database.
+    pub db: Db,
+    /// The one clock.
+    pub clock: Arc<Clock>,
+    /// The signing keys in memory (verifying tokens, ID tokens' key set).
+    pub keys: Arc<KeyRing>,
+    /// The signing keys' life: starts the RS256 chain for a client's ID tokens.
+    pub signing: keys::Keys,
+    /// Registered clients, the server's cache.
+    pub clients: Clients,
+    /// Users (the signed-in user as it is now).
+    pub users: Users,
+    /// The argon2 workers; every password goes through them.
+    pub passwords: Passwords,
+    /// Failure limits on sign-ins and client authentication.
+    pub throttle: Throttle,
+    /// Mints access and ID tokens.
+    pub tokens: Tokens,
+    /// Browser sessions and remembered consent.
+    pub browser: Browser,
+    /// Whether a token is still live (introspection).
+    pub live: Live,
+    /// Woken after a revocation commits.
+    pub events: Arc<EventBus>,
+    /// The process's counters.
+    pub metrics: Arc<Metrics>,
+    /// Test-only pause points (inert unless a test arms one).
+    pub pauses: Pauses,
+    /// First uses of refresh tokens, consumed in batches.
+    pub group_commit: GroupCommit,
+}
+
+impl SignIn {
+    /// Whether the signed-in user is asked to consent to `client` for `scope` (see
+    /// [`rules::consent`]); remembered consent is read only for a third-party client.
+    pub async fn consent(
+        &self,
+        client: &Client,
+        user_id: &str,
+        scope: &str,
+        prompt: Prompt,
+    ) -> Result<Consent, StoreError> {
+        let remembered = if client.third_party {
+            self.browser.has_consent(user_id, &client.id, scope).await?
+        } else {
+            false
+        };
+        Ok(rules::consent(client.third_party, remembered, prompt))
+    }
+}
