@@ -42,8 +42,6 @@ pub struct Core {
     pub clients: clients::Clients,
     /// Publishes events (role changes, revocations, key changes) to the feed.
     pub events: Arc<events::EventBus>,
-    /// The newest events in memory, shared by every subscriber.
-    pub tail: tail::Tail,
     /// The one clock: the system's, unless a test pins it.
     pub clock: Arc<clock::Clock>,
     /// The process's counters, served on the operator port.
@@ -53,7 +51,7 @@ pub struct Core {
     /// The signing keys' life (rotation, reload, KEK rotation): what `tessera keys …`
     /// builds alone.
     pub signing: keys::Keys,
-    /// The feed's reads of the log.
+    /// The event feed: the in-memory tail, the slots, the log's reads (one `Arc` inside).
     pub feed: feed::Feed,
     /// Mints access tokens (keys, clock, settings; no database).
     pub tokens: tokens::Tokens,
@@ -106,11 +104,6 @@ impl Core {
             crate::store::events::last_id(&db.read).await?,
         );
         let throttle = throttle::Throttle::new(&cfg, keys.derive_key("tessera device cookie v1"));
-        let feed = feed::Feed {
-            cfg: cfg.clone(),
-            db: db.clone(),
-            clock: clock.clone(),
-        };
         let clients = clients::Clients::new(
             cfg.clone(),
             db.clone(),
@@ -131,6 +124,17 @@ impl Core {
             db: db.clone(),
             clients: clients.clone(),
         };
+        let feed = feed::Feed::new(feed::Parts {
+            cfg: cfg.clone(),
+            db: db.clone(),
+            clock: clock.clone(),
+            keys: keys.clone(),
+            signing: signing.clone(),
+            tokens: tokens.clone(),
+            live: live.clone(),
+            events: events.clone(),
+            tail,
+        });
         let signin = signin::SignIn::new(signin::Parts {
             cfg: cfg.clone(),
             db: db.clone(),
@@ -157,7 +161,6 @@ impl Core {
             keys,
             clients,
             events,
-            tail,
             users,
             signing,
             feed,
