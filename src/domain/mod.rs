@@ -55,8 +55,6 @@ pub struct Core {
     pub feed: feed::Feed,
     /// Mints access tokens (keys, clock, settings; no database).
     pub tokens: tokens::Tokens,
-    /// Browser sessions and remembered consent.
-    pub browser: browser::Browser,
     /// Whether a verified access token is still live (database, client cache).
     pub live: liveness::Live,
     /// Sign-in: the grants, sessions, codes, introspection, the throttles (one `Arc`
@@ -146,7 +144,7 @@ impl Core {
             passwords: users.passwords.clone(),
             throttle,
             tokens: tokens.clone(),
-            browser: browser.clone(),
+            browser,
             live: live.clone(),
             events: events.clone(),
             metrics: metrics.clone(),
@@ -165,7 +163,6 @@ impl Core {
             signing,
             feed,
             tokens,
-            browser,
             live,
             signin,
         }))

@@ -5,6 +5,7 @@
 
 pub mod rules;
 
+use std::net::IpAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -17,10 +18,11 @@ use super::liveness::Live;
 use super::passwords::Passwords;
 use super::pause::Pauses;
 use super::rotation::GroupCommit;
-use super::throttle::Throttle;
+use super::throttle::{ClientAttempt, Throttle, Throttled, address_key};
 use super::tokens::Tokens;
 use super::users::Users;
 use crate::config::Config;
+use crate::error::OAuthError;
 use crate::metrics::Metrics;
 use crate::store::{Db, StoreError};
 use rules::{Consent, Prompt};
@@ -99,5 +101,72 @@ impl SignIn {
             false
         };
         Ok(rules::consent(client.third_party, remembered, prompt))
+    }
+}
+
+impl SignIn {
+    /// [`Throttle::login`], and the `user.login_throttled` event when the username reaches
+    /// its failure limit: the one call `/token`'s password grant and `/login` make.
+    pub async fn throttled_login<T>(
+        &self,
+        username: &str,
+        peer: IpAddr,
+        device: Option<&str>,
+        check: impl Future<Output = Result<T, OAuthError>>,
+    ) -> Result<Result<T, OAuthError>, Throttled> {
+        let settled = self
+            .throttle
+            .login(&self.clock, username, peer, device, check)
+            .await?;
+        if let Some(name) = settled.limited {
+            self.login_throttled(&name, peer).await;
+        }
+        Ok(settled.result)
+    }
+
+    /// Reserves a client authentication ([`Throttle::client_attempt`]).
+    pub async fn client_attempt(
+        &self,
+        client_id: &str,
+        registered: bool,
+        peer: IpAddr,
+    ) -> Result<ClientAttempt, Throttled> {
+        self.throttle
+            .client_attempt(&self.clock, client_id, registered, peer)
+            .await
+    }
+
+    /// A new device cookie naming `username`, for a browser that just signed in.
+    pub fn device_cookie(&self, username: &str) -> String {
+        let name = crate::store::users::username_key(username);
+        self.throttle.new_device(&name, self.clock.now())
+    }
+
+    /// The username reached its failure limit: its attempts are delayed from now
+    /// on; writes a `user.login_throttled` event (for a known user).
+    async fn login_throttled(&self, name: &str, peer: IpAddr) {
+        tracing::warn!(
+            address = %address_key(peer),
+            "too many failed sign-ins for one username; its attempts are delayed"
+        );
+        let written = async {
+            let Some(user) = crate::store::users::by_username(&self.db.read, name).await? else {
+                return Ok(());
+            };
+            let mut tx = self.db.begin().await?;
+            let event = crate::store::events::NewEvent {
+                kind: super::events::EventKind::LoginThrottled.as_str(),
+                sub: Some(&user.id),
+                reason: Some("too_many_failures"),
+                ..Default::default()
+            };
+            crate::store::events::append(&mut tx, &event, self.clock.now()).await?;
+            tx.commit().await.map_err(crate::store::StoreError::from)?;
+            self.events.wake();
+            Ok::<_, crate::store::StoreError>(())
+        };
+        if let Err(e) = written.await {
+            tracing::error!(error = %e, "writing user.login_throttled");
+        }
     }
 }
