@@ -1,7 +1,8 @@
-//! Sign-in: what `/token`, `/revoke`, `/introspect` and the `/authorize` pages need, in one
-//! service. The grants (grants.rs, codes.rs), refresh rotation (rotation/), sessions,
-//! introspection and the login throttle are its methods; the rules that decide what a
-//! browser sign-in asks of the user (`max_age`, `prompt`, consent) are in [`rules`].
+//! Sign-in: what `/token`, `/revoke`, `/introspect`, `/userinfo` and the `/authorize`
+//! pages need, in one service. The grants (grants.rs, codes.rs), refresh rotation
+//! (rotation/), sessions, introspection and the login throttle are its methods; the rules
+//! that decide what a browser sign-in asks of the user (`max_age`, `prompt`, consent) are
+//! in [`rules`].
 
 pub mod rules;
 
@@ -69,11 +70,11 @@ pub struct Parts {
     pub passwords: Passwords,
     /// Failure limits on sign-ins and client authentication.
     pub throttle: Throttle,
-    /// Mints access and ID tokens.
+    /// Mints access and ID tokens (and verifies them at `/userinfo`).
     pub tokens: Tokens,
     /// Browser sessions and remembered consent.
     pub browser: Browser,
-    /// Whether a token is still live (introspection).
+    /// Whether a token is still live (introspection, `/userinfo`).
     pub live: Live,
     /// Woken after a revocation commits.
     pub events: Arc<EventBus>,
@@ -102,9 +103,7 @@ impl SignIn {
         };
         Ok(rules::consent(client.third_party, remembered, prompt))
     }
-}
 
-impl SignIn {
     /// [`Throttle::login`], and the `user.login_throttled` event when the username reaches
     /// its failure limit: the one call `/token`'s password grant and `/login` make.
     pub async fn throttled_login<T>(
