@@ -22,7 +22,7 @@ impl Background {
 /// Starts the periodic jobs of one instance on the runtime.
 pub fn spawn(core: Arc<Core>) -> Background {
     let mut set = JoinSet::new();
-    set.spawn(crate::domain::tail::run(core.clone()));
+    set.spawn(crate::domain::tail::run(core.feed.clone()));
     set.spawn(watch_event_log(core.clone()));
     set.spawn(watch_keys(core.clone()));
     if let Some(pool) = core.db.listener_pool() {
@@ -45,7 +45,7 @@ async fn watch_event_log(core: Arc<Core>) {
             Ok(id) if id != last => {
                 last = id;
                 // The tail reads it unless it already has (a commit here woke it).
-                if id > core.tail.last() {
+                if id > core.feed.tail.last() {
                     core.events.wake();
                 }
             }

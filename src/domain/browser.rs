@@ -12,6 +12,7 @@ use crate::crypto::{self, sha256};
 use crate::store::{self, Db, StoreError};
 
 /// A signed-in browser: who, and when they typed their password.
+#[derive(Debug, PartialEq, Eq)]
 pub struct BrowserSession {
     /// Who signed in.
     pub user_id: String,

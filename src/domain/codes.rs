@@ -1,19 +1,17 @@
-//! The authorization code grant (RFC 6749 §4.1, PKCE RFC 7636) and the OpenID
-//! Connect ID token: what happens when a code is issued, exchanged, or replayed.
+//! The authorization code grant (RFC 6749 §4.1, PKCE RFC 7636): what happens when a
+//! code is issued, exchanged, or replayed. The ID token it issues is minted by
+//! [`Tokens::id_token`](super::tokens::Tokens::id_token).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
-
-use super::Core;
 use super::clients::{Client, GrantType};
 use super::grants::{grant_audience, token_roles};
 use super::keys::KeySet;
 use super::scopes;
 use super::sessions;
-use super::tokens::{Subject, TokenResponse};
-use crate::config::SigningAlg;
+use super::signin::SignIn;
+use super::tokens::{IdToken, Subject, TokenResponse};
 use crate::crypto::{self, b64, ct_eq, sha256};
 use crate::error::OAuthError;
 use crate::store::{self, codes::CodeRow};
@@ -76,32 +74,7 @@ fn expired(expires_at: i64, now: i64) -> bool {
     now >= expires_at
 }
 
-#[derive(Serialize)]
-struct IdClaims<'a> {
-    iss: &'a str,
-    sub: &'a str,
-    aud: &'a str,
-    exp: i64,
-    iat: i64,
-    auth_time: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    nonce: Option<&'a str>,
-    sid: &'a str,
-    at_hash: String,
-}
-
-/// OpenID Connect Core §3.1.3.6: the left half of the hash the signing alg uses.
-fn at_hash(alg: SigningAlg, access_token: &str) -> String {
-    match alg {
-        SigningAlg::ES256 | SigningAlg::RS256 => b64(&sha256(access_token.as_bytes())[..16]),
-        SigningAlg::EdDSA => {
-            let d = ring::digest::digest(&ring::digest::SHA512, access_token.as_bytes());
-            b64(&d.as_ref()[..32])
-        }
-    }
-}
-
-impl Core {
+impl SignIn {
     /// Issues a code for a completed authorization request; returns the code.
     pub async fn issue_code(&self, grant: CodeGrant<'_>) -> Result<String, OAuthError> {
         let code = crypto::random_token();
@@ -177,16 +150,16 @@ impl Core {
         if !store::codes::consume(self.db.writer(), &hash, now).await? {
             return Err(self.code_replayed(&hash).await);
         }
-        let audience = grant_audience(self, None, &client.audiences)?;
-        let started = sessions::start(
-            self,
-            &row.user_id,
-            row.authz_version,
-            &client.id,
-            &row.scope,
-            &audience,
-        )
-        .await?;
+        let audience = grant_audience(&self.cfg.issuer, None, &client.audiences)?;
+        let started = self
+            .start_session(
+                &row.user_id,
+                row.authz_version,
+                &client.id,
+                &row.scope,
+                &audience,
+            )
+            .await?;
         let (sid, refresh_token) = started.ok_or(OAuthError::AccountChanged)?;
         if store::codes::set_family(self.db.writer(), &hash, &sid).await? {
             // Replayed between the exchange and now: the replay could not revoke it.
@@ -212,23 +185,17 @@ impl Core {
                 .issue(&client.id, subject, &row.scope, audience, refresh_token)?;
         if row.scope.split(' ').any(|s| s == scopes::OPENID) {
             let keys = self.id_token_keys(client).await?;
-            let signer = keys
-                .id_token_signer(client.id_token_alg)
-                .ok_or(OAuthError::Internal(
-                    "no key signs this client's ID tokens".into(),
-                ))?;
-            let claims = IdClaims {
-                iss: &self.cfg.issuer,
+            let id = IdToken {
                 sub: &row.user_id,
-                aud: &client.id,
-                iat: now,
-                exp: now + self.cfg.access_token_ttl.as_secs() as i64,
+                client_id: &client.id,
                 auth_time: row.auth_time,
                 nonce: row.nonce.as_deref(),
                 sid: &sid,
-                at_hash: at_hash(signer.alg, &resp.access_token),
             };
-            resp.id_token = Some(signer.sign_id_token(&claims));
+            let id_token =
+                self.tokens
+                    .id_token(&keys, client.id_token_alg, id, &resp.access_token)?;
+            resp.id_token = Some(id_token);
         }
         Ok(resp)
     }

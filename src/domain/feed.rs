@@ -1,23 +1,62 @@
-//! The event feed's reads: where a subscriber starts, and the events after a cursor.
+//! The event feed: what `/events` and its streams use (the in-memory tail, the slots,
+//! the caller's checks), and its reads of the log: where a subscriber starts, and the
+//! events after a cursor.
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::clock::Clock;
-use super::events::FeedEvent;
+use super::events::{EventBus, FeedEvent};
+use super::keys::{self, KeyRing};
+use super::liveness::Live;
+use super::tail::Tail;
+use super::tokens::Tokens;
 use crate::config::Config;
 use crate::store::{self, Db, StoreError};
 
-/// The feed's reads: what `/events` asks of the log beside the in-memory tail; cheap
-/// to clone (the server's parts, shared).
+/// The feed: a handle on its [`Parts`], built once by `Core::open`. A clone (a handler's
+/// `State<Feed>`, each open stream's) costs one reference count.
 #[derive(Clone)]
-pub struct Feed {
-    /// The settings (the log's retention).
+pub struct Feed(Arc<Parts>);
+
+impl Feed {
+    /// The service over these parts.
+    pub fn new(parts: Parts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+/// Its methods and the streams read the parts as fields (`feed.tail`).
+impl Deref for Feed {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
+/// Everything the feed uses, shared.
+pub struct Parts {
+    /// The settings (the log's retention, stream heartbeat and recheck).
     pub cfg: Arc<Config>,
     /// The database.
     pub db: Db,
     /// The server's clock.
     pub clock: Arc<Clock>,
+    /// The signing keys in memory: an open stream's token must stay signed by an
+    /// accepted key.
+    pub keys: Arc<KeyRing>,
+    /// The signing keys' life: the tail reloads them when it reads a key event.
+    pub signing: keys::Keys,
+    /// Verifies the caller's access token.
+    pub tokens: Tokens,
+    /// Whether the caller's token is still live.
+    pub live: Live,
+    /// The wake-up signal and the stream and long-poll slots.
+    pub events: Arc<EventBus>,
+    /// The newest events in memory, shared by every subscriber.
+    pub tail: Tail,
 }
 
 /// Where a subscriber starts reading.

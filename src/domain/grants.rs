@@ -2,10 +2,8 @@
 
 use secrecy::SecretString;
 
-use super::Core;
 use super::clients::{Client, GrantType, dedup};
-use super::rotation;
-use super::sessions;
+use super::signin::SignIn;
 use super::tokens::{Subject, TokenResponse};
 use crate::error::OAuthError;
 use crate::store::sessions::FamilyRow;
@@ -49,14 +47,14 @@ pub fn grant_scope(
 /// The audience: the RFC 8707 `resource` if the client may target it, else the
 /// client's audiences, else the issuer itself.
 pub(super) fn grant_audience(
-    core: &Core,
+    issuer: &str,
     resource: Option<&str>,
     allowed: &[String],
 ) -> Result<Vec<String>, OAuthError> {
     match resource {
         Some(r) if allowed.iter().any(|a| a == r) => Ok(vec![r.to_string()]),
         Some(_) => Err(OAuthError::InvalidTarget),
-        None if allowed.is_empty() => Ok(vec![core.cfg.issuer.clone()]),
+        None if allowed.is_empty() => Ok(vec![issuer.to_string()]),
         None => Ok(allowed.to_vec()),
     }
 }
@@ -74,7 +72,7 @@ pub(super) fn token_roles(client: &Client, scope: &str, roles: Vec<String>) -> V
 /// The scope and audience a refresh grants: narrowing is allowed, widening is
 /// not; the refresh token keeps the family's original scope (RFC 6749 §6).
 fn narrow_to_family(
-    core: &Core,
+    issuer: &str,
     client: &Client,
     family: &FamilyRow,
     requested: &Option<Vec<String>>,
@@ -94,11 +92,11 @@ fn narrow_to_family(
         .map(str::to_string)
         .collect();
     let scope = grant_scope(requested.clone(), &family_scope)?.join(" ");
-    let audience = grant_audience(core, resource, &from_json(&family.audience)?)?;
+    let audience = grant_audience(issuer, resource, &from_json(&family.audience)?)?;
     Ok((scope, audience))
 }
 
-impl Core {
+impl SignIn {
     /// The enabled user with this username and password. Unknown and disabled users
     /// cost a full argon2 verification too, and every failure is the same error.
     pub async fn check_password(
@@ -133,21 +131,15 @@ impl Core {
             ));
         }
         let scope = grant_scope(parse_scope(scope)?, &client.scopes)?;
-        let audience = grant_audience(self, resource, &client.audiences)?;
+        let audience = grant_audience(&self.cfg.issuer, resource, &client.audiences)?;
         let user = self.check_password(username, password).await?;
         self.pauses.before_session.reached().await;
         let scope = scope.join(" ");
         // The user as read above, before argon2 ran, must still be the user now.
         let (sid, refresh_token) = if client.allows(GrantType::RefreshToken) {
-            let started = sessions::start(
-                self,
-                &user.id,
-                user.authz_version,
-                &client.id,
-                &scope,
-                &audience,
-            )
-            .await?;
+            let started = self
+                .start_session(&user.id, user.authz_version, &client.id, &scope, &audience)
+                .await?;
             let (sid, rt) = started.ok_or(OAuthError::AccountChanged)?;
             (Some(sid), Some(rt))
         } else {
@@ -184,7 +176,7 @@ impl Core {
             ));
         }
         let scope = grant_scope(parse_scope(scope)?, &client.scopes)?.join(" ");
-        let audience = grant_audience(self, resource, &client.audiences)?;
+        let audience = grant_audience(&self.cfg.issuer, resource, &client.audiences)?;
         let subject = Subject {
             sub: &client.id,
             roles: client.roles.clone(),
@@ -210,9 +202,10 @@ impl Core {
         }
         let requested = parse_scope(scope)?;
         // Checked before the token is consumed: a refused request must not cost the client its session.
+        let issuer = &self.cfg.issuer;
         let narrow =
-            |family: &FamilyRow| narrow_to_family(self, client, family, &requested, resource);
-        let rotated = rotation::rotate(self, client, refresh_token, narrow).await?;
+            |family: &FamilyRow| narrow_to_family(issuer, client, family, &requested, resource);
+        let rotated = self.rotate(client, refresh_token, narrow).await?;
         let family = &rotated.family;
         let (scope, audience) = rotated.granted;
         let user = &rotated.user;

@@ -3,10 +3,10 @@
 
 use serde_json::{Value, json};
 
-use super::Core;
 use super::clients::Client;
 use super::liveness::{ClientRead, Liveness};
 use super::sessions;
+use super::signin::SignIn;
 use super::tokens::AccessClaims;
 use super::users::Users;
 use crate::crypto::sha256;
@@ -18,7 +18,7 @@ fn looks_like_jwt(token: &str) -> bool {
     token.bytes().filter(|b| *b == b'.').count() == 2
 }
 
-impl Core {
+impl SignIn {
     /// The claims of an active token, or `None` for anything inactive: expired,
     /// unknown, signed by a revoked key, of a revoked session, of a disabled user,
     /// behind the user's `ver` (whatever the policy), or a consumed refresh token.

@@ -18,6 +18,7 @@ pub mod redirects;
 pub mod rotation;
 pub mod scopes;
 pub mod sessions;
+pub mod signin;
 pub mod tail;
 pub mod throttle;
 pub mod tokens;
@@ -28,8 +29,8 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::store::{Db, StoreError};
 
-/// The server's state: the services together, and the parts sign-in and tokens use. Built
-/// by `serve` (and the tests); a command builds only the service it needs.
+/// The server's state: the services together. Built by `serve` (and the tests); a command
+/// builds only the service it needs.
 pub struct Core {
     /// The validated settings, shared with the services.
     pub cfg: Arc<Config>,
@@ -39,35 +40,26 @@ pub struct Core {
     pub keys: Arc<keys::KeyRing>,
     /// Registered clients, cached.
     pub clients: clients::Clients,
-    /// The argon2 workers; every password goes through them.
-    pub passwords: passwords::Passwords,
     /// Publishes events (role changes, revocations, key changes) to the feed.
     pub events: Arc<events::EventBus>,
-    /// The newest events in memory, shared by every subscriber.
-    pub tail: tail::Tail,
-    /// Failure limits on `/token`, `/revoke` and `/introspect`.
-    pub throttle: throttle::Throttle,
-    /// First uses of refresh tokens, consumed in batches.
-    pub group_commit: rotation::GroupCommit,
     /// The one clock: the system's, unless a test pins it.
     pub clock: Arc<clock::Clock>,
     /// The process's counters, served on the operator port.
     pub metrics: Arc<crate::metrics::Metrics>,
-    /// Test-only pause points (inert unless a test arms one).
-    pub pauses: pause::Pauses,
     /// Users and their permissions: what `tessera user …` builds alone.
     pub users: users::Users,
     /// The signing keys' life (rotation, reload, KEK rotation): what `tessera keys …`
     /// builds alone.
     pub signing: keys::Keys,
-    /// The feed's reads of the log.
+    /// The event feed: the in-memory tail, the slots, the log's reads (one `Arc` inside).
     pub feed: feed::Feed,
     /// Mints access tokens (keys, clock, settings; no database).
     pub tokens: tokens::Tokens,
-    /// Browser sessions and remembered consent.
-    pub browser: browser::Browser,
     /// Whether a verified access token is still live (database, client cache).
     pub live: liveness::Live,
+    /// Sign-in: the grants, sessions, codes, introspection, the throttles (one `Arc`
+    /// inside: a handler taking it costs one reference count).
+    pub signin: signin::SignIn,
 }
 
 /// Why the server or a command could not start.
@@ -110,11 +102,6 @@ impl Core {
             crate::store::events::last_id(&db.read).await?,
         );
         let throttle = throttle::Throttle::new(&cfg, keys.derive_key("tessera device cookie v1"));
-        let feed = feed::Feed {
-            cfg: cfg.clone(),
-            db: db.clone(),
-            clock: clock.clone(),
-        };
         let clients = clients::Clients::new(
             cfg.clone(),
             db.clone(),
@@ -135,26 +122,63 @@ impl Core {
             db: db.clone(),
             clients: clients.clone(),
         };
+        let feed = feed::Feed::new(feed::Parts {
+            cfg: cfg.clone(),
+            db: db.clone(),
+            clock: clock.clone(),
+            keys: keys.clone(),
+            signing: signing.clone(),
+            tokens: tokens.clone(),
+            live: live.clone(),
+            events: events.clone(),
+            tail,
+        });
+        let signin = signin::SignIn::new(signin::Parts {
+            cfg: cfg.clone(),
+            db: db.clone(),
+            clock: clock.clone(),
+            keys: keys.clone(),
+            signing: signing.clone(),
+            clients: clients.clone(),
+            users: users.clone(),
+            passwords: users.passwords.clone(),
+            throttle,
+            tokens: tokens.clone(),
+            browser,
+            live: live.clone(),
+            events: events.clone(),
+            metrics: metrics.clone(),
+            pauses: pause::Pauses::default(),
+            group_commit,
+        });
         Ok(Arc::new(Self {
             cfg,
-            group_commit,
             clock,
             metrics,
             db,
             keys,
             clients,
-            passwords: users.passwords.clone(),
             events,
-            tail,
-            throttle,
-            pauses: pause::Pauses::default(),
             users,
             signing,
             feed,
             tokens,
-            browser,
             live,
+            signin,
         }))
+    }
+
+    /// Reserves a client authentication ([`signin::SignIn::client_attempt`]), for the
+    /// client-form extractor, which takes the whole state.
+    pub async fn client_attempt(
+        &self,
+        client_id: &str,
+        registered: bool,
+        peer: std::net::IpAddr,
+    ) -> Result<throttle::ClientAttempt, throttle::Throttled> {
+        self.signin
+            .client_attempt(client_id, registered, peer)
+            .await
     }
 }
 

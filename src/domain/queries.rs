@@ -1,7 +1,7 @@
 //! Reads the HTTP surface answers with (the admin API, discovery), so that
 //! `http` goes through the domain and never names `store`.
 
-use super::Core;
+use super::clients::Clients;
 use super::keys::Keys;
 use super::users::Users;
 use crate::store::{self, StoreError};
@@ -93,7 +93,7 @@ impl Users {
     }
 }
 
-impl Core {
+impl Clients {
     /// Whether some client registered `origin` (CORS).
     pub async fn origin_registered(&self, origin: &str) -> Result<bool, StoreError> {
         store::clients::origin_registered(&self.db.read, origin).await

@@ -6,43 +6,45 @@ use crate::store::events::NewEvent;
 use crate::store::sessions::FamilyRow;
 use crate::store::{self, StoreError, to_json};
 
-use super::Core;
 use super::clock::Clock;
 use super::events::EventKind;
+use super::signin::SignIn;
 
-/// Starts a family for a fresh sign-in; returns its id (`sid`) and first refresh
-/// token, or `None` when the user is no longer enabled at `authz_version` (the
-/// sign-in read a state that a password change, disable or role change has since
-/// replaced: its session would outlive the revocation that change made).
-pub async fn start(
-    core: &Core,
-    user_id: &str,
-    authz_version: i64,
-    client_id: &str,
-    scope: &str,
-    audience: &[String],
-) -> Result<Option<(String, String)>, StoreError> {
-    let now = core.clock.now();
-    let family = FamilyRow {
-        id: uuid::Uuid::new_v4().to_string(),
-        user_id: user_id.into(),
-        client_id: client_id.into(),
-        scope: scope.into(),
-        audience: to_json(audience),
-        created_at: now,
-        last_used_at: now,
-        expires_at: now + core.cfg.refresh_max_ttl.as_secs() as i64,
-        revoked_at: None,
-    };
-    let token = crypto::random_token();
-    let mut tx = core.db.begin_plain().await?;
-    if !store::sessions::insert_family_if_current(&mut tx, &family, authz_version).await? {
-        return Ok(None);
+impl SignIn {
+    /// Starts a family for a fresh sign-in; returns its id (`sid`) and first refresh
+    /// token, or `None` when the user is no longer enabled at `authz_version` (the
+    /// sign-in read a state that a password change, disable or role change has since
+    /// replaced: its session would outlive the revocation that change made).
+    pub async fn start_session(
+        &self,
+        user_id: &str,
+        authz_version: i64,
+        client_id: &str,
+        scope: &str,
+        audience: &[String],
+    ) -> Result<Option<(String, String)>, StoreError> {
+        let now = self.clock.now();
+        let family = FamilyRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            user_id: user_id.into(),
+            client_id: client_id.into(),
+            scope: scope.into(),
+            audience: to_json(audience),
+            created_at: now,
+            last_used_at: now,
+            expires_at: now + self.cfg.refresh_max_ttl.as_secs() as i64,
+            revoked_at: None,
+        };
+        let token = crypto::random_token();
+        let mut tx = self.db.begin_plain().await?;
+        if !store::sessions::insert_family_if_current(&mut tx, &family, authz_version).await? {
+            return Ok(None);
+        }
+        store::sessions::insert_token(&mut tx, &sha256(token.as_bytes()), &family.id, scope, now)
+            .await?;
+        tx.commit().await?;
+        Ok(Some((family.id, token)))
     }
-    store::sessions::insert_token(&mut tx, &sha256(token.as_bytes()), &family.id, scope, now)
-        .await?;
-    tx.commit().await?;
-    Ok(Some((family.id, token)))
 }
 
 /// Revokes a family and records it in the event log, inside the caller's transaction.

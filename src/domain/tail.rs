@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::watch;
 
-use super::Core;
 use super::events::{EventKind, FeedEvent};
+use super::feed::Feed;
 use crate::store::{self, StoreError};
 
 /// Events read from the database by one query, by the tail or by a catch-up.
@@ -126,7 +126,7 @@ impl Tail {
     /// from the database while the cursor is behind it. Advances the cursor.
     pub async fn take(
         &self,
-        core: &Core,
+        feed: &Feed,
         cursor: &mut i64,
         user: Option<&str>,
         max: usize,
@@ -137,7 +137,7 @@ impl Tail {
                 Ok(events)
             }
             Take::Behind => {
-                let (events, next) = self.catch_up(core, *cursor, user).await?;
+                let (events, next) = self.catch_up(feed, *cursor, user).await?;
                 *cursor = next;
                 Ok(events)
             }
@@ -148,13 +148,13 @@ impl Tail {
     /// and the new cursor; once the read comes back short, the cursor joins the tail.
     pub async fn catch_up(
         &self,
-        core: &Core,
+        feed: &Feed,
         cursor: i64,
         user: Option<&str>,
     ) -> Result<(Vec<Arc<FeedEvent>>, i64), StoreError> {
         // Everything up to the floor is committed: a short read has seen it all.
         let floor = self.window.read().expect("tail").floor;
-        let rows = store::events::after(&core.db.read, cursor, user, READ_BATCH).await?;
+        let rows = store::events::after(&feed.db.read, cursor, user, READ_BATCH).await?;
         self.catch_ups.fetch_add(1, Ordering::Relaxed);
         let short = (rows.len() as i64) < READ_BATCH;
         let mut next = rows.last().map_or(cursor, |r| r.id);
@@ -166,11 +166,11 @@ impl Tail {
 
     /// Reads what the log holds beyond the tail, in order, and wakes whom it
     /// concerns.
-    pub async fn fill(&self, core: &Core) -> Result<usize, StoreError> {
+    pub async fn fill(&self, feed: &Feed) -> Result<usize, StoreError> {
         let _one = self.filling.lock().await;
         let mut added = 0;
         loop {
-            let rows = store::events::after(&core.db.read, self.last(), None, READ_BATCH).await?;
+            let rows = store::events::after(&feed.db.read, self.last(), None, READ_BATCH).await?;
             self.reads.fetch_add(1, Ordering::Relaxed);
             let n = rows.len();
             if n == 0 {
@@ -181,7 +181,7 @@ impl Tail {
             let keys_changed = events.iter().any(|e| e.kind == EventKind::KeysRotated);
             if keys_changed {
                 // Streams check their keys against the key set that knows of this event.
-                if let Err(e) = core.signing.reload_keys().await {
+                if let Err(e) = feed.signing.reload_keys().await {
                     tracing::warn!(error = %crate::error_chain(&e), "event tail: reloading keys");
                 }
             }
@@ -295,17 +295,17 @@ impl Tail {
 
 /// The tail's reader: one per instance, woken by local commits, by other
 /// instances (PostgreSQL `NOTIFY`) and by the log watcher's poll.
-pub async fn run(core: Arc<Core>) {
-    let mut wake = core.events.subscribe();
+pub async fn run(feed: Feed) {
+    let mut wake = feed.events.subscribe();
     loop {
         wake.borrow_and_update();
-        if let Err(e) = core.tail.fill(&core).await {
+        if let Err(e) = feed.tail.fill(&feed).await {
             tracing::warn!(error = %crate::error_chain(&e), "event tail: reading the log failed; retrying");
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             continue;
         }
-        if core.events.is_closing() {
-            core.tail.close();
+        if feed.events.is_closing() {
+            feed.tail.close();
             return;
         }
         if wake.changed().await.is_err() {

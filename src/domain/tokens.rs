@@ -1,13 +1,14 @@
-//! RFC 9068 access tokens: the claims, minting and the token response.
+//! RFC 9068 access tokens and OpenID Connect ID tokens: the claims, minting and the token
+//! response.
 
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::clock::Clock;
-use super::keys::KeyRing;
-use crate::config::Config;
-use crate::crypto;
+use super::keys::{KeyRing, KeySet};
+use crate::config::{Config, SigningAlg};
+use crate::crypto::{self, b64, sha256};
 use crate::error::OAuthError;
 
 /// The claims and `aud` are the wire types the verifier shares (proto/).
@@ -51,7 +52,46 @@ pub struct Subject<'a> {
     pub ver: Option<i64>,
 }
 
-/// Mints access tokens: the signing keys in memory, the clock and the settings, no
+/// What an ID token says of a sign-in (OpenID Connect Core §2).
+pub struct IdToken<'a> {
+    /// The user.
+    pub sub: &'a str,
+    /// The client it is for (`aud`).
+    pub client_id: &'a str,
+    /// When the user signed in.
+    pub auth_time: i64,
+    /// The authorization request's `nonce`, echoed.
+    pub nonce: Option<&'a str>,
+    /// The session (refresh family) behind the access token issued with it.
+    pub sid: &'a str,
+}
+
+#[derive(Serialize)]
+struct IdClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    exp: i64,
+    iat: i64,
+    auth_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+    sid: &'a str,
+    at_hash: String,
+}
+
+/// OpenID Connect Core §3.1.3.6: the left half of the hash the signing alg uses.
+fn at_hash(alg: SigningAlg, access_token: &str) -> String {
+    match alg {
+        SigningAlg::ES256 | SigningAlg::RS256 => b64(&sha256(access_token.as_bytes())[..16]),
+        SigningAlg::EdDSA => {
+            let d = ring::digest::digest(&ring::digest::SHA512, access_token.as_bytes());
+            b64(&d.as_ref()[..32])
+        }
+    }
+}
+
+/// Mints access and ID tokens: the signing keys in memory, the clock and the settings, no
 /// database. Built once by `Core::open`; cheap to clone (shared parts).
 #[derive(Clone)]
 pub struct Tokens {
@@ -99,5 +139,33 @@ impl Tokens {
             scope,
             id_token: None,
         })
+    }
+
+    /// Signs the ID token that goes with `access_token` (its `at_hash`), with the key of
+    /// `keys` that signs ID tokens in `alg` (the client's; `None`: the active key's).
+    /// `keys` is given: an RS256 client may need a chain the caller has just started.
+    pub fn id_token(
+        &self,
+        keys: &KeySet,
+        alg: Option<SigningAlg>,
+        id: IdToken<'_>,
+        access_token: &str,
+    ) -> Result<String, OAuthError> {
+        let signer = keys.id_token_signer(alg).ok_or(OAuthError::Internal(
+            "no key signs this client's ID tokens".into(),
+        ))?;
+        let now = self.clock.now();
+        let claims = IdClaims {
+            iss: &self.cfg.issuer,
+            sub: id.sub,
+            aud: id.client_id,
+            iat: now,
+            exp: now + self.cfg.access_token_ttl.as_secs() as i64,
+            auth_time: id.auth_time,
+            nonce: id.nonce,
+            sid: id.sid,
+            at_hash: at_hash(signer.alg, access_token),
+        };
+        Ok(signer.sign_id_token(&claims))
     }
 }

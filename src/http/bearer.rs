@@ -6,7 +6,6 @@ use std::sync::Arc;
 use axum::http::{HeaderMap, header};
 
 use super::error::{HttpError, Surface};
-use crate::domain::Core;
 use crate::domain::clients::Client;
 use crate::domain::liveness::{ClientRead, Live, Liveness};
 use crate::domain::queries::User;
@@ -75,9 +74,9 @@ pub async fn live_user(live: &Live, caller: &Caller) -> Result<User, HttpError> 
 }
 
 /// The client a verified token was issued to; `None` when it is gone.
-pub async fn client_of(core: &Core, caller: &Caller) -> Result<Option<Arc<Client>>, HttpError> {
-    core.clients
-        .get(&core.db, &caller.claims.client_id)
+pub async fn client_of(live: &Live, caller: &Caller) -> Result<Option<Arc<Client>>, HttpError> {
+    live.clients
+        .get(&live.db, &caller.claims.client_id)
         .await
         .map_err(|e| HttpError::internal(Surface::Bearer, &e))
 }

@@ -56,7 +56,7 @@ pub(super) async fn cors(State(core): State<Arc<Core>>, req: Request, next: Next
         (_, true) => true,
         (None, false) => false,
         (Some(o), false) => match o.to_str() {
-            Ok(o) => match core.origin_registered(o).await {
+            Ok(o) => match core.clients.origin_registered(o).await {
                 Ok(found) => found,
                 Err(e) => {
                     tracing::error!(error = %crate::error_chain(&e), "CORS origin lookup");

@@ -35,6 +35,7 @@ async fn introspect(
         }
         let token = params.require("token")?;
         Ok(core
+            .signin
             .introspect(&client, token)
             .await?
             .unwrap_or_else(|| json!({"active": false})))

@@ -47,7 +47,7 @@ pub async fn serve(
     ));
     shutdown.await;
     core.events.close();
-    core.tail.close();
+    core.feed.tail.close();
     let _ = stop_tx.send(true);
     let drained = async {
         let _ = tokio::join!(public, operator);

@@ -28,11 +28,11 @@ async fn metrics(State(core): State<Arc<Core>>) -> impl IntoResponse {
         read_pool_connections: core.db.read.size(),
         read_pool_idle: core.db.read.num_idle(),
         signing_keys_published: core.keys.current().published,
-        feed_reads: core.tail.reads(),
-        feed_catch_up_reads: core.tail.catch_ups(),
-        feed_users_watched: core.tail.watched_users(),
-        throttle_waiting: core.throttle.waiting(),
-        throttle_keys: core.throttle.keys(),
+        feed_reads: core.feed.tail.reads(),
+        feed_catch_up_reads: core.feed.tail.catch_ups(),
+        feed_users_watched: core.feed.tail.watched_users(),
+        throttle_waiting: core.signin.throttle.waiting(),
+        throttle_keys: core.signin.throttle.keys(),
     };
     (
         [

@@ -29,7 +29,7 @@ async fn revoke(
     let run = async {
         let token = params.require("token")?;
         // `token_type_hint` only orders the lookup (§2.1); both kinds are tried anyway.
-        core.revoke_token(&client, token).await?;
+        core.signin.revoke_token(&client, token).await?;
         Ok::<_, OAuthError>(())
     };
     match run.await {

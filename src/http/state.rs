@@ -1,7 +1,7 @@
 //! The parts of the application state a handler may take instead of the whole of it:
-//! `State<Users>`, `State<Keys>`, … (axum's `FromRef`). Each is a cheap clone (shared
-//! parts, no allocation); the hot paths (`/token`, `/events`) keep `State<Arc<Core>>`,
-//! which they use almost all of.
+//! `State<Users>`, `State<Keys>`, `State<SignIn>`, `State<Feed>`, … (axum's `FromRef`). Each is a
+//! cheap clone (shared parts, no allocation); sign-in and the feed, on the hot paths
+//! (`/token`, `/events` and its streams), are one `Arc` each: one reference count.
 
 use std::sync::Arc;
 
@@ -10,7 +10,9 @@ use axum::extract::FromRef;
 use crate::config::Config;
 use crate::domain::Core;
 use crate::domain::clients::Clients;
+use crate::domain::feed::Feed;
 use crate::domain::keys::Keys;
+use crate::domain::signin::SignIn;
 use crate::domain::users::Users;
 
 impl FromRef<Arc<Core>> for Users {
@@ -28,6 +30,18 @@ impl FromRef<Arc<Core>> for Keys {
 impl FromRef<Arc<Core>> for Clients {
     fn from_ref(core: &Arc<Core>) -> Self {
         core.clients.clone()
+    }
+}
+
+impl FromRef<Arc<Core>> for SignIn {
+    fn from_ref(core: &Arc<Core>) -> Self {
+        core.signin.clone()
+    }
+}
+
+impl FromRef<Arc<Core>> for Feed {
+    fn from_ref(core: &Arc<Core>) -> Self {
+        core.feed.clone()
     }
 }
 

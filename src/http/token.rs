@@ -14,6 +14,7 @@ use super::error::no_store;
 use super::form::{ClientForm, FormError, require_identifier};
 use crate::domain::Core;
 use crate::domain::clients::GrantType;
+use crate::domain::signin::SignIn;
 use crate::domain::tokens::TokenResponse;
 use crate::error::OAuthError;
 
@@ -21,18 +22,20 @@ pub(super) fn router() -> Router<Arc<Core>> {
     Router::new().route("/token", post(token))
 }
 
+/// Takes the whole state only for what the client form's extractor and its error counting
+/// take (`http/form.rs`); the grants are sign-in's.
 async fn token(State(core): State<Arc<Core>>, headers: HeaderMap, form: ClientForm) -> Response {
     if let Some(refused) = cors::refused_form(&core, &headers, &form.client, "token") {
         return refused;
     }
-    match handle(&core, form).await {
+    match handle(&core.signin, form).await {
         Ok(resp) => no_store(Json(resp).into_response()),
         Err(e) => FormError::from(e).counted(&core, "token").into_response(),
     }
 }
 
 async fn handle(
-    core: &Core,
+    signin: &SignIn,
     ClientForm {
         mut params,
         client,
@@ -52,32 +55,29 @@ async fn handle(
             require_identifier("username", &username)?;
             params.require("password")?;
             let password = params.take_secret("password").expect("checked above");
-            // Reserved before argon2, so racing requests cannot exceed the limit.
-            let attempt = core.login_attempt(&username, peer, None).await?;
-            let result = core
-                .password_grant(&client, &username, password, scope, resource)
-                .await;
-            core.settle_login(attempt, &result).await;
-            result
+            let grant = signin.password_grant(&client, &username, password, scope, resource);
+            signin.throttled_login(&username, peer, None, grant).await?
         }
         GrantType::AuthorizationCode => {
             let code = params.require("code")?;
             let redirect_uri = params.require("redirect_uri")?;
             let verifier = params.require("code_verifier")?;
-            core.authorization_code_grant(&client, code, redirect_uri, verifier)
+            signin
+                .authorization_code_grant(&client, code, redirect_uri, verifier)
                 .await
         }
         GrantType::RefreshToken => {
             let token = params.require("refresh_token")?;
-            core.refresh_grant(&client, token, scope, resource).await
+            signin.refresh_grant(&client, token, scope, resource).await
         }
         GrantType::ClientCredentials => {
-            core.client_credentials_grant(&client, scope, resource)
+            signin
+                .client_credentials_grant(&client, scope, resource)
                 .await
         }
     };
     if resp.is_ok() {
-        core.metrics.token_issued(grant_type.as_str(), &client.id);
+        signin.metrics.token_issued(grant_type.as_str(), &client.id);
     }
     resp
 }

@@ -16,21 +16,22 @@ use super::form::{self, FormError};
 use super::{bearer, cors};
 use crate::domain::Core;
 use crate::domain::scopes::{self, PROFILE, ROLES};
+use crate::domain::signin::SignIn;
 
 pub(super) fn router() -> Router<Arc<Core>> {
     Router::new().route("/userinfo", get(userinfo_get).post(userinfo_post))
 }
 
-async fn userinfo_get(State(core): State<Arc<Core>>, headers: HeaderMap) -> Response {
+async fn userinfo_get(State(signin): State<SignIn>, headers: HeaderMap) -> Response {
     match bearer::token(&headers) {
-        Ok(token) => answer(&core, &headers, token).await,
+        Ok(token) => answer(&signin, &headers, token).await,
         Err(e) => e.into_response(),
     }
 }
 
 /// Core §5.3.1: POST too, the token in the `Authorization` header or as `access_token` in a
 /// form body (RFC 6750 §2.2), never both (RFC 6750 §2).
-async fn userinfo_post(State(core): State<Arc<Core>>, headers: HeaderMap, body: Body) -> Response {
+async fn userinfo_post(State(signin): State<SignIn>, headers: HeaderMap, body: Body) -> Response {
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -40,9 +41,9 @@ async fn userinfo_post(State(core): State<Arc<Core>>, headers: HeaderMap, body: 
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         });
     if !is_form {
-        return userinfo_get(State(core), headers).await;
+        return userinfo_get(State(signin), headers).await;
     }
-    let params = match form::read_form(&headers, body, core.cfg.request_timeout / 2).await {
+    let params = match form::read_form(&headers, body, signin.cfg.request_timeout / 2).await {
         Ok(p) => p,
         Err(FormError::Body(e)) => return HttpError::from(e).into_response(),
         Err(FormError::Invalid(e)) => return HttpError::from(e).into_response(),
@@ -59,16 +60,16 @@ async fn userinfo_post(State(core): State<Arc<Core>>, headers: HeaderMap, body: 
         (None, _) => bearer::token(&headers),
     };
     match token {
-        Ok(token) => answer(&core, &headers, token).await,
+        Ok(token) => answer(&signin, &headers, token).await,
         Err(e) => e.into_response(),
     }
 }
 
-async fn answer(core: &Core, headers: &HeaderMap, token: &str) -> Response {
+async fn answer(signin: &SignIn, headers: &HeaderMap, token: &str) -> Response {
     let result = async {
-        let caller = bearer::verify_token(&core.tokens, token)?;
-        let user = bearer::live_user(&core.live, &caller).await?;
-        let client = bearer::client_of(core, &caller).await?;
+        let caller = bearer::verify_token(&signin.tokens, token)?;
+        let user = bearer::live_user(&signin.live, &caller).await?;
+        let client = bearer::client_of(&signin.live, &caller).await?;
         if let Some(refused) = cors::refused_bearer(headers, client.as_deref()) {
             return Ok(refused);
         }

@@ -1,5 +1,5 @@
 //! Refresh-token rotation: what happens when a refresh token is used, reused, or
-//! retried within the grace window. The rule is [`classify`]; [`rotate`] carries it out.
+//! retried within the grace window. The rule is [`classify`]; [`SignIn::rotate`] carries it out.
 //!
 //! - first use: one conditional `UPDATE ... WHERE consumed_at IS NULL` consumes the
 //!   token (group-committed with other first uses, see [`group_commit`]). Exactly one
@@ -22,9 +22,9 @@ use crate::error::OAuthError;
 use crate::store::sessions::{FamilyRow, TokenRow, UserState};
 use crate::store::{self};
 
-use super::Core;
 use super::clients::Client;
 use super::sessions::revoke_family;
+use super::signin::SignIn;
 
 pub use group_commit::GroupCommit;
 
@@ -149,51 +149,133 @@ fn state_of(row: &TokenRow, live_head: bool) -> TokenState<'_> {
     }
 }
 
-/// Rotates `presented`: consumes it and returns its successor (see the module
-/// doc). `check` validates the request against the family before anything is
-/// consumed, for a first use or a retry only: reuse is reuse, whatever else the
-/// request says, so a stolen token cannot probe quietly.
-pub async fn rotate<T>(
-    core: &Core,
-    client: &Client,
-    presented: &str,
-    check: impl Fn(&FamilyRow) -> Result<T, OAuthError>,
-) -> Result<Rotated<T>, OAuthError> {
-    let grace = client
-        .refresh_reuse_grace
-        .unwrap_or(core.cfg.refresh_reuse_grace);
-    let policy = Policy {
-        client_id: client.id.as_str(),
-        idle_ttl: core.cfg.refresh_idle_ttl.as_secs() as i64,
-        grace: grace.as_secs() as i64,
-    };
-    let hash = sha256(presented.as_bytes());
-    let now = core.clock.now();
-    // Fast path: read on the reader pool, then one (group-committed) statement on the writer.
-    let Some(row) = store::sessions::token(&core.db.read, &hash).await? else {
-        return Err(INVALID);
-    };
-    if row.consumed_at.is_none() {
-        if classify(&state_of(&row, false), now, &policy) == Decision::Invalid {
+impl SignIn {
+    /// Rotates `presented`: consumes it and returns its successor (see the module
+    /// doc). `check` validates the request against the family before anything is
+    /// consumed, for a first use or a retry only: reuse is reuse, whatever else the
+    /// request says, so a stolen token cannot probe quietly.
+    pub async fn rotate<T>(
+        &self,
+        client: &Client,
+        presented: &str,
+        check: impl Fn(&FamilyRow) -> Result<T, OAuthError>,
+    ) -> Result<Rotated<T>, OAuthError> {
+        let grace = client
+            .refresh_reuse_grace
+            .unwrap_or(self.cfg.refresh_reuse_grace);
+        let policy = Policy {
+            client_id: client.id.as_str(),
+            idle_ttl: self.cfg.refresh_idle_ttl.as_secs() as i64,
+            grace: grace.as_secs() as i64,
+        };
+        let hash = sha256(presented.as_bytes());
+        let now = self.clock.now();
+        // Fast path: read on the reader pool, then one (group-committed) statement on the writer.
+        let Some(row) = store::sessions::token(&self.db.read, &hash).await? else {
             return Err(INVALID);
+        };
+        if row.consumed_at.is_none() {
+            if classify(&state_of(&row, false), now, &policy) == Decision::Invalid {
+                return Err(INVALID);
+            }
+            let granted = check(&row.family)?;
+            let (next, next_hash, sealed) = successor(grace, presented);
+            if self
+                .group_commit
+                .consume((hash, next_hash, sealed, now))
+                .await
+            {
+                return Ok(Rotated {
+                    family: row.family,
+                    user: row.user,
+                    refresh_token: next,
+                    granted,
+                });
+            }
+            // Lost a race, or the family was revoked meanwhile: decide under the write lock.
         }
-        let granted = check(&row.family)?;
-        let (next, next_hash, sealed) = successor(grace, presented);
-        if core
-            .group_commit
-            .consume((hash, next_hash, sealed, now))
-            .await
-        {
-            return Ok(Rotated {
-                family: row.family,
-                user: row.user,
-                refresh_token: next,
-                granted,
-            });
-        }
-        // Lost a race, or the family was revoked meanwhile: decide under the write lock.
+        store::retry_conflicts(|| self.rotate_locked(&policy, presented, &hash, now, &check)).await
     }
-    store::retry_conflicts(|| rotate_locked(core, &policy, presented, &hash, now, &check)).await
+
+    /// The slow path, in one write transaction: retries, reuse, and lost races.
+    async fn rotate_locked<T>(
+        &self,
+        policy: &Policy<'_>,
+        presented: &str,
+        hash: &[u8; 32],
+        now: i64,
+        check: impl Fn(&FamilyRow) -> Result<T, OAuthError>,
+    ) -> Result<Rotated<T>, OAuthError> {
+        let mut tx = self.db.begin().await?;
+        let Some(row) = store::sessions::token_for_update(&mut tx, hash).await? else {
+            return Err(INVALID);
+        };
+        let live_head = match (&row.consumed_at, &row.successor_hash, &row.successor_sealed) {
+            (Some(_), Some(next_hash), Some(_)) => {
+                store::sessions::is_unconsumed(&mut tx, next_hash).await?
+            }
+            _ => false,
+        };
+        let decision = classify(&state_of(&row, live_head), now, policy);
+        let client_id = policy.client_id;
+        let TokenRow {
+            consumed_at,
+            successor_hash,
+            successor_sealed,
+            family,
+            user,
+            ..
+        } = row;
+        let (next, granted) = match decision {
+            Decision::Invalid => return Err(INVALID),
+            Decision::FirstUse => {
+                let granted = check(&family)?;
+                let grace = Duration::from_secs(policy.grace as u64);
+                let (next, next_hash, sealed) = successor(grace, presented);
+                if !store::sessions::consume(&mut tx, hash, &next_hash, sealed.as_deref(), now)
+                    .await?
+                {
+                    // Unreachable under the write lock; refuse rather than branch.
+                    return Err(INVALID);
+                }
+                (next, granted)
+            }
+            Decision::GraceRetry => {
+                let (Some(next_hash), Some(sealed)) = (successor_hash, successor_sealed) else {
+                    return Err(INVALID);
+                };
+                let granted = check(&family)?;
+                let next = crypto::open(&grace_key(presented), &next_hash, &sealed)
+                    .map_err(|e| OAuthError::Internal(Box::new(e)))?;
+                store::sessions::touch_family(&mut tx, &family.id, now).await?;
+                // Whoever replays a just-used token in the window gets the live
+                // successor: a public client's thief as well as a retrying tab.
+                self.metrics.refresh_grace_replay();
+                let age_s = now - consumed_at.unwrap_or(now);
+                tracing::warn!(sid = %family.id, client_id, age_s, "refresh token replayed within the grace window: successor handed out again");
+                (
+                    String::from_utf8(next).map_err(|e| OAuthError::Internal(Box::new(e)))?,
+                    granted,
+                )
+            }
+            Decision::Reuse => {
+                revoke_family(&self.clock, &mut tx, &family, REASON_REUSE).await?;
+                tx.commit().await?;
+                self.events.wake();
+                self.metrics.refresh_reuse();
+                self.metrics.session_revoked(REASON_REUSE);
+                tracing::warn!(sid = %family.id, client_id, "refresh token reuse: family revoked");
+                return Err(INVALID);
+            }
+        };
+        tx.commit().await?;
+        Ok(Rotated {
+            family,
+            user,
+            refresh_token: next,
+            granted,
+        })
+    }
 }
 
 /// A fresh successor token, its hash, and (with a grace window) its sealed copy.
@@ -203,84 +285,6 @@ fn successor(grace: Duration, presented: &str) -> (String, [u8; 32], Option<Vec<
     let sealed = (!grace.is_zero())
         .then(|| crypto::seal(&grace_key(presented), &next_hash, next.as_bytes()));
     (next, next_hash, sealed)
-}
-
-/// The slow path, in one write transaction: retries, reuse, and lost races.
-async fn rotate_locked<T>(
-    core: &Core,
-    policy: &Policy<'_>,
-    presented: &str,
-    hash: &[u8; 32],
-    now: i64,
-    check: impl Fn(&FamilyRow) -> Result<T, OAuthError>,
-) -> Result<Rotated<T>, OAuthError> {
-    let mut tx = core.db.begin().await?;
-    let Some(row) = store::sessions::token_for_update(&mut tx, hash).await? else {
-        return Err(INVALID);
-    };
-    let live_head = match (&row.consumed_at, &row.successor_hash, &row.successor_sealed) {
-        (Some(_), Some(next_hash), Some(_)) => {
-            store::sessions::is_unconsumed(&mut tx, next_hash).await?
-        }
-        _ => false,
-    };
-    let decision = classify(&state_of(&row, live_head), now, policy);
-    let client_id = policy.client_id;
-    let TokenRow {
-        consumed_at,
-        successor_hash,
-        successor_sealed,
-        family,
-        user,
-        ..
-    } = row;
-    let (next, granted) = match decision {
-        Decision::Invalid => return Err(INVALID),
-        Decision::FirstUse => {
-            let granted = check(&family)?;
-            let grace = Duration::from_secs(policy.grace as u64);
-            let (next, next_hash, sealed) = successor(grace, presented);
-            if !store::sessions::consume(&mut tx, hash, &next_hash, sealed.as_deref(), now).await? {
-                // Unreachable under the write lock; refuse rather than branch.
-                return Err(INVALID);
-            }
-            (next, granted)
-        }
-        Decision::GraceRetry => {
-            let (Some(next_hash), Some(sealed)) = (successor_hash, successor_sealed) else {
-                return Err(INVALID);
-            };
-            let granted = check(&family)?;
-            let next = crypto::open(&grace_key(presented), &next_hash, &sealed)
-                .map_err(|e| OAuthError::Internal(Box::new(e)))?;
-            store::sessions::touch_family(&mut tx, &family.id, now).await?;
-            // Whoever replays a just-used token in the window gets the live
-            // successor: a public client's thief as well as a retrying tab.
-            core.metrics.refresh_grace_replay();
-            let age_s = now - consumed_at.unwrap_or(now);
-            tracing::warn!(sid = %family.id, client_id, age_s, "refresh token replayed within the grace window: successor handed out again");
-            (
-                String::from_utf8(next).map_err(|e| OAuthError::Internal(Box::new(e)))?,
-                granted,
-            )
-        }
-        Decision::Reuse => {
-            revoke_family(&core.clock, &mut tx, &family, REASON_REUSE).await?;
-            tx.commit().await?;
-            core.events.wake();
-            core.metrics.refresh_reuse();
-            core.metrics.session_revoked(REASON_REUSE);
-            tracing::warn!(sid = %family.id, client_id, "refresh token reuse: family revoked");
-            return Err(INVALID);
-        }
-    };
-    tx.commit().await?;
-    Ok(Rotated {
-        family,
-        user,
-        refresh_token: next,
-        granted,
-    })
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ impl Throttle {
     }
 
     /// A new device cookie value for normalised username `name`, issued at `now`.
-    pub(super) fn new_device(&self, name: &str, now: i64) -> String {
+    pub(crate) fn new_device(&self, name: &str, now: i64) -> String {
         let body = format!("{now}.{}", crypto::b64(&crypto::random::<16>()));
         let mac = self.device_mac(name, &body);
         format!("{body}.{mac}")

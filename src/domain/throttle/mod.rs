@@ -17,13 +17,16 @@
 
 mod device;
 mod limiter;
+mod login;
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 pub use device::DEVICE_TTL_SECS;
 pub use limiter::{Delay, ENTRY_BYTES, Limiter, Refused, Ticket};
+pub use login::Settled;
 
+use super::clock::Clock;
 use crate::config::Config;
 
 /// Which limit refused a request: what its 429 says.
@@ -178,29 +181,6 @@ pub fn address_key(ip: IpAddr) -> String {
     }
 }
 
-/// A sign-in attempt reserved before its password is evaluated. Dropped
-/// unsettled (its request ended before an answer), every reservation is given
-/// back: an answer never sent tells a guesser nothing.
-#[must_use = "a sign-in attempt ends with settle_login"]
-pub struct LoginAttempt {
-    /// The address's share of the argon2 queue, held until settled.
-    _hashing: Ticket,
-    /// The address's failures; `None` from a trusted device.
-    address: Option<Ticket>,
-    /// The username's failures, or the trusted device's.
-    account: Ticket,
-    /// The normalised username (the throttle's key, and the event's lookup).
-    name: String,
-    peer: IpAddr,
-}
-
-impl LoginAttempt {
-    /// Whether the attempt came from a device that signed in as this user before.
-    pub fn trusted(&self) -> bool {
-        self.address.is_none()
-    }
-}
-
 /// A client authentication reserved before the secret is checked.
 #[must_use = "a client authentication ends with failed, or is given back when dropped"]
 pub struct ClientAttempt {
@@ -218,77 +198,28 @@ impl ClientAttempt {
         }
     }
 }
-
-impl super::Core {
-    /// Reserves a sign-in attempt for `username` from `peer`, before the password
-    /// is evaluated, waiting at most `login_wait` for a slot. `device` is the
-    /// browser's device cookie, if any.
-    pub async fn login_attempt(
-        &self,
-        username: &str,
-        peer: IpAddr,
-        device: Option<&str>,
-    ) -> Result<LoginAttempt, Throttled> {
-        let t = &self.throttle;
-        let address = address_key(peer);
-        let name = crate::store::users::username_key(username);
-        let hashing = t
-            .hashing
-            .reserve(&address, &self.clock, t.wait)
-            .await
-            .map_err(|r| Throttled::new(r, Why::InProgress))?;
-        if let Some(id) = device.and_then(|d| t.trusted_device(d, &name, self.clock.now())) {
-            // A device past its own limit is treated as untrusted (OWASP).
-            if let Ok(account) = t.devices.reserve(id, &self.clock, t.wait).await {
-                return Ok(LoginAttempt {
-                    _hashing: hashing,
-                    address: None,
-                    account,
-                    name,
-                    peer,
-                });
-            }
-        }
-        let address = t
-            .addresses
-            .reserve(&address, &self.clock, t.wait)
-            .await
-            .map_err(|r| Throttled::new(r, Why::Address))?;
-        let account = t
-            .usernames
-            .reserve(&name, &self.clock, t.wait)
-            .await
-            .map_err(|r| Throttled::new(r, Why::Username))?;
-        Ok(LoginAttempt {
-            _hashing: hashing,
-            address: Some(address),
-            account,
-            name,
-            peer,
-        })
-    }
-
+impl Throttle {
     /// Reserves a client authentication for `client_id` from `peer`. An unknown
     /// client id counts against the address only.
     pub async fn client_attempt(
         &self,
+        clock: &Clock,
         client_id: &str,
         registered: bool,
         peer: IpAddr,
     ) -> Result<ClientAttempt, Throttled> {
-        let t = &self.throttle;
         let address = address_key(peer);
         let refused = |r| Throttled::new(r, Why::Client);
-        let address_ticket = t
+        let address_ticket = self
             .client_addresses
-            .reserve(&address, &self.clock, t.wait)
+            .reserve(&address, clock, self.wait)
             .await
             .map_err(refused)?;
         let client = if registered {
             let key = format!("{client_id}|{address}");
             Some(
-                t.clients
-                    .reserve(&key, &self.clock, t.wait)
+                self.clients
+                    .reserve(&key, clock, self.wait)
                     .await
                     .map_err(refused)?,
             )
@@ -300,73 +231,11 @@ impl super::Core {
             client,
         })
     }
-
-    /// A new device cookie naming `username`, for a browser that just signed in.
-    pub fn device_cookie(&self, username: &str) -> String {
-        let name = crate::store::users::username_key(username);
-        self.throttle.new_device(&name, self.clock.now())
-    }
-
-    /// Settles a sign-in attempt by the outcome of the password check: a right
-    /// password forgets the username's (or device's) failures, a wrong one counts
-    /// against it and the address, anything else (never evaluated) is given back.
-    pub async fn settle_login<T>(
-        &self,
-        attempt: LoginAttempt,
-        result: &Result<T, crate::error::OAuthError>,
-    ) {
-        use crate::error::OAuthError;
-        match result {
-            // A right password for a user that changed meanwhile is no guess.
-            Ok(_) | Err(OAuthError::AccountChanged) => attempt.account.succeeded(),
-            Err(OAuthError::InvalidGrant(_)) => {
-                let now = self.clock.instant();
-                if let Some(address) = attempt.address {
-                    address.failed(now);
-                    if attempt.account.failed(now) {
-                        self.login_throttled(&attempt.name, attempt.peer).await;
-                    }
-                } else {
-                    attempt.account.failed(now);
-                }
-            }
-            Err(_) => {}
-        }
-    }
-
-    /// The username reached its failure limit: its attempts are delayed from now
-    /// on; writes a `user.login_throttled` event (for a known user).
-    async fn login_throttled(&self, name: &str, peer: IpAddr) {
-        tracing::warn!(
-            address = %address_key(peer),
-            "too many failed sign-ins for one username; its attempts are delayed"
-        );
-        let written = async {
-            let Some(user) = crate::store::users::by_username(&self.db.read, name).await? else {
-                return Ok(());
-            };
-            let mut tx = self.db.begin().await?;
-            let event = crate::store::events::NewEvent {
-                kind: super::events::EventKind::LoginThrottled.as_str(),
-                sub: Some(&user.id),
-                reason: Some("too_many_failures"),
-                ..Default::default()
-            };
-            crate::store::events::append(&mut tx, &event, self.clock.now()).await?;
-            tx.commit().await.map_err(crate::store::StoreError::from)?;
-            self.events.wake();
-            Ok::<_, crate::store::StoreError>(())
-        };
-        if let Err(e) = written.await {
-            tracing::error!(error = %e, "writing user.login_throttled");
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
     #[test]
     fn ipv6_addresses_are_counted_by_their_64() {
         let key = |s: &str| address_key(s.parse().unwrap());

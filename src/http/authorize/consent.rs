@@ -1,7 +1,5 @@
 //! `POST /consent`: the user's answer to the consent page.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -11,20 +9,20 @@ use super::cookies::{check_csrf, signed_in};
 use super::issue;
 use super::login::login_page;
 use super::request::{Refusal, bad_request, internal, parse_request, read_post};
-use crate::domain::Core;
+use crate::domain::signin::SignIn;
 
 pub(super) async fn consent(
-    State(core): State<Arc<Core>>,
+    State(signin): State<SignIn>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let result = async {
-        let params = read_post(&core, &headers, body).await?;
-        let req = parse_request(&core, &params).await?;
-        check_csrf(&core, &headers, &params)?;
-        let Some(session) = signed_in(&core, &headers).await? else {
+        let params = read_post(&signin, &headers, body).await?;
+        let req = parse_request(&signin, &params).await?;
+        check_csrf(&signin, &headers, &params)?;
+        let Some(session) = signed_in(&signin, &headers).await? else {
             return Ok(login_page(
-                &core,
+                &signin,
                 &req,
                 &headers,
                 StatusCode::OK,
@@ -35,18 +33,19 @@ pub(super) async fn consent(
         };
         match params.get("decision") {
             Some("allow") => {
-                core.browser
+                signin
+                    .browser
                     .remember_consent(&session.user_id, &req.client.id, &req.scope)
                     .await
                     .map_err(internal)?;
-                let user = core
+                let user = signin
                     .users
                     .user(&session.user_id)
                     .await
                     .map_err(internal)?
                     .ok_or_else(|| bad_request("The account no longer exists."))?;
                 Ok(issue(
-                    &core,
+                    &signin,
                     &req,
                     &user.id,
                     user.authz_version,
@@ -56,7 +55,7 @@ pub(super) async fn consent(
                 .await)
             }
             Some("deny") => Err::<Response, Refusal>(req.error(
-                &core,
+                &signin,
                 "access_denied",
                 "the user denied access",
             )),

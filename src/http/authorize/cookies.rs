@@ -4,8 +4,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use super::request::{Refusal, internal};
 use crate::crypto::{self, ct_eq};
-use crate::domain::Core;
 use crate::domain::browser::BrowserSession;
+use crate::domain::signin::SignIn;
 use crate::http::form::Params;
 
 /// The names of tessera's cookies: `__Host-` prefixed and `Secure` under an https issuer.
@@ -19,17 +19,21 @@ pub(super) struct Cookies {
 
 /// The live browser session the request's session cookie names, if any.
 pub(super) async fn signed_in(
-    core: &Core,
+    signin: &SignIn,
     headers: &HeaderMap,
 ) -> Result<Option<BrowserSession>, Refusal> {
-    match read_cookie(headers, cookies(core).session) {
-        Some(token) => core.browser.browser_session(token).await.map_err(internal),
+    match read_cookie(headers, cookies(signin).session) {
+        Some(token) => signin
+            .browser
+            .browser_session(token)
+            .await
+            .map_err(internal),
         None => Ok(None),
     }
 }
 
-pub(super) fn cookies(core: &Core) -> Cookies {
-    if core.cfg.issuer.starts_with("https://") {
+pub(super) fn cookies(signin: &SignIn) -> Cookies {
+    if signin.cfg.issuer.starts_with("https://") {
         Cookies {
             session: "__Host-tessera_session",
             csrf: "__Host-tessera_csrf",
@@ -65,8 +69,8 @@ pub(super) fn set_cookie(extra: &mut HeaderMap, cookie: String) {
 }
 
 /// The CSRF token of this browser (double-submit cookie), set if it has none.
-pub(super) fn csrf_token(core: &Core, headers: &HeaderMap, extra: &mut HeaderMap) -> String {
-    let c = cookies(core);
+pub(super) fn csrf_token(signin: &SignIn, headers: &HeaderMap, extra: &mut HeaderMap) -> String {
+    let c = cookies(signin);
     if let Some(t) = read_cookie(headers, c.csrf).filter(|t| t.len() == 43) {
         return t.to_string();
     }
@@ -78,8 +82,12 @@ pub(super) fn csrf_token(core: &Core, headers: &HeaderMap, extra: &mut HeaderMap
     token
 }
 
-pub(super) fn check_csrf(core: &Core, headers: &HeaderMap, params: &Params) -> Result<(), Refusal> {
-    let cookie = read_cookie(headers, cookies(core).csrf);
+pub(super) fn check_csrf(
+    signin: &SignIn,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<(), Refusal> {
+    let cookie = read_cookie(headers, cookies(signin).csrf);
     match (cookie, params.get("csrf")) {
         (Some(c), Some(p)) if ct_eq(c.as_bytes(), p.as_bytes()) => Ok(()),
         _ => Err(Refusal::Page(
@@ -96,12 +104,12 @@ pub(super) fn check_csrf(core: &Core, headers: &HeaderMap, params: &Params) -> R
 /// already stops a cross-site form (the page cannot read the token); this also
 /// covers same-site pages on another origin that could plant the cookie (no
 /// `__Host-` prefix under an http issuer).
-pub(super) fn check_origin(core: &Core, headers: &HeaderMap) -> Result<(), Refusal> {
+pub(super) fn check_origin(signin: &SignIn, headers: &HeaderMap) -> Result<(), Refusal> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };
     // As a browser serialises it: lowercase host, no default port, no path.
-    let own = url::Url::parse(&core.cfg.issuer).map(|u| u.origin().ascii_serialization());
+    let own = url::Url::parse(&signin.cfg.issuer).map(|u| u.origin().ascii_serialization());
     if own.is_ok_and(|own| origin.as_bytes() == own.as_bytes()) {
         return Ok(());
     }
@@ -113,9 +121,9 @@ pub(super) fn check_origin(core: &Core, headers: &HeaderMap) -> Result<(), Refus
 }
 
 /// Sets the device cookie naming `username` (a successful sign-in).
-pub(super) fn set_device_cookie(core: &Core, extra: &mut HeaderMap, username: &str) {
-    let c = cookies(core);
-    let value = core.device_cookie(username);
+pub(super) fn set_device_cookie(signin: &SignIn, extra: &mut HeaderMap, username: &str) {
+    let c = cookies(signin);
+    let value = signin.device_cookie(username);
     let max_age = crate::domain::throttle::DEVICE_TTL_SECS;
     set_cookie(
         extra,

@@ -1,7 +1,5 @@
 //! The login page and `POST /login`: checks the password and starts a browser session.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -13,13 +11,13 @@ use super::cookies::{
 };
 use super::request::{AuthzRequest, Refusal, internal, parse_request, read_post};
 use super::{app_name, proceed};
-use crate::domain::Core;
+use crate::domain::signin::SignIn;
 use crate::domain::throttle::Why;
 use crate::error::OAuthError;
 use crate::http::{Peer, form, pages};
 
 pub(super) fn login_page(
-    core: &Core,
+    signin: &SignIn,
     req: &AuthzRequest,
     headers: &HeaderMap,
     status: StatusCode,
@@ -27,7 +25,7 @@ pub(super) fn login_page(
     error: Option<&str>,
     mut extra: HeaderMap,
 ) -> Response {
-    let csrf = csrf_token(core, headers, &mut extra);
+    let csrf = csrf_token(signin, headers, &mut extra);
     let page = pages::login(app_name(&req.client), username, error, &req.carried, &csrf);
     pages::respond(status, page, req.form_action().as_deref(), extra)
 }
@@ -35,21 +33,21 @@ pub(super) fn login_page(
 const WRONG: &str = "Incorrect username or password.";
 
 pub(super) async fn login(
-    State(core): State<Arc<Core>>,
+    State(signin): State<SignIn>,
     Peer(peer): Peer,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let result = async {
-        check_origin(&core, &headers)?;
-        let mut params = read_post(&core, &headers, body).await?;
-        let req = parse_request(&core, &params).await?;
-        check_csrf(&core, &headers, &params)?;
+        check_origin(&signin, &headers)?;
+        let mut params = read_post(&signin, &headers, body).await?;
+        let req = parse_request(&signin, &params).await?;
+        check_csrf(&signin, &headers, &params)?;
         let username = params.get("username").unwrap_or("").to_string();
         let password = params.take_secret("password");
         let (Some(password), false) = (password, username.is_empty()) else {
             let page = login_page(
-                &core,
+                &signin,
                 &req,
                 &headers,
                 StatusCode::BAD_REQUEST,
@@ -61,7 +59,7 @@ pub(super) async fn login(
         };
         if form::require_identifier("username", &username).is_err() {
             return Ok(login_page(
-                &core,
+                &signin,
                 &req,
                 &headers,
                 StatusCode::OK,
@@ -70,7 +68,7 @@ pub(super) async fn login(
                 HeaderMap::new(),
             ));
         }
-        Ok::<Response, Refusal>(sign_in(&core, &req, &headers, &username, password, peer).await)
+        Ok::<Response, Refusal>(sign_in(&signin, &req, &headers, &username, password, peer).await)
     }
     .await;
     match result {
@@ -80,18 +78,19 @@ pub(super) async fn login(
 }
 
 async fn sign_in(
-    core: &Core,
+    signin: &SignIn,
     req: &AuthzRequest,
     headers: &HeaderMap,
     username: &str,
     password: SecretString,
     peer: std::net::IpAddr,
 ) -> Response {
-    let device = read_cookie(headers, cookies(core).device);
-    let attempt = match core.login_attempt(username, peer, device).await {
-        Ok(a) => a,
+    let device = read_cookie(headers, cookies(signin).device);
+    let check = signin.check_password(username, password);
+    let result = match signin.throttled_login(username, peer, device, check).await {
+        Ok(result) => result,
         Err(throttled) => {
-            core.metrics.throttled("login");
+            signin.metrics.throttled("login");
             let retry_after = throttled.retry_after;
             let mut extra = HeaderMap::new();
             extra.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
@@ -102,7 +101,7 @@ async fn sign_in(
                 _ => format!("Too many attempts. Try again in {retry_after} seconds."),
             };
             return login_page(
-                core,
+                signin,
                 req,
                 headers,
                 StatusCode::TOO_MANY_REQUESTS,
@@ -112,13 +111,11 @@ async fn sign_in(
             );
         }
     };
-    let result = core.check_password(username, password).await;
-    core.settle_login(attempt, &result).await;
     let user = match result {
         Ok(u) => u,
         Err(OAuthError::InvalidGrant(_)) => {
             return login_page(
-                core,
+                signin,
                 req,
                 headers,
                 StatusCode::OK,
@@ -129,9 +126,13 @@ async fn sign_in(
         }
         Err(e) => return internal(e).into_response(),
     };
-    let c = cookies(core);
+    let c = cookies(signin);
     let previous = read_cookie(headers, c.session);
-    let token = match core.browser.start_browser_session(&user.id, previous).await {
+    let token = match signin
+        .browser
+        .start_browser_session(&user.id, previous)
+        .await
+    {
         Ok(t) => t,
         Err(e) => return internal(e).into_response(),
     };
@@ -140,6 +141,6 @@ async fn sign_in(
         &mut extra,
         format!("{}={token}{}; SameSite=Lax", c.session, c.attributes),
     );
-    set_device_cookie(core, &mut extra, &user.username);
-    proceed(core, req, headers, &user.id, core.clock.now(), extra).await
+    set_device_cookie(signin, &mut extra, &user.username);
+    proceed(signin, req, headers, &user.id, signin.clock.now(), extra).await
 }

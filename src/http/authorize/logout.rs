@@ -1,7 +1,5 @@
 //! `GET /end_session` and `POST /end_session`: RP-initiated logout and its confirmation.
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -9,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 use super::cookies::{check_csrf, cookies, csrf_token, read_cookie, set_cookie, signed_in};
 use super::request::{Refusal, bad_request, internal, read_post, redirect};
 use crate::domain::keys::IdTokenHint;
-use crate::domain::{Core, redirects};
+use crate::domain::redirects;
+use crate::domain::signin::SignIn;
 use crate::http::form::{self, Params};
 use crate::http::pages;
 
@@ -32,14 +31,14 @@ struct Target {
 /// first (§2: the OP must, unless an ID token hint names the signed-in user), so a
 /// link or an image on another site cannot sign anyone out.
 pub(super) async fn end_session(
-    State(core): State<Arc<Core>>,
+    State(signin): State<SignIn>,
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
     let result = async {
         let params = form::parse(uri.query().unwrap_or("").as_bytes())
             .map_err(|_| bad_request("The sign-out link is malformed."))?;
-        logout(&core, &headers, &params).await
+        logout(&signin, &headers, &params).await
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
@@ -48,18 +47,18 @@ pub(super) async fn end_session(
 /// `POST /end_session`: an app's logout request sent as a form (§2 allows GET and POST),
 /// or the answer of the confirmation form, which alone carries a CSRF token.
 pub(super) async fn end_session_form(
-    State(core): State<Arc<Core>>,
+    State(signin): State<SignIn>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
     let result = async {
-        let params = read_post(&core, &headers, body).await?;
+        let params = read_post(&signin, &headers, body).await?;
         if !params.contains("csrf") {
-            return app_post(&core, &headers, &params).await;
+            return app_post(&signin, &headers, &params).await;
         }
-        check_csrf(&core, &headers, &params)?;
-        let target = target(&core, &params, None).await?;
-        sign_out(&core, &headers, &params, target).await
+        check_csrf(&signin, &headers, &params)?;
+        let target = target(&signin, &params, None).await?;
+        sign_out(&signin, &headers, &params, target).await
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
@@ -68,43 +67,51 @@ pub(super) async fn end_session_form(
 /// An app's form POST. A cross-site POST does not carry the `SameSite=Lax` session
 /// cookie, so without one the request goes on as a GET (a top-level navigation, which
 /// carries it) instead of concluding that nobody is signed in.
-async fn app_post(core: &Core, headers: &HeaderMap, params: &Params) -> Result<Response, Refusal> {
-    if read_cookie(headers, cookies(core).session).is_some() {
-        return logout(core, headers, params).await;
+async fn app_post(
+    signin: &SignIn,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Response, Refusal> {
+    if read_cookie(headers, cookies(signin).session).is_some() {
+        return logout(signin, headers, params).await;
     }
-    checked(core, params).await?;
+    checked(signin, params).await?;
     let query: Vec<(&str, &str)> = REQUEST
         .iter()
         .filter_map(|&name| params.get(name).map(|v| (name, v)))
         .collect();
-    let own = format!("{}/end_session", core.cfg.issuer);
+    let own = format!("{}/end_session", signin.cfg.issuer);
     Ok(redirect(&own, &query, HeaderMap::new()))
 }
 
 /// The logout request, however it arrived: signs out at once when a valid hint names
 /// the signed-in user, else asks.
-async fn logout(core: &Core, headers: &HeaderMap, params: &Params) -> Result<Response, Refusal> {
-    let (hint, target) = checked(core, params).await?;
-    let Some(session) = signed_in(core, headers).await? else {
+async fn logout(
+    signin: &SignIn,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Response, Refusal> {
+    let (hint, target) = checked(signin, params).await?;
+    let Some(session) = signed_in(signin, headers).await? else {
         // Nobody to sign out: nothing to ask.
         return Ok(signed_out(params, target));
     };
     if hint.is_some_and(|h| h.sub == session.user_id) {
-        return sign_out(core, headers, params, target).await;
+        return sign_out(signin, headers, params, target).await;
     }
-    Ok(confirmation(core, headers, params, target.as_ref()))
+    Ok(confirmation(signin, headers, params, target.as_ref()))
 }
 
 /// Checks a logout request: the hint verified, when given (a hint that does not verify
 /// forfeits the redirect); `client_id`, when given with a valid hint, one of its audiences
 /// (§2), else an error page and no redirect.
 async fn checked(
-    core: &Core,
+    signin: &SignIn,
     params: &Params,
 ) -> Result<(Option<IdTokenHint>, Option<Target>), Refusal> {
     let hint = params
         .get("id_token_hint")
-        .map(|h| core.keys.current().id_token_hint(h, &core.cfg.issuer));
+        .map(|h| signin.keys.current().id_token_hint(h, &signin.cfg.issuer));
     if let (Some(Some(h)), Some(id)) = (&hint, params.get("client_id")) {
         if !h.aud.iter().any(|a| a == id) {
             return Err(bad_request(
@@ -114,8 +121,8 @@ async fn checked(
     }
     let target = match &hint {
         Some(None) => None,
-        Some(Some(h)) => target(core, params, h.aud.first().map(String::as_str)).await?,
-        None => target(core, params, None).await?,
+        Some(Some(h)) => target(signin, params, h.aud.first().map(String::as_str)).await?,
+        None => target(signin, params, None).await?,
     };
     Ok((hint.flatten(), target))
 }
@@ -123,7 +130,7 @@ async fn checked(
 /// Where to send the browser afterwards: a `post_logout_redirect_uri` registered by
 /// the client the request names (`client_id`, or else the hint's audience), or nowhere.
 async fn target(
-    core: &Core,
+    signin: &SignIn,
     params: &Params,
     hint_audience: Option<&str>,
 ) -> Result<Option<Target>, Refusal> {
@@ -131,7 +138,7 @@ async fn target(
         return Ok(None);
     };
     let client = match params.get("client_id").or(hint_audience) {
-        Some(id) => core.clients.get(&core.db, id).await.map_err(internal)?,
+        Some(id) => signin.clients.get(&signin.db, id).await.map_err(internal)?,
         None => None,
     };
     match client {
@@ -148,13 +155,13 @@ async fn target(
 /// The page that asks whether to sign out. Its form carries the checked target (with
 /// its client, so the answer need not repeat the hint) and `state`.
 fn confirmation(
-    core: &Core,
+    signin: &SignIn,
     headers: &HeaderMap,
     params: &Params,
     target: Option<&Target>,
 ) -> Response {
     let mut extra = HeaderMap::new();
-    let csrf = csrf_token(core, headers, &mut extra);
+    let csrf = csrf_token(signin, headers, &mut extra);
     let mut carried: Vec<(&'static str, String)> = Vec::new();
     if let Some(t) = target {
         carried.push(("client_id", t.client_id.clone()));
@@ -176,14 +183,15 @@ fn confirmation(
 /// Ends the browser session the cookie names, then goes to `target` (with `state`)
 /// or says so.
 async fn sign_out(
-    core: &Core,
+    signin: &SignIn,
     headers: &HeaderMap,
     params: &Params,
     target: Option<Target>,
 ) -> Result<Response, Refusal> {
-    let c = cookies(core);
+    let c = cookies(signin);
     if let Some(token) = read_cookie(headers, c.session) {
-        core.browser
+        signin
+            .browser
             .end_browser_session(token)
             .await
             .map_err(internal)?;

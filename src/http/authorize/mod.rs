@@ -26,6 +26,8 @@ use super::pages;
 use crate::domain::Core;
 use crate::domain::clients::Client;
 use crate::domain::codes::CodeGrant;
+use crate::domain::signin::SignIn;
+use crate::domain::signin::rules::{self, Authentication, Consent};
 use consent::consent;
 use cookies::{csrf_token, signed_in};
 use login::{login, login_page};
@@ -44,42 +46,44 @@ fn app_name(client: &Client) -> &str {
     &client.id
 }
 
-async fn authorize(State(core): State<Arc<Core>>, headers: HeaderMap, req: Request) -> Response {
+async fn authorize(State(signin): State<SignIn>, headers: HeaderMap, req: Request) -> Response {
     let query = req.uri().query().unwrap_or("").as_bytes();
     let params = match form::parse(query) {
         Ok(p) => p,
         Err(_) => return bad_request("The sign-in link is malformed.").into_response(),
     };
-    match start(&core, &headers, &params).await {
+    match start(&signin, &headers, &params).await {
         Ok(r) | Err(r) => r,
     }
 }
 
 /// `POST /authorize`: the same request, form-encoded (OpenID Connect Core §3.1.2.1). Like
 /// the GET it only starts a sign-in, so it needs no CSRF token.
-async fn authorize_form(State(core): State<Arc<Core>>, headers: HeaderMap, body: Body) -> Response {
-    let params = match read_post(&core, &headers, body).await {
+async fn authorize_form(State(signin): State<SignIn>, headers: HeaderMap, body: Body) -> Response {
+    let params = match read_post(&signin, &headers, body).await {
         Ok(p) => p,
         Err(r) => return r.into_response(),
     };
-    match start(&core, &headers, &params).await {
+    match start(&signin, &headers, &params).await {
         Ok(r) | Err(r) => r,
     }
 }
 
-async fn start(core: &Core, headers: &HeaderMap, params: &Params) -> Result<Response, Response> {
-    let req = parse_request(core, params)
+async fn start(
+    signin: &SignIn,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Response, Response> {
+    let req = parse_request(signin, params)
         .await
         .map_err(IntoResponse::into_response)?;
-    let session = signed_in(core, headers)
+    let session = signed_in(signin, headers)
         .await
         .map_err(IntoResponse::into_response)?;
-    let now = core.clock.now();
-    // max_age=0 is prompt=login (OpenID Connect Core §3.1.2.1).
-    let fresh = |auth_time: i64| req.max_age.is_none_or(|m| m > 0 && now - auth_time <= m);
-    match session {
-        Some(s) if !req.prompt_login && fresh(s.auth_time) => Ok(proceed(
-            core,
+    let now = signin.clock.now();
+    match rules::authentication(session.as_ref(), req.prompt, req.max_age, now) {
+        Authentication::SignedIn(s) => Ok(proceed(
+            signin,
             &req,
             headers,
             &s.user_id,
@@ -87,11 +91,11 @@ async fn start(core: &Core, headers: &HeaderMap, params: &Params) -> Result<Resp
             HeaderMap::new(),
         )
         .await),
-        _ if req.prompt_none => Err(req
-            .error(core, "login_required", "the user is not signed in")
+        Authentication::LoginRequired => Err(req
+            .error(signin, "login_required", "the user is not signed in")
             .into_response()),
-        _ => Ok(login_page(
-            core,
+        Authentication::Login => Ok(login_page(
+            signin,
             &req,
             headers,
             StatusCode::OK,
@@ -104,7 +108,7 @@ async fn start(core: &Core, headers: &HeaderMap, params: &Params) -> Result<Resp
 
 /// A signed-in user: consent if the client needs it, else a code back to the app.
 async fn proceed(
-    core: &Core,
+    signin: &SignIn,
     req: &AuthzRequest,
     headers: &HeaderMap,
     user_id: &str,
@@ -112,7 +116,7 @@ async fn proceed(
     mut extra: HeaderMap,
 ) -> Response {
     let result = async {
-        let user = core
+        let user = signin
             .users
             .user(user_id)
             .await
@@ -120,7 +124,7 @@ async fn proceed(
             .filter(|u| !u.disabled);
         let Some(user) = user else {
             return Ok(login_page(
-                core,
+                signin,
                 req,
                 headers,
                 StatusCode::OK,
@@ -129,17 +133,17 @@ async fn proceed(
                 extra.clone(),
             ));
         };
-        if req.client.third_party {
-            let remembered = core
-                .browser
-                .has_consent(&user.id, &req.client.id, &req.scope)
-                .await
-                .map_err(internal)?;
-            if req.prompt_consent || !remembered {
-                if req.prompt_none {
-                    return Err(req.error(core, "consent_required", "the user has not consented"));
-                }
-                let csrf = csrf_token(core, headers, &mut extra);
+        let consent = signin
+            .consent(&req.client, &user.id, &req.scope, req.prompt)
+            .await
+            .map_err(internal)?;
+        match consent {
+            Consent::Given => {}
+            Consent::Required => {
+                return Err(req.error(signin, "consent_required", "the user has not consented"));
+            }
+            Consent::Ask => {
+                let csrf = csrf_token(signin, headers, &mut extra);
                 let scopes: Vec<&str> = req.scope.split(' ').filter(|s| !s.is_empty()).collect();
                 let page = pages::consent(
                     app_name(&req.client),
@@ -158,7 +162,7 @@ async fn proceed(
         }
         Ok::<Response, Refusal>(
             issue(
-                core,
+                signin,
                 req,
                 &user.id,
                 user.authz_version,
@@ -176,7 +180,7 @@ async fn proceed(
 }
 
 async fn issue(
-    core: &Core,
+    signin: &SignIn,
     req: &AuthzRequest,
     user_id: &str,
     authz_version: i64,
@@ -193,9 +197,9 @@ async fn issue(
         nonce: req.nonce.as_deref(),
         auth_time,
     };
-    match core.issue_code(grant).await {
+    match signin.issue_code(grant).await {
         Ok(code) => {
-            let mut params = vec![("code", code.as_str()), ("iss", core.cfg.issuer.as_str())];
+            let mut params = vec![("code", code.as_str()), ("iss", signin.cfg.issuer.as_str())];
             if let Some(s) = &req.state {
                 params.push(("state", s.as_str()));
             }

@@ -6,10 +6,11 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::domain::Core;
 use crate::domain::clients::{Client, GrantType};
 use crate::domain::codes::is_pkce_string;
 use crate::domain::grants::{grant_scope, parse_scope};
+use crate::domain::signin::SignIn;
+use crate::domain::signin::rules::{Prompt, parse_max_age};
 use crate::domain::{redirects, scopes};
 use crate::error::OAuthError;
 use crate::http::form::{self, Params};
@@ -39,9 +40,7 @@ pub(super) struct AuthzRequest {
     pub(super) scope: String,
     pub(super) code_challenge: String,
     pub(super) nonce: Option<String>,
-    pub(super) prompt_none: bool,
-    pub(super) prompt_login: bool,
-    pub(super) prompt_consent: bool,
+    pub(super) prompt: Prompt,
     pub(super) max_age: Option<i64>,
     pub(super) carried: Vec<(&'static str, String)>,
 }
@@ -113,11 +112,11 @@ pub(super) fn redirect(uri: &str, params: &[(&str, &str)], mut extra: HeaderMap)
 
 impl AuthzRequest {
     /// Back to the app with an RFC 6749 §4.1.2.1 error (and `iss`, RFC 9207).
-    pub(super) fn error(&self, core: &Core, code: &'static str, description: &str) -> Refusal {
+    pub(super) fn error(&self, signin: &SignIn, code: &'static str, description: &str) -> Refusal {
         let mut params = vec![
             ("error", code),
             ("error_description", description),
-            ("iss", core.cfg.issuer.as_str()),
+            ("iss", signin.cfg.issuer.as_str()),
         ];
         if let Some(s) = &self.state {
             params.push(("state", s.as_str()));
@@ -134,13 +133,16 @@ impl AuthzRequest {
     }
 }
 
-pub(super) async fn parse_request(core: &Core, params: &Params) -> Result<AuthzRequest, Refusal> {
+pub(super) async fn parse_request(
+    signin: &SignIn,
+    params: &Params,
+) -> Result<AuthzRequest, Refusal> {
     let client_id = params
         .get("client_id")
         .ok_or_else(|| bad_request("The app did not say who it is (client_id is missing)."))?;
-    let client = core
+    let client = signin
         .clients
-        .get(&core.db, client_id)
+        .get(&signin.db, client_id)
         .await
         .map_err(internal)?
         .filter(|c| c.allows(GrantType::AuthorizationCode))
@@ -159,9 +161,7 @@ pub(super) async fn parse_request(core: &Core, params: &Params) -> Result<AuthzR
         scope: String::new(),
         code_challenge: String::new(),
         nonce: params.get("nonce").map(str::to_string),
-        prompt_none: false,
-        prompt_login: false,
-        prompt_consent: false,
+        prompt: Prompt::default(),
         max_age: None,
         carried: CARRIED
             .iter()
@@ -172,24 +172,24 @@ pub(super) async fn parse_request(core: &Core, params: &Params) -> Result<AuthzR
     // ignored, since the parameters inside one would override those outside.
     if params.get("request").is_some() {
         return Err(req.error(
-            core,
+            signin,
             "request_not_supported",
             "request objects are not supported",
         ));
     }
     if params.get("request_uri").is_some() {
         return Err(req.error(
-            core,
+            signin,
             "request_uri_not_supported",
             "request_uri is not supported",
         ));
     }
     match params.get("response_type") {
-        None => return Err(req.error(core, "invalid_request", "response_type is missing")),
+        None => return Err(req.error(signin, "invalid_request", "response_type is missing")),
         Some("code") => {}
         Some(_) => {
             return Err(req.error(
-                core,
+                signin,
                 "unsupported_response_type",
                 "only response_type=code is supported",
             ));
@@ -197,21 +197,21 @@ pub(super) async fn parse_request(core: &Core, params: &Params) -> Result<AuthzR
     }
     let Some(challenge) = params.get("code_challenge") else {
         return Err(req.error(
-            core,
+            signin,
             "invalid_request",
             "PKCE is required: send code_challenge",
         ));
     };
     if params.get("code_challenge_method") != Some("S256") {
         return Err(req.error(
-            core,
+            signin,
             "invalid_request",
             "code_challenge_method must be S256 (plain is not accepted)",
         ));
     }
     if challenge.len() != 43 || !is_pkce_string(challenge) {
         return Err(req.error(
-            core,
+            signin,
             "invalid_request",
             "code_challenge must be the base64url SHA-256 of the verifier",
         ));
@@ -220,46 +220,27 @@ pub(super) async fn parse_request(core: &Core, params: &Params) -> Result<AuthzR
     let scope = parse_scope(params.get("scope"))
         .and_then(|s| grant_scope(s, &req.client.scopes))
         .map_err(|e| match e {
-            OAuthError::InvalidScope(d) => req.error(core, "invalid_scope", &d),
-            _ => req.error(core, "invalid_scope", "invalid scope"),
+            OAuthError::InvalidScope(d) => req.error(signin, "invalid_scope", &d),
+            _ => req.error(signin, "invalid_scope", "invalid scope"),
         })?;
     req.scope = scope.join(" ");
     if let Some(prompt) = params.get("prompt") {
-        for p in prompt.split(' ').filter(|p| !p.is_empty()) {
-            match p {
-                "none" => req.prompt_none = true,
-                "login" | "select_account" => req.prompt_login = true,
-                "consent" => req.prompt_consent = true,
-                _ => {
-                    return Err(req.error(core, "invalid_request", "unknown prompt value"));
-                }
-            }
-        }
-        if req.prompt_none && (req.prompt_login || req.prompt_consent) {
-            return Err(req.error(core, "invalid_request", "prompt=none stands alone"));
-        }
+        req.prompt = Prompt::parse(prompt).map_err(|d| req.error(signin, "invalid_request", d))?;
     }
-    req.scope = scopes::authorizable(req.client.third_party, &req.scope, req.prompt_consent);
+    req.scope = scopes::authorizable(req.client.third_party, &req.scope, req.prompt.consent);
     if let Some(max_age) = params.get("max_age") {
-        let parsed = max_age.parse::<i64>().ok().filter(|m| *m >= 0);
-        let Some(m) = parsed else {
-            return Err(req.error(
-                core,
-                "invalid_request",
-                "max_age must be a non-negative integer",
-            ));
-        };
-        req.max_age = Some(m);
+        req.max_age =
+            Some(parse_max_age(max_age).map_err(|d| req.error(signin, "invalid_request", d))?);
     }
     Ok(req)
 }
 
 pub(super) async fn read_post(
-    core: &Core,
+    signin: &SignIn,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Params, Refusal> {
-    form::read_form(headers, body, core.cfg.request_timeout / 2)
+    form::read_form(headers, body, signin.cfg.request_timeout / 2)
         .await
         .map_err(|_| bad_request("The form could not be read."))
 }

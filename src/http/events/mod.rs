@@ -21,6 +21,7 @@ use super::error::{HttpError, Surface};
 use super::{bearer, cors};
 use crate::domain::Core;
 use crate::domain::events::Refused;
+use crate::domain::feed::Feed;
 use crate::domain::feed::Start;
 use crate::domain::keys::KeySet;
 use crate::domain::liveness::{ClientRead, Liveness};
@@ -55,7 +56,7 @@ fn internal(e: &(dyn std::error::Error + 'static)) -> Response {
 }
 
 async fn events(
-    State(core): State<Arc<Core>>,
+    State(feed): State<Feed>,
     headers: HeaderMap,
     params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
@@ -64,11 +65,11 @@ async fn events(
     };
     // Who sees what: a client with capability `events` sees everything; a user sees their own
     // events (through a third-party client, with scope `events`).
-    let caller = match bearer::verify(&core.tokens, &headers) {
+    let caller = match bearer::verify(&feed.tokens, &headers) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    let filter = match core.live.liveness(&caller.claims, ClientRead::Cached).await {
+    let filter = match feed.live.liveness(&caller.claims, ClientRead::Cached).await {
         Ok(Liveness::User(u)) => Some(u.id),
         Ok(Liveness::Client { events: true }) => None,
         Ok(Liveness::UserDisabled) => {
@@ -83,7 +84,7 @@ async fn events(
         }
         Err(e) => return internal(&e),
     };
-    let client = match bearer::client_of(&core, &caller).await {
+    let client = match bearer::client_of(&feed.live, &caller).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -129,9 +130,9 @@ async fn events(
         .unwrap_or_else(|| caller.claims.client_id.clone());
     let (jti, iat) = (caller.claims.jti.as_str(), caller.claims.iat);
     let slot = if sse {
-        core.events.open_stream(&owner, jti, iat)
+        feed.events.open_stream(&owner, jti, iat)
     } else {
-        core.events.open_poll(&owner, jti, iat)
+        feed.events.open_poll(&owner, jti, iat)
     };
     let slot = match slot {
         Ok(slot) => slot,
@@ -139,10 +140,10 @@ async fn events(
     };
     // Subscribe before reading anything: a user's feed is woken by that user's events only.
     let wake = match &filter {
-        Some(user) => core.tail.watch_user(user),
-        None => core.tail.watch_all(),
+        Some(user) => feed.tail.watch_user(user),
+        None => feed.tail.watch_all(),
     };
-    let start = match core.feed.feed_start(after, since).await {
+    let start = match feed.feed_start(after, since).await {
         Ok(Start::After(id)) => id,
         Ok(Start::Gone { next_after }) => return gone(next_after),
         Err(e) => return internal(&e),
@@ -156,7 +157,7 @@ async fn events(
             claims: caller.claims,
         };
         let body =
-            axum::body::Body::from_stream(stream(core.clone(), start, filter, wake, slot, access));
+            axum::body::Body::from_stream(stream(feed.clone(), start, filter, wake, slot, access));
         (
             [
                 (header::CONTENT_TYPE, "text/event-stream"),
@@ -166,7 +167,7 @@ async fn events(
         )
             .into_response()
     } else {
-        let response = long_poll(&core, start, filter, wait, wake).await;
+        let response = long_poll(&feed, start, filter, wait, wake).await;
         drop(slot);
         response
     }
@@ -213,7 +214,7 @@ pub(super) fn accepts_sse(headers: &HeaderMap) -> bool {
 }
 
 async fn long_poll(
-    core: &Core,
+    feed: &Feed,
     after: i64,
     filter: Option<String>,
     wait: u64,
@@ -224,23 +225,23 @@ async fn long_poll(
     let mut cursor = after;
     // The tail may not have read a commit made just before this request: a poll
     // sees everything committed before it, at one read per poll (not per event).
-    if let Err(e) = core.tail.fill(core).await {
+    if let Err(e) = feed.tail.fill(feed).await {
         return internal(&e);
     }
     loop {
         // Mark the signal seen before taking, so an event (or the shutdown) after the
         // take wakes us.
         wake.borrow_and_update();
-        let events = match core
+        let events = match feed
             .tail
-            .take(core, &mut cursor, filter.as_deref(), BATCH)
+            .take(feed, &mut cursor, filter.as_deref(), BATCH)
             .await
         {
             Ok(events) => events,
             Err(e) => return internal(&e),
         };
         let done =
-            !events.is_empty() || tokio::time::Instant::now() >= deadline || core.tail.is_closing();
+            !events.is_empty() || tokio::time::Instant::now() >= deadline || feed.tail.is_closing();
         if done {
             let next_after = events.last().map_or(after, |e| e.id);
             return Json(json!({"events": events, "next_after": next_after})).into_response();

@@ -1,7 +1,7 @@
 //! One SSE stream of the feed: what it holds while it lives (cursor, signals, the
 //! caller's claims), how it takes events from the tail and frames them, and why it ends.
 //!
-//! Time: whether the token has expired is asked of `Core.clock` (a test that moves the
+//! Time: whether the token has expired is asked of the feed's clock (a test that moves the
 //! clock sees it); the tokio `Instant`s below only schedule real waits (heartbeat,
 //! recheck, the timer that wakes the stream at `exp`).
 
@@ -17,9 +17,9 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::BATCH;
-use crate::domain::Core;
 use crate::domain::clock::Clock;
 use crate::domain::events::{EventKind, FeedEvent, Slot};
+use crate::domain::feed::Feed;
 use crate::domain::liveness::{ClientRead, Liveness};
 use crate::domain::tokens::AccessClaims;
 
@@ -118,8 +118,8 @@ impl Access {
     }
 
     /// In memory, after a key event: the token still verifies (its key was not revoked).
-    fn still_signed(&self, core: &Core) -> Result<(), End> {
-        if core.keys.current().accepts(&self.kid) {
+    fn still_signed(&self, feed: &Feed) -> Result<(), End> {
+        if feed.keys.current().accepts(&self.kid) {
             Ok(())
         } else {
             Err(End::KeyRevoked)
@@ -148,12 +148,12 @@ impl Access {
     /// client, are as they must be. Run when the stream opens and every
     /// `stream_recheck` (for what the feed does not announce, such as a client
     /// changed in the database); a database error keeps the stream (retried then).
-    async fn check(&self, core: &Core) -> Result<(), End> {
-        if self.expired(&core.clock) {
+    async fn check(&self, feed: &Feed) -> Result<(), End> {
+        if self.expired(&feed.clock) {
             return Err(End::TokenExpired);
         }
-        self.still_signed(core)?;
-        let live = core
+        self.still_signed(feed)?;
+        let live = feed
             .live
             .liveness(&self.claims, ClientRead::Fresh)
             .await
@@ -172,10 +172,11 @@ impl Access {
     }
 }
 
-struct Feed {
+struct Subscription {
     /// Held while the stream lives (dropping it gives the slot back).
     _slot: Slot,
-    core: Arc<Core>,
+    /// The feed's shared parts (tail, clock, settings, checks).
+    shared: Feed,
     cursor: i64,
     filter: Option<String>,
     /// The one signal the stream waits on: an event it may see, a key event, the
@@ -204,19 +205,24 @@ struct Feed {
     ended: bool,
 }
 
-impl Feed {
+impl Subscription {
     /// The database says the stream's session or user has ended: the change that did it
     /// committed with its event, which the tail may not have read yet. Buffers the
     /// events up to and including that one, as when the feed announces it first
     /// (false when they are not found: the stream then ends at once).
     async fn deliver_up_to_the_end(&mut self) -> bool {
-        if self.core.tail.fill(&self.core).await.is_err() {
+        if self.shared.tail.fill(&self.shared).await.is_err() {
             return false;
         }
         let taken = self
-            .core
+            .shared
             .tail
-            .take(&self.core, &mut self.cursor, self.filter.as_deref(), BATCH)
+            .take(
+                &self.shared,
+                &mut self.cursor,
+                self.filter.as_deref(),
+                BATCH,
+            )
             .await;
         match taken {
             Ok(events) if self.access.ended_by(&events).is_some() => {
@@ -246,23 +252,23 @@ impl Feed {
 }
 
 pub(super) fn stream(
-    core: Arc<Core>,
+    shared: Feed,
     cursor: i64,
     filter: Option<String>,
     wake: watch::Receiver<i64>,
     slot: Slot,
     access: Access,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
-    let feed = Feed {
+    let feed = Subscription {
         evicted: Box::pin(slot.evicted.clone().notified_owned()),
         _slot: slot,
-        keys_seen: core.tail.keys_seen(),
+        keys_seen: shared.tail.keys_seen(),
         // The first pass checks at once: the caller may have changed since the token was read.
         recheck: tokio::time::Instant::now(),
         sent: tokio::time::Instant::now(),
-        expires: access.expiry(&core.clock),
-        timer: Box::pin(tokio::time::sleep(core.cfg.stream_heartbeat)),
-        core,
+        expires: access.expiry(&shared.clock),
+        timer: Box::pin(tokio::time::sleep(shared.cfg.stream_heartbeat)),
+        shared,
         cursor,
         filter,
         wake,
@@ -286,42 +292,47 @@ pub(super) fn stream(
             // Mark the signal seen before reading the flags and taking, so whatever
             // happens after wakes us.
             feed.wake.borrow_and_update();
-            if feed.core.tail.is_closing() {
+            if feed.shared.tail.is_closing() {
                 return Some((Ok(feed.end(End::ShuttingDown)), feed));
             }
             if tokio::time::Instant::now() >= feed.expires {
-                if feed.access.expired(&feed.core.clock) {
+                if feed.access.expired(&feed.shared.clock) {
                     return Some((Ok(feed.end(End::TokenExpired)), feed));
                 }
                 // A pinned clock stood still while the timer ran: wait out what it says is left.
-                feed.expires = feed.access.expiry(&feed.core.clock);
+                feed.expires = feed.access.expiry(&feed.shared.clock);
             }
             if tokio::time::Instant::now() >= feed.recheck {
-                let every = feed.core.cfg.stream_recheck;
+                let every = feed.shared.cfg.stream_recheck;
                 feed.recheck = tokio::time::Instant::now() + every;
-                if let Err(end) = feed.access.check(&feed.core).await {
+                if let Err(end) = feed.access.check(&feed.shared).await {
                     if feed.deliver_up_to_the_end().await {
                         continue;
                     }
                     return Some((Ok(feed.end(end)), feed));
                 }
             }
-            let keys_now = feed.core.tail.keys_seen();
+            let keys_now = feed.shared.tail.keys_seen();
             if keys_now != feed.keys_seen {
                 feed.keys_seen = keys_now;
-                if let Err(end) = feed.access.still_signed(&feed.core) {
+                if let Err(end) = feed.access.still_signed(&feed.shared) {
                     return Some((Ok(feed.end(end)), feed));
                 }
             }
             match feed
-                .core
+                .shared
                 .tail
-                .take(&feed.core, &mut feed.cursor, feed.filter.as_deref(), BATCH)
+                .take(
+                    &feed.shared,
+                    &mut feed.cursor,
+                    feed.filter.as_deref(),
+                    BATCH,
+                )
                 .await
             {
                 Ok(events) if !events.is_empty() => feed.hold(events),
                 Ok(_) => {
-                    let heartbeat = feed.sent + feed.core.cfg.stream_heartbeat;
+                    let heartbeat = feed.sent + feed.shared.cfg.stream_heartbeat;
                     let due = feed.expires.min(feed.recheck).min(heartbeat);
                     if due < feed.timer.deadline() || feed.timer.is_elapsed() {
                         feed.timer.as_mut().reset(due);

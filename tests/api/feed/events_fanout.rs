@@ -242,7 +242,8 @@ async fn every_subscriber_gets_exactly_its_events_in_order_once() {
         .await;
         id as u64
     };
-    let (reads_before, catch_ups_before) = (app.core.tail.reads(), app.core.tail.catch_ups());
+    let (reads_before, catch_ups_before) =
+        (app.core.feed.tail.reads(), app.core.feed.tail.catch_ups());
     let first = newest().await;
     let addr = app.addr.clone();
     scenario(&app, &addr).await;
@@ -251,7 +252,7 @@ async fn every_subscriber_gets_exactly_its_events_in_order_once() {
     // number of subscribers: nine subscribers reading for themselves would make nine
     // reads per wake-up.
     let events = newest().await - first;
-    let reads = app.core.tail.reads() - reads_before;
+    let reads = app.core.feed.tail.reads() - reads_before;
     assert!(
         reads <= 3 * events + 2,
         "{reads} tail reads for {events} events and 9 subscribers"
@@ -259,7 +260,7 @@ async fn every_subscriber_gets_exactly_its_events_in_order_once() {
     // The two subscribers resuming from id 0 start behind the tail: their catch-up
     // is read from the database (how often a lagging one falls behind again depends
     // on the machine's load, so only that floor is certain).
-    let catch_ups = app.core.tail.catch_ups() - catch_ups_before;
+    let catch_ups = app.core.feed.tail.catch_ups() - catch_ups_before;
     assert!(catch_ups >= 2, "{catch_ups} catch-up reads");
 }
 
@@ -291,7 +292,7 @@ async fn a_users_stream_is_not_woken_by_other_users_events() {
         .await
         .unwrap();
     let watched = crate::support::eventually(Duration::from_secs(5), || async {
-        app.core.tail.watched_users() == 1
+        app.core.feed.tail.watched_users() == 1
     })
     .await;
     assert!(watched, "alice's stream watches alice only");

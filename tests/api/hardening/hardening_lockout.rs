@@ -168,17 +168,17 @@ async fn concurrent_right_passwords_wait_for_a_slot_instead_of_429() {
         ("argon2_address_share", "100"),
     ])
     .await;
-    let hold = app.core.passwords.hold();
+    let hold = app.core.signin.passwords.hold();
     let tasks: Vec<_> = (0..16)
         .map(|_| {
             let app = app.clone();
             tokio::spawn(async move { password(&app, "alice", PASSWORD, None).await.status() })
         })
         .collect();
-    let (passwords, core) = (app.core.passwords.clone(), app.core.clone());
+    let (passwords, core) = (app.core.signin.passwords.clone(), app.core.clone());
     until(
         "the limit's worth of sign-ins is queued, the rest waits",
-        || passwords.stats().queued == 10 && core.throttle.usernames.waiting() == 6,
+        || passwords.stats().queued == 10 && core.signin.throttle.usernames.waiting() == 6,
     )
     .await;
     drop(hold);
@@ -190,7 +190,7 @@ async fn concurrent_right_passwords_wait_for_a_slot_instead_of_429() {
 #[tokio::test]
 async fn abandoned_sign_ins_are_not_counted_as_failures() {
     let app = setup(&[("login_max_failures", "5"), ("request_timeout", "1")]).await;
-    let hold = app.core.passwords.hold();
+    let hold = app.core.signin.passwords.hold();
     let abandoned: Vec<_> = (0..5)
         .map(|_| {
             let app = app.clone();
@@ -214,7 +214,7 @@ async fn one_address_cannot_take_the_whole_argon2_queue() {
     ])
     .await;
     app.user("bob", PASSWORD, &[]).await;
-    let hold = app.core.passwords.hold();
+    let hold = app.core.signin.passwords.hold();
     let looping: Vec<_> = (0..4)
         .map(|_| {
             let app = app.clone();
@@ -225,9 +225,9 @@ async fn one_address_cannot_take_the_whole_argon2_queue() {
             })
         })
         .collect();
-    let (passwords, core) = (app.core.passwords.clone(), app.core.clone());
+    let (passwords, core) = (app.core.signin.passwords.clone(), app.core.clone());
     until("the address's share is queued, the rest waits", || {
-        passwords.stats().queued == 2 && core.throttle.hashing.waiting() == 2
+        passwords.stats().queued == 2 && core.signin.throttle.hashing.waiting() == 2
     })
     .await;
     let other = {

@@ -293,7 +293,7 @@ async fn unknown_client_ids_count_against_their_address_only() {
         "{body}"
     );
     assert!(
-        app.core.throttle.clients.is_empty(),
+        app.core.signin.throttle.clients.is_empty(),
         "unknown client ids take no entry of their own"
     );
     // The registered client, from another address, is unaffected.

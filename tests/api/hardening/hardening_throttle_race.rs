@@ -60,10 +60,10 @@ async fn racing_wrong_passwords_are_evaluated_at_most_the_limit() {
     ])
     .await;
     app.advance(Duration::ZERO);
-    let computed = app.core.passwords.stats().computed;
+    let computed = app.core.signin.passwords.stats().computed;
     // With the workers paused, every request either waits for argon2 or is refused:
     // a check-then-act throttle would let all 40 wait (and evaluate 40 guesses).
-    let hold = app.core.passwords.hold();
+    let hold = app.core.signin.passwords.hold();
     let answered = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..40)
         .map(|_| {
@@ -75,7 +75,7 @@ async fn racing_wrong_passwords_are_evaluated_at_most_the_limit() {
             })
         })
         .collect();
-    let passwords = app.core.passwords.clone();
+    let passwords = app.core.signin.passwords.clone();
     until("every request is answered or queued", || {
         answered.load(Ordering::SeqCst) + passwords.stats().queued == 40
     })
@@ -91,7 +91,7 @@ async fn racing_wrong_passwords_are_evaluated_at_most_the_limit() {
         }
     }
     assert_eq!((evaluated, throttled), (10, 30));
-    assert_eq!(app.core.passwords.stats().computed - computed, 10);
+    assert_eq!(app.core.signin.passwords.stats().computed - computed, 10);
     // The limit is reached: the right password waits too.
     let (status, retry, _) = sign_in(&app, "alice", PASSWORD, None).await;
     assert_eq!((status, retry.is_some()), (429, true));
@@ -134,13 +134,13 @@ async fn racing_wrong_client_secrets_are_evaluated_at_most_the_limit() {
     assert_eq!(counts.get(&("svc", 401)), Some(&10), "{counts:?}");
     assert_eq!(counts.get(&("svc", 429)), Some(&10), "{counts:?}");
     assert_eq!(counts.get(&("ghost", 401)), Some(&20), "{counts:?}");
-    assert_eq!(app.core.throttle.clients.len(), 1);
+    assert_eq!(app.core.signin.throttle.clients.len(), 1);
 }
 
 #[tokio::test]
 async fn a_full_argon2_queue_answers_503_with_retry_after_at_once() {
     let app = setup(&[("argon2_queue", "2")]).await;
-    let hold = app.core.passwords.hold();
+    let hold = app.core.signin.passwords.hold();
     let waiting: Vec<_> = ["u1", "u2"]
         .into_iter()
         .map(|user| {
@@ -148,7 +148,7 @@ async fn a_full_argon2_queue_answers_503_with_retry_after_at_once() {
             tokio::spawn(async move { sign_in(&app, user, "guess", None).await })
         })
         .collect();
-    let passwords = app.core.passwords.clone();
+    let passwords = app.core.signin.passwords.clone();
     until("two sign-ins wait", || passwords.stats().queued == 2).await;
     // Answered while the workers are still paused: refused without waiting.
     let (status, retry, error) = sign_in(&app, "alice", PASSWORD, None).await;
@@ -170,8 +170,8 @@ async fn a_full_argon2_queue_answers_503_with_retry_after_at_once() {
 #[tokio::test]
 async fn abandoned_sign_ins_are_skipped_not_computed() {
     let app = setup(&[("request_timeout", "1")]).await;
-    let before = app.core.passwords.stats();
-    let hold = app.core.passwords.hold();
+    let before = app.core.signin.passwords.stats();
+    let hold = app.core.signin.passwords.hold();
     // Five sign-ins queue, then their requests time out: their requesters are gone.
     let abandoned: Vec<_> = (0..5)
         .map(|i| {
@@ -182,11 +182,15 @@ async fn abandoned_sign_ins_are_skipped_not_computed() {
     for a in abandoned {
         assert_eq!(a.await.unwrap().0, 503, "timed out");
     }
-    assert_eq!(app.core.passwords.stats().queued, 5, "still in the queue");
+    assert_eq!(
+        app.core.signin.passwords.stats().queued,
+        5,
+        "still in the queue"
+    );
     drop(hold);
     let (status, _, _) = sign_in(&app, "alice", PASSWORD, None).await;
     assert_eq!(status, 200);
-    let after = app.core.passwords.stats();
+    let after = app.core.signin.passwords.stats();
     assert_eq!(after.skipped - before.skipped, 5, "abandoned jobs skipped");
     assert_eq!(
         after.computed - before.computed,

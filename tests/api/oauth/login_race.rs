@@ -31,7 +31,7 @@ async fn sign_in_across<F: std::future::Future<Output = ()>>(
     app: &TestApp,
     change: impl FnOnce() -> F,
 ) -> (u16, Value) {
-    let gate = app.core.pauses.before_session.arm();
+    let gate = app.core.signin.pauses.before_session.arm();
     let (http, base) = (app.http.clone(), app.addr.clone());
     let login = tokio::spawn(async move { login_at(&http, &base, "web", "alice", OLD).await });
     gate.wait_reached().await;
