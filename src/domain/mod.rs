@@ -167,19 +167,6 @@ impl Core {
             signin,
         }))
     }
-
-    /// Reserves a client authentication ([`signin::SignIn::client_attempt`]), for the
-    /// client-form extractor, which takes the whole state.
-    pub async fn client_attempt(
-        &self,
-        client_id: &str,
-        registered: bool,
-        peer: std::net::IpAddr,
-    ) -> Result<throttle::ClientAttempt, throttle::Throttled> {
-        self.signin
-            .client_attempt(client_id, registered, peer)
-            .await
-    }
 }
 
 /// The database, connected and migrated: what every command starts with.

@@ -22,6 +22,7 @@ use super::form::FormError;
 use crate::domain::Core;
 use crate::domain::clients::Client;
 use crate::error::OAuthError;
+use crate::metrics::Metrics;
 
 /// Paths a registered origin may call.
 const PER_CLIENT: &[&str] = &["/token", "/revoke", "/userinfo", "/events"];
@@ -132,7 +133,7 @@ fn registered_by(headers: &HeaderMap, client: Option<&Client>) -> bool {
 /// preflight). `unauthorized_client` (RFC 6749 §5.2), not `invalid_client`: the client
 /// did authenticate, it is just not allowed from there.
 pub(super) fn refused_form(
-    core: &Core,
+    metrics: &Metrics,
     headers: &HeaderMap,
     client: &Client,
     endpoint: &str,
@@ -142,7 +143,9 @@ pub(super) fn refused_form(
     }
     let e = OAuthError::UnauthorizedClient("this client has not registered the request's origin");
     Some(refuse(
-        FormError::from(e).counted(core, endpoint).into_response(),
+        FormError::from(e)
+            .counted(metrics, endpoint)
+            .into_response(),
     ))
 }
 

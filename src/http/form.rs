@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRef, FromRequest, Request};
 use axum::http::StatusCode;
 use axum::http::{HeaderMap, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -20,9 +20,10 @@ use secrecy::SecretString;
 use super::Peer;
 use super::error::HttpError;
 
-use crate::domain::Core;
 use crate::domain::clients::{AuthError, Client, Credentials};
+use crate::domain::signin::SignIn;
 use crate::error::OAuthError;
+use crate::metrics::Metrics;
 
 /// Form bodies beyond this answer 413.
 pub const FORM_LIMIT: usize = 16 * 1024;
@@ -154,20 +155,24 @@ pub struct ClientForm {
     pub peer: IpAddr,
 }
 
-impl FromRequest<Arc<Core>> for ClientForm {
+impl<S: Send + Sync> FromRequest<S> for ClientForm
+where
+    SignIn: FromRef<S>,
+{
     type Rejection = Response;
 
-    async fn from_request(req: Request, core: &Arc<Core>) -> Result<Self, Response> {
-        let (mut parts, body) = req.into_parts();
-        let Ok(Peer(peer)) = Peer::from_request_parts(&mut parts, core).await;
-        match authenticated(core, peer, &parts.uri, &parts.headers, body).await {
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let signin = SignIn::from_ref(state);
+        let (parts, body) = req.into_parts();
+        let Peer(peer) = Peer::of(&parts, &signin.cfg.trusted_proxies);
+        match authenticated(&signin, peer, &parts.uri, &parts.headers, body).await {
             Ok((params, client)) => Ok(Self {
                 params,
                 client,
                 peer,
             }),
             Err(e) => Err(e
-                .counted(core, parts.uri.path().trim_start_matches('/'))
+                .counted(&signin.metrics, parts.uri.path().trim_start_matches('/'))
                 .into_response()),
         }
     }
@@ -177,32 +182,32 @@ impl FromRequest<Arc<Core>> for ClientForm {
 /// address) and per address, so guessing is throttled without letting anyone lock
 /// a client out from elsewhere, and unknown client ids take no entry of their own.
 async fn authenticated(
-    core: &Core,
+    signin: &SignIn,
     peer: IpAddr,
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Params, Arc<Client>), FormError> {
     reject_credentials_in_query(uri).map_err(FormError::Invalid)?;
-    let mut params = read_form(headers, body, core.cfg.request_timeout / 2).await?;
+    let mut params = read_form(headers, body, signin.cfg.request_timeout / 2).await?;
     let creds = client_credentials(headers, &mut params).map_err(FormError::Invalid)?;
     let id = creds.client_id();
-    let registered = core
+    let registered = signin
         .clients
-        .get(&core.db, id)
+        .get(&signin.db, id)
         .await
         .map_err(|e| FormError::Invalid(e.into()))?
         .is_some();
     // Reserved before the secret is checked, so racing requests cannot exceed the
     // limit; given back (dropped) unless the authentication fails.
-    let attempt = core
+    let attempt = signin
         .client_attempt(id, registered, peer)
         .await
         .map_err(|t| FormError::Invalid(t.into()))?;
-    match core.clients.authenticate(&core.db, &creds).await {
+    match signin.clients.authenticate(&signin.db, &creds).await {
         Ok(client) => Ok((params, client)),
         Err(AuthError::Failed) => {
-            attempt.failed(core.clock.instant());
+            attempt.failed(signin.clock.instant());
             Err(FormError::Invalid(OAuthError::InvalidClient))
         }
         Err(AuthError::Store(e)) => Err(FormError::Invalid(e.into())),
@@ -248,15 +253,15 @@ impl IntoResponse for FormError {
 
 impl FormError {
     /// Counts the error in the metrics (by endpoint and RFC 6749 code) and passes it on.
-    pub fn counted(self, core: &Core, endpoint: &str) -> Self {
+    pub fn counted(self, metrics: &Metrics, endpoint: &str) -> Self {
         let code = match &self {
             Self::Body(BodyError::TooLarge) => "too_large",
             Self::Body(_) => "invalid_request",
             Self::Invalid(e) => e.code(),
         };
-        core.metrics.oauth_error(endpoint, code);
+        metrics.oauth_error(endpoint, code);
         if code == "slow_down" {
-            core.metrics.throttled(endpoint);
+            metrics.throttled(endpoint);
         }
         self
     }

@@ -12,6 +12,7 @@ use super::error::no_store;
 use super::form::{ClientForm, FormError};
 use crate::domain::Core;
 use crate::domain::clients::Capability;
+use crate::domain::signin::SignIn;
 use crate::error::OAuthError;
 
 pub(super) fn router() -> Router<Arc<Core>> {
@@ -19,7 +20,7 @@ pub(super) fn router() -> Router<Arc<Core>> {
 }
 
 async fn introspect(
-    State(core): State<Arc<Core>>,
+    State(signin): State<SignIn>,
     ClientForm { params, client, .. }: ClientForm,
 ) -> Response {
     let run = async {
@@ -34,8 +35,7 @@ async fn introspect(
             ));
         }
         let token = params.require("token")?;
-        Ok(core
-            .signin
+        Ok(signin
             .introspect(&client, token)
             .await?
             .unwrap_or_else(|| json!({"active": false})))
@@ -43,7 +43,7 @@ async fn introspect(
     match run.await {
         Ok(v) => no_store(Json(v).into_response()),
         Err(e) => FormError::from(e)
-            .counted(&core, "introspect")
+            .counted(&signin.metrics, "introspect")
             .into_response(),
     }
 }

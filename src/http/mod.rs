@@ -27,7 +27,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -37,6 +37,7 @@ use tower_http::timeout::TimeoutLayer;
 use tracing::Instrument;
 
 use crate::domain::Core;
+use crate::domain::signin::SignIn;
 
 /// Every (method, path) the router serves, in OpenAPI path syntax. The contract
 /// test checks it against `openapi.yaml` and against the live router.
@@ -105,22 +106,28 @@ pub fn router(core: Arc<Core>) -> Router {
 /// `X-Forwarded-For` (see [`addresses::client_address`]).
 pub struct Peer(pub IpAddr);
 
-impl FromRequestParts<Arc<Core>> for Peer {
+impl<S: Send + Sync> FromRequestParts<S> for Peer
+where
+    SignIn: FromRef<S>,
+{
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        core: &Arc<Core>,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::of(
+            parts,
+            &SignIn::from_ref(state).cfg.trusted_proxies,
+        ))
+    }
+}
+
+impl Peer {
+    /// The request's client address, given the trusted proxies.
+    pub(super) fn of(parts: &Parts, trusted: &[IpAddr]) -> Self {
         let direct = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
-        Ok(Self(addresses::client_address(
-            direct,
-            &parts.headers,
-            &core.cfg.trusted_proxies,
-        )))
+        Self(addresses::client_address(direct, &parts.headers, trusted))
     }
 }
 

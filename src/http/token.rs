@@ -22,15 +22,15 @@ pub(super) fn router() -> Router<Arc<Core>> {
     Router::new().route("/token", post(token))
 }
 
-/// Takes the whole state only for what the client form's extractor and its error counting
-/// take (`http/form.rs`); the grants are sign-in's.
-async fn token(State(core): State<Arc<Core>>, headers: HeaderMap, form: ClientForm) -> Response {
-    if let Some(refused) = cors::refused_form(&core, &headers, &form.client, "token") {
+async fn token(State(signin): State<SignIn>, headers: HeaderMap, form: ClientForm) -> Response {
+    if let Some(refused) = cors::refused_form(&signin.metrics, &headers, &form.client, "token") {
         return refused;
     }
-    match handle(&core.signin, form).await {
+    match handle(&signin, form).await {
         Ok(resp) => no_store(Json(resp).into_response()),
-        Err(e) => FormError::from(e).counted(&core, "token").into_response(),
+        Err(e) => FormError::from(e)
+            .counted(&signin.metrics, "token")
+            .into_response(),
     }
 }
 
