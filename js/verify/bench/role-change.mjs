@@ -4,14 +4,14 @@
 //
 //   cd js && node verify/bench/role-change.mjs [CHANGES]      (default 200)
 //
-// Runs the release tessera (/work/targets/release-main/release/tessera, or TESSERA_BIN).
+// Runs the release tessera (target/release/tessera from `cargo build --release`, or TESSERA_BIN).
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const RELEASE = "/work/targets/release-main/release/tessera";
+const RELEASE = fileURLToPath(new URL("../../../target/release/tessera", import.meta.url));
 if (!process.env.TESSERA_BIN && existsSync(RELEASE)) process.env.TESSERA_BIN = RELEASE;
 const { startTessera, freePort } = await import("../../test/tessera.mjs");
 
