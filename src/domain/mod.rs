@@ -18,6 +18,7 @@ pub mod redirects;
 pub mod rotation;
 pub mod scopes;
 pub mod sessions;
+pub mod ssf;
 pub mod tail;
 pub mod throttle;
 pub mod tokens;
@@ -68,6 +69,8 @@ pub struct Core {
     pub browser: browser::Browser,
     /// Whether a verified access token is still live (database, client cache).
     pub live: liveness::Live,
+    /// The Shared Signals transmitter: streams, SETs, push and poll.
+    pub ssf: ssf::Ssf,
 }
 
 /// Why the server or a command could not start.
@@ -135,7 +138,9 @@ impl Core {
             db: db.clone(),
             clients: clients.clone(),
         };
+        let ssf = ssf::Ssf::new(cfg.clone(), db.clone(), clock.clone(), keys.clone(), events.clone());
         Ok(Arc::new(Self {
+            ssf,
             cfg,
             group_commit,
             clock,
