@@ -270,8 +270,16 @@ mod tests {
             ),
             ("TESSERA_REQUEST_TIMEOUT", "0", "must be more than 0"),
             ("TESSERA_REQUEST_TIMEOUT", "0ms", "must be more than 0"),
-            ("TESSERA_KEY_CHECK_INTERVAL", "50ms", "must be between 100ms and 60s"),
-            ("TESSERA_KEY_CHECK_INTERVAL", "2m", "must be between 100ms and 60s"),
+            (
+                "TESSERA_KEY_CHECK_INTERVAL",
+                "50ms",
+                "must be between 100ms and 60s",
+            ),
+            (
+                "TESSERA_KEY_CHECK_INTERVAL",
+                "2m",
+                "must be between 100ms and 60s",
+            ),
             (
                 "TESSERA_DB_MAX_CONNECTIONS",
                 "1001",

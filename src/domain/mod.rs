@@ -138,7 +138,13 @@ impl Core {
             db: db.clone(),
             clients: clients.clone(),
         };
-        let ssf = ssf::Ssf::new(cfg.clone(), db.clone(), clock.clone(), keys.clone(), events.clone());
+        let ssf = ssf::Ssf::new(
+            cfg.clone(),
+            db.clone(),
+            clock.clone(),
+            keys.clone(),
+            events.clone(),
+        );
         Ok(Arc::new(Self {
             ssf,
             cfg,

@@ -103,7 +103,12 @@ pub async fn set_config(
     id: &str,
     config: &str,
 ) -> Result<bool, StoreError> {
-    Ok(exec!(db, "UPDATE ssf_streams SET config = $2 WHERE id = $1", id, config)? == 1)
+    Ok(exec!(
+        db,
+        "UPDATE ssf_streams SET config = $2 WHERE id = $1",
+        id,
+        config
+    )? == 1)
 }
 
 /// Sets a stream's status and reason, and moves its cursor when `cursor` is given
@@ -136,7 +141,12 @@ pub async fn set_verified_at(
     id: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    exec!(db, "UPDATE ssf_streams SET verified_at = $2 WHERE id = $1", id, now)?;
+    exec!(
+        db,
+        "UPDATE ssf_streams SET verified_at = $2 WHERE id = $1",
+        id,
+        now
+    )?;
     Ok(())
 }
 
@@ -335,7 +345,11 @@ pub async fn delete_pending(
 
 /// Drops every SET waiting on a stream (it was disabled).
 pub async fn clear_pending(db: impl Into<Exec<'_>>, stream_id: &str) -> Result<(), StoreError> {
-    exec!(db, "DELETE FROM ssf_pending WHERE stream_id = $1", stream_id)?;
+    exec!(
+        db,
+        "DELETE FROM ssf_pending WHERE stream_id = $1",
+        stream_id
+    )?;
     Ok(())
 }
 

@@ -224,7 +224,13 @@ pub struct Ssf {
 
 impl Ssf {
     /// The transmitter of this server.
-    pub fn new(cfg: Arc<Config>, db: Db, clock: Arc<Clock>, keys: Arc<KeyRing>, events: Arc<EventBus>) -> Self {
+    pub fn new(
+        cfg: Arc<Config>,
+        db: Db,
+        clock: Arc<Clock>,
+        keys: Arc<KeyRing>,
+        events: Arc<EventBus>,
+    ) -> Self {
         let http = push::client(cfg.ssf_allow_insecure_push);
         let seal_key = Arc::new(keys.derive_key("tessera ssf push authorization v1"));
         Self {
@@ -276,10 +282,16 @@ impl Ssf {
 
     /// Checks a request's members and builds the configuration; `base` is the stream's
     /// current one for an update (members absent keep their value).
-    fn configure(&self, stream_id: &str, req: StreamRequest, base: Option<StreamConfig>) -> Result<StreamConfig, SsfError> {
+    fn configure(
+        &self,
+        stream_id: &str,
+        req: StreamRequest,
+        base: Option<StreamConfig>,
+    ) -> Result<StreamConfig, SsfError> {
         let events_requested = match (req.events_requested, &base) {
             (Some(events), _) => {
-                if events.len() > MAX_EVENTS_REQUESTED || events.iter().any(|e| e.len() > MAX_TEXT) {
+                if events.len() > MAX_EVENTS_REQUESTED || events.iter().any(|e| e.len() > MAX_TEXT)
+                {
                     return Err(invalid(format!(
                         "events_requested: at most {MAX_EVENTS_REQUESTED} event types of at most {MAX_TEXT} characters"
                     )));
@@ -302,12 +314,17 @@ impl Ssf {
         };
         let description = match req.description {
             Some(d) if d.len() > MAX_TEXT => {
-                return Err(invalid(format!("description: at most {MAX_TEXT} characters")));
+                return Err(invalid(format!(
+                    "description: at most {MAX_TEXT} characters"
+                )));
             }
             Some(d) => Some(d),
             None => base.as_ref().and_then(|b| b.description.clone()),
         };
-        let default_subjects = base.map_or_else(|| self.cfg.ssf_default_subjects.clone(), |b| b.default_subjects);
+        let default_subjects = base.map_or_else(
+            || self.cfg.ssf_default_subjects.clone(),
+            |b| b.default_subjects,
+        );
         Ok(StreamConfig {
             events_requested,
             delivery,
@@ -320,7 +337,9 @@ impl Ssf {
         match d.method.as_str() {
             POLL => {
                 if d.endpoint_url.is_some() {
-                    return Err(invalid("delivery.endpoint_url is the transmitter's for poll delivery"));
+                    return Err(invalid(
+                        "delivery.endpoint_url is the transmitter's for poll delivery",
+                    ));
                 }
                 Ok(Delivery {
                     method: POLL.into(),
@@ -329,17 +348,29 @@ impl Ssf {
                 })
             }
             PUSH => {
-                let url = d.endpoint_url.ok_or_else(|| invalid("push delivery needs delivery.endpoint_url"))?;
+                let url = d
+                    .endpoint_url
+                    .ok_or_else(|| invalid("push delivery needs delivery.endpoint_url"))?;
                 if url.len() > MAX_TEXT {
                     return Err(invalid("delivery.endpoint_url is too long"));
                 }
                 push::check_url(&url, self.cfg.ssf_allow_insecure_push).map_err(invalid)?;
                 let authorization_sealed = match d.authorization_header {
                     None => None,
-                    Some(h) if h.is_empty() || h.len() > MAX_TEXT || !h.bytes().all(|b| (0x20..0x7f).contains(&b)) => {
-                        return Err(invalid("delivery.authorization_header must be printable ASCII, at most 2048 characters"));
+                    Some(h)
+                        if h.is_empty()
+                            || h.len() > MAX_TEXT
+                            || !h.bytes().all(|b| (0x20..0x7f).contains(&b)) =>
+                    {
+                        return Err(invalid(
+                            "delivery.authorization_header must be printable ASCII, at most 2048 characters",
+                        ));
                     }
-                    Some(h) => Some(crate::crypto::b64(&crate::crypto::seal(&self.seal_key, stream_id.as_bytes(), h.as_bytes()))),
+                    Some(h) => Some(crate::crypto::b64(&crate::crypto::seal(
+                        &self.seal_key,
+                        stream_id.as_bytes(),
+                        h.as_bytes(),
+                    ))),
                 };
                 Ok(Delivery {
                     method: PUSH.into(),
@@ -354,7 +385,11 @@ impl Ssf {
     }
 
     /// The `Authorization` header a push stream registered, unsealed.
-    fn authorization(&self, stream_id: &str, delivery: &Delivery) -> Result<Option<String>, &'static str> {
+    fn authorization(
+        &self,
+        stream_id: &str,
+        delivery: &Delivery,
+    ) -> Result<Option<String>, &'static str> {
         let Some(sealed) = &delivery.authorization_sealed else {
             return Ok(None);
         };
@@ -364,7 +399,9 @@ impl Ssf {
             .map_err(|_| "the registered authorization header is unreadable")?;
         let open = crate::crypto::open(&self.seal_key, stream_id.as_bytes(), &bytes)
             .map_err(|_| "the registered authorization header is unreadable (the KEK changed?): replace the stream's delivery")?;
-        String::from_utf8(open).map(Some).map_err(|_| "the registered authorization header is unreadable")
+        String::from_utf8(open)
+            .map(Some)
+            .map_err(|_| "the registered authorization header is unreadable")
     }
 
     /// SSF §8.1.1.1: creates a stream of `client`, delivering from the next event on.
@@ -402,12 +439,24 @@ impl Ssf {
 
     /// SSF §8.1.1.2: every stream of `client`.
     pub async fn list(&self, client: &str) -> Result<Vec<Stream>, SsfError> {
-        rows::of_client(&self.db.read, client).await?.iter().map(|r| self.view(r)).collect()
+        rows::of_client(&self.db.read, client)
+            .await?
+            .iter()
+            .map(|r| self.view(r))
+            .collect()
     }
 
     /// SSF §8.1.1.3 (update: members absent stay) and §8.1.1.4 (replace: they reset).
-    pub async fn update(&self, client: &str, req: StreamRequest, replace: bool) -> Result<Stream, SsfError> {
-        let id = req.stream_id.clone().ok_or_else(|| invalid("stream_id is required"))?;
+    pub async fn update(
+        &self,
+        client: &str,
+        req: StreamRequest,
+        replace: bool,
+    ) -> Result<Stream, SsfError> {
+        let id = req
+            .stream_id
+            .clone()
+            .ok_or_else(|| invalid("stream_id is required"))?;
         let mut row = self.owned(client, &id).await?;
         let base = Self::config_of(&row)?;
         let config = if replace {
@@ -456,7 +505,13 @@ impl Ssf {
     /// SSF §8.1.2.2: sets the status. `paused` holds SETs (up to `ssf_max_held`);
     /// `disabled` drops what it held and reads nothing; enabled again, it starts from
     /// the log's end.
-    pub async fn set_status(&self, client: &str, id: &str, status: &str, reason: Option<String>) -> Result<Status, SsfError> {
+    pub async fn set_status(
+        &self,
+        client: &str,
+        id: &str,
+        status: &str,
+        reason: Option<String>,
+    ) -> Result<Status, SsfError> {
         if !STATUSES.contains(&status) {
             return Err(invalid("status must be enabled, paused or disabled"));
         }
@@ -487,27 +542,53 @@ impl Ssf {
                 let iss = subject.get("iss").and_then(Value::as_str);
                 let sub = subject.get("sub").and_then(Value::as_str);
                 match (iss, sub) {
-                    (Some(iss), Some(sub)) if iss == self.cfg.issuer && !sub.is_empty() && sub.len() <= 256 => Ok(sub.to_string()),
-                    (Some(_), Some(_)) => Err(invalid("subject: iss must be this transmitter's issuer")),
+                    (Some(iss), Some(sub))
+                        if iss == self.cfg.issuer && !sub.is_empty() && sub.len() <= 256 =>
+                    {
+                        Ok(sub.to_string())
+                    }
+                    (Some(_), Some(_)) => {
+                        Err(invalid("subject: iss must be this transmitter's issuer"))
+                    }
                     _ => Err(invalid("subject: iss_sub needs iss and sub strings")),
                 }
             }
-            Some(_) => Err(invalid("subject: unsupported format (tessera knows users by iss_sub)")),
-            None => Err(invalid("subject must be an RFC 9493 subject identifier with a format")),
+            Some(_) => Err(invalid(
+                "subject: unsupported format (tessera knows users by iss_sub)",
+            )),
+            None => Err(invalid(
+                "subject must be an RFC 9493 subject identifier with a format",
+            )),
         }
     }
 
     /// SSF §8.1.3.2: adds a subject. Whether the user exists is not said (200 either way).
-    pub async fn add_subject(&self, client: &str, id: &str, subject: &Value) -> Result<(), SsfError> {
+    pub async fn add_subject(
+        &self,
+        client: &str,
+        id: &str,
+        subject: &Value,
+    ) -> Result<(), SsfError> {
         self.change_subject(client, id, subject, true).await
     }
 
     /// SSF §8.1.3.3: removes a subject.
-    pub async fn remove_subject(&self, client: &str, id: &str, subject: &Value) -> Result<(), SsfError> {
+    pub async fn remove_subject(
+        &self,
+        client: &str,
+        id: &str,
+        subject: &Value,
+    ) -> Result<(), SsfError> {
         self.change_subject(client, id, subject, false).await
     }
 
-    async fn change_subject(&self, client: &str, id: &str, subject: &Value, add: bool) -> Result<(), SsfError> {
+    async fn change_subject(
+        &self,
+        client: &str,
+        id: &str,
+        subject: &Value,
+        add: bool,
+    ) -> Result<(), SsfError> {
         let row = self.owned(client, id).await?;
         let sub = self.subject_user(subject)?;
         let config = Self::config_of(&row)?;
@@ -516,7 +597,9 @@ impl Ssf {
         let insert = add == (config.default_subjects == "NONE");
         if insert {
             let mut tx = self.db.begin().await?;
-            if rows::count_subjects(&mut tx, id).await? >= self.cfg.ssf_max_subjects_per_stream as i64 {
+            if rows::count_subjects(&mut tx, id).await?
+                >= self.cfg.ssf_max_subjects_per_stream as i64
+            {
                 return Err(SsfError::TooManySubjects);
             }
             rows::insert_subject(&mut tx, id, &sub).await?;
@@ -529,19 +612,28 @@ impl Ssf {
 
     /// SSF §8.1.4.2: queues a verification SET, at most once per
     /// [`MIN_VERIFICATION_INTERVAL`].
-    pub async fn verify(&self, client: &str, id: &str, state: Option<String>) -> Result<(), SsfError> {
+    pub async fn verify(
+        &self,
+        client: &str,
+        id: &str,
+        state: Option<String>,
+    ) -> Result<(), SsfError> {
         if state.as_ref().is_some_and(|s| s.len() > MAX_TEXT) {
             return Err(invalid(format!("state: at most {MAX_TEXT} characters")));
         }
         let row = self.owned(client, id).await?;
         let now = self.clock.now();
-        if row.verified_at.is_some_and(|at| now - at < MIN_VERIFICATION_INTERVAL) {
+        if row
+            .verified_at
+            .is_some_and(|at| now - at < MIN_VERIFICATION_INTERVAL)
+        {
             return Err(SsfError::TooSoon);
         }
         if row.status == "disabled" {
             return Ok(());
         }
-        let claims = sets::verification(&self.cfg.issuer, &row.client_id, id, state.as_deref(), now);
+        let claims =
+            sets::verification(&self.cfg.issuer, &row.client_id, id, state.as_deref(), now);
         let jti = claims["jti"].as_str().expect("a jti").to_string();
         let mut tx = self.db.begin_plain().await?;
         rows::set_verified_at(&mut tx, id, now).await?;
@@ -563,7 +655,8 @@ impl Ssf {
         if room <= 0 {
             return Ok(0);
         }
-        let events = store::events::after(&self.db.read, stream.cursor, None, room.min(BATCH)).await?;
+        let events =
+            store::events::after(&self.db.read, stream.cursor, None, room.min(BATCH)).await?;
         let Some(last) = events.last().map(|e| e.id) else {
             return Ok(0);
         };
@@ -583,11 +676,20 @@ impl Ssf {
         let mut tx = self.db.begin_plain().await?;
         let mut minted = 0;
         for event in &events {
-            let wanted = event.sub.as_ref().is_some_and(|s| exceptions.contains(s) != all);
+            let wanted = event
+                .sub
+                .as_ref()
+                .is_some_and(|s| exceptions.contains(s) != all);
             if !wanted {
                 continue;
             }
-            let Some(claims) = sets::claims(&self.cfg.issuer, &stream.client_id, &stream.id, &delivered, event) else {
+            let Some(claims) = sets::claims(
+                &self.cfg.issuer,
+                &stream.client_id,
+                &stream.id,
+                &delivered,
+                event,
+            ) else {
                 continue;
             };
             let jti = sets::jti(&stream.id, event.id);

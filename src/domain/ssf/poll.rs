@@ -64,9 +64,16 @@ fn in_order<S: Serializer>(sets: &[(String, String)], s: S) -> Result<S::Ok, S::
 impl Ssf {
     /// RFC 8936 §2.4: acknowledges, records errors, then answers the oldest waiting
     /// SETs; an unacknowledged SET is answered again on the next poll.
-    pub async fn poll(&self, client: &str, id: &str, req: PollRequest) -> Result<PollResponse, SsfError> {
+    pub async fn poll(
+        &self,
+        client: &str,
+        id: &str,
+        req: PollRequest,
+    ) -> Result<PollResponse, SsfError> {
         if req.ack.len() > MAX_EVENTS || req.set_errs.len() > MAX_EVENTS {
-            return Err(invalid(format!("at most {MAX_EVENTS} ack and setErrs entries")));
+            return Err(invalid(format!(
+                "at most {MAX_EVENTS} ack and setErrs entries"
+            )));
         }
         let row = self.owned(client, id).await?;
         if Self::config_of(&row)?.delivery.method != POLL {
@@ -82,13 +89,24 @@ impl Ssf {
             for jti in req.set_errs.keys() {
                 rows::delete_pending(&mut tx, id, jti).await?;
             }
-            let description: String = e.description.as_deref().unwrap_or("").chars().take(256).collect();
+            let description: String = e
+                .description
+                .as_deref()
+                .unwrap_or("")
+                .chars()
+                .take(256)
+                .collect();
             let error = json!({"err": e.err.chars().take(64).collect::<String>(), "description": description, "jti": jti, "at": self.clock.now()});
             rows::record_error(&mut tx, id, &error.to_string(), req.set_errs.len() as i64).await?;
         }
         tx.commit().await.map_err(StoreError::from)?;
-        let max = req.max_events.map_or(DEFAULT_EVENTS, |m| (m as usize).min(MAX_EVENTS));
-        let empty = PollResponse { sets: Vec::new(), more_available: false };
+        let max = req
+            .max_events
+            .map_or(DEFAULT_EVENTS, |m| (m as usize).min(MAX_EVENTS));
+        let empty = PollResponse {
+            sets: Vec::new(),
+            more_available: false,
+        };
         if max == 0 {
             return Ok(empty);
         }
@@ -108,7 +126,10 @@ impl Ssf {
                         .iter()
                         .map(|p| Ok((p.jti.clone(), self.sign(&p.claims)?)))
                         .collect::<Result<_, SsfError>>()?;
-                    return Ok(PollResponse { sets, more_available });
+                    return Ok(PollResponse {
+                        sets,
+                        more_available,
+                    });
                 }
             }
             if immediately || tokio::time::Instant::now() >= deadline || self.events.is_closing() {

@@ -160,8 +160,16 @@ impl Ssf {
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
-                let what = if e.is_timeout() { "timed out" } else if e.is_connect() { "cannot connect" } else { "request failed" };
-                return Sent::Failed(json!({"err": "unreachable", "description": format!("{what}: {}", crate::error_chain(&e)), "at": now}));
+                let what = if e.is_timeout() {
+                    "timed out"
+                } else if e.is_connect() {
+                    "cannot connect"
+                } else {
+                    "request failed"
+                };
+                return Sent::Failed(
+                    json!({"err": "unreachable", "description": format!("{what}: {}", crate::error_chain(&e)), "at": now}),
+                );
             }
         };
         let status = resp.status().as_u16();
@@ -172,12 +180,18 @@ impl Ssf {
         let body = read_limited(resp, 4096).await;
         let parsed: Option<Value> = serde_json::from_slice(&body).ok();
         let text = |k: &str, n: usize| -> Option<String> {
-            parsed.as_ref()?.get(k)?.as_str().map(|s| s.chars().take(n).collect())
+            parsed
+                .as_ref()?
+                .get(k)?
+                .as_str()
+                .map(|s| s.chars().take(n).collect())
         };
         let err = text("err", 64);
         let description = text("description", 256).unwrap_or_default();
         match (status, err) {
-            (400, Some(err)) => Sent::Rejected(json!({"err": err, "description": description, "status": 400, "at": now})),
+            (400, Some(err)) => Sent::Rejected(
+                json!({"err": err, "description": description, "status": 400, "at": now}),
+            ),
             (_, err) => Sent::Failed(json!({
                 "err": err.unwrap_or_else(|| "unexpected_status".into()),
                 "description": if description.is_empty() { format!("the receiver answered {status}") } else { description },
@@ -211,8 +225,13 @@ impl Ssf {
         };
         let url = config.delivery.endpoint_url.clone().unwrap_or_default();
         let outcome = match self.authorization(id, &config.delivery) {
-            Ok(authorization) => self.send(&url, authorization.as_deref(), self.sign(&next.claims)?).await,
-            Err(why) => Sent::Failed(json!({"err": "authorization_unreadable", "description": why, "at": now})),
+            Ok(authorization) => {
+                self.send(&url, authorization.as_deref(), self.sign(&next.claims)?)
+                    .await
+            }
+            Err(why) => Sent::Failed(
+                json!({"err": "authorization_unreadable", "description": why, "at": now}),
+            ),
         };
         match outcome {
             Sent::Accepted => {
@@ -331,7 +350,22 @@ mod tests {
 
     #[test]
     fn only_public_addresses_pass_the_guard() {
-        for private in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0", "100.64.0.1", "224.0.0.1", "::1", "::", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "64:ff9b::a00:1"] {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fc00::1",
+            "::ffff:127.0.0.1",
+            "64:ff9b::a00:1",
+        ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
         for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
@@ -349,7 +383,9 @@ mod tests {
 
     #[test]
     fn the_backoff_grows_with_jitter_and_is_capped() {
-        assert!(backoff(1) >= Duration::from_millis(50) && backoff(1) <= Duration::from_millis(100));
+        assert!(
+            backoff(1) >= Duration::from_millis(50) && backoff(1) <= Duration::from_millis(100)
+        );
         assert!(backoff(4) >= Duration::from_millis(400));
         assert!(backoff(40) <= MAX_BACKOFF);
     }

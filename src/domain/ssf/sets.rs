@@ -49,7 +49,13 @@ pub fn jti(stream_id: &str, event_id: i64) -> String {
 
 /// The SET claims for `event` on a stream with audience `aud` delivering `delivered`
 /// event types; `None` when the event maps to none of them, or concerns no user.
-pub fn claims(iss: &str, aud: &str, stream_id: &str, delivered: &[String], event: &EventRow) -> Option<Value> {
+pub fn claims(
+    iss: &str,
+    aud: &str,
+    stream_id: &str,
+    delivered: &[String],
+    event: &EventRow,
+) -> Option<Value> {
     let event_type = event_type(&event.kind).filter(|t| delivered.iter().any(|d| d == t))?;
     let sub = event.sub.as_deref()?;
     let user = json!({"format": "iss_sub", "iss": iss, "sub": sub});
@@ -73,7 +79,10 @@ pub fn claims(iss: &str, aud: &str, stream_id: &str, delivered: &[String], event
                 .as_deref()
                 .and_then(|r| serde_json::from_str(r).ok())
                 .unwrap_or_default();
-            (user, json!({"event_timestamp": event.at, "claims": {"roles": roles}}))
+            (
+                user,
+                json!({"event_timestamp": event.at, "claims": {"roles": roles}}),
+            )
         }
         CREDENTIAL_CHANGE => (
             user,
@@ -133,14 +142,33 @@ mod tests {
     fn each_kind_maps_to_its_standard_event_and_others_to_nothing() {
         let all: Vec<String> = SUPPORTED.iter().map(|s| s.to_string()).collect();
         let set = claims("https://iss", "rx", "st", &all, &row("user.roles_changed")).unwrap();
-        assert_eq!(set["events"][TOKEN_CLAIMS_CHANGE]["claims"]["roles"], json!(["viewer"]));
-        assert_eq!(set["sub_id"], json!({"format": "iss_sub", "iss": "https://iss", "sub": "u1"}));
+        assert_eq!(
+            set["events"][TOKEN_CLAIMS_CHANGE]["claims"]["roles"],
+            json!(["viewer"])
+        );
+        assert_eq!(
+            set["sub_id"],
+            json!({"format": "iss_sub", "iss": "https://iss", "sub": "u1"})
+        );
         assert_eq!(set["jti"], json!(jti("st", 7)));
         let set = claims("https://iss", "rx", "st", &all, &row("session.revoked")).unwrap();
-        assert_eq!(set["sub_id"]["session"], json!({"format": "opaque", "id": "s1"}));
+        assert_eq!(
+            set["sub_id"]["session"],
+            json!({"format": "opaque", "id": "s1"})
+        );
         assert!(set["events"][SESSION_REVOKED].is_object());
-        let set = claims("https://iss", "rx", "st", &all, &row("user.password_changed")).unwrap();
-        assert_eq!(set["events"][CREDENTIAL_CHANGE]["credential_type"], "password");
+        let set = claims(
+            "https://iss",
+            "rx",
+            "st",
+            &all,
+            &row("user.password_changed"),
+        )
+        .unwrap();
+        assert_eq!(
+            set["events"][CREDENTIAL_CHANGE]["credential_type"],
+            "password"
+        );
         let set = claims("https://iss", "rx", "st", &all, &row("user.disabled")).unwrap();
         assert_eq!(set["events"][ACCOUNT_DISABLED], json!({}));
         assert!(claims("https://iss", "rx", "st", &all, &row("keys.rotated")).is_none());

@@ -110,12 +110,20 @@ pub(super) async fn receiver(core: &Core, headers: &HeaderMap) -> Result<String,
 impl From<SsfError> for HttpError {
     fn from(e: SsfError) -> Self {
         match e {
-            SsfError::NotFound => HttpError::new(StatusCode::NOT_FOUND, "not_found", "no such stream"),
+            SsfError::NotFound => {
+                HttpError::new(StatusCode::NOT_FOUND, "not_found", "no such stream")
+            }
             SsfError::Invalid(why) => HttpError::invalid_request(why),
             SsfError::TooManySubjects => HttpError::invalid_request(e.to_string()),
-            SsfError::TooManyStreams => HttpError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
-            SsfError::TooSoon => HttpError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", e.to_string())
-                .retry_after(crate::domain::ssf::MIN_VERIFICATION_INTERVAL as u64),
+            SsfError::TooManyStreams => {
+                HttpError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            SsfError::TooSoon => HttpError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                e.to_string(),
+            )
+            .retry_after(crate::domain::ssf::MIN_VERIFICATION_INTERVAL as u64),
             SsfError::Store(e) => HttpError::internal(Surface::Bearer, &e),
         }
     }
@@ -140,7 +148,11 @@ fn stream_id(q: Q, required: bool) -> Result<Option<String>, HttpError> {
 
 type Answer = Result<Response, HttpError>;
 
-async fn create(State(core): State<Arc<Core>>, headers: HeaderMap, body: Result<JsonBody<StreamRequest>, HttpError>) -> Answer {
+async fn create(
+    State(core): State<Arc<Core>>,
+    headers: HeaderMap,
+    body: Result<JsonBody<StreamRequest>, HttpError>,
+) -> Answer {
     let client = receiver(&core, &headers).await?;
     let JsonBody(req) = body?;
     let stream = core.ssf.create(&client, req).await?;
@@ -155,15 +167,28 @@ async fn read_streams(State(core): State<Arc<Core>>, headers: HeaderMap, q: Q) -
     })
 }
 
-async fn update(State(core): State<Arc<Core>>, headers: HeaderMap, body: Result<JsonBody<StreamRequest>, HttpError>) -> Answer {
+async fn update(
+    State(core): State<Arc<Core>>,
+    headers: HeaderMap,
+    body: Result<JsonBody<StreamRequest>, HttpError>,
+) -> Answer {
     change(&core, &headers, body, false).await
 }
 
-async fn replace(State(core): State<Arc<Core>>, headers: HeaderMap, body: Result<JsonBody<StreamRequest>, HttpError>) -> Answer {
+async fn replace(
+    State(core): State<Arc<Core>>,
+    headers: HeaderMap,
+    body: Result<JsonBody<StreamRequest>, HttpError>,
+) -> Answer {
     change(&core, &headers, body, true).await
 }
 
-async fn change(core: &Core, headers: &HeaderMap, body: Result<JsonBody<StreamRequest>, HttpError>, replace: bool) -> Answer {
+async fn change(
+    core: &Core,
+    headers: &HeaderMap,
+    body: Result<JsonBody<StreamRequest>, HttpError>,
+    replace: bool,
+) -> Answer {
     let client = receiver(core, headers).await?;
     let JsonBody(req) = body?;
     Ok(Json(core.ssf.update(&client, req, replace).await?).into_response())
@@ -189,10 +214,17 @@ struct StatusRequest {
     reason: Option<String>,
 }
 
-async fn update_status(State(core): State<Arc<Core>>, headers: HeaderMap, body: Result<JsonBody<StatusRequest>, HttpError>) -> Answer {
+async fn update_status(
+    State(core): State<Arc<Core>>,
+    headers: HeaderMap,
+    body: Result<JsonBody<StatusRequest>, HttpError>,
+) -> Answer {
     let client = receiver(&core, &headers).await?;
     let JsonBody(req) = body?;
-    let status = core.ssf.set_status(&client, &req.stream_id, &req.status, req.reason).await?;
+    let status = core
+        .ssf
+        .set_status(&client, &req.stream_id, &req.status, req.reason)
+        .await?;
     Ok(Json(status).into_response())
 }
 
@@ -202,17 +234,29 @@ struct SubjectRequest {
     subject: Value,
 }
 
-async fn add_subject(State(core): State<Arc<Core>>, headers: HeaderMap, body: Result<JsonBody<SubjectRequest>, HttpError>) -> Answer {
+async fn add_subject(
+    State(core): State<Arc<Core>>,
+    headers: HeaderMap,
+    body: Result<JsonBody<SubjectRequest>, HttpError>,
+) -> Answer {
     let client = receiver(&core, &headers).await?;
     let JsonBody(req) = body?;
-    core.ssf.add_subject(&client, &req.stream_id, &req.subject).await?;
+    core.ssf
+        .add_subject(&client, &req.stream_id, &req.subject)
+        .await?;
     Ok(StatusCode::OK.into_response())
 }
 
-async fn remove_subject(State(core): State<Arc<Core>>, headers: HeaderMap, body: Result<JsonBody<SubjectRequest>, HttpError>) -> Answer {
+async fn remove_subject(
+    State(core): State<Arc<Core>>,
+    headers: HeaderMap,
+    body: Result<JsonBody<SubjectRequest>, HttpError>,
+) -> Answer {
     let client = receiver(&core, &headers).await?;
     let JsonBody(req) = body?;
-    core.ssf.remove_subject(&client, &req.stream_id, &req.subject).await?;
+    core.ssf
+        .remove_subject(&client, &req.stream_id, &req.subject)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -222,7 +266,11 @@ struct VerifyRequest {
     state: Option<String>,
 }
 
-async fn verify(State(core): State<Arc<Core>>, headers: HeaderMap, body: Result<JsonBody<VerifyRequest>, HttpError>) -> Answer {
+async fn verify(
+    State(core): State<Arc<Core>>,
+    headers: HeaderMap,
+    body: Result<JsonBody<VerifyRequest>, HttpError>,
+) -> Answer {
     let client = receiver(&core, &headers).await?;
     let JsonBody(req) = body?;
     core.ssf.verify(&client, &req.stream_id, req.state).await?;

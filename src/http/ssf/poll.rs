@@ -48,7 +48,11 @@ async fn poll(
     };
     let req = match body {
         Ok(body) => body.map(|JsonBody(r)| r).unwrap_or_default(),
-        Err(_) => return bad("the body must be a JSON object with maxEvents, returnImmediately, ack, setErrs"),
+        Err(_) => {
+            return bad(
+                "the body must be a JSON object with maxEvents, returnImmediately, ack, setErrs",
+            );
+        }
     };
     match core.ssf.poll(&client, &stream_id, req).await {
         Ok(answer) => Json(answer).into_response(),

@@ -28,8 +28,12 @@ pub(crate) const ACCOUNT_DISABLED: &str =
     "https://schemas.openid.net/secevent/risc/event-type/account-disabled";
 pub(crate) const VERIFICATION: &str =
     "https://schemas.openid.net/secevent/ssf/event-type/verification";
-pub(crate) const ALL_EVENTS: [&str; 4] =
-    [CLAIMS_CHANGE, SESSION_REVOKED, CREDENTIAL_CHANGE, ACCOUNT_DISABLED];
+pub(crate) const ALL_EVENTS: [&str; 4] = [
+    CLAIMS_CHANGE,
+    SESSION_REVOKED,
+    CREDENTIAL_CHANGE,
+    ACCOUNT_DISABLED,
+];
 
 /// A tessera with a receiver client `rx` (capability `ssf`) and its token.
 pub(crate) struct Transmitter {
@@ -50,7 +54,12 @@ impl Transmitter {
         Self { app, token }
     }
 
-    pub(crate) async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         call(&self.app, &self.token, method, path, body).await
     }
 
@@ -63,7 +72,9 @@ impl Transmitter {
     }
 
     pub(crate) async fn poll(&self, stream: &str, body: Value) -> Value {
-        let (status, answer) = self.call(Method::POST, &format!("/ssf/poll/{stream}"), Some(body)).await;
+        let (status, answer) = self
+            .call(Method::POST, &format!("/ssf/poll/{stream}"), Some(body))
+            .await;
         assert_eq!(status, 200, "{answer}");
         answer
     }
@@ -76,31 +87,54 @@ impl Transmitter {
     }
 
     pub(crate) async fn status(&self, stream: &str) -> Value {
-        let (code, answer) = self.call(Method::GET, &format!("/ssf/status?stream_id={stream}"), None).await;
+        let (code, answer) = self
+            .call(
+                Method::GET,
+                &format!("/ssf/status?stream_id={stream}"),
+                None,
+            )
+            .await;
         assert_eq!(code, 200, "{answer}");
         answer
     }
 
     pub(crate) async fn change(&self, sub: &str, change: Change) {
-        self.app.core.users.change_user(sub, change).await.expect("change");
+        self.app
+            .core
+            .users
+            .change_user(sub, change)
+            .await
+            .expect("change");
     }
 
     pub(crate) async fn roles(&self, sub: &str, roles: &[&str]) {
-        self.change(sub, Change::Roles(roles.iter().map(|r| r.to_string()).collect())).await;
+        self.change(
+            sub,
+            Change::Roles(roles.iter().map(|r| r.to_string()).collect()),
+        )
+        .await;
     }
 
     /// Verifies `sets` with jose against the JWKS; their claims, in order.
     pub(crate) async fn verified(&self, sets: Vec<String>) -> Vec<Value> {
         let jwks = self.app.get_json("/.well-known/jwks.json").await;
         let args = json!({"jwks": jwks, "issuer": self.app.addr, "audience": "rx", "sets": sets});
-        let out = tokio::task::spawn_blocking(move || crate::browser::sign_in::node("ssf_verify.mjs", &args))
-            .await
-            .unwrap();
+        let out = tokio::task::spawn_blocking(move || {
+            crate::browser::sign_in::node("ssf_verify.mjs", &args)
+        })
+        .await
+        .unwrap();
         out["claims"].as_array().unwrap().clone()
     }
 }
 
-pub(crate) async fn call(app: &TestApp, token: &str, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn call(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut req = app.with_bearer(method, path, token);
     if let Some(body) = body {
         req = req.json(&body);
@@ -180,7 +214,12 @@ impl Receiver {
     }
 
     pub(crate) fn sets(&self) -> Vec<String> {
-        self.got.lock().unwrap().iter().map(|(b, _)| b.clone()).collect()
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(b, _)| b.clone())
+            .collect()
     }
 
     /// Waits until it has accepted `n` SETs.

@@ -10,7 +10,13 @@ use crate::support::*;
 #[tokio::test]
 async fn ssf_metadata_names_every_endpoint() {
     let t = Transmitter::start().await;
-    let r = t.app.http.get(t.app.url("/.well-known/ssf-configuration")).send().await.unwrap();
+    let r = t
+        .app
+        .http
+        .get(t.app.url("/.well-known/ssf-configuration"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let m: Value = r.json().await.unwrap();
     let iss = &t.app.addr;
@@ -27,7 +33,10 @@ async fn ssf_metadata_names_every_endpoint() {
     ] {
         assert_eq!(m[k], json!(format!("{iss}{path}")), "{k}");
     }
-    assert_eq!(m["authorization_schemes"], json!([{"spec_urn": "urn:ietf:rfc:6749"}]));
+    assert_eq!(
+        m["authorization_schemes"],
+        json!([{"spec_urn": "urn:ietf:rfc:6749"}])
+    );
     assert_eq!(m["default_subjects"], "ALL");
 }
 
@@ -45,13 +54,21 @@ async fn ssf_a_stream_is_created_read_updated_replaced_and_deleted() {
     assert_eq!(s["iss"], json!(t.app.addr));
     assert_eq!(s["aud"], "rx");
     assert_eq!(s["events_supported"].as_array().unwrap().len(), 4);
-    assert_eq!(s["events_requested"], json!([CLAIMS_CHANGE, "urn:example:unknown"]));
+    assert_eq!(
+        s["events_requested"],
+        json!([CLAIMS_CHANGE, "urn:example:unknown"])
+    );
     assert_eq!(s["events_delivered"], json!([CLAIMS_CHANGE]));
-    assert_eq!(s["delivery"], json!({"method": POLL, "endpoint_url": format!("{}/ssf/poll/{id}", t.app.addr)}));
+    assert_eq!(
+        s["delivery"],
+        json!({"method": POLL, "endpoint_url": format!("{}/ssf/poll/{id}", t.app.addr)})
+    );
     assert_eq!(s["description"], "audit");
     assert_eq!(s["min_verification_interval"], 1);
 
-    let (status, one) = t.call(Method::GET, &format!("/ssf/stream?stream_id={id}"), None).await;
+    let (status, one) = t
+        .call(Method::GET, &format!("/ssf/stream?stream_id={id}"), None)
+        .await;
     assert_eq!((status, &one), (200, &s));
     let (status, all) = t.call(Method::GET, "/ssf/stream", None).await;
     assert_eq!((status, all), (200, json!([s])));
@@ -60,7 +77,10 @@ async fn ssf_a_stream_is_created_read_updated_replaced_and_deleted() {
     let patch = json!({"stream_id": id, "events_requested": [SESSION_REVOKED, CLAIMS_CHANGE]});
     let (status, u) = t.call(Method::PATCH, "/ssf/stream", Some(patch)).await;
     assert_eq!(status, 200, "{u}");
-    assert_eq!(u["events_delivered"], json!([SESSION_REVOKED, CLAIMS_CHANGE]));
+    assert_eq!(
+        u["events_delivered"],
+        json!([SESSION_REVOKED, CLAIMS_CHANGE])
+    );
     assert_eq!(u["description"], "audit");
     // Replace: what is absent goes.
     let put = json!({"stream_id": id, "events_requested": [ACCOUNT_DISABLED], "delivery": {"method": POLL}});
@@ -75,11 +95,18 @@ async fn ssf_a_stream_is_created_read_updated_replaced_and_deleted() {
     let body = json!({"stream_id": id, "status": "paused", "reason": "maintenance"});
     let (code, st) = t.call(Method::POST, "/ssf/status", Some(body)).await;
     assert_eq!(code, 200);
-    assert_eq!((st["status"].as_str(), st["reason"].as_str()), (Some("paused"), Some("maintenance")));
+    assert_eq!(
+        (st["status"].as_str(), st["reason"].as_str()),
+        (Some("paused"), Some("maintenance"))
+    );
 
-    let (status, _) = t.call(Method::DELETE, &format!("/ssf/stream?stream_id={id}"), None).await;
+    let (status, _) = t
+        .call(Method::DELETE, &format!("/ssf/stream?stream_id={id}"), None)
+        .await;
     assert_eq!(status, 204);
-    let (status, e) = t.call(Method::GET, &format!("/ssf/stream?stream_id={id}"), None).await;
+    let (status, e) = t
+        .call(Method::GET, &format!("/ssf/stream?stream_id={id}"), None)
+        .await;
     assert_eq!((status, e["error"].as_str()), (404, Some("not_found")));
 }
 
@@ -92,14 +119,40 @@ async fn ssf_a_client_cannot_read_or_change_another_clients_stream() {
     let q = format!("?stream_id={id}");
     let attempts = [
         (Method::GET, format!("/ssf/stream{q}"), None),
-        (Method::PATCH, "/ssf/stream".into(), Some(json!({"stream_id": id, "description": "mine"}))),
-        (Method::PUT, "/ssf/stream".into(), Some(json!({"stream_id": id}))),
+        (
+            Method::PATCH,
+            "/ssf/stream".into(),
+            Some(json!({"stream_id": id, "description": "mine"})),
+        ),
+        (
+            Method::PUT,
+            "/ssf/stream".into(),
+            Some(json!({"stream_id": id})),
+        ),
         (Method::DELETE, format!("/ssf/stream{q}"), None),
         (Method::GET, format!("/ssf/status{q}"), None),
-        (Method::POST, "/ssf/status".into(), Some(json!({"stream_id": id, "status": "disabled"}))),
-        (Method::POST, "/ssf/subjects/add".into(), Some(json!({"stream_id": id, "subject": {"format": "iss_sub", "iss": t.app.addr, "sub": "x"}}))),
-        (Method::POST, "/ssf/verify".into(), Some(json!({"stream_id": id}))),
-        (Method::POST, format!("/ssf/poll/{id}"), Some(json!({"returnImmediately": true}))),
+        (
+            Method::POST,
+            "/ssf/status".into(),
+            Some(json!({"stream_id": id, "status": "disabled"})),
+        ),
+        (
+            Method::POST,
+            "/ssf/subjects/add".into(),
+            Some(
+                json!({"stream_id": id, "subject": {"format": "iss_sub", "iss": t.app.addr, "sub": "x"}}),
+            ),
+        ),
+        (
+            Method::POST,
+            "/ssf/verify".into(),
+            Some(json!({"stream_id": id})),
+        ),
+        (
+            Method::POST,
+            format!("/ssf/poll/{id}"),
+            Some(json!({"returnImmediately": true})),
+        ),
     ];
     for (method, path, body) in attempts {
         let (status, _) = call(&t.app, &other, method.clone(), &path, body).await;
@@ -114,20 +167,36 @@ async fn ssf_a_client_cannot_read_or_change_another_clients_stream() {
     let secret = t.app.service("plain", &["events"]).await;
     let plain = t.app.client_token("plain", &secret).await;
     let (status, e) = call(&t.app, &plain, Method::GET, "/ssf/stream", None).await;
-    assert_eq!((status, e["error"].as_str()), (403, Some("insufficient_scope")));
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (403, Some("insufficient_scope"))
+    );
     t.app.client("web", true, &["password"], &[], &[]).await;
     t.app.user(USER, PASSWORD, &["viewer"]).await;
-    let user = t.app.login("web", USER, PASSWORD).await["access_token"].as_str().unwrap().to_string();
+    let user = t.app.login("web", USER, PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (status, _) = call(&t.app, &user, Method::GET, "/ssf/stream", None).await;
     assert_eq!(status, 403);
-    let r = t.app.http.get(t.app.url("/ssf/stream")).send().await.unwrap();
+    let r = t
+        .app
+        .http
+        .get(t.app.url("/ssf/stream"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
 }
 
 #[tokio::test]
 async fn ssf_hostile_management_requests_get_errors_never_a_5xx() {
     // The default guard: https to public addresses only.
-    let t = Transmitter::with(&[("ssf_max_streams_per_client", "2"), ("ssf_max_subjects_per_stream", "1")]).await;
+    let t = Transmitter::with(&[
+        ("ssf_max_streams_per_client", "2"),
+        ("ssf_max_subjects_per_stream", "1"),
+    ])
+    .await;
     let huge: Vec<String> = (0..1000).map(|i| format!("urn:x:{i}")).collect();
     let long = "x".repeat(5000);
     let bodies = [
@@ -147,12 +216,31 @@ async fn ssf_hostile_management_requests_get_errors_never_a_5xx() {
         json!({"description": long}),
     ];
     for body in bodies {
-        let (status, e) = t.call(Method::POST, "/ssf/stream", Some(body.clone())).await;
-        assert_eq!((status, e["error"].as_str()), (400, Some("invalid_request")), "{body}");
+        let (status, e) = t
+            .call(Method::POST, "/ssf/stream", Some(body.clone()))
+            .await;
+        assert_eq!(
+            (status, e["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{body}"
+        );
     }
-    let r = t.app.with_bearer(Method::POST, "/ssf/stream", &t.token).body("{").header("content-type", "application/json").send().await.unwrap();
+    let r = t
+        .app
+        .with_bearer(Method::POST, "/ssf/stream", &t.token)
+        .body("{")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    let r = t.app.with_bearer(Method::POST, "/ssf/stream", &t.token).body("[]").send().await.unwrap();
+    let r = t
+        .app
+        .with_bearer(Method::POST, "/ssf/stream", &t.token)
+        .body("[]")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 415);
 
     let id = t.stream(json!({"method": POLL})).await;
@@ -164,38 +252,84 @@ async fn ssf_hostile_management_requests_get_errors_never_a_5xx() {
         json!({"sub": "u"}),
         json!("u"),
     ] {
-        let (status, e) = t.call(Method::POST, "/ssf/subjects/add", Some(subject(bad.clone()))).await;
-        assert_eq!((status, e["error"].as_str()), (400, Some("invalid_request")), "{bad}");
+        let (status, e) = t
+            .call(
+                Method::POST,
+                "/ssf/subjects/add",
+                Some(subject(bad.clone())),
+            )
+            .await;
+        assert_eq!(
+            (status, e["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{bad}"
+        );
     }
     // Bounded: subjects per stream (with ALL, removals are the exceptions held).
     let user = |sub: &str| subject(json!({"format": "iss_sub", "iss": t.app.addr, "sub": sub}));
-    let (status, _) = t.call(Method::POST, "/ssf/subjects/remove", Some(user("u1"))).await;
+    let (status, _) = t
+        .call(Method::POST, "/ssf/subjects/remove", Some(user("u1")))
+        .await;
     assert_eq!(status, 204);
-    let (status, _) = t.call(Method::POST, "/ssf/subjects/remove", Some(user("u2"))).await;
+    let (status, _) = t
+        .call(Method::POST, "/ssf/subjects/remove", Some(user("u2")))
+        .await;
     assert_eq!(status, 400);
-    let (status, _) = t.call(Method::POST, "/ssf/subjects/add", Some(user("u1"))).await;
+    let (status, _) = t
+        .call(Method::POST, "/ssf/subjects/add", Some(user("u1")))
+        .await;
     assert_eq!(status, 200);
 
     for (method, path, body) in [
-        (Method::POST, "/ssf/status", json!({"stream_id": id, "status": "sleeping"})),
+        (
+            Method::POST,
+            "/ssf/status",
+            json!({"stream_id": id, "status": "sleeping"}),
+        ),
         (Method::POST, "/ssf/status", json!({"stream_id": id})),
-        (Method::PATCH, "/ssf/stream", json!({"description": "no id"})),
-        (Method::PATCH, "/ssf/stream", json!({"stream_id": id, "delivery": {"method": PUSH, "endpoint_url": "https://10.0.0.1/"}})),
+        (
+            Method::PATCH,
+            "/ssf/stream",
+            json!({"description": "no id"}),
+        ),
+        (
+            Method::PATCH,
+            "/ssf/stream",
+            json!({"stream_id": id, "delivery": {"method": PUSH, "endpoint_url": "https://10.0.0.1/"}}),
+        ),
         (Method::POST, "/ssf/verify", json!({"state": "no id"})),
     ] {
         let (status, e) = t.call(method.clone(), path, Some(body.clone())).await;
-        assert_eq!((status, e["error"].as_str()), (400, Some("invalid_request")), "{method} {path} {body}");
+        assert_eq!(
+            (status, e["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{method} {path} {body}"
+        );
     }
-    for path in ["/ssf/status", "/ssf/stream?stream_id=nope", "/ssf/status?stream_id=nope"] {
+    for path in [
+        "/ssf/status",
+        "/ssf/stream?stream_id=nope",
+        "/ssf/status?stream_id=nope",
+    ] {
         let (status, _) = t.call(Method::GET, path, None).await;
         assert!(status == 400 || status == 404, "{path}: {status}");
     }
     let (status, _) = t.call(Method::DELETE, "/ssf/stream", None).await;
     assert_eq!(status, 400);
     // Poll errors are RFC 8935's {err, description}.
-    for body in [json!({"maxEvents": -1}), json!({"ack": "jti"}), json!({"setErrs": {"j": 1}})] {
-        let (status, e) = t.call(Method::POST, &format!("/ssf/poll/{id}"), Some(body.clone())).await;
-        assert_eq!((status, e["err"].as_str()), (400, Some("invalid_request")), "{body}");
+    for body in [
+        json!({"maxEvents": -1}),
+        json!({"ack": "jti"}),
+        json!({"setErrs": {"j": 1}}),
+    ] {
+        let (status, e) = t
+            .call(Method::POST, &format!("/ssf/poll/{id}"), Some(body.clone()))
+            .await;
+        assert_eq!(
+            (status, e["err"].as_str()),
+            (400, Some("invalid_request")),
+            "{body}"
+        );
     }
     // Bounded: streams per client (409, SSF §8.1.1.1).
     t.stream(json!({"method": POLL})).await;
