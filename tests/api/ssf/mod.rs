@@ -3,6 +3,7 @@
 //! independent JOSE library (Node `jose`).
 
 pub(crate) mod ssf_delivery;
+pub(crate) mod ssf_instances;
 pub(crate) mod ssf_management;
 pub(crate) mod ssf_push;
 
@@ -167,6 +168,10 @@ pub(crate) struct Receiver {
     pub got: Arc<Mutex<Vec<(String, HeaderMap)>>>,
     pub mode: Arc<Mutex<Mode>>,
     pub attempts: Arc<Mutex<usize>>,
+    /// Requests being answered now, and the most there ever were at once.
+    pub in_flight: Arc<Mutex<(usize, usize)>>,
+    /// How long each answer takes (a slow receiver makes overlapping pushes visible).
+    pub latency: Arc<Mutex<Duration>>,
 }
 
 impl Receiver {
@@ -178,6 +183,8 @@ impl Receiver {
             got: Arc::default(),
             mode: Arc::new(Mutex::new(Mode::Accept)),
             attempts: Arc::default(),
+            in_flight: Arc::default(),
+            latency: Arc::default(),
         };
         let state = rx.clone();
         let app = axum::Router::new().route(
@@ -186,6 +193,14 @@ impl Receiver {
                 let state = state.clone();
                 async move {
                     *state.attempts.lock().unwrap() += 1;
+                    {
+                        let mut f = state.in_flight.lock().unwrap();
+                        f.0 += 1;
+                        f.1 = f.1.max(f.0);
+                    }
+                    let latency = *state.latency.lock().unwrap();
+                    tokio::time::sleep(latency).await;
+                    state.in_flight.lock().unwrap().0 -= 1;
                     let mode = *state.mode.lock().unwrap();
                     match mode {
                         Mode::Down => (StatusCode::SERVICE_UNAVAILABLE, String::new()),
