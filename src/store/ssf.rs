@@ -367,3 +367,16 @@ pub async fn count_delivered(
     )?;
     Ok(())
 }
+
+/// Every stream's id, client, counts, cursor and SETs waiting (for the metrics).
+pub async fn figures(
+    db: impl Into<Exec<'_>>,
+) -> Result<Vec<(String, String, i64, i64, i64, i64)>, StoreError> {
+    Ok(on!(db.into(), |e| sqlx::query_as(
+        "SELECT s.id, s.client_id, s.delivered, s.failed, s.cursor,
+                (SELECT COUNT(*) FROM ssf_pending p WHERE p.stream_id = s.id)
+         FROM ssf_streams s ORDER BY s.id"
+    )
+    .fetch_all(e)
+    .await)?)
+}

@@ -283,4 +283,25 @@ impl Ssf {
         self.events.wake();
         Ok(())
     }
+
+    /// Every stream's delivery figures, for `/metrics`.
+    pub async fn figures(&self) -> Result<Vec<crate::metrics::StreamSample>, StoreError> {
+        let (rows, last) = tokio::try_join!(
+            rows::figures(&self.db.read),
+            store::events::last_id(&self.db.read),
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(stream, client, delivered, failed, cursor, held)| crate::metrics::StreamSample {
+                    stream,
+                    client,
+                    delivered,
+                    failed,
+                    held,
+                    lag: (last - cursor).max(0),
+                },
+            )
+            .collect())
+    }
 }

@@ -43,8 +43,18 @@ async fn ssf_role_change_is_pushed_within_a_second_with_the_registered_authoriza
         !streams.to_string().contains("receiver-secret"),
         "{streams}"
     );
-    let status = t.status(streams[0]["stream_id"].as_str().unwrap()).await;
+    let stream = streams[0]["stream_id"].as_str().unwrap();
+    let status = t.status(stream).await;
     assert_eq!(status["tessera_delivery"]["delivered"], 1);
+    // The same figures per stream on the operator port.
+    let metrics = t.app.metrics().await;
+    for line in [
+        format!("tessera_ssf_delivered{{stream=\"{stream}\",client=\"rx\"}} 1"),
+        format!("tessera_ssf_held{{stream=\"{stream}\",client=\"rx\"}} 0"),
+        format!("tessera_ssf_lag{{stream=\"{stream}\",client=\"rx\"}} 0"),
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} not in\n{metrics}");
+    }
 }
 
 #[tokio::test]
