@@ -204,10 +204,22 @@ impl Ssf {
     /// One pass over stream `id`: renew the lease, mint, push what waits. Returns
     /// `None` when this instance should stop serving the stream (gone, not push,
     /// disabled, or the lease is another's), else whether it should go on at once.
-    async fn push_pass(&self, id: &str, failures: &mut u32) -> Result<Option<bool>, SsfError> {
+    async fn push_pass(
+        &self,
+        id: &str,
+        failures: &mut u32,
+        lease_until: &mut i64,
+    ) -> Result<Option<bool>, SsfError> {
         let now = self.clock.now();
-        if !rows::take_lease(self.db.writer(), id, &self.instance, now, now + LEASE_SECS).await? {
-            return Ok(None);
+        // Renewed once half of it has run: a write per pass would cost every stream a
+        // commit per event.
+        if now + LEASE_SECS / 2 >= *lease_until {
+            if !rows::take_lease(self.db.writer(), id, &self.instance, now, now + LEASE_SECS)
+                .await?
+            {
+                return Ok(None);
+            }
+            *lease_until = now + LEASE_SECS;
         }
         let Some(row) = rows::by_id(&self.db.read, id).await? else {
             return Ok(None);
@@ -263,10 +275,10 @@ impl Ssf {
     /// Serves push stream `id` while this instance holds its lease.
     async fn push_stream(self, id: String) {
         let mut wake = self.events.subscribe();
-        let mut failures = 0;
+        let (mut failures, mut lease_until) = (0, i64::MIN);
         loop {
             wake.borrow_and_update();
-            match self.push_pass(&id, &mut failures).await {
+            match self.push_pass(&id, &mut failures, &mut lease_until).await {
                 Ok(None) => return,
                 Ok(Some(true)) => continue,
                 Ok(Some(false)) => {}

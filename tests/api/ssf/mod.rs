@@ -2,6 +2,7 @@
 //! HTTP push endpoint on 127.0.0.1 and a poll loop) that verify every SET with an
 //! independent JOSE library (Node `jose`).
 
+pub(crate) mod ssf_bench;
 pub(crate) mod ssf_delivery;
 pub(crate) mod ssf_instances;
 pub(crate) mod ssf_management;
@@ -172,6 +173,8 @@ pub(crate) struct Receiver {
     pub in_flight: Arc<Mutex<(usize, usize)>>,
     /// How long each answer takes (a slow receiver makes overlapping pushes visible).
     pub latency: Arc<Mutex<Duration>>,
+    /// When each accepted SET arrived.
+    pub arrivals: Arc<Mutex<Vec<std::time::Instant>>>,
 }
 
 impl Receiver {
@@ -185,6 +188,7 @@ impl Receiver {
             attempts: Arc::default(),
             in_flight: Arc::default(),
             latency: Arc::default(),
+            arrivals: Arc::default(),
         };
         let state = rx.clone();
         let app = axum::Router::new().route(
@@ -210,6 +214,11 @@ impl Receiver {
                         ),
                         Mode::Accept => {
                             state.got.lock().unwrap().push((body, headers));
+                            state
+                                .arrivals
+                                .lock()
+                                .unwrap()
+                                .push(std::time::Instant::now());
                             (StatusCode::ACCEPTED, String::new())
                         }
                     }

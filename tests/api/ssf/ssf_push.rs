@@ -53,7 +53,10 @@ async fn ssf_role_change_is_pushed_within_a_second_with_the_registered_authoriza
         format!("tessera_ssf_held{{stream=\"{stream}\",client=\"rx\"}} 0"),
         format!("tessera_ssf_lag{{stream=\"{stream}\",client=\"rx\"}} 0"),
     ] {
-        assert!(metrics.lines().any(|l| l == line), "{line} not in\n{metrics}");
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in\n{metrics}"
+        );
     }
 }
 
