@@ -236,12 +236,18 @@ impl Ssf {
             return Ok(Some(false));
         };
         let url = config.delivery.endpoint_url.clone().unwrap_or_default();
-        let outcome = match self.authorization(id, &config.delivery) {
-            Ok(authorization) => {
+        // Checked again at each send: the setting may have changed since the stream was
+        // configured, and a literal address never goes through the resolver's check.
+        let guard = check_url(&url, self.cfg.ssf_allow_insecure_push);
+        let outcome = match (guard, self.authorization(id, &config.delivery)) {
+            (Err(why), _) => {
+                Sent::Failed(json!({"err": "endpoint_refused", "description": why, "at": now}))
+            }
+            (Ok(()), Ok(authorization)) => {
                 self.send(&url, authorization.as_deref(), self.sign(&next.claims)?)
                     .await
             }
-            Err(why) => Sent::Failed(
+            (Ok(()), Err(why)) => Sent::Failed(
                 json!({"err": "authorization_unreadable", "description": why, "at": now}),
             ),
         };

@@ -189,3 +189,26 @@ async fn ssf_a_restart_in_the_middle_of_delivery_loses_nothing() {
         .collect();
     assert_eq!(jtis.len(), 5);
 }
+
+#[tokio::test]
+async fn ssf_the_guard_refuses_a_name_that_resolves_to_loopback_and_says_so_in_the_status() {
+    // The default guard: https, public addresses only. `localhost` passes the URL check
+    // (a name), and is refused when resolved, before any connection.
+    let t = Transmitter::with(&[]).await;
+    let sub = t.app.user(USER, PASSWORD, &["viewer"]).await;
+    let stream = t
+        .stream(json!({"method": PUSH, "endpoint_url": "https://localhost:9/ssf"}))
+        .await;
+    t.roles(&sub, &["x"]).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            t.status(&stream).await["tessera_delivery"]["last_error"]["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("no public address"))
+        })
+        .await,
+        "{}",
+        t.status(&stream).await
+    );
+    assert_eq!(t.status(&stream).await["tessera_delivery"]["held"], 1);
+}
