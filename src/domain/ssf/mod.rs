@@ -130,21 +130,23 @@ impl Ssf {
     }
 
     /// Reads the log after the stream's cursor and queues the SETs it maps to, up to
-    /// `ssf_max_held` waiting; returns how many it queued. Minting and moving the
-    /// cursor commit together, and only if nobody moved the cursor meanwhile.
-    pub async fn mint(&self, stream: &StreamRow) -> Result<usize, SsfError> {
+    /// `ssf_max_held` waiting; returns whether more may wait in the log (a full batch,
+    /// or the bound reached). Minting and moving the cursor commit together, and only
+    /// if nobody moved the cursor meanwhile.
+    pub async fn mint(&self, stream: &StreamRow) -> Result<bool, SsfError> {
         if stream.status == "disabled" {
-            return Ok(0);
+            return Ok(false);
+        }
+        let mut events = store::events::after(&self.db.read, stream.cursor, None, BATCH).await?;
+        if events.is_empty() {
+            return Ok(false);
         }
         let held = rows::count_pending(&self.db.read, &stream.id).await?;
-        let room = self.cfg.ssf_max_held as i64 - held;
-        if room <= 0 {
-            return Ok(0);
-        }
-        let events =
-            store::events::after(&self.db.read, stream.cursor, None, room.min(BATCH)).await?;
+        let room = (self.cfg.ssf_max_held as i64 - held).max(0) as usize;
+        let more = events.len() as i64 == BATCH || events.len() > room;
+        events.truncate(room);
         let Some(last) = events.last().map(|e| e.id) else {
-            return Ok(0);
+            return Ok(false);
         };
         let config = Self::config_of(stream)?;
         let delivered = config.delivered();
@@ -160,7 +162,6 @@ impl Ssf {
             .collect();
         let all = config.default_subjects != "NONE";
         let mut tx = self.db.begin_plain().await?;
-        let mut minted = 0;
         for event in &events {
             let wanted = event
                 .sub
@@ -180,13 +181,12 @@ impl Ssf {
             };
             let jti = sets::jti(&stream.id, event.id);
             rows::insert_pending(&mut tx, &stream.id, &jti, &claims.to_string()).await?;
-            minted += 1;
         }
         if !rows::advance(&mut tx, &stream.id, stream.cursor, last).await? {
-            return Ok(0);
+            return Ok(true);
         }
         tx.commit().await.map_err(StoreError::from)?;
-        Ok(minted)
+        Ok(more)
     }
 
     /// Signs a waiting SET with the active key (`typ: secevent+jwt`).

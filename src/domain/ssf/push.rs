@@ -228,12 +228,16 @@ impl Ssf {
         if config.delivery.method != PUSH || row.status == "disabled" {
             return Ok(None);
         }
-        self.mint(&row).await?;
+        let unread = self.mint(&row).await?;
         if row.status != "enabled" {
             return Ok(Some(false));
         }
-        let Some(next) = rows::pending(&self.db.read, id, 1).await?.pop() else {
-            return Ok(Some(false));
+        let mut waiting = rows::pending(&self.db.read, id, 2).await?;
+        // Go on at once after this SET only if there is more to send.
+        let more = unread || waiting.len() > 1;
+        waiting.truncate(1);
+        let Some(next) = waiting.pop() else {
+            return Ok(Some(unread));
         };
         let url = config.delivery.endpoint_url.clone().unwrap_or_default();
         // Checked again at each send: the setting may have changed since the stream was
@@ -259,7 +263,7 @@ impl Ssf {
                     rows::count_delivered(&mut tx, id, 1).await?;
                 }
                 tx.commit().await.map_err(crate::store::StoreError::from)?;
-                Ok(Some(true))
+                Ok(Some(more))
             }
             Sent::Rejected(error) => {
                 *failures = 0;

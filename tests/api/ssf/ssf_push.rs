@@ -212,3 +212,30 @@ async fn ssf_the_guard_refuses_a_name_that_resolves_to_loopback_and_says_so_in_t
     );
     assert_eq!(t.status(&stream).await["tessera_delivery"]["held"], 1);
 }
+
+#[tokio::test]
+async fn ssf_a_stream_holds_at_most_its_bound_and_the_rest_waits_in_the_log() {
+    let t = Transmitter::with(&[("ssf_allow_insecure_push", "true"), ("ssf_max_held", "2")]).await;
+    let rx = Receiver::start().await;
+    let sub = t.app.user(USER, PASSWORD, &["viewer"]).await;
+    let stream = t
+        .stream(json!({"method": PUSH, "endpoint_url": rx.url}))
+        .await;
+    t.set_status(&stream, "paused").await;
+    for i in 0..5 {
+        t.roles(&sub, &[&format!("r{i}")]).await;
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            let d = t.status(&stream).await["tessera_delivery"].clone();
+            d["held"] == 2 && d["lag"] == 3
+        })
+        .await,
+        "{}",
+        t.status(&stream).await
+    );
+    t.set_status(&stream, "enabled").await;
+    assert!(rx.wait_for(5, Duration::from_secs(5)).await);
+    let expected: Vec<Value> = (0..5).map(|i| json!([format!("r{i}")])).collect();
+    assert_eq!(roles_received(&t, &rx).await, expected);
+}
