@@ -336,3 +336,103 @@ async fn ssf_hostile_management_requests_get_errors_never_a_5xx() {
     let (status, e) = t.call(Method::POST, "/ssf/stream", Some(json!({}))).await;
     assert_eq!((status, e["error"].as_str()), (409, Some("conflict")));
 }
+
+/// Every member of every management body, replaced in turn by values of the wrong type
+/// or size: each answer is a 4xx or a success, never a 5xx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssf_type_confused_bodies_never_get_a_5xx() {
+    let t = Transmitter::with(&[("ssf_max_streams_per_client", "3")]).await;
+    let id = t.stream(json!({"method": POLL})).await;
+    let hostile = [
+        Value::Null,
+        json!(0),
+        json!(-1),
+        json!(1e308),
+        json!(u64::MAX),
+        json!(""),
+        json!("x".repeat(3000)),
+        json!("\u{0000}\u{202e}"),
+        json!([]),
+        json!({}),
+        json!([[{}]]),
+        json!(true),
+    ];
+    let templates = [
+        (
+            Method::POST,
+            "/ssf/stream".to_string(),
+            json!({"events_requested": [CLAIMS_CHANGE], "delivery": {"method": PUSH, "endpoint_url": "https://receiver.example/", "authorization_header": "Bearer x"}, "description": "d"}),
+        ),
+        (
+            Method::PATCH,
+            "/ssf/stream".to_string(),
+            json!({"stream_id": id, "events_requested": [CLAIMS_CHANGE], "delivery": {"method": POLL}, "description": "d"}),
+        ),
+        (
+            Method::PUT,
+            "/ssf/stream".to_string(),
+            json!({"stream_id": id, "events_requested": [CLAIMS_CHANGE], "delivery": {"method": POLL}}),
+        ),
+        (
+            Method::POST,
+            "/ssf/status".to_string(),
+            json!({"stream_id": id, "status": "enabled", "reason": "r"}),
+        ),
+        (
+            Method::POST,
+            "/ssf/subjects/add".to_string(),
+            json!({"stream_id": id, "subject": {"format": "iss_sub", "iss": t.app.addr, "sub": "u"}}),
+        ),
+        (
+            Method::POST,
+            "/ssf/subjects/remove".to_string(),
+            json!({"stream_id": id, "subject": {"format": "iss_sub", "iss": t.app.addr, "sub": "u"}}),
+        ),
+        (
+            Method::POST,
+            "/ssf/verify".to_string(),
+            json!({"stream_id": id, "state": "s"}),
+        ),
+        (
+            Method::POST,
+            format!("/ssf/poll/{id}"),
+            json!({"maxEvents": 1, "returnImmediately": true, "ack": ["j"], "setErrs": {"j": {"err": "e", "description": "d"}}}),
+        ),
+    ];
+    let mut sent = 0;
+    for (method, path, template) in &templates {
+        // Each member, and each member of a nested object, in turn.
+        let mut paths: Vec<Vec<String>> = Vec::new();
+        for (k, v) in template.as_object().unwrap() {
+            paths.push(vec![k.clone()]);
+            if let Some(inner) = v.as_object() {
+                paths.extend(inner.keys().map(|i| vec![k.clone(), i.clone()]));
+            }
+        }
+        for member in &paths {
+            for value in &hostile {
+                let mut body = template.clone();
+                let mut slot = &mut body;
+                for key in member {
+                    slot = &mut slot[key.as_str()];
+                }
+                *slot = value.clone();
+                // A poll that may wait is told not to: this is about the answer's class.
+                if path.starts_with("/ssf/poll/") && member != &["returnImmediately".to_string()] {
+                    body["returnImmediately"] = json!(true);
+                }
+                if path.starts_with("/ssf/poll/") && body["returnImmediately"] != json!(true) {
+                    continue;
+                }
+                let (status, answer) = t.call(method.clone(), path, Some(body.clone())).await;
+                assert!(status < 500, "{method} {path} {body}: {status} {answer}");
+                assert!(
+                    (200..300).contains(&status) || answer.is_object(),
+                    "{method} {path} {body}: {status}"
+                );
+                sent += 1;
+            }
+        }
+    }
+    assert!(sent > 300, "{sent}");
+}
