@@ -31,9 +31,13 @@ pub struct StreamRow {
     pub delivered: i64,
     /// Failed delivery attempts and SETs the receiver rejected.
     pub failed: i64,
+    /// The instance pushing it, if any.
+    pub lease_owner: Option<String>,
+    /// Until when that instance's lease holds.
+    pub lease_until: Option<i64>,
 }
 
-const COLUMNS: &str = "id, client_id, config, status, reason, cursor, created_at, verified_at, last_error, delivered, failed";
+const COLUMNS: &str = "id, client_id, config, status, reason, cursor, created_at, verified_at, last_error, delivered, failed, lease_owner, lease_until";
 
 /// Creates a stream.
 pub async fn insert(db: impl Into<Exec<'_>>, row: &StreamRow) -> Result<(), StoreError> {

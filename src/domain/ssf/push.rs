@@ -349,9 +349,16 @@ pub async fn run(ssf: Ssf) {
         tasks.0.retain(|_, t| !t.is_finished());
         match rows::live(&ssf.db.read).await {
             Ok(streams) => {
+                let now = ssf.clock.now();
                 for row in streams {
                     let push = Ssf::config_of(&row).is_ok_and(|c| c.delivery.method == PUSH);
-                    if push && !tasks.0.contains_key(&row.id) {
+                    // Another instance's live lease: not ours to try until it expires.
+                    let elsewhere = row
+                        .lease_owner
+                        .as_deref()
+                        .is_some_and(|o| o != &*ssf.instance)
+                        && row.lease_until.is_some_and(|until| until >= now);
+                    if push && !elsewhere && !tasks.0.contains_key(&row.id) {
                         let task = tokio::spawn(ssf.clone().push_stream(row.id.clone()));
                         tasks.0.insert(row.id, task);
                     }

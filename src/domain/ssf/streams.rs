@@ -66,6 +66,8 @@ impl Ssf {
             last_error: None,
             delivered: 0,
             failed: 0,
+            lease_owner: None,
+            lease_until: None,
         };
         rows::insert(&mut tx, &row).await?;
         tx.commit().await.map_err(StoreError::from)?;
