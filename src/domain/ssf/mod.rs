@@ -118,6 +118,10 @@ impl Ssf {
 
     /// The stream `id` if `client` owns it.
     async fn owned(&self, client: &str, id: &str) -> Result<StreamRow, SsfError> {
+        // PostgreSQL text cannot hold NUL: no stream has such an id.
+        if id.contains('\0') {
+            return Err(SsfError::NotFound);
+        }
         rows::by_id(&self.db.read, id)
             .await?
             .filter(|s| crate::crypto::ct_eq(s.client_id.as_bytes(), client.as_bytes()))

@@ -81,12 +81,14 @@ impl Ssf {
         }
         let mut tx = self.db.begin_plain().await?;
         let mut acked = 0;
-        for jti in &req.ack {
+        // A jti with NUL was never minted (and PostgreSQL text cannot hold one).
+        let minted = |jti: &&String| !jti.contains('\0');
+        for jti in req.ack.iter().filter(minted) {
             acked += i64::from(rows::delete_pending(&mut tx, id, jti).await?);
         }
         rows::count_delivered(&mut tx, id, acked).await?;
         if let Some((jti, e)) = req.set_errs.iter().last() {
-            for jti in req.set_errs.keys() {
+            for jti in req.set_errs.keys().filter(minted) {
                 rows::delete_pending(&mut tx, id, jti).await?;
             }
             let description: String = e

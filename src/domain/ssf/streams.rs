@@ -158,8 +158,13 @@ impl Ssf {
         if !STATUSES.contains(&status) {
             return Err(invalid("status must be enabled, paused or disabled"));
         }
-        if reason.as_ref().is_some_and(|r| r.len() > MAX_TEXT) {
-            return Err(invalid(format!("reason: at most {MAX_TEXT} characters")));
+        if reason
+            .as_ref()
+            .is_some_and(|r| r.len() > MAX_TEXT || r.contains('\0'))
+        {
+            return Err(invalid(format!(
+                "reason: at most {MAX_TEXT} characters, no NUL"
+            )));
         }
         let row = self.owned(client, id).await?;
         let mut tx = self.db.begin().await?;
@@ -186,7 +191,10 @@ impl Ssf {
                 let sub = subject.get("sub").and_then(Value::as_str);
                 match (iss, sub) {
                     (Some(iss), Some(sub))
-                        if iss == self.cfg.issuer && !sub.is_empty() && sub.len() <= 256 =>
+                        if iss == self.cfg.issuer
+                            && !sub.is_empty()
+                            && !sub.contains('\0')
+                            && sub.len() <= 256 =>
                     {
                         Ok(sub.to_string())
                     }
