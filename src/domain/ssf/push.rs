@@ -21,8 +21,10 @@ use tokio::task::JoinHandle;
 use super::{PUSH, Ssf, SsfError};
 use crate::store::ssf as rows;
 
-/// How long a lease lasts unless renewed (each pass of the stream's task renews it).
-const LEASE_SECS: i64 = 15;
+/// How long a lease lasts unless renewed. Renewed once half of it has run, which is
+/// longer than one pass can take (a send, [`SEND_TIMEOUT`], then a delay,
+/// [`MAX_BACKOFF`]): the holder renews it before anyone else may take it.
+const LEASE_SECS: i64 = 30;
 /// How long one POST may take.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest delay between two attempts at a failing receiver.
@@ -211,8 +213,7 @@ impl Ssf {
         lease_until: &mut i64,
     ) -> Result<Option<bool>, SsfError> {
         let now = self.clock.now();
-        // Renewed once half of it has run: a write per pass would cost every stream a
-        // commit per event.
+        // Not on every pass: a write per pass would cost every stream a commit per event.
         if now + LEASE_SECS / 2 >= *lease_until {
             if !rows::take_lease(self.db.writer(), id, &self.instance, now, now + LEASE_SECS)
                 .await?
@@ -408,6 +409,13 @@ mod tests {
         assert!(check_url("not a url", true).is_err());
         assert!(check_url("ftp://receiver.example/", true).is_err());
         assert!(check_url("http://127.0.0.1:9/ssf", true).is_ok());
+    }
+
+    #[test]
+    fn a_lease_is_renewed_before_anyone_else_may_take_it() {
+        // The longest pass starts just before renewal is due and must end before expiry.
+        let longest_pass = (SEND_TIMEOUT + MAX_BACKOFF).as_secs() as i64 + 1;
+        assert!(LEASE_SECS / 2 > longest_pass);
     }
 
     #[test]
