@@ -258,23 +258,21 @@ pub async fn count_subjects(db: impl Into<Exec<'_>>, stream_id: &str) -> Result<
     Ok(n)
 }
 
-/// Which of `subs` are exceptions of the stream.
-pub async fn subjects_among(
+/// The (stream, subject) exceptions naming one of `subs`, of every stream.
+pub async fn subject_exceptions(
     db: impl Into<Exec<'_>>,
-    stream_id: &str,
     subs: &[String],
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Vec<(String, String)>, StoreError> {
     let mut db = db.into();
     let mut found = Vec::new();
     for sub in subs {
-        let row: Option<(String,)> = on!(db.re(), |e| sqlx::query_as(
-            "SELECT sub FROM ssf_subjects WHERE stream_id = $1 AND sub = $2"
+        let rows: Vec<(String, String)> = on!(db.re(), |e| sqlx::query_as(
+            "SELECT stream_id, sub FROM ssf_subjects WHERE sub = $1"
         )
-        .bind(stream_id)
         .bind(sub)
-        .fetch_optional(e)
+        .fetch_all(e)
         .await)?;
-        found.extend(row.map(|(s,)| s));
+        found.extend(rows);
     }
     Ok(found)
 }
@@ -331,6 +329,18 @@ pub async fn count_pending(db: impl Into<Exec<'_>>, stream_id: &str) -> Result<i
     .fetch_one(e)
     .await)?;
     Ok(n)
+}
+
+/// How many SETs wait on each stream that has any.
+pub async fn count_pending_all(
+    db: impl Into<Exec<'_>>,
+) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+    let rows: Vec<(String, i64)> = on!(db.into(), |e| sqlx::query_as(
+        "SELECT stream_id, COUNT(*) FROM ssf_pending GROUP BY stream_id"
+    )
+    .fetch_all(e)
+    .await)?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Removes a delivered (or rejected) SET; false when it was not waiting.

@@ -135,59 +135,80 @@ impl Ssf {
 
     /// Reads the log after the stream's cursor and queues the SETs it maps to, up to
     /// `ssf_max_held` waiting; returns whether more may wait in the log (a full batch,
-    /// or the bound reached). Minting and moving the cursor commit together, and only
-    /// if nobody moved the cursor meanwhile.
+    /// or the bound reached). See [`Ssf::mint_many`].
     pub async fn mint(&self, stream: &StreamRow) -> Result<bool, SsfError> {
-        if stream.status == "disabled" {
+        self.mint_many(std::slice::from_ref(stream)).await
+    }
+
+    /// [`Ssf::mint`] for several streams at once: one read of the log, one of the
+    /// queues' sizes, one transaction, whatever the number of streams (the push worker
+    /// mints every stream it holds so). Per stream, minting and moving its cursor commit
+    /// together, and only if nobody moved the cursor meanwhile.
+    pub async fn mint_many(&self, streams: &[StreamRow]) -> Result<bool, SsfError> {
+        let held = if streams.len() == 1 {
+            let id = &streams[0].id;
+            [(id.clone(), rows::count_pending(&self.db.read, id).await?)].into()
+        } else {
+            rows::count_pending_all(&self.db.read).await?
+        };
+        let max = self.cfg.ssf_max_held as i64;
+        // Streams at their bound wait: they must not hold back the others' reading.
+        let room = |s: &StreamRow| (max - held.get(&s.id).copied().unwrap_or(0)).max(0) as usize;
+        let streams: Vec<&StreamRow> = streams
+            .iter()
+            .filter(|s| s.status != "disabled" && room(s) > 0)
+            .collect();
+        let Some(from) = streams.iter().map(|s| s.cursor).min() else {
             return Ok(false);
-        }
-        let mut events = store::events::after(&self.db.read, stream.cursor, None, BATCH).await?;
+        };
+        let events = store::events::after(&self.db.read, from, None, BATCH).await?;
         if events.is_empty() {
             return Ok(false);
         }
-        let held = rows::count_pending(&self.db.read, &stream.id).await?;
-        let room = (self.cfg.ssf_max_held as i64 - held).max(0) as usize;
-        let more = events.len() as i64 == BATCH || events.len() > room;
-        events.truncate(room);
-        let Some(last) = events.last().map(|e| e.id) else {
-            return Ok(false);
-        };
-        let config = Self::config_of(stream)?;
-        let delivered = config.delivered();
+        let mut more = events.len() as i64 == BATCH;
         let subs: Vec<String> = events
             .iter()
             .filter_map(|e| e.sub.clone())
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let exceptions: HashSet<String> = rows::subjects_among(&self.db.read, &stream.id, &subs)
+        let exceptions: HashSet<(String, String)> = rows::subject_exceptions(&self.db.read, &subs)
             .await?
             .into_iter()
             .collect();
-        let all = config.default_subjects != "NONE";
         let mut tx = self.db.begin_plain().await?;
-        for event in &events {
-            let wanted = event
-                .sub
-                .as_ref()
-                .is_some_and(|s| exceptions.contains(s) != all);
-            if !wanted {
-                continue;
-            }
-            let Some(claims) = sets::claims(
-                &self.cfg.issuer,
-                &stream.client_id,
-                &stream.id,
-                &delivered,
-                event,
-            ) else {
+        for stream in streams {
+            let mine: Vec<_> = events.iter().filter(|e| e.id > stream.cursor).collect();
+            more |= mine.len() > room(stream);
+            let mine = &mine[..mine.len().min(room(stream))];
+            let Some(last) = mine.last().map(|e| e.id) else {
                 continue;
             };
-            let jti = sets::jti(&stream.id, event.id);
-            rows::insert_pending(&mut tx, &stream.id, &jti, &claims.to_string()).await?;
-        }
-        if !rows::advance(&mut tx, &stream.id, stream.cursor, last).await? {
-            return Ok(true);
+            // Another minter moved this cursor first: its SETs are queued already.
+            if !rows::advance(&mut tx, &stream.id, stream.cursor, last).await? {
+                more = true;
+                continue;
+            }
+            let config = Self::config_of(stream)?;
+            let delivered = config.delivered();
+            let all = config.default_subjects != "NONE";
+            for event in mine {
+                let wanted = event
+                    .sub
+                    .as_ref()
+                    .is_some_and(|s| exceptions.contains(&(stream.id.clone(), s.clone())) != all);
+                if !wanted {
+                    continue;
+                }
+                let iss = &self.cfg.issuer;
+                let Some(claims) =
+                    sets::claims(iss, &stream.client_id, &stream.id, &delivered, event)
+                else {
+                    continue;
+                };
+                let jti = sets::jti(&stream.id, event.id);
+                rows::insert_pending(&mut tx, &stream.id, &jti, &claims.to_string()).await?;
+            }
         }
         tx.commit().await.map_err(StoreError::from)?;
         Ok(more)

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use axum::http::header;
 use serde_json::{Value, json};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::{PUSH, Ssf, SsfError};
@@ -203,7 +204,7 @@ impl Ssf {
         }
     }
 
-    /// One pass over stream `id`: renew the lease, mint, push what waits. Returns
+    /// One pass over stream `id`: renew the lease, push what waits (the worker mints). Returns
     /// `None` when this instance should stop serving the stream (gone, not push,
     /// disabled, or the lease is another's), else whether it should go on at once.
     async fn push_pass(
@@ -229,16 +230,15 @@ impl Ssf {
         if config.delivery.method != PUSH || row.status == "disabled" {
             return Ok(None);
         }
-        let unread = self.mint(&row).await?;
         if row.status != "enabled" {
             return Ok(Some(false));
         }
         let mut waiting = rows::pending(&self.db.read, id, 2).await?;
         // Go on at once after this SET only if there is more to send.
-        let more = unread || waiting.len() > 1;
+        let more = waiting.len() > 1;
         waiting.truncate(1);
         let Some(next) = waiting.pop() else {
-            return Ok(Some(unread));
+            return Ok(Some(false));
         };
         let url = config.delivery.endpoint_url.clone().unwrap_or_default();
         // Checked again at each send: the setting may have changed since the stream was
@@ -284,8 +284,7 @@ impl Ssf {
     }
 
     /// Serves push stream `id` while this instance holds its lease.
-    async fn push_stream(self, id: String) {
-        let mut wake = self.events.subscribe();
+    async fn push_stream(self, id: String, mut wake: watch::Receiver<u64>) {
         let (mut failures, mut lease_until) = (0, i64::MIN);
         loop {
             wake.borrow_and_update();
@@ -298,9 +297,9 @@ impl Ssf {
             if self.events.is_closing() {
                 return;
             }
-            tokio::select! {
-                _ = wake.changed() => {}
-                () = tokio::time::sleep(TICK) => {}
+            // The worker mints on every wake and tick, then says so: wait for that.
+            if wake.changed().await.is_err() {
+                return;
             }
         }
     }
@@ -341,16 +340,21 @@ impl Drop for Tasks {
 }
 
 /// The push worker of one instance: starts a task for each push stream whose lease
-/// it can take, as streams appear and as leases of other instances expire.
+/// it can take, as streams appear and as leases of other instances expire; on every
+/// wake-up mints, in one transaction, for every push stream it holds (or nobody
+/// does), then wakes the tasks to send.
 pub async fn run(ssf: Ssf) {
     let mut wake = ssf.events.subscribe();
+    let (minted, _) = watch::channel(0u64);
     let mut tasks = Tasks::default();
     loop {
         wake.borrow_and_update();
         tasks.0.retain(|_, t| !t.is_finished());
+        let mut more = false;
         match rows::live(&ssf.db.read).await {
             Ok(streams) => {
                 let now = ssf.clock.now();
+                let mut ours = Vec::new();
                 for row in streams {
                     let push = Ssf::config_of(&row).is_ok_and(|c| c.delivery.method == PUSH);
                     // Another instance's live lease: not ours to try until it expires.
@@ -359,13 +363,27 @@ pub async fn run(ssf: Ssf) {
                         .as_deref()
                         .is_some_and(|o| o != &*ssf.instance)
                         && row.lease_until.is_some_and(|until| until >= now);
-                    if push && !elsewhere && !tasks.0.contains_key(&row.id) {
-                        let task = tokio::spawn(ssf.clone().push_stream(row.id.clone()));
-                        tasks.0.insert(row.id, task);
+                    if !push || elsewhere {
+                        continue;
                     }
+                    if !tasks.0.contains_key(&row.id) {
+                        let task = tokio::spawn(
+                            ssf.clone().push_stream(row.id.clone(), minted.subscribe()),
+                        );
+                        tasks.0.insert(row.id.clone(), task);
+                    }
+                    ours.push(row);
                 }
+                match ssf.mint_many(&ours).await {
+                    Ok(unread) => more = unread,
+                    Err(e) => tracing::warn!(error = %crate::error_chain(&e), "SSF minting"),
+                }
+                minted.send_modify(|n| *n = n.wrapping_add(1));
             }
             Err(e) => tracing::warn!(error = %e, "SSF push worker"),
+        }
+        if more {
+            continue;
         }
         tokio::select! {
             _ = wake.changed() => {}
