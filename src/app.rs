@@ -43,6 +43,7 @@ pub async fn serve(
     let background = crate::background::spawn(core.clone());
     crate::http::serve(core.clone(), listener, ops, shutdown).await;
     background.abort();
+    core.ssf.release_leases().await;
     core.db.close().await;
     Ok(())
 }

@@ -31,6 +31,7 @@ pub fn spawn(core: Arc<Core>) -> Background {
     if core.db.backend() == store::Backend::Sqlite {
         set.spawn(checkpoints(core.clone()));
     }
+    set.spawn(crate::domain::ssf::push::run(core.ssf.clone()));
     set.spawn(housekeeping(core));
     Background(set)
 }

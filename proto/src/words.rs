@@ -48,17 +48,20 @@ pub enum Capability {
     Introspect,
     /// The whole `/events` feed with its own tokens.
     Events,
+    /// Shared Signals: manage its own SSF streams and poll them (docs/protocol.md).
+    Ssf,
 }
 
 impl Capability {
     /// Every capability.
-    pub const ALL: [Self; 2] = [Self::Introspect, Self::Events];
+    pub const ALL: [Self; 3] = [Self::Introspect, Self::Events, Self::Ssf];
 
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Introspect => "introspect",
             Self::Events => "events",
+            Self::Ssf => "ssf",
         }
     }
 }
@@ -145,7 +148,7 @@ mod tests {
         assert!(serde_json::from_str::<GrantType>(r#""implicit""#).is_err());
         assert_eq!(
             "fly".parse::<Capability>().unwrap_err().to_string(),
-            "unknown capability `fly` (expected one of introspect, events)"
+            "unknown capability `fly` (expected one of introspect, events, ssf)"
         );
     }
 }

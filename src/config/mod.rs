@@ -411,6 +411,48 @@ settings! {
         default: "256",
         parse: between(1, 1_000_000),
     }
+    /// `true` lets Shared Signals push to `http` and to loopback or private addresses
+    /// (development, tests); otherwise only `https` to public addresses
+    ssf_allow_insecure_push: bool {
+        env: "TESSERA_SSF_ALLOW_INSECURE_PUSH",
+        default: "false",
+        parse: keyword("`true` or `false`", parse_bool),
+    }
+    /// Shared Signals streams one client may have
+    ssf_max_streams_per_client: usize {
+        env: "TESSERA_SSF_MAX_STREAMS_PER_CLIENT",
+        default: "10",
+        parse: between(1, 10_000),
+    }
+    /// subjects added to (or, with `ALL`, removed from) one stream
+    ssf_max_subjects_per_stream: usize {
+        env: "TESSERA_SSF_MAX_SUBJECTS_PER_STREAM",
+        default: "10000",
+        parse: between(1, 10_000_000),
+    }
+    /// SETs a stream holds undelivered (paused, receiver down, not acknowledged); at
+    /// the bound it reads no further from the event log until some are delivered
+    ssf_max_held: usize {
+        env: "TESSERA_SSF_MAX_HELD",
+        default: "10000",
+        parse: between(1, 10_000_000),
+    }
+    /// `ALL`: a new stream gets every user's events (remove subjects to narrow it);
+    /// `NONE`: only the subjects added to it
+    ssf_default_subjects: String {
+        env: "TESSERA_SSF_DEFAULT_SUBJECTS",
+        default: "ALL",
+        parse: text(),
+        check: |v| matches!(v.as_str(), "ALL" | "NONE") => "must be `ALL` or `NONE`",
+    }
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
 }
 
 /// The rules between settings (one constrains another), checked once each is valid

@@ -19,6 +19,7 @@ pub mod rotation;
 pub mod scopes;
 pub mod sessions;
 pub mod signin;
+pub mod ssf;
 pub mod tail;
 pub mod throttle;
 pub mod tokens;
@@ -60,6 +61,8 @@ pub struct Core {
     /// Sign-in: the grants, sessions, codes, introspection, the throttles (one `Arc`
     /// inside: a handler taking it costs one reference count).
     pub signin: signin::SignIn,
+    /// The Shared Signals transmitter: streams, SETs, push and poll.
+    pub ssf: ssf::Ssf,
 }
 
 /// Why the server or a command could not start.
@@ -151,7 +154,15 @@ impl Core {
             pauses: pause::Pauses::default(),
             group_commit,
         });
+        let ssf = ssf::Ssf::new(
+            cfg.clone(),
+            db.clone(),
+            clock.clone(),
+            keys.clone(),
+            events.clone(),
+        );
         Ok(Arc::new(Self {
+            ssf,
             cfg,
             clock,
             metrics,

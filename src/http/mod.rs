@@ -15,6 +15,7 @@ mod listener;
 mod ops;
 mod pages;
 mod revoke;
+mod ssf;
 mod state;
 mod stream_conn;
 mod token;
@@ -74,6 +75,18 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/admin/clients"),
     ("GET", "/admin/keys"),
     ("POST", "/admin/keys/rotate"),
+    ("GET", "/.well-known/ssf-configuration"),
+    ("POST", "/ssf/stream"),
+    ("GET", "/ssf/stream"),
+    ("PATCH", "/ssf/stream"),
+    ("PUT", "/ssf/stream"),
+    ("DELETE", "/ssf/stream"),
+    ("GET", "/ssf/status"),
+    ("POST", "/ssf/status"),
+    ("POST", "/ssf/subjects/add"),
+    ("POST", "/ssf/subjects/remove"),
+    ("POST", "/ssf/verify"),
+    ("POST", "/ssf/poll/{stream_id}"),
 ];
 
 /// Every route of tessera; `main` and the tests both serve this.
@@ -89,12 +102,14 @@ pub fn router(core: Arc<Core>) -> Router {
         .merge(health::router())
         .merge(authorize::router())
         .merge(pages::router())
+        .merge(ssf::router())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
         // The feed bounds its own waits (long-poll at most `events::MAX_WAIT`; SSE is a stream).
         .merge(events::router())
+        .merge(ssf::poll_router())
         .with_state(core.clone())
         .layer(middleware::from_fn_with_state(core.clone(), cors::cors))
         .layer(middleware::from_fn_with_state(core, observe))

@@ -34,6 +34,10 @@ async fn metrics(State(core): State<Arc<Core>>) -> impl IntoResponse {
         throttle_waiting: core.signin.throttle.waiting(),
         throttle_keys: core.signin.throttle.keys(),
     };
+    match core.ssf.figures().await {
+        Ok(streams) => core.metrics.set_ssf_streams(&streams),
+        Err(e) => tracing::warn!(error = %e, "reading the Shared Signals streams' figures"),
+    }
     (
         [
             (header::CONTENT_TYPE, CONTENT_TYPE),

@@ -16,9 +16,11 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 mod sampled;
+mod ssf;
 
 pub use sampled::Sample;
 use sampled::Sampled;
+pub use ssf::StreamSample;
 
 /// The `Content-Type` of the exposition, OpenMetrics 1.0 text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -88,6 +90,7 @@ pub struct Metrics {
     latency: Family<Route, Histogram, fn() -> Histogram>,
     connections: Gauge,
     sampled: Sampled,
+    ssf_streams: ssf::Streams,
     /// Client ids counted by name so far (at most [`MAX_LABEL_VALUES`]).
     clients_seen: Mutex<BTreeSet<String>>,
 }
@@ -108,6 +111,7 @@ impl Default for Metrics {
             latency: Family::new_with_constructor(latency_histogram),
             connections: Gauge::default(),
             sampled: Sampled::default(),
+            ssf_streams: ssf::Streams::default(),
             clients_seen: Mutex::default(),
         };
         let mut r = Registry::default();
@@ -162,6 +166,7 @@ impl Default for Metrics {
             m.latency.clone(),
         );
         m.sampled.register(&mut r);
+        m.ssf_streams.register(&mut r);
         r.register(
             "tessera_http_connections",
             "open connections on the public port",
@@ -265,6 +270,11 @@ impl Metrics {
         self.latency
             .get_or_create(&route)
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Sets the Shared Signals streams' figures (before a scrape).
+    pub fn set_ssf_streams(&self, streams: &[StreamSample]) {
+        self.ssf_streams.set(streams);
     }
 
     /// The exposition after setting the scrape-time gauges from `sample`.

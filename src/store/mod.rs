@@ -8,6 +8,7 @@ pub mod events;
 /// Signing keys, sealed under the KEK, and their states.
 pub mod keys;
 pub mod sessions;
+pub mod ssf;
 pub mod users;
 
 use std::str::FromStr;

@@ -15,3 +15,4 @@ mod js;
 mod keys;
 mod oauth;
 mod ops;
+mod ssf;

@@ -33,6 +33,8 @@ pub struct SigningKey {
     header_b64: String,
     /// The same header with `typ: JWT`, for OpenID Connect ID tokens.
     id_header_b64: String,
+    /// The same header with `typ: secevent+jwt`, for Security Event Tokens (RFC 8417 §2.3).
+    set_header_b64: String,
     signer: Signer,
     rng: SystemRandom,
 }
@@ -57,11 +59,13 @@ impl SigningKey {
         };
         let header = json!({"alg": alg.as_str(), "kid": kid, "typ": "at+jwt"});
         let id_header = json!({"alg": alg.as_str(), "kid": kid, "typ": "JWT"});
+        let set_header = json!({"alg": alg.as_str(), "kid": kid, "typ": "secevent+jwt"});
         Ok(Self {
             kid: kid.into(),
             alg,
             header_b64: b64(header.to_string().as_bytes()),
             id_header_b64: b64(id_header.to_string().as_bytes()),
+            set_header_b64: b64(set_header.to_string().as_bytes()),
             signer,
             rng,
         })
@@ -99,6 +103,11 @@ impl SigningKey {
     /// Signs ID-token `claims` (`typ: JWT`, OpenID Connect Core §2).
     pub fn sign_id_token(&self, claims: &impl Serialize) -> String {
         self.sign_with(&self.id_header_b64, claims)
+    }
+
+    /// Signs Security Event Token `claims` (`typ: secevent+jwt`, RFC 8417 §2.3).
+    pub fn sign_set(&self, claims: &impl Serialize) -> String {
+        self.sign_with(&self.set_header_b64, claims)
     }
 
     fn sign_with(&self, header_b64: &str, claims: &impl Serialize) -> String {

@@ -242,7 +242,7 @@ fn the_document_is_consistent() {
             // CORS preflights carry no credentials (Fetch Standard).
             _ if op.method == "OPTIONS" => &[],
             "/userinfo" | "/events" => &["bearer"],
-            p if p.starts_with("/admin/") => &["bearer"],
+            p if p.starts_with("/admin/") || p.starts_with("/ssf/") => &["bearer"],
             "/token" | "/introspect" | "/revoke" => &["clientBasic"],
             _ => &[],
         };

@@ -1,0 +1,447 @@
+//! Push delivery (RFC 8935): one task per push stream, on the one instance holding
+//! the stream's lease, POSTs its waiting SETs in order; a 202 removes a SET, a 400
+//! with the receiver's `{err, description}` records the error and drops that SET
+//! (sending the same bytes again cannot succeed), anything else is retried with a
+//! jittered, growing delay, the stream's later SETs waiting behind it.
+//!
+//! A push endpoint is a request to an address a client chose. Unless
+//! `ssf_allow_insecure_push`, only `https` is allowed, and only to public addresses:
+//! a literal address is checked in the URL, a name is resolved by [`PublicOnly`],
+//! which hands the connector only the addresses it checked; redirects are not followed.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::header;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{PUSH, Ssf, SsfError};
+use crate::store::ssf as rows;
+
+/// How long a lease lasts unless renewed. Renewed once half of it has run, which is
+/// longer than one pass can take (a send, [`SEND_TIMEOUT`], then a delay,
+/// [`MAX_BACKOFF`]): the holder renews it before anyone else may take it.
+const LEASE_SECS: i64 = 30;
+/// How long one POST may take.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest delay between two attempts at a failing receiver.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often the tasks look again without being woken (other instances' changes).
+const TICK: Duration = Duration::from_millis(500);
+
+/// The client pushes go through: no redirects, bounded time, and (unless insecure
+/// push is allowed) only public addresses.
+pub fn client(allow_insecure: bool) -> reqwest::Client {
+    let builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(SEND_TIMEOUT)
+        .connect_timeout(SEND_TIMEOUT)
+        .user_agent("tessera-ssf");
+    let builder = if allow_insecure {
+        builder
+    } else {
+        builder.https_only(true).dns_resolver(Arc::new(PublicOnly))
+    };
+    builder.build().expect("the push client builds")
+}
+
+/// Whether a URL may be a push endpoint: `https` (or `http` when insecure push is
+/// allowed), a host, no credentials, and a literal address only if public.
+pub fn check_url(url: &str, allow_insecure: bool) -> Result<(), &'static str> {
+    let url = url::Url::parse(url).map_err(|_| "delivery.endpoint_url is not a URL")?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_insecure => {}
+        _ => return Err("delivery.endpoint_url must be https"),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("delivery.endpoint_url must not carry credentials");
+    }
+    let literal = match url.host() {
+        None => return Err("delivery.endpoint_url needs a host"),
+        Some(url::Host::Ipv4(a)) => Some(IpAddr::V4(a)),
+        Some(url::Host::Ipv6(a)) => Some(IpAddr::V6(a)),
+        Some(url::Host::Domain(_)) => None,
+    };
+    if !allow_insecure && literal.is_some_and(|a| !is_public(a)) {
+        return Err("delivery.endpoint_url must be a public address");
+    }
+    Ok(())
+}
+
+/// Whether an address is reachable on the public internet: not loopback, private,
+/// link-local, unspecified, multicast, shared, documentation or reserved.
+pub fn is_public(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => {
+            let [b0, b1, ..] = a.octets();
+            !(a.is_loopback()
+                || a.is_private()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || a.is_broadcast()
+                || a.is_documentation()
+                || b0 == 0
+                || b0 >= 240
+                || (b0 == 100 && (64..128).contains(&b1))
+                || (b0 == 198 && (18..20).contains(&b1))
+                || (b0 == 192 && b1 == 0 && a.octets()[2] == 0))
+        }
+        IpAddr::V6(a) => {
+            if let Some(v4) = a.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let s = a.segments();
+            !(a.is_loopback()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0
+                || (s[0] == 0x2001 && s[1] == 0x0db8)
+                || (s[0] == 0x0064 && s[1] == 0xff9b))
+        }
+    }
+}
+
+/// Resolves a push endpoint's name and keeps only its public addresses: the
+/// connector dials an address that was checked, so a name cannot be re-resolved to
+/// an internal one between the check and the connection.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| is_public(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err("the push endpoint has no public address".into());
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// What one POST came to.
+enum Sent {
+    /// 202: the receiver has it.
+    Accepted,
+    /// 400 with the receiver's RFC 8935 error: it will never take this SET.
+    Rejected(Value),
+    /// Unreachable, timed out, or another status: try again later.
+    Failed(Value),
+}
+
+impl Ssf {
+    /// Gives up this instance's leases (a clean shutdown), so that the next start or
+    /// another instance pushes at once instead of after the lease expires.
+    pub async fn release_leases(&self) {
+        if let Err(e) = rows::release_leases(self.db.writer(), &self.instance).await {
+            tracing::warn!(error = %e, "releasing SSF leases");
+        }
+    }
+
+    async fn send(&self, url: &str, authorization: Option<&str>, set: String) -> Sent {
+        let now = self.clock.now();
+        let mut req = self
+            .http
+            .post(url)
+            .header(header::CONTENT_TYPE, "application/secevent+jwt")
+            .header(header::ACCEPT, "application/json")
+            .body(set);
+        if let Some(a) = authorization {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let what = if e.is_timeout() {
+                    "timed out"
+                } else if e.is_connect() {
+                    "cannot connect"
+                } else {
+                    "request failed"
+                };
+                return Sent::Failed(
+                    json!({"err": "unreachable", "description": format!("{what}: {}", crate::error_chain(&e)), "at": now}),
+                );
+            }
+        };
+        let status = resp.status().as_u16();
+        if status == 202 {
+            return Sent::Accepted;
+        }
+        // The receiver's body is read only so far: a hostile one cannot make us buffer much.
+        let body = read_limited(resp, 4096).await;
+        let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+        let text = |k: &str, n: usize| -> Option<String> {
+            parsed
+                .as_ref()?
+                .get(k)?
+                .as_str()
+                .map(|s| s.chars().take(n).collect())
+        };
+        let err = text("err", 64);
+        let description = text("description", 256).unwrap_or_default();
+        match (status, err) {
+            (400, Some(err)) => Sent::Rejected(
+                json!({"err": err, "description": description, "status": 400, "at": now}),
+            ),
+            (_, err) => Sent::Failed(json!({
+                "err": err.unwrap_or_else(|| "unexpected_status".into()),
+                "description": if description.is_empty() { format!("the receiver answered {status}") } else { description },
+                "status": status,
+                "at": now,
+            })),
+        }
+    }
+
+    /// One pass over stream `id`: renew the lease, push what waits (the worker mints). Returns
+    /// `None` when this instance should stop serving the stream (gone, not push,
+    /// disabled, or the lease is another's), else whether it should go on at once.
+    async fn push_pass(
+        &self,
+        id: &str,
+        failures: &mut u32,
+        lease_until: &mut i64,
+    ) -> Result<Option<bool>, SsfError> {
+        let now = self.clock.now();
+        // Not on every pass: a write per pass would cost every stream a commit per event.
+        if now + LEASE_SECS / 2 >= *lease_until {
+            if !rows::take_lease(self.db.writer(), id, &self.instance, now, now + LEASE_SECS)
+                .await?
+            {
+                return Ok(None);
+            }
+            *lease_until = now + LEASE_SECS;
+        }
+        let Some(row) = rows::by_id(&self.db.read, id).await? else {
+            return Ok(None);
+        };
+        let config = Self::config_of(&row)?;
+        if config.delivery.method != PUSH || row.status == "disabled" {
+            return Ok(None);
+        }
+        if row.status != "enabled" {
+            return Ok(Some(false));
+        }
+        let mut waiting = rows::pending(&self.db.read, id, 2).await?;
+        // Go on at once after this SET only if there is more to send.
+        let more = waiting.len() > 1;
+        waiting.truncate(1);
+        let Some(next) = waiting.pop() else {
+            return Ok(Some(false));
+        };
+        let url = config.delivery.endpoint_url.clone().unwrap_or_default();
+        // Checked again at each send: the setting may have changed since the stream was
+        // configured, and a literal address never goes through the resolver's check.
+        let guard = check_url(&url, self.cfg.ssf_allow_insecure_push);
+        let outcome = match (guard, self.authorization(id, &config.delivery)) {
+            (Err(why), _) => {
+                Sent::Failed(json!({"err": "endpoint_refused", "description": why, "at": now}))
+            }
+            (Ok(()), Ok(authorization)) => {
+                self.send(&url, authorization.as_deref(), self.sign(&next.claims)?)
+                    .await
+            }
+            (Ok(()), Err(why)) => Sent::Failed(
+                json!({"err": "authorization_unreadable", "description": why, "at": now}),
+            ),
+        };
+        match outcome {
+            Sent::Accepted => {
+                *failures = 0;
+                let mut tx = self.db.begin_plain().await?;
+                if rows::delete_pending(&mut tx, id, &next.jti).await? {
+                    rows::count_delivered(&mut tx, id, 1).await?;
+                }
+                tx.commit().await.map_err(crate::store::StoreError::from)?;
+                Ok(Some(more))
+            }
+            Sent::Rejected(error) => {
+                *failures = 0;
+                let mut tx = self.db.begin_plain().await?;
+                rows::delete_pending(&mut tx, id, &next.jti).await?;
+                rows::record_error(&mut tx, id, &error.to_string(), 1).await?;
+                tx.commit().await.map_err(crate::store::StoreError::from)?;
+                Ok(Some(true))
+            }
+            Sent::Failed(error) => {
+                *failures += 1;
+                rows::record_error(self.db.writer(), id, &error.to_string(), 1).await?;
+                tokio::time::sleep(backoff(*failures)).await;
+                Ok(Some(true))
+            }
+        }
+    }
+
+    /// Serves push stream `id` while this instance holds its lease.
+    async fn push_stream(self, id: String, mut wake: watch::Receiver<u64>) {
+        let (mut failures, mut lease_until) = (0, i64::MIN);
+        loop {
+            wake.borrow_and_update();
+            match self.push_pass(&id, &mut failures, &mut lease_until).await {
+                Ok(None) => return,
+                Ok(Some(true)) => continue,
+                Ok(Some(false)) => {}
+                Err(e) => tracing::warn!(stream = %id, error = %crate::error_chain(&e), "SSF push"),
+            }
+            if self.events.is_closing() {
+                return;
+            }
+            // The worker mints on every wake and tick, then says so: wait for that.
+            if wake.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The delay before attempt `failures + 1`: 100 ms doubling up to [`MAX_BACKOFF`],
+/// each drawn at random between half and all of it (so receivers coming back are not
+/// hit by every stream at once).
+fn backoff(failures: u32) -> Duration {
+    let full = Duration::from_millis(100)
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(MAX_BACKOFF);
+    let [r] = crate::crypto::random::<1>();
+    full / 2 + full / 2 * u32::from(r) / 255
+}
+
+async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        body.extend_from_slice(&chunk[..chunk.len().min(limit - body.len())]);
+        if body.len() >= limit {
+            break;
+        }
+    }
+    body
+}
+
+/// The stream tasks of the worker: stopped with it (the background's abort at shutdown).
+#[derive(Default)]
+struct Tasks(HashMap<String, JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for task in self.0.values() {
+            task.abort();
+        }
+    }
+}
+
+/// The push worker of one instance: starts a task for each push stream whose lease
+/// it can take, as streams appear and as leases of other instances expire; on every
+/// wake-up mints, in one transaction, for every push stream it holds (or nobody
+/// does), then wakes the tasks to send.
+pub async fn run(ssf: Ssf) {
+    let mut wake = ssf.events.subscribe();
+    let (minted, _) = watch::channel(0u64);
+    let mut tasks = Tasks::default();
+    loop {
+        wake.borrow_and_update();
+        tasks.0.retain(|_, t| !t.is_finished());
+        let mut more = false;
+        match rows::live(&ssf.db.read).await {
+            Ok(streams) => {
+                let now = ssf.clock.now();
+                let mut ours = Vec::new();
+                for row in streams {
+                    let push = Ssf::config_of(&row).is_ok_and(|c| c.delivery.method == PUSH);
+                    // Another instance's live lease: not ours to try until it expires.
+                    let elsewhere = row
+                        .lease_owner
+                        .as_deref()
+                        .is_some_and(|o| o != &*ssf.instance)
+                        && row.lease_until.is_some_and(|until| until >= now);
+                    if !push || elsewhere {
+                        continue;
+                    }
+                    if !tasks.0.contains_key(&row.id) {
+                        let task = tokio::spawn(
+                            ssf.clone().push_stream(row.id.clone(), minted.subscribe()),
+                        );
+                        tasks.0.insert(row.id.clone(), task);
+                    }
+                    ours.push(row);
+                }
+                match ssf.mint_many(&ours).await {
+                    Ok(unread) => more = unread,
+                    Err(e) => tracing::warn!(error = %crate::error_chain(&e), "SSF minting"),
+                }
+                minted.send_modify(|n| *n = n.wrapping_add(1));
+            }
+            Err(e) => tracing::warn!(error = %e, "SSF push worker"),
+        }
+        if more {
+            continue;
+        }
+        tokio::select! {
+            _ = wake.changed() => {}
+            () = tokio::time::sleep(TICK) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_addresses_pass_the_guard() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fc00::1",
+            "::ffff:127.0.0.1",
+            "64:ff9b::a00:1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+        assert!(check_url("https://receiver.example/ssf", false).is_ok());
+        assert!(check_url("http://receiver.example/ssf", false).is_err());
+        assert!(check_url("https://127.0.0.1/ssf", false).is_err());
+        assert!(check_url("https://[::1]/ssf", false).is_err());
+        assert!(check_url("https://user:pw@receiver.example/", false).is_err());
+        assert!(check_url("not a url", true).is_err());
+        assert!(check_url("ftp://receiver.example/", true).is_err());
+        assert!(check_url("http://127.0.0.1:9/ssf", true).is_ok());
+    }
+
+    #[test]
+    fn a_lease_is_renewed_before_anyone_else_may_take_it() {
+        // The longest pass starts just before renewal is due and must end before expiry.
+        let longest_pass = (SEND_TIMEOUT + MAX_BACKOFF).as_secs() as i64 + 1;
+        assert!(LEASE_SECS / 2 > longest_pass);
+    }
+
+    #[test]
+    fn the_backoff_grows_with_jitter_and_is_capped() {
+        assert!(
+            backoff(1) >= Duration::from_millis(50) && backoff(1) <= Duration::from_millis(100)
+        );
+        assert!(backoff(4) >= Duration::from_millis(400));
+        assert!(backoff(40) <= MAX_BACKOFF);
+    }
+}

@@ -1,0 +1,62 @@
+//! `POST /ssf/poll/{stream_id}`: RFC 8936 poll delivery. Outside the request timeout:
+//! a long-poll bounds its own wait (`poll::MAX_WAIT`).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use super::receiver;
+use crate::domain::Core;
+use crate::domain::ssf::SsfError;
+use crate::domain::ssf::poll::PollRequest;
+use crate::http::error::HttpError;
+use crate::http::json::JsonBody;
+
+pub(in crate::http) fn router() -> Router<Arc<Core>> {
+    Router::new().route("/ssf/poll/{stream_id}", post(poll))
+}
+
+/// RFC 8935 §2.3's error body, which RFC 8936 §2.4.4 answers a bad poll with.
+#[derive(Serialize)]
+struct PollError {
+    err: &'static str,
+    description: String,
+}
+
+fn bad(description: impl Into<String>) -> Response {
+    let body = PollError {
+        err: "invalid_request",
+        description: description.into(),
+    };
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+}
+
+async fn poll(
+    State(core): State<Arc<Core>>,
+    Path(stream_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Option<JsonBody<PollRequest>>, HttpError>,
+) -> Response {
+    let client = match receiver(&core, &headers).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let req = match body {
+        Ok(body) => body.map(|JsonBody(r)| r).unwrap_or_default(),
+        Err(_) => {
+            return bad(
+                "the body must be a JSON object with maxEvents, returnImmediately, ack, setErrs",
+            );
+        }
+    };
+    match core.ssf.poll(&client, &stream_id, req).await {
+        Ok(answer) => Json(answer).into_response(),
+        Err(SsfError::Invalid(why)) => bad(why),
+        Err(e) => HttpError::from(e).into_response(),
+    }
+}
