@@ -12,7 +12,10 @@ use crate::domain::Core;
 use crate::domain::clients::Clients;
 use crate::domain::feed::Feed;
 use crate::domain::keys::Keys;
+use crate::domain::liveness::Live;
 use crate::domain::signin::SignIn;
+use crate::domain::ssf::Ssf;
+use crate::domain::tokens::Tokens;
 use crate::domain::users::Users;
 
 impl FromRef<Arc<Core>> for Users {
@@ -42,6 +45,24 @@ impl FromRef<Arc<Core>> for SignIn {
 impl FromRef<Arc<Core>> for Feed {
     fn from_ref(core: &Arc<Core>) -> Self {
         core.feed.clone()
+    }
+}
+
+impl FromRef<Arc<Core>> for Ssf {
+    fn from_ref(core: &Arc<Core>) -> Self {
+        core.ssf.clone()
+    }
+}
+
+impl FromRef<Arc<Core>> for Tokens {
+    fn from_ref(core: &Arc<Core>) -> Self {
+        core.tokens.clone()
+    }
+}
+
+impl FromRef<Arc<Core>> for Live {
+    fn from_ref(core: &Arc<Core>) -> Self {
+        core.live.clone()
     }
 }
 

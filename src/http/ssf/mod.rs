@@ -7,8 +7,9 @@ mod poll;
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{FromRef, FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -20,7 +21,9 @@ use super::error::{HttpError, Surface};
 use super::json::JsonBody;
 use crate::domain::Core;
 use crate::domain::clients::Capability;
-use crate::domain::ssf::{POLL, PUSH, SsfError, StreamRequest};
+use crate::domain::liveness::Live;
+use crate::domain::ssf::{POLL, PUSH, Ssf, SsfError, StreamRequest};
+use crate::domain::tokens::Tokens;
 
 pub(super) use poll::router as poll_router;
 
@@ -62,8 +65,8 @@ struct Scheme {
     spec_urn: &'static str,
 }
 
-async fn metadata(State(core): State<Arc<Core>>) -> Response {
-    let iss = &core.cfg.issuer;
+async fn metadata(State(ssf): State<Ssf>) -> Response {
+    let iss = &ssf.cfg.issuer;
     let doc = Metadata {
         spec_version: "1_0",
         issuer: iss.clone(),
@@ -78,7 +81,7 @@ async fn metadata(State(core): State<Arc<Core>>) -> Response {
         authorization_schemes: [Scheme {
             spec_urn: "urn:ietf:rfc:6749",
         }],
-        default_subjects: core.cfg.ssf_default_subjects.clone(),
+        default_subjects: ssf.cfg.ssf_default_subjects.clone(),
     };
     let mut resp = Json(doc).into_response();
     resp.headers_mut().insert(
@@ -89,20 +92,30 @@ async fn metadata(State(core): State<Arc<Core>>) -> Response {
 }
 
 /// The client a request acts for: a client token (not a user's) of a client that
-/// holds capability `ssf`.
-pub(super) async fn receiver(core: &Core, headers: &HeaderMap) -> Result<String, HttpError> {
-    let caller = bearer::verify(&core.tokens, headers)?;
-    if caller.claims.sid.is_some() {
-        return Err(HttpError::insufficient_scope(
-            "Shared Signals streams are managed with a client token (client_credentials)",
-        ));
-    }
-    match bearer::client_of(&core.live, &caller).await? {
-        Some(c) if c.can(Capability::Ssf) => Ok(c.id.clone()),
-        Some(_) => Err(HttpError::insufficient_scope(
-            "this client may not manage Shared Signals streams (capability ssf)",
-        )),
-        None => Err(HttpError::invalid_token("the client is gone")),
+/// holds capability `ssf`. Rejected with the RFC 6750 answer.
+pub(super) struct Receiver(pub(super) String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Receiver
+where
+    Tokens: FromRef<S>,
+    Live: FromRef<S>,
+{
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, HttpError> {
+        let caller = bearer::verify(&Tokens::from_ref(state), &parts.headers)?;
+        if caller.claims.sid.is_some() {
+            return Err(HttpError::insufficient_scope(
+                "Shared Signals streams are managed with a client token (client_credentials)",
+            ));
+        }
+        match bearer::client_of(&Live::from_ref(state), &caller).await? {
+            Some(c) if c.can(Capability::Ssf) => Ok(Self(c.id.clone())),
+            Some(_) => Err(HttpError::insufficient_scope(
+                "this client may not manage Shared Signals streams (capability ssf)",
+            )),
+            None => Err(HttpError::invalid_token("the client is gone")),
+        }
     }
 }
 
@@ -149,62 +162,57 @@ fn stream_id(q: Q, required: bool) -> Result<Option<String>, HttpError> {
 type Answer = Result<Response, HttpError>;
 
 async fn create(
-    State(core): State<Arc<Core>>,
-    headers: HeaderMap,
+    State(ssf): State<Ssf>,
+    Receiver(client): Receiver,
     body: Result<JsonBody<StreamRequest>, HttpError>,
 ) -> Answer {
-    let client = receiver(&core, &headers).await?;
     let JsonBody(req) = body?;
-    let stream = core.ssf.create(&client, req).await?;
+    let stream = ssf.create(&client, req).await?;
     Ok((StatusCode::CREATED, Json(stream)).into_response())
 }
 
-async fn read_streams(State(core): State<Arc<Core>>, headers: HeaderMap, q: Q) -> Answer {
-    let client = receiver(&core, &headers).await?;
+async fn read_streams(State(ssf): State<Ssf>, Receiver(client): Receiver, q: Q) -> Answer {
     Ok(match stream_id(q, false)? {
-        Some(id) => Json(core.ssf.get(&client, &id).await?).into_response(),
-        None => Json(core.ssf.list(&client).await?).into_response(),
+        Some(id) => Json(ssf.get(&client, &id).await?).into_response(),
+        None => Json(ssf.list(&client).await?).into_response(),
     })
 }
 
 async fn update(
-    State(core): State<Arc<Core>>,
-    headers: HeaderMap,
+    State(ssf): State<Ssf>,
+    Receiver(client): Receiver,
     body: Result<JsonBody<StreamRequest>, HttpError>,
 ) -> Answer {
-    change(&core, &headers, body, false).await
+    change(&ssf, &client, body, false).await
 }
 
 async fn replace(
-    State(core): State<Arc<Core>>,
-    headers: HeaderMap,
+    State(ssf): State<Ssf>,
+    Receiver(client): Receiver,
     body: Result<JsonBody<StreamRequest>, HttpError>,
 ) -> Answer {
-    change(&core, &headers, body, true).await
+    change(&ssf, &client, body, true).await
 }
 
 async fn change(
-    core: &Core,
-    headers: &HeaderMap,
+    ssf: &Ssf,
+    client: &str,
     body: Result<JsonBody<StreamRequest>, HttpError>,
     replace: bool,
 ) -> Answer {
-    let client = receiver(core, headers).await?;
     let JsonBody(req) = body?;
-    Ok(Json(core.ssf.update(&client, req, replace).await?).into_response())
+    Ok(Json(ssf.update(client, req, replace).await?).into_response())
 }
 
-async fn delete(State(core): State<Arc<Core>>, headers: HeaderMap, q: Q) -> Answer {
-    let client = receiver(&core, &headers).await?;
+async fn delete(State(ssf): State<Ssf>, Receiver(client): Receiver, q: Q) -> Answer {
     let id = stream_id(q, true)?.unwrap_or_default();
-    core.ssf.delete(&client, &id).await?;
+    ssf.delete(&client, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn read_status(State(core): State<Arc<Core>>, headers: HeaderMap, q: Q) -> Answer {
-    let client = receiver(&core, &headers).await?;
+async fn read_status(State(ssf): State<Ssf>, Receiver(client): Receiver, q: Q) -> Answer {
     let id = stream_id(q, true)?.unwrap_or_default();
-    Ok(Json(core.ssf.status(&client, &id).await?).into_response())
+    Ok(Json(ssf.status(&client, &id).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -215,14 +223,12 @@ struct StatusRequest {
 }
 
 async fn update_status(
-    State(core): State<Arc<Core>>,
-    headers: HeaderMap,
+    State(ssf): State<Ssf>,
+    Receiver(client): Receiver,
     body: Result<JsonBody<StatusRequest>, HttpError>,
 ) -> Answer {
-    let client = receiver(&core, &headers).await?;
     let JsonBody(req) = body?;
-    let status = core
-        .ssf
+    let status = ssf
         .set_status(&client, &req.stream_id, &req.status, req.reason)
         .await?;
     Ok(Json(status).into_response())
@@ -235,27 +241,23 @@ struct SubjectRequest {
 }
 
 async fn add_subject(
-    State(core): State<Arc<Core>>,
-    headers: HeaderMap,
+    State(ssf): State<Ssf>,
+    Receiver(client): Receiver,
     body: Result<JsonBody<SubjectRequest>, HttpError>,
 ) -> Answer {
-    let client = receiver(&core, &headers).await?;
     let JsonBody(req) = body?;
-    core.ssf
-        .add_subject(&client, &req.stream_id, &req.subject)
+    ssf.add_subject(&client, &req.stream_id, &req.subject)
         .await?;
     Ok(StatusCode::OK.into_response())
 }
 
 async fn remove_subject(
-    State(core): State<Arc<Core>>,
-    headers: HeaderMap,
+    State(ssf): State<Ssf>,
+    Receiver(client): Receiver,
     body: Result<JsonBody<SubjectRequest>, HttpError>,
 ) -> Answer {
-    let client = receiver(&core, &headers).await?;
     let JsonBody(req) = body?;
-    core.ssf
-        .remove_subject(&client, &req.stream_id, &req.subject)
+    ssf.remove_subject(&client, &req.stream_id, &req.subject)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -267,12 +269,11 @@ struct VerifyRequest {
 }
 
 async fn verify(
-    State(core): State<Arc<Core>>,
-    headers: HeaderMap,
+    State(ssf): State<Ssf>,
+    Receiver(client): Receiver,
     body: Result<JsonBody<VerifyRequest>, HttpError>,
 ) -> Answer {
-    let client = receiver(&core, &headers).await?;
     let JsonBody(req) = body?;
-    core.ssf.verify(&client, &req.stream_id, req.state).await?;
+    ssf.verify(&client, &req.stream_id, req.state).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -4,16 +4,16 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use super::receiver;
+use super::Receiver;
 use crate::domain::Core;
-use crate::domain::ssf::SsfError;
 use crate::domain::ssf::poll::PollRequest;
+use crate::domain::ssf::{Ssf, SsfError};
 use crate::http::error::HttpError;
 use crate::http::json::JsonBody;
 
@@ -37,15 +37,11 @@ fn bad(description: impl Into<String>) -> Response {
 }
 
 async fn poll(
-    State(core): State<Arc<Core>>,
+    State(ssf): State<Ssf>,
     Path(stream_id): Path<String>,
-    headers: HeaderMap,
+    Receiver(client): Receiver,
     body: Result<Option<JsonBody<PollRequest>>, HttpError>,
 ) -> Response {
-    let client = match receiver(&core, &headers).await {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
     let req = match body {
         Ok(body) => body.map(|JsonBody(r)| r).unwrap_or_default(),
         Err(_) => {
@@ -54,7 +50,7 @@ async fn poll(
             );
         }
     };
-    match core.ssf.poll(&client, &stream_id, req).await {
+    match ssf.poll(&client, &stream_id, req).await {
         Ok(answer) => Json(answer).into_response(),
         Err(SsfError::Invalid(why)) => bad(why),
         Err(e) => HttpError::from(e).into_response(),
