@@ -130,6 +130,22 @@ pub fn fresh_database_url(dir: &TempDir) -> String {
     format!("{base}/{name}")
 }
 
+/// Creates the first signing keys of the database and keys folder `settings` name,
+/// dated `age` ago, as a deployment that ran before has them: once `age` passes the
+/// next key's lead (`jwks_max_age` + 1 s, whole seconds), any process may rotate at
+/// once, the CLI too (it reads the system clock, which no test can move).
+pub async fn keys_created_ago(settings: &HashMap<&'static str, String>, age: std::time::Duration) {
+    let cfg = config(settings);
+    let db = tessera::store::Db::connect(&cfg).await.expect("database");
+    db.migrate().await.expect("migrations");
+    let created = std::time::SystemTime::now() - age;
+    let created = created.duration_since(std::time::UNIX_EPOCH).unwrap();
+    tessera::domain::keys::KeyRing::init(&cfg, &db, created.as_secs() as i64)
+        .await
+        .expect("the first signing keys");
+    db.close().await;
+}
+
 /// A fresh folder and the settings of a test app there: the base ones, then `extra`.
 fn fresh(extra: &[(&'static str, &str)]) -> (Arc<TempDir>, HashMap<&'static str, String>) {
     let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
@@ -172,21 +188,11 @@ impl TestApp {
         Self::start(dir, settings).await
     }
 
-    /// Starts on a database whose first signing keys were created `age` ago, as when
-    /// the server restarts on an existing deployment: once `age` passes the next key's
-    /// lead (`jwks_max_age` + 1 s, whole seconds), any process may rotate at once,
-    /// the CLI too (it reads the system clock, which no test can move).
+    /// Starts on a database whose first signing keys were created `age` ago: see
+    /// [`keys_created_ago`].
     pub async fn with_keys_aged(age: std::time::Duration, extra: &[(&'static str, &str)]) -> Self {
         let (dir, settings) = fresh(extra);
-        let cfg = config(&settings);
-        let db = tessera::store::Db::connect(&cfg).await.expect("database");
-        db.migrate().await.expect("migrations");
-        let created = std::time::SystemTime::now() - age;
-        let created = created.duration_since(std::time::UNIX_EPOCH).unwrap();
-        tessera::domain::keys::KeyRing::init(&cfg, &db, created.as_secs() as i64)
-            .await
-            .expect("the first signing keys");
-        db.close().await;
+        keys_created_ago(&settings, age).await;
         Self::start(dir, settings).await
     }
 
