@@ -167,11 +167,18 @@ fn private_sqlite_file(path: &std::path::Path) -> std::io::Result<()> {
             .mode(0o700)
             .create(dir)?;
     }
-    std::fs::OpenOptions::new()
-        .create(true)
+    // Only ever a new file: closing a descriptor of an open database drops every POSIX
+    // lock this process holds on it, SQLite's too, and another process could then
+    // take the database for unused and delete the WAL under this one (its commits lost).
+    match std::fs::OpenOptions::new()
+        .create_new(true)
         .append(true)
         .mode(0o600)
-        .open(path)?;
+        .open(path)
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        other => drop(other?),
+    }
     for suffix in ["", "-wal", "-shm"] {
         let mut file = path.as_os_str().to_owned();
         file.push(suffix);

@@ -158,7 +158,7 @@ async fn scheduled_rotation_happens_once_across_servers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_server_serves_the_rotated_keys_within_seconds() {
-    let app = TestApp::with(&[("jwks_max_age", "1")]).await;
+    let app = TestApp::with_keys_aged(LEAD_OVER, &[("jwks_max_age", "1")]).await;
     let admin = app.admin_token().await;
     let second = Instance::start(&app).await;
     let before = jwks_at(&app.http, &second.addr, 1).await;
@@ -169,7 +169,8 @@ async fn a_second_server_serves_the_rotated_keys_within_seconds() {
     );
     let old = kid_of(&admin);
 
-    wait_out_the_lead(&app).await;
+    // The keys are older than the lead: this server rotates at once, on the system's
+    // clock, which the second server reads too.
     let r = app
         .with_bearer(Method::POST, "/admin/keys/rotate", &admin)
         .send()
@@ -234,4 +235,28 @@ async fn a_second_server_serves_the_rotated_keys_within_seconds() {
         second.log()
     );
     assert!(!kids(&jwks_at(&app.http, &second.addr, 1).await).contains(&revoked));
+}
+
+/// SQLite: a second handle on the database in the server's process (as a restart in
+/// place opens, or [`TestApp::with_keys_aged`]) must leave the server its file locks.
+/// Without them the CLI, closing, takes the database for unused and deletes the WAL
+/// under the server, whose commits from then on reach no other process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_handle_in_the_servers_process_keeps_its_commits_visible_to_the_cli() {
+    if skip_unless(!on_postgres(), "SQLite's file locks") {
+        return;
+    }
+    let app = TestApp::with_keys_aged(LEAD_OVER, &[("jwks_max_age", "1")]).await;
+    let again = tessera::store::Db::connect(&app.core.cfg)
+        .await
+        .expect("a second handle");
+    keys_list(&app);
+    app.core.signing.rotate_keys(None, false).await.unwrap();
+    let listed = the(&keys_list(&app), "active");
+    assert_eq!(
+        listed,
+        app.core.keys.current().active.kid,
+        "the CLI does not see the server's rotation"
+    );
+    again.close().await;
 }

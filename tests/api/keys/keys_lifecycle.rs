@@ -2,10 +2,11 @@
 //! CONFORMANCE 37–39): next → active → retired → deleted, or revoked; the pre-publication
 //! invariant; retirement; emergency revocation; changing the algorithm.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use reqwest::{Client, Method, header};
 use serde_json::Value;
+use tessera::config::SigningAlg;
 use tessera::domain::keys::KeyError;
 
 use crate::keys::jwks::verify_with_jwks;
@@ -108,31 +109,34 @@ pub(crate) async fn wait_until_signing(app: &TestApp, kid: &str) {
     );
 }
 
-/// Waits until the next key may sign: a full `jwks_max_age` (1 s here) after it was
-/// published. Its `created_at` is a whole second (published at 10.9 s, it reads 10), so
-/// only from `created_at + jwks_max_age + 1` is a full lead certain.
-pub(crate) async fn wait_out_the_lead(app: &TestApp) {
-    let from = UNIX_EPOCH + next_key_lead_ends(app).await;
-    if let Ok(wait) = from.duration_since(SystemTime::now()) {
-        tokio::time::sleep(wait).await;
-    }
-}
+/// How old the first keys of [`TestApp::with_keys_aged`] are where the next key's
+/// lead must be over for the CLI: its `created_at` is a whole second (published at
+/// 10.9 s, it reads 10), so a full `jwks_max_age` (1 s here) is certain only from
+/// `created_at + jwks_max_age + 1`; 3 s back that is already past on any clock.
+pub(crate) const LEAD_OVER: Duration = Duration::from_secs(3);
 
-/// [`wait_out_the_lead`] for a rotation by this process's server: moves its clock
-/// there instead of waiting (the CLI and other servers keep the system clock).
+/// Moves this process's server's clock to when a full lead of the next key is
+/// certain, for a rotation by this server (the CLI and other servers keep the
+/// system clock: see [`LEAD_OVER`] for them).
 pub(crate) async fn pass_the_lead(app: &TestApp) {
-    app.advance_to(next_key_lead_ends(app).await);
-}
-
-/// When a full `jwks_max_age` (1 s) lead of the next key is certain: see [`wait_out_the_lead`].
-async fn next_key_lead_ends(app: &TestApp) -> Duration {
     let (created,): (i64,) = crate::sql::one(
         &app.core.db.read,
         "SELECT created_at FROM signing_keys WHERE state = 'next'",
         &[],
     )
     .await;
-    Duration::from_secs(created as u64 + 2) + Duration::from_millis(20)
+    app.advance_to(Duration::from_secs(created as u64 + 2) + Duration::from_millis(20));
+}
+
+/// A rotation by this process's server to `alg` (default: the configured one), its
+/// clock first moved past the next key's lead; the rotation's message.
+pub(crate) async fn rotate_after_the_lead(app: &TestApp, alg: Option<SigningAlg>) -> String {
+    pass_the_lead(app).await;
+    app.core
+        .signing
+        .rotate_keys(alg, false)
+        .await
+        .expect("a rotation after the lead")
 }
 
 pub(crate) async fn userinfo_status(app: &TestApp, token: &str) -> u16 {
@@ -171,7 +175,7 @@ pub(crate) async fn rotated_events(app: &TestApp) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_next_key_is_published_before_it_signs_and_old_tokens_keep_verifying() {
-    let app = TestApp::with(&[("jwks_max_age", "1")]).await;
+    let app = TestApp::with_keys_aged(LEAD_OVER, &[("jwks_max_age", "1")]).await;
     let admin = app.admin_token().await;
     let secret = app.service("svc", &[]).await;
     let before = app.client_token("svc", &secret).await;
@@ -189,7 +193,6 @@ async fn the_next_key_is_published_before_it_signs_and_old_tokens_keep_verifying
     );
     assert!(verify_with_jwks(&before, &published));
 
-    wait_out_the_lead(&app).await;
     let (code, _, err) = app.cli(&["keys", "rotate"], None);
     assert_eq!(code, 0, "keys rotate: {err}");
     // The CLI is another process: the server picks the change up within a second.

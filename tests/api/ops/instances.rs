@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::feed::events::Sse;
 use crate::keys::jwks::verify_with_jwks;
 use crate::keys::keys_instances::Instance;
+use crate::keys::keys_lifecycle::LEAD_OVER;
 use crate::oauth::refresh::{claims, rt, session_app};
 use crate::support::*;
 
@@ -136,9 +137,12 @@ async fn a_role_change_on_a_reaches_an_sse_subscriber_on_b_within_a_second() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_key_rotation_through_a_is_served_by_b() {
-    let app = session_app(&[("jwks_max_age", "1")]).await;
+    // Keys older than their lead: A rotates at once on the system clock, which B reads too.
+    let app = TestApp::with_keys_aged(LEAD_OVER, &[("jwks_max_age", "1")]).await;
+    app.client("app", true, &["password"], &["read", "write"], &[])
+        .await;
+    app.user(USER, PASSWORD, &["reader"]).await;
     let b = Instance::start(&app).await;
-    crate::keys::keys_lifecycle::wait_out_the_lead(&app).await;
     let admin = app.admin_token().await;
     let before: HashSet<Value> = jwks_at(&app, &b.addr).await["keys"]
         .as_array()

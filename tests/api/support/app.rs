@@ -130,6 +130,41 @@ pub fn fresh_database_url(dir: &TempDir) -> String {
     format!("{base}/{name}")
 }
 
+/// Creates the first signing keys of the database and keys folder `settings` name,
+/// dated `age` ago, as a deployment that ran before has them: once `age` passes the
+/// next key's lead (`jwks_max_age` + 1 s, whole seconds), any process may rotate at
+/// once, the CLI too (it reads the system clock, which no test can move).
+pub async fn keys_created_ago(settings: &HashMap<&'static str, String>, age: std::time::Duration) {
+    let cfg = config(settings);
+    let db = tessera::store::Db::connect(&cfg).await.expect("database");
+    db.migrate().await.expect("migrations");
+    let created = std::time::SystemTime::now() - age;
+    let created = created.duration_since(std::time::UNIX_EPOCH).unwrap();
+    tessera::domain::keys::KeyRing::init(&cfg, &db, created.as_secs() as i64)
+        .await
+        .expect("the first signing keys");
+    db.close().await;
+}
+
+/// A fresh folder and the settings of a test app there: the base ones, then `extra`.
+fn fresh(extra: &[(&'static str, &str)]) -> (Arc<TempDir>, HashMap<&'static str, String>) {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let mut settings = base_settings(&dir);
+    for (k, v) in extra {
+        settings.insert(k, v.to_string());
+    }
+    (dir, settings)
+}
+
+/// The configuration `settings` make, each given as a flag.
+fn config(settings: &HashMap<&'static str, String>) -> tessera::config::Config {
+    let mut layers = Layers::default();
+    for (k, v) in settings {
+        layers.set_flag(k, k, v.clone());
+    }
+    layers.build().expect("test config")
+}
+
 /// Settings every test app gets: cheap argon2, a short grace window unless asked.
 pub fn base_settings(dir: &TempDir) -> HashMap<&'static str, String> {
     HashMap::from([
@@ -149,11 +184,15 @@ impl TestApp {
 
     /// Starts with extra settings, e.g. `[("refresh_reuse_grace", "0")]`.
     pub async fn with(extra: &[(&'static str, &str)]) -> Self {
-        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-        let mut settings = base_settings(&dir);
-        for (k, v) in extra {
-            settings.insert(k, v.to_string());
-        }
+        let (dir, settings) = fresh(extra);
+        Self::start(dir, settings).await
+    }
+
+    /// Starts on a database whose first signing keys were created `age` ago: see
+    /// [`keys_created_ago`].
+    pub async fn with_keys_aged(age: std::time::Duration, extra: &[(&'static str, &str)]) -> Self {
+        let (dir, settings) = fresh(extra);
+        keys_created_ago(&settings, age).await;
         Self::start(dir, settings).await
     }
 
@@ -171,11 +210,7 @@ impl TestApp {
     ) -> Self {
         let addr = format!("http://{}", listener.local_addr().unwrap());
         settings.insert("issuer", addr.clone());
-        let mut layers = Layers::default();
-        for (k, v) in &settings {
-            layers.set_flag(k, k, v.clone());
-        }
-        let cfg = layers.build().expect("test config");
+        let cfg = config(&settings);
         let ops = tokio::net::TcpListener::bind(cfg.ops_bind)
             .await
             .expect("bind ops");
