@@ -13,6 +13,7 @@ use serde_json::json;
 use crate::config::SigningAlg;
 use crate::domain::Core;
 use crate::domain::keys::Keys;
+use crate::http::state::Settings;
 
 pub(super) fn router() -> Router<Arc<Core>> {
     Router::new()
@@ -41,8 +42,8 @@ async fn jwks(State(signing): State<Keys>) -> Response {
     resp
 }
 
-async fn metadata(State(core): State<Arc<Core>>) -> Response {
-    let iss = &core.cfg.issuer;
+async fn metadata(State(Settings(cfg)): State<Settings>) -> Response {
+    let iss = &cfg.issuer;
     let auth_methods = ["client_secret_basic", "client_secret_post"];
     let doc = json!({
         "issuer": iss,
@@ -63,7 +64,7 @@ async fn metadata(State(core): State<Arc<Core>>) -> Response {
         "authorization_response_iss_parameter_supported": true,
         "end_session_endpoint": format!("{iss}/end_session"),
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": id_token_algs(core.cfg.signing_alg),
+        "id_token_signing_alg_values_supported": id_token_algs(cfg.signing_alg),
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "at_hash", "preferred_username"],
         "prompt_values_supported": ["none", "login", "consent"],
         "scopes_supported": crate::domain::scopes::SUPPORTED,
@@ -74,7 +75,7 @@ async fn metadata(State(core): State<Arc<Core>>) -> Response {
         // What a verifier needs to be correct from a cold start: the feed, and how far
         // back a still-valid token may reach (it catches up from `now - ttl`).
         "tessera_events_endpoint": format!("{iss}/events"),
-        "tessera_access_token_max_ttl": core.cfg.access_token_ttl.as_secs(),
+        "tessera_access_token_max_ttl": cfg.access_token_ttl.as_secs(),
     });
     let mut resp = Json(doc).into_response();
     resp.headers_mut().insert(
