@@ -311,13 +311,28 @@ pub async fn pending(
     stream_id: &str,
     limit: i64,
 ) -> Result<Vec<PendingRow>, StoreError> {
-    Ok(on!(db.into(), |e| sqlx::query_as(
-        "SELECT seq, jti, claims FROM ssf_pending WHERE stream_id = $1 ORDER BY seq LIMIT $2"
+    // `seq` counts from 1.
+    pending_after(db, stream_id, 0, limit).await
+}
+
+/// The oldest `limit` SETs waiting on a stream after `seq` (those before were sent and
+/// wait for their removal).
+pub async fn pending_after(
+    db: impl Into<Exec<'_>>,
+    stream_id: &str,
+    seq: i64,
+    limit: i64,
+) -> Result<Vec<PendingRow>, StoreError> {
+    Ok(on!(db.into(), |e| {
+        sqlx::query_as(
+        "SELECT seq, jti, claims FROM ssf_pending WHERE stream_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
     )
     .bind(stream_id)
+    .bind(seq)
     .bind(limit)
     .fetch_all(e)
-    .await)?)
+    .await
+    })?)
 }
 
 /// How many SETs wait on a stream.
