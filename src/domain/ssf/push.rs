@@ -236,7 +236,8 @@ impl Ssf {
             }
             *lease_until = now + LEASE_SECS;
         }
-        let Some(row) = rows::by_id(&self.db.read, id).await? else {
+        let Some((row, mut waiting)) = rows::with_pending(&self.db.read, id, *sent, 2).await?
+        else {
             return Ok(None);
         };
         let config = Self::config_of(&row)?;
@@ -246,7 +247,6 @@ impl Ssf {
         if row.status != "enabled" {
             return Ok(Some(false));
         }
-        let mut waiting = rows::pending_after(&self.db.read, id, *sent, 2).await?;
         // Go on at once after this SET only if there is more to send.
         let more = waiting.len() > 1;
         waiting.truncate(1);
