@@ -9,7 +9,7 @@
 //! a literal address is checked in the URL, a name is resolved by [`PublicOnly`],
 //! which hands the connector only the addresses it checked; redirects are not followed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -300,7 +300,8 @@ impl Ssf {
     /// Removes SETs their receivers accepted, `(stream, jti)`, in one transaction, and
     /// counts them delivered.
     async fn remove_delivered(&self, accepted: &[(String, String)]) -> Result<(), SsfError> {
-        let mut counts: HashMap<&str, i64> = HashMap::new();
+        // By id, in the order minting locks the streams' rows (see `mint_many`).
+        let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
         let mut tx = self.db.begin_plain().await?;
         for (id, jti) in accepted {
             if rows::delete_pending(&mut tx, id, jti).await? {
