@@ -229,6 +229,11 @@ impl Ssf {
         let now = self.clock.now();
         // Not on every pass: a write per pass would cost every stream a commit per event.
         if now + LEASE_SECS / 2 >= *lease_until {
+            // Shutting down: a lease taken now would outlive its release and hold the
+            // stream from the next start until it expires.
+            if self.events.is_closing() {
+                return Ok(None);
+            }
             if !rows::take_lease(self.db.writer(), id, &self.instance, now, now + LEASE_SECS)
                 .await?
             {
@@ -412,6 +417,11 @@ pub async fn run(ssf: Ssf) {
     let (delivered, accepted) = mpsc::unbounded_channel();
     tasks.1 = Some(tokio::spawn(remove_delivered(ssf.clone(), accepted)));
     loop {
+        // Shutting down: the tasks have stopped; started again, they would take leases
+        // after this instance gave them back.
+        if ssf.events.is_closing() {
+            return;
+        }
         wake.borrow_and_update();
         tasks.0.retain(|_, t| !t.is_finished());
         let mut more = false;
