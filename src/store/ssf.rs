@@ -320,6 +320,48 @@ pub async fn pending(
     .await)?)
 }
 
+/// The stream `id` with the oldest `limit` SETs waiting on it after `seq` (those before
+/// were sent and wait for their removal): one read per push pass.
+pub async fn with_pending(
+    db: impl Into<Exec<'_>>,
+    id: &str,
+    seq: i64,
+    limit: i64,
+) -> Result<Option<(StreamRow, Vec<PendingRow>)>, StoreError> {
+    #[derive(FromRow)]
+    struct Joined {
+        #[sqlx(flatten)]
+        stream: StreamRow,
+        seq: Option<i64>,
+        jti: Option<String>,
+        claims: Option<String>,
+    }
+    let joined: Vec<Joined> = on!(db.into(), |e| sqlx::query_as(&format!(
+        "SELECT {COLUMNS}, p.seq, p.jti, p.claims FROM ssf_streams s
+         LEFT JOIN ssf_pending p ON p.stream_id = s.id AND p.seq > $2
+         WHERE s.id = $1 ORDER BY p.seq LIMIT $3"
+    ))
+    .bind(id)
+    .bind(seq)
+    .bind(limit)
+    .fetch_all(e)
+    .await)?;
+    let Some(stream) = joined.first().map(|j| j.stream.clone()) else {
+        return Ok(None);
+    };
+    let pending = joined
+        .into_iter()
+        .filter_map(|j| {
+            Some(PendingRow {
+                seq: j.seq?,
+                jti: j.jti?,
+                claims: j.claims?,
+            })
+        })
+        .collect();
+    Ok(Some((stream, pending)))
+}
+
 /// How many SETs wait on a stream.
 pub async fn count_pending(db: impl Into<Exec<'_>>, stream_id: &str) -> Result<i64, StoreError> {
     let (n,): (i64,) = on!(db.into(), |e| sqlx::query_as(

@@ -154,10 +154,13 @@ impl Ssf {
         let max = self.cfg.ssf_max_held as i64;
         // Streams at their bound wait: they must not hold back the others' reading.
         let room = |s: &StreamRow| (max - held.get(&s.id).copied().unwrap_or(0)).max(0) as usize;
-        let streams: Vec<&StreamRow> = streams
+        let mut streams: Vec<&StreamRow> = streams
             .iter()
             .filter(|s| s.status != "disabled" && room(s) > 0)
             .collect();
+        // Rows are locked in the order of their ids, as the push worker's removals do:
+        // two transactions never wait on each other in a cycle (PostgreSQL's deadlock).
+        streams.sort_by(|a, b| a.id.cmp(&b.id));
         let Some(from) = streams.iter().map(|s| s.cursor).min() else {
             return Ok(false);
         };

@@ -9,14 +9,14 @@
 //! a literal address is checked in the URL, a name is resolved by [`PublicOnly`],
 //! which hands the connector only the addresses it checked; redirects are not followed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::header;
 use serde_json::{Value, json};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::{PUSH, Ssf, SsfError};
@@ -130,6 +130,13 @@ impl reqwest::dns::Resolve for PublicOnly {
     }
 }
 
+/// Where a stream's task hands a SET its receiver accepted (stream, `jti`): the worker's
+/// [`remove_delivered`] removes what has gathered from all streams in one transaction,
+/// so delivering to many streams costs one commit, not one per SET. The task goes on
+/// with its next SET at once (it remembers how far it got); should the instance stop
+/// before the removal commits, the SET is sent again with its `jti` (at least once).
+type Delivered = mpsc::UnboundedSender<(String, String)>;
+
 /// What one POST came to.
 enum Sent {
     /// 202: the receiver has it.
@@ -204,18 +211,29 @@ impl Ssf {
         }
     }
 
-    /// One pass over stream `id`: renew the lease, push what waits (the worker mints). Returns
-    /// `None` when this instance should stop serving the stream (gone, not push,
-    /// disabled, or the lease is another's), else whether it should go on at once.
+    /// One pass over stream `id`: renew the lease, push what waits after `sent` (the
+    /// worker mints). Returns `None` when this instance should stop serving the stream
+    /// (gone, not push, disabled, or the lease is another's), else whether it should go
+    /// on at once.
     async fn push_pass(
         &self,
         id: &str,
-        failures: &mut u32,
-        lease_until: &mut i64,
+        pass: &mut Pass,
+        delivered: &Delivered,
     ) -> Result<Option<bool>, SsfError> {
+        let Pass {
+            failures,
+            lease_until,
+            sent,
+        } = pass;
         let now = self.clock.now();
         // Not on every pass: a write per pass would cost every stream a commit per event.
         if now + LEASE_SECS / 2 >= *lease_until {
+            // Shutting down: a lease taken now would outlive its release and hold the
+            // stream from the next start until it expires.
+            if self.events.is_closing() {
+                return Ok(None);
+            }
             if !rows::take_lease(self.db.writer(), id, &self.instance, now, now + LEASE_SECS)
                 .await?
             {
@@ -223,7 +241,8 @@ impl Ssf {
             }
             *lease_until = now + LEASE_SECS;
         }
-        let Some(row) = rows::by_id(&self.db.read, id).await? else {
+        let Some((row, mut waiting)) = rows::with_pending(&self.db.read, id, *sent, 2).await?
+        else {
             return Ok(None);
         };
         let config = Self::config_of(&row)?;
@@ -233,7 +252,6 @@ impl Ssf {
         if row.status != "enabled" {
             return Ok(Some(false));
         }
-        let mut waiting = rows::pending(&self.db.read, id, 2).await?;
         // Go on at once after this SET only if there is more to send.
         let more = waiting.len() > 1;
         waiting.truncate(1);
@@ -259,11 +277,12 @@ impl Ssf {
         match outcome {
             Sent::Accepted => {
                 *failures = 0;
-                let mut tx = self.db.begin_plain().await?;
-                if rows::delete_pending(&mut tx, id, &next.jti).await? {
-                    rows::count_delivered(&mut tx, id, 1).await?;
+                *sent = next.seq;
+                if let Err(mpsc::error::SendError(one)) = delivered.send((id.to_string(), next.jti))
+                {
+                    // The worker is stopping: remove it here.
+                    self.remove_delivered(std::slice::from_ref(&one)).await?;
                 }
-                tx.commit().await.map_err(crate::store::StoreError::from)?;
                 Ok(Some(more))
             }
             Sent::Rejected(error) => {
@@ -283,12 +302,34 @@ impl Ssf {
         }
     }
 
+    /// Removes SETs their receivers accepted, `(stream, jti)`, in one transaction, and
+    /// counts them delivered.
+    async fn remove_delivered(&self, accepted: &[(String, String)]) -> Result<(), SsfError> {
+        // By id, in the order minting locks the streams' rows (see `mint_many`).
+        let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut tx = self.db.begin_plain().await?;
+        for (id, jti) in accepted {
+            if rows::delete_pending(&mut tx, id, jti).await? {
+                *counts.entry(id).or_default() += 1;
+            }
+        }
+        for (id, n) in counts {
+            rows::count_delivered(&mut tx, id, n).await?;
+        }
+        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        Ok(())
+    }
+
     /// Serves push stream `id` while this instance holds its lease.
-    async fn push_stream(self, id: String, mut wake: watch::Receiver<u64>) {
-        let (mut failures, mut lease_until) = (0, i64::MIN);
+    async fn push_stream(self, id: String, mut wake: watch::Receiver<u64>, delivered: Delivered) {
+        let mut pass = Pass {
+            failures: 0,
+            lease_until: i64::MIN,
+            sent: 0,
+        };
         loop {
             wake.borrow_and_update();
-            match self.push_pass(&id, &mut failures, &mut lease_until).await {
+            match self.push_pass(&id, &mut pass, &delivered).await {
                 Ok(None) => return,
                 Ok(Some(true)) => continue,
                 Ok(Some(false)) => {}
@@ -300,6 +341,31 @@ impl Ssf {
             // The worker mints on every wake and tick, then says so: wait for that.
             if wake.changed().await.is_err() {
                 return;
+            }
+        }
+    }
+}
+
+/// What a stream's task carries from one pass to the next.
+struct Pass {
+    /// Failed attempts in a row (the backoff).
+    failures: u32,
+    /// Until when this instance's lease holds, as last taken.
+    lease_until: i64,
+    /// The `seq` of the last SET accepted: it may still wait for its removal.
+    sent: i64,
+}
+
+/// Removes the SETs the stream tasks hand over, whatever has gathered since the last
+/// commit in one transaction; a failed removal is tried again with what came since.
+async fn remove_delivered(ssf: Ssf, mut accepted: mpsc::UnboundedReceiver<(String, String)>) {
+    let mut batch = Vec::new();
+    while accepted.recv_many(&mut batch, 4096).await > 0 {
+        match ssf.remove_delivered(&batch).await {
+            Ok(()) => batch.clear(),
+            Err(e) => {
+                tracing::warn!(error = %crate::error_chain(&e), "SSF removing delivered SETs");
+                tokio::time::sleep(TICK).await;
             }
         }
     }
@@ -327,13 +393,14 @@ async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Vec<u8> {
     body
 }
 
-/// The stream tasks of the worker: stopped with it (the background's abort at shutdown).
+/// The stream tasks of the worker and its remover: stopped with it (the background's
+/// abort at shutdown).
 #[derive(Default)]
-struct Tasks(HashMap<String, JoinHandle<()>>);
+struct Tasks(HashMap<String, JoinHandle<()>>, Option<JoinHandle<()>>);
 
 impl Drop for Tasks {
     fn drop(&mut self) {
-        for task in self.0.values() {
+        for task in self.0.values().chain(&self.1) {
             task.abort();
         }
     }
@@ -347,7 +414,14 @@ pub async fn run(ssf: Ssf) {
     let mut wake = ssf.events.subscribe();
     let (minted, _) = watch::channel(0u64);
     let mut tasks = Tasks::default();
+    let (delivered, accepted) = mpsc::unbounded_channel();
+    tasks.1 = Some(tokio::spawn(remove_delivered(ssf.clone(), accepted)));
     loop {
+        // Shutting down: the tasks have stopped; started again, they would take leases
+        // after this instance gave them back.
+        if ssf.events.is_closing() {
+            return;
+        }
         wake.borrow_and_update();
         tasks.0.retain(|_, t| !t.is_finished());
         let mut more = false;
@@ -367,9 +441,11 @@ pub async fn run(ssf: Ssf) {
                         continue;
                     }
                     if !tasks.0.contains_key(&row.id) {
-                        let task = tokio::spawn(
-                            ssf.clone().push_stream(row.id.clone(), minted.subscribe()),
-                        );
+                        let task = tokio::spawn(ssf.clone().push_stream(
+                            row.id.clone(),
+                            minted.subscribe(),
+                            delivered.clone(),
+                        ));
                         tasks.0.insert(row.id.clone(), task);
                     }
                     ours.push(row);

@@ -239,3 +239,41 @@ async fn ssf_a_stream_holds_at_most_its_bound_and_the_rest_waits_in_the_log() {
     let expected: Vec<Value> = (0..5).map(|i| json!([format!("r{i}")])).collect();
     assert_eq!(roles_received(&t, &rx).await, expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssf_sets_accepted_on_many_streams_are_removed_and_counted_per_stream() {
+    // Accepted SETs leave the queues in batches across streams: each stream still gets
+    // its own SETs once, in order, and counts only its own.
+    let t = Transmitter::with(&[
+        ("ssf_allow_insecure_push", "true"),
+        ("ssf_max_streams_per_client", "10"),
+    ])
+    .await;
+    let sub = t.app.user(USER, PASSWORD, &["viewer"]).await;
+    let mut pairs = Vec::new();
+    for _ in 0..3 {
+        let rx = Receiver::start().await;
+        let stream = t
+            .stream(json!({"method": PUSH, "endpoint_url": rx.url}))
+            .await;
+        pairs.push((stream, rx));
+    }
+    let changes = 4;
+    for i in 0..changes {
+        t.roles(&sub, &[&format!("r{i}")]).await;
+    }
+    let expected: Vec<Value> = (0..changes).map(|i| json!([format!("r{i}")])).collect();
+    for (stream, rx) in &pairs {
+        assert!(rx.wait_for(changes, Duration::from_secs(5)).await);
+        assert!(
+            eventually(Duration::from_secs(5), || async {
+                let d = t.status(stream).await["tessera_delivery"].clone();
+                d["delivered"] == changes && d["held"] == 0
+            })
+            .await,
+            "{}",
+            t.status(stream).await
+        );
+        assert_eq!(roles_received(&t, rx).await, expected);
+    }
+}
