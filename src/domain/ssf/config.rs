@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{MAX_TEXT, MIN_VERIFICATION_INTERVAL, POLL, PUSH, Ssf, SsfError, invalid, push, sets};
+use super::{MAX_TEXT, MIN_VERIFICATION_INTERVAL, POLL, PUSH, Ssf, SsfError, guard, invalid, sets};
 use crate::store::ssf::StreamRow;
 
 /// Most event types a stream may request; more is not a real request.
@@ -211,7 +211,7 @@ impl Ssf {
                 if url.len() > MAX_TEXT {
                     return Err(invalid("delivery.endpoint_url is too long"));
                 }
-                push::check_url(&url, self.cfg.ssf_allow_insecure_push).map_err(invalid)?;
+                guard::check_url(&url, self.cfg.ssf_allow_insecure_push).map_err(invalid)?;
                 let authorization_sealed = match d.authorization_header {
                     None => None,
                     Some(h)

@@ -15,6 +15,7 @@
 //! - [`poll`]: poll delivery (RFC 8936).
 
 pub mod config;
+pub mod guard;
 pub mod poll;
 pub mod push;
 pub mod sets;
@@ -102,7 +103,7 @@ impl Ssf {
         keys: Arc<KeyRing>,
         events: Arc<EventBus>,
     ) -> Self {
-        let http = push::client(cfg.ssf_allow_insecure_push);
+        let http = guard::client(cfg.ssf_allow_insecure_push);
         let seal_key = Arc::new(keys.derive_key("tessera ssf push authorization v1"));
         Self {
             cfg,
