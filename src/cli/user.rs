@@ -1,4 +1,4 @@
-//! `tessera user ...`: create users and change their roles, status and password.
+//! `tessera user ...`: create, list and show users and change their roles, status and password.
 
 use std::io::BufRead;
 
@@ -6,7 +6,9 @@ use clap::{Args, Subcommand};
 use secrecy::SecretString;
 
 use super::{Failure, fail};
+use crate::domain::clock::rfc3339;
 use crate::domain::permissions::Change;
+use crate::domain::queries::{ListedUser, UserSearch};
 use crate::domain::users::Users;
 
 #[derive(Subcommand)]
@@ -24,6 +26,15 @@ pub(super) enum UserCommand {
     Roles(RolesArgs),
     /// Disable a user and revoke their sessions.
     Disable { username: String },
+    /// List users in username order, a table (or `--json`, the admin API's page).
+    List(ListArgs),
+    /// One user: id, roles, `ver`, status, creation time and live session count.
+    Show {
+        username: String,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Set a user's password and revoke their sessions.
     Passwd {
         username: String,
@@ -43,6 +54,108 @@ pub(super) struct RolesArgs {
     add: Option<String>,
     #[arg(long, group = "change", value_name = "ROLE")]
     remove: Option<String>,
+}
+
+#[derive(Args)]
+pub(super) struct ListArgs {
+    /// Only usernames starting with this (up to ASCII letter case).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Only users holding this role.
+    #[arg(long)]
+    role: Option<String>,
+    /// Only disabled users.
+    #[arg(long, conflicts_with = "enabled")]
+    disabled: bool,
+    /// Only enabled users.
+    #[arg(long)]
+    enabled: bool,
+    /// At most this many users (1-200).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=200))]
+    limit: u32,
+    /// One JSON document `{"users": [...], "next_cursor": ...}` instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A user as `GET /admin/users` lists it, so scripts read both alike.
+fn user_json(u: &ListedUser) -> serde_json::Value {
+    serde_json::json!({
+        "id": u.user.id,
+        "username": u.user.username,
+        "roles": u.user.roles,
+        "ver": u.user.authz_version,
+        "disabled": u.user.disabled,
+        "created_at": rfc3339(Some(u.created_at)),
+    })
+}
+
+async fn list(users: &Users, args: ListArgs) -> Result<(), Failure> {
+    let search = UserSearch {
+        prefix: args.prefix,
+        role: args.role,
+        disabled: (args.disabled || args.enabled).then_some(args.disabled),
+        cursor: None,
+    };
+    let page = users.list_users(&search, args.limit).await.map_err(fail)?;
+    if args.json {
+        let list: Vec<_> = page.users.iter().map(user_json).collect();
+        println!(
+            "{}",
+            serde_json::json!({"users": list, "next_cursor": page.next_cursor})
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<36}  {:<24}  {:>5}  {:<8}  ROLES",
+        "ID", "USERNAME", "VER", "STATUS"
+    );
+    for u in &page.users {
+        println!(
+            "{:<36}  {:<24}  {:>5}  {:<8}  {}",
+            u.user.id,
+            u.user.username,
+            u.user.authz_version,
+            status(u.user.disabled),
+            u.user.roles.join(",")
+        );
+    }
+    if page.next_cursor.is_some() {
+        eprintln!("(more users: narrow the search or raise --limit)");
+    }
+    Ok(())
+}
+
+fn status(disabled: bool) -> &'static str {
+    if disabled { "disabled" } else { "enabled" }
+}
+
+async fn show(users: &Users, username: &str, json: bool) -> Result<(), Failure> {
+    let id = find_user(users, username).await?.id;
+    let u = users
+        .listed_user(&id)
+        .await
+        .map_err(fail)?
+        .ok_or_else(|| fail(format!("no user named `{username}`")))?;
+    let sessions = users
+        .live_sessions(&id)
+        .await
+        .map_err(fail)?
+        .map_or(0, |s| s.len());
+    if json {
+        let mut doc = user_json(&u);
+        doc["live_sessions"] = sessions.into();
+        println!("{doc}");
+        return Ok(());
+    }
+    println!("id:            {}", u.user.id);
+    println!("username:      {}", u.user.username);
+    println!("roles:         {}", u.user.roles.join(","));
+    println!("ver:           {}", u.user.authz_version);
+    println!("status:        {}", status(u.user.disabled));
+    println!("created_at:    {}", rfc3339(Some(u.created_at)));
+    println!("live sessions: {sessions}");
+    Ok(())
 }
 
 fn read_password() -> Result<SecretString, Failure> {
@@ -113,6 +226,8 @@ pub(super) async fn user(users: &Users, cmd: UserCommand) -> Result<(), Failure>
                 .map_err(fail)?;
             eprintln!("{username}: disabled, sessions revoked");
         }
+        UserCommand::List(args) => list(users, args).await?,
+        UserCommand::Show { username, json } => show(users, &username, json).await?,
         UserCommand::Passwd { username, .. } => {
             let user = find_user(users, &username).await?;
             let password = read_password()?;

@@ -7,7 +7,7 @@ use super::users::Users;
 use crate::store::{self, StoreError};
 
 pub use super::users::User;
-use super::users::user_of;
+use super::users::{user_of, valid_roles, validate_username};
 /// A storage failure, as the domain's reads and changes report it (the HTTP surface
 /// answers it with its internal error).
 pub use crate::store::StoreError as StorageError;
@@ -76,10 +76,136 @@ impl From<store::keys::KeyRow> for KeyRecord {
     }
 }
 
+/// A user as an operator lists them: the [`User`] and when it was created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedUser {
+    /// The user now.
+    pub user: User,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+impl TryFrom<store::users::ListedRow> for ListedUser {
+    type Error = StoreError;
+
+    fn try_from(row: store::users::ListedRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            user: User::try_from(row.user)?,
+            created_at: row.created_at,
+        })
+    }
+}
+
+/// What an operator searches the users by; `None` narrows nothing.
+#[derive(Debug, Clone, Default)]
+pub struct UserSearch {
+    /// A username prefix, matched as usernames are (up to ASCII letter case).
+    pub prefix: Option<String>,
+    /// Only users holding this role.
+    pub role: Option<String>,
+    /// Only disabled (`true`) or enabled (`false`) users.
+    pub disabled: Option<bool>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// One page of the user list, in username order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPage {
+    /// At most the limit asked for.
+    pub users: Vec<ListedUser>,
+    /// Where the next page starts; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Why a page of the user list could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    /// The cursor is not one a page handed out.
+    #[error("malformed cursor: pass the next_cursor of the previous page unchanged")]
+    BadCursor,
+    /// A search term breaks the rules a username or role follows; the text says which.
+    #[error("{0}")]
+    Invalid(&'static str),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The cursor is the last listed username key, base64url: opaque to callers and, being
+/// a key rather than an offset, stable when users are added between pages.
+fn cursor_of(key: &str) -> String {
+    crate::crypto::b64(key.as_bytes())
+}
+
+fn key_of_cursor(cursor: &str) -> Result<String, ListError> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| ListError::BadCursor)?;
+    let key = String::from_utf8(bytes).map_err(|_| ListError::BadCursor)?;
+    // A NUL would reach PostgreSQL as an encoding error: refuse what no key holds.
+    if key.chars().any(char::is_control) {
+        return Err(ListError::BadCursor);
+    }
+    Ok(key)
+}
+
+/// The prefix as a username key, `None` when empty; refuses what no username holds.
+fn prefix_key(prefix: Option<&str>) -> Result<Option<String>, ListError> {
+    match prefix {
+        None | Some("") => Ok(None),
+        Some(p) if validate_username(p).is_err() => Err(ListError::Invalid(
+            "prefix must be at most 256 characters without control characters",
+        )),
+        Some(p) => Ok(Some(store::users::username_key(p))),
+    }
+}
+
 impl Users {
     /// A user by id.
     pub async fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
         user_of(store::users::by_id(&self.db.read, id).await?)
+    }
+
+    /// A page of at most `limit` users matching `search`, in username key order.
+    pub async fn list_users(&self, search: &UserSearch, limit: u32) -> Result<UserPage, ListError> {
+        let after = search.cursor.as_deref().map(key_of_cursor).transpose()?;
+        let prefix = prefix_key(search.prefix.as_deref())?;
+        if let Some(role) = &search.role {
+            valid_roles(vec![role.clone()]).map_err(|_| {
+                ListError::Invalid(
+                    "role must be 1-128 characters without commas or control characters",
+                )
+            })?;
+        }
+        let filter = store::users::Filter {
+            key_prefix: prefix.as_deref(),
+            role: search.role.as_deref(),
+            disabled: search.disabled,
+            after_key: after.as_deref(),
+        };
+        // One more than asked says whether a next page exists.
+        let mut rows = store::users::page(&self.db.read, &filter, i64::from(limit) + 1).await?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next_cursor = match rows.last() {
+            Some(last) if more => Some(cursor_of(&store::users::username_key(&last.user.username))),
+            _ => None,
+        };
+        let users = rows
+            .into_iter()
+            .map(ListedUser::try_from)
+            .collect::<Result<_, _>>()?;
+        Ok(UserPage { users, next_cursor })
+    }
+
+    /// A user by id with when it was created.
+    pub async fn listed_user(&self, id: &str) -> Result<Option<ListedUser>, StoreError> {
+        store::users::listed_by_id(&self.db.read, id)
+            .await?
+            .map(ListedUser::try_from)
+            .transpose()
     }
 
     /// The live sessions of a user; `None` when there is no such user.

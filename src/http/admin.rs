@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -26,15 +26,16 @@ use crate::domain::Core;
 use crate::domain::clients::{Clients, NewClient, NewClientError};
 use crate::domain::keys::{KeyError, Keys};
 use crate::domain::permissions::{Change, ChangeError};
-use crate::domain::queries::User;
+use crate::domain::queries::{ListError, User, UserSearch};
 use crate::domain::users::{NewUserError, Users};
 use bodies::{
-    EncodableClient, EncodableKey, EncodableKeys, EncodableSession, EncodableUser, Rotated,
+    EncodableClient, EncodableKey, EncodableKeys, EncodableListedUser, EncodableSession,
+    EncodableUser, EncodableUsers, Rotated,
 };
 
 pub(super) fn router() -> Router<Arc<Core>> {
     Router::new()
-        .route("/admin/users", post(create_user))
+        .route("/admin/users", post(create_user).get(list_users))
         .route("/admin/users/{id}", get(get_user))
         .route("/admin/users/{id}/roles", put(set_roles))
         .route("/admin/users/{id}/disable", post(disable_user))
@@ -141,6 +142,65 @@ async fn create_user(
             NewUserError::Store(e) => e.into(),
         })?;
     Ok((StatusCode::CREATED, Json(EncodableUser::from(&user))).into_response())
+}
+
+/// `GET /admin/users`'s query; every value a string, parsed below so that each bad
+/// one gets its own description.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// `q` is the name issue 24's scripts use.
+    #[serde(alias = "q")]
+    prefix: Option<String>,
+    role: Option<String>,
+    disabled: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// The page size when none is asked for, and the most one page holds.
+const DEFAULT_LIMIT: u32 = 50;
+const MAX_LIMIT: u32 = 200;
+
+async fn list_users(
+    State(users): State<Users>,
+    _admin: Admin,
+    query: std::result::Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response> {
+    let Query(q) = query.map_err(|e| HttpError::invalid_request(e.body_text()))?;
+    let disabled = match q.disabled.as_deref() {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => return Err(HttpError::invalid_request("disabled must be true or false")),
+    };
+    let limit = match q.limit.as_deref() {
+        None => DEFAULT_LIMIT,
+        Some(l) => l
+            .parse()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| HttpError::invalid_request("limit must be an integer from 1 to 200"))?,
+    };
+    let search = UserSearch {
+        prefix: q.prefix,
+        role: q.role,
+        disabled,
+        cursor: q.cursor,
+    };
+    let page = users
+        .list_users(&search, limit)
+        .await
+        .map_err(|e| match e {
+            e @ ListError::BadCursor => HttpError::invalid_request(e.to_string()),
+            ListError::Invalid(d) => HttpError::invalid_request(d),
+            ListError::Store(e) => e.into(),
+        })?;
+    Ok(Json(EncodableUsers {
+        next_cursor: page.next_cursor.as_deref(),
+        users: page.users.iter().map(EncodableListedUser::from).collect(),
+    })
+    .into_response())
 }
 
 async fn get_user(State(users): State<Users>, _admin: Admin, Id(id): Id) -> Result<Response> {

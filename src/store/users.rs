@@ -2,7 +2,7 @@
 
 use sqlx::FromRow;
 
-use super::{Exec, StoreError, conflict, from_json, on};
+use super::{Backend, Exec, StoreError, conflict, from_json, on};
 
 /// A user account as stored.
 #[derive(Debug, Clone, FromRow)]
@@ -106,6 +106,78 @@ pub async fn update_bumping_version(
         .bind(password_hash)
         .bind(disabled)
         .bind(now)
+        .bind(id)
+        .fetch_optional(e)
+        .await)?)
+}
+
+/// A user as an operator lists them: the row and when it was created.
+#[derive(Debug, Clone, FromRow)]
+pub struct ListedRow {
+    /// The user's columns.
+    #[sqlx(flatten)]
+    pub user: UserRow,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// What a page of the user list is narrowed to; `None` filters nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Filter<'a> {
+    /// A prefix of the username key (already through [`username_key`]).
+    pub key_prefix: Option<&'a str>,
+    /// Users holding this role.
+    pub role: Option<&'a str>,
+    /// Only disabled (`true`) or enabled (`false`) users.
+    pub disabled: Option<bool>,
+    /// Keyset pagination: only users whose key sorts after this one.
+    pub after_key: Option<&'a str>,
+}
+
+/// Up to `limit` users matching `filter`, in username key order. The key order is the
+/// database's own (`COLLATE "C"` on PostgreSQL, bytes on SQLite), so the `after_key`
+/// comparison and the `ORDER BY` always agree.
+pub async fn page(
+    db: impl Into<Exec<'_>>,
+    filter: &Filter<'_>,
+    limit: i64,
+) -> Result<Vec<ListedRow>, StoreError> {
+    let db = db.into();
+    let (has_role, key) = match db.backend() {
+        Backend::Sqlite => (
+            "EXISTS (SELECT 1 FROM json_each(users.roles) AS j WHERE j.value = $2)",
+            "username_key",
+        ),
+        Backend::Postgres => (
+            "EXISTS (SELECT 1 FROM jsonb_array_elements_text(users.roles::jsonb) AS j(value) WHERE j.value = $2)",
+            "username_key COLLATE \"C\"",
+        ),
+    };
+    let sql = format!(
+        "SELECT {COLUMNS}, created_at FROM users
+         WHERE ($1 IS NULL OR substr(username_key, 1, length($1)) = $1)
+           AND ($2 IS NULL OR {has_role})
+           AND ($3 IS NULL OR disabled = $3)
+           AND ($4 IS NULL OR {key} > $4)
+         ORDER BY {key} LIMIT $5"
+    );
+    Ok(on!(db, |e| sqlx::query_as(&sql)
+        .bind(filter.key_prefix)
+        .bind(filter.role)
+        .bind(filter.disabled)
+        .bind(filter.after_key)
+        .bind(limit)
+        .fetch_all(e)
+        .await)?)
+}
+
+/// The user with this id and when it was created, if any.
+pub async fn listed_by_id(
+    db: impl Into<Exec<'_>>,
+    id: &str,
+) -> Result<Option<ListedRow>, StoreError> {
+    let sql = format!("SELECT {COLUMNS}, created_at FROM users WHERE id = $1");
+    Ok(on!(db.into(), |e| sqlx::query_as(&sql)
         .bind(id)
         .fetch_optional(e)
         .await)?)

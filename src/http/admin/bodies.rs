@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::domain::clients::Client;
 use crate::domain::clock::rfc3339;
-use crate::domain::queries::{KeyRecord, Session, User};
+use crate::domain::queries::{KeyRecord, ListedUser, Session, User};
 use tessera_proto::{Capability, GrantType};
 
 /// A user: `ver` is the authorization version its tokens carry.
@@ -29,6 +29,30 @@ impl<'a> From<&'a User> for EncodableUser<'a> {
             ver: u.authz_version,
         }
     }
+}
+
+/// A user in the list: as [`EncodableUser`], with when it was created (RFC 3339).
+#[derive(Serialize)]
+pub(super) struct EncodableListedUser<'a> {
+    created_at: String,
+    #[serde(flatten)]
+    user: EncodableUser<'a>,
+}
+
+impl<'a> From<&'a ListedUser> for EncodableListedUser<'a> {
+    fn from(u: &'a ListedUser) -> Self {
+        Self {
+            created_at: rfc3339(Some(u.created_at)),
+            user: EncodableUser::from(&u.user),
+        }
+    }
+}
+
+/// A page of users; `next_cursor` is `null` on the last page.
+#[derive(Serialize)]
+pub(super) struct EncodableUsers<'a> {
+    pub(super) next_cursor: Option<&'a str>,
+    pub(super) users: Vec<EncodableListedUser<'a>>,
 }
 
 /// A live session; times in RFC 3339.
