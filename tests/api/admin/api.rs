@@ -14,6 +14,7 @@ pub(crate) fn routes(id: &str) -> Vec<(Method, String, Option<Value>)> {
             "/admin/users".into(),
             Some(json!({"username": "x", "password": PASSWORD})),
         ),
+        (Method::GET, "/admin/users".into(), None),
         (Method::GET, format!("/admin/users/{id}"), None),
         (
             Method::PUT,

@@ -7,3 +7,4 @@ pub(crate) mod api;
 pub(crate) mod cli;
 pub(crate) mod permissions;
 pub(crate) mod permissions_admin;
+pub(crate) mod users_list;
