@@ -176,9 +176,10 @@ async fn list_users(
     };
     let limit = match q.limit.as_deref() {
         None => DEFAULT_LIMIT,
-        Some(l) => l
-            .parse()
-            .ok()
+        // Digits only: `+5` is no integer to the schema, though Rust parses it.
+        Some(l) => Some(l)
+            .filter(|l| l.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|l| l.parse().ok())
             .filter(|n| (1..=MAX_LIMIT).contains(n))
             .ok_or_else(|| HttpError::invalid_request("limit must be an integer from 1 to 200"))?,
     };

@@ -65,6 +65,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("OPTIONS", "/events"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("GET", "/admin/users"),
     ("POST", "/admin/users"),
     ("GET", "/admin/users/{id}"),
     ("PUT", "/admin/users/{id}/roles"),

@@ -177,6 +177,7 @@ async fn bad_values_are_400_invalid_request() {
         "limit=201",
         "limit=-1",
         "limit=ten",
+        "limit=%2B5",
         "limit=",
         "limit=1&limit=2",
         "disabled=yes",
