@@ -26,7 +26,7 @@ pub(super) enum UserCommand {
     Roles(RolesArgs),
     /// Disable a user and revoke their sessions.
     Disable { username: String },
-    /// List users in username order, a table (or `--json`, the admin API's page).
+    /// List users in username order, a table (or `--json`, one JSON object per user per line).
     List(ListArgs),
     /// One user: id, roles, `ver`, status, creation time and live session count.
     Show {
@@ -73,7 +73,7 @@ pub(super) struct ListArgs {
     /// At most this many users (1-200).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=200))]
     limit: u32,
-    /// One JSON document `{"users": [...], "next_cursor": ...}` instead of a table.
+    /// One JSON object per line per user (as `GET /admin/users` lists them) instead of a table.
     #[arg(long)]
     json: bool,
 }
@@ -99,18 +99,24 @@ async fn list(users: &Users, args: ListArgs) -> Result<(), Failure> {
     };
     let page = users.list_users(&search, args.limit).await.map_err(fail)?;
     if args.json {
-        let list: Vec<_> = page.users.iter().map(user_json).collect();
-        println!(
-            "{}",
-            serde_json::json!({"users": list, "next_cursor": page.next_cursor})
-        );
-        return Ok(());
+        for u in &page.users {
+            println!("{}", user_json(u));
+        }
+    } else {
+        table(&page.users);
     }
+    if page.next_cursor.is_some() {
+        eprintln!("(more users: narrow the search or raise --limit)");
+    }
+    Ok(())
+}
+
+fn table(users: &[ListedUser]) {
     println!(
         "{:<36}  {:<24}  {:>5}  {:<8}  ROLES",
         "ID", "USERNAME", "VER", "STATUS"
     );
-    for u in &page.users {
+    for u in users {
         println!(
             "{:<36}  {:<24}  {:>5}  {:<8}  {}",
             u.user.id,
@@ -120,10 +126,6 @@ async fn list(users: &Users, args: ListArgs) -> Result<(), Failure> {
             u.user.roles.join(",")
         );
     }
-    if page.next_cursor.is_some() {
-        eprintln!("(more users: narrow the search or raise --limit)");
-    }
-    Ok(())
 }
 
 fn status(disabled: bool) -> &'static str {

@@ -234,27 +234,37 @@ async fn cli_list_and_show_in_text_and_json() {
     app.login("web", "bob", PASSWORD).await;
     app.login("web", "bob", PASSWORD).await;
 
+    // One JSON object per user per line (issue 24's contract for scripts).
+    let lines = |out: &str| -> Vec<Value> {
+        out.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    };
+    let usernames = |users: &[Value]| -> Vec<String> {
+        users
+            .iter()
+            .map(|u| u["username"].as_str().unwrap().to_string())
+            .collect()
+    };
     let (code, out, err) = app.cli(&["user", "list", "--prefix", "BOB", "--json"], None);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out.lines().count(), 1, "one document: {out:?}");
-    let doc: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(names(&doc), ["bob", "bobby"]);
-    assert_eq!(doc["next_cursor"], Value::Null);
-    let first = &doc["users"][0];
+    let users = lines(&out);
+    assert_eq!(usernames(&users), ["bob", "bobby"]);
+    assert!(!err.contains("more users"), "{err}");
+    let first = &users[0];
     assert_eq!(first["id"], bob);
     assert_eq!(first["roles"], json!(["editor", "ops"]));
     assert_eq!(first["ver"], 1);
     assert_eq!(first["disabled"], false);
     assert!(first["created_at"].is_string());
 
-    let (code, out, _) = app.cli(
+    let (code, out, err) = app.cli(
         &["user", "list", "--role", "editor", "--limit", "1", "--json"],
         None,
     );
     assert_eq!(code, 0);
-    let doc: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(names(&doc), ["bob"]);
-    assert!(doc["next_cursor"].is_string());
+    assert_eq!(usernames(&lines(&out)), ["bob"]);
+    assert!(err.contains("more users"), "a note that more match: {err}");
 
     let (code, _, err) = app.cli(&["user", "disable", "carol"], None);
     assert_eq!(code, 0, "{err}");
