@@ -249,12 +249,24 @@ pub async fn delete_subject(
 
 /// How many subject exceptions a stream has.
 pub async fn count_subjects(db: impl Into<Exec<'_>>, stream_id: &str) -> Result<i64, StoreError> {
-    let (n,): (i64,) = on!(db.into(), |e| sqlx::query_as(
-        "SELECT COUNT(*) FROM ssf_subjects WHERE stream_id = $1"
+    count_of_stream(
+        db,
+        "SELECT COUNT(*) FROM ssf_subjects WHERE stream_id = $1",
+        stream_id,
     )
-    .bind(stream_id)
-    .fetch_one(e)
-    .await)?;
+    .await
+}
+
+/// `sql`, a count of one stream's rows, for `stream_id`.
+async fn count_of_stream(
+    db: impl Into<Exec<'_>>,
+    sql: &'static str,
+    stream_id: &str,
+) -> Result<i64, StoreError> {
+    let (n,): (i64,) = on!(db.into(), |e| sqlx::query_as(sql)
+        .bind(stream_id)
+        .fetch_one(e)
+        .await)?;
     Ok(n)
 }
 
@@ -364,13 +376,12 @@ pub async fn with_pending(
 
 /// How many SETs wait on a stream.
 pub async fn count_pending(db: impl Into<Exec<'_>>, stream_id: &str) -> Result<i64, StoreError> {
-    let (n,): (i64,) = on!(db.into(), |e| sqlx::query_as(
-        "SELECT COUNT(*) FROM ssf_pending WHERE stream_id = $1"
+    count_of_stream(
+        db,
+        "SELECT COUNT(*) FROM ssf_pending WHERE stream_id = $1",
+        stream_id,
     )
-    .bind(stream_id)
-    .fetch_one(e)
-    .await)?;
-    Ok(n)
+    .await
 }
 
 /// How many SETs wait on each stream that has any.
