@@ -231,6 +231,11 @@ impl Users {
         })
     }
 
+    /// The newest event id, 0 when the log is empty.
+    pub async fn last_event_id(&self) -> Result<i64, StoreError> {
+        store::events::last_id(&self.db.read).await
+    }
+
     /// Events after `after`, oldest first, for following the log (`tessera events
     /// --follow`): at most `limit`, of `sub` alone when given.
     pub async fn events_after(

@@ -22,6 +22,15 @@ pub(crate) fn routes(id: &str) -> Vec<(Method, String, Option<Value>)> {
             Some(json!({"roles": []})),
         ),
         (Method::POST, format!("/admin/users/{id}/disable"), None),
+        (Method::POST, format!("/admin/users/{id}/enable"), None),
+        (
+            Method::PUT,
+            format!("/admin/users/{id}/password"),
+            Some(json!({"password": PASSWORD})),
+        ),
+        (Method::DELETE, format!("/admin/users/{id}"), None),
+        (Method::GET, format!("/admin/sessions?user={id}"), None),
+        (Method::GET, "/admin/events".into(), None),
         (Method::GET, format!("/admin/users/{id}/sessions"), None),
         (Method::DELETE, format!("/admin/sessions/{id}"), None),
         (

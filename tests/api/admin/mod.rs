@@ -9,3 +9,4 @@ pub(crate) mod cli;
 pub(crate) mod permissions;
 pub(crate) mod permissions_admin;
 pub(crate) mod users_list;
+pub(crate) mod users_admin;
