@@ -83,10 +83,7 @@ pub(super) async fn events(users: &Users, args: EventsArgs) -> Result<(), Failur
         until: args.until,
         cursor: Some((last + 1).to_string()),
     };
-    let page = users
-        .events_page(&search, args.limit)
-        .await
-        .map_err(fail)?;
+    let page = users.events_page(&search, args.limit).await.map_err(fail)?;
     if !args.json {
         println!(
             "{:>8}  {:<20}  {:<22}  {:<36}  {:<36}  {:>5}  REASON",

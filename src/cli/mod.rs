@@ -212,9 +212,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Serve => serve(crate::app::build(cfg).await.map_err(started)?).await,
         Command::Migrate => Ok(()),
         Command::User(cmd) => user(&Users::open(cfg).await.map_err(started)?, cmd).await,
-        Command::Sessions(cmd) => {
-            sessions(&Users::open(cfg).await.map_err(started)?, cmd).await
-        }
+        Command::Sessions(cmd) => sessions(&Users::open(cfg).await.map_err(started)?, cmd).await,
         Command::Events(args) => events(&Users::open(cfg).await.map_err(started)?, args).await,
         Command::Client(cmd) => client(cfg, cmd).await,
         Command::Keys(cmd) => keys(&Keys::open(cfg).await.map_err(started)?, cmd).await,

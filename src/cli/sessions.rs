@@ -97,7 +97,11 @@ pub(super) async fn sessions(users: &Users, cmd: SessionsCommand) -> Result<(), 
             let sid = uuid::Uuid::parse_str(&sid)
                 .map_err(|_| fail("malformed session id: expected a UUID"))?
                 .to_string();
-            if users.revoke_session(&Actor::cli(), &sid).await.map_err(fail)? {
+            if users
+                .revoke_session(&Actor::cli(), &sid)
+                .await
+                .map_err(fail)?
+            {
                 eprintln!("{sid}: revoked");
                 Ok(())
             } else {

@@ -120,7 +120,10 @@ impl Users {
         Ok(Some(UserDetail {
             user,
             sessions: sessions.into_iter().map(Session::from).collect(),
-            events: events.into_iter().map(|r| FeedEvent::from(r).event).collect(),
+            events: events
+                .into_iter()
+                .map(|r| FeedEvent::from(r).event)
+                .collect(),
         }))
     }
 
@@ -136,7 +139,8 @@ impl Users {
             .transpose()?;
         let owner = match of {
             SessionsOf::User(id) => {
-                let id = uuid(id).ok_or(ListingError::Invalid("user must be a user id (a UUID)"))?;
+                let id =
+                    uuid(id).ok_or(ListingError::Invalid("user must be a user id (a UUID)"))?;
                 if self.user(&id).await?.is_none() {
                     return Err(ListingError::NotFound("user"));
                 }
@@ -190,7 +194,9 @@ impl Users {
             None => None,
             Some(c) => Some(
                 Some(c)
-                    .filter(|c| !c.is_empty() && c.len() <= 19 && c.bytes().all(|b| b.is_ascii_digit()))
+                    .filter(|c| {
+                        !c.is_empty() && c.len() <= 19 && c.bytes().all(|b| b.is_ascii_digit())
+                    })
                     .and_then(|c| c.parse::<i64>().ok())
                     .ok_or(ListingError::BadCursor)?,
             ),
@@ -259,7 +265,15 @@ mod tests {
         assert_eq!(parse_time("1767225600"), Some(1_767_225_600));
         assert_eq!(parse_time("2026-01-01T00:00:00Z"), Some(1_767_225_600));
         assert_eq!(parse_time("2026-01-01T01:00:00+01:00"), Some(1_767_225_600));
-        for bad in ["", "-1", "+5", "1e9", "999999999999999", "2026-01-01", "yesterday"] {
+        for bad in [
+            "",
+            "-1",
+            "+5",
+            "1e9",
+            "999999999999999",
+            "2026-01-01",
+            "yesterday",
+        ] {
             assert_eq!(parse_time(bad), None, "{bad}");
         }
     }

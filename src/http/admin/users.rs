@@ -94,5 +94,11 @@ pub(super) async fn set_password(
     Id(id): Id,
     JsonBody(NewPassword { password }): JsonBody<NewPassword>,
 ) -> Result<Response> {
-    change(&users, &by, &id, Change::Password(SecretString::from(password))).await
+    change(
+        &users,
+        &by,
+        &id,
+        Change::Password(SecretString::from(password)),
+    )
+    .await
 }

@@ -85,7 +85,10 @@ async fn a_user_in_full_has_roles_ver_sessions_and_recent_events() {
     assert_eq!(user["roles"], json!(["editor"]));
     assert_eq!(user["ver"], 2);
     assert_eq!(user["disabled"], false);
-    assert!(user["created_at"].as_str().unwrap().ends_with('Z'), "{user}");
+    assert!(
+        user["created_at"].as_str().unwrap().ends_with('Z'),
+        "{user}"
+    );
     let sessions = user["sessions"].as_array().unwrap();
     assert_eq!(sessions.len(), 1, "{user}");
     assert_eq!(sessions[0]["sid"], sid);
@@ -99,8 +102,14 @@ async fn a_user_in_full_has_roles_ver_sessions_and_recent_events() {
     // At most 20 events, the newest.
     for i in 0..25 {
         let roles = json!({"roles": [format!("r{i}")]});
-        let (s, _) =
-            admin_call(&app, &admin, Method::PUT, &format!("{path}/roles"), Some(roles)).await;
+        let (s, _) = admin_call(
+            &app,
+            &admin,
+            Method::PUT,
+            &format!("{path}/roles"),
+            Some(roles),
+        )
+        .await;
         assert_eq!(s, 200);
     }
     let (_, user) = admin_call(&app, &admin, Method::GET, &path, None).await;
@@ -117,7 +126,8 @@ async fn enable_gives_a_disabled_user_back_their_sign_in_and_is_idempotent() {
     app.client("web", true, &["password"], &[], &[]).await;
     let alice = app.user("alice", PASSWORD, &["reader"]).await;
     let path = format!("/admin/users/{alice}");
-    let (status, _) = admin_call(&app, &admin, Method::POST, &format!("{path}/disable"), None).await;
+    let (status, _) =
+        admin_call(&app, &admin, Method::POST, &format!("{path}/disable"), None).await;
     assert_eq!(status, 200);
     let refused = app
         .token(&[
@@ -129,12 +139,16 @@ async fn enable_gives_a_disabled_user_back_their_sign_in_and_is_idempotent() {
         .await;
     assert_eq!(refused.status(), 400);
 
-    let (status, user) = admin_call(&app, &admin, Method::POST, &format!("{path}/enable"), None).await;
+    let (status, user) =
+        admin_call(&app, &admin, Method::POST, &format!("{path}/enable"), None).await;
     assert_eq!(status, 200, "{user}");
     assert_eq!(user["disabled"], false);
     assert_eq!(user["ver"], 3, "created 1, disabled 2, enabled 3");
     let login = app.login("web", "alice", PASSWORD).await;
-    assert_eq!(jwt_parts(login["access_token"].as_str().unwrap()).1["ver"], 3);
+    assert_eq!(
+        jwt_parts(login["access_token"].as_str().unwrap()).1["ver"],
+        3
+    );
 
     // Enabling an enabled user: 200, the user unchanged, nothing announced or audited.
     let (status, again) =
@@ -161,7 +175,12 @@ async fn delete_revokes_everything_erases_the_user_and_frees_the_name() {
     let access = login["access_token"].as_str().unwrap();
     let refresh = login["refresh_token"].as_str().unwrap();
     let sid = jwt_parts(access).1["sid"].as_str().unwrap().to_string();
-    let userinfo = || app.http.get(app.url("/userinfo")).bearer_auth(access).send();
+    let userinfo = || {
+        app.http
+            .get(app.url("/userinfo"))
+            .bearer_auth(access)
+            .send()
+    };
     assert_eq!(userinfo().await.unwrap().status(), 200);
 
     let path = format!("/admin/users/{alice}");
@@ -169,9 +188,19 @@ async fn delete_revokes_everything_erases_the_user_and_frees_the_name() {
     assert_eq!((status, &body), (204, &Value::Null));
 
     // Every token is dead at once.
-    let info: Value = app.introspect("rs", &secret, access).await.json().await.unwrap();
+    let info: Value = app
+        .introspect("rs", &secret, access)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(info, json!({"active": false}));
-    let info: Value = app.introspect("rs", &secret, refresh).await.json().await.unwrap();
+    let info: Value = app
+        .introspect("rs", &secret, refresh)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(info, json!({"active": false}));
     assert_eq!(userinfo().await.unwrap().status(), 401);
     assert_oauth_error(app.refresh("web", refresh).await, 400, "invalid_grant").await;
@@ -185,8 +214,18 @@ async fn delete_revokes_everything_erases_the_user_and_frees_the_name() {
         assert_admin_error(r, 404, "not_found").await;
     }
     let db = &app.core.db.read;
-    assert!(tessera::store::users::by_id(db, &alice).await.unwrap().is_none());
-    assert!(tessera::store::sessions::family(db, &sid).await.unwrap().is_none());
+    assert!(
+        tessera::store::users::by_id(db, &alice)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        tessera::store::sessions::family(db, &sid)
+            .await
+            .unwrap()
+            .is_none()
+    );
     // The log keeps the id alone: verifiers see the disable and the revocation.
     let (_, log) = admin_call(
         &app,
@@ -200,15 +239,28 @@ async fn delete_revokes_everything_erases_the_user_and_frees_the_name() {
     assert_eq!(log["events"][0]["sid"], sid.as_str());
     assert_eq!(log["events"][1]["reason"], "user_deleted");
     assert!(!log.to_string().contains("alice\""), "{log}");
-    let (_, trail) = admin_call(&app, &admin, Method::GET, &format!("/admin/audit?target={alice}"), None).await;
+    let (_, trail) = admin_call(
+        &app,
+        &admin,
+        Method::GET,
+        &format!("/admin/audit?target={alice}"),
+        None,
+    )
+    .await;
     assert_eq!(trail["entries"][0]["action"], "delete_user");
-    assert_eq!(trail["entries"][0]["details"], json!({"sessions_revoked": 1}));
+    assert_eq!(
+        trail["entries"][0]["details"],
+        json!({"sessions_revoked": 1})
+    );
 
     // The name is free; its new holder is someone else.
     let again = app.user("alice", "another password", &[]).await;
     assert_ne!(again, alice);
     let login = app.login("web", "alice", "another password").await;
-    assert_eq!(jwt_parts(login["access_token"].as_str().unwrap()).1["sub"], again);
+    assert_eq!(
+        jwt_parts(login["access_token"].as_str().unwrap()).1["sub"],
+        again
+    );
 }
 
 #[tokio::test]
@@ -220,12 +272,19 @@ async fn an_operator_password_reset_ends_sessions_and_audits_no_secret() {
     let login = app.login("web", "alice", PASSWORD).await;
     let path = format!("/admin/users/{alice}/password");
     let new = "a fresh operator-set password";
-    let (status, user) =
-        admin_call(&app, &admin, Method::PUT, &path, Some(json!({"password": new}))).await;
+    let (status, user) = admin_call(
+        &app,
+        &admin,
+        Method::PUT,
+        &path,
+        Some(json!({"password": new})),
+    )
+    .await;
     assert_eq!(status, 200, "{user}");
     assert_eq!(user["ver"], 2);
     assert_oauth_error(
-        app.refresh("web", login["refresh_token"].as_str().unwrap()).await,
+        app.refresh("web", login["refresh_token"].as_str().unwrap())
+            .await,
         400,
         "invalid_grant",
     )
@@ -240,7 +299,14 @@ async fn an_operator_password_reset_ends_sessions_and_audits_no_secret() {
         ])
         .await;
     assert_oauth_error(old, 400, "invalid_grant").await;
-    let (_, detail) = admin_call(&app, &admin, Method::GET, &format!("/admin/users/{alice}"), None).await;
+    let (_, detail) = admin_call(
+        &app,
+        &admin,
+        Method::GET,
+        &format!("/admin/users/{alice}"),
+        None,
+    )
+    .await;
     assert_eq!(
         types(&detail["events"]),
         ["session.revoked", "user.password_changed"]

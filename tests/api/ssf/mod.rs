@@ -4,6 +4,7 @@
 
 pub(crate) mod ssf_bench;
 pub(crate) mod ssf_delivery;
+pub(crate) mod ssf_enabled;
 pub(crate) mod ssf_instances;
 pub(crate) mod ssf_management;
 pub(crate) mod ssf_push;
