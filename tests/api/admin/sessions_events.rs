@@ -228,13 +228,13 @@ async fn the_event_log_by_subject_type_and_time_paged_newest_first() {
     );
 
     // Time: RFC 3339 or Unix seconds, `since` inclusive, `until` exclusive.
-    let at = mine[0]["at"].as_str().unwrap().to_string();
-    let unix = tessera_proto::parse_rfc3339(&at).unwrap();
-    let all = get(&app, &admin, "/admin/events?limit=200").await["events"]
-        .as_array()
-        .unwrap()
-        .len();
-    for since in [at.clone(), unix.to_string()] {
+    let every = get(&app, &admin, "/admin/events?limit=200").await;
+    let every = every["events"].as_array().unwrap();
+    let all = every.len();
+    let oldest = every[all - 1]["at"].as_str().unwrap().to_string();
+    let newest = tessera_proto::parse_rfc3339(every[0]["at"].as_str().unwrap()).unwrap();
+    let oldest_unix = tessera_proto::parse_rfc3339(&oldest).unwrap();
+    for since in [oldest.clone(), oldest_unix.to_string()] {
         let q = format!("/admin/events?limit=200&since={}", urlencoding(&since));
         assert_eq!(
             get(&app, &admin, &q).await["events"]
@@ -247,7 +247,7 @@ async fn the_event_log_by_subject_type_and_time_paged_newest_first() {
         let q = format!("/admin/events?until={}", urlencoding(&since));
         assert_eq!(get(&app, &admin, &q).await["events"], json!([]), "{q}");
     }
-    let later = unix + 1;
+    let later = newest + 1;
     assert_eq!(
         get(&app, &admin, &format!("/admin/events?since={later}")).await["events"],
         json!([])
