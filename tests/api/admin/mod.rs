@@ -1,6 +1,7 @@
 //! The operator's side: the admin API, the command line, permission changes.
 
 pub(crate) mod admin_audience;
+pub(crate) mod admin_bench;
 pub(crate) mod admin_input;
 pub(crate) mod admin_keys;
 pub(crate) mod api;
