@@ -11,14 +11,19 @@ use crate::store::{self, StoreError};
 
 /// How many of a user's events [`Users::user_detail`] shows, newest first.
 pub const RECENT_EVENTS: i64 = 20;
+/// How many of a user's live sessions [`Users::user_detail`] shows (the rest: page on
+/// with [`Users::sessions_page`]).
+pub const FIRST_SESSIONS: u32 = 50;
 
 /// One user as an operator reads them.
 #[derive(Debug, Clone)]
 pub struct UserDetail {
     /// The user and when it was created.
     pub user: ListedUser,
-    /// Their live sessions, oldest first.
+    /// Their first [`FIRST_SESSIONS`] live sessions, in `sid` order.
     pub sessions: Vec<Session>,
+    /// Where the next page of their sessions starts, `None` when all are above.
+    pub sessions_next_cursor: Option<String>,
     /// Their last [`RECENT_EVENTS`] security events, newest first.
     pub events: Vec<SecurityEvent>,
 }
@@ -104,22 +109,23 @@ fn uuid(text: &str) -> Option<String> {
 
 impl Users {
     /// A user with their live sessions and recent events; `None` when there is no such user.
-    pub async fn user_detail(&self, id: &str) -> Result<Option<UserDetail>, StoreError> {
+    pub async fn user_detail(&self, id: &str) -> Result<Option<UserDetail>, ListingError> {
         let Some(user) = self.listed_user(id).await? else {
             return Ok(None);
         };
-        let now = self.clock.now();
         let filter = EventFilter {
             sub: Some(id),
             ..Default::default()
         };
-        let (sessions, events) = tokio::try_join!(
-            store::sessions::live_families_of(&self.db.read, id, now),
-            store::pages::events(&self.db.read, &filter, RECENT_EVENTS),
-        )?;
+        let of = SessionsOf::User(id.to_string());
+        let (sessions, events) =
+            tokio::try_join!(self.sessions_page(&of, None, FIRST_SESSIONS), async {
+                Ok(store::pages::events(&self.db.read, &filter, RECENT_EVENTS).await?)
+            },)?;
         Ok(Some(UserDetail {
             user,
-            sessions: sessions.into_iter().map(Session::from).collect(),
+            sessions: sessions.sessions.into_iter().map(|(_, s)| s).collect(),
+            sessions_next_cursor: sessions.next_cursor,
             events: events
                 .into_iter()
                 .map(|r| FeedEvent::from(r).event)

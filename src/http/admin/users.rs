@@ -19,12 +19,14 @@ use crate::http::error::HttpError;
 use crate::http::json::JsonBody;
 
 /// A user as `GET /admin/users/{id}` reads them: the user's fields, when it was
-/// created, its live sessions and its last events (newest first, as `/events` serves them).
+/// created, its first live sessions (page on with `GET /admin/sessions?user=` from
+/// `sessions_next_cursor`) and its last events (newest first, as `/events` serves them).
 #[derive(Serialize)]
 struct EncodableUserDetail<'a> {
     created_at: String,
     events: &'a [SecurityEvent],
     sessions: Vec<EncodableSession<'a>>,
+    sessions_next_cursor: Option<&'a str>,
     #[serde(flatten)]
     user: EncodableUser<'a>,
 }
@@ -35,6 +37,7 @@ impl<'a> From<&'a UserDetail> for EncodableUserDetail<'a> {
             created_at: rfc3339(Some(d.user.created_at)),
             events: &d.events,
             sessions: d.sessions.iter().map(EncodableSession::from).collect(),
+            sessions_next_cursor: d.sessions_next_cursor.as_deref(),
             user: EncodableUser::from(&d.user.user),
         }
     }
@@ -47,7 +50,8 @@ pub(super) async fn detail(
 ) -> Result<Response> {
     let detail = users
         .user_detail(&id)
-        .await?
+        .await
+        .map_err(super::sessions::listing_error)?
         .ok_or_else(|| not_found("user"))?;
     Ok(Json(EncodableUserDetail::from(&detail)).into_response())
 }

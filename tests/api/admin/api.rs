@@ -175,6 +175,7 @@ async fn users_are_created_read_and_changed() {
     let read = read.as_object_mut().unwrap();
     assert!(read.remove("created_at").unwrap().is_string());
     assert_eq!(read.remove("sessions"), Some(json!([])));
+    assert_eq!(read.remove("sessions_next_cursor"), Some(Value::Null));
     assert_eq!(read.remove("events"), Some(json!([])));
     assert_eq!(Value::Object(read.clone()), created);
     // The new user can sign in, and `sub` is the id.

@@ -51,12 +51,13 @@ async fn sessions_by_user_and_by_client_page_through_every_live_one() {
             .to_string()
     };
     let mut alices = HashSet::new();
-    for _ in 0..3 {
+    let revoked = sid(app.login("web", "alice", PASSWORD).await);
+    alices.insert(revoked.clone());
+    for _ in 0..2 {
         alices.insert(sid(app.login("web", "alice", PASSWORD).await));
     }
     alices.insert(sid(app.login("cli", "alice", PASSWORD).await));
     let bobs = sid(app.login("web", "bob", PASSWORD).await);
-    let revoked = alices.iter().next().unwrap().clone();
     let (s, _) = admin_call(
         &app,
         &admin,

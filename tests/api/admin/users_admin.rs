@@ -93,6 +93,7 @@ async fn a_user_in_full_has_roles_ver_sessions_and_recent_events() {
     assert_eq!(sessions.len(), 1, "{user}");
     assert_eq!(sessions[0]["sid"], sid);
     assert_eq!(sessions[0]["client_id"], "web");
+    assert_eq!(user["sessions_next_cursor"], Value::Null);
     // The newest first, as `/events` serves them.
     assert_eq!(types(&user["events"]), ["user.roles_changed"]);
     assert_eq!(user["events"][0]["sub"], alice);
@@ -117,6 +118,57 @@ async fn a_user_in_full_has_roles_ver_sessions_and_recent_events() {
     assert_eq!(events.len(), 20);
     assert_eq!(events[0]["roles"], json!(["r24"]));
     assert!(events[0]["id"].as_i64() > events[19]["id"].as_i64());
+}
+
+#[tokio::test]
+async fn a_user_in_full_lists_the_first_50_sessions_and_says_where_the_rest_are() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let alice = app.user("alice", PASSWORD, &[]).await;
+    let db = app.core.db.writer();
+    for i in 0..53 {
+        crate::sql::exec(
+            db,
+            "INSERT INTO refresh_families (id, user_id, client_id, scope, audience, created_at, last_used_at, expires_at)
+             VALUES ($1, $2, 'console', '', '[]', 0, 0, 9999999999)",
+            &[(&format!("{i:08x}-0000-4000-8000-000000000000")).into(), (&alice).into()],
+        )
+        .await;
+    }
+    let (_, user) = admin_call(
+        &app,
+        &admin,
+        Method::GET,
+        &format!("/admin/users/{alice}"),
+        None,
+    )
+    .await;
+    assert_eq!(user["sessions"].as_array().unwrap().len(), 50);
+    let cursor = user["sessions_next_cursor"].as_str().unwrap();
+    assert_eq!(cursor, user["sessions"][49]["sid"].as_str().unwrap());
+    let (status, rest) = admin_call(
+        &app,
+        &admin,
+        Method::GET,
+        &format!("/admin/sessions?user={alice}&cursor={cursor}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{rest}");
+    let sids: Vec<&str> = rest["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["sid"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sids,
+        [
+            "00000032-0000-4000-8000-000000000000",
+            "00000033-0000-4000-8000-000000000000",
+            "00000034-0000-4000-8000-000000000000"
+        ]
+    );
 }
 
 #[tokio::test]
