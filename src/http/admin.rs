@@ -31,8 +31,8 @@ use crate::domain::permissions::{Change, ChangeError};
 use crate::domain::queries::{ListError, User, UserSearch};
 use crate::domain::users::{NewUserError, Users};
 use bodies::{
-    EncodableKey, EncodableKeys, EncodableListedUser, EncodableSession,
-    EncodableUser, EncodableUsers, Rotated,
+    EncodableKey, EncodableKeys, EncodableListedUser, EncodableSession, EncodableUser,
+    EncodableUsers, Rotated,
 };
 
 pub(super) fn router() -> Router<Arc<Core>> {

@@ -41,7 +41,8 @@ pub struct ClientRow {
     pub created_at: i64,
 }
 
-const COLUMNS: &str = "id, secret_hash, grant_types, scopes, audiences, roles, capabilities, refresh_reuse_grace,
+const COLUMNS: &str =
+    "id, secret_hash, grant_types, scopes, audiences, roles, capabilities, refresh_reuse_grace,
     redirect_uris, origins, third_party, post_logout_redirect_uris, id_token_signed_response_alg,
     previous_secret_hash, previous_secret_expires_at, created_at";
 

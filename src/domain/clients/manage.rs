@@ -195,9 +195,15 @@ impl Clients {
             .await
             .map_err(NewClientError::Store)?;
         let details = serde_json::json!({ "previous_secret_expires_at": until });
-        by.record(&mut tx, "rotate_client_secret", Some(id), Some(details), now)
-            .await
-            .map_err(NewClientError::Store)?;
+        by.record(
+            &mut tx,
+            "rotate_client_secret",
+            Some(id),
+            Some(details),
+            now,
+        )
+        .await
+        .map_err(NewClientError::Store)?;
         self.commit_change(tx).await?;
         Ok((SecretString::from(secret), until))
     }
@@ -217,9 +223,15 @@ impl Clients {
             .map_err(store)?;
         store::clients::delete(&mut tx, id).await.map_err(store)?;
         let details = serde_json::json!({ "revoked_sessions": revoked });
-        by.record(&mut tx, "delete_client", Some(id), Some(details), self.clock.now())
-            .await
-            .map_err(store)?;
+        by.record(
+            &mut tx,
+            "delete_client",
+            Some(id),
+            Some(details),
+            self.clock.now(),
+        )
+        .await
+        .map_err(store)?;
         self.commit_change(tx).await?;
         Ok(revoked)
     }
@@ -284,14 +296,18 @@ async fn narrow(
             .into_iter()
             .filter(|f| {
                 let audience: Vec<String> = serde_json::from_str(&f.audience).unwrap_or_default();
-                all || f.scope.split(' ').any(|s| lost_scopes.iter().any(|l| l == s))
+                all || f
+                    .scope
+                    .split(' ')
+                    .any(|s| lost_scopes.iter().any(|l| l == s))
                     || audience.iter().any(|a| lost_audiences.contains(a))
             })
             .collect();
         narrowed.revoked_sessions = revoke_all(clients, tx, &doomed, REASON_NARROWED).await?;
     }
     for uri in lost(&old.redirect_uris, &new.redirect_uris) {
-        narrowed.forgotten_codes += store::clients::forget_codes_for(&mut *tx, &old.id, &uri).await?;
+        narrowed.forgotten_codes +=
+            store::clients::forget_codes_for(&mut *tx, &old.id, &uri).await?;
     }
     Ok(narrowed)
 }

@@ -4,6 +4,7 @@
 
 mod manage;
 mod registration;
+mod view;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -15,14 +16,16 @@ use serde::de::DeserializeOwned;
 use super::StartError;
 use super::audit::Actor;
 use super::clock::Clock;
-pub use manage::{
-    ClientChange, ClientPage, ClientSearch, ListClientsError, Narrowed, REASON_NARROWED, REASON_REMOVED,
-};
-pub use registration::{MAX_ENTRY, MAX_LIST, MAX_REUSE_GRACE, NewClient, NewClientError, dedup};
 use super::keys::Keys;
 use crate::config::{Config, SigningAlg};
 use crate::crypto::{ct_eq, sha256};
 use crate::store::{self, Db, StoreError, clients::ClientRow, from_json};
+pub use manage::{
+    ClientChange, ClientPage, ClientSearch, ListClientsError, Narrowed, REASON_NARROWED,
+    REASON_REMOVED,
+};
+pub use registration::{MAX_ENTRY, MAX_LIST, MAX_REUSE_GRACE, NewClient, NewClientError, dedup};
+pub use view::ClientView;
 
 pub use tessera_proto::{Capability, GrantType};
 
@@ -354,4 +357,3 @@ impl Clients {
         }
     }
 }
-

@@ -113,11 +113,15 @@ pub(super) fn validate(cfg: &Config, new: &mut NewClient) -> Result<Option<Signi
             return Err(format!("{name} may hold at most {MAX_LIST} entries"));
         }
         if list.iter().any(|e| e.len() > MAX_ENTRY) {
-            return Err(format!("an entry of {name} is longer than {MAX_ENTRY} bytes"));
+            return Err(format!(
+                "an entry of {name} is longer than {MAX_ENTRY} bytes"
+            ));
         }
     }
     if new.grant_types.len() > MAX_LIST || new.capabilities.len() > MAX_LIST {
-        return Err(format!("grant_types and capabilities may hold at most {MAX_LIST} entries"));
+        return Err(format!(
+            "grant_types and capabilities may hold at most {MAX_LIST} entries"
+        ));
     }
     if new.grant_types.is_empty() {
         new.grant_types = vec![if new.public {
@@ -240,9 +244,15 @@ pub(super) async fn register(
         Err(StoreError::Conflict(_)) => return Err(NewClientError::Exists),
         Err(e) => return Err(NewClientError::Store(e)),
     }
-    by.record(&mut tx, "create_client", Some(&row.id), Some(new.details()), now)
-        .await
-        .map_err(NewClientError::Store)?;
+    by.record(
+        &mut tx,
+        "create_client",
+        Some(&row.id),
+        Some(new.details()),
+        now,
+    )
+    .await
+    .map_err(NewClientError::Store)?;
     // A client deleted and registered again must not be served from a cache.
     store::clients::bump_version(&mut tx)
         .await
