@@ -58,7 +58,7 @@ enum Command {
     User(UserCommand),
     /// Manage clients.
     #[command(subcommand)]
-    Client(ClientCommand),
+    Client(Box<ClientCommand>),
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -161,7 +161,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Serve => serve(crate::app::build(cfg).await.map_err(started)?).await,
         Command::Migrate => Ok(()),
         Command::User(cmd) => user(&Users::open(cfg).await.map_err(started)?, cmd).await,
-        Command::Client(cmd) => client(cfg, cmd).await,
+        Command::Client(cmd) => client(cfg, *cmd).await,
         Command::Keys(cmd) => keys(&Keys::open(cfg).await.map_err(started)?, cmd).await,
         Command::Audit(args) => {
             let db = crate::domain::database(&cfg)
