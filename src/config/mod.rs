@@ -124,6 +124,15 @@ settings! {
         check: |v| !v.is_empty() && !v.chars().any(char::is_control)
             => "must be a non-empty URI (default {issuer}/admin)",
     }
+    /// how long a client's previous secret still works after `POST
+    /// /admin/clients/{id}/secret` or `tessera client rotate-secret`; 0 = refused at
+    /// once; ≤ 30 d
+    client_secret_overlap: Duration {
+        env: "TESSERA_CLIENT_SECRET_OVERLAP",
+        default: "1h",
+        parse: duration(),
+        check: |v| v.as_secs() <= 30 * 86_400 => "must be at most 30 days (0 = at once)",
+    }
     /// JWKS cache lifetime; a next key is published at least this long before it signs
     jwks_max_age: Duration {
         env: "TESSERA_JWKS_MAX_AGE",
