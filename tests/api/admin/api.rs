@@ -309,7 +309,12 @@ async fn clients_are_registered() {
                "scopes": [], "audiences": ["https://api.example"], "roles": ["r"],
                "capabilities": ["events"], "client_secret": secret,
                "redirect_uris": [], "origins": [], "third_party": false,
-               "post_logout_redirect_uris": []})
+               "post_logout_redirect_uris": [], "created_at": body["created_at"],
+               "previous_secret_expires_at": null})
+    );
+    assert!(
+        body["created_at"].as_str().unwrap().ends_with('Z'),
+        "{body}"
     );
     let token = app.client_token("svc", &secret).await;
     assert_eq!(jwt_parts(&token).1["roles"], json!(["r"]));
