@@ -240,7 +240,8 @@ impl Clients {
         Ok(revoked)
     }
 
-    /// Counts the change, tells the other instances, commits, drops this cache.
+    /// Counts the change, tells the other instances, commits, drops this cache, wakes
+    /// this instance's feed.
     async fn commit_change(&self, mut tx: Tx) -> Result<(), NewClientError> {
         let store = NewClientError::Store;
         store::clients::bump_version(&mut tx).await.map_err(store)?;
@@ -249,6 +250,12 @@ impl Clients {
             .map_err(store)?;
         tx.commit().await.map_err(|e| store(e.into()))?;
         self.forget_cached();
+        // In the server (which gives Clients its keys, and so the event bus) this
+        // instance's feed reads the revocations at once; other processes poll or are
+        // notified.
+        if let Some(keys) = &self.keys {
+            keys.events.wake();
+        }
         Ok(())
     }
 }
