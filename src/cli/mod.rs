@@ -100,6 +100,9 @@ enum ClientCommand {
         /// The JWS alg of its ID tokens: RS256, or the deployment's signing_alg (the default).
         #[arg(long = "id-token-alg", value_name = "ALG")]
         id_token_alg: Option<String>,
+        /// Its users must sign in with a second factor (TOTP); the password grant is refused.
+        #[arg(long)]
+        require_mfa: bool,
     },
 }
 
@@ -239,6 +242,7 @@ async fn client(cfg: Config, cmd: ClientCommand) -> Result<(), Failure> {
         third_party,
         post_logout_redirect_uris,
         id_token_alg,
+        require_mfa,
     } = cmd;
     // The protocol words are typed here, at the edge: an unknown one names the known ones.
     let grant_types = grants.iter().map(|g| g.parse()).collect::<Result<_, _>>();
@@ -265,6 +269,7 @@ async fn client(cfg: Config, cmd: ClientCommand) -> Result<(), Failure> {
         third_party,
         post_logout_redirect_uris,
         id_token_signed_response_alg: id_token_alg,
+        require_mfa,
     };
     match clients.create(new).await.map_err(fail)? {
         Some(secret) => {

@@ -45,6 +45,8 @@ pub struct Client {
     pub post_logout_redirect_uris: Vec<String>,
     /// The alg of its ID tokens; `None`: the deployment's.
     pub id_token_alg: Option<SigningAlg>,
+    /// Its users sign in with a second factor; the password grant refuses them.
+    pub require_mfa: bool,
 }
 
 impl Client {
@@ -90,6 +92,7 @@ impl Client {
             redirect_uris: from_json(&row.redirect_uris)?,
             origins: from_json(&row.origins)?,
             third_party: row.third_party,
+            require_mfa: row.require_mfa,
             post_logout_redirect_uris: from_json(&row.post_logout_redirect_uris)?,
             id_token_alg: match row.id_token_signed_response_alg.as_deref() {
                 None => None,
@@ -297,6 +300,10 @@ pub struct NewClient {
     /// deployment's `signing_alg`; absent: the deployment's.
     #[serde(default)]
     pub id_token_signed_response_alg: Option<String>,
+    /// Whether its users must sign in with a second factor (the password grant is then
+    /// refused).
+    #[serde(default)]
+    pub require_mfa: bool,
 }
 
 /// The longest grace window a client may have, as for the server's setting.
@@ -406,6 +413,7 @@ async fn register(
         third_party: new.third_party,
         post_logout_redirect_uris: to_json(&new.post_logout_redirect_uris),
         id_token_signed_response_alg: id_token_alg.map(|a| a.as_str().to_string()),
+        require_mfa: new.require_mfa,
     };
     let mut tx = clients.db.begin().await.map_err(NewClientError::Store)?;
     match store::clients::insert(&mut tx, &row, clients.clock.now()).await {

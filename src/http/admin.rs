@@ -17,6 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 mod bodies;
+mod factors;
 
 use super::bearer;
 use super::error::{HttpError, Surface};
@@ -48,6 +49,7 @@ pub(super) fn router() -> Router<Arc<Core>> {
         .route("/admin/clients", post(create_client))
         .route("/admin/keys", get(list_keys))
         .route("/admin/keys/rotate", post(rotate_keys))
+        .merge(factors::router())
 }
 
 type Result<T, E = HttpError> = std::result::Result<T, E>;

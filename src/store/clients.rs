@@ -33,6 +33,8 @@ pub struct ClientRow {
     pub post_logout_redirect_uris: String,
     /// The JWS alg of its ID tokens; `None`: the deployment's.
     pub id_token_signed_response_alg: Option<String>,
+    /// True when its users must sign in with a second factor.
+    pub require_mfa: bool,
 }
 
 /// The client registered as `id`, if any.
@@ -41,7 +43,7 @@ pub async fn by_id(db: impl Into<Exec<'_>>, id: &str) -> Result<Option<ClientRow
         sqlx::query_as(
         "SELECT id, secret_hash, grant_types, scopes, audiences, roles, capabilities, refresh_reuse_grace,
                 redirect_uris, origins, third_party, post_logout_redirect_uris,
-                id_token_signed_response_alg
+                id_token_signed_response_alg, require_mfa
          FROM clients WHERE id = $1",
     )
     .bind(id)
@@ -54,8 +56,8 @@ pub async fn by_id(db: impl Into<Exec<'_>>, id: &str) -> Result<Option<ClientRow
 pub async fn insert(db: impl Into<Exec<'_>>, row: &ClientRow, now: i64) -> Result<(), StoreError> {
     on!(db.into(), |e| sqlx::query(
         "INSERT INTO clients (id, secret_hash, grant_types, scopes, audiences, roles, capabilities, created_at, refresh_reuse_grace,
-           redirect_uris, origins, third_party, post_logout_redirect_uris, id_token_signed_response_alg)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+           redirect_uris, origins, third_party, post_logout_redirect_uris, id_token_signed_response_alg, require_mfa)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(&row.id)
     .bind(&row.secret_hash)
@@ -71,6 +73,7 @@ pub async fn insert(db: impl Into<Exec<'_>>, row: &ClientRow, now: i64) -> Resul
     .bind(row.third_party)
     .bind(&row.post_logout_redirect_uris)
     .bind(&row.id_token_signed_response_alg)
+    .bind(row.require_mfa)
     .execute(e)
     .await
     .map(|r| r.rows_affected()))

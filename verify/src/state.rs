@@ -137,7 +137,10 @@ impl Freshness {
                 self.sessions.insert(sid, until);
             }
             (
-                EventKind::RolesChanged | EventKind::PasswordChanged | EventKind::UserDisabled,
+                EventKind::RolesChanged
+                | EventKind::PasswordChanged
+                | EventKind::CredentialChanged
+                | EventKind::UserDisabled,
                 Some(sub),
                 _,
                 _,

@@ -47,6 +47,7 @@ export class Freshness {
         return false;
       case "user.roles_changed":
       case "user.password_changed":
+      case "user.credential_changed":
       case "user.disabled": {
         if (!e.sub) return false;
         let u = this.users.get(e.sub);

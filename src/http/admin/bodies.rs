@@ -96,6 +96,7 @@ pub(super) struct EncodableClient<'a> {
     /// Seconds; absent: the server's setting.
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_reuse_grace: Option<u64>,
+    require_mfa: bool,
     roles: &'a [String],
     scopes: &'a [String],
     third_party: bool,
@@ -115,6 +116,7 @@ impl<'a> EncodableClient<'a> {
             public: client.is_public(),
             redirect_uris: &client.redirect_uris,
             refresh_reuse_grace: client.refresh_reuse_grace.map(|grace| grace.as_secs()),
+            require_mfa: client.require_mfa,
             roles: &client.roles,
             scopes: &client.scopes,
             third_party: client.third_party,
