@@ -277,7 +277,15 @@ async fn confirm_totp(State(signin): State<SignIn>, headers: HeaderMap, body: Bo
             .confirm_totp(&user.id, &user.username, factor, code, name, Some(&token))
             .await
         {
-            Ok(true) => Ok(see_account(HeaderMap::new())),
+            Ok(true) => {
+                // The first code proved the factor: this session has it now.
+                if let Some(session) = signed_in(&signin, &headers).await? {
+                    let b = &signin.browser;
+                    let added = b.add_second_factor(&token, &session, amr::OTP).await;
+                    added.map_err(internal)?;
+                }
+                Ok(see_account(HeaderMap::new()))
+            }
             Ok(false) => {
                 let enrollment = match f.enrollment(&user.id, &user.username, factor).await {
                     Ok(e) => e,

@@ -1,0 +1,98 @@
+//! An operator's reset (CLI and admin API), discovery, and the feed's event.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::oauth::code_flow::Browser;
+
+#[tokio::test]
+async fn an_operator_reset_removes_the_factors_and_ends_every_session() {
+    let app = TestApp::spawn().await;
+    mfa_client(&app, "bank").await;
+    app.client("web", true, &["password"], &[], &[]).await;
+    let alice = app.user("alice", PASSWORD, &[]).await;
+    enrolled(&app, "alice").await;
+    let session = app.login("web", "alice", PASSWORD).await;
+    let mut acct = Browser::new(&app);
+    account_sign_in(&mut acct, "alice").await;
+
+    let (code, _, err) = app.cli(&["user", "mfa", "reset", "alice"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("1 second factors"), "{err}");
+    let rows: Vec<(String, Option<String>)> = crate::sql::all(
+        &app.core.db.read,
+        "SELECT type, reason FROM security_events WHERE sub = $1 AND reason = 'mfa_reset' ORDER BY id",
+        &[(&alice).into()],
+    )
+    .await;
+    assert_eq!(
+        rows,
+        [
+            ("user.credential_changed".into(), Some("mfa_reset".into())),
+            ("session.revoked".into(), Some("mfa_reset".into())),
+        ]
+    );
+    let refresh = app
+        .refresh("web", session["refresh_token"].as_str().unwrap())
+        .await;
+    assert_oauth_error(refresh, 400, "invalid_grant").await;
+    let page = acct.get("/account").await.text().await.unwrap();
+    assert!(
+        page.contains(r#"action="/account/login""#),
+        "the browser session ended"
+    );
+
+    let (code, _, err) = app.cli(&["user", "mfa", "reset", "nobody"], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("no user named"), "{err}");
+}
+
+#[tokio::test]
+async fn the_admin_api_resets_a_users_factors() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let alice = app.user("alice", PASSWORD, &[]).await;
+    enrolled(&app, "alice").await;
+    let path = format!("/admin/users/{alice}/factors");
+    let resp = app
+        .with_bearer(Method::DELETE, &path, &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"removed": 1}));
+    let resp = app
+        .with_bearer(Method::DELETE, &path, &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"removed": 0}));
+    let missing = format!("/admin/users/{}/factors", uuid::Uuid::new_v4());
+    let resp = app
+        .with_bearer(Method::DELETE, &missing, &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let resp = app
+        .with_bearer(Method::DELETE, "/admin/users/x/factors", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let anonymous = app.http.delete(app.url(&path)).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+}
+
+#[tokio::test]
+async fn discovery_lists_the_acr_values_and_claims() {
+    let app = TestApp::spawn().await;
+    let doc = app.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(
+        doc["acr_values_supported"],
+        json!(["urn:tessera:acr:pwd", "urn:tessera:acr:mfa"])
+    );
+    let claims = doc["claims_supported"].as_array().unwrap();
+    assert!(claims.contains(&json!("amr")) && claims.contains(&json!("acr")));
+}
