@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 use secrecy::SecretString;
 
 use super::{Failure, fail};
+use crate::domain::audit::Actor;
 use crate::domain::clock::rfc3339;
 use crate::domain::permissions::Change;
 use crate::domain::queries::{ListedUser, UserSearch};
@@ -199,7 +200,7 @@ pub(super) async fn user(users: &Users, cmd: UserCommand) -> Result<(), Failure>
                 .map(String::from)
                 .collect();
             let user = users
-                .create_user(&username, password, roles)
+                .create_user(&Actor::cli(), &username, password, roles)
                 .await
                 .map_err(fail)?;
             println!("{}", user.id);
@@ -220,7 +221,7 @@ pub(super) async fn user(users: &Users, cmd: UserCommand) -> Result<(), Failure>
                 roles.retain(|r| *r != remove);
             }
             let user = users
-                .change_user(&user.id, Change::Roles(roles))
+                .change_user(&Actor::cli(), &user.id, Change::Roles(roles))
                 .await
                 .map_err(fail)?;
             eprintln!(
@@ -233,7 +234,7 @@ pub(super) async fn user(users: &Users, cmd: UserCommand) -> Result<(), Failure>
         UserCommand::Disable { username } => {
             let user = find_user(users, &username).await?;
             users
-                .change_user(&user.id, Change::Disable)
+                .change_user(&Actor::cli(), &user.id, Change::Disable)
                 .await
                 .map_err(fail)?;
             eprintln!("{username}: disabled, sessions revoked");
@@ -244,14 +245,17 @@ pub(super) async fn user(users: &Users, cmd: UserCommand) -> Result<(), Failure>
             let user = find_user(users, &username).await?;
             let password = read_password()?;
             users
-                .change_user(&user.id, Change::Password(password))
+                .change_user(&Actor::cli(), &user.id, Change::Password(password))
                 .await
                 .map_err(fail)?;
             eprintln!("{username}: password changed, sessions revoked");
         }
         UserCommand::Mfa(MfaCommand::Reset { username }) => {
             let user = find_user(users, &username).await?;
-            let removed = users.reset_factors(&user.id).await.map_err(fail)?;
+            let removed = users
+                .reset_factors(&Actor::cli(), &user.id)
+                .await
+                .map_err(fail)?;
             eprintln!(
                 "{username}: {removed} second factors and every recovery code removed, sessions revoked"
             );

@@ -6,6 +6,7 @@
 
 use super::FactorError;
 use super::session_hash;
+use crate::domain::audit::Actor;
 use crate::domain::events::EventKind;
 use crate::domain::users::Users;
 use crate::store::events::NewEvent;
@@ -61,14 +62,24 @@ impl Users {
         Ok(())
     }
 
-    /// An operator's reset: every second factor and recovery code of the user removed (for
-    /// a user who lost them); every session ends. Returns how many factors there were.
-    pub async fn reset_factors(&self, user_id: &str) -> Result<u64, FactorError> {
+    /// An operator's reset (`by`, recorded in the audit trail): every second factor and
+    /// recovery code of the user removed (for a user who lost them); every session ends.
+    /// Returns how many factors there were.
+    pub async fn reset_factors(&self, by: &Actor, user_id: &str) -> Result<u64, FactorError> {
         let mut tx = self.db.begin().await?;
         if store::users::by_id(&mut tx, user_id).await?.is_none() {
             return Err(FactorError::NotFound);
         }
         let removed = store::factors::delete_all(&mut tx, user_id).await?;
+        let details = serde_json::json!({ "factors_removed": removed });
+        by.record(
+            &mut tx,
+            "reset_factors",
+            Some(user_id),
+            Some(details),
+            self.clock.now(),
+        )
+        .await?;
         self.credential_changed(tx, user_id, "mfa_reset", None)
             .await?;
         Ok(removed)

@@ -27,10 +27,10 @@ struct Reset {
 
 async fn reset_factors(
     State(users): State<Users>,
-    _admin: Admin,
+    Admin(by): Admin,
     Id(id): Id,
 ) -> Result<Json<Reset>> {
-    match users.reset_factors(&id).await {
+    match users.reset_factors(&by, &id).await {
         Ok(removed) => Ok(Json(Reset { removed })),
         Err(FactorError::NotFound) => Err(not_found("user")),
         Err(e) => Err(HttpError::internal(Surface::Admin, &e)),

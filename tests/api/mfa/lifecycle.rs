@@ -33,6 +33,14 @@ async fn an_operator_reset_removes_the_factors_and_ends_every_session() {
             ("session.revoked".into(), Some("mfa_reset".into())),
         ]
     );
+    let (actor, details): (String, String) = crate::sql::one(
+        &app.core.db.read,
+        "SELECT actor, details FROM audit_log WHERE target = $1 AND action = 'reset_factors'",
+        &[(&alice).into()],
+    )
+    .await;
+    assert!(actor.starts_with("cli:"), "{actor}");
+    assert_eq!(details, r#"{"factors_removed":1}"#);
     let refresh = app
         .refresh("web", session["refresh_token"].as_str().unwrap())
         .await;
