@@ -338,7 +338,7 @@ async fn remove_factor(State(signin): State<SignIn>, headers: HeaderMap, body: B
         };
         let factor = params.get("factor").unwrap_or("");
         match signin.factors.remove(&user.id, factor, Some(&token)).await {
-            Ok(()) => Ok(see_account(HeaderMap::new())),
+            Ok(()) => overview(&signin, &headers, &user).await,
             Err(e) => factor_error(e),
         }
     })
