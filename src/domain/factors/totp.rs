@@ -67,7 +67,7 @@ pub fn qr_svg(text: &str) -> Option<String> {
         }
     }
     Some(format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" class="qr" viewBox="0 0 {dim} {dim}" width="220" height="220" role="img" aria-label="QR code of the otpauth URI" shape-rendering="crispEdges"><rect width="100%" height="100%" fill="#fff"/><path d="{path}" fill="#000"/></svg>"##
+        r##"<svg xmlns="http://www.w3.org/2000/svg" class="qr" viewBox="0 0 {dim} {dim}" width="220" height="220" role="img" aria-label="QR image of the authenticator link" shape-rendering="crispEdges"><rect width="100%" height="100%" fill="#fff"/><path d="{path}" fill="#000"/></svg>"##
     ))
 }
 
