@@ -104,3 +104,46 @@ async fn discovery_lists_the_acr_values_and_claims() {
     let claims = doc["claims_supported"].as_array().unwrap();
     assert!(claims.contains(&json!("amr")) && claims.contains(&json!("acr")));
 }
+
+#[tokio::test]
+async fn require_mfa_is_set_by_the_cli_and_the_admin_api() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let args = [
+        "client",
+        "add",
+        "bank",
+        "--public",
+        "--grant",
+        "password",
+        "--require-mfa",
+    ];
+    let (code, _, err) = app.cli(&args, None);
+    assert_eq!(code, 0, "{err}");
+    app.user("alice", PASSWORD, &[]).await;
+    let form = [
+        ("grant_type", "password"),
+        ("client_id", "bank"),
+        ("username", "alice"),
+        ("password", PASSWORD),
+    ];
+    assert_oauth_error(app.token(&form).await, 400, "invalid_grant").await;
+
+    let body =
+        json!({"id": "teller", "public": true, "grant_types": ["password"], "require_mfa": true});
+    let resp = app
+        .with_bearer(Method::POST, "/admin/clients", &admin)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert_eq!(resp.json::<Value>().await.unwrap()["require_mfa"], true);
+    let form = [
+        ("grant_type", "password"),
+        ("client_id", "teller"),
+        ("username", "alice"),
+        ("password", PASSWORD),
+    ];
+    assert_oauth_error(app.token(&form).await, 400, "invalid_grant").await;
+}
