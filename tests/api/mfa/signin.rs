@@ -263,3 +263,65 @@ async fn a_user_without_a_second_factor_is_sent_to_set_one_up() {
         "{page}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_code_sent_twice_at_once_signs_in_once() {
+    let app = TestApp::spawn().await;
+    mfa_client(&app, "bank").await;
+    app.user("alice", PASSWORD, &[]).await;
+    let secret = enrolled(&app, "alice").await;
+    next_step(&app);
+    let (mut one, mut two) = (Browser::new(&app), Browser::new(&app));
+    let p1 = password_step(&mut one, "bank", &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    let p2 = password_step(&mut two, "bank", &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    let code = pyotp_code(&secret, app.core.clock.now());
+    let (r1, r2) = tokio::join!(
+        second_step(&mut one, &p1, &code),
+        second_step(&mut two, &p2, &code)
+    );
+    let mut statuses = [r1.status().as_u16(), r2.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 303], "one winner");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kek_rewrap_reseals_the_authenticator_keys() {
+    use base64::Engine;
+    let app = TestApp::spawn().await;
+    mfa_client(&app, "bank").await;
+    app.user("alice", PASSWORD, &[]).await;
+    // Enrolled a step before the wall clock, which the restarted server reads.
+    app.step_back(std::time::Duration::from_secs(30));
+    let secret = enrolled(&app, "alice").await;
+    let new_kek = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+    let new_file = app.dir.path().join("kek.new");
+    std::fs::write(&new_file, &new_kek).unwrap();
+    let args = [
+        "keys",
+        "rewrap",
+        "--new-kek-file",
+        new_file.to_str().unwrap(),
+    ];
+    let (code, _, err) = app.cli(&args, None);
+    assert_eq!(code, 0, "{err}");
+    std::fs::write(app.dir.path().join("keys").join("kek"), &new_kek).unwrap();
+    let app = app.restart().await;
+
+    let mut b = Browser::new(&app);
+    let page = password_step(&mut b, "bank", &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    let code = pyotp_code(&secret, app.core.clock.now());
+    let resp = second_step(&mut b, &page, &code).await;
+    assert_eq!(resp.status(), 303, "the key opens under the new KEK");
+}
