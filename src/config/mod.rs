@@ -354,6 +354,14 @@ settings! {
         default: "10000",
         parse: between(1, 10_000_000),
     }
+    /// longest a Shared Signals long-poll (`returnImmediately` false) waits for a SET
+    /// before answering with none (seconds, or `500ms`)
+    ssf_poll_wait: Duration {
+        env: "TESSERA_SSF_POLL_WAIT",
+        default: "25",
+        parse: fine_duration(),
+        check: |v| (100..=300_000).contains(&v.as_millis()) => "must be between 100ms and 300s",
+    }
     /// `ALL`: a new stream gets every user's events (remove subjects to narrow it);
     /// `NONE`: only the subjects added to it
     ssf_default_subjects: String {
