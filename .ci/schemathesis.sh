@@ -206,12 +206,12 @@ check_alive() {
 }
 
 # Operations that can invalidate the bearer token mid-run, after which every bearer
-# operation would only ever see 401: setUserRoles and disableUser bump the user's `ver`
-# and revoke their sessions (the admin's id is in /userinfo's `sub`, which stateful
+# operation would only ever see 401: setUserRoles, disableUser, setUserPassword and
+# deleteUser bump the user's `ver` and revoke their sessions (enableUser undoes a disable) (the admin's id is in /userinfo's `sub`, which stateful
 # testing could link to `{id}`); rotateKeys with `revoke_current` revokes the key that
 # signed every token so far. So three passes:
 #  - main: everything else, with admin's token, which must survive;
-#  - users: setUserRoles and disableUser, with admin2's token, which must survive (no
+#  - users: setUserRoles, disableUser, enableUser, setUserPassword and deleteUser, with admin2's token, which must survive (no
 #    operation of that pass returns admin2's id, and none is offered);
 #  - keys: rotateKeys, with admin2's token, which must survive: the config pins
 #    `revoke_current` to false, which schemathesis 4.32.5 honours in every phase but the
@@ -222,9 +222,13 @@ check_alive() {
 #    would only answer 403).
 st_run main "$ADMIN_TOKEN" \
     --exclude-operation-id setUserRoles --exclude-operation-id disableUser \
-    --exclude-operation-id rotateKeys --exclude-path-regex '^/ssf/'
+    --exclude-operation-id enableUser --exclude-operation-id setUserPassword \
+    --exclude-operation-id deleteUser --exclude-operation-id rotateKeys \
+    --exclude-path-regex '^/ssf/'
 check_alive main "$ADMIN_TOKEN"
-st_run users "$ADMIN2_TOKEN" --include-operation-id setUserRoles --include-operation-id disableUser
+st_run users "$ADMIN2_TOKEN" --include-operation-id setUserRoles --include-operation-id disableUser \
+    --include-operation-id enableUser --include-operation-id setUserPassword \
+    --include-operation-id deleteUser
 check_alive users "$ADMIN2_TOKEN"
 st_run keys "$ADMIN2_TOKEN" --include-operation-id rotateKeys --phases examples,fuzzing,stateful
 check_alive keys "$ADMIN2_TOKEN"

@@ -19,6 +19,9 @@ pub enum EventKind {
     /// `user.credential_changed`: a second factor was added or removed, or an operator
     /// reset them; the user's other sessions were ended with it.
     CredentialChanged,
+    /// `user.enabled`: a disabled user may sign in again; `ver` grew, so only tokens
+    /// minted from now on carry a current one.
+    UserEnabled,
     /// `user.login_throttled`: failed sign-ins pushed a username past its limit; its
     /// attempts from untrusted devices are delayed from now on.
     LoginThrottled,
@@ -32,12 +35,13 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind the server writes, for listings and contract tests.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::SessionRevoked,
         Self::RolesChanged,
         Self::UserDisabled,
         Self::PasswordChanged,
         Self::CredentialChanged,
+        Self::UserEnabled,
         Self::LoginThrottled,
         Self::KeysRotated,
     ];
@@ -50,6 +54,7 @@ impl EventKind {
             Self::UserDisabled => "user.disabled",
             Self::PasswordChanged => "user.password_changed",
             Self::CredentialChanged => "user.credential_changed",
+            Self::UserEnabled => "user.enabled",
             Self::LoginThrottled => "user.login_throttled",
             Self::KeysRotated => "keys.rotated",
             Self::Other(name) => name,

@@ -2,6 +2,8 @@
 //! else to stderr; failures exit non-zero with a one-line reason.
 
 mod audit;
+mod events;
+mod sessions;
 mod user;
 
 use std::io::Write;
@@ -20,6 +22,8 @@ use crate::domain::keys::Keys;
 use crate::domain::users::Users;
 use crate::domain::{Core, StartError};
 use audit::{AuditArgs, audit};
+use events::{EventsArgs, events};
+use sessions::{SessionsCommand, sessions};
 use user::{UserCommand, user};
 
 #[derive(Parser)]
@@ -65,6 +69,11 @@ enum Command {
     Keys(KeysCommand),
     /// Read the audit trail: who changed what, and when (newest first).
     Audit(AuditArgs),
+    /// List and revoke live sessions.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+    /// Read the security event log (newest last); `--follow` prints new events as they commit.
+    Events(EventsArgs),
 }
 
 #[derive(Subcommand)]
@@ -206,6 +215,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Serve => serve(crate::app::build(cfg).await.map_err(started)?).await,
         Command::Migrate => Ok(()),
         Command::User(cmd) => user(&Users::open(cfg).await.map_err(started)?, cmd).await,
+        Command::Sessions(cmd) => sessions(&Users::open(cfg).await.map_err(started)?, cmd).await,
+        Command::Events(args) => events(&Users::open(cfg).await.map_err(started)?, args).await,
         Command::Client(cmd) => client(cfg, cmd).await,
         Command::Keys(cmd) => keys(&Keys::open(cfg).await.map_err(started)?, cmd).await,
         Command::Audit(args) => {

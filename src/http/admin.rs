@@ -18,7 +18,10 @@ use serde::Deserialize;
 
 mod audit;
 mod bodies;
+mod events;
 mod factors;
+mod sessions;
+mod users;
 
 use super::bearer;
 use super::error::{HttpError, Surface};
@@ -39,7 +42,14 @@ use bodies::{
 pub(super) fn router() -> Router<Arc<Core>> {
     Router::new()
         .route("/admin/users", post(create_user).get(list_users))
-        .route("/admin/users/{id}", get(get_user))
+        .route(
+            "/admin/users/{id}",
+            get(users::detail).delete(users::delete),
+        )
+        .route("/admin/users/{id}/enable", post(users::enable))
+        .route("/admin/users/{id}/password", put(users::set_password))
+        .route("/admin/sessions", get(sessions::list))
+        .route("/admin/events", get(events::list))
         .route("/admin/users/{id}/roles", put(set_roles))
         .route("/admin/users/{id}/disable", post(disable_user))
         .route("/admin/users/{id}/sessions", get(list_sessions))
@@ -219,11 +229,6 @@ async fn list_users(
         users: page.users.iter().map(EncodableListedUser::from).collect(),
     })
     .into_response())
-}
-
-async fn get_user(State(users): State<Users>, _admin: Admin, Id(id): Id) -> Result<Response> {
-    let user = users.user(&id).await?.ok_or_else(|| not_found("user"))?;
-    Ok(Json(EncodableUser::from(&user)).into_response())
 }
 
 #[derive(Deserialize)]

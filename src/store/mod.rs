@@ -9,6 +9,8 @@ pub mod events;
 pub mod factors;
 /// Signing keys, sealed under the KEK, and their states.
 pub mod keys;
+pub mod lifecycle;
+pub mod pages;
 pub mod sessions;
 pub mod ssf;
 pub mod users;

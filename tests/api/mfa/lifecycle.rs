@@ -147,3 +147,30 @@ async fn require_mfa_is_set_by_the_cli_and_the_admin_api() {
     ];
     assert_oauth_error(app.token(&form).await, 400, "invalid_grant").await;
 }
+
+#[tokio::test]
+async fn deleting_a_user_erases_their_second_factors() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let alice = app.user("alice", PASSWORD, &[]).await;
+    enrolled(&app, "alice").await;
+    let codes = app
+        .core
+        .signin
+        .factors
+        .new_recovery_codes(&alice, None)
+        .await;
+    assert_eq!(codes.unwrap().len(), 10);
+    let path = format!("/admin/users/{alice}");
+    let resp = app
+        .with_bearer(Method::DELETE, &path, &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    for table in ["factors", "recovery_codes"] {
+        let sql = format!("SELECT COUNT(*) FROM {table} WHERE user_id = $1");
+        let (n,): (i64,) = crate::sql::one(&app.core.db.read, &sql, &[(&alice).into()]).await;
+        assert_eq!(n, 0, "{table}");
+    }
+}

@@ -11,7 +11,7 @@ use crate::support::*;
 
 /// Polls once (acknowledging none), expecting `n` SETs; their (jti, SET) in the order
 /// the answer lists them (serde_json's map would sort them by jti).
-async fn poll_n(t: &Transmitter, stream: &str, n: usize) -> Vec<(String, String)> {
+pub(crate) async fn poll_n(t: &Transmitter, stream: &str, n: usize) -> Vec<(String, String)> {
     let r = t
         .app
         .with_bearer(Method::POST, &format!("/ssf/poll/{stream}"), &t.token)

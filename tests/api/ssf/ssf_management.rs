@@ -53,7 +53,7 @@ async fn ssf_a_stream_is_created_read_updated_replaced_and_deleted() {
     let id = s["stream_id"].as_str().unwrap().to_string();
     assert_eq!(s["iss"], json!(t.app.addr));
     assert_eq!(s["aud"], "rx");
-    assert_eq!(s["events_supported"].as_array().unwrap().len(), 4);
+    assert_eq!(s["events_supported"].as_array().unwrap().len(), 5);
     assert_eq!(
         s["events_requested"],
         json!([CLAIMS_CHANGE, "urn:example:unknown"])
