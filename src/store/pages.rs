@@ -29,7 +29,7 @@ pub async fn live_families(
     };
     // `id` is a UUID (checked by the caller): byte order is the same in both databases.
     let sql = format!(
-        "SELECT id, user_id, client_id, scope, audience, created_at, last_used_at, expires_at, revoked_at
+        "SELECT id, user_id, client_id, scope, audience, created_at, last_used_at, expires_at, revoked_at, amr
          FROM refresh_families
          WHERE {column} = $1 AND revoked_at IS NULL AND expires_at > $2 AND ($3 IS NULL OR id > $3)
          ORDER BY id LIMIT $4"
