@@ -68,12 +68,23 @@ pub struct AccessClaims {
     /// The user's authorization version when the token was minted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ver: Option<i64>,
+    /// How the user signed in (RFC 8176: `pwd`, `otp`, `hwk`, `swk`, `mfa`); absent on
+    /// client tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
 }
 
 impl AccessClaims {
     /// Whether the token carries `role` (exact match).
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
+    }
+
+    /// Whether `amr` names the authentication method `method` (exact match).
+    pub fn has_amr(&self, method: &str) -> bool {
+        self.amr
+            .as_ref()
+            .is_some_and(|a| a.iter().any(|m| m == method))
     }
 
     /// Whether `scope` (space-separated, RFC 6749 §3.3) includes `wanted`.
@@ -102,6 +113,7 @@ mod tests {
             jti: "j".into(),
             sid: Some("s1".into()),
             ver: Some(2),
+            amr: None,
         }
     }
 
@@ -146,6 +158,11 @@ mod tests {
         let c = user_token();
         assert!(c.has_role("editor") && !c.has_role("edit"));
         assert!(c.has_scope("write") && !c.has_scope("rea"));
+        let mfa = AccessClaims {
+            amr: Some(vec!["pwd".into(), "otp".into(), "mfa".into()]),
+            ..user_token()
+        };
+        assert!(mfa.has_amr("otp") && !mfa.has_amr("hwk") && !c.has_amr("pwd"));
         assert!(c.aud.contains("https://api.example") && !c.aud.contains("https://api"));
     }
 }

@@ -16,6 +16,9 @@ pub enum EventKind {
     UserDisabled,
     /// `user.password_changed`: the user's sessions were ended with it.
     PasswordChanged,
+    /// `user.credential_changed`: a second factor was added or removed, or an operator
+    /// reset them; the user's other sessions were ended with it.
+    CredentialChanged,
     /// `user.enabled`: a disabled user may sign in again; `ver` grew, so only tokens
     /// minted from now on carry a current one.
     UserEnabled,
@@ -32,11 +35,12 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind the server writes, for listings and contract tests.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::SessionRevoked,
         Self::RolesChanged,
         Self::UserDisabled,
         Self::PasswordChanged,
+        Self::CredentialChanged,
         Self::UserEnabled,
         Self::LoginThrottled,
         Self::KeysRotated,
@@ -49,6 +53,7 @@ impl EventKind {
             Self::RolesChanged => "user.roles_changed",
             Self::UserDisabled => "user.disabled",
             Self::PasswordChanged => "user.password_changed",
+            Self::CredentialChanged => "user.credential_changed",
             Self::UserEnabled => "user.enabled",
             Self::LoginThrottled => "user.login_throttled",
             Self::KeysRotated => "keys.rotated",

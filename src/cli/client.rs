@@ -51,6 +51,9 @@ pub(super) enum ClientCommand {
         /// The JWS alg of its ID tokens: RS256, or the deployment's signing_alg (the default).
         #[arg(long = "id-token-alg", value_name = "ALG")]
         id_token_alg: Option<String>,
+        /// Its users must sign in with a second factor (TOTP); the password grant is refused.
+        #[arg(long)]
+        require_mfa: bool,
     },
     /// List clients in id order, a table (or `--json`, one JSON object per client per line).
     List(ListArgs),
@@ -132,6 +135,10 @@ pub(super) struct UpdateArgs {
     /// Whether users are asked to consent (true or false).
     #[arg(long, value_name = "BOOL")]
     third_party: Option<bool>,
+    /// Whether its users must sign in with a second factor (true or false); turned on, its
+    /// sessions signed in without one end.
+    #[arg(long, value_name = "BOOL")]
+    require_mfa: Option<bool>,
     /// Print the changed client as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -168,6 +175,7 @@ async fn add(cfg: Config, cmd: ClientCommand) -> Result<(), Failure> {
         third_party,
         post_logout_redirect_uris,
         id_token_alg,
+        require_mfa,
     } = cmd
     else {
         unreachable!("called for add")
@@ -197,6 +205,7 @@ async fn add(cfg: Config, cmd: ClientCommand) -> Result<(), Failure> {
         third_party,
         post_logout_redirect_uris,
         id_token_signed_response_alg: id_token_alg,
+        require_mfa,
     };
     match clients.create(&Actor::cli(), new).await.map_err(fail)? {
         Some(secret) => {
@@ -298,6 +307,7 @@ async fn show(clients: &Clients, id: &str, json: bool) -> Result<(), Failure> {
         ("origins", c.origins.join(",")),
         ("post_logout", c.post_logout_redirect_uris.join(",")),
         ("third_party", c.third_party.to_string()),
+        ("require_mfa", c.require_mfa.to_string()),
         ("refresh_grace", grace),
         ("id_token_alg", alg.into()),
         ("previous_secret", previous),
@@ -359,9 +369,12 @@ async fn update(clients: &Clients, a: UpdateArgs) -> Result<(), Failure> {
     if let Some(third_party) = a.third_party {
         change.insert("third_party".into(), third_party.into());
     }
+    if let Some(require_mfa) = a.require_mfa {
+        change.insert("require_mfa".into(), require_mfa.into());
+    }
     if change.is_empty() {
         return Err(fail(
-            "nothing to change: pass --add-*, --remove-* or --third-party",
+            "nothing to change: pass --add-*, --remove-*, --third-party or --require-mfa",
         ));
     }
     let (client, narrowed) = clients

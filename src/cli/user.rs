@@ -53,6 +53,16 @@ pub(super) enum UserCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+    /// A user's second factors.
+    #[command(subcommand)]
+    Mfa(MfaCommand),
+}
+
+#[derive(Subcommand)]
+pub(super) enum MfaCommand {
+    /// Remove every second factor and recovery code of a user (who lost them) and revoke
+    /// their sessions; they sign in with their password and enroll again.
+    Reset { username: String },
 }
 
 #[derive(Args)]
@@ -278,6 +288,16 @@ pub(super) async fn user(users: &Users, cmd: UserCommand) -> Result<(), Failure>
                 .await
                 .map_err(fail)?;
             eprintln!("{username}: password changed, sessions revoked");
+        }
+        UserCommand::Mfa(MfaCommand::Reset { username }) => {
+            let user = find_user(users, &username).await?;
+            let removed = users
+                .reset_factors(&Actor::cli(), &user.id)
+                .await
+                .map_err(fail)?;
+            eprintln!(
+                "{username}: {removed} second factors and every recovery code removed, sessions revoked"
+            );
         }
     }
     Ok(())

@@ -19,6 +19,9 @@ pub struct BrowserSession {
     pub user_id: String,
     /// When they signed in (Unix seconds), for the ID token's `auth_time` and `max_age`.
     pub auth_time: i64,
+    /// How they signed in (RFC 8176 values, space-separated): `pwd`, then `otp mfa`
+    /// once a second factor confirmed it.
+    pub amr: String,
 }
 
 /// Browser sessions and remembered consent: what `/authorize`'s sign-in and logout
@@ -43,6 +46,7 @@ impl Browser {
         &self,
         user_id: &str,
         previous: Option<&str>,
+        amr: &str,
     ) -> Result<String, StoreError> {
         let token = crypto::random_token();
         let now = self.clock.now();
@@ -51,8 +55,8 @@ impl Browser {
         if let Some(previous) = previous {
             store::browser::revoke_session(&mut tx, &sha256(previous.as_bytes()), now).await?;
         }
-        store::browser::insert_session(&mut tx, &sha256(token.as_bytes()), user_id, now, expires)
-            .await?;
+        let hash = sha256(token.as_bytes());
+        store::browser::insert_session(&mut tx, &hash, user_id, (now, expires), amr).await?;
         tx.commit().await?;
         Ok(token)
     }
@@ -61,7 +65,30 @@ impl Browser {
     pub async fn browser_session(&self, token: &str) -> Result<Option<BrowserSession>, StoreError> {
         let hash = sha256(token.as_bytes());
         let found = store::browser::live_session(&self.db.read, &hash, self.clock.now()).await?;
-        Ok(found.map(|(user_id, auth_time)| BrowserSession { user_id, auth_time }))
+        Ok(found.map(|(user_id, auth_time, amr)| BrowserSession {
+            user_id,
+            auth_time,
+            amr,
+        }))
+    }
+
+    /// A second factor (`method`) confirmed the session a cookie names: its `amr` gains
+    /// the method and `mfa`, and its `auth_time` becomes now (the sign-in completed now).
+    pub async fn add_second_factor(
+        &self,
+        token: &str,
+        session: &BrowserSession,
+        method: &str,
+    ) -> Result<BrowserSession, StoreError> {
+        let amr = super::factors::amr::with_second_factor(&session.amr, method);
+        let now = self.clock.now();
+        let hash = sha256(token.as_bytes());
+        store::browser::set_amr(self.db.writer(), &hash, &amr, now).await?;
+        Ok(BrowserSession {
+            user_id: session.user_id.clone(),
+            auth_time: now,
+            amr,
+        })
     }
 
     /// Ends the session a cookie names (RP-initiated logout).

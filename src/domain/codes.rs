@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::clients::{Client, GrantType};
+use super::factors::amr;
 use super::grants::{grant_audience, token_roles};
 use super::keys::KeySet;
 use super::scopes;
@@ -44,6 +45,8 @@ pub struct CodeGrant<'a> {
     pub nonce: Option<&'a str>,
     /// When the user signed in, for the ID token's `auth_time`.
     pub auth_time: i64,
+    /// How the user signed in (RFC 8176 values, space-separated).
+    pub amr: &'a str,
 }
 
 /// RFC 7636 §4.1: 43 to 128 characters of `[A-Za-z0-9-._~]` (a verifier, or an S256 challenge's
@@ -93,6 +96,7 @@ impl SignIn {
             expires_at: expires_at(now, self.cfg.authorization_code_ttl),
             consumed_at: None,
             family_id: None,
+            amr: grant.amr.into(),
         };
         store::codes::insert(self.db.writer(), &row).await?;
         Ok(code)
@@ -158,6 +162,7 @@ impl SignIn {
                 &client.id,
                 &row.scope,
                 &audience,
+                &row.amr,
             )
             .await?;
         let (sid, refresh_token) = started.ok_or(OAuthError::AccountChanged)?;
@@ -174,6 +179,7 @@ impl SignIn {
             roles: token_roles(client, &row.scope, user.roles()?),
             sid: Some(&sid),
             ver: Some(row.authz_version),
+            amr: Some(amr::methods(&row.amr)),
         };
         // A third-party client gets a refresh token only with `offline_access` (OpenID Connect
         // Core §11); the family still backs the access token's `sid`.
@@ -191,6 +197,8 @@ impl SignIn {
                 auth_time: row.auth_time,
                 nonce: row.nonce.as_deref(),
                 sid: &sid,
+                amr: amr::methods(&row.amr),
+                acr: amr::acr(&row.amr),
             };
             let id_token =
                 self.tokens

@@ -3,6 +3,7 @@
 use secrecy::SecretString;
 
 use super::clients::{Client, GrantType, dedup};
+use super::factors::amr;
 use super::signin::SignIn;
 use super::tokens::{Subject, TokenResponse};
 use crate::error::OAuthError;
@@ -130,6 +131,12 @@ impl SignIn {
                 "this client may not use the password grant",
             ));
         }
+        // A password alone never satisfies a client that requires a second factor.
+        if client.require_mfa {
+            return Err(OAuthError::InvalidGrant(
+                "this client requires a second factor: sign in through /authorize",
+            ));
+        }
         let scope = grant_scope(parse_scope(scope)?, &client.scopes)?;
         let audience = grant_audience(&self.cfg.issuer, resource, &client.audiences)?;
         let user = self.check_password(username, password).await?;
@@ -138,7 +145,14 @@ impl SignIn {
         // The user as read above, before argon2 ran, must still be the user now.
         let (sid, refresh_token) = if client.allows(GrantType::RefreshToken) {
             let started = self
-                .start_session(&user.id, user.authz_version, &client.id, &scope, &audience)
+                .start_session(
+                    &user.id,
+                    user.authz_version,
+                    &client.id,
+                    &scope,
+                    &audience,
+                    amr::PWD,
+                )
                 .await?;
             let (sid, rt) = started.ok_or(OAuthError::AccountChanged)?;
             (Some(sid), Some(rt))
@@ -154,6 +168,7 @@ impl SignIn {
             roles: token_roles(client, &scope, user.roles()?),
             sid: sid.as_deref(),
             ver: Some(user.authz_version),
+            amr: Some(vec![amr::PWD.into()]),
         };
         self.tokens
             .issue(&client.id, subject, &scope, audience, refresh_token)
@@ -182,6 +197,7 @@ impl SignIn {
             roles: client.roles.clone(),
             sid: None,
             ver: None,
+            amr: None,
         };
         self.tokens
             .issue(&client.id, subject, &scope, audience, None)
@@ -214,6 +230,7 @@ impl SignIn {
             roles: token_roles(client, &scope, user.roles()?),
             sid: Some(&family.id),
             ver: Some(user.authz_version),
+            amr: Some(amr::methods(&family.amr)),
         };
         self.tokens.issue(
             &client.id,

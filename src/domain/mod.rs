@@ -6,6 +6,7 @@ pub mod clients;
 pub mod clock;
 pub mod codes;
 pub mod events;
+pub mod factors;
 pub mod feed;
 pub mod grants;
 pub mod introspection;
@@ -156,6 +157,11 @@ impl Core {
             metrics: metrics.clone(),
             pauses: pause::Pauses::default(),
             group_commit,
+            factors: factors::Factors {
+                cfg: cfg.clone(),
+                keys: keys.clone(),
+                users: users.clone(),
+            },
         });
         let ssf = ssf::Ssf::new(
             cfg.clone(),

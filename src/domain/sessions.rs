@@ -22,6 +22,7 @@ impl SignIn {
         client_id: &str,
         scope: &str,
         audience: &[String],
+        amr: &str,
     ) -> Result<Option<(String, String)>, StoreError> {
         let now = self.clock.now();
         let family = FamilyRow {
@@ -34,6 +35,7 @@ impl SignIn {
             last_used_at: now,
             expires_at: now + self.cfg.refresh_max_ttl.as_secs() as i64,
             revoked_at: None,
+            amr: amr.into(),
         };
         let token = crypto::random_token();
         let mut tx = self.db.begin_plain().await?;

@@ -50,6 +50,8 @@ pub struct Subject<'a> {
     pub sid: Option<&'a str>,
     /// The user's `authz_version`; `None` for a client token.
     pub ver: Option<i64>,
+    /// How the user signed in (RFC 8176); `None` for a client token.
+    pub amr: Option<Vec<String>>,
 }
 
 /// What an ID token says of a sign-in (OpenID Connect Core §2).
@@ -64,6 +66,10 @@ pub struct IdToken<'a> {
     pub nonce: Option<&'a str>,
     /// The session (refresh family) behind the access token issued with it.
     pub sid: &'a str,
+    /// How the user signed in (RFC 8176).
+    pub amr: Vec<String>,
+    /// The authentication context class the sign-in reached.
+    pub acr: &'a str,
 }
 
 #[derive(Serialize)]
@@ -78,6 +84,8 @@ struct IdClaims<'a> {
     nonce: Option<&'a str>,
     sid: &'a str,
     at_hash: String,
+    amr: Vec<String>,
+    acr: &'a str,
 }
 
 /// OpenID Connect Core §3.1.3.6: the left half of the hash the signing alg uses.
@@ -129,6 +137,7 @@ impl Tokens {
             jti: crypto::b64(&crypto::random::<16>()),
             sid: subject.sid.map(str::to_string),
             ver: subject.ver,
+            amr: subject.amr,
         };
         let access_token = self.keys.current().active.sign(&claims);
         Ok(TokenResponse {
@@ -165,6 +174,8 @@ impl Tokens {
             nonce: id.nonce,
             sid: id.sid,
             at_hash: at_hash(signer.alg, access_token),
+            amr: id.amr,
+            acr: id.acr,
         };
         Ok(signer.sign_id_token(&claims))
     }

@@ -20,6 +20,7 @@ mod audit;
 mod bodies;
 mod clients;
 mod events;
+mod factors;
 mod sessions;
 mod users;
 
@@ -61,6 +62,7 @@ pub(super) fn router() -> Router<Arc<Core>> {
         .route("/admin/keys/rotate", post(rotate_keys))
         .route("/admin/audit", get(audit::list))
         .merge(clients::router())
+        .merge(factors::router())
 }
 
 type Result<T, E = HttpError> = std::result::Result<T, E>;

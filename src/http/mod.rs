@@ -1,5 +1,6 @@
 //! The HTTP surface. Handlers know HTTP; the domain does the work.
 
+mod account;
 mod addresses;
 mod admin;
 mod authorize;
@@ -55,6 +56,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/authorize"),
     ("POST", "/authorize"),
     ("POST", "/login"),
+    ("POST", "/login/mfa"),
+    ("GET", "/account"),
+    ("POST", "/account/login"),
+    ("POST", "/account/mfa"),
+    ("POST", "/account/totp"),
+    ("POST", "/account/totp/confirm"),
+    ("POST", "/account/recovery-codes"),
+    ("POST", "/account/factors/remove"),
     ("POST", "/consent"),
     ("GET", "/end_session"),
     ("POST", "/end_session"),
@@ -78,6 +87,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/admin/users/{id}/sessions"),
     ("DELETE", "/admin/sessions/{sid}"),
     ("DELETE", "/admin/users/{id}/consents/{client_id}"),
+    ("DELETE", "/admin/users/{id}/factors"),
     ("POST", "/admin/clients"),
     ("GET", "/admin/clients"),
     ("GET", "/admin/clients/{id}"),
@@ -113,6 +123,7 @@ pub fn router(core: Arc<Core>) -> Router {
         .merge(wellknown::router())
         .merge(health::router())
         .merge(authorize::router())
+        .merge(account::router())
         .merge(pages::router())
         .merge(ssf::router())
         .layer(TimeoutLayer::with_status_code(

@@ -31,7 +31,7 @@ async fn stylesheet() -> Response {
 /// The authorization request, carried through the login and consent forms.
 pub(super) type Hidden<'a> = &'a [(&'static str, String)];
 
-fn layout(title: &str, content: Markup) -> Markup {
+pub(super) fn layout(title: &str, content: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -53,7 +53,7 @@ fn layout(title: &str, content: Markup) -> Markup {
     }
 }
 
-fn hidden_fields(hidden: Hidden<'_>, csrf: &str) -> Markup {
+pub(super) fn hidden_fields(hidden: Hidden<'_>, csrf: &str) -> Markup {
     html! {
         @for (name, value) in hidden {
             input type="hidden" name=(name) value=(value);
@@ -68,6 +68,7 @@ pub(super) fn login(
     error: Option<&str>,
     hidden: Hidden<'_>,
     csrf: &str,
+    action: &str,
 ) -> Markup {
     layout(
         "Sign in",
@@ -75,7 +76,7 @@ pub(super) fn login(
             h1 { "Sign in" }
             p.lead { "to continue to " span.app { (app) } }
             @if let Some(e) = error { p.error role="alert" { (e) } }
-            form method="post" action="/login" {
+            form method="post" action=(action) {
                 (hidden_fields(hidden, csrf))
                 label for="username" { "Username" }
                 input #username type="text" name="username" value=(username)
@@ -84,6 +85,43 @@ pub(super) fn login(
                 input #password type="password" name="password" autocomplete="current-password" required;
                 button type="submit" { "Sign in" }
             }
+        },
+    )
+}
+
+/// The second step: a code from an authenticator app, or a recovery code.
+pub(super) fn second_factor(
+    app: &str,
+    error: Option<&str>,
+    hidden: Hidden<'_>,
+    csrf: &str,
+    action: &str,
+) -> Markup {
+    layout(
+        "Second step",
+        html! {
+            h1 { "Confirm it is you" }
+            p.lead { "Enter the code your authenticator app shows, or one of your recovery codes, to continue to " span.app { (app) } "." }
+            @if let Some(e) = error { p.error role="alert" { (e) } }
+            form method="post" action=(action) {
+                (hidden_fields(hidden, csrf))
+                label for="code" { "Code" }
+                input #code type="text" name="code" autocomplete="one-time-code"
+                    autocapitalize="none" spellcheck="false" maxlength="64" required autofocus;
+                button type="submit" { "Continue" }
+            }
+        },
+    )
+}
+
+/// A second factor is required but the user has none yet.
+pub(super) fn no_second_factor(app: &str) -> Markup {
+    layout(
+        "Second step",
+        html! {
+            h1 { "Set up a second factor" }
+            p.lead { span.app { (app) } " requires a second factor, and your account has none yet." }
+            p { "Add an authenticator app on " a href="/account" { "your account page" } ", then go back to the app and sign in again." }
         },
     )
 }
@@ -156,6 +194,15 @@ pub(super) fn respond(
         Some(origin) => format!("'self' {origin}"),
         None => "'none'".into(),
     };
+    respond_with(status, markup, &form, extra)
+}
+
+/// A page whose forms post to tessera itself (the account page).
+pub(super) fn respond_own(status: StatusCode, markup: Markup, extra: HeaderMap) -> Response {
+    respond_with(status, markup, "'self'", extra)
+}
+
+fn respond_with(status: StatusCode, markup: Markup, form: &str, extra: HeaderMap) -> Response {
     let csp = format!(
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form}; frame-ancestors 'none'; base-uri 'none'"
     );

@@ -65,7 +65,9 @@ async fn metadata(State(Settings(cfg)): State<Settings>) -> Response {
         "end_session_endpoint": format!("{iss}/end_session"),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": id_token_algs(cfg.signing_alg),
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "at_hash", "preferred_username"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "at_hash", "preferred_username", "amr", "acr"],
+        // A second factor is asked for with acr_values=urn:tessera:acr:mfa.
+        "acr_values_supported": crate::domain::factors::amr::ACR_VALUES,
         "prompt_values_supported": ["none", "login", "consent"],
         "scopes_supported": crate::domain::scopes::SUPPORTED,
         // Request objects are not supported (OpenID Connect Core §6); both flags default

@@ -7,17 +7,18 @@ pub async fn insert_session(
     db: impl Into<Exec<'_>>,
     hash: &[u8],
     user_id: &str,
-    auth_time: i64,
-    expires_at: i64,
+    (auth_time, expires_at): (i64, i64),
+    amr: &str,
 ) -> Result<(), StoreError> {
     on!(db.into(), |e| {
         sqlx::query(
-        "INSERT INTO browser_sessions (hash, user_id, auth_time, expires_at) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO browser_sessions (hash, user_id, auth_time, expires_at, amr) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(hash)
     .bind(user_id)
     .bind(auth_time)
     .bind(expires_at)
+    .bind(amr)
     .execute(e)
     .await
     .map(|r| r.rows_affected())
@@ -25,20 +26,23 @@ pub async fn insert_session(
     Ok(())
 }
 
-/// A live session's user and sign-in time: not revoked, not expired, user enabled.
+/// A live session's user, sign-in time and methods (`amr`): not revoked, not expired,
+/// user enabled.
 pub async fn live_session(
     db: impl Into<Exec<'_>>,
     hash: &[u8],
     now: i64,
-) -> Result<Option<(String, i64)>, StoreError> {
-    Ok(on!(db.into(), |e| sqlx::query_as(
-        "SELECT s.user_id, s.auth_time FROM browser_sessions s JOIN users u ON u.id = s.user_id
+) -> Result<Option<(String, i64, String)>, StoreError> {
+    Ok(on!(db.into(), |e| {
+        sqlx::query_as(
+        "SELECT s.user_id, s.auth_time, s.amr FROM browser_sessions s JOIN users u ON u.id = s.user_id
          WHERE s.hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND NOT u.disabled",
     )
     .bind(hash)
     .bind(now)
     .fetch_optional(e)
-    .await)?)
+    .await
+    })?)
 }
 
 /// Ends one browser session (sign-out); a no-op when it already ended.
@@ -56,6 +60,47 @@ pub async fn revoke_session(
     .await
     .map(|r| r.rows_affected()))?;
     Ok(())
+}
+
+/// Records a second factor on a live session: its methods become `amr` and its sign-in
+/// time `auth_time`.
+pub async fn set_amr(
+    db: impl Into<Exec<'_>>,
+    hash: &[u8],
+    amr: &str,
+    auth_time: i64,
+) -> Result<(), StoreError> {
+    on!(db.into(), |e| {
+        sqlx::query(
+        "UPDATE browser_sessions SET amr = $2, auth_time = $3 WHERE hash = $1 AND revoked_at IS NULL",
+    )
+    .bind(hash)
+    .bind(amr)
+    .bind(auth_time)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+/// Ends every browser session of a user but the one whose hash is `keep`; returns how many.
+pub async fn revoke_other_sessions(
+    db: impl Into<Exec<'_>>,
+    user_id: &str,
+    keep: &[u8],
+    now: i64,
+) -> Result<u64, StoreError> {
+    Ok(on!(db.into(), |e| sqlx::query(
+        "UPDATE browser_sessions SET revoked_at = $3
+         WHERE user_id = $1 AND hash <> $2 AND revoked_at IS NULL",
+    )
+    .bind(user_id)
+    .bind(keep)
+    .bind(now)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))?)
 }
 
 /// Ends every browser session of a user; returns how many.

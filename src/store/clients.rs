@@ -39,12 +39,14 @@ pub struct ClientRow {
     pub previous_secret_expires_at: Option<i64>,
     /// When it was registered (Unix seconds).
     pub created_at: i64,
+    /// True when its users must sign in with a second factor.
+    pub require_mfa: bool,
 }
 
 const COLUMNS: &str =
     "id, secret_hash, grant_types, scopes, audiences, roles, capabilities, refresh_reuse_grace,
     redirect_uris, origins, third_party, post_logout_redirect_uris, id_token_signed_response_alg,
-    previous_secret_hash, previous_secret_expires_at, created_at";
+    previous_secret_hash, previous_secret_expires_at, created_at, require_mfa";
 
 /// The client registered as `id`, if any.
 pub async fn by_id(db: impl Into<Exec<'_>>, id: &str) -> Result<Option<ClientRow>, StoreError> {
@@ -59,8 +61,8 @@ pub async fn by_id(db: impl Into<Exec<'_>>, id: &str) -> Result<Option<ClientRow
 pub async fn insert(db: impl Into<Exec<'_>>, row: &ClientRow, now: i64) -> Result<(), StoreError> {
     on!(db.into(), |e| sqlx::query(
         "INSERT INTO clients (id, secret_hash, grant_types, scopes, audiences, roles, capabilities, created_at, refresh_reuse_grace,
-           redirect_uris, origins, third_party, post_logout_redirect_uris, id_token_signed_response_alg)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+           redirect_uris, origins, third_party, post_logout_redirect_uris, id_token_signed_response_alg, require_mfa)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(&row.id)
     .bind(&row.secret_hash)
@@ -76,6 +78,7 @@ pub async fn insert(db: impl Into<Exec<'_>>, row: &ClientRow, now: i64) -> Resul
     .bind(row.third_party)
     .bind(&row.post_logout_redirect_uris)
     .bind(&row.id_token_signed_response_alg)
+    .bind(row.require_mfa)
     .execute(e)
     .await
     .map(|r| r.rows_affected()))
@@ -132,7 +135,8 @@ pub async fn update(db: impl Into<Exec<'_>>, row: &ClientRow) -> Result<bool, St
     let done = on!(db.into(), |e| sqlx::query(
         "UPDATE clients SET grant_types = $2, scopes = $3, audiences = $4, roles = $5,
            capabilities = $6, refresh_reuse_grace = $7, redirect_uris = $8, origins = $9,
-           third_party = $10, post_logout_redirect_uris = $11, id_token_signed_response_alg = $12
+           third_party = $10, post_logout_redirect_uris = $11, id_token_signed_response_alg = $12,
+           require_mfa = $13
          WHERE id = $1",
     )
     .bind(&row.id)
@@ -147,6 +151,7 @@ pub async fn update(db: impl Into<Exec<'_>>, row: &ClientRow) -> Result<bool, St
     .bind(row.third_party)
     .bind(&row.post_logout_redirect_uris)
     .bind(&row.id_token_signed_response_alg)
+    .bind(row.require_mfa)
     .execute(e)
     .await
     .map(|r| r.rows_affected()))?;

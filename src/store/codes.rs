@@ -34,14 +34,16 @@ pub struct CodeRow {
     /// The refresh family its exchange started, so that a replay can revoke it; `None`
     /// until [`set_family`].
     pub family_id: Option<String>,
+    /// How the user signed in (RFC 8176 values, space-separated).
+    pub amr: String,
 }
 
 /// Stores a freshly issued code (unconsumed, no family yet).
 pub async fn insert(db: impl Into<Exec<'_>>, c: &CodeRow) -> Result<(), StoreError> {
     on!(db.into(), |e| sqlx::query(
         "INSERT INTO authorization_codes (hash, client_id, user_id, authz_version, redirect_uri,
-           code_challenge, scope, nonce, auth_time, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+           code_challenge, scope, nonce, auth_time, created_at, expires_at, amr)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&c.hash)
     .bind(&c.client_id)
@@ -54,6 +56,7 @@ pub async fn insert(db: impl Into<Exec<'_>>, c: &CodeRow) -> Result<(), StoreErr
     .bind(c.auth_time)
     .bind(c.created_at)
     .bind(c.expires_at)
+    .bind(&c.amr)
     .execute(e)
     .await
     .map(|r| r.rows_affected()))?;
@@ -64,7 +67,7 @@ pub async fn insert(db: impl Into<Exec<'_>>, c: &CodeRow) -> Result<(), StoreErr
 pub async fn by_hash(db: impl Into<Exec<'_>>, hash: &[u8]) -> Result<Option<CodeRow>, StoreError> {
     Ok(on!(db.into(), |e| sqlx::query_as(
         "SELECT hash, client_id, user_id, authz_version, redirect_uri, code_challenge, scope,
-                nonce, auth_time, created_at, expires_at, consumed_at, family_id
+                nonce, auth_time, created_at, expires_at, consumed_at, family_id, amr
          FROM authorization_codes WHERE hash = $1",
     )
     .bind(hash)

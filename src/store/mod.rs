@@ -6,6 +6,7 @@ pub mod browser;
 pub mod clients;
 pub mod codes;
 pub mod events;
+pub mod factors;
 /// Signing keys, sealed under the KEK, and their states.
 pub mod keys;
 pub mod lifecycle;

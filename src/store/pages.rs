@@ -31,7 +31,7 @@ pub async fn live_families(
     // The cursor's condition only when there is one, so that the index range starts there.
     let after_cond = if after.is_some() { "AND id > $4" } else { "" };
     let sql = format!(
-        "SELECT id, user_id, client_id, scope, audience, created_at, last_used_at, expires_at, revoked_at
+        "SELECT id, user_id, client_id, scope, audience, created_at, last_used_at, expires_at, revoked_at, amr
          FROM refresh_families
          WHERE {column} = $1 AND revoked_at IS NULL AND expires_at > $2 {after_cond}
          ORDER BY id LIMIT $3"

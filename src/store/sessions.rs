@@ -27,6 +27,9 @@ pub struct FamilyRow {
     pub expires_at: i64,
     /// When the family was revoked; `None` while it is live.
     pub revoked_at: Option<i64>,
+    /// How the user signed in (RFC 8176 values, space-separated), for the `amr` of its
+    /// access tokens.
+    pub amr: String,
 }
 
 /// A refresh token joined with its family.
@@ -74,7 +77,7 @@ impl UserState {
     }
 }
 
-pub(super) const FAMILY_COLUMNS: &str = "f.id, f.user_id, f.client_id, f.scope, f.audience, f.created_at, f.last_used_at, f.expires_at, f.revoked_at";
+pub(super) const FAMILY_COLUMNS: &str = "f.id, f.user_id, f.client_id, f.scope, f.audience, f.created_at, f.last_used_at, f.expires_at, f.revoked_at, f.amr";
 
 /// Inserts a family only if its user is still enabled and at `authz_version`: a
 /// sign-in that read the user before a password change, a disable or a role change
@@ -102,6 +105,7 @@ pub async fn insert_family_if_current(
             .bind(f.last_used_at)
             .bind(f.expires_at)
             .bind(authz_version)
+            .bind(&f.amr)
             .execute(e)
             .await
             .map(|r| r.rows_affected())
@@ -110,8 +114,8 @@ pub async fn insert_family_if_current(
 }
 
 const INSERT_FAMILY: &str = "INSERT INTO refresh_families
-       (id, user_id, client_id, scope, audience, created_at, last_used_at, expires_at)
-     SELECT $1, u.id, $3, $4, $5, $6, $7, $8 FROM users u
+       (id, user_id, client_id, scope, audience, created_at, last_used_at, expires_at, amr)
+     SELECT $1, u.id, $3, $4, $5, $6, $7, $8, $10 FROM users u
      WHERE u.id = $2 AND u.authz_version = $9 AND NOT u.disabled";
 static INSERT_FAMILY_LOCKED_SQL: LazyLock<String> =
     LazyLock::new(|| format!("{INSERT_FAMILY} FOR SHARE OF u"));

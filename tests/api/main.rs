@@ -13,6 +13,7 @@ mod feed;
 mod hardening;
 mod js;
 mod keys;
+mod mfa;
 mod oauth;
 mod ops;
 mod ssf;

@@ -15,6 +15,9 @@ pub trait ClaimsExt {
     fn require_role(&self, role: &str) -> Result<(), Rejection>;
     /// 403 `insufficient_scope` (naming the scope) unless the token was granted `scope`.
     fn require_scope(&self, scope: &str) -> Result<(), Rejection>;
+    /// 401 `insufficient_user_authentication` (RFC 9470) unless the user signed in with
+    /// `method` (an `amr` value, RFC 8176: `mfa`, `otp`, `hwk`, ...).
+    fn require_amr(&self, method: &str) -> Result<(), Rejection>;
 }
 
 impl ClaimsExt for Claims {
@@ -31,6 +34,14 @@ impl ClaimsExt for Claims {
             Ok(())
         } else {
             Err(Rejection::MissingScope(scope.to_string()))
+        }
+    }
+
+    fn require_amr(&self, method: &str) -> Result<(), Rejection> {
+        if self.has_amr(method) {
+            Ok(())
+        } else {
+            Err(Rejection::MissingAmr(method.to_string()))
         }
     }
 }
@@ -110,5 +121,23 @@ mod tests {
             c.require_scope("rea"),
             Err(Rejection::MissingScope("rea".into()))
         );
+    }
+
+    #[test]
+    fn a_missing_authentication_method_is_a_401_step_up() {
+        let pwd = Claims {
+            amr: Some(vec!["pwd".into()]),
+            ..claims()
+        };
+        let refused = pwd.require_amr("mfa").unwrap_err();
+        assert_eq!(refused, Rejection::MissingAmr("mfa".into()));
+        assert_eq!(refused.status(), http::StatusCode::UNAUTHORIZED);
+        assert_eq!(refused.error(), Some("insufficient_user_authentication"));
+        assert!(claims().require_amr("pwd").is_err(), "no amr at all");
+        let mfa = Claims {
+            amr: Some(vec!["pwd".into(), "otp".into(), "mfa".into()]),
+            ..claims()
+        };
+        assert!(mfa.require_amr("mfa").is_ok() && mfa.require_amr("otp").is_ok());
     }
 }

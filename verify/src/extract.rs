@@ -37,6 +37,12 @@ impl Authenticated {
         self.claims.require_scope(scope).map_err(|r| self.refuse(r))
     }
 
+    /// 401 `insufficient_user_authentication` unless the user signed in with `method`
+    /// (an `amr` value such as `mfa`, RFC 8176).
+    pub fn require_amr(&self, method: &str) -> Result<(), Refusal> {
+        self.claims.require_amr(method).map_err(|r| self.refuse(r))
+    }
+
     fn refuse(&self, rejection: Rejection) -> Refusal {
         Refusal {
             rejection,

@@ -18,6 +18,8 @@ pub enum Requirement {
     Role(String),
     /// The token's scope must include this one (403 otherwise).
     Scope(String),
+    /// The user must have signed in with this method (`amr`; 401 otherwise).
+    Amr(String),
 }
 
 impl Requirement {
@@ -26,6 +28,7 @@ impl Requirement {
         match self {
             Self::Role(r) => claims.require_role(r),
             Self::Scope(s) => claims.require_scope(s),
+            Self::Amr(m) => claims.require_amr(m),
         }
     }
 }
@@ -56,6 +59,13 @@ impl VerifyLayer {
     /// 403 `insufficient_scope` unless the token was granted `scope`.
     pub fn require_scope(mut self, scope: impl Into<String>) -> Self {
         self.requirement = Some(Arc::new(Requirement::Scope(scope.into())));
+        self
+    }
+
+    /// 401 `insufficient_user_authentication` unless the user signed in with `method`
+    /// (an `amr` value such as `mfa`).
+    pub fn require_amr(mut self, method: impl Into<String>) -> Self {
+        self.requirement = Some(Arc::new(Requirement::Amr(method.into())));
         self
     }
 }

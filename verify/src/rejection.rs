@@ -30,6 +30,9 @@ pub enum Rejection {
     MissingRole(String),
     /// 403: the token lacks this scope.
     MissingScope(String),
+    /// 401 `insufficient_user_authentication` (RFC 9470): the user did not sign in with
+    /// this method (`amr`); sign in again with it.
+    MissingAmr(String),
 }
 
 impl Rejection {
@@ -46,6 +49,7 @@ impl Rejection {
         match self {
             Self::Missing => None,
             Self::MissingRole(_) | Self::MissingScope(_) => Some("insufficient_scope"),
+            Self::MissingAmr(_) => Some("insufficient_user_authentication"),
             _ => Some("invalid_token"),
         }
     }
@@ -64,6 +68,9 @@ impl Rejection {
             Self::StateUnknown => "authorization state unknown: try again later".into(),
             Self::MissingRole(role) => format!("requires role {role}"),
             Self::MissingScope(scope) => format!("requires scope {scope}"),
+            Self::MissingAmr(method) => {
+                format!("requires signing in with {method}: sign in again")
+            }
         }
     }
 

@@ -139,6 +139,7 @@ impl Freshness {
             (
                 EventKind::RolesChanged
                 | EventKind::PasswordChanged
+                | EventKind::CredentialChanged
                 | EventKind::UserDisabled
                 | EventKind::UserEnabled,
                 Some(sub),

@@ -36,7 +36,12 @@ export interface SessionOptions {
   onEvent?: (event: TesseraEvent, info: { acted: boolean; arrivedAt: number }) => void;
 }
 
-const USER_CHANGES = new Set(["user.roles_changed", "user.disabled", "user.password_changed"]);
+const USER_CHANGES = new Set([
+  "user.roles_changed",
+  "user.disabled",
+  "user.password_changed",
+  "user.credential_changed",
+]);
 const NO_ROLES: readonly string[] = Object.freeze([]);
 
 /**

@@ -25,6 +25,8 @@ export interface Claims {
   sid?: string;
   /** The user's authorization version when the token was minted. */
   ver?: number;
+  /** How the user signed in (RFC 8176: `pwd`, `otp`, `hwk`, `swk`, `mfa`); absent on client tokens. */
+  amr?: string[];
 }
 
 /** Whether the token carries `role` (exact match). */
@@ -35,6 +37,19 @@ export function hasRole(claims: Claims, role: string): boolean {
 /** Whether the token's space-separated `scope` includes `wanted`. */
 export function hasScope(claims: Claims, wanted: string): boolean {
   return (claims.scope ?? "").split(" ").includes(wanted);
+}
+
+/** Whether the user signed in with `method` (an `amr` value, exact match). */
+export function hasAmr(claims: Claims, method: string): boolean {
+  return (claims.amr ?? []).includes(method);
+}
+
+/**
+ * Throws 401 `insufficient_user_authentication` (RFC 9470) unless the user signed in with
+ * `method` (an `amr` value such as `mfa`): the client should send the user to sign in again.
+ */
+export function requireAmr(claims: Claims, method: string): void {
+  if (!hasAmr(claims, method)) throw Rejection.missingAmr(method);
 }
 
 /** Throws 403 `insufficient_scope` unless the token carries `role`. */
@@ -69,6 +84,7 @@ export function toClaims(p: Record<string, unknown>, now: number): Claims {
     optional(p.nbf, isInt) &&
     optional(p.sid, isString) &&
     optional(p.ver, isInt) &&
+    optional(p.amr, (a) => Array.isArray(a) && a.every(isString)) &&
     optional(p.roles, (r) => Array.isArray(r) && r.every(isString));
   if (!ok) throw Rejection.invalid("claims missing or malformed");
   const claims = { ...p, roles: p.roles ?? [] } as unknown as Claims;

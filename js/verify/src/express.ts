@@ -3,7 +3,12 @@
 
 import type { NextFunction, Request, RequestHandler, Response } from "express";
 
-import { requireRole as checkRole, requireScope as checkScope, type Claims } from "./claims.js";
+import {
+  requireAmr as checkAmr,
+  requireRole as checkRole,
+  requireScope as checkScope,
+  type Claims,
+} from "./claims.js";
 import { bearer, Rejection } from "./rejection.js";
 import type { Verifier } from "./verifier.js";
 
@@ -20,6 +25,8 @@ export interface TesseraMiddleware extends RequestHandler {
   requireRole(role: string): RequestHandler;
   /** Verifies (unless an outer middleware did) and answers 403 unless the token has `scope`. */
   requireScope(scope: string): RequestHandler;
+  /** Verifies (unless done already) and answers 401 `insufficient_user_authentication` unless the user signed in with `method` (`amr`). */
+  requireAmr(method: string): RequestHandler;
 }
 
 /** Sends the RFC 6750 answer of a rejection. */
@@ -54,6 +61,7 @@ export function tessera(verifier: Verifier): TesseraMiddleware {
   const middleware = guard() as TesseraMiddleware;
   middleware.requireRole = (role) => guard((c) => checkRole(c, role));
   middleware.requireScope = (scope) => guard((c) => checkScope(c, scope));
+  middleware.requireAmr = (method) => guard((c) => checkAmr(c, method));
   return middleware;
 }
 

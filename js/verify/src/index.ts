@@ -4,6 +4,6 @@ export { createVerifier, Verifier, StartError } from "./verifier.js";
 export type { VerifierOptions, StalePolicy, Health } from "./verifier.js";
 export { Rejection, bearer } from "./rejection.js";
 export type { RejectionKind } from "./rejection.js";
-export { LEEWAY, hasRole, hasScope, requireRole, requireScope } from "./claims.js";
+export { LEEWAY, hasAmr, hasRole, hasScope, requireAmr, requireRole, requireScope } from "./claims.js";
 export type { Claims } from "./claims.js";
 export type { SecurityEvent } from "./state.js";

@@ -13,7 +13,8 @@ export type RejectionKind =
   | "inactive"
   | "state_unknown"
   | "missing_role"
-  | "missing_scope";
+  | "missing_scope"
+  | "missing_amr";
 
 /**
  * A refused token. `status` is 401, or 403 for a missing role or scope; `description` is the
@@ -44,6 +45,9 @@ export class Rejection extends Error {
   static missingScope(scope: string): Rejection {
     return new Rejection("missing_scope", scope);
   }
+  static missingAmr(method: string): Rejection {
+    return new Rejection("missing_amr", method);
+  }
 
   /** 401, or 403 for a missing role or scope (RFC 6750 §3.1). */
   get status(): 401 | 403 {
@@ -51,8 +55,9 @@ export class Rejection extends Error {
   }
 
   /** The RFC 6750 `error` code; undefined when no credentials were presented. */
-  get error(): "invalid_token" | "insufficient_scope" | undefined {
+  get error(): "invalid_token" | "insufficient_scope" | "insufficient_user_authentication" | undefined {
     if (this.kind === "missing") return undefined;
+    if (this.kind === "missing_amr") return "insufficient_user_authentication";
     return this.status === 403 ? "insufficient_scope" : "invalid_token";
   }
 
@@ -112,6 +117,8 @@ function describe(kind: RejectionKind, detail: string | undefined): string {
       return `requires role ${detail ?? ""}`;
     case "missing_scope":
       return `requires scope ${detail ?? ""}`;
+    case "missing_amr":
+      return `requires signing in with ${detail ?? ""}: sign in again`;
   }
 }
 

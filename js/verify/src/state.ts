@@ -47,6 +47,7 @@ export class Freshness {
         return false;
       case "user.roles_changed":
       case "user.password_changed":
+      case "user.credential_changed":
       case "user.disabled":
       case "user.enabled": {
         if (!e.sub) return false;

@@ -2,7 +2,7 @@
 // freshness state and its bounds, Cache-Control max-age, the reconnect backoff.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Rejection, bearer } from "../dist/index.js";
+import { Rejection, bearer, requireAmr } from "../dist/index.js";
 import { SseParser } from "../dist/sse.js";
 import { Freshness } from "../dist/state.js";
 import { maxAge } from "../dist/jwks.js";
@@ -22,6 +22,21 @@ test("answers follow RFC 6750 with the Rust crate's wording", () => {
   assert.equal(r.status, 401);
   assert.deepEqual(JSON.parse(r.body), { error: "invalid_token", error_description: "session revoked: sign in again" });
   assert.equal(r.headers["cache-control"], "no-store");
+});
+
+test("requireAmr asks for a step-up (RFC 9470) unless the user signed in with the method", () => {
+  const claims = { amr: ["pwd", "otp", "mfa"] };
+  assert.doesNotThrow(() => requireAmr(claims, "mfa"));
+  for (const c of [{ amr: ["pwd"] }, {}]) {
+    assert.throws(
+      () => requireAmr(c, "mfa"),
+      (e) =>
+        e.kind === "missing_amr" &&
+        e.status === 401 &&
+        e.wwwAuthenticate("api") ===
+          'Bearer realm="api", error="insufficient_user_authentication", error_description="requires signing in with mfa: sign in again"',
+    );
+  }
 });
 
 test("bearer tokens are read strictly", () => {

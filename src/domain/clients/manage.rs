@@ -300,19 +300,22 @@ async fn narrow(
         .iter()
         .any(|g| old.allows(*g) && !new.grant_types.contains(g));
     let all = lost_grant || (new.third_party && !old.third_party);
+    // Sessions signed in without a second factor no longer meet the client's policy.
+    let mfa_now_required = new.require_mfa && !old.require_mfa;
     let lost_scopes = lost(&old.scopes, &new.scopes);
     let lost_audiences = lost(&old.audiences, &new.audiences);
     let mut narrowed = Narrowed::default();
-    if all || !lost_scopes.is_empty() || !lost_audiences.is_empty() {
+    if all || mfa_now_required || !lost_scopes.is_empty() || !lost_audiences.is_empty() {
         let families = store::clients::live_families(&mut *tx, &old.id).await?;
         let doomed: Vec<FamilyRow> = families
             .into_iter()
             .filter(|f| {
                 let audience: Vec<String> = serde_json::from_str(&f.audience).unwrap_or_default();
-                all || f
-                    .scope
-                    .split(' ')
-                    .any(|s| lost_scopes.iter().any(|l| l == s))
+                let without_mfa = !f.amr.split(' ').any(|m| m == "mfa");
+                all || (mfa_now_required && without_mfa)
+                    || f.scope
+                        .split(' ')
+                        .any(|s| lost_scopes.iter().any(|l| l == s))
                     || audience.iter().any(|a| lost_audiences.contains(a))
             })
             .collect();

@@ -68,6 +68,8 @@ pub struct Client {
     pub post_logout_redirect_uris: Vec<String>,
     /// The alg of its ID tokens; `None`: the deployment's.
     pub id_token_alg: Option<SigningAlg>,
+    /// Its users sign in with a second factor; the password grant refuses them.
+    pub require_mfa: bool,
 }
 
 impl Client {
@@ -108,6 +110,7 @@ impl Client {
             third_party: self.third_party,
             post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
             id_token_signed_response_alg: self.id_token_alg.map(|a| a.as_str().to_string()),
+            require_mfa: self.require_mfa,
         }
     }
 
@@ -135,6 +138,7 @@ impl Client {
             redirect_uris: from_json(&row.redirect_uris)?,
             origins: from_json(&row.origins)?,
             third_party: row.third_party,
+            require_mfa: row.require_mfa,
             post_logout_redirect_uris: from_json(&row.post_logout_redirect_uris)?,
             id_token_alg: match row.id_token_signed_response_alg.as_deref() {
                 None => None,

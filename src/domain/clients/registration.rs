@@ -56,6 +56,10 @@ pub struct NewClient {
     /// deployment's `signing_alg`; absent: the deployment's.
     #[serde(default)]
     pub id_token_signed_response_alg: Option<String>,
+    /// Whether its users must sign in with a second factor (the password grant is then
+    /// refused).
+    #[serde(default)]
+    pub require_mfa: bool,
 }
 
 /// The longest grace window a client may have, as for the server's setting.
@@ -208,6 +212,7 @@ impl NewClient {
             third_party: self.third_party,
             post_logout_redirect_uris: to_json(&self.post_logout_redirect_uris),
             id_token_signed_response_alg: id_token_alg.map(|a| a.as_str().to_string()),
+            require_mfa: self.require_mfa,
             previous_secret_hash: None,
             previous_secret_expires_at: None,
             created_at: now,

@@ -30,6 +30,7 @@ pub struct ClientView<'a> {
     roles: &'a [String],
     scopes: &'a [String],
     third_party: bool,
+    require_mfa: bool,
 }
 
 impl<'a> ClientView<'a> {
@@ -52,6 +53,7 @@ impl<'a> ClientView<'a> {
             roles: &client.roles,
             scopes: &client.scopes,
             third_party: client.third_party,
+            require_mfa: client.require_mfa,
         }
     }
 }

@@ -186,6 +186,17 @@ impl KeyRing {
         self.kek.derive(purpose)
     }
 
+    /// Seals a secret that is not a signing key (a TOTP seed) under the KEK, bound to
+    /// `label` (`factor:<id>`, never a kid); KEK rotation re-seals it.
+    pub fn seal_secret(&self, label: &str, plaintext: &[u8]) -> Vec<u8> {
+        self.kek.seal(label, plaintext)
+    }
+
+    /// Opens what [`KeyRing::seal_secret`] sealed with the same `label`.
+    pub fn open_secret(&self, label: &str, sealed: &[u8]) -> Result<Vec<u8>, KeyError> {
+        self.kek.open(label, sealed)
+    }
+
     /// Loads the KEK, creates the first active and next keys if the database has
     /// none, and loads the key set. Fails rather than start with a half-loaded set.
     pub async fn init(cfg: &Config, db: &Db, now: i64) -> Result<Self, KeyError> {

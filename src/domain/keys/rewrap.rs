@@ -29,6 +29,12 @@ impl super::Keys {
             store::keys::set_private(&mut tx, &r.kid, &new.seal(&r.kid, &plain)).await?;
             rewrapped += 1;
         }
+        // Second factors' secrets (TOTP seeds) are sealed under the KEK too.
+        for (id, sealed) in store::factors::secrets(&mut tx).await? {
+            let label = crate::domain::factors::seal_label(&id);
+            let plain = self.keys.kek.open(&label, &sealed)?;
+            store::factors::set_secret(&mut tx, &id, &new.seal(&label, &plain)).await?;
+        }
         store::keys::set_meta(&mut tx, KEK_CHECK, &new.sealed_check()).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(rewrapped)

@@ -14,6 +14,7 @@ use super::browser::Browser;
 use super::clients::{Client, Clients};
 use super::clock::Clock;
 use super::events::EventBus;
+use super::factors::Factors;
 use super::keys::{self, KeyRing};
 use super::liveness::Live;
 use super::passwords::Passwords;
@@ -84,6 +85,8 @@ pub struct Parts {
     pub pauses: Pauses,
     /// First uses of refresh tokens, consumed in batches.
     pub group_commit: GroupCommit,
+    /// Second factors: the second step of a sign-in, the account page.
+    pub factors: Factors,
 }
 
 impl SignIn {

@@ -105,6 +105,7 @@ mod tests {
         BrowserSession {
             user_id: "u".into(),
             auth_time,
+            amr: "pwd".into(),
         }
     }
 

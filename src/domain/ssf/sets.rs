@@ -39,11 +39,24 @@ fn event_type(kind: &str) -> Option<&'static str> {
     Some(match kind {
         "session.revoked" => SESSION_REVOKED,
         "user.roles_changed" => TOKEN_CLAIMS_CHANGE,
-        "user.password_changed" => CREDENTIAL_CHANGE,
+        "user.password_changed" | "user.credential_changed" => CREDENTIAL_CHANGE,
         "user.disabled" => ACCOUNT_DISABLED,
         "user.enabled" => ACCOUNT_ENABLED,
         _ => return None,
     })
+}
+
+/// CAEP credential-change's `credential_type` and `change_type` for a log event: a
+/// password change, or a second factor's (by the event's reason).
+fn credential_change(event: &EventRow) -> (&'static str, &'static str) {
+    if event.kind == "user.password_changed" {
+        return ("password", "update");
+    }
+    match event.reason.as_deref() {
+        Some("totp_added") | Some("recovery_codes_created") => ("app", "create"),
+        Some("totp_removed") | Some("mfa_reset") => ("app", "delete"),
+        _ => ("app", "update"),
+    }
 }
 
 /// A SET's `jti`: the same for a (stream, event) pair every time it is minted, so a
@@ -89,10 +102,13 @@ pub fn claims(
                 json!({"event_timestamp": event.at, "claims": {"roles": roles}}),
             )
         }
-        CREDENTIAL_CHANGE => (
-            user,
-            json!({"event_timestamp": event.at, "credential_type": "password", "change_type": "update"}),
-        ),
+        CREDENTIAL_CHANGE => {
+            let (credential_type, change_type) = credential_change(event);
+            (
+                user,
+                json!({"event_timestamp": event.at, "credential_type": credential_type, "change_type": change_type}),
+            )
+        }
         _ => (user, json!({})),
     };
     Some(json!({
@@ -173,6 +189,16 @@ mod tests {
         assert_eq!(
             set["events"][CREDENTIAL_CHANGE]["credential_type"],
             "password"
+        );
+        let added = EventRow {
+            reason: Some("totp_added".into()),
+            ..row("user.credential_changed")
+        };
+        let set = claims("https://iss", "rx", "st", &all, &added).unwrap();
+        let body = &set["events"][CREDENTIAL_CHANGE];
+        assert_eq!(
+            (&body["credential_type"], &body["change_type"]),
+            (&json!("app"), &json!("create"))
         );
         let set = claims("https://iss", "rx", "st", &all, &row("user.disabled")).unwrap();
         assert_eq!(set["events"][ACCOUNT_DISABLED], json!({}));

@@ -9,6 +9,7 @@ use super::cookies::{check_csrf, signed_in};
 use super::issue;
 use super::login::login_page;
 use super::request::{Refusal, bad_request, internal, parse_request, read_post};
+use super::second::second_step;
 use crate::domain::signin::SignIn;
 
 pub(super) async fn consent(
@@ -33,6 +34,13 @@ pub(super) async fn consent(
         };
         match params.get("decision") {
             Some("allow") => {
+                // A crafted answer must not skip the second step.
+                let no_extra = HeaderMap::new();
+                if let Some(page) =
+                    second_step(&signin, &req, &headers, &session, &no_extra).await?
+                {
+                    return Ok(page);
+                }
                 signin
                     .browser
                     .remember_consent(&session.user_id, &req.client.id, &req.scope)
@@ -47,9 +55,8 @@ pub(super) async fn consent(
                 Ok(issue(
                     &signin,
                     &req,
-                    &user.id,
+                    &session,
                     user.authz_version,
-                    session.auth_time,
                     HeaderMap::new(),
                 )
                 .await)

@@ -9,16 +9,16 @@ use crate::domain::signin::SignIn;
 use crate::http::form::Params;
 
 /// The names of tessera's cookies: `__Host-` prefixed and `Secure` under an https issuer.
-pub(super) struct Cookies {
-    pub(super) session: &'static str,
-    pub(super) csrf: &'static str,
+pub(in crate::http) struct Cookies {
+    pub(in crate::http) session: &'static str,
+    pub(in crate::http) csrf: &'static str,
     /// The device cookie: this browser signed in as a user before (see `domain::throttle`).
-    pub(super) device: &'static str,
-    pub(super) attributes: &'static str,
+    pub(in crate::http) device: &'static str,
+    pub(in crate::http) attributes: &'static str,
 }
 
 /// The live browser session the request's session cookie names, if any.
-pub(super) async fn signed_in(
+pub(in crate::http) async fn signed_in(
     signin: &SignIn,
     headers: &HeaderMap,
 ) -> Result<Option<BrowserSession>, Refusal> {
@@ -32,7 +32,7 @@ pub(super) async fn signed_in(
     }
 }
 
-pub(super) fn cookies(signin: &SignIn) -> Cookies {
+pub(in crate::http) fn cookies(signin: &SignIn) -> Cookies {
     if signin.cfg.issuer.starts_with("https://") {
         Cookies {
             session: "__Host-tessera_session",
@@ -50,7 +50,7 @@ pub(super) fn cookies(signin: &SignIn) -> Cookies {
     }
 }
 
-pub(super) fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(in crate::http) fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -62,14 +62,18 @@ pub(super) fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a 
         .filter(|v| !v.is_empty())
 }
 
-pub(super) fn set_cookie(extra: &mut HeaderMap, cookie: String) {
+pub(in crate::http) fn set_cookie(extra: &mut HeaderMap, cookie: String) {
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         extra.append(header::SET_COOKIE, v);
     }
 }
 
 /// The CSRF token of this browser (double-submit cookie), set if it has none.
-pub(super) fn csrf_token(signin: &SignIn, headers: &HeaderMap, extra: &mut HeaderMap) -> String {
+pub(in crate::http) fn csrf_token(
+    signin: &SignIn,
+    headers: &HeaderMap,
+    extra: &mut HeaderMap,
+) -> String {
     let c = cookies(signin);
     if let Some(t) = read_cookie(headers, c.csrf).filter(|t| t.len() == 43) {
         return t.to_string();
@@ -82,7 +86,7 @@ pub(super) fn csrf_token(signin: &SignIn, headers: &HeaderMap, extra: &mut Heade
     token
 }
 
-pub(super) fn check_csrf(
+pub(in crate::http) fn check_csrf(
     signin: &SignIn,
     headers: &HeaderMap,
     params: &Params,
@@ -104,7 +108,7 @@ pub(super) fn check_csrf(
 /// already stops a cross-site form (the page cannot read the token); this also
 /// covers same-site pages on another origin that could plant the cookie (no
 /// `__Host-` prefix under an http issuer).
-pub(super) fn check_origin(signin: &SignIn, headers: &HeaderMap) -> Result<(), Refusal> {
+pub(in crate::http) fn check_origin(signin: &SignIn, headers: &HeaderMap) -> Result<(), Refusal> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };
@@ -121,7 +125,7 @@ pub(super) fn check_origin(signin: &SignIn, headers: &HeaderMap) -> Result<(), R
 }
 
 /// Sets the device cookie naming `username` (a successful sign-in).
-pub(super) fn set_device_cookie(signin: &SignIn, extra: &mut HeaderMap, username: &str) {
+pub(in crate::http) fn set_device_cookie(signin: &SignIn, extra: &mut HeaderMap, username: &str) {
     let c = cookies(signin);
     let value = signin.device_cookie(username);
     let max_age = crate::domain::throttle::DEVICE_TTL_SECS;

@@ -11,6 +11,8 @@ use super::cookies::{
 };
 use super::request::{AuthzRequest, Refusal, internal, parse_request, read_post};
 use super::{app_name, proceed};
+use crate::domain::browser::BrowserSession;
+use crate::domain::factors::amr;
 use crate::domain::signin::SignIn;
 use crate::domain::throttle::Why;
 use crate::error::OAuthError;
@@ -26,11 +28,18 @@ pub(super) fn login_page(
     mut extra: HeaderMap,
 ) -> Response {
     let csrf = csrf_token(signin, headers, &mut extra);
-    let page = pages::login(app_name(&req.client), username, error, &req.carried, &csrf);
+    let page = pages::login(
+        app_name(&req.client),
+        username,
+        error,
+        &req.carried,
+        &csrf,
+        "/login",
+    );
     pages::respond(status, page, req.form_action().as_deref(), extra)
 }
 
-const WRONG: &str = "Incorrect username or password.";
+pub(in crate::http) const WRONG: &str = "Incorrect username or password.";
 
 pub(super) async fn login(
     State(signin): State<SignIn>,
@@ -45,30 +54,25 @@ pub(super) async fn login(
         check_csrf(&signin, &headers, &params)?;
         let username = params.get("username").unwrap_or("").to_string();
         let password = params.take_secret("password");
-        let (Some(password), false) = (password, username.is_empty()) else {
-            let page = login_page(
+        let page = |status, username: &str, error: &str, extra| {
+            login_page(
                 &signin,
                 &req,
                 &headers,
-                StatusCode::BAD_REQUEST,
-                &username,
-                Some("Enter your username and password."),
-                HeaderMap::new(),
-            );
-            return Ok(page);
+                status,
+                username,
+                Some(error),
+                extra,
+            )
         };
-        if form::require_identifier("username", &username).is_err() {
-            return Ok(login_page(
-                &signin,
-                &req,
-                &headers,
-                StatusCode::OK,
-                "",
-                Some(WRONG),
-                HeaderMap::new(),
-            ));
+        match password_sign_in(&signin, &headers, &username, password, peer).await? {
+            SignedIn::Done(session, extra) => {
+                Ok(proceed(&signin, &req, &headers, &session, extra).await)
+            }
+            SignedIn::Again(status, username, error, extra) => {
+                Ok::<Response, Refusal>(page(status, &username, &error, extra))
+            }
         }
-        Ok::<Response, Refusal>(sign_in(&signin, &req, &headers, &username, password, peer).await)
     }
     .await;
     match result {
@@ -77,14 +81,38 @@ pub(super) async fn login(
     }
 }
 
-async fn sign_in(
+/// What a password sign-in came to.
+pub(in crate::http) enum SignedIn {
+    /// A browser session and the headers that set its cookie.
+    Done(BrowserSession, HeaderMap),
+    /// Show the form again: the status, the username to fill in, the error, headers.
+    Again(StatusCode, String, String, HeaderMap),
+}
+
+/// Checks a username and password, throttled, and starts a browser session with `amr`
+/// `pwd`: what `/login` and the account page's sign-in share.
+pub(in crate::http) async fn password_sign_in(
     signin: &SignIn,
-    req: &AuthzRequest,
     headers: &HeaderMap,
     username: &str,
-    password: SecretString,
+    password: Option<SecretString>,
     peer: std::net::IpAddr,
-) -> Response {
+) -> Result<SignedIn, Refusal> {
+    let again = |status, username: &str, error: &str, extra| {
+        Ok(SignedIn::Again(
+            status,
+            username.to_string(),
+            error.to_string(),
+            extra,
+        ))
+    };
+    let (Some(password), false) = (password, username.is_empty()) else {
+        let error = "Enter your username and password.";
+        return again(StatusCode::BAD_REQUEST, username, error, HeaderMap::new());
+    };
+    if form::require_identifier("username", username).is_err() {
+        return again(StatusCode::OK, "", WRONG, HeaderMap::new());
+    }
     let device = read_cookie(headers, cookies(signin).device);
     let check = signin.check_password(username, password);
     let result = match signin.throttled_login(username, peer, device, check).await {
@@ -100,47 +128,33 @@ async fn sign_in(
                 }
                 _ => format!("Too many attempts. Try again in {retry_after} seconds."),
             };
-            return login_page(
-                signin,
-                req,
-                headers,
-                StatusCode::TOO_MANY_REQUESTS,
-                username,
-                Some(&text),
-                extra,
-            );
+            return again(StatusCode::TOO_MANY_REQUESTS, username, &text, extra);
         }
     };
     let user = match result {
         Ok(u) => u,
         Err(OAuthError::InvalidGrant(_)) => {
-            return login_page(
-                signin,
-                req,
-                headers,
-                StatusCode::OK,
-                username,
-                Some(WRONG),
-                HeaderMap::new(),
-            );
+            return again(StatusCode::OK, username, WRONG, HeaderMap::new());
         }
-        Err(e) => return internal(e).into_response(),
+        Err(e) => return Err(internal(e)),
     };
     let c = cookies(signin);
     let previous = read_cookie(headers, c.session);
-    let token = match signin
+    let token = signin
         .browser
-        .start_browser_session(&user.id, previous)
+        .start_browser_session(&user.id, previous, amr::PWD)
         .await
-    {
-        Ok(t) => t,
-        Err(e) => return internal(e).into_response(),
-    };
+        .map_err(internal)?;
     let mut extra = HeaderMap::new();
     set_cookie(
         &mut extra,
         format!("{}={token}{}; SameSite=Lax", c.session, c.attributes),
     );
     set_device_cookie(signin, &mut extra, &user.username);
-    proceed(signin, req, headers, &user.id, signin.clock.now(), extra).await
+    let session = BrowserSession {
+        user_id: user.id,
+        auth_time: signin.clock.now(),
+        amr: amr::PWD.into(),
+    };
+    Ok(SignedIn::Done(session, extra))
 }

@@ -7,10 +7,11 @@
 //! redirect; every other error goes back to the app (§4.1.2.1).
 
 mod consent;
-mod cookies;
-mod login;
+pub(super) mod cookies;
+pub(super) mod login;
 mod logout;
-mod request;
+pub(super) mod request;
+pub(super) mod second;
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ use axum::routing::{get, post};
 use super::form::{self, Params};
 use super::pages;
 use crate::domain::Core;
+use crate::domain::browser::BrowserSession;
 use crate::domain::clients::Client;
 use crate::domain::codes::CodeGrant;
 use crate::domain::signin::SignIn;
@@ -38,6 +40,7 @@ pub(super) fn router() -> Router<Arc<Core>> {
     Router::new()
         .route("/authorize", get(authorize).post(authorize_form))
         .route("/login", post(login))
+        .route("/login/mfa", post(second::login_mfa))
         .route("/consent", post(consent))
         .route("/end_session", get(end_session).post(end_session_form))
 }
@@ -82,15 +85,9 @@ async fn start(
         .map_err(IntoResponse::into_response)?;
     let now = signin.clock.now();
     match rules::authentication(session.as_ref(), req.prompt, req.max_age, now) {
-        Authentication::SignedIn(s) => Ok(proceed(
-            signin,
-            &req,
-            headers,
-            &s.user_id,
-            s.auth_time,
-            HeaderMap::new(),
-        )
-        .await),
+        Authentication::SignedIn(s) => {
+            Ok(proceed(signin, &req, headers, s, HeaderMap::new()).await)
+        }
         Authentication::LoginRequired => Err(req
             .error(signin, "login_required", "the user is not signed in")
             .into_response()),
@@ -106,19 +103,19 @@ async fn start(
     }
 }
 
-/// A signed-in user: consent if the client needs it, else a code back to the app.
+/// A signed-in user (`session`): the second step if the request
+/// needs one, consent if the client needs it, else a code back to the app.
 async fn proceed(
     signin: &SignIn,
     req: &AuthzRequest,
     headers: &HeaderMap,
-    user_id: &str,
-    auth_time: i64,
+    session: &BrowserSession,
     mut extra: HeaderMap,
 ) -> Response {
     let result = async {
         let user = signin
             .users
-            .user(user_id)
+            .user(&session.user_id)
             .await
             .map_err(internal)?
             .filter(|u| !u.disabled);
@@ -133,6 +130,9 @@ async fn proceed(
                 extra.clone(),
             ));
         };
+        if let Some(page) = second::second_step(signin, req, headers, session, &extra).await? {
+            return Ok(page);
+        }
         let consent = signin
             .consent(&req.client, &user.id, &req.scope, req.prompt)
             .await
@@ -161,15 +161,7 @@ async fn proceed(
             }
         }
         Ok::<Response, Refusal>(
-            issue(
-                signin,
-                req,
-                &user.id,
-                user.authz_version,
-                auth_time,
-                extra.clone(),
-            )
-            .await,
+            issue(signin, req, session, user.authz_version, extra.clone()).await,
         )
     }
     .await;
@@ -182,20 +174,20 @@ async fn proceed(
 async fn issue(
     signin: &SignIn,
     req: &AuthzRequest,
-    user_id: &str,
+    session: &BrowserSession,
     authz_version: i64,
-    auth_time: i64,
     extra: HeaderMap,
 ) -> Response {
     let grant = CodeGrant {
         client_id: &req.client.id,
-        user_id,
+        user_id: &session.user_id,
         authz_version,
         redirect_uri: &req.redirect_uri,
         code_challenge: &req.code_challenge,
         scope: &req.scope,
         nonce: req.nonce.as_deref(),
-        auth_time,
+        auth_time: session.auth_time,
+        amr: &session.amr,
     };
     match signin.issue_code(grant).await {
         Ok(code) => {

@@ -30,6 +30,8 @@ const CARRIED: &[&str] = &[
     // and `prompt` decides whether `offline_access` stands when the consent form is answered.
     "prompt",
     "max_age",
+    // Asks for a second factor (`urn:tessera:acr:mfa`); must survive the login form.
+    "acr_values",
 ];
 
 /// A valid authorization request.
@@ -42,11 +44,13 @@ pub(super) struct AuthzRequest {
     pub(super) nonce: Option<String>,
     pub(super) prompt: Prompt,
     pub(super) max_age: Option<i64>,
+    /// The requested `acr` values, space-separated (voluntary: only MFA is acted on).
+    pub(super) acr_values: Option<String>,
     pub(super) carried: Vec<(&'static str, String)>,
 }
 
 /// Why a request is refused: on a page (the app cannot be trusted with it) or back at the app.
-pub(super) enum Refusal {
+pub(in crate::http) enum Refusal {
     Page(StatusCode, &'static str, String),
     Redirect(Box<Response>),
 }
@@ -62,7 +66,7 @@ impl IntoResponse for Refusal {
     }
 }
 
-pub(super) fn bad_request(text: impl Into<String>) -> Refusal {
+pub(in crate::http) fn bad_request(text: impl Into<String>) -> Refusal {
     Refusal::Page(
         StatusCode::BAD_REQUEST,
         "This sign-in link does not work",
@@ -70,7 +74,7 @@ pub(super) fn bad_request(text: impl Into<String>) -> Refusal {
     )
 }
 
-pub(super) fn internal(e: impl Into<OAuthError>) -> Refusal {
+pub(in crate::http) fn internal(e: impl Into<OAuthError>) -> Refusal {
     let e: OAuthError = e.into();
     let unavailable = match &e {
         OAuthError::Internal(inner) => {
@@ -98,7 +102,11 @@ pub(super) fn internal(e: impl Into<OAuthError>) -> Refusal {
 }
 
 /// A 303 to `uri` with `params` added, carrying the page headers.
-pub(super) fn redirect(uri: &str, params: &[(&str, &str)], mut extra: HeaderMap) -> Response {
+pub(in crate::http) fn redirect(
+    uri: &str,
+    params: &[(&str, &str)],
+    mut extra: HeaderMap,
+) -> Response {
     let location = redirects::with_query(uri, params);
     let mut resp = StatusCode::SEE_OTHER.into_response();
     let h = resp.headers_mut();
@@ -163,6 +171,7 @@ pub(super) async fn parse_request(
         nonce: params.get("nonce").map(str::to_string),
         prompt: Prompt::default(),
         max_age: None,
+        acr_values: params.get("acr_values").map(str::to_string),
         carried: CARRIED
             .iter()
             .filter_map(|k| params.get(k).map(|v| (*k, v.to_string())))
@@ -235,7 +244,7 @@ pub(super) async fn parse_request(
     Ok(req)
 }
 
-pub(super) async fn read_post(
+pub(in crate::http) async fn read_post(
     signin: &SignIn,
     headers: &HeaderMap,
     body: Body,

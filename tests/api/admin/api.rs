@@ -308,7 +308,7 @@ async fn clients_are_registered() {
         json!({"client_id": "svc", "public": false, "grant_types": ["client_credentials"],
                "scopes": [], "audiences": ["https://api.example"], "roles": ["r"],
                "capabilities": ["events"], "client_secret": secret,
-               "redirect_uris": [], "origins": [], "third_party": false,
+               "redirect_uris": [], "origins": [], "third_party": false, "require_mfa": false,
                "post_logout_redirect_uris": [], "created_at": body["created_at"],
                "previous_secret_expires_at": null})
     );

@@ -195,6 +195,7 @@ async fn removing_a_redirect_uri_drops_the_codes_issued_for_it() {
             expires_at: now + 60,
             consumed_at: None,
             family_id: None,
+            amr: "pwd".into(),
         };
         tessera::store::codes::insert(app.core.db.writer(), &code)
             .await
@@ -421,4 +422,39 @@ async fn another_instance_stops_serving_a_changed_client_from_its_cache() {
         .await,
         "B still knows the removed client"
     );
+}
+
+/// A client that starts requiring a second factor ends the sessions signed in without one.
+#[tokio::test]
+async fn requiring_mfa_revokes_the_sessions_signed_in_without_a_second_factor() {
+    let app = TestApp::spawn().await;
+    let (admin, secret) = svc_app(&app).await;
+    let session = login_svc(&app, &secret, "read").await;
+    let (status, body) = json_of(
+        &app,
+        &admin,
+        Method::PATCH,
+        "/admin/clients/svc",
+        Some(json!({"require_mfa": true})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["require_mfa"], true);
+    assert_eq!(body["revoked_sessions"], 1);
+    assert_eq!(refresh_svc(&app, &secret, &rt(&session)).await, 400);
+    assert!(
+        revocations(&app)
+            .await
+            .contains(&(Some("client_narrowed".into()), Some(sid(&session))))
+    );
+    // Turning it off again revokes nothing.
+    let (status, body) = json_of(
+        &app,
+        &admin,
+        Method::PATCH,
+        "/admin/clients/svc",
+        Some(json!({"require_mfa": false})),
+    )
+    .await;
+    assert_eq!((status, &body["revoked_sessions"]), (200, &json!(0)));
 }

@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 use crate::keys::jwks::{Signed, app_and_token, fetch_jwks, with_claims};
 use crate::support::*;
 
-/// `target/test-venv/bin/python` with PyJWT installed; created once, shared by test processes.
-fn pyjwt_python() -> PathBuf {
+/// `target/test-venv/bin/python` with PyJWT (and pyotp, the TOTP tests' independent
+/// implementation) installed; created once, shared by test processes.
+pub(crate) fn pyjwt_python() -> PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(install_pyjwt).clone()
 }
@@ -24,7 +25,7 @@ fn install_pyjwt() -> PathBuf {
         .unwrap();
     let venv = target.join("test-venv");
     let python = venv.join("bin").join("python");
-    let ready = venv.join(".ready-pyjwt-2.15.1");
+    let ready = venv.join(".ready-pyjwt-2.15.1-pyotp-2.9.0");
     if ready.exists() {
         return python;
     }
@@ -41,6 +42,7 @@ fn install_pyjwt() -> PathBuf {
         "--quiet",
         "--disable-pip-version-check",
         "PyJWT[crypto]==2.15.1",
+        "pyotp==2.9.0",
     ]));
     std::fs::write(&ready, b"").unwrap();
     python
@@ -56,7 +58,7 @@ fn run(cmd: &mut Command) {
 }
 
 /// Runs `pyjwt_verify.py`; returns its exit code and output.
-async fn pyjwt_verify(token: &str, jwks: &Value, issuer: &str) -> (i32, String) {
+pub(crate) async fn pyjwt_verify(token: &str, jwks: &Value, issuer: &str) -> (i32, String) {
     pyjwt_run(token, jwks, issuer, None).await
 }
 

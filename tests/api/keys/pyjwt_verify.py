@@ -64,6 +64,8 @@ def main(argv):
         print(f"FAIL: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
     print(f"OK: PyJWT {jwt.__version__} verified {alg} kid {kid} sub {claims['sub']}")
+    if "amr" in claims or "acr" in claims:
+        print(f"amr {' '.join(claims.get('amr', []))}; acr {claims.get('acr', '')}")
     return 0
 
 

@@ -189,6 +189,7 @@ async fn unknown_garbage_tampered_expired_and_foreign_tokens_are_inactive() {
             jti: "minted".into(),
             sid: claims["sid"].as_str().map(String::from),
             ver: Some(1),
+            amr: None,
         };
         app.core.keys.current().active.sign(&c)
     };
