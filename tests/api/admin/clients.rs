@@ -108,6 +108,7 @@ async fn list_pages_by_id_filters_by_prefix_and_reads_one_client_without_its_sec
             "previous_secret_expires_at",
             "public",
             "redirect_uris",
+            "require_mfa",
             "roles",
             "scopes",
             "third_party"
