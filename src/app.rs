@@ -43,6 +43,9 @@ pub async fn serve(
     let background = crate::background::spawn(core.clone());
     crate::http::serve(core.clone(), listener, ops, shutdown).await;
     background.abort();
+    if let Err(e) = core.feed.reach.withdraw(&core.db).await {
+        tracing::warn!(error = %e, "withdrawing the feed's reach");
+    }
     core.ssf.release_leases().await;
     core.db.close().await;
     Ok(())

@@ -14,6 +14,7 @@ pub mod passwords;
 pub mod pause;
 pub mod permissions;
 pub mod queries;
+pub mod reach;
 pub mod redirects;
 pub mod rotation;
 pub mod scopes;
@@ -135,6 +136,7 @@ impl Core {
             live: live.clone(),
             events: events.clone(),
             tail,
+            reach: reach::Reach::default(),
         });
         let signin = signin::SignIn::new(signin::Parts {
             cfg: cfg.clone(),

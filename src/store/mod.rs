@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod clients;
+pub mod console;
 pub mod codes;
 pub mod events;
 /// Signing keys, sealed under the KEK, and their states.
