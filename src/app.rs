@@ -40,6 +40,9 @@ pub async fn serve(
         .record_policy()
         .await
         .map_err(std::io::Error::other)?;
+    crate::domain::console::register(&core)
+        .await
+        .map_err(std::io::Error::other)?;
     let background = crate::background::spawn(core.clone());
     crate::http::serve(core.clone(), listener, ops, shutdown).await;
     background.abort();

@@ -4,6 +4,7 @@ pub mod browser;
 pub mod clients;
 pub mod clock;
 pub mod codes;
+pub mod console;
 pub mod events;
 pub mod feed;
 pub mod grants;

@@ -4,6 +4,7 @@ mod addresses;
 mod admin;
 mod authorize;
 pub mod bearer;
+mod console;
 mod cors;
 pub mod error;
 mod events;
@@ -102,6 +103,7 @@ pub fn router(core: Arc<Core>) -> Router {
         .merge(wellknown::router())
         .merge(health::router())
         .merge(authorize::router())
+        .merge(console::router())
         .merge(pages::router())
         .merge(ssf::router())
         .layer(TimeoutLayer::with_status_code(

@@ -1,0 +1,144 @@
+//! The web console's sign-in: the first-party client tessera registers for itself, the
+//! console sessions it keeps (the cookie holds a random token, the database its SHA-256),
+//! and the check every console request makes, live: the session, its tessera session
+//! (refresh family), the user, the admin role.
+
+use super::Core;
+use super::clients::{GrantType, NewClient, NewClientError};
+use super::users::User;
+use crate::crypto::{self, b64, sha256};
+use crate::store::{self, StoreError};
+
+/// The console's `client_id`.
+pub const CLIENT_ID: &str = "tessera-console";
+
+/// Where `/authorize` sends the operator back to.
+pub fn redirect_uri(issuer: &str) -> String {
+    format!("{}/console/callback", issuer.trim_end_matches('/'))
+}
+
+/// Where tessera's sign-out sends the operator back to.
+pub fn signed_out_uri(issuer: &str) -> String {
+    format!("{}/console/signed-out", issuer.trim_end_matches('/'))
+}
+
+/// Registers the console's client, or points it at the current issuer: run at every start.
+/// Public (PKCE, no secret to keep), first-party (no consent page), the code flow only.
+pub async fn register(core: &Core) -> Result<(), StoreError> {
+    let redirect = redirect_uri(&core.cfg.issuer);
+    let new = NewClient {
+        id: CLIENT_ID.into(),
+        public: true,
+        grant_types: vec![GrantType::AuthorizationCode],
+        redirect_uris: vec![redirect.clone()],
+        post_logout_redirect_uris: vec![signed_out_uri(&core.cfg.issuer)],
+        ..Default::default()
+    };
+    match core.clients.create(new).await {
+        Ok(_) => Ok(()),
+        Err(NewClientError::Exists) => {
+            let uris = store::to_json(&[redirect]);
+            let back = store::to_json(&[signed_out_uri(&core.cfg.issuer)]);
+            store::console::set_redirect_uris(core.db.writer(), CLIENT_ID, &uris, &back).await
+        }
+        Err(NewClientError::Store(e)) => Err(e),
+        Err(NewClientError::Invalid(d)) => {
+            unreachable!("the console's registration is valid: {d}")
+        }
+    }
+}
+
+/// What a console request's cookie stands for, checked now.
+#[derive(Debug)]
+pub enum Operator {
+    /// No console session, or it ended: sign in again.
+    SignedOut,
+    /// Signed in, but the user is disabled or no longer holds the admin role.
+    NotAdmin(User),
+    /// An administrator, now; `sid` is the tessera session the sign-in started.
+    Admin {
+        /// The administrator as they are now.
+        user: User,
+        /// The tessera session (refresh family) of the sign-in.
+        sid: String,
+    },
+}
+
+/// Starts a console session for a user signed in through the code flow (`sid`: the refresh
+/// family it started); returns the cookie value.
+pub async fn start(core: &Core, user_id: &str, sid: &str) -> Result<String, StoreError> {
+    let token = crypto::random_token();
+    let now = core.clock.now();
+    let expires = now + core.cfg.browser_session_ttl.as_secs() as i64;
+    let hash = sha256(token.as_bytes());
+    store::console::insert_session(core.db.writer(), &hash, user_id, sid, now, expires).await?;
+    Ok(token)
+}
+
+/// The operator a console cookie names, checked live: the console session is unexpired, its
+/// tessera session is neither revoked nor expired, the user exists and is enabled, and holds
+/// the admin role (`admin_role`) now.
+pub async fn operator(core: &Core, token: &str) -> Result<Operator, StoreError> {
+    let now = core.clock.now();
+    let hash = sha256(token.as_bytes());
+    let Some((user_id, sid)) = store::console::session(&core.db.read, &hash, now).await? else {
+        return Ok(Operator::SignedOut);
+    };
+    let (family, user) = tokio::try_join!(
+        store::sessions::family(&core.db.read, &sid),
+        core.users.user(&user_id),
+    )?;
+    let live = family.is_some_and(|f| f.revoked_at.is_none() && f.expires_at > now);
+    Ok(match user {
+        Some(user) if live && !user.disabled && user.roles.contains(&core.cfg.admin_role) => {
+            Operator::Admin { user, sid }
+        }
+        Some(user) if live => Operator::NotAdmin(user),
+        _ => Operator::SignedOut,
+    })
+}
+
+/// Ends a console session and the tessera session it started (sign-out).
+pub async fn end(core: &Core, token: &str) -> Result<(), StoreError> {
+    let hash = sha256(token.as_bytes());
+    let now = core.clock.now();
+    if let Some((_, sid)) = store::console::session(&core.db.read, &hash, now).await? {
+        core.users.revoke_session(&sid, "signed_out").await?;
+    }
+    store::console::delete_session(core.db.writer(), &hash, now).await
+}
+
+/// The CSRF token of a console session: derived from the cookie's secret (which a page on
+/// another origin cannot read), so nothing more is stored.
+pub fn csrf_token(session: &str) -> String {
+    let mut input = b"tessera console csrf v1\0".to_vec();
+    input.extend_from_slice(session.as_bytes());
+    b64(&sha256(&input))
+}
+
+/// Whether a form's CSRF token is its session's, compared in constant time.
+pub fn csrf_matches(session: &str, presented: &str) -> bool {
+    crypto::ct_eq(csrf_token(session).as_bytes(), presented.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_csrf_token_is_its_sessions_and_no_others() {
+        let (a, b) = (crypto::random_token(), crypto::random_token());
+        assert!(csrf_matches(&a, &csrf_token(&a)));
+        assert!(!csrf_matches(&a, &csrf_token(&b)));
+        assert!(!csrf_matches(&a, ""));
+        assert_ne!(csrf_token(&a), a, "the token is not the cookie");
+    }
+
+    #[test]
+    fn the_redirect_uri_is_under_the_issuer() {
+        assert_eq!(
+            redirect_uri("https://id.example/"),
+            "https://id.example/console/callback"
+        );
+    }
+}

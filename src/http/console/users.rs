@@ -1,0 +1,268 @@
+//! The console's users: the list (username prefix search, keyset paging), a user's page
+//! (roles editor, live sessions with revoke, disable), and the forms behind them, each
+//! through the domain's `Users`, as the admin API's handlers call it.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::{Console, field, internal, layout, page_error, respond, see_other};
+use crate::domain::Core;
+use crate::domain::permissions::{Change, ChangeError};
+use crate::domain::queries::{ListError, UserSearch};
+use crate::domain::users::User;
+
+/// Users on one page of the list.
+const PAGE: u32 = 50;
+
+pub(super) fn router() -> Router<Arc<Core>> {
+    Router::new()
+        .route("/console/users", get(list))
+        .route("/console/users/{id}", get(show))
+        .route("/console/users/{id}/roles", post(set_roles))
+        .route("/console/users/{id}/disable", post(disable))
+        .route("/console/users/{id}/sessions/{sid}/revoke", post(revoke))
+}
+
+#[derive(Deserialize, Default)]
+struct ListQuery {
+    q: Option<String>,
+    cursor: Option<String>,
+}
+
+async fn list(
+    State(core): State<Arc<Core>>,
+    console: Console,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(q) = query.unwrap_or_default();
+    let prefix = q.q.as_deref().map(str::trim).filter(|p| !p.is_empty());
+    let search = UserSearch {
+        prefix: prefix.map(str::to_string),
+        cursor: q.cursor.filter(|c| !c.is_empty()),
+        ..Default::default()
+    };
+    let page = match core.users.list_users(&search, PAGE).await {
+        Ok(p) => p,
+        Err(ListError::Store(e)) => return internal(&e),
+        Err(e) => return page_error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let next = page.next_cursor.as_deref().map(|c| {
+        let mut to = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(p) = prefix {
+            to.append_pair("q", p);
+        }
+        to.append_pair("cursor", c);
+        format!("/console/users?{}", to.finish())
+    });
+    let content = html! {
+        h1 { "Users" }
+        form.bar method="get" action="/console/users" role="search" {
+            label for="q" { "Username starts with" }
+            input #q type="search" name="q" value=[prefix] autocomplete="off" spellcheck="false";
+            button type="submit" { "Search" }
+        }
+        @if page.users.is_empty() {
+            p.lead { "No user matches." }
+        } @else {
+            table {
+                thead { tr { th { "Username" } th { "Roles" } th { "ver" } th { "Status" } th { "Created" } } }
+                tbody {
+                    @for listed in &page.users {
+                        tr {
+                            td { a href={ "/console/users/" (listed.user.id) } { (listed.user.username) } }
+                            td { (roles(&listed.user)) }
+                            td { (listed.user.authz_version) }
+                            td { (status(&listed.user)) }
+                            td.mono { (layout::at(listed.created_at)) }
+                        }
+                    }
+                }
+            }
+        }
+        div.pager {
+            @if search.cursor.is_some() {
+                a href={ "/console/users" @if let Some(p) = prefix { "?q=" (urlencode(p)) } } { "First page" }
+            }
+            @if let Some(next) = next { a href=(next) rel="next" { "Next page" } }
+        }
+    };
+    let markup = layout::page(&console, "/console/users", "Users", content, None);
+    respond(StatusCode::OK, markup, HeaderMap::new())
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn roles(user: &User) -> Markup {
+    html! {
+        @for r in &user.roles { span.badge { (r) } }
+    }
+}
+
+fn status(user: &User) -> Markup {
+    html! {
+        @if user.disabled { span.badge.off { "disabled" } } @else { span.badge.ok { "enabled" } }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct Done {
+    done: Option<String>,
+}
+
+/// What a change's redirect may say (`?done=`): a fixed text per change.
+fn done_text(done: Option<&str>) -> Option<&'static str> {
+    Some(match done? {
+        "roles" => "Roles saved: the user's sessions were revoked and the change is on the feed.",
+        "revoked" => "Session revoked.",
+        "disabled" => "User disabled: every session ended.",
+        _ => return None,
+    })
+}
+
+/// A user id from the path; anything but a UUID is no user.
+fn user_id(raw: &str) -> Option<String> {
+    uuid::Uuid::parse_str(raw).ok().map(|u| u.to_string())
+}
+
+async fn show(
+    State(core): State<Arc<Core>>,
+    console: Console,
+    Path(id): Path<String>,
+    done: Result<Query<Done>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(done) = done.unwrap_or_default();
+    let Some(id) = user_id(&id) else {
+        return page_error(StatusCode::NOT_FOUND, "No such user.");
+    };
+    let (user, sessions) = match tokio::try_join!(core.users.listed_user(&id), core.users.live_sessions(&id)) {
+        Ok((Some(u), Some(s))) => (u, s),
+        Ok(_) => return page_error(StatusCode::NOT_FOUND, "No such user."),
+        Err(e) => return internal(&e),
+    };
+    let u = &user.user;
+    let content = html! {
+        h1 { (u.username) }
+        (layout::notice(done_text(done.done.as_deref())))
+        table {
+            tbody {
+                tr { th scope="row" { "id (sub)" } td.mono { (u.id) } }
+                tr { th scope="row" { "Roles" } td { (roles(u)) } }
+                tr { th scope="row" { "ver" } td { (u.authz_version) } }
+                tr { th scope="row" { "Status" } td { (status(u)) } }
+                tr { th scope="row" { "Created" } td.mono { (layout::at(user.created_at)) } }
+            }
+        }
+        h2 { "Roles" }
+        form.bar method="post" action={ "/console/users/" (u.id) "/roles" } {
+            (layout::csrf(&console.csrf))
+            label for="roles" { "Roles (comma-separated)" }
+            input #roles type="text" name="roles" value=(u.roles.join(", ")) autocomplete="off" spellcheck="false";
+            button type="submit" { "Save roles" }
+        }
+        h2 { "Live sessions" }
+        @if sessions.is_empty() {
+            p.lead { "No live session." }
+        } @else {
+            table {
+                thead { tr { th { "Session (sid)" } th { "Client" } th { "Started" } th { "Last used" } th { "Expires" } th { "Action" } } }
+                tbody {
+                    @for s in &sessions {
+                        tr {
+                            td.mono { (s.id) }
+                            td { (s.client_id) }
+                            td.mono { (layout::at(s.created_at)) }
+                            td.mono { (layout::at(s.last_used_at)) }
+                            td.mono { (layout::at(s.expires_at)) }
+                            td {
+                                form.inline method="post" action={ "/console/users/" (u.id) "/sessions/" (s.id) "/revoke" } {
+                                    (layout::csrf(&console.csrf))
+                                    button.secondary type="submit" aria-label={ "Revoke session " (s.id) " of " (s.client_id) } { "Revoke" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if !u.disabled {
+            h2 { "Disable" }
+            form.inline method="post" action={ "/console/users/" (u.id) "/disable" } {
+                (layout::csrf(&console.csrf))
+                button.danger type="submit" { "Disable " (u.username) }
+            }
+        }
+    };
+    let markup = layout::page(&console, "/console/users", &u.username, content, None);
+    respond(StatusCode::OK, markup, HeaderMap::new())
+}
+
+/// Applies a change to a user as the signed-in administrator; back to the user's page.
+async fn change(core: &Core, id: &str, change: Change, done: &str) -> Response {
+    let Some(id) = user_id(id) else {
+        return page_error(StatusCode::NOT_FOUND, "No such user.");
+    };
+    match core.users.change_user(&id, change).await {
+        Ok(_) => see_other(&format!("/console/users/{id}?done={done}")),
+        Err(ChangeError::Invalid(d)) => page_error(StatusCode::BAD_REQUEST, d),
+        Err(ChangeError::NotFound) => page_error(StatusCode::NOT_FOUND, "No such user."),
+        Err(ChangeError::Store(e)) => internal(&e),
+    }
+}
+
+async fn set_roles(
+    State(core): State<Arc<Core>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let (_console, params) = match Console::form(&core, req).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let roles: Vec<String> = field(&params, "roles")
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+        .collect();
+    change(&core, &id, Change::Roles(roles), "roles").await
+}
+
+async fn disable(
+    State(core): State<Arc<Core>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let (_console, _) = match Console::form(&core, req).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    change(&core, &id, Change::Disable, "disabled").await
+}
+
+async fn revoke(
+    State(core): State<Arc<Core>>,
+    Path((id, sid)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    let (_console, _) = match Console::form(&core, req).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let (Some(id), Some(sid)) = (user_id(&id), user_id(&sid)) else {
+        return page_error(StatusCode::NOT_FOUND, "No such session.");
+    };
+    match core.users.revoke_session(&sid, "revoked_by_admin").await {
+        Ok(_) => see_other(&format!("/console/users/{id}?done=revoked")),
+        Err(e) => internal(&e),
+    }
+}
