@@ -181,7 +181,11 @@ mod tests {
         let listed = reach.local();
         assert_eq!(listed.len(), 2);
         assert_eq!(
-            (listed[0].client_id.as_str(), listed[0].last_event_id, listed[0].since),
+            (
+                listed[0].client_id.as_str(),
+                listed[0].last_event_id,
+                listed[0].since
+            ),
             ("verifier", 7, 100)
         );
         assert_eq!(listed[1].user.as_deref(), Some("u1"));

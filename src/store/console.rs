@@ -112,11 +112,13 @@ pub async fn publish_reach(
 
 /// Takes this instance's row away (a clean shutdown).
 pub async fn withdraw_reach(db: impl Into<Exec<'_>>, instance: &str) -> Result<(), StoreError> {
-    on!(db.into(), |e| sqlx::query("DELETE FROM feed_reach WHERE instance = $1")
-        .bind(instance)
-        .execute(e)
-        .await
-        .map(|r| r.rows_affected()))?;
+    on!(db.into(), |e| sqlx::query(
+        "DELETE FROM feed_reach WHERE instance = $1"
+    )
+    .bind(instance)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 

@@ -3,8 +3,8 @@
 
 pub mod browser;
 pub mod clients;
-pub mod console;
 pub mod codes;
+pub mod console;
 pub mod events;
 /// Signing keys, sealed under the KEK, and their states.
 pub mod keys;

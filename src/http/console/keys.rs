@@ -36,7 +36,9 @@ async fn list(
     let Query(done) = done.unwrap_or_default();
     let notice = match done.done.as_deref() {
         Some("rotated") => Some("Rotated: the next key signs now; the previous one is retired."),
-        Some("revoked") => Some("Revoked: the previous key no longer verifies; tokens it signed are refused."),
+        Some("revoked") => {
+            Some("Revoked: the previous key no longer verifies; tokens it signed are refused.")
+        }
         _ => None,
     };
     let keys = match core.signing.signing_keys().await {
@@ -90,7 +92,13 @@ async fn confirm_revoke(console: Console) -> Response {
             a href="/console/keys" { "Cancel" }
         }
     };
-    let markup = layout::page(&console, "/console/keys", "Revoke the active key", content, None);
+    let markup = layout::page(
+        &console,
+        "/console/keys",
+        "Revoke the active key",
+        content,
+        None,
+    );
     respond(StatusCode::OK, markup, HeaderMap::new())
 }
 

@@ -12,7 +12,9 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use super::{Console, cookie_name, internal, layout, page_error, read_cookie, see_other, set_cookie};
+use super::{
+    Console, cookie_name, internal, layout, page_error, read_cookie, see_other, set_cookie,
+};
 use crate::crypto::{self, b64, ct_eq, sha256};
 use crate::domain::Core;
 use crate::domain::console::{self, CLIENT_ID, Operator};
@@ -102,11 +104,19 @@ async fn callback(
         return page_error(StatusCode::FORBIDDEN, text);
     }
     let Some(code) = q.code else {
-        return page_error(StatusCode::BAD_REQUEST, "The sign-in answer carries no code.");
+        return page_error(
+            StatusCode::BAD_REQUEST,
+            "The sign-in answer carries no code.",
+        );
     };
     let client = match core.clients.get(&core.db, CLIENT_ID).await {
         Ok(Some(c)) => c,
-        Ok(None) => return page_error(StatusCode::SERVICE_UNAVAILABLE, "The console is not registered."),
+        Ok(None) => {
+            return page_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The console is not registered.",
+            );
+        }
         Err(e) => return internal(&e),
     };
     let redirect = console::redirect_uri(&core.cfg.issuer);
@@ -124,10 +134,16 @@ async fn callback(
         }
     };
     let Ok(caller) = bearer::verify_token(&core.tokens, &tokens.access_token) else {
-        return page_error(StatusCode::INTERNAL_SERVER_ERROR, "The sign-in could not be read.");
+        return page_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The sign-in could not be read.",
+        );
     };
     let Some(sid) = caller.claims.sid.as_deref() else {
-        return page_error(StatusCode::INTERNAL_SERVER_ERROR, "The sign-in has no session.");
+        return page_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The sign-in has no session.",
+        );
     };
     let token = match console::start(&core, &caller.claims.sub, sid).await {
         Ok(t) => t,
@@ -135,8 +151,20 @@ async fn callback(
     };
     let mut resp = see_other("/console/users");
     let h = resp.headers_mut();
-    set_cookie(&core, h, cookie_name(&core), &token, "Path=/; SameSite=Strict");
-    set_cookie(&core, h, FLOW_COOKIE, "", "Path=/console; SameSite=Lax; Max-Age=0");
+    set_cookie(
+        &core,
+        h,
+        cookie_name(&core),
+        &token,
+        "Path=/; SameSite=Strict",
+    );
+    set_cookie(
+        &core,
+        h,
+        FLOW_COOKIE,
+        "",
+        "Path=/console; SameSite=Lax; Max-Age=0",
+    );
     resp
 }
 
@@ -158,10 +186,19 @@ async fn logout(State(core): State<Arc<Core>>, req: Request) -> Response {
         .expect("the issuer is a URL");
     to.query_pairs_mut()
         .append_pair("client_id", CLIENT_ID)
-        .append_pair("post_logout_redirect_uri", &console::signed_out_uri(&core.cfg.issuer));
+        .append_pair(
+            "post_logout_redirect_uri",
+            &console::signed_out_uri(&core.cfg.issuer),
+        );
     let mut resp = see_other(to.as_str());
     let name = cookie_name(&core);
-    set_cookie(&core, resp.headers_mut(), name, "", "Path=/; SameSite=Strict; Max-Age=0");
+    set_cookie(
+        &core,
+        resp.headers_mut(),
+        name,
+        "",
+        "Path=/; SameSite=Strict; Max-Age=0",
+    );
     resp
 }
 

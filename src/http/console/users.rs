@@ -143,11 +143,12 @@ async fn show(
     let Some(id) = user_id(&id) else {
         return page_error(StatusCode::NOT_FOUND, "No such user.");
     };
-    let (user, sessions) = match tokio::try_join!(core.users.listed_user(&id), core.users.live_sessions(&id)) {
-        Ok((Some(u), Some(s))) => (u, s),
-        Ok(_) => return page_error(StatusCode::NOT_FOUND, "No such user."),
-        Err(e) => return internal(&e),
-    };
+    let (user, sessions) =
+        match tokio::try_join!(core.users.listed_user(&id), core.users.live_sessions(&id)) {
+            Ok((Some(u), Some(s))) => (u, s),
+            Ok(_) => return page_error(StatusCode::NOT_FOUND, "No such user."),
+            Err(e) => return internal(&e),
+        };
     let u = &user.user;
     let content = html! {
         h1 { (u.username) }
@@ -237,11 +238,7 @@ async fn set_roles(
     change(&core, &id, Change::Roles(roles), "roles").await
 }
 
-async fn disable(
-    State(core): State<Arc<Core>>,
-    Path(id): Path<String>,
-    req: Request,
-) -> Response {
+async fn disable(State(core): State<Arc<Core>>, Path(id): Path<String>, req: Request) -> Response {
     let (_console, _) = match Console::form(&core, req).await {
         Ok(f) => f,
         Err(r) => return r,
