@@ -27,7 +27,8 @@ pub struct Subscriber {
     pub user: Option<String>,
     /// When the stream opened (Unix seconds).
     pub since: i64,
-    /// The id of the last event the stream delivered; 0 before the first.
+    /// The id of the last event the stream delivered; before the first, the id it started
+    /// after (it had everything up to there).
     pub last_event_id: i64,
 }
 
@@ -93,9 +94,10 @@ impl Drop for Reached {
 }
 
 impl Reach {
-    /// Registers a stream opened at `now` by `client_id`'s token, for one `user` or for all.
-    pub fn open(&self, client_id: &str, user: Option<&str>, now: i64) -> Reached {
-        let last = Arc::new(AtomicI64::new(0));
+    /// Registers a stream opened at `now` by `client_id`'s token, for one `user` or for all,
+    /// reading after event `start`.
+    pub fn open(&self, client_id: &str, user: Option<&str>, now: i64, start: i64) -> Reached {
+        let last = Arc::new(AtomicI64::new(start));
         let mut table = self.table.lock().expect("reach");
         let id = table.next;
         table.next += 1;
@@ -168,6 +170,31 @@ pub async fn instances(db: &Db, now: i64) -> Result<Vec<Instance>, StoreError> {
         .collect())
 }
 
+/// Users shown with the newest event they may see, at most: a page of hundreds of
+/// single-user streams falls back to the log's newest id for the rest.
+const USERS_LOOKED_UP: usize = 100;
+
+/// The newest event each subscriber can be sent: the log's newest for a stream of every
+/// event, the user's own newest for a stream of one user's (a lookup per distinct user, up
+/// to [`USERS_LOOKED_UP`]).
+pub async fn newest_for(
+    db: &Db,
+    instances: &[Instance],
+) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+    let mut users: Vec<&str> = instances
+        .iter()
+        .flat_map(|i| &i.subscribers)
+        .filter_map(|s| s.user.as_deref())
+        .collect();
+    users.sort_unstable();
+    users.dedup();
+    let mut out = std::collections::HashMap::new();
+    for user in users.into_iter().take(USERS_LOOKED_UP) {
+        out.insert(user.to_string(), store::console::last_event_of(&db.read, user).await?);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,8 +202,8 @@ mod tests {
     #[test]
     fn a_stream_is_listed_while_it_lives_with_the_last_event_it_delivered() {
         let reach = Reach::default();
-        let a = reach.open("verifier", None, 100);
-        let b = reach.open("app", Some("u1"), 101);
+        let a = reach.open("verifier", None, 100, 0);
+        let b = reach.open("app", Some("u1"), 101, 5);
         a.delivered(7);
         let listed = reach.local();
         assert_eq!(listed.len(), 2);
@@ -189,6 +216,7 @@ mod tests {
             ("verifier", 7, 100)
         );
         assert_eq!(listed[1].user.as_deref(), Some("u1"));
+        assert_eq!(listed[1].last_event_id, 5, "where it started, before any delivery");
         drop(a);
         assert_eq!(reach.local().len(), 1);
         drop(b);

@@ -136,3 +136,14 @@ pub async fn reach(
     .fetch_all(e)
     .await)?)
 }
+
+/// The newest event id of one user (`sub`), 0 when they have none.
+pub async fn last_event_of(db: impl Into<Exec<'_>>, sub: &str) -> Result<i64, StoreError> {
+    let (id,): (Option<i64>,) = on!(db.into(), |x| sqlx::query_as(
+        "SELECT MAX(id) FROM security_events WHERE sub = $1"
+    )
+    .bind(sub)
+    .fetch_one(x)
+    .await)?;
+    Ok(id.unwrap_or(0))
+}

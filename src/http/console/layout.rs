@@ -6,8 +6,9 @@ use maud::{DOCTYPE, Markup, html};
 use super::Console;
 
 /// The console's sections, in the navigation's order: (path, name).
-const SECTIONS: [(&str, &str); 3] = [
+const SECTIONS: [(&str, &str); 4] = [
     ("/console/users", "Users"),
+    ("/console/clients", "Clients"),
     ("/console/keys", "Signing keys"),
     ("/console/reach", "Feed reach"),
 ];

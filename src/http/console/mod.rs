@@ -4,6 +4,7 @@
 //! form that lacks its session's CSRF token or comes from another origin ([`Console::form`]).
 //! Every change goes through the domain services the admin API uses, as the signed-in admin.
 
+mod clients;
 mod keys;
 mod layout;
 mod reach;
@@ -31,6 +32,7 @@ pub(super) fn router() -> Router<Arc<Core>> {
         .merge(signin::router())
         .merge(users::router())
         .merge(keys::router())
+        .merge(clients::router())
         .merge(reach::router())
 }
 

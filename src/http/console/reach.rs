@@ -29,11 +29,22 @@ async fn page(State(core): State<Arc<Core>>, console: Console) -> Response {
         Ok(r) => r,
         Err(e) => return internal(&e),
     };
+    let per_user = match reach::newest_for(&core.db, &instances).await {
+        Ok(p) => p,
+        Err(e) => return internal(&e),
+    };
+    // The newest event a subscriber can be sent: the log's, or its user's.
+    let target = |s: &reach::Subscriber| {
+        s.user
+            .as_ref()
+            .and_then(|u| per_user.get(u).copied())
+            .unwrap_or(newest)
+    };
     let total: usize = instances.iter().map(|i| i.subscribers.len()).sum();
     let reached: usize = instances
         .iter()
         .flat_map(|i| &i.subscribers)
-        .filter(|s| s.last_event_id >= newest)
+        .filter(|s| s.last_event_id >= target(s))
         .count();
     let content = html! {
         h1 { "Feed reach" }
@@ -41,7 +52,7 @@ async fn page(State(core): State<Arc<Core>>, console: Console) -> Response {
             "Newest event in the log: " strong.mono #newest { (newest) } ". "
             (reached) " of " (total) " subscribers on " (instances.len())
             @if instances.len() == 1 { " instance" } @else { " instances" }
-            " have delivered it (a subscriber that follows one user only reaches that user's events)."
+            " are up to date (a subscriber that follows one user: with that user's newest event)."
         }
         @if instances.is_empty() {
             p { "No instance has published its subscribers yet." }
@@ -53,7 +64,7 @@ async fn page(State(core): State<Arc<Core>>, console: Console) -> Response {
                 p { "No open stream." }
             } @else {
                 table {
-                    thead { tr { th { "Client" } th { "Follows" } th { "Since" } th { "Last event delivered" } th { "Newest?" } } }
+                    thead { tr { th { "Client" } th { "Follows" } th { "Since" } th { "Last event delivered" } th { "Up to date?" } } }
                     tbody {
                         @for s in &i.subscribers {
                             tr.subscriber {
@@ -66,7 +77,7 @@ async fn page(State(core): State<Arc<Core>>, console: Console) -> Response {
                                 td.mono { (layout::at(s.since)) }
                                 td.mono { (s.last_event_id) }
                                 td {
-                                    @if s.last_event_id >= newest { span.badge.ok { "reached" } }
+                                    @if s.last_event_id >= target(s) { span.badge.ok { "reached" } }
                                     @else { span.badge { "behind" } }
                                 }
                             }

@@ -156,6 +156,7 @@ async fn events(
             &caller.claims.client_id,
             filter.as_deref(),
             feed.clock.now(),
+            start,
         );
         let access = Access {
             kid,

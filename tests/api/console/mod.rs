@@ -2,6 +2,7 @@
 //! sign-in through tessera's own code flow, the live admin check, CSRF and the same-origin
 //! check on every form, and the feed's reach. In Chromium: tests/api/browser/console.rs.
 
+mod clients;
 mod reach;
 mod signin;
 
