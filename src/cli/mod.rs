@@ -1,6 +1,7 @@
 //! The `tessera` command line. Ids and secrets alone go to stdout; everything
 //! else to stderr; failures exit non-zero with a one-line reason.
 
+mod audit;
 mod user;
 
 use std::io::Write;
@@ -12,11 +13,13 @@ use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
 
 use crate::config::{Config, Layers, SigningAlg};
+use crate::domain::audit::{Actor, Trail};
 use crate::domain::clients::{Clients, NewClient};
 use crate::domain::clock::rfc3339;
 use crate::domain::keys::Keys;
 use crate::domain::users::Users;
 use crate::domain::{Core, StartError};
+use audit::{AuditArgs, audit};
 use user::{UserCommand, user};
 
 #[derive(Parser)]
@@ -60,6 +63,8 @@ enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Read the audit trail: who changed what, and when (newest first).
+    Audit(AuditArgs),
 }
 
 #[derive(Subcommand)]
@@ -200,6 +205,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::User(cmd) => user(&Users::open(cfg).await.map_err(started)?, cmd).await,
         Command::Client(cmd) => client(cfg, cmd).await,
         Command::Keys(cmd) => keys(&Keys::open(cfg).await.map_err(started)?, cmd).await,
+        Command::Audit(args) => {
+            let db = crate::domain::database(&cfg)
+                .await
+                .map_err(|e| started(e.into()))?;
+            audit(&Trail { db }, args).await
+        }
     }
 }
 
@@ -266,7 +277,7 @@ async fn client(cfg: Config, cmd: ClientCommand) -> Result<(), Failure> {
         post_logout_redirect_uris,
         id_token_signed_response_alg: id_token_alg,
     };
-    match clients.create(new).await.map_err(fail)? {
+    match clients.create(&Actor::cli(), new).await.map_err(fail)? {
         Some(secret) => {
             let mut out = std::io::stdout().lock();
             writeln!(out, "{}", secret.expose_secret()).map_err(fail)?;
@@ -314,7 +325,7 @@ async fn keys(signing: &Keys, cmd: KeysCommand) -> Result<(), Failure> {
                 None => None,
             };
             let outcome = signing
-                .rotate_keys(alg, revoke_current)
+                .rotate_keys(&Actor::cli(), alg, revoke_current)
                 .await
                 .map_err(fail)?;
             eprintln!("{outcome}");

@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 use secrecy::SecretString;
 
 use super::{Failure, fail};
+use crate::domain::audit::Actor;
 use crate::domain::clock::rfc3339;
 use crate::domain::permissions::Change;
 use crate::domain::queries::{ListedUser, UserSearch};
@@ -189,7 +190,7 @@ pub(super) async fn user(users: &Users, cmd: UserCommand) -> Result<(), Failure>
                 .map(String::from)
                 .collect();
             let user = users
-                .create_user(&username, password, roles)
+                .create_user(&Actor::cli(), &username, password, roles)
                 .await
                 .map_err(fail)?;
             println!("{}", user.id);
@@ -210,7 +211,7 @@ pub(super) async fn user(users: &Users, cmd: UserCommand) -> Result<(), Failure>
                 roles.retain(|r| *r != remove);
             }
             let user = users
-                .change_user(&user.id, Change::Roles(roles))
+                .change_user(&Actor::cli(), &user.id, Change::Roles(roles))
                 .await
                 .map_err(fail)?;
             eprintln!(
@@ -223,7 +224,7 @@ pub(super) async fn user(users: &Users, cmd: UserCommand) -> Result<(), Failure>
         UserCommand::Disable { username } => {
             let user = find_user(users, &username).await?;
             users
-                .change_user(&user.id, Change::Disable)
+                .change_user(&Actor::cli(), &user.id, Change::Disable)
                 .await
                 .map_err(fail)?;
             eprintln!("{username}: disabled, sessions revoked");
@@ -234,7 +235,7 @@ pub(super) async fn user(users: &Users, cmd: UserCommand) -> Result<(), Failure>
             let user = find_user(users, &username).await?;
             let password = read_password()?;
             users
-                .change_user(&user.id, Change::Password(password))
+                .change_user(&Actor::cli(), &user.id, Change::Password(password))
                 .await
                 .map_err(fail)?;
             eprintln!("{username}: password changed, sessions revoked");

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::audit::Actor;
 use super::clock::Clock;
 use super::users::Users;
 use crate::config::Config;
@@ -95,8 +96,27 @@ impl Browser {
 
 impl Users {
     /// Withdraws a user's consents to a client; returns how many there were.
-    pub async fn revoke_consents(&self, user_id: &str, client_id: &str) -> Result<u64, StoreError> {
-        store::browser::delete_consents(self.db.writer(), user_id, client_id).await
+    pub async fn revoke_consents(
+        &self,
+        by: &Actor,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.db.begin().await?;
+        let n = store::browser::delete_consents(&mut tx, user_id, client_id).await?;
+        if n > 0 {
+            let details = serde_json::json!({ "client": client_id });
+            by.record(
+                &mut tx,
+                "revoke_consents",
+                Some(user_id),
+                Some(details),
+                self.clock.now(),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(n)
     }
 }
 

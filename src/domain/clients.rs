@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::StartError;
+use super::audit::Actor;
 use super::clock::Clock;
 use super::keys::Keys;
 use crate::config::{Config, SigningAlg};
@@ -200,8 +201,12 @@ impl Clients {
     }
 
     /// Registers a client; returns the generated secret (once) for a confidential client.
-    pub async fn create(&self, new: NewClient) -> Result<Option<SecretString>, NewClientError> {
-        register(self, new).await
+    pub async fn create(
+        &self,
+        by: &Actor,
+        new: NewClient,
+    ) -> Result<Option<SecretString>, NewClientError> {
+        register(self, by, new).await
     }
 
     /// The client `id`, from the cache or the database; `None` when not registered.
@@ -319,6 +324,7 @@ pub enum NewClientError {
 /// [`Clients::create`].
 async fn register(
     clients: &Clients,
+    by: &Actor,
     mut new: NewClient,
 ) -> Result<Option<SecretString>, NewClientError> {
     let invalid = |m: String| Err(NewClientError::Invalid(m));
@@ -407,12 +413,28 @@ async fn register(
         post_logout_redirect_uris: to_json(&new.post_logout_redirect_uris),
         id_token_signed_response_alg: id_token_alg.map(|a| a.as_str().to_string()),
     };
+    // What was registered, for the audit trail: everything but the secret.
+    let details = serde_json::json!({
+        "public": new.public,
+        "grant_types": new.grant_types,
+        "scopes": new.scopes,
+        "audiences": new.audiences,
+        "roles": new.roles,
+        "capabilities": new.capabilities,
+        "redirect_uris": new.redirect_uris,
+        "origins": new.origins,
+        "third_party": new.third_party,
+    });
+    let now = clients.clock.now();
     let mut tx = clients.db.begin().await.map_err(NewClientError::Store)?;
-    match store::clients::insert(&mut tx, &row, clients.clock.now()).await {
+    match store::clients::insert(&mut tx, &row, now).await {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => return Err(NewClientError::Exists),
         Err(e) => return Err(NewClientError::Store(e)),
     }
+    by.record(&mut tx, "create_client", Some(&row.id), Some(details), now)
+        .await
+        .map_err(NewClientError::Store)?;
     tx.commit()
         .await
         .map_err(|e| NewClientError::Store(e.into()))?;

@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::audit::Actor;
 use super::clients::Client;
 use super::liveness::{ClientRead, Liveness};
 use super::sessions;
@@ -156,13 +157,27 @@ impl SignIn {
 }
 
 impl Users {
-    /// Revokes one session by id (admin); false when there is no such live session.
-    pub async fn revoke_session(&self, sid: &str, reason: &str) -> Result<bool, StoreError> {
+    /// Revokes one session by id (an operator's act); false when there is no such live
+    /// session.
+    pub async fn revoke_session(&self, by: &Actor, sid: &str) -> Result<bool, StoreError> {
+        let reason = "revoked_by_admin";
         let mut tx = self.db.begin().await?;
         let Some(family) = store::sessions::family(&mut tx, sid).await? else {
             return Ok(false);
         };
         let done = sessions::revoke_family(&self.clock, &mut tx, &family, reason).await?;
+        if !done {
+            return Ok(false);
+        }
+        let details = serde_json::json!({ "user": family.user_id, "client": family.client_id });
+        by.record(
+            &mut tx,
+            "revoke_session",
+            Some(sid),
+            Some(details),
+            self.clock.now(),
+        )
+        .await?;
         tx.commit().await?;
         self.events.wake();
         if done {

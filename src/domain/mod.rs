@@ -1,5 +1,6 @@
 //! The domain: tokens, sessions, permission changes, keys, events. Knows nothing of HTTP.
 
+pub mod audit;
 pub mod browser;
 pub mod clients;
 pub mod clock;

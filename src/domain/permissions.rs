@@ -5,7 +5,9 @@
 //! is announced before the commit.
 
 use secrecy::SecretString;
+use serde_json::json;
 
+use super::audit::Actor;
 use super::users::{User, Users, valid_roles, validate_password};
 use crate::config::PermissionChangePolicy;
 use crate::store::events::NewEvent;
@@ -42,7 +44,12 @@ use super::events::EventKind;
 impl Users {
     /// Applies `change` and publishes its event in one transaction; returns the user as changed.
     /// The new roles or password are checked here, before anything is looked up.
-    pub async fn change_user(&self, user_id: &str, change: Change) -> Result<User, ChangeError> {
+    pub async fn change_user(
+        &self,
+        by: &Actor,
+        user_id: &str,
+        change: Change,
+    ) -> Result<User, ChangeError> {
         let (roles, password_hash, disabled, kind, reason, always_revoke) = match change {
             Change::Roles(roles) => {
                 let roles = valid_roles(roles).map_err(ChangeError::Invalid)?;
@@ -77,6 +84,7 @@ impl Users {
         };
         let (user, revoked) = store::retry_conflicts(|| {
             self.apply_change(
+                by,
                 user_id,
                 roles.as_deref(),
                 password_hash.as_deref(),
@@ -97,6 +105,7 @@ impl Users {
     /// sessions it revoked.
     async fn apply_change(
         &self,
+        by: &Actor,
         user_id: &str,
         roles: Option<&str>,
         password_hash: Option<&str>,
@@ -124,6 +133,13 @@ impl Users {
             ..Default::default()
         };
         store::events::append(&mut tx, &event, now).await?;
+        let (action, details) = match kind {
+            EventKind::RolesChanged => ("set_roles", Some(json!({ "roles": user.roles()? }))),
+            EventKind::UserDisabled => ("disable_user", None),
+            _ => ("set_password", None),
+        };
+        by.record(&mut tx, action, Some(&user.id), details, now)
+            .await?;
         let mut revoked = 0;
         if always_revoke || self.policy_in_force(&mut tx).await? == PermissionChangePolicy::Revoke {
             for sid in store::sessions::revoke_user_families(&mut tx, &user.id, reason, now).await?

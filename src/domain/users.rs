@@ -4,6 +4,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use std::sync::Arc;
 
+use super::audit::Actor;
 use super::clients::dedup;
 use super::clock::Clock;
 use super::events::EventBus;
@@ -160,6 +161,7 @@ impl Users {
     /// `Exists` when the username is taken.
     pub async fn create_user(
         &self,
+        by: &Actor,
         username: &str,
         password: SecretString,
         roles: Vec<String>,
@@ -169,21 +171,17 @@ impl Users {
         let roles = valid_roles(roles).map_err(NewUserError::Invalid)?;
         let hash = self.passwords.hash(password).await;
         let id = uuid::Uuid::new_v4().to_string();
+        let now = self.clock.now();
         let mut tx = self.db.begin().await.map_err(NewUserError::Store)?;
-        match store::users::insert(
-            &mut tx,
-            &id,
-            username,
-            &hash,
-            &to_json(&roles),
-            self.clock.now(),
-        )
-        .await
-        {
+        match store::users::insert(&mut tx, &id, username, &hash, &to_json(&roles), now).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => return Err(NewUserError::Exists),
             Err(e) => return Err(NewUserError::Store(e)),
         }
+        let details = serde_json::json!({ "roles": roles });
+        by.record(&mut tx, "create_user", Some(&id), Some(details), now)
+            .await
+            .map_err(NewUserError::Store)?;
         tx.commit()
             .await
             .map_err(|e| NewUserError::Store(e.into()))?;

@@ -16,6 +16,7 @@ use axum::{Json, Router};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+mod audit;
 mod bodies;
 
 use super::bearer;
@@ -23,6 +24,7 @@ use super::error::{HttpError, Surface};
 use super::json::JsonBody;
 use crate::config::SigningAlg;
 use crate::domain::Core;
+use crate::domain::audit::{Actor, Via};
 use crate::domain::clients::{Clients, NewClient, NewClientError};
 use crate::domain::keys::{KeyError, Keys};
 use crate::domain::permissions::{Change, ChangeError};
@@ -48,6 +50,7 @@ pub(super) fn router() -> Router<Arc<Core>> {
         .route("/admin/clients", post(create_client))
         .route("/admin/keys", get(list_keys))
         .route("/admin/keys/rotate", post(rotate_keys))
+        .route("/admin/audit", get(audit::list))
 }
 
 type Result<T, E = HttpError> = std::result::Result<T, E>;
@@ -87,15 +90,17 @@ async fn authorize(core: &Core, headers: &HeaderMap) -> Result<User> {
     Ok(user)
 }
 
-/// The caller, authorised as an administrator. Listed before other extractors so
-/// an anonymous request is refused before anything else is looked at.
-pub(super) struct Admin;
+/// The caller, authorised as an administrator: the actor of the audit trail. Listed
+/// before other extractors so an anonymous request is refused before anything else
+/// is looked at.
+pub(super) struct Admin(Actor);
 
 impl FromRequestParts<Arc<Core>> for Admin {
     type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, core: &Arc<Core>) -> Result<Self> {
-        authorize(core, &parts.headers).await.map(|_| Admin)
+        let user = authorize(core, &parts.headers).await?;
+        Ok(Admin(Actor::admin(&user, Via::Api)))
     }
 }
 
@@ -130,11 +135,16 @@ struct NewUser {
 
 async fn create_user(
     State(users): State<Users>,
-    _admin: Admin,
+    Admin(by): Admin,
     JsonBody(new): JsonBody<NewUser>,
 ) -> Result<Response> {
     let user = users
-        .create_user(&new.username, SecretString::from(new.password), new.roles)
+        .create_user(
+            &by,
+            &new.username,
+            SecretString::from(new.password),
+            new.roles,
+        )
         .await
         .map_err(|e| match e {
             NewUserError::Invalid(d) => HttpError::invalid_request(d),
@@ -162,6 +172,19 @@ struct ListQuery {
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 200;
 
+/// A list's `limit` query value: 1 to 200, default 50.
+fn page_limit(raw: Option<&str>) -> Result<u32> {
+    match raw {
+        None => Ok(DEFAULT_LIMIT),
+        // Digits only: `+5` is no integer to the schema, though Rust parses it.
+        Some(l) => Some(l)
+            .filter(|l| l.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|l| l.parse().ok())
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| HttpError::invalid_request("limit must be an integer from 1 to 200")),
+    }
+}
+
 async fn list_users(
     State(users): State<Users>,
     _admin: Admin,
@@ -174,15 +197,7 @@ async fn list_users(
         Some("false") => Some(false),
         Some(_) => return Err(HttpError::invalid_request("disabled must be true or false")),
     };
-    let limit = match q.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        // Digits only: `+5` is no integer to the schema, though Rust parses it.
-        Some(l) => Some(l)
-            .filter(|l| l.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|l| l.parse().ok())
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| HttpError::invalid_request("limit must be an integer from 1 to 200"))?,
-    };
+    let limit = page_limit(q.limit.as_deref())?;
     let search = UserSearch {
         prefix: q.prefix,
         role: q.role,
@@ -215,26 +230,33 @@ struct Roles {
     roles: Vec<String>,
 }
 
-async fn change(users: &Users, id: &str, change: Change) -> Result<Response> {
-    let user = users.change_user(id, change).await.map_err(|e| match e {
-        ChangeError::Invalid(d) => HttpError::invalid_request(d),
-        ChangeError::NotFound => not_found("user"),
-        ChangeError::Store(e) => e.into(),
-    })?;
+async fn change(users: &Users, by: &Actor, id: &str, change: Change) -> Result<Response> {
+    let user = users
+        .change_user(by, id, change)
+        .await
+        .map_err(|e| match e {
+            ChangeError::Invalid(d) => HttpError::invalid_request(d),
+            ChangeError::NotFound => not_found("user"),
+            ChangeError::Store(e) => e.into(),
+        })?;
     Ok(Json(EncodableUser::from(&user)).into_response())
 }
 
 async fn set_roles(
     State(users): State<Users>,
-    _admin: Admin,
+    Admin(by): Admin,
     Id(id): Id,
     JsonBody(Roles { roles }): JsonBody<Roles>,
 ) -> Result<Response> {
-    change(&users, &id, Change::Roles(roles)).await
+    change(&users, &by, &id, Change::Roles(roles)).await
 }
 
-async fn disable_user(State(users): State<Users>, _admin: Admin, Id(id): Id) -> Result<Response> {
-    change(&users, &id, Change::Disable).await
+async fn disable_user(
+    State(users): State<Users>,
+    Admin(by): Admin,
+    Id(id): Id,
+) -> Result<Response> {
+    change(&users, &by, &id, Change::Disable).await
 }
 
 async fn list_sessions(State(users): State<Users>, _admin: Admin, Id(id): Id) -> Result<Response> {
@@ -248,10 +270,10 @@ async fn list_sessions(State(users): State<Users>, _admin: Admin, Id(id): Id) ->
 
 async fn revoke_session(
     State(users): State<Users>,
-    _admin: Admin,
+    Admin(by): Admin,
     Id(sid): Id,
 ) -> Result<StatusCode> {
-    if users.revoke_session(&sid, "revoked_by_admin").await? {
+    if users.revoke_session(&by, &sid).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found("live session"))
@@ -261,11 +283,11 @@ async fn revoke_session(
 /// Withdraws what a user consented to for a third-party client; its next sign-in asks again.
 async fn revoke_consents(
     State(users): State<Users>,
-    _admin: Admin,
+    Admin(by): Admin,
     Path((id, client_id)): Path<(String, String)>,
 ) -> Result<StatusCode> {
     let id = user_id(&id)?;
-    if users.revoke_consents(&id, &client_id).await? > 0 {
+    if users.revoke_consents(&by, &id, &client_id).await? > 0 {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found("consent"))
@@ -274,11 +296,11 @@ async fn revoke_consents(
 
 async fn create_client(
     State(clients): State<Clients>,
-    _admin: Admin,
+    Admin(by): Admin,
     JsonBody(new): JsonBody<NewClient>,
 ) -> Result<Response> {
     let id = new.id.clone();
-    let secret = clients.create(new).await.map_err(|e| match e {
+    let secret = clients.create(&by, new).await.map_err(|e| match e {
         NewClientError::Invalid(d) => HttpError::invalid_request(d),
         NewClientError::Exists => conflict("a client with this id already exists"),
         NewClientError::Store(e) => e.into(),
@@ -308,7 +330,7 @@ struct Rotate {
 
 async fn rotate_keys(
     State(signing): State<Keys>,
-    _admin: Admin,
+    Admin(by): Admin,
     body: Option<JsonBody<Rotate>>,
 ) -> Result<Response> {
     let Rotate {
@@ -324,7 +346,7 @@ async fn rotate_keys(
         })?),
     };
     let message = signing
-        .rotate_keys(alg, revoke_current)
+        .rotate_keys(&by, alg, revoke_current)
         .await
         .map_err(|e| match e {
             e @ (KeyError::TooEarly { .. } | KeyError::KekReplaced) => conflict(e.to_string()),

@@ -77,6 +77,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/admin/clients"),
     ("GET", "/admin/keys"),
     ("POST", "/admin/keys/rotate"),
+    ("GET", "/admin/audit"),
     ("GET", "/.well-known/ssf-configuration"),
     ("POST", "/ssf/stream"),
     ("GET", "/ssf/stream"),

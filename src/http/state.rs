@@ -9,6 +9,7 @@ use axum::extract::FromRef;
 
 use crate::config::Config;
 use crate::domain::Core;
+use crate::domain::audit::Trail;
 use crate::domain::clients::Clients;
 use crate::domain::feed::Feed;
 use crate::domain::keys::Keys;
@@ -21,6 +22,14 @@ use crate::domain::users::Users;
 impl FromRef<Arc<Core>> for Users {
     fn from_ref(core: &Arc<Core>) -> Self {
         core.users.clone()
+    }
+}
+
+impl FromRef<Arc<Core>> for Trail {
+    fn from_ref(core: &Arc<Core>) -> Self {
+        Trail {
+            db: core.users.db.clone(),
+        }
     }
 }
 

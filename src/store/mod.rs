@@ -1,6 +1,7 @@
 //! Storage: the SQL and nothing else. Domain code calls these functions and owns
 //! the transaction boundaries.
 
+pub mod audit;
 pub mod browser;
 pub mod clients;
 pub mod codes;

@@ -5,6 +5,7 @@ use super::kek::KEK_CHECK;
 use super::signing::{Generated, generate};
 use super::{KeyError, KeyPurpose, KeyState, in_state, keyset::sealed_row, of_chain, transition};
 use crate::config::SigningAlg;
+use crate::domain::audit::Actor;
 use crate::domain::clock::rfc3339;
 use crate::store::keys::KeyRow;
 use crate::store::{self, StoreError};
@@ -25,7 +26,7 @@ impl super::Keys {
                 && of_chain(r, KeyPurpose::Main)
                 && r.activated_at.unwrap_or(r.created_at) + interval <= now
         }) {
-            match self.rotate_keys(None, false).await {
+            match self.rotate_keys(&Actor::server(), None, false).await {
                 Ok(msg) => tracing::info!("scheduled rotation: {msg}"),
                 // Another instance rotated first, or the next key is still too young.
                 Err(KeyError::TooEarly { .. } | KeyError::NoActiveKey) => {}
@@ -65,6 +66,7 @@ impl super::Keys {
     /// state transitions are conditional updates inside one write transaction.
     pub async fn rotate_keys(
         &self,
+        by: &Actor,
         alg: Option<SigningAlg>,
         revoke_current: bool,
     ) -> Result<String, KeyError> {
@@ -111,6 +113,9 @@ impl super::Keys {
                 Err(e) => return Err(e),
             }
         }
+        let details = serde_json::json!({ "alg": alg.as_str(), "revoke_current": revoke_current });
+        by.record(&mut tx, "rotate_keys", None, Some(details), now)
+            .await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.keys.reload(&self.db).await?;
         self.events.wake();

@@ -298,6 +298,7 @@ async fn a_quiet_stream_gets_heartbeats_and_an_event_resets_the_wait() {
     app.core
         .users
         .change_user(
+            &tessera::domain::audit::Actor::cli(),
             &alice,
             tessera::domain::permissions::Change::Roles(vec!["x".into()]),
         )
@@ -323,7 +324,11 @@ async fn sse_never_skips_or_repeats_while_changes_race_the_backlog_read() {
     let writer = tokio::spawn(async move {
         for i in 0..CHANGES {
             core.users
-                .change_user(&sub, Change::Roles(vec![format!("r{i}")]))
+                .change_user(
+                    &tessera::domain::audit::Actor::cli(),
+                    &sub,
+                    Change::Roles(vec![format!("r{i}")]),
+                )
                 .await
                 .unwrap();
         }

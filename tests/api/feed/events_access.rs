@@ -167,7 +167,11 @@ async fn a_disabled_users_token_cannot_read_the_feed() {
     assert_eq!(r.status(), 200);
     app.core
         .users
-        .change_user(&alice, tessera::domain::permissions::Change::Disable)
+        .change_user(
+            &tessera::domain::audit::Actor::cli(),
+            &alice,
+            tessera::domain::permissions::Change::Disable,
+        )
         .await
         .unwrap();
     for accept in ["application/json", "text/event-stream"] {

@@ -127,7 +127,11 @@ async fn scenario(app: &TestApp, feed_base: &str) {
     for n in 0..40 {
         app.core
             .users
-            .change_user(&bystander, Change::Roles(vec![format!("h{n}")]))
+            .change_user(
+                &tessera::domain::audit::Actor::cli(),
+                &bystander,
+                Change::Roles(vec![format!("h{n}")]),
+            )
             .await
             .unwrap();
     }
@@ -175,7 +179,11 @@ async fn scenario(app: &TestApp, feed_base: &str) {
             tokio::spawn(async move {
                 for n in 1..=CHANGES_PER_USER {
                     core.users
-                        .change_user(&id, Change::Roles(vec![format!("r{n}")]))
+                        .change_user(
+                            &tessera::domain::audit::Actor::cli(),
+                            &id,
+                            Change::Roles(vec![format!("r{n}")]),
+                        )
                         .await
                         .unwrap();
                 }
@@ -299,7 +307,11 @@ async fn a_users_stream_is_not_woken_by_other_users_events() {
     for n in 0..5 {
         app.core
             .users
-            .change_user(&bob, Change::Roles(vec![format!("b{n}")]))
+            .change_user(
+                &tessera::domain::audit::Actor::cli(),
+                &bob,
+                Change::Roles(vec![format!("b{n}")]),
+            )
             .await
             .unwrap();
     }

@@ -49,6 +49,7 @@ async fn roles(app: &TestApp, sub: &str, roles: &[&str]) {
     app.core
         .users
         .change_user(
+            &tessera::domain::audit::Actor::cli(),
             sub,
             Change::Roles(roles.iter().map(|s| s.to_string()).collect()),
         )
@@ -134,7 +135,11 @@ async fn a_waiting_poll_wakes_when_an_event_arrives() {
     let changer = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
         core.users
-            .change_user(&sub, Change::Roles(vec!["during".into()]))
+            .change_user(
+                &tessera::domain::audit::Actor::cli(),
+                &sub,
+                Change::Roles(vec!["during".into()]),
+            )
             .await
             .unwrap();
     });

@@ -251,7 +251,11 @@ async fn a_second_handle_in_the_servers_process_keeps_its_commits_visible_to_the
         .await
         .expect("a second handle");
     keys_list(&app);
-    app.core.signing.rotate_keys(None, false).await.unwrap();
+    app.core
+        .signing
+        .rotate_keys(&tessera::domain::audit::Actor::cli(), None, false)
+        .await
+        .unwrap();
     let listed = the(&keys_list(&app), "active");
     assert_eq!(
         listed,

@@ -134,7 +134,7 @@ pub(crate) async fn rotate_after_the_lead(app: &TestApp, alg: Option<SigningAlg>
     pass_the_lead(app).await;
     app.core
         .signing
-        .rotate_keys(alg, false)
+        .rotate_keys(&tessera::domain::audit::Actor::cli(), alg, false)
         .await
         .expect("a rotation after the lead")
 }
@@ -229,7 +229,11 @@ async fn a_retired_key_leaves_the_jwks_only_after_its_tokens_and_caches_expired(
     let token = app.client_token("svc", &secret).await;
     let old = kid_of(&token);
     pass_the_lead(&app).await;
-    app.core.signing.rotate_keys(None, false).await.unwrap();
+    app.core
+        .signing
+        .rotate_keys(&tessera::domain::audit::Actor::cli(), None, false)
+        .await
+        .unwrap();
 
     let published = jwks(&app).await;
     assert!(kids(&published).contains(&old), "retired but published");
@@ -276,10 +280,18 @@ async fn the_pre_publication_lead_is_measured_in_full_seconds() {
     pass_the_lead(&app).await;
     advance_to_millis(&app, 800);
     let published = app.core.clock.instant();
-    app.core.signing.rotate_keys(None, false).await.unwrap();
+    app.core
+        .signing
+        .rotate_keys(&tessera::domain::audit::Actor::cli(), None, false)
+        .await
+        .unwrap();
     advance_to_millis(&app, 50);
     let lead = app.core.clock.instant() - published;
-    let outcome = app.core.signing.rotate_keys(None, false).await;
+    let outcome = app
+        .core
+        .signing
+        .rotate_keys(&tessera::domain::audit::Actor::cli(), None, false)
+        .await;
     let fresh = app.core.keys.current().active.kid.clone();
     assert!(
         matches!(outcome, Err(KeyError::TooEarly { .. })) || lead >= Duration::from_secs(1),
@@ -289,7 +301,7 @@ async fn the_pre_publication_lead_is_measured_in_full_seconds() {
     pass_the_lead(&app).await;
     app.core
         .signing
-        .rotate_keys(None, false)
+        .rotate_keys(&tessera::domain::audit::Actor::cli(), None, false)
         .await
         .expect("a full lead later the rotation goes through");
 }

@@ -287,7 +287,7 @@ async fn a_rotation_after_a_kek_rewrap_is_refused_so_no_instance_bricks() {
     let err = app
         .core
         .signing
-        .rotate_keys(None, true)
+        .rotate_keys(&tessera::domain::audit::Actor::cli(), None, true)
         .await
         .unwrap_err()
         .to_string();
@@ -312,7 +312,11 @@ async fn a_rotation_after_a_kek_rewrap_is_refused_so_no_instance_bricks() {
 
     // Restarted with the new KEK, it starts and rotates.
     let app = app.restart().await;
-    app.core.signing.rotate_keys(None, true).await.unwrap();
+    app.core
+        .signing
+        .rotate_keys(&tessera::domain::audit::Actor::cli(), None, true)
+        .await
+        .unwrap();
     let after = keys_list(&app);
     assert_eq!(the(&after, "active"), the(&keys, "next"));
 }

@@ -500,6 +500,7 @@ async fn the_login_form_needs_its_csrf_token_and_says_the_same_for_every_failure
     app.core
         .users
         .change_user(
+            &tessera::domain::audit::Actor::cli(),
             &app.user("carol", "correct horse battery", &[]).await,
             Change::Disable,
         )
@@ -574,6 +575,7 @@ async fn a_password_change_or_a_disable_ends_the_browser_session() {
     app.core
         .users
         .change_user(
+            &tessera::domain::audit::Actor::cli(),
             &alice,
             Change::Password("another horse battery".to_string().into()),
         )
@@ -588,7 +590,11 @@ async fn a_password_change_or_a_disable_ends_the_browser_session() {
     b.sign_in("spa", "alice", "another horse battery").await;
     app.core
         .users
-        .change_user(&alice, Change::Roles(vec!["x".into()]))
+        .change_user(
+            &tessera::domain::audit::Actor::cli(),
+            &alice,
+            Change::Roles(vec!["x".into()]),
+        )
         .await
         .unwrap();
     assert_eq!(

@@ -84,7 +84,11 @@ async fn a_sign_in_in_flight_during_a_disable_gets_no_session() {
     let answer = sign_in_across(&app, || async {
         app.core
             .users
-            .change_user(&alice, Change::Disable)
+            .change_user(
+                &tessera::domain::audit::Actor::cli(),
+                &alice,
+                Change::Disable,
+            )
             .await
             .unwrap();
     })
@@ -98,7 +102,11 @@ async fn a_sign_in_in_flight_during_a_role_change_gets_no_session_under_revoke()
     let answer = sign_in_across(&app, || async {
         app.core
             .users
-            .change_user(&alice, Change::Roles(vec!["viewer".into()]))
+            .change_user(
+                &tessera::domain::audit::Actor::cli(),
+                &alice,
+                Change::Roles(vec!["viewer".into()]),
+            )
             .await
             .unwrap();
     })

@@ -328,11 +328,14 @@ async fn a_client_registered_for_rs256_gets_rs256_id_tokens_on_an_es256_deployme
     let refused = app
         .core
         .clients
-        .create(NewClient {
-            id: "eddsa".into(),
-            id_token_signed_response_alg: Some("EdDSA".into()),
-            ..Default::default()
-        })
+        .create(
+            &tessera::domain::audit::Actor::cli(),
+            NewClient {
+                id: "eddsa".into(),
+                id_token_signed_response_alg: Some("EdDSA".into()),
+                ..Default::default()
+            },
+        )
         .await;
     assert!(refused.is_err(), "EdDSA is not this deployment's alg");
     app.user("alice", PASSWORD, &[]).await;
@@ -377,7 +380,12 @@ async fn a_client_registered_for_rs256_gets_rs256_id_tokens_on_an_es256_deployme
     // The RS256 keys rotate with the main key: the next one signs, the old one stays published.
     let old_kid = header["kid"].as_str().unwrap().to_string();
     app.advance(std::time::Duration::from_secs(700));
-    let message = app.core.signing.rotate_keys(None, false).await.unwrap();
+    let message = app
+        .core
+        .signing
+        .rotate_keys(&tessera::domain::audit::Actor::cli(), None, false)
+        .await
+        .unwrap();
     assert!(message.contains("RS256 ID-token keys"), "{message}");
     // PyJWT checks the ID token's times against the system's clock: go back to it.
     app.step_back(std::time::Duration::from_secs(700));

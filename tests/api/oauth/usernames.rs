@@ -157,7 +157,12 @@ async fn the_migration_keeps_existing_users_reachable() {
     let r = app
         .core
         .users
-        .create_user("ALICE", PASSWORD.into(), vec![])
+        .create_user(
+            &tessera::domain::audit::Actor::cli(),
+            "ALICE",
+            PASSWORD.into(),
+            vec![],
+        )
         .await;
     assert!(r.is_err(), "ALICE exists already");
 }

@@ -104,7 +104,7 @@ impl Transmitter {
         self.app
             .core
             .users
-            .change_user(sub, change)
+            .change_user(&tessera::domain::audit::Actor::cli(), sub, change)
             .await
             .expect("change");
     }

@@ -348,7 +348,7 @@ impl TestApp {
         use secrecy::ExposeSecret;
         self.core
             .clients
-            .create(new)
+            .create(&tessera::domain::audit::Actor::cli(), new)
             .await
             .expect("create client")
             .map(|s| s.expose_secret().to_string())
@@ -359,6 +359,7 @@ impl TestApp {
         self.core
             .users
             .create_user(
+                &tessera::domain::audit::Actor::cli(),
                 name,
                 password.to_string().into(),
                 roles.iter().map(|s| s.to_string()).collect(),
