@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use tessera::config::Layers;
+use tessera::domain::audit::Actor;
 use tessera::store::Pool;
 
 const SQLITE_SEED: &str = "INSERT INTO users (id, username, username_key, password_hash, roles, authz_version, disabled, created_at, updated_at)
@@ -25,8 +26,14 @@ fn pct(v: &[Duration], p: f64) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    let users: i64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let users: i64 = args
+        .first()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let rounds: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(200);
     let dir = tempfile::tempdir().expect("temp dir");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -62,22 +69,38 @@ async fn main() {
             .map(|r| r.rows_affected()),
     }
     .expect("seed users");
-    println!("seeded {users} users in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "seeded {users} users in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 
     let admin = core
         .users
-        .create_user("root", "root password 1".to_string().into(), vec!["admin".into()])
+        .create_user(
+            &Actor::cli(),
+            "root",
+            "root password 1".to_string().into(),
+            vec!["admin".into()],
+        )
         .await
         .expect("admin");
-    tokio::spawn(tessera::app::serve(core.clone(), listener, ops, std::future::pending()));
+    tokio::spawn(tessera::app::serve(
+        core.clone(),
+        listener,
+        ops,
+        std::future::pending(),
+    ));
     // A live tessera session for the console session to be bound to (a password grant).
     core.clients
-        .create(tessera::domain::clients::NewClient {
-            id: "bench".into(),
-            public: true,
-            grant_types: vec!["password".parse().unwrap()],
-            ..Default::default()
-        })
+        .create(
+            &Actor::cli(),
+            tessera::domain::clients::NewClient {
+                id: "bench".into(),
+                public: true,
+                grant_types: vec!["password".parse().unwrap()],
+                ..Default::default()
+            },
+        )
         .await
         .expect("client");
     let http = reqwest::Client::new();
@@ -99,7 +122,9 @@ async fn main() {
     let claims: serde_json::Value = {
         use base64::Engine;
         let payload = access.split('.').nth(1).unwrap();
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap();
         serde_json::from_slice(&bytes).unwrap()
     };
     let sid = claims["sid"].as_str().unwrap();
@@ -112,7 +137,10 @@ async fn main() {
     let cursor_page = {
         // The page after the middle of the list: a keyset page deep in the table.
         let html = http
-            .get(format!("{base}/console/users?q=user{:03}", (users / 2) / 10_000))
+            .get(format!(
+                "{base}/console/users?q=user{:03}",
+                (users / 2) / 10_000
+            ))
             .header("cookie", &cookie)
             .send()
             .await

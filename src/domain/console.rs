@@ -4,6 +4,7 @@
 //! (refresh family), the user, the admin role.
 
 use super::Core;
+use super::audit::Actor;
 use super::clients::{GrantType, NewClient, NewClientError};
 use super::users::User;
 use crate::crypto::{self, b64, sha256};
@@ -34,7 +35,8 @@ pub async fn register(core: &Core) -> Result<(), StoreError> {
         post_logout_redirect_uris: vec![signed_out_uri(&core.cfg.issuer)],
         ..Default::default()
     };
-    match core.clients.create(new).await {
+    // The server's own client: registered by the server, as its scheduled work is.
+    match core.clients.create(&Actor::server(), new).await {
         Ok(_) => Ok(()),
         Err(NewClientError::Exists) => {
             let uris = store::to_json(&[redirect]);
@@ -98,14 +100,21 @@ pub async fn operator(core: &Core, token: &str) -> Result<Operator, StoreError> 
     })
 }
 
-/// Ends a console session and the tessera session it started (sign-out).
+/// Ends a console session and the tessera session it started (sign-out: the operator's own
+/// session, not an administrative change, so no audit entry).
 pub async fn end(core: &Core, token: &str) -> Result<(), StoreError> {
     let hash = sha256(token.as_bytes());
     let now = core.clock.now();
-    if let Some((_, sid)) = store::console::session(&core.db.read, &hash, now).await? {
-        core.users.revoke_session(&sid, "signed_out").await?;
+    let mut tx = core.db.begin().await?;
+    if let Some((_, sid)) = store::console::session(&mut tx, &hash, now).await? {
+        if let Some(family) = store::sessions::family(&mut tx, &sid).await? {
+            super::sessions::revoke_family(&core.clock, &mut tx, &family, "signed_out").await?;
+        }
     }
-    store::console::delete_session(core.db.writer(), &hash, now).await
+    store::console::delete_session(&mut tx, &hash, now).await?;
+    tx.commit().await?;
+    core.events.wake();
+    Ok(())
 }
 
 /// The CSRF token of a console session: derived from the cookie's secret (which a page on

@@ -190,7 +190,10 @@ pub async fn newest_for(
     users.dedup();
     let mut out = std::collections::HashMap::new();
     for user in users.into_iter().take(USERS_LOOKED_UP) {
-        out.insert(user.to_string(), store::console::last_event_of(&db.read, user).await?);
+        out.insert(
+            user.to_string(),
+            store::console::last_event_of(&db.read, user).await?,
+        );
     }
     Ok(out)
 }
@@ -216,7 +219,10 @@ mod tests {
             ("verifier", 7, 100)
         );
         assert_eq!(listed[1].user.as_deref(), Some("u1"));
-        assert_eq!(listed[1].last_event_id, 5, "where it started, before any delivery");
+        assert_eq!(
+            listed[1].last_event_id, 5,
+            "where it started, before any delivery"
+        );
         drop(a);
         assert_eq!(reach.local().len(), 1);
         drop(b);

@@ -13,6 +13,7 @@ use secrecy::ExposeSecret;
 
 use super::{Console, field, internal, layout, page_error, respond};
 use crate::domain::Core;
+use crate::domain::audit::{Actor, Via};
 use crate::domain::clients::{NewClient, NewClientError};
 use crate::http::form::Params;
 
@@ -22,10 +23,18 @@ pub(super) fn router() -> Router<Arc<Core>> {
 
 /// The list fields of the form: (name, label, hint).
 const LISTS: [(&str, &str, &str); 7] = [
-    ("grant_types", "Grant types", "authorization_code, password, client_credentials"),
+    (
+        "grant_types",
+        "Grant types",
+        "authorization_code, password, client_credentials",
+    ),
     ("scopes", "Scopes", "e.g. openid profile roles"),
     ("audiences", "Audiences", "the APIs its tokens are for"),
-    ("roles", "Roles of its own tokens", "client_credentials only"),
+    (
+        "roles",
+        "Roles of its own tokens",
+        "client_credentials only",
+    ),
     ("capabilities", "Capabilities", "introspect, events, ssf"),
     ("redirect_uris", "Redirect URIs", "exact, for /authorize"),
     ("origins", "CORS origins", "browser apps on other origins"),
@@ -77,13 +86,16 @@ fn list(params: &Params, name: &str) -> Vec<String> {
 }
 
 /// Parses every word of a list field, or says which one is unknown.
-fn words<T: std::str::FromStr>(params: &Params, name: &str, what: &str) -> Result<Vec<T>, Response> {
+fn words<T: std::str::FromStr>(
+    params: &Params,
+    name: &str,
+    what: &str,
+) -> Result<Vec<T>, Response> {
     list(params, name)
         .iter()
         .map(|w| {
-            w.parse().map_err(|_| {
-                page_error(StatusCode::BAD_REQUEST, &format!("Unknown {what} `{w}`."))
-            })
+            w.parse()
+                .map_err(|_| page_error(StatusCode::BAD_REQUEST, &format!("Unknown {what} `{w}`.")))
         })
         .collect()
 }
@@ -113,11 +125,15 @@ async fn create(State(core): State<Arc<Core>>, req: Request) -> Response {
         (Err(r), _) | (_, Err(r)) => return r,
     };
     let id = new.id.clone();
-    let secret = match core.clients.create(new).await {
+    let by = Actor::admin(&console.user, Via::Console);
+    let secret = match core.clients.create(&by, new).await {
         Ok(s) => s,
         Err(NewClientError::Invalid(d)) => return page_error(StatusCode::BAD_REQUEST, &d),
         Err(NewClientError::Exists) => {
-            return page_error(StatusCode::CONFLICT, "A client with this id already exists.");
+            return page_error(
+                StatusCode::CONFLICT,
+                "A client with this id already exists.",
+            );
         }
         Err(NewClientError::Store(e)) => return internal(&e),
     };
@@ -132,6 +148,12 @@ async fn create(State(core): State<Arc<Core>>, req: Request) -> Response {
         }
         p { a href="/console/clients" { "Back to clients" } }
     };
-    let markup = layout::page(&console, "/console/clients", "Client registered", content, None);
+    let markup = layout::page(
+        &console,
+        "/console/clients",
+        "Client registered",
+        content,
+        None,
+    );
     respond(StatusCode::CREATED, markup, HeaderMap::new())
 }

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::{Console, field, internal, layout, page_error, respond, see_other};
 use crate::domain::Core;
+use crate::domain::audit::{Actor, Via};
 use crate::domain::clock::rfc3339;
 use crate::domain::keys::KeyError;
 
@@ -103,15 +104,15 @@ async fn confirm_revoke(console: Console) -> Response {
 }
 
 async fn rotate(State(core): State<Arc<Core>>, req: Request) -> Response {
-    let (_console, _) = match Console::form(&core, req).await {
+    let (console, _) = match Console::form(&core, req).await {
         Ok(f) => f,
         Err(r) => return r,
     };
-    rotated(&core, false).await
+    rotated(&core, &console, false).await
 }
 
 async fn revoke(State(core): State<Arc<Core>>, req: Request) -> Response {
-    let (_console, params) = match Console::form(&core, req).await {
+    let (console, params) = match Console::form(&core, req).await {
         Ok(f) => f,
         Err(r) => return r,
     };
@@ -121,11 +122,12 @@ async fn revoke(State(core): State<Arc<Core>>, req: Request) -> Response {
             "Revoking the active key needs its confirmation.",
         );
     }
-    rotated(&core, true).await
+    rotated(&core, &console, true).await
 }
 
-async fn rotated(core: &Core, revoke_current: bool) -> Response {
-    match core.signing.rotate_keys(None, revoke_current).await {
+async fn rotated(core: &Core, console: &Console, revoke_current: bool) -> Response {
+    let by = Actor::admin(&console.user, Via::Console);
+    match core.signing.rotate_keys(&by, None, revoke_current).await {
         Ok(_) if revoke_current => see_other("/console/keys?done=revoked"),
         Ok(_) => see_other("/console/keys?done=rotated"),
         Err(e @ (KeyError::TooEarly { .. } | KeyError::KekReplaced)) => {

@@ -6,11 +6,12 @@ use maud::{DOCTYPE, Markup, html};
 use super::Console;
 
 /// The console's sections, in the navigation's order: (path, name).
-const SECTIONS: [(&str, &str); 4] = [
+const SECTIONS: [(&str, &str); 5] = [
     ("/console/users", "Users"),
     ("/console/clients", "Clients"),
     ("/console/keys", "Signing keys"),
     ("/console/reach", "Feed reach"),
+    ("/console/audit", "Audit trail"),
 ];
 
 fn frame(title: &str, nav: Markup, content: Markup, refresh: Option<u32>) -> Markup {

@@ -4,6 +4,7 @@
 //! form that lacks its session's CSRF token or comes from another origin ([`Console::form`]).
 //! Every change goes through the domain services the admin API uses, as the signed-in admin.
 
+mod audit;
 mod clients;
 mod keys;
 mod layout;
@@ -34,6 +35,7 @@ pub(super) fn router() -> Router<Arc<Core>> {
         .merge(keys::router())
         .merge(clients::router())
         .merge(reach::router())
+        .merge(audit::router())
 }
 
 /// The console's session cookie: `__Host-` prefixed and `Secure` under an https issuer.

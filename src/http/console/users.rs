@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::{Console, field, internal, layout, page_error, respond, see_other};
 use crate::domain::Core;
+use crate::domain::audit::{Actor, Via};
 use crate::domain::permissions::{Change, ChangeError};
 use crate::domain::queries::{ListError, UserSearch};
 use crate::domain::users::User;
@@ -207,11 +208,12 @@ async fn show(
 }
 
 /// Applies a change to a user as the signed-in administrator; back to the user's page.
-async fn change(core: &Core, id: &str, change: Change, done: &str) -> Response {
+async fn change(core: &Core, console: &Console, id: &str, change: Change, done: &str) -> Response {
     let Some(id) = user_id(id) else {
         return page_error(StatusCode::NOT_FOUND, "No such user.");
     };
-    match core.users.change_user(&id, change).await {
+    let by = Actor::admin(&console.user, Via::Console);
+    match core.users.change_user(&by, &id, change).await {
         Ok(_) => see_other(&format!("/console/users/{id}?done={done}")),
         Err(ChangeError::Invalid(d)) => page_error(StatusCode::BAD_REQUEST, d),
         Err(ChangeError::NotFound) => page_error(StatusCode::NOT_FOUND, "No such user."),
@@ -224,7 +226,7 @@ async fn set_roles(
     Path(id): Path<String>,
     req: Request,
 ) -> Response {
-    let (_console, params) = match Console::form(&core, req).await {
+    let (console, params) = match Console::form(&core, req).await {
         Ok(f) => f,
         Err(r) => return r,
     };
@@ -235,15 +237,15 @@ async fn set_roles(
         .filter(|r| !r.is_empty())
         .map(str::to_string)
         .collect();
-    change(&core, &id, Change::Roles(roles), "roles").await
+    change(&core, &console, &id, Change::Roles(roles), "roles").await
 }
 
 async fn disable(State(core): State<Arc<Core>>, Path(id): Path<String>, req: Request) -> Response {
-    let (_console, _) = match Console::form(&core, req).await {
+    let (console, _) = match Console::form(&core, req).await {
         Ok(f) => f,
         Err(r) => return r,
     };
-    change(&core, &id, Change::Disable, "disabled").await
+    change(&core, &console, &id, Change::Disable, "disabled").await
 }
 
 async fn revoke(
@@ -251,14 +253,15 @@ async fn revoke(
     Path((id, sid)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    let (_console, _) = match Console::form(&core, req).await {
+    let (console, _) = match Console::form(&core, req).await {
         Ok(f) => f,
         Err(r) => return r,
     };
     let (Some(id), Some(sid)) = (user_id(&id), user_id(&sid)) else {
         return page_error(StatusCode::NOT_FOUND, "No such session.");
     };
-    match core.users.revoke_session(&sid, "revoked_by_admin").await {
+    let by = Actor::admin(&console.user, Via::Console);
+    match core.users.revoke_session(&by, &sid).await {
         Ok(_) => see_other(&format!("/console/users/{id}?done=revoked")),
         Err(e) => internal(&e),
     }

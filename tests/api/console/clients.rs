@@ -33,13 +33,22 @@ async fn a_confidential_clients_secret_is_shown_once_and_works() {
         .expect("the secret on the page");
     assert_eq!(secret.len(), 43, "{page}");
     app.client_token("reports", secret).await;
-    let client = app.core.clients.get(&app.core.db, "reports").await.unwrap().unwrap();
+    let client = app
+        .core
+        .clients
+        .get(&app.core.db, "reports")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(client.can("events".parse().unwrap()) && client.can("introspect".parse().unwrap()));
 
     for (form, status) in [
         (vec![("id", "reports")], 409),
         (vec![("id", "x"), ("grant_types", "magic")], 400),
-        (vec![("id", "x"), ("public", "yes"), ("capabilities", "events")], 400),
+        (
+            vec![("id", "x"), ("public", "yes"), ("capabilities", "events")],
+            400,
+        ),
         (vec![("id", "")], 400),
     ] {
         let mut form = form;
@@ -50,7 +59,13 @@ async fn a_confidential_clients_secret_is_shown_once_and_works() {
     let public = post_with(
         &mut b,
         "/console/clients",
-        &[("csrf", &csrf), ("id", "spa"), ("public", "yes"), ("grant_types", "authorization_code"), ("redirect_uris", "https://spa.example/cb")],
+        &[
+            ("csrf", &csrf),
+            ("id", "spa"),
+            ("public", "yes"),
+            ("grant_types", "authorization_code"),
+            ("redirect_uris", "https://spa.example/cb"),
+        ],
         &hs,
     )
     .await;

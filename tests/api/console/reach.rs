@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use tessera::domain::audit::Actor;
 use tessera::domain::permissions::Change;
 use tessera::domain::reach;
 
@@ -47,7 +48,7 @@ async fn two_subscribers_are_listed_with_their_client_and_last_event_then_gone()
     let user = app.user("target", "target password", &["viewer"]).await;
     app.core
         .users
-        .change_user(&user, Change::Roles(vec!["editor".into()]))
+        .change_user(&Actor::cli(), &user, Change::Roles(vec!["editor".into()]))
         .await
         .unwrap();
     let id = s1.next_within(Duration::from_secs(5)).await.id;

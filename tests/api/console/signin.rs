@@ -1,5 +1,6 @@
 //! Signing in to the console, the live admin check on every request, and CSRF.
 
+use tessera::domain::audit::{Actor, AuditSearch, Trail};
 use tessera::domain::permissions::Change;
 
 use super::{admin_browser, csrf_of, location, post_with, same_origin, sign_in};
@@ -108,7 +109,11 @@ async fn an_admin_whose_role_is_removed_is_refused_on_the_next_request() {
         let target = app.user("target", "target password", &["viewer"]).await;
         app.core
             .users
-            .change_user(&root.id, Change::Roles(vec!["viewer".into()]))
+            .change_user(
+                &Actor::cli(),
+                &root.id,
+                Change::Roles(vec!["viewer".into()]),
+            )
             .await
             .unwrap();
         assert_eq!(b.get("/console/users").await.status(), next, "{policy}");
@@ -196,6 +201,40 @@ async fn a_role_change_needs_the_sessions_csrf_token_and_the_consoles_origin() {
         "{page}"
     );
     assert_eq!(csrf_of(&page), csrf, "one token per console session");
+
+    // The change is in the audit trail, by the signed-in admin through the console, and the
+    // console's trail page lists it.
+    let root = app.core.users.user_by_name("root").await.unwrap().unwrap();
+    let trail = Trail {
+        db: app.core.db.clone(),
+    };
+    let search = AuditSearch {
+        target: Some(target.clone()),
+        ..Default::default()
+    };
+    let entries = trail.page(&search, 10).await.unwrap().entries;
+    let set = entries
+        .iter()
+        .find(|e| e.action == "set_roles")
+        .expect("a set_roles entry");
+    assert_eq!(
+        (set.actor.as_str(), set.via.as_str()),
+        (root.id.as_str(), "console")
+    );
+    assert_eq!(
+        set.details["roles"],
+        serde_json::json!(["editor", "auditor"])
+    );
+    let page = b
+        .get(&format!("/console/audit?target={target}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("set_roles") && page.contains(&root.id),
+        "{page}"
+    );
 }
 
 #[tokio::test]
