@@ -10,7 +10,7 @@ import { launch } from './chromium.mjs';
 const args = JSON.parse(process.argv[2]);
 const out = {};
 const servers = [];
-const shot = (page, name) => page.screenshot({ path: `${args.shots}/${name}.png`, fullPage: true });
+const shot = (page, name, fullPage = true) => page.screenshot({ path: `${args.shots}/${name}.png`, fullPage });
 
 const browser = await launch(args.chromium, args.userDataDir, { width: 1200, height: 800 });
 try {
@@ -30,7 +30,7 @@ try {
   out.signedInAs = await page.locator('nav .who strong').textContent();
   out.usersOnFirstPage = await page.locator('tbody tr').count();
   out.scripts = await page.locator('script').count();
-  await shot(page, 'console-users');
+  await shot(page, 'console-users', false);
 
   // 2. Find the user by a username prefix among many, open their page.
   await page.getByLabel('Username starts with').fill(args.prefix);
@@ -61,6 +61,16 @@ try {
   out.reachNewest = await page.locator('#newest').textContent();
   out.reachSubscribers = await page.locator('tr.subscriber td:first-child').allTextContents();
   await shot(page, 'console-reach');
+
+  // The change is in the audit trail, made through the console.
+  await page.getByRole('link', { name: 'Audit trail' }).click();
+  out.auditFirst = await page.locator('tr.entry').first().locator('td').allTextContents();
+  await shot(page, 'console-audit');
+  await page.getByRole('link', { name: 'Clients' }).click();
+  out.clientFields = await page.locator('form input:not([type=hidden])').count();
+  out.unlabelled = await page.evaluate(() => [...document.querySelectorAll('input:not([type=hidden])')]
+    .filter((i) => !(i.labels && i.labels.length)).map((i) => i.name));
+  await shot(page, 'console-clients');
 
   // 4. The keys, and the emergency revocation's confirmation (not confirmed).
   await page.getByRole('link', { name: 'Signing keys' }).click();
