@@ -65,7 +65,7 @@ try {
   // The change is in the audit trail, made through the console.
   await page.getByRole('link', { name: 'Audit trail' }).click();
   out.auditFirst = await page.locator('tr.entry').first().locator('td').allTextContents();
-  await shot(page, 'console-audit');
+  await shot(page, 'console-audit', false);
   await page.getByRole('link', { name: 'Clients' }).click();
   out.clientFields = await page.locator('form input:not([type=hidden])').count();
   out.unlabelled = await page.evaluate(() => [...document.querySelectorAll('input:not([type=hidden])')]
