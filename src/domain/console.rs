@@ -24,7 +24,9 @@ pub fn signed_out_uri(issuer: &str) -> String {
 }
 
 /// Registers the console's client, or points it at the current issuer: run at every start.
-/// Public (PKCE, no secret to keep), first-party (no consent page), the code flow only.
+/// Public (PKCE, no secret to keep), first-party (no consent page), the code flow only. An
+/// issuer its redirect URI cannot be registered under (plain http on a public name) leaves
+/// the console unavailable, with a warning, and the server running.
 pub async fn register(core: &Core) -> Result<(), StoreError> {
     let redirect = redirect_uri(&core.cfg.issuer);
     let new = NewClient {
@@ -44,8 +46,11 @@ pub async fn register(core: &Core) -> Result<(), StoreError> {
             store::console::set_redirect_uris(core.db.writer(), CLIENT_ID, &uris, &back).await
         }
         Err(NewClientError::Store(e)) => Err(e),
+        // A plain-http issuer on a public name (behind a TLS proxy set up without an https
+        // issuer): its redirect URI breaks the rules every client follows; no console then.
         Err(NewClientError::Invalid(d)) => {
-            unreachable!("the console's registration is valid: {d}")
+            tracing::warn!(reason = %d, "the web console is unavailable: set an https issuer");
+            Ok(())
         }
     }
 }

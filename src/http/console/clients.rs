@@ -86,17 +86,10 @@ fn list(params: &Params, name: &str) -> Vec<String> {
 }
 
 /// Parses every word of a list field, or says which one is unknown.
-fn words<T: std::str::FromStr>(
-    params: &Params,
-    name: &str,
-    what: &str,
-) -> Result<Vec<T>, Response> {
+fn words<T: std::str::FromStr>(params: &Params, name: &str, what: &str) -> Result<Vec<T>, String> {
     list(params, name)
         .iter()
-        .map(|w| {
-            w.parse()
-                .map_err(|_| page_error(StatusCode::BAD_REQUEST, &format!("Unknown {what} `{w}`.")))
-        })
+        .map(|w| w.parse().map_err(|_| format!("Unknown {what} `{w}`.")))
         .collect()
 }
 
@@ -122,7 +115,7 @@ async fn create(State(core): State<Arc<Core>>, req: Request) -> Response {
             origins: list(&params, "origins"),
             ..Default::default()
         },
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(e), _) | (_, Err(e)) => return page_error(StatusCode::BAD_REQUEST, &e),
     };
     let id = new.id.clone();
     let by = Actor::admin(&console.user, Via::Console);

@@ -116,7 +116,12 @@ impl Console {
 /// A console form's fields, once it is known to come from a console page: same origin, and
 /// the CSRF token of the session its cookie names (403 otherwise).
 async fn checked_form(core: &Core, headers: &HeaderMap, body: Body) -> Result<Params, Response> {
-    same_origin(core, headers)?;
+    if !same_origin(core, headers) {
+        return Err(page_error(
+            StatusCode::FORBIDDEN,
+            "This form was sent from another site; the console refused it.",
+        ));
+    }
     let bytes = axum::body::to_bytes(body, FORM_LIMIT)
         .await
         .map_err(|_| page_error(StatusCode::PAYLOAD_TOO_LARGE, "This form is too large."))?;
@@ -132,27 +137,22 @@ async fn checked_form(core: &Core, headers: &HeaderMap, body: Body) -> Result<Pa
     Ok(params)
 }
 
-/// A browser's cross-origin POST is refused: `Sec-Fetch-Site` when the browser sends it,
-/// else `Origin`. A request with neither (not from a browser page) is left to the CSRF token.
-fn same_origin(core: &Core, headers: &HeaderMap) -> Result<(), Response> {
-    let refused = || {
-        page_error(
-            StatusCode::FORBIDDEN,
-            "This form was sent from another site; the console refused it.",
-        )
-    };
-    if let Some(site) = headers.get("sec-fetch-site") {
-        if site.as_bytes() != b"same-origin" {
-            return Err(refused());
-        }
+/// Whether a POST may be from a console page: a browser's cross-origin POST is not
+/// (`Sec-Fetch-Site` when the browser sends it, else `Origin`). A request with neither (not
+/// from a browser page) is left to the CSRF token.
+fn same_origin(core: &Core, headers: &HeaderMap) -> bool {
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|site| site.as_bytes() != b"same-origin")
+    {
+        return false;
     }
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let own = url::Url::parse(&core.cfg.issuer).map(|u| u.origin().ascii_serialization());
-        if !own.is_ok_and(|own| origin.as_bytes() == own.as_bytes()) {
-            return Err(refused());
-        }
+    match headers.get(header::ORIGIN) {
+        None => true,
+        Some(origin) => url::Url::parse(&core.cfg.issuer)
+            .map(|u| u.origin().ascii_serialization())
+            .is_ok_and(|own| origin.as_bytes() == own.as_bytes()),
     }
-    Ok(())
 }
 
 /// 303 to `to` (after a form, or to sign in).

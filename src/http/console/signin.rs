@@ -43,6 +43,16 @@ async fn login(State(core): State<Arc<Core>>, headers: HeaderMap) -> Response {
             return see_other("/console/users");
         }
     }
+    match core.clients.get(&core.db, CLIENT_ID).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return page_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The console is unavailable: tessera's issuer must be https (or http on a loopback address).",
+            );
+        }
+        Err(e) => return internal(&e),
+    }
     let (state, verifier) = (crypto::random_token(), crypto::random_token());
     let challenge = b64(&sha256(verifier.as_bytes()));
     let mut to = url::Url::parse(&core.cfg.issuer)

@@ -87,9 +87,17 @@ async fn an_admin_finds_a_user_changes_their_roles_and_watches_the_change_reach_
         assert_eq!(last, newest);
     }
     let audit = &out["auditFirst"];
-    assert_eq!((audit[2].as_str(), audit[3].as_str()), (Some("console"), Some("set_roles")), "{out:#}");
+    assert_eq!(
+        (audit[2].as_str(), audit[3].as_str()),
+        (Some("console"), Some("set_roles")),
+        "{out:#}"
+    );
     assert_eq!(audit[4], target.as_str());
-    assert_eq!(out["unlabelled"], json!([]), "every field of the clients form is labelled");
+    assert_eq!(
+        out["unlabelled"],
+        json!([]),
+        "every field of the clients form is labelled"
+    );
     assert!(out["keyRows"].as_i64().unwrap() >= 2, "{out:#}");
     assert_eq!(out["revokeButton"], 1);
     assert_eq!(out["forgedStatus"], 403, "{out:#}");

@@ -277,3 +277,25 @@ async fn sign_out_ends_the_console_session_and_its_tessera_session() {
     );
     assert_eq!(b.get("/console/users").await.status(), 303, "signed out");
 }
+
+/// A plain-http issuer on a public name cannot register the console's redirect URI: the server
+/// still starts and serves, and the console says why it is unavailable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_plain_http_public_issuer_the_console_is_unavailable_not_the_server() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let env = Served::env_for(&dir, &[]);
+    let s = Served::start(dir.clone(), env, "console.log").await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http.get(s.url("/console/login")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.text().await.unwrap().contains("issuer must be https"));
+    assert_eq!(
+        http.get(s.url("/healthz")).send().await.unwrap().status(),
+        200
+    );
+    let log = std::fs::read_to_string(&s.log).unwrap();
+    assert!(log.contains("the web console is unavailable"), "{log}");
+}
