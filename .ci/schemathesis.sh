@@ -4,7 +4,7 @@
 # Builds the debug binary (reusing the build `cargo nextest run` already made), sets up a
 # throwaway server in a temp dir (a confidential client, a public client, two admin
 # users and an ordinary one), starts it on a free loopback port, fetches tokens, and runs
-# `st run` in three passes (see below) with .ci/schemathesis.toml (checks, credentials,
+# `st run` in four passes (see below) with .ci/schemathesis.toml (checks, credentials,
 # per-operation exceptions).
 # Exits non-zero on any failed check or error; the server is stopped in every case.
 #
@@ -13,7 +13,7 @@
 # ST_WORKERS (default 1, so that a seed reproduces the same sequence of requests),
 # ST_CHECKS (e.g. `all`: replaces the config's checks, and its per-operation exceptions),
 # ST_REPORT (default junit; e.g. junit,har), ST_KEEP=1 keeps the temp dir (server log,
-# reports).
+# reports), ST_PASSES (default `main users keys clients ssf`: the passes to run, see the end).
 #
 # The time bound is an outer `timeout`, not `--max-time`: in schemathesis 4 `--max-time`
 # is a budget that fuzzing and stateful testing *repeat until spent*, which would make
@@ -81,6 +81,8 @@ export TESSERA_LOGIN_MAX_FAILURES=1000000
 export TESSERA_ACCESS_TOKEN_TTL=1h
 # rotateKeys succeeds once the next key has been published for max-age (default 600 s).
 export TESSERA_JWKS_MAX_AGE=1
+# A Shared Signals long-poll that finds no SET answers after 1 s instead of 25 s.
+export TESSERA_SSF_POLL_WAIT=1
 unset DATABASE_URL TESSERA_ISSUER TESSERA_KEYS_DIR TESSERA_KEK
 
 ADMIN_PASSWORD=st-admin-password-$RANDOM$RANDOM
@@ -93,9 +95,13 @@ CLIENT_ID=st-service
         --can introspect --can events > client_secret
     "$BIN" client add st-web --public --grant password --scope profile \
         --audience https://api.st.example > /dev/null
+    # Throwaway clients the `clients` pass may change, rotate and remove.
+    "$BIN" client add st-fuzz-a --grant client_credentials --scope st:read > /dev/null
+    "$BIN" client add st-fuzz-b --public --grant password --scope profile > /dev/null
     printf '%s\n' "$ADMIN_PASSWORD" | "$BIN" user add admin --role admin --password-stdin > admin_id
     printf '%s\n' "$ADMIN_PASSWORD" | "$BIN" user add admin2 --role admin --password-stdin > /dev/null
     printf '%s\n' "$USER_PASSWORD" | "$BIN" user add st-user --role st-reader --password-stdin > user_id
+    "$BIN" client add st-ssf --grant client_credentials --can ssf > ssf_secret
 ) 2> "$WORK/setup.log" || { cat "$WORK/setup.log" >&2; exit 1; }
 CLIENT_SECRET=$(cat "$WORK/client_secret")
 [[ -n "$CLIENT_SECRET" ]] || { log "no client secret printed"; exit 1; }
@@ -119,6 +125,9 @@ password_grant() {
 ADMIN_TOKEN=$(password_grant admin "$ADMIN_PASSWORD" -d "resource=$BASE/admin" | json_field access_token)
 ADMIN2_TOKEN=$(password_grant admin2 "$ADMIN_PASSWORD" -d "resource=$BASE/admin" | json_field access_token)
 CLIENT_TOKEN=$(curl -fsS -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials \
+    "$BASE/token" | json_field access_token)
+# A Shared Signals receiver: a client with the `ssf` capability manages its own streams.
+SSF_TOKEN=$(curl -fsS -u "st-ssf:$(cat "$WORK/ssf_secret")" -d grant_type=client_credentials \
     "$BASE/token" | json_field access_token)
 # Sanity: the Basic credentials work on /introspect and both tokens are live.
 for t in "$ADMIN_TOKEN" "$CLIENT_TOKEN"; do
@@ -150,6 +159,7 @@ dict user-ids "$USER_ID"
 dict session-ids "$USER_SID"
 dict usernames st-user
 dict passwords "$USER_PASSWORD"
+dict client-ids st-fuzz-a st-fuzz-b
 
 # Read by .ci/schemathesis.toml through ${...} placeholders.
 export ST_BASIC_USER=$CLIENT_ID ST_BASIC_PASSWORD=$CLIENT_SECRET
@@ -158,9 +168,11 @@ export ST_BASIC_USER=$CLIENT_ID ST_BASIC_PASSWORD=$CLIENT_SECRET
 # the work tree; no example database, so a run never replays an earlier run's cases.
 export HYPOTHESIS_STORAGE_DIRECTORY=$WORK/hypothesis
 # st_run NAME BEARER_TOKEN [FILTER ARGS...]
+PASSES=${ST_PASSES:-main users keys clients ssf}
 st_run() {
     local name=$1 token=$2 rc=0 start=$SECONDS
     shift 2
+    [[ " $PASSES " == *" $name "* ]] || { log "$name: skipped (ST_PASSES)"; return 0; }
     local cmd=(
         timeout --signal=INT --kill-after=30 "$TIMEOUT"
         "$VENV/bin/st" --config-file "$ROOT/.ci/schemathesis.toml" run "$ROOT/openapi.yaml"
@@ -191,28 +203,49 @@ st_run() {
 # exercised 401, and the pass proved little. Say so and fail.
 check_alive() {
     local active
+    [[ " $PASSES " == *" $1 "* ]] || return 0
     active=$(curl -fsS -u "$CLIENT_ID:$CLIENT_SECRET" --data-urlencode "token=$2" \
         "$BASE/introspect" | json_field active)
     [[ "$active" == True ]] || { log "$1: the bearer token was invalidated during the pass"; exit 1; }
 }
 
 # Operations that can invalidate the bearer token mid-run, after which every bearer
-# operation would only ever see 401: setUserRoles and disableUser bump the user's `ver`
-# and revoke their sessions (the admin's id is in /userinfo's `sub`, which stateful
+# operation would only ever see 401: setUserRoles, disableUser, setUserPassword and
+# deleteUser bump the user's `ver` and revoke their sessions (enableUser undoes a disable) (the admin's id is in /userinfo's `sub`, which stateful
 # testing could link to `{id}`); rotateKeys with `revoke_current` revokes the key that
-# signed every token so far. So three passes:
+# signed every token so far; updateClient, rotateClientSecret and deleteClient could
+# narrow or remove the client the token was issued through. So four passes:
 #  - main: everything else, with admin's token, which must survive;
-#  - users: setUserRoles and disableUser, with admin2's token, which must survive (no
+#  - users: setUserRoles, disableUser, enableUser, setUserPassword and deleteUser, with admin2's token, which must survive (no
 #    operation of that pass returns admin2's id, and none is offered);
+#  - clients: updateClient, rotateClientSecret and deleteClient, with admin2's token, which
+#    must survive: a change to st-service (the client its session and the Basic
+#    credentials belong to) could revoke it, so these run apart from the list that names
+#    it, on the throwaway clients st-fuzz-a and st-fuzz-b (dictionary `client-ids`) or
+#    ids that do not exist;
 #  - keys: rotateKeys, with admin2's token, which must survive: the config pins
 #    `revoke_current` to false, which schemathesis 4.32.5 honours in every phase but the
 #    coverage phase (it sent `true` there), so this pass runs without that phase.
+# And one more for a different caller:
+#  - ssf: the Shared Signals stream management and poll endpoints (/ssf/*), with the token of
+#    st-ssf, a client with the `ssf` capability (with the admin's token every one of them
+#    would only answer 403).
 st_run main "$ADMIN_TOKEN" \
     --exclude-operation-id setUserRoles --exclude-operation-id disableUser \
-    --exclude-operation-id rotateKeys
+    --exclude-operation-id enableUser --exclude-operation-id setUserPassword \
+    --exclude-operation-id deleteUser --exclude-operation-id rotateKeys \
+    --exclude-operation-id updateClient --exclude-operation-id rotateClientSecret \
+    --exclude-operation-id deleteClient --exclude-path-regex '^/ssf/'
 check_alive main "$ADMIN_TOKEN"
-st_run users "$ADMIN2_TOKEN" --include-operation-id setUserRoles --include-operation-id disableUser
+st_run users "$ADMIN2_TOKEN" --include-operation-id setUserRoles --include-operation-id disableUser \
+    --include-operation-id enableUser --include-operation-id setUserPassword \
+    --include-operation-id deleteUser
 check_alive users "$ADMIN2_TOKEN"
 st_run keys "$ADMIN2_TOKEN" --include-operation-id rotateKeys --phases examples,fuzzing,stateful
 check_alive keys "$ADMIN2_TOKEN"
+st_run clients "$ADMIN2_TOKEN" --include-operation-id updateClient \
+    --include-operation-id rotateClientSecret --include-operation-id deleteClient
+check_alive clients "$ADMIN2_TOKEN"
+st_run ssf "$SSF_TOKEN" --include-path-regex '^/ssf/'
+check_alive ssf "$SSF_TOKEN"
 log "passed in $((SECONDS - total_start)) s in all"

@@ -25,6 +25,7 @@ pub fn spawn(core: Arc<Core>) -> Background {
     set.spawn(crate::domain::tail::run(core.feed.clone()));
     set.spawn(watch_event_log(core.clone()));
     set.spawn(watch_keys(core.clone()));
+    set.spawn(watch_clients(core.clone()));
     if let Some(pool) = core.db.listener_pool() {
         set.spawn(listen(core.clone(), pool.clone()));
     }
@@ -85,6 +86,7 @@ async fn listen(core: Arc<Core>, pool: sqlx::PgPool) {
         core.events.wake();
         loop {
             match listener.try_recv().await {
+                Ok(Some(n)) if n.payload() == "clients" => core.clients.forget_cached(),
                 Ok(Some(n)) if n.payload() == "keys" => {
                     core.events.wake();
                     if let Err(e) = core.signing.reload_keys().await {
@@ -104,6 +106,18 @@ async fn listen(core: Arc<Core>, pool: sqlx::PgPool) {
                     break;
                 }
             }
+        }
+    }
+}
+
+/// Drops the client cache within 200 ms of a client changed by another process (the
+/// CLI, another instance): one primary-key read of the client version.
+async fn watch_clients(core: Arc<Core>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tick.tick().await;
+        if let Err(e) = core.clients.check_version().await {
+            tracing::warn!(error = %e, "client version watcher");
         }
     }
 }

@@ -16,6 +16,9 @@ pub enum EventKind {
     UserDisabled,
     /// `user.password_changed`: the user's sessions were ended with it.
     PasswordChanged,
+    /// `user.enabled`: a disabled user may sign in again; `ver` grew, so only tokens
+    /// minted from now on carry a current one.
+    UserEnabled,
     /// `user.login_throttled`: failed sign-ins pushed a username past its limit; its
     /// attempts from untrusted devices are delayed from now on.
     LoginThrottled,
@@ -29,11 +32,12 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind the server writes, for listings and contract tests.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::SessionRevoked,
         Self::RolesChanged,
         Self::UserDisabled,
         Self::PasswordChanged,
+        Self::UserEnabled,
         Self::LoginThrottled,
         Self::KeysRotated,
     ];
@@ -45,6 +49,7 @@ impl EventKind {
             Self::RolesChanged => "user.roles_changed",
             Self::UserDisabled => "user.disabled",
             Self::PasswordChanged => "user.password_changed",
+            Self::UserEnabled => "user.enabled",
             Self::LoginThrottled => "user.login_throttled",
             Self::KeysRotated => "keys.rotated",
             Self::Other(name) => name,

@@ -2,24 +2,27 @@
 //! else to stderr; failures exit non-zero with a one-line reason.
 
 mod audit;
+mod client;
+mod events;
+mod sessions;
 mod user;
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use secrecy::ExposeSecret;
 
 use crate::config::{Config, Layers, SigningAlg};
 use crate::domain::audit::{Actor, Trail};
-use crate::domain::clients::{Clients, NewClient};
 use crate::domain::clock::rfc3339;
 use crate::domain::keys::Keys;
 use crate::domain::users::Users;
 use crate::domain::{Core, StartError};
 use audit::{AuditArgs, audit};
+use client::{ClientCommand, client};
+use events::{EventsArgs, events};
+use sessions::{SessionsCommand, sessions};
 use user::{UserCommand, user};
 
 #[derive(Parser)]
@@ -59,53 +62,17 @@ enum Command {
     User(UserCommand),
     /// Manage clients.
     #[command(subcommand)]
-    Client(ClientCommand),
+    Client(Box<ClientCommand>),
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Read the audit trail: who changed what, and when (newest first).
     Audit(AuditArgs),
-}
-
-#[derive(Subcommand)]
-enum ClientCommand {
-    /// Register a client; prints the generated secret once (nothing for a public client).
-    Add {
-        id: String,
-        /// A public client (no secret; cannot use client_credentials).
-        #[arg(long)]
-        public: bool,
-        #[arg(long = "grant", value_name = "GRANT")]
-        grants: Vec<String>,
-        #[arg(long = "scope", value_name = "SCOPE")]
-        scopes: Vec<String>,
-        #[arg(long = "audience", value_name = "AUD")]
-        audiences: Vec<String>,
-        #[arg(long = "role", value_name = "ROLE")]
-        roles: Vec<String>,
-        /// Capabilities: `introspect`, `events`.
-        #[arg(long = "can", value_name = "CAPABILITY")]
-        capabilities: Vec<String>,
-        /// This client's refresh-token reuse grace window in seconds (0 = strict);
-        /// default: the server's refresh_reuse_grace.
-        #[arg(long, value_name = "SECONDS")]
-        refresh_reuse_grace: Option<u64>,
-        /// Where `/authorize` may send codes (authorization_code clients; repeatable).
-        #[arg(long = "redirect-uri", value_name = "URI")]
-        redirect_uris: Vec<String>,
-        /// A browser origin allowed by CORS (those of https/http redirect URIs are added).
-        #[arg(long = "origin", value_name = "ORIGIN")]
-        origins: Vec<String>,
-        /// A third-party app: users are asked to consent.
-        #[arg(long)]
-        third_party: bool,
-        /// Where `/end_session` may send the browser after sign-out (repeatable).
-        #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
-        post_logout_redirect_uris: Vec<String>,
-        /// The JWS alg of its ID tokens: RS256, or the deployment's signing_alg (the default).
-        #[arg(long = "id-token-alg", value_name = "ALG")]
-        id_token_alg: Option<String>,
-    },
+    /// List and revoke live sessions.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+    /// Read the security event log (newest last); `--follow` prints new events as they commit.
+    Events(EventsArgs),
 }
 
 #[derive(Subcommand)]
@@ -203,7 +170,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Serve => serve(crate::app::build(cfg).await.map_err(started)?).await,
         Command::Migrate => Ok(()),
         Command::User(cmd) => user(&Users::open(cfg).await.map_err(started)?, cmd).await,
-        Command::Client(cmd) => client(cfg, cmd).await,
+        Command::Sessions(cmd) => sessions(&Users::open(cfg).await.map_err(started)?, cmd).await,
+        Command::Events(args) => events(&Users::open(cfg).await.map_err(started)?, args).await,
+        Command::Client(cmd) => client(cfg, *cmd).await,
         Command::Keys(cmd) => keys(&Keys::open(cfg).await.map_err(started)?, cmd).await,
         Command::Audit(args) => {
             let db = crate::domain::database(&cfg)
@@ -233,59 +202,6 @@ pub async fn shutdown_signal() {
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
-}
-
-async fn client(cfg: Config, cmd: ClientCommand) -> Result<(), Failure> {
-    let ClientCommand::Add {
-        id,
-        public,
-        grants,
-        scopes,
-        audiences,
-        roles,
-        capabilities,
-        refresh_reuse_grace,
-        redirect_uris,
-        origins,
-        third_party,
-        post_logout_redirect_uris,
-        id_token_alg,
-    } = cmd;
-    // The protocol words are typed here, at the edge: an unknown one names the known ones.
-    let grant_types = grants.iter().map(|g| g.parse()).collect::<Result<_, _>>();
-    let capabilities = capabilities
-        .iter()
-        .map(|c| c.parse())
-        .collect::<Result<_, _>>();
-    // Only a client registered for RS256 ID tokens needs the keys (its chain starts now).
-    let rs256 = id_token_alg.as_deref().and_then(SigningAlg::parse) == Some(SigningAlg::RS256);
-    let clients = Clients::open(cfg, rs256)
-        .await
-        .map_err(|e| fail(crate::error_chain(&e)))?;
-    let new = NewClient {
-        id: id.clone(),
-        public,
-        grant_types: grant_types.map_err(fail)?,
-        scopes,
-        audiences,
-        roles,
-        capabilities: capabilities.map_err(fail)?,
-        refresh_reuse_grace,
-        redirect_uris,
-        origins,
-        third_party,
-        post_logout_redirect_uris,
-        id_token_signed_response_alg: id_token_alg,
-    };
-    match clients.create(&Actor::cli(), new).await.map_err(fail)? {
-        Some(secret) => {
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "{}", secret.expose_secret()).map_err(fail)?;
-            eprintln!("client `{id}` created; the secret above is shown once");
-        }
-        None => eprintln!("public client `{id}` created"),
-    }
-    Ok(())
 }
 
 async fn keys(signing: &Keys, cmd: KeysCommand) -> Result<(), Failure> {

@@ -1,4 +1,5 @@
-//! `tessera user ...`: create, list and show users and change their roles, status and password.
+//! `tessera user ...`: create, list and show users, change their roles, status and
+//! password, enable and delete them.
 
 use std::io::BufRead;
 
@@ -27,6 +28,16 @@ pub(super) enum UserCommand {
     Roles(RolesArgs),
     /// Disable a user and revoke their sessions.
     Disable { username: String },
+    /// Enable a disabled user (bumps `ver`; an enabled user is left as it is).
+    Enable { username: String },
+    /// Delete a user: revoke every session and erase their personal data (the username is
+    /// free again). Asks for the username on standard input unless `--yes`.
+    Delete {
+        username: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
     /// List users in username order, a table (or `--json`, one JSON object per user per line).
     List(ListArgs),
     /// One user: id, roles, `ver`, status, creation time and live session count.
@@ -228,6 +239,34 @@ pub(super) async fn user(users: &Users, cmd: UserCommand) -> Result<(), Failure>
                 .await
                 .map_err(fail)?;
             eprintln!("{username}: disabled, sessions revoked");
+        }
+        UserCommand::Enable { username } => {
+            let user = find_user(users, &username).await?;
+            let (user, changed) = users
+                .enable_user(&Actor::cli(), &user.id)
+                .await
+                .map_err(fail)?;
+            if changed {
+                eprintln!("{username}: enabled (ver {})", user.authz_version);
+            } else {
+                eprintln!("{username}: already enabled, nothing changed");
+            }
+        }
+        UserCommand::Delete { username, yes } => {
+            let user = find_user(users, &username).await?;
+            if !yes {
+                eprintln!("type the username `{username}` to delete it and everything it holds:");
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line).map_err(fail)?;
+                if line.trim_end_matches(['\n', '\r']) != username {
+                    return Err(fail("not confirmed: nothing deleted"));
+                }
+            }
+            users
+                .delete_user(&Actor::cli(), &user.id)
+                .await
+                .map_err(fail)?;
+            eprintln!("{username}: deleted ({}), sessions revoked", user.id);
         }
         UserCommand::List(args) => list(users, args).await?,
         UserCommand::Show { username, json } => show(users, &username, json).await?,

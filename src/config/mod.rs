@@ -124,6 +124,15 @@ settings! {
         check: |v| !v.is_empty() && !v.chars().any(char::is_control)
             => "must be a non-empty URI (default {issuer}/admin)",
     }
+    /// how long a client's previous secret still works after `POST
+    /// /admin/clients/{id}/secret` or `tessera client rotate-secret`; 0 = refused at
+    /// once; ≤ 30 d
+    client_secret_overlap: Duration {
+        env: "TESSERA_CLIENT_SECRET_OVERLAP",
+        default: "1h",
+        parse: duration(),
+        check: |v| v.as_secs() <= 30 * 86_400 => "must be at most 30 days (0 = at once)",
+    }
     /// JWKS cache lifetime; a next key is published at least this long before it signs
     jwks_max_age: Duration {
         env: "TESSERA_JWKS_MAX_AGE",
@@ -353,6 +362,14 @@ settings! {
         env: "TESSERA_SSF_MAX_HELD",
         default: "10000",
         parse: between(1, 10_000_000),
+    }
+    /// longest a Shared Signals long-poll (`returnImmediately` false) waits for a SET
+    /// before answering with none (seconds, or `500ms`)
+    ssf_poll_wait: Duration {
+        env: "TESSERA_SSF_POLL_WAIT",
+        default: "25",
+        parse: fine_duration(),
+        check: |v| (100..=300_000).contains(&v.as_millis()) => "must be between 100ms and 300s",
     }
     /// `ALL`: a new stream gets every user's events (remove subjects to narrow it);
     /// `NONE`: only the subjects added to it

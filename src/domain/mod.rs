@@ -11,6 +11,8 @@ pub mod feed;
 pub mod grants;
 pub mod introspection;
 pub mod keys;
+pub mod lifecycle;
+pub mod listings;
 pub mod liveness;
 pub mod passwords;
 pub mod pause;

@@ -13,11 +13,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 
 mod audit;
 mod bodies;
+mod clients;
+mod events;
+mod sessions;
+mod users;
 
 use super::bearer;
 use super::error::{HttpError, Surface};
@@ -25,20 +29,26 @@ use super::json::JsonBody;
 use crate::config::SigningAlg;
 use crate::domain::Core;
 use crate::domain::audit::{Actor, Via};
-use crate::domain::clients::{Clients, NewClient, NewClientError};
 use crate::domain::keys::{KeyError, Keys};
 use crate::domain::permissions::{Change, ChangeError};
 use crate::domain::queries::{ListError, User, UserSearch};
 use crate::domain::users::{NewUserError, Users};
 use bodies::{
-    EncodableClient, EncodableKey, EncodableKeys, EncodableListedUser, EncodableSession,
-    EncodableUser, EncodableUsers, Rotated,
+    EncodableKey, EncodableKeys, EncodableListedUser, EncodableSession, EncodableUser,
+    EncodableUsers, Rotated,
 };
 
 pub(super) fn router() -> Router<Arc<Core>> {
     Router::new()
         .route("/admin/users", post(create_user).get(list_users))
-        .route("/admin/users/{id}", get(get_user))
+        .route(
+            "/admin/users/{id}",
+            get(users::detail).delete(users::delete),
+        )
+        .route("/admin/users/{id}/enable", post(users::enable))
+        .route("/admin/users/{id}/password", put(users::set_password))
+        .route("/admin/sessions", get(sessions::list))
+        .route("/admin/events", get(events::list))
         .route("/admin/users/{id}/roles", put(set_roles))
         .route("/admin/users/{id}/disable", post(disable_user))
         .route("/admin/users/{id}/sessions", get(list_sessions))
@@ -47,10 +57,10 @@ pub(super) fn router() -> Router<Arc<Core>> {
             "/admin/users/{id}/consents/{client_id}",
             delete(revoke_consents),
         )
-        .route("/admin/clients", post(create_client))
         .route("/admin/keys", get(list_keys))
         .route("/admin/keys/rotate", post(rotate_keys))
         .route("/admin/audit", get(audit::list))
+        .merge(clients::router())
 }
 
 type Result<T, E = HttpError> = std::result::Result<T, E>;
@@ -219,11 +229,6 @@ async fn list_users(
     .into_response())
 }
 
-async fn get_user(State(users): State<Users>, _admin: Admin, Id(id): Id) -> Result<Response> {
-    let user = users.user(&id).await?.ok_or_else(|| not_found("user"))?;
-    Ok(Json(EncodableUser::from(&user)).into_response())
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Roles {
@@ -292,26 +297,6 @@ async fn revoke_consents(
     } else {
         Err(not_found("consent"))
     }
-}
-
-async fn create_client(
-    State(clients): State<Clients>,
-    Admin(by): Admin,
-    JsonBody(new): JsonBody<NewClient>,
-) -> Result<Response> {
-    let id = new.id.clone();
-    let secret = clients.create(&by, new).await.map_err(|e| match e {
-        NewClientError::Invalid(d) => HttpError::invalid_request(d),
-        NewClientError::Exists => conflict("a client with this id already exists"),
-        NewClientError::Store(e) => e.into(),
-    })?;
-    let client = clients
-        .get(&clients.db, &id)
-        .await?
-        .ok_or_else(|| not_found("client"))?;
-    let secret = secret.as_ref().map(|s| s.expose_secret());
-    let body = EncodableClient::new(&client, secret);
-    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 async fn list_keys(State(keys): State<Keys>, _admin: Admin) -> Result<Response> {

@@ -9,6 +9,8 @@ pub mod console;
 pub mod events;
 /// Signing keys, sealed under the KEK, and their states.
 pub mod keys;
+pub mod lifecycle;
+pub mod pages;
 pub mod sessions;
 pub mod ssf;
 pub mod users;

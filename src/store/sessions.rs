@@ -74,7 +74,7 @@ impl UserState {
     }
 }
 
-const FAMILY_COLUMNS: &str = "f.id, f.user_id, f.client_id, f.scope, f.audience, f.created_at, f.last_used_at, f.expires_at, f.revoked_at";
+pub(super) const FAMILY_COLUMNS: &str = "f.id, f.user_id, f.client_id, f.scope, f.audience, f.created_at, f.last_used_at, f.expires_at, f.revoked_at";
 
 /// Inserts a family only if its user is still enabled and at `authz_version`: a
 /// sign-in that read the user before a password change, a disable or a role change

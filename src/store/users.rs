@@ -36,7 +36,7 @@ pub fn username_key(username: &str) -> String {
     username.to_ascii_lowercase()
 }
 
-const COLUMNS: &str = "id, username, password_hash, roles, authz_version, disabled";
+pub(super) const COLUMNS: &str = "id, username, password_hash, roles, authz_version, disabled";
 
 /// The user whose username matches `username` up to ASCII letter case.
 pub async fn by_username(

@@ -137,12 +137,14 @@ impl Freshness {
                 self.sessions.insert(sid, until);
             }
             (
-                EventKind::RolesChanged | EventKind::PasswordChanged | EventKind::UserDisabled,
+                EventKind::RolesChanged
+                | EventKind::PasswordChanged
+                | EventKind::UserDisabled
+                | EventKind::UserEnabled,
                 Some(sub),
                 _,
                 _,
             ) => {
-                let disabled = e.kind == EventKind::UserDisabled;
                 let entry = self.users.entry_or(
                     sub,
                     User {
@@ -151,9 +153,17 @@ impl Freshness {
                         until,
                     },
                 );
+                // Ordered by `ver`, so that an older event replayed never re-enables or
+                // disables again: a disable counts unless a newer version is known, an
+                // enable only when it is newer than everything known (the disable's too).
+                match (&e.kind, e.ver) {
+                    (EventKind::UserDisabled, v) if v.is_none_or(|v| v >= entry.ver) => {
+                        entry.disabled = true;
+                    }
+                    (EventKind::UserEnabled, Some(v)) if v > entry.ver => entry.disabled = false,
+                    _ => {}
+                }
                 entry.ver = entry.ver.max(e.ver.unwrap_or(i64::MIN));
-                // Sticky: tessera has no way back from disabled but a new account.
-                entry.disabled |= disabled;
                 entry.until = entry.until.max(until);
             }
             (EventKind::KeysRotated, _, _, Some(kid)) => {
@@ -300,6 +310,51 @@ mod tests {
         ));
         assert_eq!(
             s.check(&token("u", "s3", 3, T0), "k"),
+            Err(Rejection::UserDisabled)
+        );
+        // Re-enabled at ver 4: new tokens pass, older ones stay stale, and the disable
+        // replayed does not disable again.
+        s.apply(&event(
+            4,
+            "user.enabled",
+            "u",
+            None,
+            Some(4),
+            "2026-01-01T00:00:00Z",
+        ));
+        assert_eq!(s.check(&token("u", "s4", 4, T0), "k"), Ok(()));
+        assert_eq!(
+            s.check(&token("u", "s3", 3, T0), "k"),
+            Err(Rejection::RolesChanged)
+        );
+        s.apply(&event(
+            3,
+            "user.disabled",
+            "u",
+            None,
+            Some(3),
+            "2026-01-01T00:00:00Z",
+        ));
+        assert_eq!(s.check(&token("u", "s4", 4, T0), "k"), Ok(()));
+        // An enable older than the disable it follows does not undo it.
+        s.apply(&event(
+            5,
+            "user.disabled",
+            "u",
+            None,
+            Some(5),
+            "2026-01-01T00:00:00Z",
+        ));
+        s.apply(&event(
+            4,
+            "user.enabled",
+            "u",
+            None,
+            Some(4),
+            "2026-01-01T00:00:00Z",
+        ));
+        assert_eq!(
+            s.check(&token("u", "s5", 5, T0), "k"),
             Err(Rejection::UserDisabled)
         );
     }

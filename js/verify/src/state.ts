@@ -47,16 +47,21 @@ export class Freshness {
         return false;
       case "user.roles_changed":
       case "user.password_changed":
-      case "user.disabled": {
+      case "user.disabled":
+      case "user.enabled": {
         if (!e.sub) return false;
         let u = this.users.get(e.sub);
         if (!u) {
           u = { ver: -Infinity, disabled: false, until };
           this.users.set(e.sub, u);
         }
-        if (typeof e.ver === "number") u.ver = Math.max(u.ver, e.ver);
-        // Sticky: tessera has no way back from disabled but a new account.
-        u.disabled ||= e.type === "user.disabled";
+        const ver = typeof e.ver === "number" ? e.ver : null;
+        // Ordered by `ver`, so that an older event replayed never re-enables or disables
+        // again: a disable counts unless a newer version is known, an enable only when it
+        // is newer than everything known (the disable's too).
+        if (e.type === "user.disabled" && (ver === null || ver >= u.ver)) u.disabled = true;
+        if (e.type === "user.enabled" && ver !== null && ver > u.ver) u.disabled = false;
+        if (ver !== null) u.ver = Math.max(u.ver, ver);
         u.until = Math.max(u.until, until);
         return false;
       }

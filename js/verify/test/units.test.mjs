@@ -72,6 +72,15 @@ test("stale ver, revoked sid, disabled user and revoked key are refused; replays
   s.apply(event(5, "keys.rotated", { sub: null, kid: "k1", reason: "revoked" }));
   assert.equal(kind(() => s.check(token("v", "s", 1), "k1")), "key_revoked");
   s.apply(event(6, "user.something_new", {}));
+  // Re-enabled at ver 4: new tokens pass, older ones stay stale; replays change nothing.
+  s.apply(event(7, "user.enabled", { ver: 4 }));
+  assert.equal(kind(() => s.check(token("u", "s4", 4), "k")), "ok");
+  assert.equal(kind(() => s.check(token("u", "s3", 3), "k")), "roles_changed");
+  s.apply(event(3, "user.disabled", { ver: 3 }));
+  assert.equal(kind(() => s.check(token("u", "s4", 4), "k")), "ok");
+  s.apply(event(8, "user.disabled", { ver: 5 }));
+  s.apply(event(7, "user.enabled", { ver: 4 }));
+  assert.equal(kind(() => s.check(token("u", "s5", 5), "k")), "user_disabled");
   s.horizon = T0;
   assert.equal(kind(() => s.check(token("w", "s", 1, T0 - 1), "k")), "state_unknown");
 });

@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 use super::{MAX_TEXT, MIN_VERIFICATION_INTERVAL, POLL, PUSH, Ssf, SsfError, guard, invalid, sets};
 use crate::store::ssf::StreamRow;
 
-/// Most event types a stream may request; more is not a real request.
+/// Most event types a stream may request, and the longest one (the longest defined is
+/// under 100 characters); more is not a real request.
 const MAX_EVENTS_REQUESTED: usize = 64;
+const MAX_EVENT_TYPE: usize = 256;
 
 /// A stream's delivery as the receiver asked for it (SSF §8.1.1).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -143,10 +145,11 @@ impl Ssf {
     ) -> Result<StreamConfig, SsfError> {
         let events_requested = match (req.events_requested, &base) {
             (Some(events), _) => {
-                if events.len() > MAX_EVENTS_REQUESTED || events.iter().any(|e| e.len() > MAX_TEXT)
+                if events.len() > MAX_EVENTS_REQUESTED
+                    || events.iter().any(|e| e.chars().count() > MAX_EVENT_TYPE)
                 {
                     return Err(invalid(format!(
-                        "events_requested: at most {MAX_EVENTS_REQUESTED} event types of at most {MAX_TEXT} characters"
+                        "events_requested: at most {MAX_EVENTS_REQUESTED} event types of at most {MAX_EVENT_TYPE} characters"
                     )));
                 }
                 events
@@ -166,7 +169,7 @@ impl Ssf {
             },
         };
         let description = match req.description {
-            Some(d) if d.len() > MAX_TEXT => {
+            Some(d) if d.chars().count() > MAX_TEXT => {
                 return Err(invalid(format!(
                     "description: at most {MAX_TEXT} characters"
                 )));
@@ -192,23 +195,18 @@ impl Ssf {
         d: DeliveryRequest,
     ) -> Result<Delivery, SsfError> {
         match d.method.as_str() {
-            POLL => {
-                if d.endpoint_url.is_some() {
-                    return Err(invalid(
-                        "delivery.endpoint_url is the transmitter's for poll delivery",
-                    ));
-                }
-                Ok(Delivery {
-                    method: POLL.into(),
-                    endpoint_url: None,
-                    authorization_sealed: None,
-                })
-            }
+            // The poll endpoint is the transmitter's: one sent is ignored, as a receiver
+            // echoing back the configuration it read sends it (SSF §8.1.1).
+            POLL => Ok(Delivery {
+                method: POLL.into(),
+                endpoint_url: None,
+                authorization_sealed: None,
+            }),
             PUSH => {
                 let url = d
                     .endpoint_url
                     .ok_or_else(|| invalid("push delivery needs delivery.endpoint_url"))?;
-                if url.len() > MAX_TEXT {
+                if url.chars().count() > MAX_TEXT {
                     return Err(invalid("delivery.endpoint_url is too long"));
                 }
                 guard::check_url(&url, self.cfg.ssf_allow_insecure_push).map_err(invalid)?;

@@ -2,17 +2,14 @@
 //! rejected, and gets the oldest SETs still waiting, at once or as soon as one exists.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::json;
 
 use super::{POLL, Ssf, SsfError, invalid};
 use crate::store::StoreError;
 use crate::store::ssf as rows;
 
-/// Longest a long-poll waits for a SET before answering with none.
-pub const MAX_WAIT: Duration = Duration::from_secs(25);
 /// Most SETs one poll returns, and most `ack`/`setErrs` entries it takes.
 pub const MAX_EVENTS: usize = 1000;
 /// SETs a poll returns when `maxEvents` is absent.
@@ -32,10 +29,10 @@ pub struct SetErr {
 #[derive(Debug, Default, Deserialize)]
 pub struct PollRequest {
     /// At most this many SETs; 0 = only acknowledge.
-    #[serde(rename = "maxEvents")]
+    #[serde(rename = "maxEvents", default, deserialize_with = "count")]
     pub max_events: Option<u64>,
     /// `false` (the default): wait until a SET exists.
-    #[serde(rename = "returnImmediately")]
+    #[serde(rename = "returnImmediately", default, deserialize_with = "present")]
     pub return_immediately: Option<bool>,
     /// The `jti`s of SETs the receiver has.
     #[serde(default)]
@@ -43,6 +40,25 @@ pub struct PollRequest {
     /// The `jti`s of SETs it rejected, and why.
     #[serde(rename = "setErrs", default)]
     pub set_errs: BTreeMap<String, SetErr>,
+}
+
+/// A member that, when present, must hold a value (`null` is no boolean).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// A count, present: a JSON number with no fraction, `5.0` as well as `5`, as JSON Schema
+/// counts integers.
+fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    n.as_u64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(f))
+                .map(|f| f as u64)
+        })
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom("maxEvents must be a non-negative integer"))
 }
 
 /// A poll response: `{"sets": {jti: SET, ...}, "moreAvailable": bool}`, the SETs in
@@ -114,7 +130,7 @@ impl Ssf {
         }
         let immediately = req.return_immediately.unwrap_or(false);
         // Real (monotonic) time bounds the wait; no rule reads it.
-        let deadline = tokio::time::Instant::now() + MAX_WAIT;
+        let deadline = tokio::time::Instant::now() + self.cfg.ssf_poll_wait;
         let mut wake = self.events.subscribe();
         loop {
             wake.borrow_and_update();

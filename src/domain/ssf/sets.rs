@@ -19,15 +19,19 @@ pub const CREDENTIAL_CHANGE: &str =
 /// RISC 1.0 `account-disabled`.
 pub const ACCOUNT_DISABLED: &str =
     "https://schemas.openid.net/secevent/risc/event-type/account-disabled";
+/// RISC 1.0 `account-enabled`.
+pub const ACCOUNT_ENABLED: &str =
+    "https://schemas.openid.net/secevent/risc/event-type/account-enabled";
 /// SSF 1.0 `verification` (§8.1.4): always delivered, whatever was requested.
 pub const VERIFICATION: &str = "https://schemas.openid.net/secevent/ssf/event-type/verification";
 
 /// The event types a stream may request (`events_supported`).
-pub const SUPPORTED: [&str; 4] = [
+pub const SUPPORTED: [&str; 5] = [
     SESSION_REVOKED,
     TOKEN_CLAIMS_CHANGE,
     CREDENTIAL_CHANGE,
     ACCOUNT_DISABLED,
+    ACCOUNT_ENABLED,
 ];
 
 /// The standard event type of a log event's kind, if it has one.
@@ -37,6 +41,7 @@ fn event_type(kind: &str) -> Option<&'static str> {
         "user.roles_changed" => TOKEN_CLAIMS_CHANGE,
         "user.password_changed" => CREDENTIAL_CHANGE,
         "user.disabled" => ACCOUNT_DISABLED,
+        "user.enabled" => ACCOUNT_ENABLED,
         _ => return None,
     })
 }
@@ -171,6 +176,8 @@ mod tests {
         );
         let set = claims("https://iss", "rx", "st", &all, &row("user.disabled")).unwrap();
         assert_eq!(set["events"][ACCOUNT_DISABLED], json!({}));
+        let set = claims("https://iss", "rx", "st", &all, &row("user.enabled")).unwrap();
+        assert_eq!(set["events"][ACCOUNT_ENABLED], json!({}));
         assert!(claims("https://iss", "rx", "st", &all, &row("keys.rotated")).is_none());
         // Not requested: not delivered.
         let only = vec![SESSION_REVOKED.to_string()];

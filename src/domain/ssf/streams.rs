@@ -160,7 +160,7 @@ impl Ssf {
         }
         if reason
             .as_ref()
-            .is_some_and(|r| r.len() > MAX_TEXT || r.contains('\0'))
+            .is_some_and(|r| r.chars().count() > MAX_TEXT || r.contains('\0'))
         {
             return Err(invalid(format!(
                 "reason: at most {MAX_TEXT} characters, no NUL"
@@ -194,7 +194,7 @@ impl Ssf {
                         if iss == self.cfg.issuer
                             && !sub.is_empty()
                             && !sub.contains('\0')
-                            && sub.len() <= 256 =>
+                            && sub.chars().count() <= 256 =>
                     {
                         Ok(sub.to_string())
                     }
@@ -269,7 +269,7 @@ impl Ssf {
         id: &str,
         state: Option<String>,
     ) -> Result<(), SsfError> {
-        if state.as_ref().is_some_and(|s| s.len() > MAX_TEXT) {
+        if state.as_ref().is_some_and(|s| s.chars().count() > MAX_TEXT) {
             return Err(invalid(format!("state: at most {MAX_TEXT} characters")));
         }
         let row = self.owned(client, id).await?;

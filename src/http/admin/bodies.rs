@@ -4,10 +4,8 @@
 
 use serde::Serialize;
 
-use crate::domain::clients::Client;
 use crate::domain::clock::rfc3339;
 use crate::domain::queries::{KeyRecord, ListedUser, Session, User};
-use tessera_proto::{Capability, GrantType};
 
 /// A user: `ver` is the authorization version its tokens carry.
 #[derive(Serialize)]
@@ -77,50 +75,8 @@ impl<'a> From<&'a Session> for EncodableSession<'a> {
     }
 }
 
-/// A registered client as created; `client_secret` is there once, at creation, for a
-/// confidential client.
-#[derive(Serialize)]
-pub(super) struct EncodableClient<'a> {
-    audiences: &'a [String],
-    capabilities: &'a [Capability],
-    client_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client_secret: Option<&'a str>,
-    grant_types: &'a [GrantType],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id_token_signed_response_alg: Option<&'static str>,
-    origins: &'a [String],
-    post_logout_redirect_uris: &'a [String],
-    public: bool,
-    redirect_uris: &'a [String],
-    /// Seconds; absent: the server's setting.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    refresh_reuse_grace: Option<u64>,
-    roles: &'a [String],
-    scopes: &'a [String],
-    third_party: bool,
-}
-
-impl<'a> EncodableClient<'a> {
-    pub(super) fn new(client: &'a Client, secret: Option<&'a str>) -> Self {
-        Self {
-            audiences: &client.audiences,
-            capabilities: &client.capabilities,
-            client_id: &client.id,
-            client_secret: secret,
-            grant_types: &client.grant_types,
-            id_token_signed_response_alg: client.id_token_alg.map(|alg| alg.as_str()),
-            origins: &client.origins,
-            post_logout_redirect_uris: &client.post_logout_redirect_uris,
-            public: client.is_public(),
-            redirect_uris: &client.redirect_uris,
-            refresh_reuse_grace: client.refresh_reuse_grace.map(|grace| grace.as_secs()),
-            roles: &client.roles,
-            scopes: &client.scopes,
-            third_party: client.third_party,
-        }
-    }
-}
+/// A registered client: the domain's view, so that the CLI's `--json` prints the same.
+pub(super) use crate::domain::clients::ClientView as EncodableClient;
 
 /// Every signing key, oldest first.
 #[derive(Serialize)]

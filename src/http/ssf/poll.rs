@@ -1,5 +1,5 @@
 //! `POST /ssf/poll/{stream_id}`: RFC 8936 poll delivery. Outside the request timeout:
-//! a long-poll bounds its own wait (`poll::MAX_WAIT`).
+//! a long-poll bounds its own wait (`ssf_poll_wait`).
 
 use std::sync::Arc;
 

@@ -22,6 +22,15 @@ pub(crate) fn routes(id: &str) -> Vec<(Method, String, Option<Value>)> {
             Some(json!({"roles": []})),
         ),
         (Method::POST, format!("/admin/users/{id}/disable"), None),
+        (Method::POST, format!("/admin/users/{id}/enable"), None),
+        (
+            Method::PUT,
+            format!("/admin/users/{id}/password"),
+            Some(json!({"password": PASSWORD})),
+        ),
+        (Method::DELETE, format!("/admin/users/{id}"), None),
+        (Method::GET, format!("/admin/sessions?user={id}"), None),
+        (Method::GET, "/admin/events".into(), None),
         (Method::GET, format!("/admin/users/{id}/sessions"), None),
         (Method::DELETE, format!("/admin/sessions/{id}"), None),
         (
@@ -161,7 +170,14 @@ async fn users_are_created_read_and_changed() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<Value>().await.unwrap(), created);
+    // Read in full: the created user's fields, with its creation time, sessions and events.
+    let mut read = r.json::<Value>().await.unwrap();
+    let read = read.as_object_mut().unwrap();
+    assert!(read.remove("created_at").unwrap().is_string());
+    assert_eq!(read.remove("sessions"), Some(json!([])));
+    assert_eq!(read.remove("sessions_next_cursor"), Some(Value::Null));
+    assert_eq!(read.remove("events"), Some(json!([])));
+    assert_eq!(Value::Object(read.clone()), created);
     // The new user can sign in, and `sub` is the id.
     let login = app.login("console", "carol", PASSWORD).await;
     assert_eq!(
@@ -293,7 +309,12 @@ async fn clients_are_registered() {
                "scopes": [], "audiences": ["https://api.example"], "roles": ["r"],
                "capabilities": ["events"], "client_secret": secret,
                "redirect_uris": [], "origins": [], "third_party": false,
-               "post_logout_redirect_uris": []})
+               "post_logout_redirect_uris": [], "created_at": body["created_at"],
+               "previous_secret_expires_at": null})
+    );
+    assert!(
+        body["created_at"].as_str().unwrap().ends_with('Z'),
+        "{body}"
     );
     let token = app.client_token("svc", &secret).await;
     assert_eq!(jwt_parts(&token).1["roles"], json!(["r"]));

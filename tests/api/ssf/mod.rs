@@ -4,6 +4,7 @@
 
 pub(crate) mod ssf_bench;
 pub(crate) mod ssf_delivery;
+pub(crate) mod ssf_enabled;
 pub(crate) mod ssf_instances;
 pub(crate) mod ssf_management;
 pub(crate) mod ssf_push;
@@ -28,13 +29,16 @@ pub(crate) const CREDENTIAL_CHANGE: &str =
     "https://schemas.openid.net/secevent/caep/event-type/credential-change";
 pub(crate) const ACCOUNT_DISABLED: &str =
     "https://schemas.openid.net/secevent/risc/event-type/account-disabled";
+pub(crate) const ACCOUNT_ENABLED: &str =
+    "https://schemas.openid.net/secevent/risc/event-type/account-enabled";
 pub(crate) const VERIFICATION: &str =
     "https://schemas.openid.net/secevent/ssf/event-type/verification";
-pub(crate) const ALL_EVENTS: [&str; 4] = [
+pub(crate) const ALL_EVENTS: [&str; 5] = [
     CLAIMS_CHANGE,
     SESSION_REVOKED,
     CREDENTIAL_CHANGE,
     ACCOUNT_DISABLED,
+    ACCOUNT_ENABLED,
 ];
 
 /// A tessera with a receiver client `rx` (capability `ssf`) and its token.

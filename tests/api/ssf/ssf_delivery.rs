@@ -11,7 +11,7 @@ use crate::support::*;
 
 /// Polls once (acknowledging none), expecting `n` SETs; their (jti, SET) in the order
 /// the answer lists them (serde_json's map would sort them by jti).
-async fn poll_n(t: &Transmitter, stream: &str, n: usize) -> Vec<(String, String)> {
+pub(crate) async fn poll_n(t: &Transmitter, stream: &str, n: usize) -> Vec<(String, String)> {
     let r = t
         .app
         .with_bearer(Method::POST, &format!("/ssf/poll/{stream}"), &t.token)
@@ -169,9 +169,13 @@ async fn ssf_unacknowledged_sets_come_again_with_the_same_jti_until_acknowledged
             .collect::<Vec<_>>(),
         first.iter().map(|(j, _)| j).collect::<Vec<_>>()
     );
-    // maxEvents bounds the answer and says more are waiting.
+    // maxEvents bounds the answer and says more are waiting; `1.0` is 1, as JSON
+    // Schema counts integers.
     let one = t
-        .poll(&stream, json!({"returnImmediately": true, "maxEvents": 1}))
+        .poll(
+            &stream,
+            json!({"returnImmediately": true, "maxEvents": 1.0}),
+        )
         .await;
     assert_eq!(
         (
@@ -295,4 +299,25 @@ async fn ssf_subjects_narrow_a_stream() {
     let sets = poll_n(&t, &stream, 1).await;
     let claims = t.verified(vec![sets[0].1.clone()]).await;
     assert_eq!(claims[0]["sub_id"]["sub"], json!(bob));
+}
+
+/// A long-poll that finds no SET answers with none once `ssf_poll_wait` has passed (not
+/// after the default 25 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssf_an_empty_long_poll_answers_after_ssf_poll_wait() {
+    let t = Transmitter::with(&[("ssf_poll_wait", "300ms")]).await;
+    let stream = t.stream(json!({"method": POLL})).await;
+    let started = Instant::now();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        t.poll(&stream, json!({"returnImmediately": false})),
+    )
+    .await
+    .expect("the long-poll answered within its configured wait, far under 10 s");
+    assert_eq!(answer, json!({"sets": {}, "moreAvailable": false}));
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "it waited for a SET first: {:?}",
+        started.elapsed()
+    );
 }

@@ -53,7 +53,7 @@ async fn ssf_a_stream_is_created_read_updated_replaced_and_deleted() {
     let id = s["stream_id"].as_str().unwrap().to_string();
     assert_eq!(s["iss"], json!(t.app.addr));
     assert_eq!(s["aud"], "rx");
-    assert_eq!(s["events_supported"].as_array().unwrap().len(), 4);
+    assert_eq!(s["events_supported"].as_array().unwrap().len(), 5);
     assert_eq!(
         s["events_requested"],
         json!([CLAIMS_CHANGE, "urn:example:unknown"])
@@ -82,6 +82,23 @@ async fn ssf_a_stream_is_created_read_updated_replaced_and_deleted() {
         json!([SESSION_REVOKED, CLAIMS_CHANGE])
     );
     assert_eq!(u["description"], "audit");
+    // A receiver may send back the configuration it read: the transmitter-supplied
+    // members (the poll endpoint among them) are ignored.
+    let mut echoed = u.clone();
+    echoed["description"] = json!("echoed");
+    let (status, e) = t.call(Method::PATCH, "/ssf/stream", Some(echoed)).await;
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(
+        (&e["delivery"], &e["description"]),
+        (&u["delivery"], &json!("echoed"))
+    );
+    let elsewhere = json!({"stream_id": id, "delivery": {"method": POLL, "endpoint_url": "https://rx.example/poll"}});
+    let (status, e) = t.call(Method::PATCH, "/ssf/stream", Some(elsewhere)).await;
+    assert_eq!(
+        (status, &e["delivery"]),
+        (200, &u["delivery"]),
+        "the transmitter's poll endpoint stays"
+    );
     // Replace: what is absent goes.
     let put = json!({"stream_id": id, "events_requested": [ACCOUNT_DISABLED], "delivery": {"method": POLL}});
     let (status, r) = t.call(Method::PUT, "/ssf/stream", Some(put)).await;
@@ -211,7 +228,7 @@ async fn ssf_hostile_management_requests_get_errors_never_a_5xx() {
         json!({"delivery": {"method": PUSH, "endpoint_url": "https://[::1]:8443/ssf"}}),
         json!({"delivery": {"method": PUSH, "endpoint_url": "https://169.254.169.254/latest"}}),
         json!({"delivery": {"method": PUSH, "endpoint_url": "https://receiver.example/", "authorization_header": "a\nb"}}),
-        json!({"delivery": {"method": POLL, "endpoint_url": "https://receiver.example/"}}),
+        json!({"events_requested": ["x".repeat(257)]}),
         json!({"delivery": 7}),
         json!({"description": long}),
     ];
@@ -319,6 +336,10 @@ async fn ssf_hostile_management_requests_get_errors_never_a_5xx() {
     // Poll errors are RFC 8935's {err, description}.
     for body in [
         json!({"maxEvents": -1}),
+        json!({"maxEvents": 1.5}),
+        json!({"maxEvents": null}),
+        json!({"maxEvents": "1"}),
+        json!({"returnImmediately": null}),
         json!({"ack": "jti"}),
         json!({"setErrs": {"j": 1}}),
     ] {

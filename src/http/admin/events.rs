@@ -1,0 +1,58 @@
+//! `GET /admin/events`: the security event log, narrowed by subject, type and time,
+//! newest first.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::sessions::listing_error;
+use super::{Admin, Result, page_limit};
+use crate::domain::events::SecurityEvent;
+use crate::domain::listings::EventSearch;
+use crate::domain::users::Users;
+use crate::http::error::HttpError;
+
+/// The query; times are RFC 3339 or Unix seconds.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EventsQuery {
+    sub: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+struct EncodableEvents<'a> {
+    events: &'a [SecurityEvent],
+    next_cursor: Option<&'a str>,
+}
+
+pub(super) async fn list(
+    State(users): State<Users>,
+    _admin: Admin,
+    query: std::result::Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response> {
+    let Query(q) = query.map_err(|e| HttpError::invalid_request(e.body_text()))?;
+    let limit = page_limit(q.limit.as_deref())?;
+    let search = EventSearch {
+        sub: q.sub,
+        kind: q.kind,
+        since: q.since,
+        until: q.until,
+        cursor: q.cursor,
+    };
+    let page = users
+        .events_page(&search, limit)
+        .await
+        .map_err(listing_error)?;
+    Ok(Json(EncodableEvents {
+        events: &page.events,
+        next_cursor: page.next_cursor.as_deref(),
+    })
+    .into_response())
+}
