@@ -5,7 +5,7 @@
 
 use super::Core;
 use super::audit::Actor;
-use super::clients::{GrantType, NewClient, NewClientError};
+use super::clients::{ClientChange, GrantType, NewClient, NewClientError};
 use super::users::User;
 use crate::crypto::{self, b64, sha256};
 use crate::store::{self, StoreError};
@@ -38,21 +38,49 @@ pub async fn register(core: &Core) -> Result<(), StoreError> {
         ..Default::default()
     };
     // The server's own client: registered by the server, as its scheduled work is.
-    match core.clients.create(&Actor::server(), new).await {
-        Ok(_) => Ok(()),
-        Err(NewClientError::Exists) => {
-            let uris = store::to_json(&[redirect]);
-            let back = store::to_json(&[signed_out_uri(&core.cfg.issuer)]);
-            store::console::set_redirect_uris(core.db.writer(), CLIENT_ID, &uris, &back).await
-        }
+    let by = Actor::server();
+    let result = match core.clients.create(&by, new.clone()).await {
+        Err(NewClientError::Exists) => moved(core, &by, new).await,
+        other => other.map(|_| ()),
+    };
+    match result {
+        Ok(()) => Ok(()),
         Err(NewClientError::Store(e)) => Err(e),
         // A plain-http issuer on a public name (behind a TLS proxy set up without an https
         // issuer): its redirect URI breaks the rules every client follows; no console then.
-        Err(NewClientError::Invalid(d)) => {
-            tracing::warn!(reason = %d, "the web console is unavailable: set an https issuer");
+        Err(e) => {
+            tracing::warn!(reason = %e, "the web console is unavailable: set an https issuer");
             Ok(())
         }
     }
+}
+
+/// The console's client registered before: its redirect URIs follow the issuer (changed, or
+/// the client edited); nothing is written (nor audited) when they already do.
+async fn moved(core: &Core, by: &Actor, new: NewClient) -> Result<(), NewClientError> {
+    let Some(client) = core
+        .clients
+        .client(CLIENT_ID)
+        .await
+        .map_err(NewClientError::Store)?
+    else {
+        return Err(NewClientError::NotFound);
+    };
+    if client.redirect_uris == new.redirect_uris
+        && client.post_logout_redirect_uris == new.post_logout_redirect_uris
+    {
+        return Ok(());
+    }
+    let mut change = serde_json::Map::new();
+    change.insert("redirect_uris".into(), serde_json::json!(new.redirect_uris));
+    change.insert(
+        "post_logout_redirect_uris".into(),
+        serde_json::json!(new.post_logout_redirect_uris),
+    );
+    core.clients
+        .update(by, CLIENT_ID, ClientChange(change))
+        .await
+        .map(|_| ())
 }
 
 /// What a console request's cookie stands for, checked now.

@@ -59,26 +59,6 @@ pub async fn delete_session(
     Ok(())
 }
 
-/// Points the console client's redirect URIs (JSON lists) at the current issuer (it may
-/// have moved).
-pub async fn set_redirect_uris(
-    db: impl Into<Exec<'_>>,
-    client_id: &str,
-    redirect_uris: &str,
-    post_logout_redirect_uris: &str,
-) -> Result<(), StoreError> {
-    on!(db.into(), |e| sqlx::query(
-        "UPDATE clients SET redirect_uris = $2, post_logout_redirect_uris = $3 WHERE id = $1"
-    )
-    .bind(client_id)
-    .bind(redirect_uris)
-    .bind(post_logout_redirect_uris)
-    .execute(e)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(())
-}
-
 /// Replaces this instance's published subscribers (JSON) at `now`, and forgets the rows of
 /// instances that stopped refreshing before `stale_before`.
 pub async fn publish_reach(

@@ -129,6 +129,9 @@ async fn create(State(core): State<Arc<Core>>, req: Request) -> Response {
             );
         }
         Err(NewClientError::Store(e)) => return internal(&e),
+        Err(e @ (NewClientError::NotFound | NewClientError::Conflict(_))) => {
+            return page_error(StatusCode::CONFLICT, &e.to_string());
+        }
     };
     let content = html! {
         h1 { "Client " code { (id) } " registered" }

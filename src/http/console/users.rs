@@ -28,6 +28,11 @@ pub(super) fn router() -> Router<Arc<Core>> {
         .route("/console/users/{id}", get(show))
         .route("/console/users/{id}/roles", post(set_roles))
         .route("/console/users/{id}/disable", post(disable))
+        .route("/console/users/{id}/enable", post(enable))
+        .route(
+            "/console/users/{id}/delete",
+            get(confirm_delete).post(delete),
+        )
         .route("/console/users/{id}/sessions/{sid}/revoke", post(revoke))
 }
 
@@ -125,6 +130,7 @@ fn done_text(done: Option<&str>) -> Option<&'static str> {
         "roles" => "Roles saved: the user's sessions were revoked and the change is on the feed.",
         "revoked" => "Session revoked.",
         "disabled" => "User disabled: every session ended.",
+        "enabled" => "User enabled: they may sign in again.",
         _ => return None,
     })
 }
@@ -144,12 +150,12 @@ async fn show(
     let Some(id) = user_id(&id) else {
         return page_error(StatusCode::NOT_FOUND, "No such user.");
     };
-    let (user, sessions) =
-        match tokio::try_join!(core.users.listed_user(&id), core.users.live_sessions(&id)) {
-            Ok((Some(u), Some(s))) => (u, s),
-            Ok(_) => return page_error(StatusCode::NOT_FOUND, "No such user."),
-            Err(e) => return internal(&e),
-        };
+    let detail = match core.users.user_detail(&id).await {
+        Ok(Some(d)) => d,
+        Ok(None) => return page_error(StatusCode::NOT_FOUND, "No such user."),
+        Err(e) => return internal(&e),
+    };
+    let (user, sessions, events) = (&detail.user, &detail.sessions, &detail.events);
     let u = &user.user;
     let content = html! {
         h1 { (u.username) }
@@ -177,7 +183,7 @@ async fn show(
             table {
                 thead { tr { th { "Session (sid)" } th { "Client" } th { "Started" } th { "Last used" } th { "Expires" } th { "Action" } } }
                 tbody {
-                    @for s in &sessions {
+                    @for s in sessions {
                         tr {
                             td.mono { (s.id) }
                             td { (s.client_id) }
@@ -195,12 +201,47 @@ async fn show(
                 }
             }
         }
-        @if !u.disabled {
-            h2 { "Disable" }
-            form.inline method="post" action={ "/console/users/" (u.id) "/disable" } {
-                (layout::csrf(&console.csrf))
-                button.danger type="submit" { "Disable " (u.username) }
+        @if detail.sessions_next_cursor.is_some() {
+            p.lead { "More live sessions than shown: revoke these, or disable the user to end all." }
+        }
+        h2 { "Recent events" }
+        @if events.is_empty() {
+            p.lead { "No event." }
+        } @else {
+            table {
+                thead { tr { th { "id" } th { "Type" } th { "ver" } th { "Roles" } th { "Reason" } th { "Session" } th { "At" } } }
+                tbody {
+                    @for e in events {
+                        tr.event {
+                            td.mono { (e.id) }
+                            td { code { (e.kind.as_str()) } }
+                            td { @if let Some(v) = e.ver { (v) } }
+                            td { @if let Some(r) = &e.roles { (r.join(", ")) } }
+                            td { (e.reason.as_deref().unwrap_or("")) }
+                            td.mono { (e.sid.as_deref().unwrap_or("")) }
+                            td.mono { (e.at) }
+                        }
+                    }
+                }
             }
+        }
+        h2 { "Account" }
+        div.bar {
+            @if u.disabled {
+                form.inline method="post" action={ "/console/users/" (u.id) "/enable" } {
+                    (layout::csrf(&console.csrf))
+                    button type="submit" { "Enable " (u.username) }
+                }
+            } @else {
+                form.inline method="post" action={ "/console/users/" (u.id) "/disable" } {
+                    (layout::csrf(&console.csrf))
+                    button.danger type="submit" { "Disable " (u.username) }
+                }
+            }
+            " "
+            a href={ "/console/users/" (u.id) "/delete" } { "Delete " (u.username) "…" }
+            " · "
+            a href={ "/console/audit?target=" (u.id) } { "Audit trail of " (u.username) }
         }
     };
     let markup = layout::page(&console, "/console/users", &u.username, content, None);
@@ -215,9 +256,7 @@ async fn change(core: &Core, console: &Console, id: &str, change: Change, done: 
     let by = Actor::admin(&console.user, Via::Console);
     match core.users.change_user(&by, &id, change).await {
         Ok(_) => see_other(&format!("/console/users/{id}?done={done}")),
-        Err(ChangeError::Invalid(d)) => page_error(StatusCode::BAD_REQUEST, d),
-        Err(ChangeError::NotFound) => page_error(StatusCode::NOT_FOUND, "No such user."),
-        Err(ChangeError::Store(e)) => internal(&e),
+        Err(e) => change_failed(e),
     }
 }
 
@@ -264,5 +303,82 @@ async fn revoke(
     match core.users.revoke_session(&by, &sid).await {
         Ok(_) => see_other(&format!("/console/users/{id}?done=revoked")),
         Err(e) => internal(&e),
+    }
+}
+
+async fn enable(State(core): State<Arc<Core>>, Path(id): Path<String>, req: Request) -> Response {
+    let (console, _) = match Console::form(&core, req).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let Some(id) = user_id(&id) else {
+        return page_error(StatusCode::NOT_FOUND, "No such user.");
+    };
+    let by = Actor::admin(&console.user, Via::Console);
+    match core.users.enable_user(&by, &id).await {
+        Ok(_) => see_other(&format!("/console/users/{id}?done=enabled")),
+        Err(e) => change_failed(e),
+    }
+}
+
+fn change_failed(e: ChangeError) -> Response {
+    match e {
+        ChangeError::Invalid(d) => page_error(StatusCode::BAD_REQUEST, d),
+        ChangeError::NotFound => page_error(StatusCode::NOT_FOUND, "No such user."),
+        ChangeError::Store(e) => internal(&e),
+    }
+}
+
+/// The confirmation step of a deletion: what it does, and one button.
+async fn confirm_delete(
+    State(core): State<Arc<Core>>,
+    console: Console,
+    Path(id): Path<String>,
+) -> Response {
+    let user = match user_id(&id) {
+        Some(id) => core.users.user(&id).await,
+        None => Ok(None),
+    };
+    let user = match user {
+        Ok(Some(u)) => u,
+        Ok(None) => return page_error(StatusCode::NOT_FOUND, "No such user."),
+        Err(e) => return internal(&e),
+    };
+    let content = html! {
+        h1 { "Delete " (user.username) "?" }
+        p.error role="alert" {
+            "Every session of " strong { (user.username) } " ends now, every verifier is told, and the "
+            "account, its sessions and consents are erased; the event log keeps only the id. "
+            "This cannot be undone."
+        }
+        form.bar method="post" action={ "/console/users/" (user.id) "/delete" } {
+            (layout::csrf(&console.csrf))
+            input type="hidden" name="confirm" value="delete";
+            button.danger type="submit" { "Delete " (user.username) " now" }
+            a href={ "/console/users/" (user.id) } { "Cancel" }
+        }
+    };
+    let markup = layout::page(&console, "/console/users", "Delete a user", content, None);
+    respond(StatusCode::OK, markup, HeaderMap::new())
+}
+
+async fn delete(State(core): State<Arc<Core>>, Path(id): Path<String>, req: Request) -> Response {
+    let (console, params) = match Console::form(&core, req).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    if field(&params, "confirm") != Some("delete") {
+        return page_error(
+            StatusCode::BAD_REQUEST,
+            "Deleting a user needs its confirmation.",
+        );
+    }
+    let Some(id) = user_id(&id) else {
+        return page_error(StatusCode::NOT_FOUND, "No such user.");
+    };
+    let by = Actor::admin(&console.user, Via::Console);
+    match core.users.delete_user(&by, &id).await {
+        Ok(()) => see_other("/console/users"),
+        Err(e) => change_failed(e),
     }
 }
