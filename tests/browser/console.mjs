@@ -71,6 +71,12 @@ try {
   out.unlabelled = await page.evaluate(() => [...document.querySelectorAll('input:not([type=hidden])')]
     .filter((i) => !(i.labels && i.labels.length)).map((i) => i.name));
   await shot(page, 'console-clients');
+  // Rotate a client's secret: the new one is shown once.
+  await page.getByRole('link', { name: args.client, exact: true }).click();
+  await page.getByRole('button', { name: `Rotate the secret of ${args.client}` }).click();
+  out.newSecret = (await page.locator('#secret').textContent()).trim();
+  out.secretNotice = await page.getByRole('status').textContent();
+  await shot(page, 'console-secret');
 
   // 4. The keys, and the emergency revocation's confirmation (not confirmed).
   await page.getByRole('link', { name: 'Signing keys' }).click();

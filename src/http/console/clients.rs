@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
@@ -14,15 +14,16 @@ use secrecy::ExposeSecret;
 use super::{Console, field, internal, layout, page_error, respond};
 use crate::domain::Core;
 use crate::domain::audit::{Actor, Via};
-use crate::domain::clients::{NewClient, NewClientError};
+use crate::domain::clients::{ClientSearch, ListClientsError, NewClient, NewClientError};
 use crate::http::form::Params;
+use serde::Deserialize;
 
 pub(super) fn router() -> Router<Arc<Core>> {
     Router::new().route("/console/clients", get(page).post(create))
 }
 
 /// The list fields of the form: (name, label, hint).
-const LISTS: [(&str, &str, &str); 7] = [
+pub(super) const LISTS: [(&str, &str, &str); 7] = [
     (
         "grant_types",
         "Grant types",
@@ -40,9 +41,63 @@ const LISTS: [(&str, &str, &str); 7] = [
     ("origins", "CORS origins", "browser apps on other origins"),
 ];
 
-async fn page(console: Console) -> Response {
+#[derive(Deserialize, Default)]
+struct ListQuery {
+    q: Option<String>,
+    cursor: Option<String>,
+}
+
+/// Clients on one page of the list.
+const PAGE: u32 = 50;
+
+async fn page(
+    State(core): State<Arc<Core>>,
+    console: Console,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(q) = query.unwrap_or_default();
+    let prefix = q.q.map(|p| p.trim().to_string()).filter(|p| !p.is_empty());
+    let search = ClientSearch {
+        prefix: prefix.clone(),
+        cursor: q.cursor.filter(|c| !c.is_empty()),
+    };
+    let page = match core.clients.list(&search, PAGE).await {
+        Ok(p) => p,
+        Err(ListClientsError::Store(e)) => return internal(&e),
+        Err(e) => return page_error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let next = page.next_cursor.as_deref().map(|c| {
+        let mut to = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(p) = &prefix {
+            to.append_pair("q", p);
+        }
+        to.append_pair("cursor", c);
+        format!("/console/clients?{}", to.finish())
+    });
     let content = html! {
         h1 { "Clients" }
+        form.bar method="get" action="/console/clients" role="search" {
+            label for="q" { "Client id starts with" }
+            input #q type="search" name="q" value=[prefix.as_deref()] autocomplete="off" spellcheck="false";
+            button type="submit" { "Search" }
+        }
+        table {
+            thead { tr { th { "Client" } th { "Kind" } th { "Grants" } th { "Capabilities" } th { "Registered" } } }
+            tbody {
+                @for c in &page.clients {
+                    tr.client {
+                        td { a href={ "/console/clients/" (url::form_urlencoded::byte_serialize(c.id.as_bytes()).collect::<String>()) } { (c.id) } }
+                        td { @if c.is_public() { "public" } @else { "confidential" } }
+                        td { @for g in &c.grant_types { span.badge { (g.as_str()) } } }
+                        td { @for cap in &c.capabilities { span.badge { (cap.as_str()) } } }
+                        td.mono { (layout::at(c.created_at)) }
+                    }
+                }
+            }
+        }
+        div.pager {
+            @if let Some(next) = next { a href=(next) rel="next" { "Next page" } }
+        }
         h2 { "Register a client" }
         form method="post" action="/console/clients" {
             (layout::csrf(&console.csrf))
@@ -76,7 +131,7 @@ async fn page(console: Console) -> Response {
 }
 
 /// A list field: values separated by commas or whitespace.
-fn list(params: &Params, name: &str) -> Vec<String> {
+pub(super) fn list(params: &Params, name: &str) -> Vec<String> {
     field(params, name)
         .unwrap_or("")
         .split(|c: char| c == ',' || c.is_whitespace())

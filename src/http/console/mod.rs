@@ -5,6 +5,7 @@
 //! Every change goes through the domain services the admin API uses, as the signed-in admin.
 
 mod audit;
+mod client;
 mod clients;
 mod keys;
 mod layout;
@@ -34,6 +35,7 @@ pub(super) fn router() -> Router<Arc<Core>> {
         .merge(users::router())
         .merge(keys::router())
         .merge(clients::router())
+        .merge(client::router())
         .merge(reach::router())
         .merge(audit::router())
 }

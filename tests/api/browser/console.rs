@@ -37,6 +37,7 @@ async fn an_admin_finds_a_user_changes_their_roles_and_watches_the_change_reach_
         streams.push(Sse::open(&app, &token, "", None).await);
     }
 
+    let old_secret = app.service("reports", &["introspect"]).await;
     let profile = tempfile::tempdir().unwrap();
     let shots = target_dir().join("console");
     std::fs::create_dir_all(&shots).unwrap();
@@ -49,6 +50,7 @@ async fn an_admin_finds_a_user_changes_their_roles_and_watches_the_change_reach_
         "target": "target-alice",
         "prefix": "target",
         "forgedPort": 27011,
+        "client": "reports",
     });
     let out = tokio::task::spawn_blocking(move || node("console.mjs", &args))
         .await
@@ -111,4 +113,28 @@ async fn an_admin_finds_a_user_changes_their_roles_and_watches_the_change_reach_
         "{out:#}"
     );
     assert_eq!(out["cspErrors"], json!([]), "{out:#}");
+
+    // The secret rotated in the console: the new one works, the old one until the overlap
+    // (`client_secret_overlap`, 1 h by default) ends, then is refused.
+    let new_secret = out["newSecret"].as_str().unwrap();
+    assert_eq!(new_secret.len(), 43, "{out:#}");
+    assert!(
+        out["secretNotice"]
+            .as_str()
+            .unwrap()
+            .contains("accepted until"),
+        "{out:#}"
+    );
+    app.client_token("reports", new_secret).await;
+    app.client_token("reports", &old_secret).await;
+    app.advance(Duration::from_secs(3601));
+    let refused = app
+        .token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "reports"),
+            ("client_secret", &old_secret),
+        ])
+        .await;
+    assert_eq!(refused.status(), 401, "the old secret after the overlap");
+    app.client_token("reports", new_secret).await;
 }

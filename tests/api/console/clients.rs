@@ -72,3 +72,98 @@ async fn a_confidential_clients_secret_is_shown_once_and_works() {
     assert_eq!(public.status(), 201);
     assert!(public.text().await.unwrap().contains("it has no secret"));
 }
+
+#[tokio::test]
+async fn a_client_is_listed_edited_its_secret_rotated_and_removed() {
+    let app = TestApp::with(&[("client_secret_overlap", "60s")]).await;
+    let old = app.service("reports", &["introspect"]).await;
+    let mut b = Browser::new(&app);
+    let csrf = admin_browser(&mut b).await;
+    let same = same_origin(&app);
+    let hs: Vec<(&str, &str)> = same.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let list = b.get("/console/clients").await.text().await.unwrap();
+    assert!(
+        list.contains(">reports</a>") && list.contains(">tessera-console</a>"),
+        "{list}"
+    );
+
+    let edit = post_with(
+        &mut b,
+        "/console/clients/reports",
+        &[
+            ("csrf", &csrf),
+            ("grant_types", "client_credentials"),
+            ("capabilities", "events"),
+            ("audiences", "https://api.example"),
+        ],
+        &hs,
+    )
+    .await;
+    assert_eq!(edit.status(), 303);
+    let client = app.core.clients.client("reports").await.unwrap().unwrap();
+    assert_eq!(client.capabilities, ["events".parse().unwrap()]);
+    let bad = post_with(
+        &mut b,
+        "/console/clients/reports",
+        &[("csrf", &csrf), ("grant_types", "magic")],
+        &hs,
+    )
+    .await;
+    assert_eq!(bad.status(), 400);
+    assert_eq!(
+        post_with(
+            &mut b,
+            "/console/clients/nobody/secret",
+            &[("csrf", &csrf)],
+            &hs
+        )
+        .await
+        .status(),
+        404
+    );
+
+    let rotated = post_with(
+        &mut b,
+        "/console/clients/reports/secret",
+        &[("csrf", &csrf)],
+        &hs,
+    )
+    .await;
+    assert_eq!(rotated.status(), 200);
+    let page = rotated.text().await.unwrap();
+    let secret = page
+        .split("id=\"secret\">")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .unwrap();
+    app.client_token("reports", secret).await;
+    app.client_token("reports", &old).await;
+    app.advance(std::time::Duration::from_secs(61));
+    let r = app
+        .token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "reports"),
+            ("client_secret", &old),
+        ])
+        .await;
+    assert_eq!(r.status(), 401, "the old secret after the overlap");
+
+    assert_eq!(b.get("/console/clients/reports/delete").await.status(), 200);
+    let unconfirmed = post_with(
+        &mut b,
+        "/console/clients/reports/delete",
+        &[("csrf", &csrf)],
+        &hs,
+    )
+    .await;
+    assert_eq!(unconfirmed.status(), 400);
+    let removed = post_with(
+        &mut b,
+        "/console/clients/reports/delete",
+        &[("csrf", &csrf), ("confirm", "remove")],
+        &hs,
+    )
+    .await;
+    assert_eq!(removed.status(), 303);
+    assert!(app.core.clients.client("reports").await.unwrap().is_none());
+}

@@ -299,3 +299,58 @@ async fn under_a_plain_http_public_issuer_the_console_is_unavailable_not_the_ser
     let log = std::fs::read_to_string(&s.log).unwrap();
     assert!(log.contains("the web console is unavailable"), "{log}");
 }
+
+#[tokio::test]
+async fn a_user_is_disabled_enabled_and_deleted_after_a_confirmation() {
+    let app = TestApp::spawn().await;
+    let target = app.user("target", "target password", &["viewer"]).await;
+    let mut b = Browser::new(&app);
+    let csrf = admin_browser(&mut b).await;
+    let same = same_origin(&app);
+    let base = format!("/console/users/{target}");
+    for (action, disabled) in [("disable", true), ("enable", false)] {
+        let r = post_with(
+            &mut b,
+            &format!("{base}/{action}"),
+            &[("csrf", &csrf)],
+            &headers(&same),
+        )
+        .await;
+        assert_eq!(r.status(), 303, "{action}");
+        assert_eq!(
+            app.core
+                .users
+                .user(&target)
+                .await
+                .unwrap()
+                .unwrap()
+                .disabled,
+            disabled
+        );
+    }
+    let page = b.get(&base).await.text().await.unwrap();
+    assert!(
+        page.contains("user.disabled") && page.contains("user.enabled"),
+        "their events: {page}"
+    );
+    let confirm = b.get(&format!("{base}/delete")).await;
+    assert_eq!(confirm.status(), 200);
+    let r = post_with(
+        &mut b,
+        &format!("{base}/delete"),
+        &[("csrf", &csrf)],
+        &headers(&same),
+    )
+    .await;
+    assert_eq!(r.status(), 400, "no confirmation");
+    let r = post_with(
+        &mut b,
+        &format!("{base}/delete"),
+        &[("csrf", &csrf), ("confirm", "delete")],
+        &headers(&same),
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert!(app.core.users.user(&target).await.unwrap().is_none());
+    assert_eq!(b.get(&base).await.status(), 404);
+}
