@@ -89,6 +89,9 @@ pub struct Ssf {
     pub events: Arc<EventBus>,
     /// This instance's name on the leases it holds.
     pub instance: Arc<str>,
+    /// Held (shared) while a lease is taken, and (exclusively) while they are released at
+    /// shutdown: a take that started before the shutdown cannot commit after the release.
+    lease_gate: Arc<tokio::sync::RwLock<()>>,
     /// The push client (no redirects, the address guard).
     pub http: reqwest::Client,
     seal_key: Arc<[u8; 32]>,
@@ -112,6 +115,7 @@ impl Ssf {
             keys,
             events,
             instance: crate::crypto::b64(&crate::crypto::random::<9>()).into(),
+            lease_gate: Arc::default(),
             http,
             seal_key,
         }

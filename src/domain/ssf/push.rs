@@ -49,7 +49,11 @@ enum Sent {
 impl Ssf {
     /// Gives up this instance's leases (a clean shutdown), so that the next start or
     /// another instance pushes at once instead of after the lease expires.
+    /// Called once the server is closing ([`EventBus::is_closing`]), so no new take starts.
+    ///
+    /// [`EventBus::is_closing`]: crate::domain::events::EventBus::is_closing
     pub async fn release_leases(&self) {
+        let _no_take_in_flight = self.lease_gate.write().await;
         if let Err(e) = rows::release_leases(self.db.writer(), &self.instance).await {
             tracing::warn!(error = %e, "releasing SSF leases");
         }
@@ -129,7 +133,9 @@ impl Ssf {
         // Not on every pass: a write per pass would cost every stream a commit per event.
         if now + LEASE_SECS / 2 >= *lease_until {
             // Shutting down: a lease taken now would outlive its release and hold the
-            // stream from the next start until it expires.
+            // stream from the next start until it expires. Checked under the gate, which
+            // the release waits for.
+            let _gate = self.lease_gate.read().await;
             if self.events.is_closing() {
                 return Ok(None);
             }
