@@ -48,6 +48,7 @@ try {
   out.notice = await page.getByRole('status').textContent();
   out.sessionsAfter = await page.getByRole('button', { name: /^Revoke session / }).count();
   out.noLiveSession = await page.getByText('No live session.').count();
+  out.newestEventOfUser = await page.locator('tr.event td:nth-child(2)').allTextContents();
   await page.goto(new URL('/console/reach', args.base).toString());
   // The page reloads itself every two seconds (meta refresh) until every subscriber has it.
   const started = Date.now();
