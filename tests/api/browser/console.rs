@@ -74,7 +74,11 @@ async fn an_admin_finds_a_user_changes_their_roles_and_watches_the_change_reach_
     // The user's page lists the change and the revocations it caused.
     let events = out["newestEventOfUser"].as_array().unwrap();
     assert!(events.contains(&json!("user.roles_changed")), "{out:#}");
-    assert_eq!(events.iter().filter(|e| *e == "session.revoked").count(), 2, "{out:#}");
+    assert_eq!(
+        events.iter().filter(|e| *e == "session.revoked").count(),
+        2,
+        "{out:#}"
+    );
     let mut reached: Vec<&str> = out["reachSubscribers"]
         .as_array()
         .unwrap()
