@@ -372,8 +372,8 @@ async fn update(clients: &Clients, a: UpdateArgs) -> Result<(), Failure> {
         println!("{}", json_line(&client));
     }
     eprintln!(
-        "client `{}` updated; {} sessions revoked, {} authorization codes dropped",
-        a.id, narrowed.revoked_sessions, narrowed.forgotten_codes
+        "client `{}` updated; {} sessions revoked, {} authorization codes dropped, {} Shared Signals streams disabled",
+        a.id, narrowed.revoked_sessions, narrowed.forgotten_codes, narrowed.disabled_streams
     );
     Ok(())
 }

@@ -28,19 +28,23 @@ pub async fn live_families(
         Owner::Client(id) => ("client_id", id),
     };
     // `id` is a UUID (checked by the caller): byte order is the same in both databases.
+    // The cursor's condition only when there is one, so that the index range starts there.
+    let after_cond = if after.is_some() { "AND id > $4" } else { "" };
     let sql = format!(
         "SELECT id, user_id, client_id, scope, audience, created_at, last_used_at, expires_at, revoked_at
          FROM refresh_families
-         WHERE {column} = $1 AND revoked_at IS NULL AND expires_at > $2 AND ($3 IS NULL OR id > $3)
-         ORDER BY id LIMIT $4"
+         WHERE {column} = $1 AND revoked_at IS NULL AND expires_at > $2 {after_cond}
+         ORDER BY id LIMIT $3"
     );
-    Ok(on!(db.into(), |e| sqlx::query_as(&sql)
-        .bind(id)
-        .bind(now)
-        .bind(after)
-        .bind(limit)
+    Ok(on!(db.into(), |e| {
+        let q = sqlx::query_as(&sql).bind(id).bind(now).bind(limit);
+        match after {
+            Some(after) => q.bind(after),
+            None => q,
+        }
         .fetch_all(e)
-        .await)?)
+        .await
+    })?)
 }
 
 /// What a page of the event log is narrowed to; `None` narrows nothing.

@@ -420,6 +420,28 @@ pub async fn clear_pending(db: impl Into<Exec<'_>>, stream_id: &str) -> Result<(
     Ok(())
 }
 
+/// Disables every stream of a client that is not disabled already, with `reason`, and
+/// drops what they held; returns how many. One transaction's two statements: the caller's.
+pub async fn disable_client_streams(
+    tx: &mut super::Tx,
+    client_id: &str,
+    reason: &str,
+) -> Result<u64, StoreError> {
+    exec!(
+        &mut *tx,
+        "DELETE FROM ssf_pending WHERE stream_id IN
+           (SELECT id FROM ssf_streams WHERE client_id = $1 AND status <> 'disabled')",
+        client_id
+    )?;
+    Ok(exec!(
+        &mut *tx,
+        "UPDATE ssf_streams SET status = 'disabled', reason = $2
+         WHERE client_id = $1 AND status <> 'disabled'",
+        client_id,
+        reason
+    )?)
+}
+
 /// Counts SETs the receiver accepted.
 pub async fn count_delivered(
     db: impl Into<Exec<'_>>,

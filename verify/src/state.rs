@@ -312,51 +312,27 @@ mod tests {
             s.check(&token("u", "s3", 3, T0), "k"),
             Err(Rejection::UserDisabled)
         );
-        // Re-enabled at ver 4: new tokens pass, older ones stay stale, and the disable
-        // replayed does not disable again.
-        s.apply(&event(
-            4,
-            "user.enabled",
-            "u",
-            None,
-            Some(4),
-            "2026-01-01T00:00:00Z",
-        ));
-        assert_eq!(s.check(&token("u", "s4", 4, T0), "k"), Ok(()));
-        assert_eq!(
-            s.check(&token("u", "s3", 3, T0), "k"),
-            Err(Rejection::RolesChanged)
-        );
-        s.apply(&event(
-            3,
-            "user.disabled",
-            "u",
-            None,
-            Some(3),
-            "2026-01-01T00:00:00Z",
-        ));
-        assert_eq!(s.check(&token("u", "s4", 4, T0), "k"), Ok(()));
-        // An enable older than the disable it follows does not undo it.
-        s.apply(&event(
-            5,
-            "user.disabled",
-            "u",
-            None,
-            Some(5),
-            "2026-01-01T00:00:00Z",
-        ));
-        s.apply(&event(
-            4,
-            "user.enabled",
-            "u",
-            None,
-            Some(4),
-            "2026-01-01T00:00:00Z",
-        ));
-        assert_eq!(
-            s.check(&token("u", "s5", 5, T0), "k"),
-            Err(Rejection::UserDisabled)
-        );
+        // Re-enabled at ver 4: new tokens pass, older ones stay stale; the disable
+        // replayed does not disable again, an enable older than a disable does not undo it.
+        let user = |s: &mut Freshness, kind, ver| {
+            s.apply(&event(
+                ver,
+                kind,
+                "u",
+                None,
+                Some(ver),
+                "2026-01-01T00:00:00Z",
+            ));
+        };
+        let check = |s: &Freshness, ver| s.check(&token("u", "s", ver, T0), "k");
+        user(&mut s, "user.enabled", 4);
+        assert_eq!(check(&s, 4), Ok(()));
+        assert_eq!(check(&s, 3), Err(Rejection::RolesChanged));
+        user(&mut s, "user.disabled", 3);
+        assert_eq!(check(&s, 4), Ok(()));
+        user(&mut s, "user.disabled", 5);
+        user(&mut s, "user.enabled", 4);
+        assert_eq!(check(&s, 5), Err(Rejection::UserDisabled));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use secrecy::SecretString;
 use serde_json::{Map, Value};
 
 use super::registration::{NewClientError, validate};
-use super::{CHANGED, Client, Clients, GrantType, NewClient};
+use super::{CHANGED, Capability, Client, Clients, GrantType, NewClient};
 use crate::crypto::{self, sha256};
 use crate::domain::audit::Actor;
 use crate::domain::sessions::revoke_family;
@@ -17,6 +17,8 @@ use crate::store::{self, StoreError, Tx, sessions::FamilyRow};
 pub const REASON_NARROWED: &str = "client_narrowed";
 /// See [`REASON_NARROWED`].
 pub const REASON_REMOVED: &str = "client_removed";
+/// A stream's status `reason` when its client lost the `ssf` capability.
+const SSF_REVOKED: &str = "the client no longer has the ssf capability";
 
 /// A change to a client: a JSON object with the members of a registration to replace
 /// (JSON Merge Patch, RFC 7396: a list is replaced whole, `null` resets a member to
@@ -63,6 +65,8 @@ pub struct Narrowed {
     pub revoked_sessions: usize,
     /// Unredeemed authorization codes dropped (their redirect URI was removed).
     pub forgotten_codes: u64,
+    /// Shared Signals streams disabled (the client lost the `ssf` capability).
+    pub disabled_streams: u64,
 }
 
 fn is_client_id(s: &str) -> bool {
@@ -236,7 +240,8 @@ impl Clients {
         Ok(revoked)
     }
 
-    /// Counts the change, tells the other instances, commits, drops this cache.
+    /// Counts the change, tells the other instances, commits, drops this cache, wakes
+    /// this instance's feed.
     async fn commit_change(&self, mut tx: Tx) -> Result<(), NewClientError> {
         let store = NewClientError::Store;
         store::clients::bump_version(&mut tx).await.map_err(store)?;
@@ -245,6 +250,12 @@ impl Clients {
             .map_err(store)?;
         tx.commit().await.map_err(|e| store(e.into()))?;
         self.forget_cached();
+        // In the server (which gives Clients its keys, and so the event bus) this
+        // instance's feed reads the revocations at once; other processes poll or are
+        // notified.
+        if let Some(keys) = &self.keys {
+            keys.events.wake();
+        }
         Ok(())
     }
 }
@@ -267,8 +278,10 @@ async fn current(tx: &mut Tx, id: &str) -> Result<Client, NewClientError> {
 ///
 /// Each revoked session is a `session.revoked` event on the feed (reason
 /// `client_narrowed`), so verifiers refuse its access tokens at once. Roles and
-/// capabilities need nothing here: capabilities are checked on every call against the
-/// (dropped) cache, and client-credentials tokens have no session to revoke.
+/// capabilities need nothing more, but for one: capabilities are checked on every call
+/// against the (dropped) cache, and client-credentials tokens have no session to revoke;
+/// only Shared Signals push goes on without a call, so losing `ssf` disables the client's
+/// streams (the receiver re-enables them through `/ssf/status` once it has `ssf` again).
 async fn narrow(
     clients: &Clients,
     tx: &mut Tx,
@@ -304,6 +317,11 @@ async fn narrow(
             })
             .collect();
         narrowed.revoked_sessions = revoke_all(clients, tx, &doomed, REASON_NARROWED).await?;
+    }
+    // Push delivery goes on without the receiver calling: it must stop here.
+    if old.can(Capability::Ssf) && !new.capabilities.contains(&Capability::Ssf) {
+        narrowed.disabled_streams =
+            store::ssf::disable_client_streams(tx, &old.id, SSF_REVOKED).await?;
     }
     for uri in lost(&old.redirect_uris, &new.redirect_uris) {
         narrowed.forgotten_codes +=
@@ -344,5 +362,6 @@ fn changed_members(old: &NewClient, new: &NewClient, narrowed: &Narrowed) -> Val
         "changed": changed,
         "revoked_sessions": narrowed.revoked_sessions,
         "forgotten_codes": narrowed.forgotten_codes,
+        "disabled_streams": narrowed.disabled_streams,
     })
 }

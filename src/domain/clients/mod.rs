@@ -298,11 +298,13 @@ impl Clients {
     }
 
     /// Given the database's client version (the background polls it), drops the
-    /// cache when it moved since the last one observed.
+    /// cache when it moved since the last one observed, and at the first: what was
+    /// cached before it may predate a change this process was not told of (another
+    /// instance's, made before this one listened).
     pub fn observe(&self, version: i64) {
         let moved = {
             let mut cache = self.cache.write().expect("client cache");
-            let moved = cache.version.is_some_and(|v| v != version);
+            let moved = cache.version != Some(version);
             cache.version = Some(version);
             moved
         };

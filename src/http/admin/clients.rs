@@ -137,6 +137,7 @@ struct Updated<'a> {
     client: EncodableClient<'a>,
     forgotten_codes: u64,
     revoked_sessions: usize,
+    disabled_streams: u64,
 }
 
 async fn update(
@@ -153,6 +154,7 @@ async fn update(
         client: EncodableClient::new(&client, None),
         forgotten_codes: narrowed.forgotten_codes,
         revoked_sessions: narrowed.revoked_sessions,
+        disabled_streams: narrowed.disabled_streams,
     })
     .into_response())
 }

@@ -50,6 +50,8 @@ async fn seed(app: &TestApp, user: &str) {
     for sql in [&events, &families] {
         crate::sql::exec(db.writer(), sql, &[user.into()]).await;
     }
+    // The statistics a long-running database has (PostgreSQL's autovacuum gathers them).
+    crate::sql::exec(db.writer(), "ANALYZE", &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

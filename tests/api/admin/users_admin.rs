@@ -235,9 +235,48 @@ async fn delete_revokes_everything_erases_the_user_and_frees_the_name() {
     };
     assert_eq!(userinfo().await.unwrap().status(), 200);
 
+    // What else a user leaves: a browser session, a consent, an authorization code.
+    let writer = app.core.db.writer();
+    for (sql, args) in [
+        (
+            "INSERT INTO browser_sessions (hash, user_id, auth_time, expires_at) VALUES ($1, $2, 0, 9999999999)",
+            vec![vec![1u8; 32].into(), (&alice).into()],
+        ),
+        (
+            "INSERT INTO consents (user_id, client_id, scope, created_at) VALUES ($1, 'web', 'openid', 0)",
+            vec![(&alice).into()],
+        ),
+        (
+            "INSERT INTO authorization_codes (hash, client_id, user_id, authz_version, redirect_uri, code_challenge, scope, auth_time, created_at, expires_at)
+             VALUES ($1, 'web', $2, 1, 'https://app.example/cb', 'x', 'openid', 0, 0, 9999999999)",
+            vec![vec![2u8; 32].into(), (&alice).into()],
+        ),
+    ] {
+        crate::sql::exec(writer, sql, &args).await;
+    }
+    let left = async |table: &str, column: &str| {
+        let sql = format!("SELECT COUNT(*) FROM {table} WHERE {column} = $1");
+        crate::sql::one::<(i64,)>(writer, &sql, &[(&alice).into()])
+            .await
+            .0
+    };
+    let tables = [
+        ("users", "id"),
+        ("refresh_families", "user_id"),
+        ("browser_sessions", "user_id"),
+        ("consents", "user_id"),
+        ("authorization_codes", "user_id"),
+    ];
+    for (table, column) in tables {
+        assert_eq!(left(table, column).await, 1, "{table} before");
+    }
+
     let path = format!("/admin/users/{alice}");
     let (status, body) = admin_call(&app, &admin, Method::DELETE, &path, None).await;
     assert_eq!((status, &body), (204, &Value::Null));
+    for (table, column) in tables {
+        assert_eq!(left(table, column).await, 0, "{table} after");
+    }
 
     // Every token is dead at once.
     let info: Value = app

@@ -277,3 +277,67 @@ async fn ssf_sets_accepted_on_many_streams_are_removed_and_counted_per_stream() 
         assert_eq!(roles_received(&t, rx).await, expected);
     }
 }
+
+/// A client that loses the `ssf` capability gets nothing more pushed: its streams are
+/// disabled in the change's transaction (push goes on without the receiver calling, so
+/// no per-call check would stop it). Given `ssf` again, it re-enables them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssf_a_client_that_loses_the_capability_gets_no_more_pushes() {
+    use tessera::domain::audit::Actor;
+    use tessera::domain::clients::ClientChange;
+    let t = Transmitter::start().await;
+    let rx = Receiver::start().await;
+    let sub = t.app.user(USER, PASSWORD, &["viewer"]).await;
+    let stream = t
+        .stream(json!({"method": PUSH, "endpoint_url": rx.url}))
+        .await;
+    t.roles(&sub, &["before"]).await;
+    assert!(rx.wait_for(1, Duration::from_secs(5)).await);
+
+    let capabilities = |caps: Value| {
+        let mut change = serde_json::Map::new();
+        change.insert("capabilities".into(), caps);
+        ClientChange(change)
+    };
+    let (_, narrowed) = t
+        .app
+        .core
+        .clients
+        .update(&Actor::cli(), "rx", capabilities(json!([])))
+        .await
+        .unwrap();
+    assert_eq!(narrowed.disabled_streams, 1);
+    let (status, reason): (String, Option<String>) = crate::sql::one(
+        &t.app.core.db.read,
+        "SELECT status, reason FROM ssf_streams WHERE id = $1",
+        &[stream.as_str().into()],
+    )
+    .await;
+    assert_eq!(status, "disabled");
+    assert!(reason.unwrap().contains("ssf"));
+    t.roles(&sub, &["while-revoked"]).await;
+    // Several push ticks (500 ms each): nothing arrives.
+    assert!(
+        !rx.wait_for(2, Duration::from_secs(2)).await,
+        "pushed after the capability was removed"
+    );
+
+    t.app
+        .core
+        .clients
+        .update(&Actor::cli(), "rx", capabilities(json!(["ssf"])))
+        .await
+        .unwrap();
+    let body = json!({"stream_id": stream, "status": "enabled"});
+    let (code, _) = t
+        .call(reqwest::Method::POST, "/ssf/status", Some(body))
+        .await;
+    assert_eq!(code, 200);
+    t.roles(&sub, &["after"]).await;
+    assert!(rx.wait_for(2, Duration::from_secs(5)).await);
+    assert_eq!(
+        roles_received(&t, &rx).await,
+        [json!(["before"]), json!(["after"])],
+        "a disabled stream holds nothing: re-enabled, it delivers from then on"
+    );
+}
