@@ -40,9 +40,15 @@ pub async fn serve(
         .record_policy()
         .await
         .map_err(std::io::Error::other)?;
+    crate::domain::console::register(&core)
+        .await
+        .map_err(std::io::Error::other)?;
     let background = crate::background::spawn(core.clone());
     crate::http::serve(core.clone(), listener, ops, shutdown).await;
     background.abort();
+    if let Err(e) = core.feed.reach.withdraw(&core.db).await {
+        tracing::warn!(error = %e, "withdrawing the feed's reach");
+    }
     core.ssf.release_leases().await;
     core.db.close().await;
     Ok(())

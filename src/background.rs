@@ -33,6 +33,11 @@ pub fn spawn(core: Arc<Core>) -> Background {
         set.spawn(checkpoints(core.clone()));
     }
     set.spawn(crate::domain::ssf::push::run(core.ssf.clone()));
+    set.spawn(crate::domain::reach::run(
+        core.feed.reach.clone(),
+        core.db.clone(),
+        core.clock.clone(),
+    ));
     set.spawn(housekeeping(core));
     Background(set)
 }

@@ -57,6 +57,8 @@ pub struct Parts {
     pub events: Arc<EventBus>,
     /// The newest events in memory, shared by every subscriber.
     pub tail: Tail,
+    /// This instance's open streams, published for the console (the feed's reach).
+    pub reach: super::reach::Reach,
 }
 
 /// Where a subscriber starts reading.

@@ -5,6 +5,7 @@ pub mod browser;
 pub mod clients;
 pub mod clock;
 pub mod codes;
+pub mod console;
 pub mod events;
 pub mod factors;
 pub mod feed;
@@ -18,6 +19,7 @@ pub mod passwords;
 pub mod pause;
 pub mod permissions;
 pub mod queries;
+pub mod reach;
 pub mod redirects;
 pub mod rotation;
 pub mod scopes;
@@ -139,6 +141,7 @@ impl Core {
             live: live.clone(),
             events: events.clone(),
             tail,
+            reach: reach::Reach::default(),
         });
         let signin = signin::SignIn::new(signin::Parts {
             cfg: cfg.clone(),

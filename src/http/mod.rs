@@ -5,6 +5,7 @@ mod addresses;
 mod admin;
 mod authorize;
 pub mod bearer;
+mod console;
 mod cors;
 pub mod error;
 mod events;
@@ -124,6 +125,7 @@ pub fn router(core: Arc<Core>) -> Router {
         .merge(health::router())
         .merge(authorize::router())
         .merge(account::router())
+        .merge(console::router())
         .merge(pages::router())
         .merge(ssf::router())
         .layer(TimeoutLayer::with_status_code(

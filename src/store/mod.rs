@@ -5,6 +5,7 @@ pub mod audit;
 pub mod browser;
 pub mod clients;
 pub mod codes;
+pub mod console;
 pub mod events;
 pub mod factors;
 /// Signing keys, sealed under the KEK, and their states.

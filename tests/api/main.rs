@@ -9,6 +9,7 @@ mod sql;
 
 mod admin;
 mod browser;
+mod console;
 mod feed;
 mod hardening;
 mod js;

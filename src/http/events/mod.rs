@@ -152,9 +152,16 @@ async fn events(
         let Some(kid) = bearer::token(&headers).ok().and_then(KeySet::kid_of) else {
             return HttpError::bearer_required().into_response();
         };
+        let reached = feed.reach.open(
+            &caller.claims.client_id,
+            filter.as_deref(),
+            feed.clock.now(),
+            start,
+        );
         let access = Access {
             kid,
             claims: caller.claims,
+            reached,
         };
         let body =
             axum::body::Body::from_stream(stream(feed.clone(), start, filter, wake, slot, access));

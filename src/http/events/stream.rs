@@ -21,6 +21,7 @@ use crate::domain::clock::Clock;
 use crate::domain::events::{EventKind, FeedEvent, Slot};
 use crate::domain::feed::Feed;
 use crate::domain::liveness::{ClientRead, Liveness};
+use crate::domain::reach::Reached;
 use crate::domain::tokens::AccessClaims;
 
 /// The comment sent when a stream has been quiet for `stream_heartbeat`.
@@ -44,6 +45,8 @@ fn frame(e: &FeedEvent) -> Bytes {
 pub(super) struct Access {
     pub(super) kid: String,
     pub(super) claims: AccessClaims,
+    /// The stream's entry in the feed's reach (the last event it delivered).
+    pub(super) reached: Reached,
 }
 
 /// Why a stream ended: sent as a final `end` event (no `id`, so `Last-Event-ID`
@@ -281,6 +284,7 @@ pub(super) fn stream(
         loop {
             if let Some(e) = feed.buffer.pop_front() {
                 feed.sent = tokio::time::Instant::now();
+                feed.access.reached.delivered(e.id);
                 return Some((Ok(frame(&e)), feed));
             }
             if feed.ended {

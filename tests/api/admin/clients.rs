@@ -79,7 +79,18 @@ async fn list_pages_by_id_filters_by_prefix_and_reads_one_client_without_its_sec
     )
     .await;
     assert_eq!(ids(&second), ["console", "svc"]);
-    assert_eq!(second["next_cursor"], Value::Null);
+    // The last page: the console's own client, which every server registers at start.
+    let cursor = second["next_cursor"].as_str().expect("a last page");
+    let (_, third) = json_of(
+        &app,
+        &admin,
+        Method::GET,
+        &format!("/admin/clients?limit=2&cursor={cursor}"),
+        None,
+    )
+    .await;
+    assert_eq!(ids(&third), ["tessera-console"]);
+    assert_eq!(third["next_cursor"], Value::Null);
     let (_, apps) = json_of(&app, &admin, Method::GET, "/admin/clients?q=app-", None).await;
     assert_eq!(ids(&apps), ["app-a", "app-b"]);
     // `%` and `_` are no wildcards.

@@ -24,12 +24,14 @@ async fn list_and_show_print_a_table_or_the_apis_json() {
     assert_eq!(code, 0, "{err}");
     let rows: Vec<&str> = out.lines().collect();
     assert!(rows[0].starts_with("CLIENT_ID"), "{out}");
-    assert_eq!(rows.len(), 4, "a header and three clients: {out}");
+    // The three, and the console's own client (every server registers it at start).
+    assert_eq!(rows.len(), 5, "a header and four clients: {out}");
     assert!(
         rows[2].starts_with("svc") && rows[2].contains("confidential"),
         "{out}"
     );
-    assert!(rows[3].contains("password,refresh_token"), "{out}");
+    assert!(rows[3].starts_with("tessera-console"), "{out}");
+    assert!(rows[4].contains("password,refresh_token"), "{out}");
 
     let (code, out, _) = app.cli(&["client", "list", "--json", "--limit", "2"], None);
     assert_eq!(code, 0);
@@ -40,7 +42,7 @@ async fn list_and_show_print_a_table_or_the_apis_json() {
     let cursor = api["next_cursor"].as_str().unwrap();
     assert!(err.contains(&format!("--cursor {cursor}")), "{err}");
     let (_, rest, _) = app.cli(&["client", "list", "--json", "--cursor", cursor], None);
-    assert_eq!(lines(&rest).len(), 1, "{out} then {rest}");
+    assert_eq!(lines(&rest).len(), 2, "{out} then {rest}");
 
     let (code, out, _) = app.cli(&["client", "show", "svc", "--json"], None);
     assert_eq!(code, 0);
