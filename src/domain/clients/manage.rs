@@ -11,6 +11,7 @@ use super::{CHANGED, Capability, Client, Clients, GrantType, NewClient};
 use crate::crypto::{self, sha256};
 use crate::domain::audit::Actor;
 use crate::domain::sessions::revoke_family;
+use crate::domain::ssf;
 use crate::store::{self, StoreError, Tx, sessions::FamilyRow};
 
 /// Why sessions end when their client narrows, and when it is removed (the feed's reason).
@@ -313,8 +314,9 @@ async fn narrow(
     }
     // Push delivery goes on without the receiver calling: it must stop here.
     if old.can(Capability::Ssf) && !new.capabilities.contains(&Capability::Ssf) {
+        let (iss, now) = (&clients.cfg.issuer, clients.clock.now());
         narrowed.disabled_streams =
-            store::ssf::disable_client_streams(tx, &old.id, SSF_REVOKED).await?;
+            ssf::streams::disable_client_streams(tx, iss, &old.id, SSF_REVOKED, now).await?;
     }
     for uri in lost(&old.redirect_uris, &new.redirect_uris) {
         narrowed.forgotten_codes +=
