@@ -275,7 +275,8 @@ async fn current(tx: &mut Tx, id: &str) -> Result<Client, NewClientError> {
 /// capabilities need nothing more, but for one: capabilities are checked on every call
 /// against the (dropped) cache, and client-credentials tokens have no session to revoke;
 /// only Shared Signals push goes on without a call, so losing `ssf` disables the client's
-/// streams (the receiver re-enables them through `/ssf/status` once it has `ssf` again).
+/// streams, a push receiver told by one `stream-updated` SET (the receiver re-enables them
+/// through `/ssf/status` once it has `ssf` again).
 async fn narrow(
     clients: &Clients,
     tx: &mut Tx,
