@@ -81,10 +81,12 @@ pub async fn of_client(
     .await)?)
 }
 
-/// The streams that are not disabled: those a delivery worker may have to serve.
+/// The streams a delivery worker may have to serve: those not disabled, and those
+/// disabled by tessera that still hold their `stream-updated` SET.
 pub async fn live(db: impl Into<Exec<'_>>) -> Result<Vec<StreamRow>, StoreError> {
     Ok(on!(db.into(), |e| sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM ssf_streams WHERE status <> 'disabled' ORDER BY id"
+        "SELECT {COLUMNS} FROM ssf_streams s WHERE status <> 'disabled'
+           OR EXISTS (SELECT 1 FROM ssf_pending p WHERE p.stream_id = s.id) ORDER BY id"
     ))
     .fetch_all(e)
     .await)?)
@@ -421,25 +423,27 @@ pub async fn clear_pending(db: impl Into<Exec<'_>>, stream_id: &str) -> Result<(
 }
 
 /// Disables every stream of a client that is not disabled already, with `reason`, and
-/// drops what they held; returns how many. One transaction's two statements: the caller's.
+/// drops what they held; returns those it disabled (id, config). Two statements of the
+/// caller's transaction.
 pub async fn disable_client_streams(
     tx: &mut super::Tx,
     client_id: &str,
     reason: &str,
-) -> Result<u64, StoreError> {
+) -> Result<Vec<(String, String)>, StoreError> {
     exec!(
         &mut *tx,
         "DELETE FROM ssf_pending WHERE stream_id IN
            (SELECT id FROM ssf_streams WHERE client_id = $1 AND status <> 'disabled')",
         client_id
     )?;
-    Ok(exec!(
-        &mut *tx,
+    Ok(on!(Exec::from(&mut *tx), |e| sqlx::query_as(
         "UPDATE ssf_streams SET status = 'disabled', reason = $2
-         WHERE client_id = $1 AND status <> 'disabled'",
-        client_id,
-        reason
-    )?)
+         WHERE client_id = $1 AND status <> 'disabled' RETURNING id, config"
+    )
+    .bind(client_id)
+    .bind(reason)
+    .fetch_all(e)
+    .await)?)
 }
 
 /// Counts SETs the receiver accepted.

@@ -11,6 +11,7 @@ use super::{CHANGED, Capability, Client, Clients, GrantType, NewClient};
 use crate::crypto::{self, sha256};
 use crate::domain::audit::Actor;
 use crate::domain::sessions::revoke_family;
+use crate::domain::ssf;
 use crate::store::{self, StoreError, Tx, sessions::FamilyRow};
 
 /// Why sessions end when their client narrows, and when it is removed (the feed's reason).
@@ -281,7 +282,8 @@ async fn current(tx: &mut Tx, id: &str) -> Result<Client, NewClientError> {
 /// capabilities need nothing more, but for one: capabilities are checked on every call
 /// against the (dropped) cache, and client-credentials tokens have no session to revoke;
 /// only Shared Signals push goes on without a call, so losing `ssf` disables the client's
-/// streams (the receiver re-enables them through `/ssf/status` once it has `ssf` again).
+/// streams, a push receiver told by one `stream-updated` SET (the receiver re-enables them
+/// through `/ssf/status` once it has `ssf` again).
 async fn narrow(
     clients: &Clients,
     tx: &mut Tx,
@@ -323,8 +325,9 @@ async fn narrow(
     }
     // Push delivery goes on without the receiver calling: it must stop here.
     if old.can(Capability::Ssf) && !new.capabilities.contains(&Capability::Ssf) {
+        let (iss, now) = (&clients.cfg.issuer, clients.clock.now());
         narrowed.disabled_streams =
-            store::ssf::disable_client_streams(tx, &old.id, SSF_REVOKED).await?;
+            ssf::streams::disable_client_streams(tx, iss, &old.id, SSF_REVOKED, now).await?;
     }
     for uri in lost(&old.redirect_uris, &new.redirect_uris) {
         narrowed.forgotten_codes +=

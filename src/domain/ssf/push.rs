@@ -116,8 +116,8 @@ impl Ssf {
 
     /// One pass over stream `id`: renew the lease, push what waits after `sent` (the
     /// worker mints). Returns `None` when this instance should stop serving the stream
-    /// (gone, not push, disabled, or the lease is another's), else whether it should go
-    /// on at once.
+    /// (gone, not push, disabled with nothing left, or the lease is another's), else
+    /// whether it should go on at once.
     async fn push_pass(
         &self,
         id: &str,
@@ -151,10 +151,19 @@ impl Ssf {
             return Ok(None);
         };
         let config = Self::config_of(&row)?;
-        if config.delivery.method != PUSH || row.status == "disabled" {
+        if config.delivery.method != PUSH {
             return Ok(None);
         }
-        if row.status != "enabled" {
+        // Disabled by tessera, a stream still pushes the `stream-updated` SET it holds (the
+        // only SET a disabled stream holds); it stops once that is removed, not merely
+        // sent (a task started again would send it again).
+        if row.status == "disabled"
+            && waiting.is_empty()
+            && rows::count_pending(&self.db.read, id).await? == 0
+        {
+            return Ok(None);
+        }
+        if row.status == "paused" {
             return Ok(Some(false));
         }
         // Go on at once after this SET only if there is more to send.

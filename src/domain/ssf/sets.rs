@@ -24,6 +24,10 @@ pub const ACCOUNT_ENABLED: &str =
     "https://schemas.openid.net/secevent/risc/event-type/account-enabled";
 /// SSF 1.0 `verification` (§8.1.4): always delivered, whatever was requested.
 pub const VERIFICATION: &str = "https://schemas.openid.net/secevent/ssf/event-type/verification";
+/// SSF 1.0 `stream-updated` (§8.1.5): sent when tessera changes a stream's status on its
+/// own; always delivered, whatever was requested.
+pub const STREAM_UPDATED: &str =
+    "https://schemas.openid.net/secevent/ssf/event-type/stream-updated";
 
 /// The event types a stream may request (`events_supported`).
 pub const SUPPORTED: [&str; 5] = [
@@ -131,13 +135,31 @@ pub fn verification(iss: &str, aud: &str, stream_id: &str, state: Option<&str>, 
     if let Some(state) = state {
         body["state"] = json!(state);
     }
+    about_stream(iss, aud, stream_id, now, VERIFICATION, body)
+}
+
+/// The claims of a stream-updated SET (SSF §8.1.5): the stream's new `status` and why.
+pub fn stream_updated(
+    iss: &str,
+    aud: &str,
+    stream_id: &str,
+    status: &str,
+    reason: &str,
+    now: i64,
+) -> Value {
+    let body = json!({"status": status, "reason": reason});
+    about_stream(iss, aud, stream_id, now, STREAM_UPDATED, body)
+}
+
+/// A SET about the stream itself (its subject, `opaque`), with a fresh `jti`.
+fn about_stream(iss: &str, aud: &str, stream_id: &str, now: i64, kind: &str, body: Value) -> Value {
     json!({
         "iss": iss,
         "aud": aud,
         "jti": b64(&crate::crypto::random::<16>()),
         "iat": now,
         "sub_id": {"format": "opaque", "id": stream_id},
-        "events": {VERIFICATION: body},
+        "events": {kind: body},
     })
 }
 
@@ -211,5 +233,19 @@ mod tests {
         // The same (stream, event) always has the same jti; another stream another.
         assert_eq!(jti("st", 7), jti("st", 7));
         assert_ne!(jti("st", 7), jti("other", 7));
+    }
+
+    #[test]
+    fn stream_updated_names_the_stream_its_status_and_why() {
+        let set = stream_updated("https://iss", "rx", "st", "disabled", "why", 5);
+        assert_eq!(set["sub_id"], json!({"format": "opaque", "id": "st"}));
+        assert_eq!(
+            set["events"],
+            json!({STREAM_UPDATED: {"status": "disabled", "reason": "why"}})
+        );
+        assert_eq!(
+            (set["iss"].clone(), set["aud"].clone(), set["iat"].clone()),
+            (json!("https://iss"), json!("rx"), json!(5))
+        );
     }
 }

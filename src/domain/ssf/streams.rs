@@ -315,3 +315,28 @@ impl Ssf {
             .collect())
     }
 }
+
+/// Disables every stream of `client_id` on tessera's own account (the client lost the
+/// `ssf` capability, `reason` says so), in the caller's transaction; returns how many.
+/// What they held is dropped, and each push stream gets one SSF `stream-updated` SET
+/// (§8.1.5), delivered as the others are (durably, at least once), then nothing more. A
+/// poll stream gets none: its receiver can no longer call.
+pub async fn disable_client_streams(
+    tx: &mut store::Tx,
+    iss: &str,
+    client_id: &str,
+    reason: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let disabled = rows::disable_client_streams(tx, client_id, reason).await?;
+    for (id, config) in &disabled {
+        let config: super::StreamConfig = serde_json::from_str(config)
+            .map_err(|_| StoreError::Corrupt(format!("stream {id} config")))?;
+        if config.delivery.method == super::PUSH {
+            let claims = sets::stream_updated(iss, client_id, id, "disabled", reason, now);
+            let jti = claims["jti"].as_str().expect("a jti");
+            rows::insert_pending(&mut *tx, id, jti, &claims.to_string()).await?;
+        }
+    }
+    Ok(disabled.len() as u64)
+}

@@ -33,6 +33,8 @@ pub(crate) const ACCOUNT_ENABLED: &str =
     "https://schemas.openid.net/secevent/risc/event-type/account-enabled";
 pub(crate) const VERIFICATION: &str =
     "https://schemas.openid.net/secevent/ssf/event-type/verification";
+pub(crate) const STREAM_UPDATED: &str =
+    "https://schemas.openid.net/secevent/ssf/event-type/stream-updated";
 pub(crate) const ALL_EVENTS: [&str; 5] = [
     CLAIMS_CHANGE,
     SESSION_REVOKED,

@@ -278,66 +278,139 @@ async fn ssf_sets_accepted_on_many_streams_are_removed_and_counted_per_stream() 
     }
 }
 
+/// Sets `rx`'s capabilities, as an operator does.
+async fn set_capabilities(t: &Transmitter, caps: Value) -> tessera::domain::clients::Narrowed {
+    let mut change = serde_json::Map::new();
+    change.insert("capabilities".into(), caps);
+    let change = tessera::domain::clients::ClientChange(change);
+    let actor = tessera::domain::audit::Actor::cli();
+    t.app
+        .core
+        .clients
+        .update(&actor, "rx", change)
+        .await
+        .unwrap()
+        .1
+}
+
+/// The reason a stream's status says when its client lost `ssf`.
+const SSF_REVOKED: &str = "the client no longer has the ssf capability";
+
+/// Checks that `claims` is the stream-updated SET (SSF §8.1.5) of `stream` disabled
+/// because its client lost `ssf`.
+fn assert_disabled_by_tessera(claims: &Value, stream: &str) {
+    let (kind, body) = event_of(claims);
+    assert_eq!(kind, STREAM_UPDATED, "{claims}");
+    assert_eq!(body, json!({"status": "disabled", "reason": SSF_REVOKED}));
+    assert_eq!(claims["sub_id"], json!({"format": "opaque", "id": stream}));
+}
+
+/// How many SETs wait on `stream`.
+async fn held(t: &Transmitter, stream: &str) -> i64 {
+    let (n,): (i64,) = crate::sql::one(
+        &t.app.core.db.read,
+        "SELECT COUNT(*) FROM ssf_pending WHERE stream_id = $1",
+        &[stream.into()],
+    )
+    .await;
+    n
+}
+
 /// A client that loses the `ssf` capability gets nothing more pushed: its streams are
 /// disabled in the change's transaction (push goes on without the receiver calling, so
-/// no per-call check would stop it). Given `ssf` again, it re-enables them.
+/// no per-call check would stop it), and a push stream's receiver is told so by one
+/// SSF `stream-updated` SET; a poll stream's receiver, which can no longer call, gets
+/// none. Given `ssf` again, it re-enables them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssf_a_client_that_loses_the_capability_gets_no_more_pushes() {
-    use tessera::domain::audit::Actor;
-    use tessera::domain::clients::ClientChange;
     let t = Transmitter::start().await;
     let rx = Receiver::start().await;
     let sub = t.app.user(USER, PASSWORD, &["viewer"]).await;
     let stream = t
         .stream(json!({"method": PUSH, "endpoint_url": rx.url}))
         .await;
+    let polled = t.stream(json!({"method": POLL})).await;
     t.roles(&sub, &["before"]).await;
     assert!(rx.wait_for(1, Duration::from_secs(5)).await);
 
-    let capabilities = |caps: Value| {
-        let mut change = serde_json::Map::new();
-        change.insert("capabilities".into(), caps);
-        ClientChange(change)
-    };
-    let (_, narrowed) = t
-        .app
-        .core
-        .clients
-        .update(&Actor::cli(), "rx", capabilities(json!([])))
-        .await
-        .unwrap();
-    assert_eq!(narrowed.disabled_streams, 1);
+    let narrowed = set_capabilities(&t, json!([])).await;
+    assert_eq!(narrowed.disabled_streams, 2);
     let (status, reason): (String, Option<String>) = crate::sql::one(
         &t.app.core.db.read,
         "SELECT status, reason FROM ssf_streams WHERE id = $1",
         &[stream.as_str().into()],
     )
     .await;
-    assert_eq!(status, "disabled");
-    assert!(reason.unwrap().contains("ssf"));
-    t.roles(&sub, &["while-revoked"]).await;
-    // Several push ticks (500 ms each): nothing arrives.
-    assert!(
-        !rx.wait_for(2, Duration::from_secs(2)).await,
-        "pushed after the capability was removed"
-    );
-
-    t.app
-        .core
-        .clients
-        .update(&Actor::cli(), "rx", capabilities(json!(["ssf"])))
-        .await
-        .unwrap();
-    let body = json!({"stream_id": stream, "status": "enabled"});
-    let (code, _) = t
-        .call(reqwest::Method::POST, "/ssf/status", Some(body))
-        .await;
-    assert_eq!(code, 200);
-    t.roles(&sub, &["after"]).await;
-    assert!(rx.wait_for(2, Duration::from_secs(5)).await);
     assert_eq!(
-        roles_received(&t, &rx).await,
-        [json!(["before"]), json!(["after"])],
+        (status.as_str(), reason.as_deref()),
+        ("disabled", Some(SSF_REVOKED))
+    );
+    // The poll stream held the role change; disabled, it holds nothing, not even a
+    // stream-updated.
+    assert_eq!(held(&t, &polled).await, 0);
+    t.roles(&sub, &["while-revoked"]).await;
+    assert!(
+        rx.wait_for(2, Duration::from_secs(5)).await,
+        "the stream-updated SET was not pushed"
+    );
+    // Several push ticks (500 ms each): nothing more arrives.
+    assert!(
+        !rx.wait_for(3, Duration::from_secs(2)).await,
+        "pushed after the stream-updated SET"
+    );
+    let claims = t.verified(rx.sets()).await;
+    assert_disabled_by_tessera(&claims[1], &stream);
+    assert_eq!(held(&t, &stream).await, 0);
+
+    set_capabilities(&t, json!(["ssf"])).await;
+    t.set_status(&stream, "enabled").await;
+    t.roles(&sub, &["after"]).await;
+    assert!(rx.wait_for(3, Duration::from_secs(5)).await);
+    let roles: Vec<Value> = t
+        .verified(rx.sets())
+        .await
+        .iter()
+        .map(|c| event_of(c).1["claims"]["roles"].clone())
+        .collect();
+    assert_eq!(
+        roles,
+        [json!(["before"]), Value::Null, json!(["after"])],
         "a disabled stream holds nothing: re-enabled, it delivers from then on"
     );
+}
+
+/// The stream-updated SET is durable: queued with the change, it reaches a receiver that
+/// was down across a restart, once.
+#[tokio::test]
+async fn ssf_the_stream_updated_set_survives_a_restart() {
+    let t = Transmitter::start().await;
+    let rx = Receiver::start().await;
+    let stream = t
+        .stream(json!({"method": PUSH, "endpoint_url": rx.url}))
+        .await;
+    rx.set_mode(Mode::Down);
+    set_capabilities(&t, json!([])).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            *rx.attempts.lock().unwrap() >= 1
+        })
+        .await
+    );
+    let Transmitter { app, token } = t;
+    let app = app.restart_in_place().await;
+    let t = Transmitter { app, token };
+    rx.set_mode(Mode::Accept);
+    assert!(
+        rx.wait_for(1, Duration::from_secs(10)).await,
+        "lost across the restart"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            held(&t, &stream).await == 0
+        })
+        .await
+    );
+    assert!(!rx.wait_for(2, Duration::from_secs(1)).await, "sent twice");
+    let claims = t.verified(rx.sets()).await;
+    assert_disabled_by_tessera(&claims[0], &stream);
 }
