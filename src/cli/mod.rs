@@ -250,7 +250,10 @@ async fn keys(signing: &Keys, cmd: KeysCommand) -> Result<(), Failure> {
         KeysCommand::Rewrap { new_kek_file } => {
             let text = std::fs::read_to_string(&new_kek_file)
                 .map_err(|e| fail(format!("cannot read {}: {e}", new_kek_file.display())))?;
-            let n = signing.rewrap_keys(&text).await.map_err(fail)?;
+            let n = signing
+                .rewrap_keys(&Actor::cli(), &text)
+                .await
+                .map_err(fail)?;
             eprintln!(
                 "{n} keys re-encrypted; start every instance with the new KEK now (replace {} or set TESSERA_KEK)",
                 signing.cfg.keys_dir.join("kek").display()

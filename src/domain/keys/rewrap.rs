@@ -2,13 +2,14 @@
 
 use super::kek::{KEK_CHECK, Kek};
 use super::{KeyError, KeyState, in_state};
+use crate::domain::audit::Actor;
 use crate::store::{self, StoreError};
 
 impl super::Keys {
     /// KEK rotation: re-encrypts every private key (and the check value) under
     /// `new_kek` (base64 of 32 bytes) in one transaction. Afterwards every process
     /// must be started with the new KEK. Returns the number of keys re-encrypted.
-    pub async fn rewrap_keys(&self, new_kek: &str) -> Result<usize, KeyError> {
+    pub async fn rewrap_keys(&self, by: &Actor, new_kek: &str) -> Result<usize, KeyError> {
         let new = Kek::decode(new_kek).map_err(|problem| KeyError::BadKekFile {
             path: "new KEK".into(),
             problem,
@@ -30,11 +31,22 @@ impl super::Keys {
             rewrapped += 1;
         }
         // Second factors' secrets (TOTP seeds) are sealed under the KEK too.
+        let mut factors = 0;
         for (id, sealed) in store::factors::secrets(&mut tx).await? {
             let label = crate::domain::factors::seal_label(&id);
             let plain = self.keys.kek.open(&label, &sealed)?;
             store::factors::set_secret(&mut tx, &id, &new.seal(&label, &plain)).await?;
+            factors += 1;
         }
+        let details = serde_json::json!({ "signing_keys": rewrapped, "second_factors": factors });
+        by.record(
+            &mut tx,
+            "rewrap_keys",
+            None,
+            Some(details),
+            self.clock.now(),
+        )
+        .await?;
         store::keys::set_meta(&mut tx, KEK_CHECK, &new.sealed_check()).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(rewrapped)

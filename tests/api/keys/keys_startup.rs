@@ -281,6 +281,23 @@ async fn a_rotation_after_a_kek_rewrap_is_refused_so_no_instance_bricks() {
     let admin = app.admin_token().await;
     let keys = keys_list(&app);
     let new_kek = rewrap(&app);
+    // The rewrap is in the audit trail, with how many keys it re-encrypted.
+    let r = app
+        .with_bearer(
+            reqwest::Method::GET,
+            "/admin/audit?action=rewrap_keys",
+            &admin,
+        )
+        .send()
+        .await
+        .unwrap();
+    let trail: serde_json::Value = r.json().await.unwrap();
+    let entry = &trail["entries"][0];
+    assert!(
+        entry["actor"].as_str().unwrap().starts_with("cli:"),
+        "{trail}"
+    );
+    assert_eq!(entry["details"]["signing_keys"], 2, "{trail}");
 
     // The running server still holds the old KEK: on demand and scheduled alike, a
     // rotation refuses, says why, and changes nothing.
