@@ -98,6 +98,8 @@ async fn main() {
                 id: "bench".into(),
                 public: true,
                 grant_types: vec!["password".parse().unwrap()],
+                // Its tokens may be for the admin API too (the API pages below).
+                audiences: vec![format!("{base}/admin")],
                 ..Default::default()
             },
         )
@@ -111,6 +113,7 @@ async fn main() {
             ("client_id", "bench"),
             ("username", "root"),
             ("password", "root password 1"),
+            ("resource", &format!("{base}/admin")),
         ])
         .send()
         .await
@@ -155,7 +158,30 @@ async fn main() {
             .map(|s| s.replace("&amp;", "&"))
             .unwrap_or_else(|| "/console/users".into())
     };
+    // The same list through the admin API: a deep page is the `next_cursor` of a prefix page.
+    let api_middle = format!("/admin/users?q=user{:07}", users / 2);
+    let api_deep = {
+        let page: serde_json::Value = http
+            .get(format!(
+                "{base}/admin/users?q=user{:03}",
+                (users / 2) / 10_000
+            ))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        match page["next_cursor"].as_str() {
+            Some(c) => format!("/admin/users?cursor={c}"),
+            None => "/admin/users".into(),
+        }
+    };
     let pages = [
+        ("API: users, first page", "/admin/users".to_string()),
+        ("API: users, prefix search", api_middle),
+        ("API: users, a page deep in the list", api_deep),
         ("users, first page", "/console/users".to_string()),
         ("users, prefix search", middle),
         ("users, a page deep in the list", cursor_page),
@@ -171,6 +197,7 @@ async fn main() {
             let r = http
                 .get(format!("{base}{path}"))
                 .header("cookie", &cookie)
+                .bearer_auth(access)
                 .send()
                 .await
                 .unwrap();
