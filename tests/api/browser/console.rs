@@ -49,7 +49,7 @@ async fn an_admin_finds_a_user_changes_their_roles_and_watches_the_change_reach_
         "admin": {"username": "root", "password": "root password 1"},
         "target": "target-alice",
         "prefix": "target",
-        "forgedPort": 27011,
+        "forgedPort": super::free_port(),
         "client": "reports",
     });
     let out = tokio::task::spawn_blocking(move || node("console.mjs", &args))

@@ -14,12 +14,12 @@ async fn chromium_adds_an_authenticator_and_signs_in_with_a_second_step() {
         return;
     }
     let app = TestApp::spawn().await;
-    let redirect = "http://localhost:27011/callback";
+    let redirect = format!("http://localhost:{}/callback", super::free_port());
     app.client_with(NewClient {
         id: "bank".into(),
         public: true,
         grant_types: vec!["authorization_code".parse().unwrap()],
-        redirect_uris: vec![redirect.into()],
+        redirect_uris: vec![redirect.clone()],
         require_mfa: true,
         ..Default::default()
     })
@@ -62,7 +62,7 @@ async fn chromium_adds_an_authenticator_and_signs_in_with_a_second_step() {
         "bank",
         out["code"].as_str().unwrap(),
         out["verifier"].as_str().unwrap(),
-        redirect,
+        &redirect,
     )
     .await;
     assert_eq!(resp.status(), 200);
