@@ -67,6 +67,50 @@ pub(super) fn router() -> Router<Arc<Core>> {
 
 type Result<T, E = HttpError> = std::result::Result<T, E>;
 
+/// A list's query, each bad value a 400 `invalid_request` naming it; strictly UTF-8 once
+/// percent-decoded (`%FF` is no character: refused, not searched for as U+FFFD). Listed
+/// after [`Admin`], so an anonymous request is refused first.
+pub(super) struct Strict<T>(pub(super) T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Strict<T> {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self> {
+        if !utf8_when_decoded(parts.uri.query().unwrap_or("")) {
+            return Err(HttpError::invalid_request(
+                "the query is not UTF-8 once percent-decoded",
+            ));
+        }
+        Query::try_from_uri(&parts.uri)
+            .map(|Query(q)| Strict(q))
+            .map_err(|e| HttpError::invalid_request(e.body_text()))
+    }
+}
+
+/// Whether `raw` percent-decodes to UTF-8.
+fn utf8_when_decoded(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .filter(|h| bytes[i] == b'%' && h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match hex {
+            Some(b) => {
+                decoded.push(b);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    std::str::from_utf8(&decoded).is_ok()
+}
+
 /// 404 `not_found`.
 fn not_found(what: &str) -> HttpError {
     HttpError::new(
@@ -200,9 +244,8 @@ fn page_limit(raw: Option<&str>) -> Result<u32> {
 async fn list_users(
     State(users): State<Users>,
     _admin: Admin,
-    query: std::result::Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    Strict(q): Strict<ListQuery>,
 ) -> Result<Response> {
-    let Query(q) = query.map_err(|e| HttpError::invalid_request(e.body_text()))?;
     let disabled = match q.disabled.as_deref() {
         None => None,
         Some("true") => Some(true),

@@ -1,11 +1,11 @@
 //! `GET /admin/audit`: the audit trail, newest first.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::{Admin, Result, page_limit};
+use super::{Admin, Result, Strict, page_limit};
 use crate::domain::audit::{AuditError, AuditSearch, Entry, Trail};
 use crate::domain::clock::rfc3339;
 use crate::http::error::HttpError;
@@ -56,9 +56,8 @@ struct EncodableTrail<'a> {
 pub(super) async fn list(
     State(trail): State<Trail>,
     _admin: Admin,
-    query: std::result::Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+    Strict(q): Strict<AuditQuery>,
 ) -> Result<Response> {
-    let Query(q) = query.map_err(|e| HttpError::invalid_request(e.body_text()))?;
     let limit = page_limit(q.limit.as_deref())?;
     let search = AuditSearch {
         target: q.target,

@@ -1,7 +1,7 @@
 //! `/admin/clients`: register, list, read, change (JSON Merge Patch), rotate the secret,
 //! remove. The rules are the domain's ([`Clients`]); here only the wire.
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::bodies::EncodableClient;
-use super::{Admin, Result, conflict, not_found, page_limit};
+use super::{Admin, Result, Strict, conflict, not_found, page_limit};
 use crate::domain::Core;
 use crate::domain::clients::{
     ClientChange, ClientSearch, Clients, ListClientsError, NewClient, NewClientError,
@@ -93,9 +93,8 @@ struct EncodableClients<'a> {
 async fn list(
     State(clients): State<Clients>,
     _admin: Admin,
-    query: std::result::Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    Strict(q): Strict<ListQuery>,
 ) -> Result<Response> {
-    let Query(q) = query.map_err(|e| HttpError::invalid_request(e.body_text()))?;
     let limit = page_limit(q.limit.as_deref())?;
     let search = ClientSearch {
         prefix: q.q,

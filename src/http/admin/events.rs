@@ -2,16 +2,15 @@
 //! newest first.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::sessions::listing_error;
-use super::{Admin, Result, page_limit};
+use super::{Admin, Result, Strict, page_limit};
 use crate::domain::events::SecurityEvent;
 use crate::domain::listings::EventSearch;
 use crate::domain::users::Users;
-use crate::http::error::HttpError;
 
 /// The query; times are RFC 3339 or Unix seconds.
 #[derive(Deserialize)]
@@ -35,9 +34,8 @@ struct EncodableEvents<'a> {
 pub(super) async fn list(
     State(users): State<Users>,
     _admin: Admin,
-    query: std::result::Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+    Strict(q): Strict<EventsQuery>,
 ) -> Result<Response> {
-    let Query(q) = query.map_err(|e| HttpError::invalid_request(e.body_text()))?;
     let limit = page_limit(q.limit.as_deref())?;
     let search = EventSearch {
         sub: q.sub,

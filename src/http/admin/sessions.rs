@@ -1,12 +1,12 @@
 //! `GET /admin/sessions`: the live sessions of a user or of a client, keyset paged.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::bodies::EncodableSession;
-use super::{Admin, Result, page_limit};
+use super::{Admin, Result, Strict, page_limit};
 use crate::domain::listings::{ListingError, SessionsOf};
 use crate::domain::users::Users;
 use crate::http::error::HttpError;
@@ -49,9 +49,8 @@ pub(super) fn listing_error(e: ListingError) -> HttpError {
 pub(super) async fn list(
     State(users): State<Users>,
     _admin: Admin,
-    query: std::result::Result<Query<SessionsQuery>, axum::extract::rejection::QueryRejection>,
+    Strict(q): Strict<SessionsQuery>,
 ) -> Result<Response> {
-    let Query(q) = query.map_err(|e| HttpError::invalid_request(e.body_text()))?;
     let limit = page_limit(q.limit.as_deref())?;
     let of = match (q.user, q.client) {
         (Some(user), None) => SessionsOf::User(user),

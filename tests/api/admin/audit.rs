@@ -358,3 +358,49 @@ async fn the_command_line_records_its_os_user_and_reads_the_trail() {
     assert_ne!(code, 0);
     assert!(err.contains("limit"), "{err}");
 }
+
+/// Every admin list refuses a query that is not UTF-8 once percent-decoded (it would
+/// otherwise search for U+FFFD and answer an empty 200), and still refuses an anonymous
+/// caller first.
+#[tokio::test]
+async fn the_admin_lists_refuse_a_query_that_is_not_utf8() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    for path in [
+        "/admin/users?q=%FF",
+        "/admin/users?q=ab%C3",
+        "/admin/audit?target=%FF",
+        "/admin/events?type=%FFuser",
+        "/admin/sessions?client=%E2%82",
+        "/admin/clients?q=%80",
+    ] {
+        let r = app
+            .with_bearer(Method::GET, path, &admin)
+            .send()
+            .await
+            .unwrap();
+        let body = assert_admin_error(r, 400, "invalid_request").await;
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("UTF-8"),
+            "{path}: {body}"
+        );
+        let r = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path}: anonymous first");
+    }
+    // Percent-encoded UTF-8 is fine, and a lone `%` is a literal.
+    for path in [
+        "/admin/users?q=%C3%A9",
+        "/admin/audit?action=50%25",
+        "/admin/users?q=a%",
+    ] {
+        let r = app
+            .with_bearer(Method::GET, path, &admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+}
