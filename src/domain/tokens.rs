@@ -134,7 +134,7 @@ impl Tokens {
             iat: now,
             exp: now + ttl as i64,
             nbf: None,
-            jti: crypto::b64(&crypto::random::<16>()),
+            jti: crypto::unique_id(),
             sid: subject.sid.map(str::to_string),
             ver: subject.ver,
             amr: subject.amr,

@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -147,44 +148,65 @@ fn is_connection_error(e: &std::io::Error) -> bool {
     )
 }
 
-/// Requests in flight on one connection, and since when it has had none (after
-/// its first response; before, the header-read timeout alone bounds it). Monotonic
-/// time: an idle timeout, not a reading of the clock the rules use.
-type Activity = tokio::sync::watch::Sender<(usize, Option<tokio::time::Instant>)>;
+/// Requests in flight on one connection, and when the last one ended (after its first
+/// response; before, the header-read timeout alone bounds it). Plain atomics: a request
+/// costs two counter updates and no wake-up; the idle timer reads them when it fires.
+/// Monotonic time: an idle timeout, not a reading of the clock the rules use.
+struct Activity {
+    /// The connection's start: `last_done` counts from it.
+    base: tokio::time::Instant,
+    in_flight: AtomicUsize,
+    /// Nanoseconds from `base` to the end of the last response; 0: none yet.
+    last_done: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            base: tokio::time::Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            last_done: AtomicU64::new(0),
+        }
+    }
+}
 
 /// One request in flight until its response body is done (or dropped).
 struct Busy(Arc<Activity>);
 
 impl Busy {
     fn new(activity: &Arc<Activity>) -> Self {
-        activity.send_modify(|(n, _)| *n += 1);
+        activity.in_flight.fetch_add(1, Ordering::SeqCst);
         Self(activity.clone())
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.send_modify(|(n, since)| {
-            *n -= 1;
-            *since = Some(tokio::time::Instant::now());
-        });
+        let a = &*self.0;
+        let done = a.base.elapsed().as_nanos().max(1) as u64;
+        a.last_done.store(done, Ordering::SeqCst);
+        a.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-/// Resolves once the connection has had no request in flight for `after`.
+/// Resolves once the connection has had no request in flight for `after`: a timer that
+/// looks at [`Activity`] when it fires and sets itself again while the connection is busy
+/// (or has not answered yet), instead of being woken by every request.
 async fn idle_for(activity: &Activity, after: Duration) {
-    let mut rx = activity.subscribe();
+    let mut deadline = tokio::time::Instant::now() + after;
     loop {
-        let state = *rx.borrow_and_update();
-        match state {
-            (0, Some(since)) => tokio::select! {
-                () = tokio::time::sleep_until(since + after) => return,
-                _ = rx.changed() => {}
-            },
-            _ => {
-                let _ = rx.changed().await;
-            }
+        tokio::time::sleep_until(deadline).await;
+        let now = tokio::time::Instant::now();
+        let done = activity.last_done.load(Ordering::SeqCst);
+        if activity.in_flight.load(Ordering::SeqCst) > 0 || done == 0 {
+            deadline = now + after;
+            continue;
         }
+        let idle_until = activity.base + Duration::from_nanos(done) + after;
+        if now >= idle_until {
+            return;
+        }
+        deadline = idle_until;
     }
 }
 
@@ -233,7 +255,7 @@ async fn with_hyper(
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
-    let activity: Arc<Activity> = Arc::new(tokio::sync::watch::channel((0, None)).0);
+    let activity = Arc::new(Activity::new());
     let service = {
         let activity = activity.clone();
         hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {

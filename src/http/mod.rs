@@ -26,6 +26,7 @@ mod wellknown;
 
 pub use listener::serve;
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -136,9 +137,10 @@ pub fn router(core: Arc<Core>) -> Router {
         .merge(events::router())
         .merge(ssf::poll_router())
         .with_state(core.clone())
-        .layer(middleware::from_fn_with_state(core.clone(), cors::cors))
-        .layer(middleware::from_fn_with_state(core, observe))
-        .layer(middleware::from_fn(security_headers))
+        // One layer for the three concerns every request crosses (header limits and
+        // security headers, then the request id and metrics, then CORS): each layer of a
+        // router costs every request a boxed service clone and a boxed future.
+        .layer(middleware::from_fn_with_state(core, edge))
         .layer(CatchPanicLayer::new())
 }
 
@@ -171,9 +173,15 @@ impl Peer {
     }
 }
 
+/// What every request goes through, outermost first: [`security_headers`], [`observe`],
+/// then [`cors::cors`] in front of the routes.
+async fn edge(State(core): State<Arc<Core>>, req: Request, next: Next) -> Response {
+    security_headers(req, |req| observe(core, req, next)).await
+}
+
 /// A request id on every response and log line (the caller's `X-Request-Id` when
 /// it is sane), and per-route latency in the metrics.
-async fn observe(State(core): State<Arc<Core>>, req: Request, next: Next) -> Response {
+async fn observe(core: Arc<Core>, req: Request, next: Next) -> Response {
     // Measures latency (monotonic): not a reading of the clock the rules use.
     let started = std::time::Instant::now();
     let route = req
@@ -191,12 +199,11 @@ async fn observe(State(core): State<Arc<Core>>, req: Request, next: Next) -> Res
                 && v.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
-        .map_or_else(
-            || crate::crypto::b64(&crate::crypto::random::<12>()),
-            str::to_string,
-        );
+        .map_or_else(crate::crypto::unique_id, str::to_string);
     let span = tracing::info_span!("request", id = %id, method = %req.method(), route = %route);
-    let mut resp = next.run(req).instrument(span.clone()).await;
+    let mut resp = cors::cors(State(core.clone()), req, next)
+        .instrument(span.clone())
+        .await;
     let status = resp.status().as_u16();
     core.metrics.observe(&route, status, started.elapsed());
     span.in_scope(|| {
@@ -216,8 +223,12 @@ async fn observe(State(core): State<Arc<Core>>, req: Request, next: Next) -> Res
 const MAX_HEADER_BYTES: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
 
-/// `nosniff` everywhere, and nothing cached unless the handler said otherwise.
-async fn security_headers(req: Request, next: Next) -> Response {
+/// `nosniff` everywhere, and nothing cached unless the handler said otherwise; headers
+/// beyond the limits are refused before `inner` sees the request.
+async fn security_headers<F: Future<Output = Response>>(
+    req: Request,
+    inner: impl FnOnce(Request) -> F,
+) -> Response {
     let size: usize = req
         .headers()
         .iter()
@@ -231,7 +242,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
         )
         .into_response()
     } else {
-        next.run(req).await
+        inner(req).await
     };
     let h = resp.headers_mut();
     h.insert(

@@ -26,7 +26,10 @@ async fn token(State(signin): State<SignIn>, headers: HeaderMap, form: ClientFor
     if let Some(refused) = cors::refused_form(&signin.metrics, &headers, &form.client, "token") {
         return refused;
     }
-    match handle(&signin, form).await {
+    // Boxed: the grants' futures (the password grant's hashing, the code and refresh
+    // grants' statements) would otherwise make every request's future, moved through
+    // each layer of the router, kilobytes larger.
+    match Box::pin(handle(&signin, form)).await {
         Ok(resp) => no_store(Json(resp).into_response()),
         Err(e) => FormError::from(e)
             .counted(&signin.metrics, "token")

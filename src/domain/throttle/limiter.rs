@@ -24,6 +24,7 @@
 //! entries long before a real user's counter.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -65,9 +66,9 @@ struct Inner {
     window: Duration,
     capacity: usize,
     delay: Option<Delay>,
-    /// Per-process secret for the key hash: colliding identifiers cannot be
-    /// searched for offline.
-    secret: [u8; 32],
+    /// The per-process random key of the key hash (SipHash): colliding identifiers
+    /// cannot be searched for offline.
+    hasher: RandomState,
     entries: Mutex<HashMap<Key, Entry>>,
     /// Woken whenever an attempt settles: what waiting attempts wait for.
     settled: Notify,
@@ -157,7 +158,7 @@ impl Limiter {
                 window,
                 capacity,
                 delay,
-                secret: crate::crypto::random::<32>(),
+                hasher: RandomState::new(),
                 entries: Mutex::new(HashMap::new()),
                 settled: Notify::new(),
                 waiting: AtomicUsize::new(0),
@@ -165,13 +166,13 @@ impl Limiter {
         }
     }
 
+    /// 128 bits of keyed SipHash of `id` (two domain-separated outputs): the map holds
+    /// fixed-size keys, never the identifiers (usernames, addresses) themselves.
     fn key(&self, id: &str) -> Key {
-        let mut input = Vec::with_capacity(32 + id.len());
-        input.extend_from_slice(&self.inner.secret);
-        input.extend_from_slice(id.as_bytes());
-        let digest = crate::crypto::sha256(&input);
+        let h = &self.inner.hasher;
         let mut key = [0u8; 16];
-        key.copy_from_slice(&digest[..16]);
+        key[..8].copy_from_slice(&h.hash_one((id, 0u8)).to_le_bytes());
+        key[8..].copy_from_slice(&h.hash_one((id, 1u8)).to_le_bytes());
         key
     }
 

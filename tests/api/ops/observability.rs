@@ -145,7 +145,7 @@ async fn every_response_carries_a_request_id() {
             .to_str()
             .unwrap()
             .to_string();
-        assert_eq!(id.len(), 16, "{id}");
+        assert_eq!(id.len(), 22, "{id}");
         assert!(
             id.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
@@ -191,7 +191,7 @@ async fn sane_request_ids_are_echoed_and_hostile_ones_replaced() {
             "{:?} echoed",
             String::from_utf8_lossy(&value)
         );
-        assert_eq!(echoed.len(), 16, "a generated id replaces it");
+        assert_eq!(echoed.len(), 22, "a generated id replaces it");
     }
 }
 
