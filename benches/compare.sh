@@ -4,6 +4,8 @@
 #   PEERS=/tmp/peers benches/compare.sh       # a writable copy with `npm ci` done in oidc-provider/
 #   PIN=1 ...: each server on CPU 0 alone, the load driver on CPU 1 (what "on one core" means)
 #   SCENARIOS=client_credentials,refresh ...: a subset
+#   BINS="/path/tessera-before /path/tessera-after" ...: several server builds, alternating
+#   benches/quiet.sh env PIN=1 ... benches/compare.sh: the same while other work runs (root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PEERS=${PEERS:-/tmp/peers}
@@ -24,8 +26,12 @@ PEER=$!
 trap 'kill $PEER 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -sf http://127.0.0.1:4100/jwks >/dev/null && break; sleep 0.1; done
 for round in $(seq "$ROUNDS"); do
-  "${LOAD_PIN[@]}" cargo bench --bench load -- -s "$SCENARIOS" -d "$DURATION" --warmup "$WARMUP" \
-    --json "$OUT/tessera-$round.json" 2>/dev/null | grep -E "req/s|floor"
+  for bin in ${BINS:-""}; do
+    label=tessera${bin:+-$(basename "$bin")}
+    TESSERA_BENCH_SERVER_BIN=${bin:-${TESSERA_BENCH_SERVER_BIN:-}} "${LOAD_PIN[@]}" \
+      cargo bench --bench load -- -s "$SCENARIOS" -d "$DURATION" --warmup "$WARMUP" \
+      --label "$label" --json "$OUT/$label-$round.json" 2>/dev/null | grep -E "req/s|floor"
+  done
   "${LOAD_PIN[@]}" cargo bench --bench load -- -s "$SCENARIOS" -d "$DURATION" --warmup "$WARMUP" \
     --base-url http://127.0.0.1:4100 --client bench:bench-secret --jwks-path /jwks --server-pid "$PEER" \
     --label peer --json "$OUT/peer-$round.json" 2>/dev/null | grep -E "req/s"

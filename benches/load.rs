@@ -224,7 +224,9 @@ fn tessera(
 /// (another build, to compare before and after a change with the same driver).
 fn server_bin() -> String {
     std::env::var("TESSERA_BENCH_SERVER_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_tessera").to_string())
+        .ok()
+        .filter(|bin| !bin.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_tessera").to_string())
 }
 
 fn free_port() -> u16 {
