@@ -109,6 +109,7 @@ impl End {
 }
 
 impl Access {
+    /// What the stream keeps of a caller whose token, signed by `kid`, was verified.
     pub(super) fn new(kid: String, claims: AccessClaims, reached: Reached) -> Self {
         Self {
             kid: kid.into(),
