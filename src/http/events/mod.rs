@@ -158,11 +158,7 @@ async fn events(
             feed.clock.now(),
             start,
         );
-        let access = Access {
-            kid,
-            claims: caller.claims,
-            reached,
-        };
+        let access = Access::new(kid, caller.claims, reached);
         let body =
             axum::body::Body::from_stream(stream(feed.clone(), start, filter, wake, slot, access));
         (

@@ -22,7 +22,8 @@ use crate::domain::events::{EventKind, FeedEvent, Slot};
 use crate::domain::feed::Feed;
 use crate::domain::liveness::{ClientRead, Liveness};
 use crate::domain::reach::Reached;
-use crate::domain::tokens::AccessClaims;
+use crate::domain::tail::Take;
+use crate::domain::tokens::{AccessClaims, Audience};
 
 /// The comment sent when a stream has been quiet for `stream_heartbeat`.
 const HEARTBEAT_FRAME: Bytes = Bytes::from_static(b": keep-alive\n\n");
@@ -40,13 +41,19 @@ fn frame(e: &FeedEvent) -> Bytes {
         .clone()
 }
 
-/// The credentials a stream was opened with, re-checked while it lives: the claims
-/// and the key that signed them (the token itself was verified when the stream opened).
+/// The credentials a stream was opened with, re-checked while it lives: of the token's
+/// claims only what the stream's checks read, and the key that signed it (the token
+/// itself was verified when the stream opened). The rest of the claims (issuer,
+/// audience, scope, roles, `jti`: the slot took its own copy) is not kept, so an idle
+/// stream does not hold it.
 pub(super) struct Access {
-    pub(super) kid: String,
-    pub(super) claims: AccessClaims,
+    kid: Box<str>,
+    sub: Box<str>,
+    client_id: Box<str>,
+    sid: Option<Box<str>>,
+    exp: i64,
     /// The stream's entry in the feed's reach (the last event it delivered).
-    pub(super) reached: Reached,
+    reached: Reached,
 }
 
 /// Why a stream ended: sent as a final `end` event (no `id`, so `Last-Event-ID`
@@ -102,18 +109,49 @@ impl End {
 }
 
 impl Access {
+    /// What the stream keeps of a caller whose token, signed by `kid`, was verified.
+    pub(super) fn new(kid: String, claims: AccessClaims, reached: Reached) -> Self {
+        Self {
+            kid: kid.into(),
+            sub: claims.sub.into(),
+            client_id: claims.client_id.into(),
+            sid: claims.sid.map(Into::into),
+            exp: claims.exp,
+            reached,
+        }
+    }
+
+    /// The claims the liveness check reads (`sub`, `sid`, `client_id`), for a recheck.
+    fn claims(&self) -> AccessClaims {
+        AccessClaims {
+            iss: String::new(),
+            sub: self.sub.to_string(),
+            aud: Audience::Many(Vec::new()),
+            client_id: self.client_id.to_string(),
+            scope: None,
+            roles: Vec::new(),
+            iat: 0,
+            exp: self.exp,
+            nbf: None,
+            jti: String::new(),
+            sid: self.sid.as_deref().map(str::to_string),
+            ver: None,
+            amr: None,
+        }
+    }
+
     /// The first event in `events` that ends this stream's authority (its session
     /// revoked or its user disabled), by position, and why. The stream delivers the
     /// events up to and including that one, so the app learns why it was signed out
     /// (a role change's `user.roles_changed` precedes the revocations it causes),
     /// and nothing after it.
     fn ended_by(&self, events: &[Arc<FeedEvent>]) -> Option<(usize, End)> {
-        let sid = self.claims.sid.as_deref()?;
+        let sid = self.sid.as_deref()?;
         events.iter().enumerate().find_map(|(i, e)| match e.kind {
             EventKind::SessionRevoked if e.sid.as_deref() == Some(sid) => {
                 Some((i, End::SessionRevoked))
             }
-            EventKind::UserDisabled if e.sub.as_deref() == Some(self.claims.sub.as_str()) => {
+            EventKind::UserDisabled if e.sub.as_deref() == Some(&*self.sub) => {
                 Some((i, End::UserDisabled))
             }
             _ => None,
@@ -131,7 +169,7 @@ impl Access {
 
     /// The token's `exp`, as a time since the epoch.
     fn exp(&self) -> Duration {
-        Duration::from_secs(u64::try_from(self.claims.exp).unwrap_or(0))
+        Duration::from_secs(u64::try_from(self.exp).unwrap_or(0))
     }
 
     /// Whether the token has expired by the server's clock.
@@ -158,7 +196,7 @@ impl Access {
         self.still_signed(feed)?;
         let live = feed
             .live
-            .liveness(&self.claims, ClientRead::Fresh)
+            .liveness(&self.claims(), ClientRead::Fresh)
             .await
             .map(|live| match live {
                 Liveness::User(_) | Liveness::Client { events: true } => Ok(()),
@@ -309,8 +347,10 @@ pub(super) fn stream(
             if tokio::time::Instant::now() >= feed.recheck {
                 let every = feed.shared.cfg.stream_recheck;
                 feed.recheck = tokio::time::Instant::now() + every;
-                if let Err(end) = feed.access.check(&feed.shared).await {
-                    if feed.deliver_up_to_the_end().await {
+                // The database reads below are boxed, as is a catch-up: an idle stream's
+                // future is sized by its waits, not by the queries it makes now and then.
+                if let Err(end) = Box::pin(feed.access.check(&feed.shared)).await {
+                    if Box::pin(feed.deliver_up_to_the_end()).await {
                         continue;
                     }
                     return Some((Ok(feed.end(end)), feed));
@@ -323,17 +363,27 @@ pub(super) fn stream(
                     return Some((Ok(feed.end(end)), feed));
                 }
             }
-            match feed
+            let taken = match feed
                 .shared
                 .tail
-                .take(
-                    &feed.shared,
-                    &mut feed.cursor,
-                    feed.filter.as_deref(),
-                    BATCH,
-                )
-                .await
+                .after(feed.cursor, feed.filter.as_deref(), BATCH)
             {
+                Take::Events { events, through } => {
+                    feed.cursor = through;
+                    Ok(events)
+                }
+                // Behind the tail: the catch-up reads the database.
+                Take::Behind => {
+                    let Subscription {
+                        shared,
+                        cursor,
+                        filter,
+                        ..
+                    } = &mut feed;
+                    Box::pin(shared.tail.take(shared, cursor, filter.as_deref(), BATCH)).await
+                }
+            };
+            match taken {
                 Ok(events) if !events.is_empty() => feed.hold(events),
                 Ok(_) => {
                     let heartbeat = feed.sent + feed.shared.cfg.stream_heartbeat;
@@ -362,7 +412,7 @@ pub(super) fn stream(
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "event feed read failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    Box::pin(tokio::time::sleep(Duration::from_millis(500))).await;
                 }
             }
         }
