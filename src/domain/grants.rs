@@ -4,7 +4,6 @@ use secrecy::SecretString;
 
 use super::clients::{Client, GrantType, dedup};
 use super::factors::amr;
-use super::rotation::Rotated;
 use super::signin::SignIn;
 use super::tokens::{Subject, TokenResponse};
 use crate::error::OAuthError;
@@ -222,26 +221,23 @@ impl SignIn {
         let issuer = &self.cfg.issuer;
         let narrow =
             |family: &FamilyRow| narrow_to_family(issuer, client, family, &requested, resource);
-        // Signed while the rotation commits; sent only if it did.
-        let mint = |rotated: Rotated<(String, Vec<String>)>| {
-            let family = &rotated.family;
-            let (scope, audience) = rotated.granted;
-            let user = &rotated.user;
-            let subject = Subject {
-                sub: &family.user_id,
-                roles: token_roles(client, &scope, user.roles()?),
-                sid: Some(&family.id),
-                ver: Some(user.authz_version),
-                amr: Some(amr::methods(&family.amr)),
-            };
-            self.tokens.issue(
-                &client.id,
-                subject,
-                &scope,
-                audience,
-                Some(rotated.refresh_token),
-            )
+        let rotated = self.rotate(client, refresh_token, narrow).await?;
+        let family = &rotated.family;
+        let (scope, audience) = rotated.granted;
+        let user = &rotated.user;
+        let subject = Subject {
+            sub: &family.user_id,
+            roles: token_roles(client, &scope, user.roles()?),
+            sid: Some(&family.id),
+            ver: Some(user.authz_version),
+            amr: Some(amr::methods(&family.amr)),
         };
-        self.rotate(client, refresh_token, narrow, mint).await
+        self.tokens.issue(
+            &client.id,
+            subject,
+            &scope,
+            audience,
+            Some(rotated.refresh_token),
+        )
     }
 }

@@ -55,24 +55,13 @@ impl GroupCommit {
         Self { jobs }
     }
 
-    /// Queues a consume; [`Pending::won`] says how it ended. In between, the caller
-    /// may work while the batch commits.
-    pub(super) async fn submit(&self, job: Consume) -> Pending {
-        let (tx, rx) = oneshot::channel();
-        Pending(self.jobs.send((job, tx)).await.ok().map(|()| rx))
-    }
-}
-
-/// A queued consume.
-pub(super) struct Pending(Option<oneshot::Receiver<bool>>);
-
-impl Pending {
     /// Whether this request consumed the token (false: lost a race, the family
     /// was revoked, or the batch failed; the caller decides under the write lock).
-    pub(super) async fn won(self) -> bool {
-        match self.0 {
-            Some(rx) => rx.await.unwrap_or(false),
-            None => false,
+    pub(super) async fn consume(&self, job: Consume) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self.jobs.send((job, tx)).await.is_err() {
+            return false;
         }
+        rx.await.unwrap_or(false)
     }
 }

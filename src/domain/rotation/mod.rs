@@ -150,21 +150,16 @@ fn state_of(row: &TokenRow, live_head: bool) -> TokenState<'_> {
 }
 
 impl SignIn {
-    /// Rotates `presented`: consumes it and hands its successor to `finish`, whose answer
-    /// is returned (see the module doc). `check` validates the request against the family
-    /// before anything is consumed, for a first use or a retry only: reuse is reuse,
-    /// whatever else the request says, so a stolen token cannot probe quietly.
-    ///
-    /// On a first use `finish` runs while the consume commits (it signs the new access
-    /// token: CPU work that would otherwise wait for the commit's fsync, and the commit for
-    /// it), and its answer is dropped unless the consume won; it must not have effects.
-    pub async fn rotate<T, R>(
+    /// Rotates `presented`: consumes it and returns its successor (see the module
+    /// doc). `check` validates the request against the family before anything is
+    /// consumed, for a first use or a retry only: reuse is reuse, whatever else the
+    /// request says, so a stolen token cannot probe quietly.
+    pub async fn rotate<T>(
         &self,
         client: &Client,
         presented: &str,
         check: impl Fn(&FamilyRow) -> Result<T, OAuthError>,
-        finish: impl Fn(Rotated<T>) -> Result<R, OAuthError>,
-    ) -> Result<R, OAuthError> {
+    ) -> Result<Rotated<T>, OAuthError> {
         let grace = client
             .refresh_reuse_grace
             .unwrap_or(self.cfg.refresh_reuse_grace);
@@ -185,26 +180,21 @@ impl SignIn {
             }
             let granted = check(&row.family)?;
             let (next, next_hash, sealed) = successor(grace, presented);
-            let pending = self
+            if self
                 .group_commit
-                .submit((hash, next_hash, sealed, now))
-                .await;
-            let answer = finish(Rotated {
-                family: row.family,
-                user: row.user,
-                refresh_token: next,
-                granted,
-            });
-            if pending.won().await {
-                return answer;
+                .consume((hash, next_hash, sealed, now))
+                .await
+            {
+                return Ok(Rotated {
+                    family: row.family,
+                    user: row.user,
+                    refresh_token: next,
+                    granted,
+                });
             }
             // Lost a race, or the family was revoked meanwhile: decide under the write lock.
         }
-        let rotated = store::retry_conflicts(|| {
-            self.rotate_locked(&policy, presented, &hash, now, &check)
-        })
-        .await?;
-        finish(rotated)
+        store::retry_conflicts(|| self.rotate_locked(&policy, presented, &hash, now, &check)).await
     }
 
     /// The slow path, in one write transaction: retries, reuse, and lost races.
