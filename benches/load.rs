@@ -61,6 +61,9 @@ struct Opts {
     instances: usize,
     /// The second instance's base URL (`--instances 2`).
     peer_url: Option<String>,
+    /// `--data-dir`: the server's folder (database, KEK), kept between runs, e.g. one
+    /// `cargo bench --bench scale` seeded; the bench client and user are added once.
+    data_dir: Option<std::path::PathBuf>,
 }
 
 fn parse_args() -> Opts {
@@ -86,6 +89,7 @@ fn parse_args() -> Opts {
         changes: 5,
         instances: 1,
         peer_url: None,
+        data_dir: None,
     };
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -126,6 +130,7 @@ fn parse_args() -> Opts {
             "--instances" => o.instances = val().parse().expect("--instances"),
             "--ops-url" => o.ops_url = Some(val()),
             "--db" => o.db = val(),
+            "--data-dir" => o.data_dir = Some(val().into()),
             "--database-url" => {
                 let url = val();
                 assert!(
@@ -183,7 +188,9 @@ fn is_loopback_url(url: &str) -> bool {
 struct Server {
     child: Child,
     /// The first instance's folder (its `keys/kek`, shared by a second instance).
-    dir: Option<tempfile::TempDir>,
+    dir: Option<std::path::PathBuf>,
+    /// That folder when it is the driver's own, removed with the server.
+    _temp: Option<tempfile::TempDir>,
     /// What the instance was started with, for a second one on the same database.
     env: Vec<(&'static str, String)>,
 }
@@ -236,7 +243,11 @@ fn free_port() -> u16 {
 }
 
 async fn start_server(o: &mut Opts) -> Server {
-    let dir = tempfile::tempdir().unwrap();
+    let temp = o.data_dir.is_none().then(|| tempfile::tempdir().unwrap());
+    let dir = match &temp {
+        Some(t) => t.path().to_path_buf(),
+        None => o.data_dir.clone().unwrap(),
+    };
     let (port, ops_port) = (free_port(), free_port());
     let mut env: Vec<(&'static str, String)> = vec![
         ("TESSERA_BIND", format!("127.0.0.1:{port}")),
@@ -252,47 +263,58 @@ async fn start_server(o: &mut Opts) -> Server {
     if let Some(url) = &o.database_url {
         env.push(("DATABASE_URL", url.clone()));
     }
-    let d = dir.path();
-    let secret = tessera(
-        d,
-        &env,
-        &[
-            "client",
-            "add",
-            "bench",
-            "--grant",
-            "client_credentials",
-            "--grant",
-            "password",
-            "--scope",
-            "api:read",
-            "--scope",
-            "offline_access",
-            "--audience",
-            "urn:bench:api",
-            // Its password-grant tokens may also be issued for the admin API.
-            "--audience",
-            &format!("http://127.0.0.1:{port}/admin"),
-            "--can",
-            "introspect",
-            "--can",
-            "events",
-        ],
-        None,
-    );
-    tessera(
-        d,
-        &env,
-        &[
-            "user",
-            "add",
-            "bench-user",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
-        Some("bench-password\n"),
-    );
+    let d = dir.as_path();
+    // A kept folder (`--data-dir`) has the bench client and user from its first run.
+    let kept = d.join("bench-client-secret");
+    let secret = match std::fs::read_to_string(&kept) {
+        Ok(secret) => secret,
+        Err(_) => {
+            let secret = tessera(
+                d,
+                &env,
+                &[
+                    "client",
+                    "add",
+                    "bench",
+                    "--grant",
+                    "client_credentials",
+                    "--grant",
+                    "password",
+                    "--scope",
+                    "api:read",
+                    "--scope",
+                    "offline_access",
+                    "--audience",
+                    "urn:bench:api",
+                    // Its password-grant tokens may also be issued for the admin API.
+                    "--audience",
+                    &format!("http://127.0.0.1:{port}/admin"),
+                    "--can",
+                    "introspect",
+                    "--can",
+                    "events",
+                ],
+                None,
+            );
+            tessera(
+                d,
+                &env,
+                &[
+                    "user",
+                    "add",
+                    "bench-user",
+                    "--role",
+                    "admin",
+                    "--password-stdin",
+                ],
+                Some("bench-password\n"),
+            );
+            if o.data_dir.is_some() {
+                std::fs::write(&kept, &secret).expect("keep the bench client's secret");
+            }
+            secret
+        }
+    };
     let base = format!("http://127.0.0.1:{port}");
     let child = serve(d, &env, &base).await;
     o.base_url = Some(base);
@@ -302,6 +324,7 @@ async fn start_server(o: &mut Opts) -> Server {
     Server {
         child,
         dir: Some(dir),
+        _temp: temp,
         env,
     }
 }
@@ -321,10 +344,11 @@ async fn start_peer(first: &Server, issuer: &str) -> (Server, String) {
     env.push(("TESSERA_ISSUER", issuer.to_string()));
     let base = format!("http://127.0.0.1:{port}");
     let dir = first.dir.as_ref().expect("the first instance's folder");
-    let child = serve(dir.path(), &env, &base).await;
+    let child = serve(dir, &env, &base).await;
     let peer = Server {
         child,
         dir: None,
+        _temp: None,
         env,
     };
     (peer, base)
