@@ -64,6 +64,10 @@ struct Opts {
     /// `--data-dir`: the server's folder (database, KEK), kept between runs, e.g. one
     /// `cargo bench --bench scale` seeded; the bench client and user are added once.
     data_dir: Option<std::path::PathBuf>,
+    /// The second instance's pid: its CPU is counted with the first's.
+    peer_pid: Option<u32>,
+    /// `--db-pid`: PostgreSQL's postmaster, whose processes' CPU is reported apart.
+    db_pid: Option<u32>,
 }
 
 fn parse_args() -> Opts {
@@ -90,6 +94,8 @@ fn parse_args() -> Opts {
         instances: 1,
         peer_url: None,
         data_dir: None,
+        peer_pid: None,
+        db_pid: None,
     };
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -131,6 +137,7 @@ fn parse_args() -> Opts {
             "--ops-url" => o.ops_url = Some(val()),
             "--db" => o.db = val(),
             "--data-dir" => o.data_dir = Some(val().into()),
+            "--db-pid" => o.db_pid = Some(val().parse().expect("--db-pid")),
             "--database-url" => {
                 let url = val();
                 assert!(
@@ -435,6 +442,26 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
+/// CPU ticks of `pid` and its children (PostgreSQL's postmaster and its backends; a
+/// backend that exited during the run takes its ticks with it).
+fn tree_ticks(pid: u32) -> u64 {
+    let children = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|stat| {
+                stat.rfind(')')
+                    .and_then(|i| stat[i + 2..].split_whitespace().nth(1))
+                    == Some(pid.to_string().as_str())
+            })
+        });
+    std::iter::once(pid)
+        .chain(children)
+        .filter_map(cpu_ticks)
+        .sum()
+}
+
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -582,9 +609,14 @@ async fn drive(o: &Opts, name: &str, step: Step, seeds: Vec<Option<String>>) -> 
         let per_worker = o.max_requests / o.concurrency as u64;
         let handles: Vec<_> = seeds
             .into_iter()
-            .map(|mut state| {
+            .enumerate()
+            .map(|(i, mut state)| {
                 let (step, stop) = (step.clone(), stop.clone());
-                let mut conn = Conn::new(&base);
+                // With two instances, every other worker talks to the second.
+                let mut conn = match &o.peer_url {
+                    Some(peer) if i % 2 == 1 => Conn::new(peer),
+                    _ => Conn::new(&base),
+                };
                 tokio::spawn(async move {
                     let mut t = Tally::default();
                     let mut n = 0u64;
@@ -625,12 +657,18 @@ async fn drive(o: &Opts, name: &str, step: Step, seeds: Vec<Option<String>>) -> 
     };
     let (_, seeds) = run(o.warmup, false, seeds).await;
     let pid = o.server_pid;
-    let cpu0 = pid.and_then(cpu_ticks);
+    let servers = || Some(cpu_ticks(pid?)? + o.peer_pid.and_then(cpu_ticks).unwrap_or(0));
+    let database = || o.db_pid.map(tree_ticks);
+    let (cpu0, db0) = (servers(), database());
     let started = Instant::now();
     let (mut t, _) = run(o.duration, true, seeds).await;
     let secs = started.elapsed().as_secs_f64();
-    let cpu = match (pid.and_then(cpu_ticks), cpu0) {
+    let cpu = match (servers(), cpu0) {
         (Some(b), Some(a)) => Some((b - a) as f64 / 100.0 / secs * 100.0),
+        _ => None,
+    };
+    let db_cpu = match (database(), db0) {
+        (Some(b), Some(a)) => Some(b.saturating_sub(a) as f64 / 100.0 / secs * 100.0),
         _ => None,
     };
     t.latencies_us.sort_unstable();
@@ -639,8 +677,11 @@ async fn drive(o: &Opts, name: &str, step: Step, seeds: Vec<Option<String>>) -> 
         "server": o.label, "db": o.db, "scenario": name, "concurrency": o.concurrency,
         "requests": total, "rps": total as f64 / secs, "errors": t.errors,
         "p50_ms": pct(&t.latencies_us, 0.50), "p90_ms": pct(&t.latencies_us, 0.90), "p99_ms": pct(&t.latencies_us, 0.99),
-        "server_cpu_pct": cpu, "server_rss_mib": pid.and_then(rss_kib).map(|k| k as f64 / 1024.0),
+        "server_cpu_pct": cpu, "db_cpu_pct": db_cpu, "server_rss_mib": pid.and_then(rss_kib).map(|k| k as f64 / 1024.0),
     });
+    if let Some(c) = db_cpu {
+        println!("database CPU {c:.0}% (PostgreSQL's processes)");
+    }
     println!(
         "{:<10} {:<19} {:>9.0} req/s  p50 {:>6.2} ms  p90 {:>6.2} ms  p99 {:>6.2} ms  errors {:>5}  cpu {:>5}  rss {:>6}",
         o.label,
@@ -730,6 +771,7 @@ async fn main() {
             let issuer = o.base_url.clone().unwrap_or_default();
             let (peer, base) = start_peer(first, &issuer).await;
             o.peer_url = Some(base);
+            o.peer_pid = Some(peer.child.id());
             Some(peer)
         }
         _ => None,
