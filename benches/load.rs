@@ -11,6 +11,11 @@
 //! (role change → a `tessera-verify` verifier refuses the old token; `--instances 2` with a
 //! PostgreSQL `--database-url` starts a second server on the same database and has the
 //! verifier follow its feed), `fanout`.
+//!
+//! `--data-dir DIR` runs the server in a kept folder (e.g. one `cargo bench --bench scale`
+//! seeded); with `--instances 2` the token scenarios' connections alternate between the two
+//! instances and both servers' CPU is counted; `--db-pid PID` (PostgreSQL's postmaster) adds
+//! the database's processes' CPU.
 
 use std::collections::HashMap;
 use std::io::Write;
