@@ -9,16 +9,9 @@ use std::time::{Duration, Instant};
 
 use tessera::config::Layers;
 use tessera::domain::audit::Actor;
-use tessera::store::Pool;
 
-const SQLITE_SEED: &str = "INSERT INTO users (id, username, username_key, password_hash, roles, authz_version, disabled, created_at, updated_at)
-    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1)
-    SELECT printf('%08x-0000-4000-8000-%012x', i, i), printf('user%07d', i), printf('user%07d', i),
-           'x', '[\"viewer\"]', 1, 0, 0, 0 FROM n";
-const POSTGRES_SEED: &str = "INSERT INTO users (id, username, username_key, password_hash, roles, authz_version, disabled, created_at, updated_at)
-    SELECT lpad(to_hex(i), 8, '0') || '-0000-4000-8000-' || lpad(to_hex(i), 12, '0'),
-           'user' || lpad(i::text, 7, '0'), 'user' || lpad(i::text, 7, '0'),
-           'x', '[\"viewer\"]', 1, FALSE, 0, 0 FROM generate_series(1, $1::bigint) AS i";
+#[path = "support/seed.rs"]
+mod seed;
 
 fn pct(v: &[Duration], p: f64) -> f64 {
     v[((v.len() as f64 * p) as usize).min(v.len() - 1)].as_secs_f64() * 1000.0
@@ -56,19 +49,9 @@ async fn main() {
     let core = tessera::app::build(cfg).await.expect("core");
 
     let started = Instant::now();
-    match core.db.writer() {
-        Pool::Sqlite(p) => sqlx::query(SQLITE_SEED)
-            .bind(users)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()),
-        Pool::Postgres(p) => sqlx::query(POSTGRES_SEED)
-            .bind(users)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()),
-    }
-    .expect("seed users");
+    seed::users(core.db.writer(), users)
+        .await
+        .expect("seed users");
     println!(
         "seeded {users} users in {:.1} s",
         started.elapsed().as_secs_f64()

@@ -11,6 +11,11 @@
 //! (role change → a `tessera-verify` verifier refuses the old token; `--instances 2` with a
 //! PostgreSQL `--database-url` starts a second server on the same database and has the
 //! verifier follow its feed), `fanout`.
+//!
+//! `--data-dir DIR` runs the server in a kept folder (e.g. one `cargo bench --bench scale`
+//! seeded); with `--instances 2` the token scenarios' connections alternate between the two
+//! instances and both servers' CPU is counted; `--db-pid PID` (PostgreSQL's postmaster) adds
+//! the database's processes' CPU.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -61,6 +66,13 @@ struct Opts {
     instances: usize,
     /// The second instance's base URL (`--instances 2`).
     peer_url: Option<String>,
+    /// `--data-dir`: the server's folder (database, KEK), kept between runs, e.g. one
+    /// `cargo bench --bench scale` seeded; the bench client and user are added once.
+    data_dir: Option<std::path::PathBuf>,
+    /// The second instance's pid: its CPU is counted with the first's.
+    peer_pid: Option<u32>,
+    /// `--db-pid`: PostgreSQL's postmaster, whose processes' CPU is reported apart.
+    db_pid: Option<u32>,
 }
 
 fn parse_args() -> Opts {
@@ -86,6 +98,9 @@ fn parse_args() -> Opts {
         changes: 5,
         instances: 1,
         peer_url: None,
+        data_dir: None,
+        peer_pid: None,
+        db_pid: None,
     };
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -126,6 +141,8 @@ fn parse_args() -> Opts {
             "--instances" => o.instances = val().parse().expect("--instances"),
             "--ops-url" => o.ops_url = Some(val()),
             "--db" => o.db = val(),
+            "--data-dir" => o.data_dir = Some(val().into()),
+            "--db-pid" => o.db_pid = Some(val().parse().expect("--db-pid")),
             "--database-url" => {
                 let url = val();
                 assert!(
@@ -183,7 +200,9 @@ fn is_loopback_url(url: &str) -> bool {
 struct Server {
     child: Child,
     /// The first instance's folder (its `keys/kek`, shared by a second instance).
-    dir: Option<tempfile::TempDir>,
+    dir: Option<std::path::PathBuf>,
+    /// That folder when it is the driver's own, removed with the server.
+    _temp: Option<tempfile::TempDir>,
     /// What the instance was started with, for a second one on the same database.
     env: Vec<(&'static str, String)>,
 }
@@ -238,7 +257,11 @@ fn free_port() -> u16 {
 }
 
 async fn start_server(o: &mut Opts) -> Server {
-    let dir = tempfile::tempdir().unwrap();
+    let temp = o.data_dir.is_none().then(|| tempfile::tempdir().unwrap());
+    let dir = match &temp {
+        Some(t) => t.path().to_path_buf(),
+        None => o.data_dir.clone().unwrap(),
+    };
     let (port, ops_port) = (free_port(), free_port());
     let mut env: Vec<(&'static str, String)> = vec![
         ("TESSERA_BIND", format!("127.0.0.1:{port}")),
@@ -254,47 +277,58 @@ async fn start_server(o: &mut Opts) -> Server {
     if let Some(url) = &o.database_url {
         env.push(("DATABASE_URL", url.clone()));
     }
-    let d = dir.path();
-    let secret = tessera(
-        d,
-        &env,
-        &[
-            "client",
-            "add",
-            "bench",
-            "--grant",
-            "client_credentials",
-            "--grant",
-            "password",
-            "--scope",
-            "api:read",
-            "--scope",
-            "offline_access",
-            "--audience",
-            "urn:bench:api",
-            // Its password-grant tokens may also be issued for the admin API.
-            "--audience",
-            &format!("http://127.0.0.1:{port}/admin"),
-            "--can",
-            "introspect",
-            "--can",
-            "events",
-        ],
-        None,
-    );
-    tessera(
-        d,
-        &env,
-        &[
-            "user",
-            "add",
-            "bench-user",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
-        Some("bench-password\n"),
-    );
+    let d = dir.as_path();
+    // A kept folder (`--data-dir`) has the bench client and user from its first run.
+    let kept = d.join("bench-client-secret");
+    let secret = match std::fs::read_to_string(&kept) {
+        Ok(secret) => secret,
+        Err(_) => {
+            let secret = tessera(
+                d,
+                &env,
+                &[
+                    "client",
+                    "add",
+                    "bench",
+                    "--grant",
+                    "client_credentials",
+                    "--grant",
+                    "password",
+                    "--scope",
+                    "api:read",
+                    "--scope",
+                    "offline_access",
+                    "--audience",
+                    "urn:bench:api",
+                    // Its password-grant tokens may also be issued for the admin API.
+                    "--audience",
+                    &format!("http://127.0.0.1:{port}/admin"),
+                    "--can",
+                    "introspect",
+                    "--can",
+                    "events",
+                ],
+                None,
+            );
+            tessera(
+                d,
+                &env,
+                &[
+                    "user",
+                    "add",
+                    "bench-user",
+                    "--role",
+                    "admin",
+                    "--password-stdin",
+                ],
+                Some("bench-password\n"),
+            );
+            if o.data_dir.is_some() {
+                std::fs::write(&kept, &secret).expect("keep the bench client's secret");
+            }
+            secret
+        }
+    };
     let base = format!("http://127.0.0.1:{port}");
     let child = serve(d, &env, &base).await;
     o.base_url = Some(base);
@@ -304,6 +338,7 @@ async fn start_server(o: &mut Opts) -> Server {
     Server {
         child,
         dir: Some(dir),
+        _temp: temp,
         env,
     }
 }
@@ -323,10 +358,11 @@ async fn start_peer(first: &Server, issuer: &str) -> (Server, String) {
     env.push(("TESSERA_ISSUER", issuer.to_string()));
     let base = format!("http://127.0.0.1:{port}");
     let dir = first.dir.as_ref().expect("the first instance's folder");
-    let child = serve(dir.path(), &env, &base).await;
+    let child = serve(dir, &env, &base).await;
     let peer = Server {
         child,
         dir: None,
+        _temp: None,
         env,
     };
     (peer, base)
@@ -411,6 +447,26 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// CPU ticks of `pid` and its children (PostgreSQL's postmaster and its backends; a
+/// backend that exited during the run takes its ticks with it).
+fn tree_ticks(pid: u32) -> u64 {
+    let children = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|stat| {
+                stat.rfind(')')
+                    .and_then(|i| stat[i + 2..].split_whitespace().nth(1))
+                    == Some(pid.to_string().as_str())
+            })
+        });
+    std::iter::once(pid)
+        .chain(children)
+        .filter_map(cpu_ticks)
+        .sum()
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -560,9 +616,14 @@ async fn drive(o: &Opts, name: &str, step: Step, seeds: Vec<Option<String>>) -> 
         let per_worker = o.max_requests / o.concurrency as u64;
         let handles: Vec<_> = seeds
             .into_iter()
-            .map(|mut state| {
+            .enumerate()
+            .map(|(i, mut state)| {
                 let (step, stop) = (step.clone(), stop.clone());
-                let mut conn = Conn::new(&base);
+                // With two instances, every other worker talks to the second.
+                let mut conn = match &o.peer_url {
+                    Some(peer) if i % 2 == 1 => Conn::new(peer),
+                    _ => Conn::new(&base),
+                };
                 tokio::spawn(async move {
                     let mut t = Tally::default();
                     let mut n = 0u64;
@@ -603,12 +664,18 @@ async fn drive(o: &Opts, name: &str, step: Step, seeds: Vec<Option<String>>) -> 
     };
     let (_, seeds) = run(o.warmup, false, seeds).await;
     let pid = o.server_pid;
-    let cpu0 = pid.and_then(cpu_ticks);
+    let servers = || Some(cpu_ticks(pid?)? + o.peer_pid.and_then(cpu_ticks).unwrap_or(0));
+    let database = || o.db_pid.map(tree_ticks);
+    let (cpu0, db0) = (servers(), database());
     let started = Instant::now();
     let (mut t, _) = run(o.duration, true, seeds).await;
     let secs = started.elapsed().as_secs_f64();
-    let cpu = match (pid.and_then(cpu_ticks), cpu0) {
+    let cpu = match (servers(), cpu0) {
         (Some(b), Some(a)) => Some((b - a) as f64 / 100.0 / secs * 100.0),
+        _ => None,
+    };
+    let db_cpu = match (database(), db0) {
+        (Some(b), Some(a)) => Some(b.saturating_sub(a) as f64 / 100.0 / secs * 100.0),
         _ => None,
     };
     t.latencies_us.sort_unstable();
@@ -617,8 +684,11 @@ async fn drive(o: &Opts, name: &str, step: Step, seeds: Vec<Option<String>>) -> 
         "server": o.label, "db": o.db, "scenario": name, "concurrency": o.concurrency,
         "requests": total, "rps": total as f64 / secs, "errors": t.errors,
         "p50_ms": pct(&t.latencies_us, 0.50), "p90_ms": pct(&t.latencies_us, 0.90), "p99_ms": pct(&t.latencies_us, 0.99),
-        "server_cpu_pct": cpu, "server_rss_mib": pid.and_then(rss_kib).map(|k| k as f64 / 1024.0),
+        "server_cpu_pct": cpu, "db_cpu_pct": db_cpu, "server_rss_mib": pid.and_then(rss_kib).map(|k| k as f64 / 1024.0),
     });
+    if let Some(c) = db_cpu {
+        println!("database CPU {c:.0}% (PostgreSQL's processes)");
+    }
     println!(
         "{:<10} {:<19} {:>9.0} req/s  p50 {:>6.2} ms  p90 {:>6.2} ms  p99 {:>6.2} ms  errors {:>5}  cpu {:>5}  rss {:>6}",
         o.label,
@@ -708,6 +778,7 @@ async fn main() {
             let issuer = o.base_url.clone().unwrap_or_default();
             let (peer, base) = start_peer(first, &issuer).await;
             o.peer_url = Some(base);
+            o.peer_pid = Some(peer.child.id());
             Some(peer)
         }
         _ => None,

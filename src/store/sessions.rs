@@ -375,19 +375,29 @@ pub async fn live_families_of(
         .await)?)
 }
 
+/// The housekeeping sweeps' statements, each bound to one cut-off time `$1`: clearing
+/// the sealed successors, then deleting the ended families' tokens and the families.
+/// Each finds its rows through an index (migration 0014), whatever the number of sessions.
+pub static SWEEPS: LazyLock<[String; 3]> = LazyLock::new(|| {
+    let ended = "SELECT id FROM refresh_families WHERE revoked_at < $1 OR expires_at < $1";
+    [
+        "UPDATE refresh_tokens SET successor_sealed = NULL WHERE successor_sealed IS NOT NULL AND consumed_at < $1".into(),
+        format!("DELETE FROM refresh_tokens WHERE family_id IN ({ended})"),
+        format!("DELETE FROM refresh_families WHERE id IN ({ended})"),
+    ]
+});
+
 /// Drops sealed successors whose grace window has passed.
 pub async fn forget_sealed_successors(
     db: impl Into<Exec<'_>>,
     consumed_before: i64,
 ) -> Result<u64, StoreError> {
     Ok(on!(db.into(), |e| {
-        sqlx::query(
-        "UPDATE refresh_tokens SET successor_sealed = NULL WHERE successor_sealed IS NOT NULL AND consumed_at < $1",
-    )
-    .bind(consumed_before)
-    .execute(e)
-    .await
-    .map(|r| r.rows_affected())
+        sqlx::query(&SWEEPS[0])
+            .bind(consumed_before)
+            .execute(e)
+            .await
+            .map(|r| r.rows_affected())
     })?)
 }
 
@@ -395,16 +405,13 @@ pub async fn forget_sealed_successors(
 /// lifetime), with their tokens; returns how many families.
 pub async fn forget_ended(db: &super::Db, before: i64) -> Result<u64, StoreError> {
     let mut tx = db.begin_plain().await?;
-    let ended = "SELECT id FROM refresh_families WHERE revoked_at < $1 OR expires_at < $1";
-    let tokens = format!("DELETE FROM refresh_tokens WHERE family_id IN ({ended})");
-    let families = format!("DELETE FROM refresh_families WHERE id IN ({ended})");
     let mut x = Exec::from(&mut tx);
-    on!(x.re(), |e| sqlx::query(&tokens)
+    on!(x.re(), |e| sqlx::query(&SWEEPS[1])
         .bind(before)
         .execute(e)
         .await
         .map(|r| r.rows_affected()))?;
-    let done = on!(x, |e| sqlx::query(&families)
+    let done = on!(x, |e| sqlx::query(&SWEEPS[2])
         .bind(before)
         .execute(e)
         .await

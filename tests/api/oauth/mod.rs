@@ -10,6 +10,7 @@ pub(crate) mod refresh;
 pub(crate) mod refresh_grace;
 pub(crate) mod refresh_lifetime;
 pub(crate) mod scopes;
+pub(crate) mod session_sweeps;
 pub(crate) mod token;
 pub(crate) mod token_bad_input;
 pub(crate) mod token_grants;
