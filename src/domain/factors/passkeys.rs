@@ -20,7 +20,7 @@ use webauthn_rp::request::{
 };
 use webauthn_rp::response::auth::error::AuthCeremonyErr;
 use webauthn_rp::response::register::{CompressedPubKey, DynamicState, StaticState};
-use webauthn_rp::response::{CredentialId, Origin};
+use webauthn_rp::response::{AuthTransports, CredentialId, Origin};
 use webauthn_rp::{
     AuthenticatedCredential, DiscoverableAuthentication16, DiscoverableAuthenticationServerState,
     PublicKeyCredentialCreationOptions, Registration, RegistrationServerState,
@@ -208,10 +208,9 @@ impl Factors {
             .await?
             .into_iter()
             .filter_map(|row| {
-                let id = CredentialId::decode(row.credential_id).ok()?;
                 Some(PublicKeyCredentialDescriptor {
-                    id,
-                    transports: Default::default(),
+                    id: CredentialId::decode(row.credential_id).ok()?,
+                    transports: AuthTransports::decode(0).ok()?,
                 })
             })
             .collect();
@@ -354,7 +353,7 @@ impl Factors {
             .ok()
             .and_then(|d| DynamicState::decode(d).ok())
             .ok_or_else(|| corrupt("a passkey's state"))?;
-        let id = CredentialId::try_from(row.credential_id.as_slice())
+        let id = CredentialId::<&[u8]>::decode(row.credential_id.as_slice())
             .map_err(|_| corrupt("a passkey's id"))?;
         let mut credential = AuthenticatedCredential::new(id, &handle, static_state, dynamic_state)
             .map_err(|_| corrupt("a passkey"))?;
