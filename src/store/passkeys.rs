@@ -58,7 +58,10 @@ pub async fn insert(db: impl Into<Exec<'_>>, p: &PasskeyRow) -> Result<bool, Sto
 }
 
 /// A user's passkeys, oldest first.
-pub async fn of_user(db: impl Into<Exec<'_>>, user_id: &str) -> Result<Vec<PasskeyRow>, StoreError> {
+pub async fn of_user(
+    db: impl Into<Exec<'_>>,
+    user_id: &str,
+) -> Result<Vec<PasskeyRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM passkeys WHERE user_id = $1 ORDER BY created_at, id");
     Ok(on!(db.into(), |e| sqlx::query_as(&sql)
         .bind(user_id)

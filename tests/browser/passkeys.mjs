@@ -46,9 +46,16 @@ try {
   await cdp.send('WebAuthn.enable');
   let authenticator = await addAuthenticator(cdp);
   let answer = null;
+  out.console = [];
+  page.on('console', (m) => { if (m.type() === 'error') out.console.push(m.text()); });
   page.on('request', (r) => {
     if (r.method() === 'POST' && new URL(r.url()).pathname === '/login/passkey') answer = r.postData();
   });
+
+  // 0. The login page, before any passkey: its passkey button (the screenshot).
+  await page.goto(authorizeUrl(args.plain, 'unused-verifier-unused-verifier-unused-verifier'));
+  await page.getByRole('button', { name: 'Sign in with a passkey' }).waitFor();
+  await page.screenshot({ path: args.shots.login, fullPage: true });
 
   // 1. The account page: sign in with the password, add a passkey named Laptop.
   await page.goto(new URL('/account', args.base).toString());
@@ -64,13 +71,23 @@ try {
   await page.screenshot({ path: args.shots.account, fullPage: true });
   out.registered = (await cdp.send('WebAuthn.getCredentials', { authenticatorId: authenticator })).credentials.length;
 
-  // 2. Signed out: the passkey alone signs in to an app.
+  // 2. Signed out: the passkey alone signs in to an app. First through the browser's
+  // autofill (conditional mediation, which the virtual authenticator answers at once)...
+  await browser.clearCookies();
+  const verifier0 = randomBytes(32).toString('base64url');
+  await page.goto(authorizeUrl(args.plain, verifier0));
+  await page.waitForURL((x) => x.toString().startsWith(args.plain.redirectUri), { timeout: 15000 });
+  out.autofill = { code: new URL(page.url()).searchParams.get('code'), verifier: verifier0 };
+
+  // ... then, autofill off, with the button.
+  await page.addInitScript(() => {
+    if (window.PublicKeyCredential) PublicKeyCredential.isConditionalMediationAvailable = async () => false;
+  });
   await browser.clearCookies();
   const verifier = randomBytes(32).toString('base64url');
   await page.goto(authorizeUrl(args.plain, verifier));
   const button = page.getByRole('button', { name: 'Sign in with a passkey' });
   await button.waitFor();
-  await page.screenshot({ path: args.shots.login, fullPage: true });
   await Promise.all([
     page.waitForURL((x) => x.toString().startsWith(args.plain.redirectUri), { timeout: 15000 }),
     button.click(),
@@ -115,6 +132,8 @@ try {
   out.cloned = { url: page.url(), text: await page.locator('p.error').first().textContent() };
 } catch (e) {
   out.error = String(e && e.stack || e);
+  const page = browser.pages()[0];
+  if (page) out.page = { url: page.url(), text: (await page.locator('main').textContent().catch(() => '')).slice(0, 600) };
 } finally {
   await browser.close();
   server.close();

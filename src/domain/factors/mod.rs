@@ -314,11 +314,7 @@ pub fn clean_name_or(name: &str, empty: &str) -> String {
         .filter(|c| !c.is_control())
         .take(MAX_NAME)
         .collect();
-    if name.is_empty() {
-        empty.into()
-    } else {
-        name
-    }
+    if name.is_empty() { empty.into() } else { name }
 }
 
 /// The browser session a cookie names, as stored (its SHA-256).

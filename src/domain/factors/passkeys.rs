@@ -13,7 +13,8 @@ use webauthn_rp::request::auth::{
     SignatureCounterEnforcement,
 };
 use webauthn_rp::request::register::{
-    PublicKeyCredentialUserEntity, RegistrationVerificationOptions, UserHandle16, Username,
+    CredProtect, PublicKeyCredentialUserEntity, RegistrationVerificationOptions, UserHandle16,
+    Username,
 };
 use webauthn_rp::request::{
     AsciiDomain, PublicKeyCredentialDescriptor, RpId, TimedCeremony, UserVerificationRequirement,
@@ -108,7 +109,9 @@ fn corrupt(what: &str) -> PasskeyError {
 /// Unpadded base64url, as WebAuthn's JSON carries bytes.
 fn b64_decode(text: &str) -> Option<Vec<u8>> {
     use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).ok()
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()
 }
 
 /// The challenge a browser's answer carries (`clientDataJSON.challenge`), as the 16 bytes
@@ -120,8 +123,8 @@ fn challenge_of(answer: &[u8]) -> Result<[u8; 16], PasskeyError> {
         response: Response,
     }
     #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
     struct Response {
+        #[serde(rename = "clientDataJSON")]
         client_data_json: String,
     }
     #[derive(Deserialize)]
@@ -220,7 +223,11 @@ impl Factors {
             id: &handle,
             display_name: None,
         };
-        let (server, client) = PublicKeyCredentialCreationOptions::passkey(&p.rp_id, user, exclude)
+        let mut options = PublicKeyCredentialCreationOptions::passkey(&p.rp_id, user, exclude);
+        // No credProtect: enforced, it refuses authenticators without CTAP 2.1 (Chromium's
+        // virtual one among them); tessera reads the UV flag of every assertion instead.
+        options.extensions.cred_protect = CredProtect::None;
+        let (server, client) = options
             .start_ceremony()
             .map_err(|_| PasskeyError::Unavailable)?;
         let state = server.encode().map_err(|_| corrupt("registration state"))?;
@@ -243,8 +250,9 @@ impl Factors {
         let p = party(&self.cfg.issuer)?;
         let challenge = challenge_of(answer)?;
         let now = self.users.clock.now();
-        let taken = store::passkeys::take_ceremony(self.users.db.writer(), &challenge, REGISTER, now)
-            .await?;
+        let taken =
+            store::passkeys::take_ceremony(self.users.db.writer(), &challenge, REGISTER, now)
+                .await?;
         let Some((Some(owner), state)) = taken else {
             return Err(PasskeyError::UnknownChallenge);
         };
@@ -252,7 +260,7 @@ impl Factors {
             return Err(PasskeyError::UnknownChallenge);
         }
         let registration =
-            Registration::from_json_custom(answer).map_err(|_| PasskeyError::Malformed)?;
+            Registration::from_json_relaxed(answer).map_err(|_| PasskeyError::Malformed)?;
         let server = RegistrationServerState::<16>::decode(&state)
             .map_err(|_| corrupt("registration state"))?;
         let origins = origins(&p);
@@ -274,7 +282,10 @@ impl Factors {
             static_state: static_state
                 .encode()
                 .map_err(|_| corrupt("a passkey's public key"))?,
-            dynamic_state: dynamic_state.encode().map(|d| d.to_vec()).unwrap_or_default(),
+            dynamic_state: dynamic_state
+                .encode()
+                .map(|d| d.to_vec())
+                .unwrap_or_default(),
             sign_count: i64::from(dynamic_state.sign_count),
             created_at: now,
             last_used_at: None,
@@ -331,11 +342,12 @@ impl Factors {
         let Some((_, state)) = taken else {
             return Err(PasskeyError::UnknownChallenge);
         };
-        let auth = DiscoverableAuthentication16::from_json_custom(answer)
-            .map_err(|_| PasskeyError::Malformed)?;
-        let row = store::passkeys::by_credential(&self.users.db.read, auth.raw_id().as_ref())
+        let raw_id = raw_id_of(answer).ok_or(PasskeyError::Malformed)?;
+        let row = store::passkeys::by_credential(&self.users.db.read, &raw_id)
             .await?
             .ok_or(PasskeyError::UnknownPasskey)?;
+        let auth = DiscoverableAuthentication16::from_json_relaxed(answer)
+            .map_err(|_| PasskeyError::Malformed)?;
         let server = DiscoverableAuthenticationServerState::decode(&state)
             .map_err(|_| corrupt("sign-in state"))?;
         let handle = UserHandle16::decode(
@@ -345,10 +357,11 @@ impl Factors {
                 .map_err(|_| corrupt("a passkey's user handle"))?,
         )
         .map_err(|_| corrupt("a passkey's user handle"))?;
-        let static_state = StaticState::<CompressedPubKey<[u8; 32], [u8; 32], [u8; 48], Vec<u8>>>::decode(
-            &row.static_state,
-        )
-        .map_err(|_| corrupt("a passkey's public key"))?;
+        let static_state =
+            StaticState::<CompressedPubKey<[u8; 32], [u8; 32], [u8; 48], Vec<u8>>>::decode(
+                &row.static_state,
+            )
+            .map_err(|_| corrupt("a passkey's public key"))?;
         let dynamic_state = <[u8; 7]>::try_from(row.dynamic_state.as_slice())
             .ok()
             .and_then(|d| DynamicState::decode(d).ok())
@@ -375,7 +388,9 @@ impl Factors {
         let dynamic = credential.dynamic_state();
         let encoded = dynamic.encode().map(|d| d.to_vec()).unwrap_or_default();
         let count = i64::from(dynamic.sign_count);
-        if !store::passkeys::record_use(writer, &row.id, row.sign_count, &encoded, count, now).await? {
+        if !store::passkeys::record_use(writer, &row.id, row.sign_count, &encoded, count, now)
+            .await?
+        {
             // Another sign-in with this passkey was checked against the same counter.
             return Err(PasskeyError::Cloned);
         }
@@ -414,7 +429,8 @@ mod tests {
 
     #[test]
     fn a_challenge_is_read_from_the_client_data() {
-        let data = crate::crypto::b64(br#"{"type":"webauthn.get","challenge":"AAECAwQFBgcICQoLDA0ODw"}"#);
+        let data =
+            crate::crypto::b64(br#"{"type":"webauthn.get","challenge":"AAECAwQFBgcICQoLDA0ODw"}"#);
         let answer = format!(r#"{{"response":{{"clientDataJSON":"{data}"}}}}"#);
         let expected: Vec<u8> = (0..16).collect();
         assert_eq!(challenge_of(answer.as_bytes()).unwrap().to_vec(), expected);

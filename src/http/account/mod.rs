@@ -150,7 +150,10 @@ async fn overview(signin: &SignIn, headers: &HeaderMap, user: &User) -> Result<R
     let o = pages::Overview {
         username: &user.username,
         factors: &listed.factors,
-        passkeys: signin.factors.passkeys_offered().then_some(&listed.passkeys[..]),
+        passkeys: signin
+            .factors
+            .passkeys_offered()
+            .then_some(&listed.passkeys[..]),
         recovery_codes_left: listed.recovery_codes_left,
         sessions: &sessions,
     };

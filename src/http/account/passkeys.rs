@@ -90,9 +90,9 @@ pub(super) async fn add(State(signin): State<SignIn>, headers: HeaderMap, body: 
                 }
                 Ok(see_account(HeaderMap::new()))
             }
-            Err(PasskeyError::Store(e)) => Err(internal(crate::error::OAuthError::Internal(
-                e.into(),
-            ))),
+            Err(PasskeyError::Store(e)) => {
+                Err(internal(crate::error::OAuthError::Internal(e.into())))
+            }
             Err(e) => Ok(html::respond_own(
                 StatusCode::BAD_REQUEST,
                 html::message("The passkey was not added", not_added(&e)),

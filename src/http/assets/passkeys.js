@@ -123,6 +123,7 @@
         if (form.dataset.passkey === 'register') await register(form);
         else await signIn(form, null);
       } catch (e) {
+        console.error('passkey:', e && e.name, e && e.message);
         showError(form, 'The passkey did not work. Try again, or use another way to sign in.');
       } finally {
         button.disabled = false;

@@ -28,7 +28,10 @@ pub(super) fn login_page(
     mut extra: HeaderMap,
 ) -> Response {
     let csrf = csrf_token(signin, headers, &mut extra);
-    let passkey = signin.factors.passkeys_offered().then_some("/login/passkey");
+    let passkey = signin
+        .factors
+        .passkeys_offered()
+        .then_some("/login/passkey");
     let page = pages::login(
         app_name(&req.client),
         username,

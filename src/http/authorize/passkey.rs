@@ -46,12 +46,13 @@ pub(in crate::http) async fn options(State(signin): State<SignIn>, headers: Head
 /// The options JSON (uncached), or the error a ceremony could not start with.
 pub(in crate::http) fn options_response(options: Result<String, PasskeyError>) -> Response {
     match options {
+        // As WebAuthn's `CredentialCreationOptions`/`CredentialRequestOptions` hold them.
         Ok(json) => (
             [
                 (header::CONTENT_TYPE, "application/json"),
                 (header::CACHE_CONTROL, "no-store"),
             ],
-            json,
+            format!(r#"{{"publicKey":{json}}}"#),
         )
             .into_response(),
         Err(PasskeyError::Store(e)) => {
@@ -101,7 +102,11 @@ pub(in crate::http) async fn passkey_sign_in(
 ) -> Result<PasskeySignedIn, Refusal> {
     if answer.is_empty() || answer.len() > MAX_ANSWER {
         let text = "The passkey's answer is missing. Try again.".to_string();
-        return Ok(PasskeySignedIn::Again(StatusCode::BAD_REQUEST, text, HeaderMap::new()));
+        return Ok(PasskeySignedIn::Again(
+            StatusCode::BAD_REQUEST,
+            text,
+            HeaderMap::new(),
+        ));
     }
     let factors = &signin.factors;
     let owner = factors
@@ -112,7 +117,9 @@ pub(in crate::http) async fn passkey_sign_in(
         Some(id) => signin.users.user(&id).await.map_err(internal)?,
         None => None,
     };
-    let name = owner.as_ref().map_or(UNKNOWN_PASSKEY, |u| u.username.as_str());
+    let name = owner
+        .as_ref()
+        .map_or(UNKNOWN_PASSKEY, |u| u.username.as_str());
     let device = read_cookie(headers, cookies(signin).device);
     let check = async {
         match factors.finish_authentication(answer.as_bytes()).await {
@@ -130,7 +137,11 @@ pub(in crate::http) async fn passkey_sign_in(
         Ok(Ok(a)) => a,
         Ok(Err(OAuthError::InvalidGrant(text))) => {
             let status = StatusCode::BAD_REQUEST;
-            return Ok(PasskeySignedIn::Again(status, text.into(), HeaderMap::new()));
+            return Ok(PasskeySignedIn::Again(
+                status,
+                text.into(),
+                HeaderMap::new(),
+            ));
         }
         Ok(Err(e)) => return Err(internal(e)),
         Err(throttled) => {
@@ -139,7 +150,11 @@ pub(in crate::http) async fn passkey_sign_in(
             let mut extra = HeaderMap::new();
             extra.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             let text = format!("Too many attempts. Try again in {retry_after} seconds.");
-            return Ok(PasskeySignedIn::Again(StatusCode::TOO_MANY_REQUESTS, text, extra));
+            return Ok(PasskeySignedIn::Again(
+                StatusCode::TOO_MANY_REQUESTS,
+                text,
+                extra,
+            ));
         }
     };
     let user = signin
@@ -150,7 +165,11 @@ pub(in crate::http) async fn passkey_sign_in(
         .filter(|u| !u.disabled);
     let Some(user) = user else {
         let text = "This passkey's account cannot sign in.".to_string();
-        return Ok(PasskeySignedIn::Again(StatusCode::BAD_REQUEST, text, HeaderMap::new()));
+        return Ok(PasskeySignedIn::Again(
+            StatusCode::BAD_REQUEST,
+            text,
+            HeaderMap::new(),
+        ));
     };
     let c = cookies(signin);
     let token = read_cookie(headers, c.session);
@@ -161,7 +180,10 @@ pub(in crate::http) async fn passkey_sign_in(
         if second {
             let b = &signin.browser;
             let session = b.add_second_factor(token, &session, amr::SWK).await;
-            return Ok(PasskeySignedIn::Done(session.map_err(internal)?, HeaderMap::new()));
+            return Ok(PasskeySignedIn::Done(
+                session.map_err(internal)?,
+                HeaderMap::new(),
+            ));
         }
     }
     let methods = amr::passkey_alone(asserted.user_verified);

@@ -58,7 +58,9 @@ pub(super) async fn second_page(
     let app = app_name(&req.client);
     let page = if has {
         let csrf = csrf_token(signin, headers, &mut extra);
-        let passkey = offer_passkey(signin, user_id).await?.then_some("/login/passkey");
+        let passkey = offer_passkey(signin, user_id)
+            .await?
+            .then_some("/login/passkey");
         pages::second_factor(app, error, &req.carried, &csrf, "/login/mfa", passkey)
     } else {
         pages::no_second_factor(app)
@@ -76,7 +78,10 @@ pub(super) async fn second_page(
 }
 
 /// Whether the second step offers the user a passkey: they have one, and passkeys work here.
-pub(in crate::http) async fn offer_passkey(signin: &SignIn, user_id: &str) -> Result<bool, Refusal> {
+pub(in crate::http) async fn offer_passkey(
+    signin: &SignIn,
+    user_id: &str,
+) -> Result<bool, Refusal> {
     let f = &signin.factors;
     Ok(f.passkeys_offered() && !f.passkeys(user_id).await.map_err(internal)?.is_empty())
 }

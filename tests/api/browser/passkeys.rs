@@ -23,7 +23,12 @@ async fn code_client(app: &TestApp, id: &str, redirect: &str, require_mfa: bool)
     .await;
 }
 
-async fn tokens(app: &TestApp, client: &str, leg: &serde_json::Value, redirect: &str) -> serde_json::Value {
+async fn tokens(
+    app: &TestApp,
+    client: &str,
+    leg: &serde_json::Value,
+    redirect: &str,
+) -> serde_json::Value {
     let resp = crate::oauth::code_flow::exchange(
         app,
         client,
@@ -71,11 +76,19 @@ async fn chromium_adds_a_passkey_and_signs_in_with_it() {
     let id_token = t["id_token"].as_str().unwrap();
     let (status, text) = pyjwt_verify_id_token(id_token, &jwks, &app.addr, "notes").await;
     assert_eq!(status, 0, "{text}");
-    assert!(text.contains("amr swk mfa; acr urn:tessera:acr:mfa"), "{text}");
+    assert!(
+        text.contains("amr swk mfa; acr urn:tessera:acr:mfa"),
+        "{text}"
+    );
     assert_eq!(jwt_parts(id_token).1["sub"], alice.as_str());
     let (status, text) = pyjwt_verify(t["access_token"].as_str().unwrap(), &jwks, &app.addr).await;
     assert_eq!(status, 0, "{text}");
     assert!(text.contains("amr swk mfa;"), "{text}");
+
+    // The same through the browser's autofill (conditional mediation).
+    let t = tokens(&app, "notes", &out["autofill"], &redirect).await;
+    let claims = jwt_parts(t["access_token"].as_str().unwrap()).1;
+    assert_eq!(claims["amr"], json!(["swk", "mfa"]));
 
     // The captured answer posted again: its challenge was spent.
     assert_eq!(out["replay"]["status"], 400, "{out:#}");

@@ -84,12 +84,27 @@ async fn sign_in_options_name_the_issuers_host_and_no_credentials() {
     assert_ne!(challenge_of(&options), challenge_of(&again));
     assert_eq!(challenge_of(&options).len(), 22, "16 bytes, base64url");
 
-    let page = Browser::new(&app).get("/account").await.text().await.unwrap();
+    let page = Browser::new(&app)
+        .get("/account")
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("Sign in with a passkey"), "{page}");
     assert!(page.contains(r#"autocomplete="username webauthn""#));
-    let js = app.http.get(app.url("/assets/passkeys.js")).send().await.unwrap();
+    let js = app
+        .http
+        .get(app.url("/assets/passkeys.js"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(js.status(), 200);
-    assert!(js.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    assert!(
+        js.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
 }
 
 #[tokio::test]
@@ -104,8 +119,16 @@ async fn an_ip_address_issuer_offers_no_passkeys() {
     assert_eq!(resp.status(), 404);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "passkeys_unavailable");
-    let page = Browser::new(&app).get("/account").await.text().await.unwrap();
-    assert!(!page.contains("passkey") && !page.contains("<script"), "{page}");
+    let page = Browser::new(&app)
+        .get("/account")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !page.contains("passkey") && !page.contains("<script"),
+        "{page}"
+    );
 }
 
 #[tokio::test]
@@ -141,25 +164,44 @@ async fn bad_answers_at_the_login_page_are_4xx_with_a_reason() {
     // A fresh challenge, answered for a passkey nobody registered.
     let challenge = challenge_of(&sign_in_options(&app).await);
     let resp = b
-        .post("/login/passkey", &post(forged_answer(&app, &challenge, &[9; 32])))
+        .post(
+            "/login/passkey",
+            &post(forged_answer(&app, &challenge, &[9; 32])),
+        )
         .await;
     assert_eq!(resp.status(), 400);
     let text = resp.text().await.unwrap();
     assert!(text.contains("not registered here"), "{text}");
     // The challenge was spent by that answer.
     let resp = b
-        .post("/login/passkey", &post(forged_answer(&app, &challenge, &[9; 32])))
+        .post(
+            "/login/passkey",
+            &post(forged_answer(&app, &challenge, &[9; 32])),
+        )
         .await;
-    assert!(resp.text().await.unwrap().contains("expired or was used already"));
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("expired or was used already")
+    );
 
     // A challenge five minutes old has expired.
     let challenge = challenge_of(&sign_in_options(&app).await);
     app.advance(std::time::Duration::from_secs(301));
     let resp = b
-        .post("/login/passkey", &post(forged_answer(&app, &challenge, &[9; 32])))
+        .post(
+            "/login/passkey",
+            &post(forged_answer(&app, &challenge, &[9; 32])),
+        )
         .await;
     assert_eq!(resp.status(), 400);
-    assert!(resp.text().await.unwrap().contains("expired or was used already"));
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("expired or was used already")
+    );
 }
 
 #[tokio::test]
@@ -175,17 +217,26 @@ async fn the_account_pages_passkey_endpoints_need_a_signed_in_user_and_its_csrf_
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<Vec<_>>()
     };
-    let resp = b.post("/account/passkeys/options", &f(&[("csrf", "x")])).await;
+    let resp = b
+        .post("/account/passkeys/options", &f(&[("csrf", "x")]))
+        .await;
     assert_eq!(resp.status(), 403);
-    let resp = b.post("/account/passkeys/options", &f(&[("csrf", &csrf)])).await;
+    let resp = b
+        .post("/account/passkeys/options", &f(&[("csrf", &csrf)]))
+        .await;
     assert_eq!(resp.status(), 401);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "login_required");
 
     account_sign_in(&mut b, "alice").await;
     let page = b.get("/account").await.text().await.unwrap();
-    assert!(page.contains("Add a passkey") && page.contains("No passkey yet"), "{page}");
-    let resp = b.post("/account/passkeys/options", &f(&[("csrf", &csrf)])).await;
+    assert!(
+        page.contains("Add a passkey") && page.contains("No passkey yet"),
+        "{page}"
+    );
+    let resp = b
+        .post("/account/passkeys/options", &f(&[("csrf", &csrf)]))
+        .await;
     assert_eq!(resp.status(), 200);
     let options: Value = resp.json().await.unwrap();
     let public = &options["publicKey"];
