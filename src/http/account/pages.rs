@@ -35,7 +35,7 @@ pub(super) fn account(o: &Overview<'_>, csrf: &str) -> Markup {
             p.lead { "Signed in as " strong { (o.username) } }
             section {
                 h2 { "Two-step sign-in" }
-                @if o.factors.is_empty() {
+                @if o.factors.is_empty() && o.passkeys.is_none_or(<[Factor]>::is_empty) {
                     p { "No second factor yet: apps that require one cannot be used." }
                 }
                 ul.items {
