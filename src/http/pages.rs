@@ -15,6 +15,8 @@ use crate::domain::{Core, scopes};
 const STYLESHEET: &str = include_str!("assets/tessera.css");
 /// The passkey ceremonies' page script (no inline script: the CSP allows only `'self'`).
 const PASSKEYS_JS: &str = include_str!("assets/passkeys.js");
+/// How a page loads it (what [`passkey_form`] writes; the CSP allows scripts only then).
+const PASSKEYS_SCRIPT_TAG: &str = r#"<script src="/assets/passkeys.js""#;
 
 pub(super) fn router() -> Router<Arc<Core>> {
     Router::new()
@@ -247,10 +249,16 @@ pub(super) fn respond_own(status: StatusCode, markup: Markup, extra: HeaderMap) 
 }
 
 fn respond_with(status: StatusCode, markup: Markup, form: &str, extra: HeaderMap) -> Response {
+    let body = markup.into_string();
+    // Only a page that loads the passkeys script may run a script, and fetch its options.
+    let script = match body.contains(PASSKEYS_SCRIPT_TAG) {
+        true => "script-src 'self'; connect-src 'self'; ",
+        false => "",
+    };
     let csp = format!(
-        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action {form}; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; {script}style-src 'self'; img-src 'self'; form-action {form}; frame-ancestors 'none'; base-uri 'none'"
     );
-    let mut resp = (status, markup.into_string()).into_response();
+    let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

@@ -1,7 +1,8 @@
 //! Passkeys on the account page: `POST /account/passkeys/options` (a registration
 //! challenge, JSON), `POST /account/passkeys` (the browser's answer and a name: the
 //! passkey is added, a credential change) and `POST /account/login/passkey` (signing in to
-//! the account page, or its second step, with a passkey).
+//! the account page, or its second step, with a passkey). Both answer with the account page
+//! itself.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -12,7 +13,9 @@ use super::super::authorize::cookies::{check_csrf, check_origin, signed_in};
 use super::super::authorize::passkey::{PasskeySignedIn, options_response, passkey_sign_in};
 use super::super::authorize::request::{internal, read_post};
 use super::super::{Peer, pages as html};
-use super::{Gate, gate, login_page, page, read_form, second_page, see_account, signed_in_user};
+use super::{
+    Gate, gate, login_page, overview, page, read_form, second_page, see_account, signed_in_user,
+};
 use crate::domain::factors::amr;
 use crate::domain::factors::passkeys::PasskeyError;
 use crate::domain::signin::SignIn;
@@ -88,7 +91,7 @@ pub(super) async fn add(State(signin): State<SignIn>, headers: HeaderMap, body: 
                     let added = b.add_second_factor(&token, &session, amr::SWK).await;
                     added.map_err(internal)?;
                 }
-                Ok(see_account(HeaderMap::new()))
+                overview(&signin, &headers, &user).await
             }
             Err(PasskeyError::Store(e)) => {
                 Err(internal(crate::error::OAuthError::Internal(e.into())))
@@ -114,7 +117,27 @@ pub(super) async fn login(
         let params = read_form(&signin, &headers, body).await?;
         let answer = params.get("credential").unwrap_or("");
         match passkey_sign_in(&signin, &headers, peer, answer).await? {
-            PasskeySignedIn::Done(_, extra) => Ok(see_account(extra)),
+            PasskeySignedIn::Done(session, extra) => {
+                // The page itself (not a redirect): the session's cookie is in `extra`.
+                let user = signin.users.user(&session.user_id).await;
+                let Some(user) = user.map_err(internal)? else {
+                    return Ok(see_account(extra));
+                };
+                let second = !amr::is_mfa(&session.amr)
+                    && signin
+                        .factors
+                        .has_second_factor(&user.id)
+                        .await
+                        .map_err(internal)?;
+                let mut resp = match second {
+                    true => second_page(&signin, &headers, None, HeaderMap::new()).await?,
+                    false => overview(&signin, &headers, &user).await?,
+                };
+                for (name, value) in &extra {
+                    resp.headers_mut().append(name, value.clone());
+                }
+                Ok(resp)
+            }
             PasskeySignedIn::Again(status, text, extra) => {
                 let mut resp = match signed_in(&signin, &headers).await? {
                     Some(_) => second_page(&signin, &headers, Some(&text), extra).await?,

@@ -84,12 +84,13 @@ async fn sign_in_options_name_the_issuers_host_and_no_credentials() {
     assert_ne!(challenge_of(&options), challenge_of(&again));
     assert_eq!(challenge_of(&options).len(), 22, "16 bytes, base64url");
 
-    let page = Browser::new(&app)
-        .get("/account")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let resp = Browser::new(&app).get("/account").await;
+    let csp = resp.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'; connect-src 'self'"),
+        "{csp}"
+    );
+    let page = resp.text().await.unwrap();
     assert!(page.contains("Sign in with a passkey"), "{page}");
     assert!(page.contains(r#"autocomplete="username webauthn""#));
     let js = app
