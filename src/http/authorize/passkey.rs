@@ -216,8 +216,8 @@ pub(super) async fn login_passkey(
     let result = async {
         check_origin(&signin, &headers)?;
         let params = read_post(&signin, &headers, body).await?;
-        let req = parse_request(&signin, &params).await?;
         check_csrf(&signin, &headers, &params)?;
+        let req = parse_request(&signin, &params).await?;
         let answer = params.get("credential").unwrap_or("");
         match passkey_sign_in(&signin, &headers, peer, answer).await? {
             PasskeySignedIn::Done(session, extra) => {
