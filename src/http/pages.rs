@@ -1,6 +1,7 @@
 //! The HTML pages of the code flow (login, consent, errors, signed out), rendered
-//! on the server with maud. No scripts and no inline styles: one stylesheet from
-//! `/assets/tessera.css`, under a strict `Content-Security-Policy`.
+//! on the server with maud. No inline scripts and no inline styles: one stylesheet from
+//! `/assets/tessera.css` and, where passkeys are offered, `/assets/passkeys.js`, under a
+//! strict `Content-Security-Policy`.
 
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -12,9 +13,26 @@ use std::sync::Arc;
 use crate::domain::{Core, scopes};
 
 const STYLESHEET: &str = include_str!("assets/tessera.css");
+/// The passkey ceremonies' page script (no inline script: the CSP allows only `'self'`).
+const PASSKEYS_JS: &str = include_str!("assets/passkeys.js");
+/// How a page loads it (what [`passkey_form`] writes; the CSP allows scripts only then).
+const PASSKEYS_SCRIPT_TAG: &str = r#"<script src="/assets/passkeys.js""#;
 
 pub(super) fn router() -> Router<Arc<Core>> {
-    Router::new().route("/assets/tessera.css", get(stylesheet))
+    Router::new()
+        .route("/assets/tessera.css", get(stylesheet))
+        .route("/assets/passkeys.js", get(passkeys_js))
+}
+
+async fn passkeys_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        PASSKEYS_JS,
+    )
+        .into_response()
 }
 
 async fn stylesheet() -> Response {
@@ -62,6 +80,7 @@ pub(super) fn hidden_fields(hidden: Hidden<'_>, csrf: &str) -> Markup {
     }
 }
 
+/// The login page; `passkey`: where a passkey's answer is posted, when passkeys are offered.
 pub(super) fn login(
     app: &str,
     username: &str,
@@ -69,7 +88,12 @@ pub(super) fn login(
     hidden: Hidden<'_>,
     csrf: &str,
     action: &str,
+    passkey: Option<&str>,
 ) -> Markup {
+    let autocomplete = match passkey {
+        Some(_) => "username webauthn",
+        None => "username",
+    };
     layout(
         "Sign in",
         html! {
@@ -80,22 +104,41 @@ pub(super) fn login(
                 (hidden_fields(hidden, csrf))
                 label for="username" { "Username" }
                 input #username type="text" name="username" value=(username)
-                    autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus;
+                    autocomplete=(autocomplete) autocapitalize="none" spellcheck="false" required autofocus;
                 label for="password" { "Password" }
                 input #password type="password" name="password" autocomplete="current-password" required;
                 button type="submit" { "Sign in" }
+            }
+            @if let Some(passkey) = passkey {
+                (passkey_form(passkey, "Sign in with a passkey", hidden, csrf))
             }
         },
     )
 }
 
-/// The second step: a code from an authenticator app, or a recovery code.
+/// A form that signs in with a passkey (the page script fills `credential` and posts it);
+/// its button shows only where the browser can use passkeys.
+pub(super) fn passkey_form(action: &str, label: &str, hidden: Hidden<'_>, csrf: &str) -> Markup {
+    html! {
+        form.passkey method="post" action=(action) data-passkey="sign-in" data-options="/passkeys/options" {
+            (hidden_fields(hidden, csrf))
+            input type="hidden" name="credential" value="";
+            p.error role="alert" hidden data-passkey-error {}
+            button.secondary type="button" hidden data-passkey-start { (label) }
+        }
+        script src="/assets/passkeys.js" defer {}
+    }
+}
+
+/// The second step: a code from an authenticator app, or a recovery code; or a passkey,
+/// posted to `passkey` when the user has one.
 pub(super) fn second_factor(
     app: &str,
     error: Option<&str>,
     hidden: Hidden<'_>,
     csrf: &str,
     action: &str,
+    passkey: Option<&str>,
 ) -> Markup {
     layout(
         "Second step",
@@ -110,6 +153,9 @@ pub(super) fn second_factor(
                     autocapitalize="none" spellcheck="false" maxlength="64" required autofocus;
                 button type="submit" { "Continue" }
             }
+            @if let Some(passkey) = passkey {
+                (passkey_form(passkey, "Use a passkey", hidden, csrf))
+            }
         },
     )
 }
@@ -121,7 +167,7 @@ pub(super) fn no_second_factor(app: &str) -> Markup {
         html! {
             h1 { "Set up a second factor" }
             p.lead { span.app { (app) } " requires a second factor, and your account has none yet." }
-            p { "Add an authenticator app on " a href="/account" { "your account page" } ", then go back to the app and sign in again." }
+            p { "Add a passkey or an authenticator app on " a href="/account" { "your account page" } ", then go back to the app and sign in again." }
         },
     )
 }
@@ -203,10 +249,16 @@ pub(super) fn respond_own(status: StatusCode, markup: Markup, extra: HeaderMap) 
 }
 
 fn respond_with(status: StatusCode, markup: Markup, form: &str, extra: HeaderMap) -> Response {
+    let body = markup.into_string();
+    // Only a page that loads the passkeys script may run a script, and fetch its options.
+    let script = match body.contains(PASSKEYS_SCRIPT_TAG) {
+        true => "script-src 'self'; connect-src 'self'; ",
+        false => "",
+    };
     let csp = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form}; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; {script}style-src 'self'; img-src 'self'; form-action {form}; frame-ancestors 'none'; base-uri 'none'"
     );
-    let mut resp = (status, markup.into_string()).into_response();
+    let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

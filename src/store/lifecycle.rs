@@ -24,7 +24,7 @@ pub async fn enable(
 }
 
 /// The statements, children first (each table's foreign keys point at the ones after it).
-const ERASE: [&str; 8] = [
+const ERASE: [&str; 10] = [
     "DELETE FROM refresh_tokens WHERE family_id IN (SELECT id FROM refresh_families WHERE user_id = $1)",
     "DELETE FROM refresh_families WHERE user_id = $1",
     "DELETE FROM authorization_codes WHERE user_id = $1",
@@ -32,11 +32,13 @@ const ERASE: [&str; 8] = [
     "DELETE FROM consents WHERE user_id = $1",
     "DELETE FROM factors WHERE user_id = $1",
     "DELETE FROM recovery_codes WHERE user_id = $1",
+    "DELETE FROM passkeys WHERE user_id = $1",
+    "DELETE FROM webauthn_ceremonies WHERE user_id = $1",
     "DELETE FROM users WHERE id = $1",
 ];
 
 /// Deletes the user row (username, password hash, roles), their refresh families and
-/// tokens, codes, browser sessions, consents, second factors and recovery codes, inside
+/// tokens, codes, browser sessions, consents, second factors, passkeys and recovery codes, inside
 /// the caller's transaction.
 /// The security event log and the audit trail keep the id alone. Whether a user row
 /// was deleted.

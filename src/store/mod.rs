@@ -12,6 +12,7 @@ pub mod factors;
 pub mod keys;
 pub mod lifecycle;
 pub mod pages;
+pub mod passkeys;
 pub mod sessions;
 pub mod ssf;
 pub mod users;

@@ -7,6 +7,10 @@ pub const PWD: &str = "pwd";
 pub const OTP: &str = "otp";
 /// More than one factor.
 pub const MFA: &str = "mfa";
+/// A passkey: proof of possession of a key (RFC 8176 §2 `swk`, "software-secured": tessera
+/// asks for no attestation, so it cannot know a key is hardware-bound; synced passkeys are
+/// not). docs/protocol.md says why not `hwk`.
+pub const SWK: &str = "swk";
 
 /// The `acr` of a sign-in with one factor.
 pub const ACR_PWD: &str = "urn:tessera:acr:pwd";
@@ -40,6 +44,20 @@ pub fn with_second_factor(stored: &str, method: &str) -> String {
     list.join(" ")
 }
 
+/// The methods of a sign-in with a passkey alone: `swk`, and `mfa` when the authenticator
+/// verified the user (UV flag: a PIN or biometric, the second factor) as well.
+pub fn passkey_alone(user_verified: bool) -> String {
+    match user_verified {
+        true => format!("{SWK} {MFA}"),
+        false => SWK.into(),
+    }
+}
+
+/// Whether these methods include a password.
+pub fn has_password(stored: &str) -> bool {
+    stored.split(' ').any(|m| m == PWD)
+}
+
 /// The `acr` a sign-in with these methods reached.
 pub fn acr(stored: &str) -> &'static str {
     if is_mfa(stored) { ACR_MFA } else { ACR_PWD }
@@ -71,5 +89,13 @@ mod tests {
         assert!(wants_mfa(false, Some("urn:other urn:tessera:acr:mfa")));
         assert!(!wants_mfa(false, Some(ACR_PWD)));
         assert!(!wants_mfa(false, None));
+    }
+
+    #[test]
+    fn a_passkey_alone_is_mfa_only_with_user_verification() {
+        assert_eq!(passkey_alone(true), "swk mfa");
+        assert!(is_mfa(&passkey_alone(true)) && !is_mfa(&passkey_alone(false)));
+        assert_eq!(with_second_factor("pwd", SWK), "pwd swk mfa");
+        assert!(has_password("pwd swk mfa") && !has_password("swk mfa"));
     }
 }

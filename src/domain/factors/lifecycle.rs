@@ -62,15 +62,16 @@ impl Users {
         Ok(())
     }
 
-    /// An operator's reset (`by`, recorded in the audit trail): every second factor and
-    /// recovery code of the user removed (for a user who lost them); every session ends.
+    /// An operator's reset (`by`, recorded in the audit trail): every second factor,
+    /// passkey and recovery code of the user removed (for a user who lost them); every session ends.
     /// Returns how many factors there were.
     pub async fn reset_factors(&self, by: &Actor, user_id: &str) -> Result<u64, FactorError> {
         let mut tx = self.db.begin().await?;
         if store::users::by_id(&mut tx, user_id).await?.is_none() {
             return Err(FactorError::NotFound);
         }
-        let removed = store::factors::delete_all(&mut tx, user_id).await?;
+        let removed = store::factors::delete_all(&mut tx, user_id).await?
+            + store::passkeys::delete_all(&mut tx, user_id).await?;
         let details = serde_json::json!({ "factors_removed": removed });
         by.record(
             &mut tx,

@@ -5,9 +5,11 @@
 //! - [`amr`]: the `amr`/`acr` words and the MFA policy (pure).
 //! - [`totp`]: RFC 6238 codes, the `otpauth://` URI and its QR code.
 //! - [`recovery`]: the single-use recovery codes.
+//! - [`passkeys`]: WebAuthn registration and sign-in.
 
 pub mod amr;
 pub mod lifecycle;
+pub mod passkeys;
 pub mod recovery;
 pub mod totp;
 
@@ -22,6 +24,8 @@ use crate::store::{self, StoreError};
 
 /// The kind of a TOTP authenticator in the `factors` table.
 pub const TOTP: &str = "totp";
+/// The kind of a passkey as the account page lists it (the `passkeys` table).
+pub const PASSKEY: &str = "passkey";
 /// The longest name a user may give a factor.
 pub const MAX_NAME: usize = 64;
 
@@ -61,7 +65,7 @@ pub struct Enrollment {
 pub struct Factor {
     /// Its id, named by the removal form.
     pub id: String,
-    /// `totp`.
+    /// `totp` or `passkey`.
     pub kind: String,
     /// The name the user gave it.
     pub name: String,
@@ -73,8 +77,10 @@ pub struct Factor {
 
 /// A user's factors as the account page lists them.
 pub struct Listed {
-    /// Confirmed factors, oldest first.
+    /// Confirmed authenticator apps, oldest first.
     pub factors: Vec<Factor>,
+    /// Passkeys, oldest first.
+    pub passkeys: Vec<Factor>,
     /// Unused recovery codes.
     pub recovery_codes_left: i64,
 }
@@ -108,6 +114,7 @@ impl Factors {
                     last_used_at: f.last_used_at,
                 })
                 .collect(),
+            passkeys: self.passkeys(user_id).await?,
             recovery_codes_left: store::factors::recovery_codes_left(db, user_id).await?,
         })
     }
@@ -115,7 +122,9 @@ impl Factors {
     /// Whether the user has a second factor to sign in with.
     pub async fn has_second_factor(&self, user_id: &str) -> Result<bool, StoreError> {
         let listed = self.list(user_id).await?;
-        Ok(!listed.factors.is_empty() || listed.recovery_codes_left > 0)
+        Ok(!listed.factors.is_empty()
+            || !listed.passkeys.is_empty()
+            || listed.recovery_codes_left > 0)
     }
 
     /// Starts a TOTP enrollment: a new seed, sealed, stored unconfirmed (replacing an
@@ -268,7 +277,8 @@ impl Factors {
         Ok(codes)
     }
 
-    /// Removes one of the user's factors: a credential change.
+    /// Removes one of the user's factors (an authenticator app or a passkey): a
+    /// credential change.
     pub async fn remove(
         &self,
         user_id: &str,
@@ -276,11 +286,15 @@ impl Factors {
         keep: Option<&str>,
     ) -> Result<(), FactorError> {
         let mut tx = self.users.db.begin().await?;
-        if !store::factors::delete(&mut tx, user_id, factor_id).await? {
+        let reason = if store::factors::delete(&mut tx, user_id, factor_id).await? {
+            "totp_removed"
+        } else if store::passkeys::delete(&mut tx, user_id, factor_id).await? {
+            "passkey_removed"
+        } else {
             return Err(FactorError::NotFound);
-        }
+        };
         self.users
-            .credential_changed(tx, user_id, "totp_removed", keep)
+            .credential_changed(tx, user_id, reason, keep)
             .await?;
         Ok(())
     }
@@ -289,17 +303,18 @@ impl Factors {
 /// A factor's name as shown: trimmed, control characters dropped, at most [`MAX_NAME`]
 /// characters; empty: "Authenticator app".
 pub fn clean_name(name: &str) -> String {
+    clean_name_or(name, "Authenticator app")
+}
+
+/// [`clean_name`] with another name for an empty one.
+pub fn clean_name_or(name: &str, empty: &str) -> String {
     let name: String = name
         .trim()
         .chars()
         .filter(|c| !c.is_control())
         .take(MAX_NAME)
         .collect();
-    if name.is_empty() {
-        "Authenticator app".into()
-    } else {
-        name
-    }
+    if name.is_empty() { empty.into() } else { name }
 }
 
 /// The browser session a cookie names, as stored (its SHA-256).

@@ -59,6 +59,9 @@ fn credential_change(event: &EventRow) -> (&'static str, &'static str) {
     match event.reason.as_deref() {
         Some("totp_added") | Some("recovery_codes_created") => ("app", "create"),
         Some("totp_removed") | Some("mfa_reset") => ("app", "delete"),
+        // A passkey (WebAuthn): CAEP has no word for a synced one; most are platform keys.
+        Some("passkey_added") => ("fido2-platform", "create"),
+        Some("passkey_removed") => ("fido2-platform", "delete"),
         _ => ("app", "update"),
     }
 }

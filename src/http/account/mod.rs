@@ -4,6 +4,7 @@
 //! posted with the CSRF token; no script.
 
 mod pages;
+mod passkeys;
 
 use std::sync::Arc;
 
@@ -19,7 +20,7 @@ use super::authorize::cookies::{
 };
 use super::authorize::login::{SignedIn, password_sign_in};
 use super::authorize::request::{Refusal, internal, read_post};
-use super::authorize::second::{Verified, verify_second_factor};
+use super::authorize::second::{Verified, offer_passkey, verify_second_factor};
 use super::form::Params;
 use super::{Peer, pages as html};
 use crate::domain::Core;
@@ -36,6 +37,9 @@ pub(super) fn router() -> Router<Arc<Core>> {
         .route("/account/totp/confirm", post(confirm_totp))
         .route("/account/recovery-codes", post(recovery_codes))
         .route("/account/factors/remove", post(remove_factor))
+        .route("/account/passkeys/options", post(passkeys::options))
+        .route("/account/passkeys", post(passkeys::add))
+        .route("/account/login/passkey", post(passkeys::login))
 }
 
 /// Where a browser stands with the account page.
@@ -97,6 +101,10 @@ fn login_page(
     mut extra: HeaderMap,
 ) -> Response {
     let csrf = csrf_token(signin, headers, &mut extra);
+    let passkey = signin
+        .factors
+        .passkeys_offered()
+        .then_some("/account/login/passkey");
     let page = html::login(
         "your account",
         username,
@@ -104,23 +112,29 @@ fn login_page(
         &[],
         &csrf,
         "/account/login",
+        passkey,
     );
     respond(status, page, extra)
 }
 
-fn second_page(
+async fn second_page(
     signin: &SignIn,
     headers: &HeaderMap,
     error: Option<&str>,
     mut extra: HeaderMap,
-) -> Response {
+) -> Result<Response, Refusal> {
     let csrf = csrf_token(signin, headers, &mut extra);
     let status = match extra.contains_key(header::RETRY_AFTER) {
         true => StatusCode::TOO_MANY_REQUESTS,
         false => StatusCode::OK,
     };
-    let page = html::second_factor("your account", error, &[], &csrf, "/account/mfa");
-    respond(status, page, extra)
+    let passkey = match signed_in(signin, headers).await? {
+        Some(s) => offer_passkey(signin, &s.user_id).await?,
+        None => false,
+    };
+    let passkey = passkey.then_some("/account/login/passkey");
+    let page = html::second_factor("your account", error, &[], &csrf, "/account/mfa", passkey);
+    Ok(respond(status, page, extra))
 }
 
 async fn overview(signin: &SignIn, headers: &HeaderMap, user: &User) -> Result<Response, Refusal> {
@@ -136,6 +150,10 @@ async fn overview(signin: &SignIn, headers: &HeaderMap, user: &User) -> Result<R
     let o = pages::Overview {
         username: &user.username,
         factors: &listed.factors,
+        passkeys: signin
+            .factors
+            .passkeys_offered()
+            .then_some(&listed.passkeys[..]),
         recovery_codes_left: listed.recovery_codes_left,
         sessions: &sessions,
     };
@@ -161,7 +179,7 @@ async fn account(State(signin): State<SignIn>, headers: HeaderMap) -> Response {
                 None,
                 HeaderMap::new(),
             )),
-            Gate::Second => Ok(second_page(&signin, &headers, None, HeaderMap::new())),
+            Gate::Second => second_page(&signin, &headers, None, HeaderMap::new()).await,
             Gate::In(user, _) => overview(&signin, &headers, &user).await,
         }
     })
@@ -216,7 +234,7 @@ async fn second_factor(
         let code = params.get("code").unwrap_or("");
         match verify_second_factor(&signin, &headers, peer, token, &session, code).await? {
             Verified::Yes(_) => Ok(see_account(HeaderMap::new())),
-            Verified::No(text, extra) => Ok(second_page(&signin, &headers, Some(&text), extra)),
+            Verified::No(text, extra) => second_page(&signin, &headers, Some(&text), extra).await,
         }
     })
     .await

@@ -21,6 +21,8 @@ fn csrf_only(csrf: &str) -> Markup {
 pub(super) struct Overview<'a> {
     pub(super) username: &'a str,
     pub(super) factors: &'a [Factor],
+    /// The user's passkeys; `None` where passkeys cannot be used (an IP address issuer).
+    pub(super) passkeys: Option<&'a [Factor]>,
     pub(super) recovery_codes_left: i64,
     pub(super) sessions: &'a [Session],
 }
@@ -33,7 +35,7 @@ pub(super) fn account(o: &Overview<'_>, csrf: &str) -> Markup {
             p.lead { "Signed in as " strong { (o.username) } }
             section {
                 h2 { "Two-step sign-in" }
-                @if o.factors.is_empty() {
+                @if o.factors.is_empty() && o.passkeys.is_none_or(<[Factor]>::is_empty) {
                     p { "No second factor yet: apps that require one cannot be used." }
                 }
                 ul.items {
@@ -57,6 +59,7 @@ pub(super) fn account(o: &Overview<'_>, csrf: &str) -> Markup {
                     button type="submit" { "Add an authenticator app" }
                 }
             }
+            @if let Some(passkeys) = o.passkeys { (passkeys_section(passkeys, csrf)) }
             section {
                 h2 { "Recovery codes" }
                 p { (o.recovery_codes_left) " unused recovery codes. Each signs you in once when your authenticator is not at hand." }
@@ -81,6 +84,47 @@ pub(super) fn account(o: &Overview<'_>, csrf: &str) -> Markup {
             }
         },
     )
+}
+
+fn last_used(f: &Factor) -> String {
+    f.last_used_at.map_or_else(|| "never".into(), when)
+}
+
+/// The user's passkeys, each removable, and the form that adds one (the page script
+/// asks the browser for a new passkey, then posts its answer with the name).
+fn passkeys_section(passkeys: &[Factor], csrf: &str) -> Markup {
+    html! {
+        section {
+            h2 { "Passkeys" }
+            @if passkeys.is_empty() {
+                p { "No passkey yet. A passkey signs you in with your device's screen lock or security key, without a password." }
+            }
+            ul.items {
+                @for f in passkeys {
+                    li {
+                        div {
+                            strong { (f.name) }
+                            span.meta { "Passkey · added " (when(f.created_at)) " · last used " (last_used(f)) }
+                        }
+                        form method="post" action="/account/factors/remove" {
+                            (csrf_only(csrf))
+                            input type="hidden" name="factor" value=(f.id);
+                            button.secondary.small type="submit" aria-label={ "Remove " (f.name) } { "Remove" }
+                        }
+                    }
+                }
+            }
+            form method="post" action="/account/passkeys" data-passkey="register" data-options="/account/passkeys/options" {
+                (csrf_only(csrf))
+                input type="hidden" name="credential" value="";
+                label for="passkey-name" { "Name" }
+                input #passkey-name type="text" name="name" value="Passkey" maxlength="64";
+                p.error role="alert" hidden data-passkey-error {}
+                button type="button" hidden data-passkey-start { "Add a passkey" }
+            }
+            script src="/assets/passkeys.js" defer {}
+        }
+    }
 }
 
 pub(super) fn enroll(e: &Enrollment, error: Option<&str>, csrf: &str) -> Markup {

@@ -28,6 +28,10 @@ pub(super) fn login_page(
     mut extra: HeaderMap,
 ) -> Response {
     let csrf = csrf_token(signin, headers, &mut extra);
+    let passkey = signin
+        .factors
+        .passkeys_offered()
+        .then_some("/login/passkey");
     let page = pages::login(
         app_name(&req.client),
         username,
@@ -35,6 +39,7 @@ pub(super) fn login_page(
         &req.carried,
         &csrf,
         "/login",
+        passkey,
     );
     pages::respond(status, page, req.form_action().as_deref(), extra)
 }

@@ -10,6 +10,7 @@ mod consent;
 pub(super) mod cookies;
 pub(super) mod login;
 mod logout;
+pub(super) mod passkey;
 pub(super) mod request;
 pub(super) mod second;
 
@@ -41,6 +42,8 @@ pub(super) fn router() -> Router<Arc<Core>> {
         .route("/authorize", get(authorize).post(authorize_form))
         .route("/login", post(login))
         .route("/login/mfa", post(second::login_mfa))
+        .route("/login/passkey", post(passkey::login_passkey))
+        .route("/passkeys/options", post(passkey::options))
         .route("/consent", post(consent))
         .route("/end_session", get(end_session).post(end_session_form))
 }

@@ -1,5 +1,5 @@
-//! The second step of a sign-in: a code from an authenticator app (or a recovery code)
-//! after the password, when the client requires a second factor or the request asks for
+//! The second step of a sign-in: a code from an authenticator app (or a recovery code,
+//! or a passkey: see `passkey.rs`) after the password, when the client requires a second factor or the request asks for
 //! one (`acr_values`). A wrong code counts as a failed sign-in in the login throttle.
 
 use axum::body::Body;
@@ -42,7 +42,7 @@ pub(super) async fn second_step(
     Ok(Some(page))
 }
 
-async fn second_page(
+pub(super) async fn second_page(
     signin: &SignIn,
     req: &AuthzRequest,
     headers: &HeaderMap,
@@ -58,7 +58,10 @@ async fn second_page(
     let app = app_name(&req.client);
     let page = if has {
         let csrf = csrf_token(signin, headers, &mut extra);
-        pages::second_factor(app, error, &req.carried, &csrf, "/login/mfa")
+        let passkey = offer_passkey(signin, user_id)
+            .await?
+            .then_some("/login/passkey");
+        pages::second_factor(app, error, &req.carried, &csrf, "/login/mfa", passkey)
     } else {
         pages::no_second_factor(app)
     };
@@ -72,6 +75,15 @@ async fn second_page(
         req.form_action().as_deref(),
         extra,
     ))
+}
+
+/// Whether the second step offers the user a passkey: they have one, and passkeys work here.
+pub(in crate::http) async fn offer_passkey(
+    signin: &SignIn,
+    user_id: &str,
+) -> Result<bool, Refusal> {
+    let f = &signin.factors;
+    Ok(f.passkeys_offered() && !f.passkeys(user_id).await.map_err(internal)?.is_empty())
 }
 
 /// `POST /login/mfa`: the code of the second step.

@@ -3,6 +3,7 @@
 pub(crate) mod console;
 pub(crate) mod live_roles;
 mod mfa;
+mod passkeys;
 pub(crate) mod sign_in;
 
 /// A loopback port free now, for a page server a browser test starts (a fixed port would

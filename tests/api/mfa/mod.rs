@@ -4,6 +4,7 @@
 
 mod account;
 mod lifecycle;
+mod passkeys;
 mod signin;
 
 use std::process::Command;

@@ -196,6 +196,18 @@ impl TestApp {
         Self::start(dir, settings).await
     }
 
+    /// Starts with the issuer `http://localhost:PORT` (its port bound first): WebAuthn
+    /// refuses an IP address as RP id, so passkeys need a host name.
+    pub async fn on_localhost() -> Self {
+        let (dir, mut settings) = fresh(&[]);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().unwrap().port();
+        settings.insert("issuer", format!("http://localhost:{port}"));
+        Self::start_on(dir, settings, listener).await
+    }
+
     pub async fn start(dir: Arc<TempDir>, settings: HashMap<&'static str, String>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -208,7 +220,10 @@ impl TestApp {
         mut settings: HashMap<&'static str, String>,
         listener: tokio::net::TcpListener,
     ) -> Self {
-        let addr = format!("http://{}", listener.local_addr().unwrap());
+        let addr = match settings.get("issuer") {
+            Some(issuer) => issuer.clone(),
+            None => format!("http://{}", listener.local_addr().unwrap()),
+        };
         settings.insert("issuer", addr.clone());
         let cfg = config(&settings);
         let ops = tokio::net::TcpListener::bind(cfg.ops_bind)
