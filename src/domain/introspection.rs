@@ -52,7 +52,7 @@ impl SignIn {
             }
             Liveness::User(user) => Some(user.username),
             Liveness::Client { .. } => None,
-            Liveness::UserDisabled | Liveness::SessionRevoked | Liveness::ClientGone => {
+            Liveness::UserDisabled | Liveness::SessionRevoked { .. } | Liveness::ClientGone => {
                 return Ok(None);
             }
         };

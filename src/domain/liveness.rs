@@ -19,10 +19,29 @@ pub enum Liveness {
     },
     /// A user token whose user is disabled.
     UserDisabled,
-    /// A user token whose session is revoked or gone, or whose user is gone.
-    SessionRevoked,
+    /// A user token whose session is revoked or gone, or whose user is gone; `reason`: why
+    /// the session was revoked, when it was (see [`revoked_description`]).
+    SessionRevoked {
+        /// The family's `revoke_reason`.
+        reason: Option<String>,
+    },
     /// A client token whose client is gone.
     ClientGone,
+}
+
+/// The `error_description` of a revoked session's token: why, for the reasons a
+/// client may act on (a role change: sign in again to get the new roles), so that the
+/// refusal says what the feed's events would have said had they arrived first.
+pub fn revoked_description(reason: Option<&str>) -> &'static str {
+    match reason {
+        Some("roles_changed") => "the session was revoked (roles changed)",
+        Some("password_changed") => "the session was revoked (password changed)",
+        Some("disabled") => "the session was revoked (user disabled)",
+        Some("signed_out") => "the session was revoked (signed out)",
+        Some("revoked_by_client") => "the session was revoked (revoked by the client)",
+        Some("refresh_token_reuse") => "the session was revoked (refresh token reuse)",
+        _ => "the session was revoked",
+    }
 }
 
 /// Where a client token's client is read: the cache (requests), or past it (an
@@ -64,7 +83,10 @@ impl Live {
             (Some(f), Some(u)) if f.revoked_at.is_none() && f.user_id == u.id => {
                 Liveness::User(u.try_into()?)
             }
-            _ => Liveness::SessionRevoked,
+            (Some(f), _) if f.revoked_at.is_some() => Liveness::SessionRevoked {
+                reason: store::sessions::revoke_reason(&self.db.read, sid).await?,
+            },
+            _ => Liveness::SessionRevoked { reason: None },
         })
     }
 
@@ -81,5 +103,24 @@ impl Live {
             }),
         };
         Ok(events.map_or(Liveness::ClientGone, |events| Liveness::Client { events }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::revoked_description;
+
+    #[test]
+    fn a_revoked_sessions_refusal_names_the_known_reasons_only() {
+        assert_eq!(
+            revoked_description(Some("roles_changed")),
+            "the session was revoked (roles changed)"
+        );
+        assert_eq!(revoked_description(None), "the session was revoked");
+        // An unknown reason (a newer instance's) is not echoed.
+        assert_eq!(
+            revoked_description(Some("<script>")),
+            "the session was revoked"
+        );
     }
 }

@@ -69,6 +69,9 @@ pub async fn live_user(live: &Live, caller: &Caller) -> Result<User, HttpError> 
         .map_err(|e| HttpError::internal(Surface::Bearer, &e))?;
     match live {
         Liveness::User(u) => Ok(u),
+        Liveness::SessionRevoked { reason } => Err(HttpError::invalid_token(
+            crate::domain::liveness::revoked_description(reason.as_deref()),
+        )),
         _ => Err(HttpError::invalid_token("the session was revoked")),
     }
 }

@@ -358,6 +358,20 @@ pub async fn family(db: impl Into<Exec<'_>>, id: &str) -> Result<Option<FamilyRo
         .await)?)
 }
 
+/// Why a family was revoked (`None`: not revoked, no reason recorded, or no such family).
+pub async fn revoke_reason(
+    db: impl Into<Exec<'_>>,
+    id: &str,
+) -> Result<Option<String>, StoreError> {
+    let row: Option<(Option<String>,)> = on!(db.into(), |e| sqlx::query_as(
+        "SELECT revoke_reason FROM refresh_families WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_optional(e)
+    .await)?;
+    Ok(row.and_then(|(r,)| r))
+}
+
 /// A user's families that are neither revoked nor expired at `now`, oldest first.
 pub async fn live_families_of(
     db: impl Into<Exec<'_>>,

@@ -75,8 +75,11 @@ async fn events(
         Ok(Liveness::UserDisabled) => {
             return HttpError::invalid_token("the user is disabled").into_response();
         }
-        Ok(Liveness::SessionRevoked) => {
-            return HttpError::invalid_token("the session was revoked").into_response();
+        Ok(Liveness::SessionRevoked { reason }) => {
+            return HttpError::invalid_token(crate::domain::liveness::revoked_description(
+                reason.as_deref(),
+            ))
+            .into_response();
         }
         Ok(Liveness::Client { events: false } | Liveness::ClientGone) => {
             return HttpError::insufficient_scope("this client may not read the event feed")

@@ -201,7 +201,7 @@ impl Access {
             .map(|live| match live {
                 Liveness::User(_) | Liveness::Client { events: true } => Ok(()),
                 Liveness::UserDisabled => Err(End::UserDisabled),
-                Liveness::SessionRevoked => Err(End::SessionRevoked),
+                Liveness::SessionRevoked { .. } => Err(End::SessionRevoked),
                 Liveness::Client { events: false } | Liveness::ClientGone => {
                     Err(End::CapabilityRevoked)
                 }

@@ -38,6 +38,10 @@ async fn a_revoked_sessions_token_is_refused_by_the_feed_and_userinfo() {
         );
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"], "invalid_token", "{path} {accept}");
-        assert_eq!(body["error_description"], "the session was revoked");
+        // The same answer everywhere, with why: what the feed's event would have said.
+        assert_eq!(
+            body["error_description"], "the session was revoked (revoked by the client)",
+            "{path} {accept}"
+        );
     }
 }
