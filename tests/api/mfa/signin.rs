@@ -21,6 +21,11 @@ async fn password_step(
     b.submit_login(&page, "alice", PASSWORD).await
 }
 
+/// The page the password step answers with (the second step's, for an MFA client).
+async fn second_step_page(b: &mut Browser<'_>, client: &str) -> String {
+    password_step(b, client, &[]).await.text().await.unwrap()
+}
+
 /// Submits `code` on the second-step page.
 async fn second_step(b: &mut Browser<'_>, page: &str, code: &str) -> reqwest::Response {
     let mut form = hidden_fields(page);
@@ -104,11 +109,7 @@ async fn a_client_requiring_mfa_forces_the_second_step_and_the_tokens_say_so() {
 
     // The same code in another browser, the same step: a replay.
     let mut other = Browser::new(&app);
-    let page = password_step(&mut other, "bank", &[])
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = second_step_page(&mut other, "bank").await;
     let resp = second_step(&mut other, &page, &code).await;
     assert_eq!(resp.status(), 200);
     assert!(
@@ -221,11 +222,7 @@ async fn recovery_codes_are_shown_once_and_each_signs_in_once() {
     assert!(!page.contains(&codes[0]), "shown once");
 
     let mut b = Browser::new(&app);
-    let page = password_step(&mut b, "bank", &[])
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = second_step_page(&mut b, "bank").await;
     let resp = second_step(&mut b, &page, &codes[3].to_uppercase()).await;
     let tokens = tokens_of(&app, "bank", &resp).await;
     assert_eq!(
@@ -234,11 +231,7 @@ async fn recovery_codes_are_shown_once_and_each_signs_in_once() {
     );
 
     let mut again = Browser::new(&app);
-    let page = password_step(&mut again, "bank", &[])
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = second_step_page(&mut again, "bank").await;
     let resp = second_step(&mut again, &page, &codes[3]).await;
     assert_eq!(resp.status(), 200);
     assert!(
@@ -272,16 +265,8 @@ async fn one_code_sent_twice_at_once_signs_in_once() {
     let secret = enrolled(&app, "alice").await;
     next_step(&app);
     let (mut one, mut two) = (Browser::new(&app), Browser::new(&app));
-    let p1 = password_step(&mut one, "bank", &[])
-        .await
-        .text()
-        .await
-        .unwrap();
-    let p2 = password_step(&mut two, "bank", &[])
-        .await
-        .text()
-        .await
-        .unwrap();
+    let p1 = second_step_page(&mut one, "bank").await;
+    let p2 = second_step_page(&mut two, "bank").await;
     let code = pyotp_code(&secret, app.core.clock.now());
     let (r1, r2) = tokio::join!(
         second_step(&mut one, &p1, &code),
@@ -316,11 +301,7 @@ async fn a_kek_rewrap_reseals_the_authenticator_keys() {
     let app = app.restart().await;
 
     let mut b = Browser::new(&app);
-    let page = password_step(&mut b, "bank", &[])
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = second_step_page(&mut b, "bank").await;
     let code = pyotp_code(&secret, app.core.clock.now());
     let resp = second_step(&mut b, &page, &code).await;
     assert_eq!(resp.status(), 303, "the key opens under the new KEK");
