@@ -207,7 +207,7 @@ async fn sizes(o: &Opts) {
     let db = tessera::store::Db::connect(&config(&o.dir, &o.database_url))
         .await
         .expect("connect");
-    let (tables, total): (Vec<(String, i64)>, i64) = match &db.read {
+    let (tables, total): (Vec<(String, i64)>, i64) = match db.writer() {
         Pool::Sqlite(p) => {
             let tables = sqlx::query_as(
                 "SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC LIMIT 12",

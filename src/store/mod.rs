@@ -18,6 +18,7 @@ pub mod ssf;
 pub mod users;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
@@ -29,7 +30,9 @@ use sqlx::{ConnectOptions, Connection, PgPool, Postgres, Sqlite, SqlitePool, Tra
 use crate::config::Config;
 
 mod errors;
+mod readers;
 pub use errors::{StoreError, conflict, is_conflict, is_unavailable, retry_conflicts};
+pub use readers::Readers;
 
 /// Which SQL dialect a connection speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +101,8 @@ impl Tx {
 pub enum Exec<'c> {
     /// A SQLite pool.
     SqlitePool(&'c SqlitePool),
+    /// SQLite's readers: a statement takes one for itself.
+    SqliteReaders(&'c Readers),
     /// A PostgreSQL pool.
     PgPool(&'c PgPool),
     /// An open SQLite connection or transaction.
@@ -111,6 +116,7 @@ impl Exec<'_> {
     pub fn re(&mut self) -> Exec<'_> {
         match self {
             Exec::SqlitePool(p) => Exec::SqlitePool(p),
+            Exec::SqliteReaders(r) => Exec::SqliteReaders(r),
             Exec::PgPool(p) => Exec::PgPool(p),
             Exec::Sqlite(c) => Exec::Sqlite(c),
             Exec::Postgres(c) => Exec::Postgres(c),
@@ -120,7 +126,7 @@ impl Exec<'_> {
     /// Which dialect the statements must be written in.
     pub fn backend(&self) -> Backend {
         match self {
-            Exec::SqlitePool(_) | Exec::Sqlite(_) => Backend::Sqlite,
+            Exec::SqlitePool(_) | Exec::SqliteReaders(_) | Exec::Sqlite(_) => Backend::Sqlite,
             Exec::PgPool(_) | Exec::Postgres(_) => Backend::Postgres,
         }
     }
@@ -131,6 +137,50 @@ impl<'c> From<&'c Pool> for Exec<'c> {
         match p {
             Pool::Sqlite(p) => Exec::SqlitePool(p),
             Pool::Postgres(p) => Exec::PgPool(p),
+        }
+    }
+}
+
+/// Where reads go: SQLite's [`Readers`] (the writer is apart, so reads never wait for
+/// a write), or PostgreSQL's one pool.
+#[derive(Clone, Debug)]
+pub enum ReadPool {
+    /// SQLite.
+    Sqlite(Arc<Readers>),
+    /// PostgreSQL.
+    Postgres(PgPool),
+}
+
+impl ReadPool {
+    /// Connections open now, idle or in use (for metrics).
+    pub fn size(&self) -> u32 {
+        match self {
+            ReadPool::Sqlite(r) => r.size(),
+            ReadPool::Postgres(p) => p.size(),
+        }
+    }
+
+    /// Idle connections now (for metrics).
+    pub fn num_idle(&self) -> usize {
+        match self {
+            ReadPool::Sqlite(r) => r.num_idle(),
+            ReadPool::Postgres(p) => p.num_idle(),
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            ReadPool::Sqlite(r) => r.close().await,
+            ReadPool::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+impl<'c> From<&'c ReadPool> for Exec<'c> {
+    fn from(p: &'c ReadPool) -> Self {
+        match p {
+            ReadPool::Sqlite(r) => Exec::SqliteReaders(r),
+            ReadPool::Postgres(p) => Exec::PgPool(p),
         }
     }
 }
@@ -151,6 +201,13 @@ macro_rules! on {
     ($exec:expr, |$e:ident| $body:expr) => {
         match $exec {
             $crate::store::Exec::SqlitePool($e) => $body,
+            $crate::store::Exec::SqliteReaders(readers) => match readers.acquire().await {
+                Ok(mut reader) => {
+                    let $e = &mut *reader;
+                    $body
+                }
+                Err(err) => Err(err),
+            },
             $crate::store::Exec::PgPool($e) => $body,
             $crate::store::Exec::Sqlite($e) => $body,
             $crate::store::Exec::Postgres($e) => $body,
@@ -216,7 +273,7 @@ const WRITE_LOCK: i64 = 0x0074_6573_7365_7261; // "tessera"
 #[derive(Clone, Debug)]
 pub struct Db {
     /// The readers (on SQLite the writer is apart, so reads never wait for a write).
-    pub read: Pool,
+    pub read: ReadPool,
     write: Pool,
     /// PostgreSQL: a pool of one for the `LISTEN` connection, apart from the requests' pool.
     listen: Option<PgPool>,
@@ -259,7 +316,7 @@ impl Db {
                 .await
                 .map_err(|e| StoreError::Unreachable(target, e))?;
             return Ok(Self {
-                read: Pool::Postgres(pool.clone()),
+                read: ReadPool::Postgres(pool.clone()),
                 write: Pool::Postgres(pool),
                 listen: Some(listen),
             });
@@ -291,14 +348,9 @@ impl Db {
             // WAL ever reaches 20,000 pages (80 MiB) without them.
             .connect_with(opts.clone().pragma("wal_autocheckpoint", "20000"))
             .await?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(cfg.db_max_connections)
-            .test_before_acquire(false)
-            .acquire_timeout(acquire)
-            .connect_with(opts)
-            .await?;
+        let read = Readers::open(opts, cfg.db_max_connections, acquire).await?;
         Ok(Self {
-            read: Pool::Sqlite(read),
+            read: ReadPool::Sqlite(Arc::new(read)),
             write: Pool::Sqlite(write),
             listen: None,
         })
@@ -359,12 +411,12 @@ impl Db {
     /// blocks the writer or a reader) on a reader connection. Returns the pages
     /// copied. Nothing to do on PostgreSQL.
     pub async fn checkpoint(&self) -> Result<i64, StoreError> {
-        let Pool::Sqlite(p) = &self.read else {
+        let ReadPool::Sqlite(readers) = &self.read else {
             return Ok(0);
         };
         let (_busy, _log, copied): (i64, i64, i64) =
             sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-                .fetch_one(p)
+                .fetch_one(&mut *readers.acquire().await?)
                 .await?;
         Ok(copied)
     }
@@ -374,7 +426,8 @@ impl Db {
         on!(Exec::from(&self.read), |e| sqlx::query("SELECT 1")
             .execute(e)
             .await
-            .is_ok())
+            .map(drop))
+        .is_ok()
     }
 
     /// Closes every connection, waiting for those in use.

@@ -108,7 +108,7 @@ async fn rotation_activates_the_next_key_and_keeps_old_tokens_valid() {
         next_kid
     );
 
-    let events = tessera::store::events::after(&app.core.db.read, 0, None, 100)
+    let events = tessera::store::events::after(app.core.db.writer(), 0, None, 100)
         .await
         .unwrap();
     let rotated: Vec<_> = events.iter().filter(|e| e.kind == "keys.rotated").collect();

@@ -213,7 +213,7 @@ async fn removing_a_redirect_uri_drops_the_codes_issued_for_it() {
     assert_eq!(body["forgotten_codes"], 1);
     assert_eq!(body["revoked_sessions"], 0);
     let left: Vec<(String,)> = crate::sql::all(
-        &app.core.db.read,
+        app.core.db.writer(),
         "SELECT redirect_uri FROM authorization_codes",
         &[],
     )
@@ -332,7 +332,7 @@ async fn a_removed_client_loses_its_sessions_and_its_id_may_be_registered_again(
         "authorization_codes",
     ] {
         let (n,): (i64,) = crate::sql::one(
-            &app.core.db.read,
+            app.core.db.writer(),
             &format!("SELECT COUNT(*) FROM {table} WHERE client_id = 'svc'"),
             &[],
         )

@@ -304,7 +304,7 @@ async fn delete_revokes_everything_erases_the_user_and_frees_the_name() {
         let r = app.with_bearer(method, &p, &admin).send().await.unwrap();
         assert_admin_error(r, 404, "not_found").await;
     }
-    let db = &app.core.db.read;
+    let db = app.core.db.writer();
     assert!(
         tessera::store::users::by_id(db, &alice)
             .await

@@ -105,7 +105,7 @@ async fn chromium_adds_a_passkey_and_signs_in_with_it() {
     let cloned = out["cloned"]["text"].as_str().unwrap_or_default();
     assert!(cloned.contains("counter went back"), "{out:#}");
     let counts: Vec<(i64,)> = crate::sql::all(
-        &app.core.db.read,
+        app.core.db.writer(),
         "SELECT sign_count FROM passkeys WHERE user_id = $1",
         &[alice.as_str().into()],
     )

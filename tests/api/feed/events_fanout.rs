@@ -136,7 +136,7 @@ async fn scenario(app: &TestApp, feed_base: &str) {
             .unwrap();
     }
     let (events_before,): (i64,) = crate::sql::one(
-        &app.core.db.read,
+        app.core.db.writer(),
         "SELECT COALESCE(MAX(id), 0) FROM security_events",
         &[],
     )
@@ -194,7 +194,7 @@ async fn scenario(app: &TestApp, feed_base: &str) {
         w.await.unwrap();
     }
     let all: Vec<(i64, Option<String>)> = crate::sql::all(
-        &app.core.db.read,
+        app.core.db.writer(),
         "SELECT id, sub FROM security_events WHERE id > $1 ORDER BY id",
         &[events_before.into()],
     )
@@ -203,7 +203,7 @@ async fn scenario(app: &TestApp, feed_base: &str) {
     let last = all.last().unwrap().0;
     let everything: Vec<i64> = all.iter().map(|(id, _)| *id).collect();
     let history: Vec<(i64,)> = crate::sql::all(
-        &app.core.db.read,
+        app.core.db.writer(),
         "SELECT id FROM security_events ORDER BY id",
         &[],
     )
@@ -243,7 +243,7 @@ async fn every_subscriber_gets_exactly_its_events_in_order_once() {
     .await;
     let newest = || async {
         let (id,): (i64,) = crate::sql::one(
-            &app.core.db.read,
+            app.core.db.writer(),
             "SELECT COALESCE(MAX(id), 0) FROM security_events",
             &[],
         )

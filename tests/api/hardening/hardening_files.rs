@@ -93,10 +93,13 @@ async fn the_cli_applies_the_running_servers_policy() {
         None,
     );
     assert_eq!(code, 0, "{err}");
-    let live =
-        tessera::store::sessions::live_families_of(&app.core.db.read, &alice, app.core.clock.now())
-            .await
-            .unwrap();
+    let live = tessera::store::sessions::live_families_of(
+        app.core.db.writer(),
+        &alice,
+        app.core.clock.now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(live.len(), 1, "under reissue the session survives");
     let r = app.refresh("web", &rt).await;
     assert_eq!(r.status(), 200);

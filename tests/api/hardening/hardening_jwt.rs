@@ -27,7 +27,9 @@ impl Signer {
     pub(crate) async fn server(app: &TestApp) -> Self {
         let text = std::fs::read_to_string(app.dir.path().join("keys").join("kek")).unwrap();
         let kek: [u8; 32] = STANDARD.decode(text.trim()).unwrap().try_into().unwrap();
-        let rows = tessera::store::keys::list(&app.core.db.read).await.unwrap();
+        let rows = tessera::store::keys::list(app.core.db.writer())
+            .await
+            .unwrap();
         let row = rows.iter().find(|r| r.state == "active").unwrap();
         assert_eq!(row.alg, "ES256", "the default signing algorithm");
         let pkcs8 = tessera::crypto::open(&kek, row.kid.as_bytes(), &row.private_sealed).unwrap();

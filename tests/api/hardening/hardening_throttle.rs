@@ -65,7 +65,7 @@ pub(crate) async fn assert_throttled(resp: Response, window: u64) -> serde_json:
 
 async fn throttled_events(app: &TestApp, sub: &str) -> i64 {
     let (n,): (i64,) = crate::sql::one(
-        &app.core.db.read,
+        app.core.db.writer(),
         "SELECT COUNT(*) FROM security_events WHERE type = 'user.login_throttled' AND sub = $1",
         &[sub.into()],
     )

@@ -197,7 +197,7 @@ async fn check_keys_and_token(alg: &str) {
 
 /// The database files (main and WAL), as bytes.
 pub(crate) async fn db_bytes(app: &TestApp) -> Vec<u8> {
-    if let tessera::store::Pool::Postgres(pool) = &app.core.db.read {
+    if let tessera::store::Pool::Postgres(pool) = app.core.db.writer() {
         // Every row of every table as PostgreSQL renders it; bytea in the escape
         // format, which keeps printable bytes as they are.
         use sqlx::Acquire;

@@ -89,7 +89,7 @@ impl Drop for Instance {
 /// Every key row as (kid, state, activated_at), oldest first.
 async fn key_rows(app: &TestApp) -> Vec<(String, String, Option<i64>)> {
     crate::sql::all(
-        &app.core.db.read,
+        app.core.db.writer(),
         "SELECT kid, state, activated_at FROM signing_keys ORDER BY created_at, kid",
         &[],
     )

@@ -120,7 +120,7 @@ pub(crate) const LEAD_OVER: Duration = Duration::from_secs(3);
 /// system clock: see [`LEAD_OVER`] for them).
 pub(crate) async fn pass_the_lead(app: &TestApp) {
     let (created,): (i64,) = crate::sql::one(
-        &app.core.db.read,
+        app.core.db.writer(),
         "SELECT created_at FROM signing_keys WHERE state = 'next'",
         &[],
     )
@@ -164,7 +164,7 @@ pub(crate) async fn admin_keys(app: &TestApp, admin: &str) -> Vec<Value> {
 
 /// `keys.rotated` events as (kid, reason), from the database.
 pub(crate) async fn rotated_events(app: &TestApp) -> Vec<(String, String)> {
-    tessera::store::events::after(&app.core.db.read, 0, None, 1000)
+    tessera::store::events::after(app.core.db.writer(), 0, None, 1000)
         .await
         .unwrap()
         .into_iter()

@@ -163,7 +163,7 @@ async fn a_corrupted_private_key_is_named_at_start() {
     for state in ["active", "next"] {
         let kid = the(&keys, state);
         let (sealed,): (Vec<u8>,) = crate::sql::one(
-            &app.core.db.read,
+            app.core.db.writer(),
             "SELECT private_sealed FROM signing_keys WHERE kid = $1",
             &[(&kid).into()],
         )

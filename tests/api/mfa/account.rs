@@ -6,7 +6,7 @@ use crate::oauth::code_flow::Browser;
 
 async fn events_of(app: &TestApp, sub: &str) -> Vec<(String, Option<String>)> {
     crate::sql::all(
-        &app.core.db.read,
+        app.core.db.writer(),
         "SELECT type, reason FROM security_events WHERE sub = $1 ORDER BY id",
         &[sub.into()],
     )

@@ -21,7 +21,7 @@ async fn an_operator_reset_removes_the_factors_and_ends_every_session() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("1 second factors"), "{err}");
     let rows: Vec<(String, Option<String>)> = crate::sql::all(
-        &app.core.db.read,
+        app.core.db.writer(),
         "SELECT type, reason FROM security_events WHERE sub = $1 AND reason = 'mfa_reset' ORDER BY id",
         &[(&alice).into()],
     )
@@ -34,7 +34,7 @@ async fn an_operator_reset_removes_the_factors_and_ends_every_session() {
         ]
     );
     let (actor, details): (String, String) = crate::sql::one(
-        &app.core.db.read,
+        app.core.db.writer(),
         "SELECT actor, details FROM audit_log WHERE target = $1 AND action = 'reset_factors'",
         &[(&alice).into()],
     )
@@ -170,7 +170,7 @@ async fn deleting_a_user_erases_their_second_factors() {
     assert_eq!(resp.status(), 204);
     for table in ["factors", "recovery_codes"] {
         let sql = format!("SELECT COUNT(*) FROM {table} WHERE user_id = $1");
-        let (n,): (i64,) = crate::sql::one(&app.core.db.read, &sql, &[(&alice).into()]).await;
+        let (n,): (i64,) = crate::sql::one(app.core.db.writer(), &sql, &[(&alice).into()]).await;
         assert_eq!(n, 0, "{table}");
     }
 }

@@ -44,10 +44,13 @@ async fn assert_no_session_left(app: &TestApp, alice: &str, (status, body): (u16
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"], "invalid_grant", "{body}");
     assert!(body.get("refresh_token").is_none(), "{body}");
-    let live =
-        tessera::store::sessions::live_families_of(&app.core.db.read, alice, app.core.clock.now())
-            .await
-            .unwrap();
+    let live = tessera::store::sessions::live_families_of(
+        app.core.db.writer(),
+        alice,
+        app.core.clock.now(),
+    )
+    .await
+    .unwrap();
     assert!(
         live.is_empty(),
         "a session survived the change: {}",

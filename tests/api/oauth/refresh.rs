@@ -61,7 +61,7 @@ pub(crate) async fn assert_invalid_grant(app: &TestApp, token: &str) {
 /// `session.revoked` events as (reason, sid).
 pub(crate) async fn revocations(app: &TestApp) -> Vec<(Option<String>, Option<String>)> {
     let rows: Vec<(String, Option<String>, Option<String>)> = crate::sql::all(
-        &app.core.db.read,
+        app.core.db.writer(),
         "SELECT type, reason, sid FROM security_events ORDER BY id",
         &[],
     )
@@ -75,7 +75,7 @@ pub(crate) async fn revocations(app: &TestApp) -> Vec<(Option<String>, Option<St
 /// Refresh tokens not yet consumed: a family that never branches has exactly one.
 async fn live_tokens(app: &TestApp) -> i64 {
     let (n,): (i64,) = crate::sql::one(
-        &app.core.db.read,
+        app.core.db.writer(),
         "SELECT COUNT(*) FROM refresh_tokens WHERE consumed_at IS NULL",
         &[],
     )
@@ -190,7 +190,7 @@ async fn reuse_in_strict_mode_revokes_the_family() {
         [(Some("refresh_token_reuse".into()), Some(sid))]
     );
     let rows: Vec<(String, Option<String>)> = crate::sql::all(
-        &app.core.db.read,
+        app.core.db.writer(),
         "SELECT type, reason FROM security_events",
         &[],
     )

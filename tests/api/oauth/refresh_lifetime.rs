@@ -176,7 +176,7 @@ async fn ended_sessions_are_forgotten_a_day_later_and_their_tokens_stay_dead() {
         .await;
     assert_eq!(r.status(), 200);
     let count = |sql: &'static str| {
-        let db = app.core.db.read.clone();
+        let db = app.core.db.writer().clone();
         async move { crate::sql::one::<(i64,)>(&db, sql, &[]).await.0 }
     };
     assert_eq!(count("SELECT COUNT(*) FROM refresh_families").await, 2);

@@ -39,7 +39,7 @@ async fn plan(pool: &Pool, sql: &str) -> Vec<String> {
 async fn the_session_sweeps_read_no_whole_table() {
     let app = TestApp::spawn().await;
     for sql in tessera::store::sessions::SWEEPS.iter() {
-        let plan = plan(&app.core.db.read, sql).await;
+        let plan = plan(app.core.db.writer(), sql).await;
         let scans: Vec<_> = plan
             .iter()
             .filter(|step| step.contains("SCAN refresh_") || step.contains("Seq Scan on refresh_"))

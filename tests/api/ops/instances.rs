@@ -261,6 +261,6 @@ async fn permission_changes_racing_refreshes_across_instances_never_answer_5xx()
     eprintln!("{rotated} rotations, {revoked} refreshes of revoked sessions, 40 role changes");
     assert!(rotated > 0 && revoked > 0, "{rotated} {revoked}");
     // No family has two live tokens.
-    let branched = crate::sql::branched_families(&app.core.db.read).await;
+    let branched = crate::sql::branched_families(app.core.db.writer()).await;
     assert!(branched.is_empty(), "{branched:?}");
 }

@@ -308,7 +308,7 @@ fn assert_disabled_by_tessera(claims: &Value, stream: &str) {
 /// How many SETs wait on `stream`.
 async fn held(t: &Transmitter, stream: &str) -> i64 {
     let (n,): (i64,) = crate::sql::one(
-        &t.app.core.db.read,
+        t.app.core.db.writer(),
         "SELECT COUNT(*) FROM ssf_pending WHERE stream_id = $1",
         &[stream.into()],
     )
@@ -336,7 +336,7 @@ async fn ssf_a_client_that_loses_the_capability_gets_no_more_pushes() {
     let narrowed = set_capabilities(&t, json!([])).await;
     assert_eq!(narrowed.disabled_streams, 2);
     let (status, reason): (String, Option<String>) = crate::sql::one(
-        &t.app.core.db.read,
+        t.app.core.db.writer(),
         "SELECT status, reason FROM ssf_streams WHERE id = $1",
         &[stream.as_str().into()],
     )
