@@ -44,7 +44,8 @@ pub struct Instance {
 }
 
 struct Entry {
-    client_id: String,
+    /// Shared with the stream (and, for a client's stream, its slot).
+    client_id: Arc<str>,
     user: Option<String>,
     since: i64,
     last: Arc<AtomicI64>,
@@ -96,7 +97,7 @@ impl Drop for Reached {
 impl Reach {
     /// Registers a stream opened at `now` by `client_id`'s token, for one `user` or for all,
     /// reading after event `start`.
-    pub fn open(&self, client_id: &str, user: Option<&str>, now: i64, start: i64) -> Reached {
+    pub fn open(&self, client_id: Arc<str>, user: Option<&str>, now: i64, start: i64) -> Reached {
         let last = Arc::new(AtomicI64::new(start));
         let mut table = self.table.lock().expect("reach");
         let id = table.next;
@@ -104,7 +105,7 @@ impl Reach {
         table.entries.insert(
             id,
             Entry {
-                client_id: client_id.to_string(),
+                client_id,
                 user: user.map(str::to_string),
                 since: now,
                 last: last.clone(),
@@ -124,7 +125,7 @@ impl Reach {
             .entries
             .values()
             .map(|e| Subscriber {
-                client_id: e.client_id.clone(),
+                client_id: e.client_id.to_string(),
                 user: e.user.clone(),
                 since: e.since,
                 last_event_id: e.last.load(Ordering::Relaxed),
@@ -205,8 +206,8 @@ mod tests {
     #[test]
     fn a_stream_is_listed_while_it_lives_with_the_last_event_it_delivered() {
         let reach = Reach::default();
-        let a = reach.open("verifier", None, 100, 0);
-        let b = reach.open("app", Some("u1"), 101, 5);
+        let a = reach.open("verifier".into(), None, 100, 0);
+        let b = reach.open("app".into(), Some("u1"), 101, 5);
         a.delivered(7);
         let listed = reach.local();
         assert_eq!(listed.len(), 2);

@@ -158,19 +158,34 @@ fn parse(buf: &[u8], remote: SocketAddr) -> Parsed {
 /// Answers the stream request on `tcp` through `app` and closes the connection when
 /// the response ends (the stream's final event, or at once for a refusal), when the
 /// peer closes its side, or when it sends anything more.
-pub(super) async fn serve(mut tcp: TcpStream, req: Box<Request>, app: Router) {
+pub(super) async fn serve(tcp: TcpStream, req: Box<Request>, app: Router) {
+    // Boxed: answering is over before the stream starts, and what the connection holds
+    // while it lives is what `relay` holds.
+    if let Some((tcp, body, chunked)) = Box::pin(respond(tcp, req, app)).await {
+        relay(tcp, body, chunked).await;
+    }
+}
+
+/// Answers the request through `app` and writes the response's head; returns the socket,
+/// the body and whether it is chunked, or `None` if the head could not be written.
+async fn respond(
+    mut tcp: TcpStream,
+    req: Box<Request>,
+    app: Router,
+) -> Option<(TcpStream, axum::body::Body, bool)> {
     let version = req.version();
-    // Boxed, like the opening: the router's future is done before the stream starts.
-    let Ok(resp) = Box::pin(app.oneshot(*req)).await;
+    let Ok(resp) = app.oneshot(*req).await;
     let exact = axum::body::HttpBody::size_hint(resp.body()).exact();
     // HTTP/1.0 has no chunked coding: its stream is delimited by the close.
     let chunked = exact.is_none() && version == Version::HTTP_11;
-    let (parts, mut body) = resp.into_parts();
+    let (parts, body) = resp.into_parts();
     let head = head(&Response::from_parts(parts, ()), exact, chunked);
-    if tcp.write_all(&head).await.is_err() {
-        return;
-    }
-    drop(head);
+    tcp.write_all(&head).await.ok()?;
+    Some((tcp, body, chunked))
+}
+
+/// Writes the body to the socket until it ends or the peer goes, then closes.
+async fn relay(mut tcp: TcpStream, mut body: axum::body::Body, chunked: bool) {
     loop {
         match next(&tcp, &mut body).await {
             Next::Data(data) => {
