@@ -43,17 +43,18 @@ pub struct Instance {
     pub subscribers: Vec<Subscriber>,
 }
 
+/// A stream's entry, one allocation shared by the table and the stream.
 struct Entry {
     /// Shared with the stream (and, for a client's stream, its slot).
     client_id: Arc<str>,
     user: Option<String>,
     since: i64,
-    last: Arc<AtomicI64>,
+    last: AtomicI64,
 }
 
 #[derive(Default)]
 struct Table {
-    entries: BTreeMap<u64, Entry>,
+    entries: BTreeMap<u64, Arc<Entry>>,
     next: u64,
 }
 
@@ -78,13 +79,13 @@ impl Default for Reach {
 pub struct Reached {
     table: Arc<Mutex<Table>>,
     id: u64,
-    last: Arc<AtomicI64>,
+    entry: Arc<Entry>,
 }
 
 impl Reached {
     /// The stream delivered event `id`.
     pub fn delivered(&self, id: i64) {
-        self.last.store(id, Ordering::Relaxed);
+        self.entry.last.store(id, Ordering::Relaxed);
     }
 }
 
@@ -98,23 +99,20 @@ impl Reach {
     /// Registers a stream opened at `now` by `client_id`'s token, for one `user` or for all,
     /// reading after event `start`.
     pub fn open(&self, client_id: Arc<str>, user: Option<&str>, now: i64, start: i64) -> Reached {
-        let last = Arc::new(AtomicI64::new(start));
+        let entry = Arc::new(Entry {
+            client_id,
+            user: user.map(str::to_string),
+            since: now,
+            last: AtomicI64::new(start),
+        });
         let mut table = self.table.lock().expect("reach");
         let id = table.next;
         table.next += 1;
-        table.entries.insert(
-            id,
-            Entry {
-                client_id,
-                user: user.map(str::to_string),
-                since: now,
-                last: last.clone(),
-            },
-        );
+        table.entries.insert(id, entry.clone());
         Reached {
             table: self.table.clone(),
             id,
-            last,
+            entry,
         }
     }
 

@@ -222,9 +222,9 @@ async fn connection(
 ) {
     let _counted = public.then(|| core.metrics.connection());
     let io = if public {
-        // Boxed, as is the stream it may open and hyper's path: the task lives as long
-        // as the connection and is sized by its largest state, so it holds only what
-        // every state needs, and each state's own future lives on the heap while it runs.
+        // Boxed, as are answering a stream and hyper's path: the task lives as long as
+        // the connection and is sized by its largest state, which is a stream's (the
+        // relay below); the others' futures live on the heap while they run.
         let timeout = core.cfg.header_read_timeout;
         let opening = Box::pin(async {
             tokio::select! {
@@ -235,7 +235,13 @@ async fn connection(
         .await;
         match opening {
             super::stream_conn::Opening::Stream(tcp, req) => {
-                return Box::pin(super::stream_conn::serve(tcp, req, app)).await;
+                // Answering is boxed (over before the stream starts); what the stream
+                // writes with is held here, in the task, for the stream's life.
+                let answered = Box::pin(super::stream_conn::respond(tcp, req, app)).await;
+                if let Some((tcp, body, chunked)) = answered {
+                    super::stream_conn::relay(tcp, body, chunked).await;
+                }
+                return;
             }
             super::stream_conn::Opening::Hyper(io) => io,
             super::stream_conn::Opening::Closed => return,

@@ -155,20 +155,10 @@ fn parse(buf: &[u8], remote: SocketAddr) -> Parsed {
     Parsed::Stream(Box::new(req))
 }
 
-/// Answers the stream request on `tcp` through `app` and closes the connection when
-/// the response ends (the stream's final event, or at once for a refusal), when the
-/// peer closes its side, or when it sends anything more.
-pub(super) async fn serve(tcp: TcpStream, req: Box<Request>, app: Router) {
-    // Boxed: answering is over before the stream starts, and what the connection holds
-    // while it lives is what `relay` holds.
-    if let Some((tcp, body, chunked)) = Box::pin(respond(tcp, req, app)).await {
-        relay(tcp, body, chunked).await;
-    }
-}
-
-/// Answers the request through `app` and writes the response's head; returns the socket,
-/// the body and whether it is chunked, or `None` if the head could not be written.
-async fn respond(
+/// Answers the stream request on `tcp` through `app` and writes the response's head;
+/// returns the socket, the body and whether it is chunked for [`relay`], or `None` if
+/// the head could not be written.
+pub(super) async fn respond(
     mut tcp: TcpStream,
     req: Box<Request>,
     app: Router,
@@ -184,8 +174,10 @@ async fn respond(
     Some((tcp, body, chunked))
 }
 
-/// Writes the body to the socket until it ends or the peer goes, then closes.
-async fn relay(mut tcp: TcpStream, mut body: axum::body::Body, chunked: bool) {
+/// Writes the body to the socket, closing the connection when it ends (the stream's
+/// final event, or at once for a refusal), when the peer closes its side, or when it
+/// sends anything more.
+pub(super) async fn relay(mut tcp: TcpStream, mut body: axum::body::Body, chunked: bool) {
     loop {
         match next(&tcp, &mut body).await {
             Next::Data(data) => {
@@ -302,7 +294,8 @@ async fn write_chunk(tcp: &mut TcpStream, data: &[u8]) -> io::Result<()> {
     if written == chunk_len(data) {
         return Ok(());
     }
-    tcp.write_all(&chunk(data)[written..]).await
+    // Boxed: rare, and a stream's future (held for its life) is sized by its largest state.
+    Box::pin(tcp.write_all(&chunk(data)[written..])).await
 }
 
 /// Writes what the socket takes now of `data` as a chunk, if it is short enough to frame
