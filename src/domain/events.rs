@@ -8,8 +8,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use futures_util::task::AtomicWaker;
 use serde::Serialize;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use crate::store::events::EventRow;
 
@@ -105,15 +106,43 @@ pub enum Refused {
 
 struct Held {
     id: u64,
-    jti: String,
+    /// Shared by the token's slots.
+    jti: Arc<str>,
     issued_at: i64,
-    evicted: Arc<Notify>,
+    evicted: Arc<Eviction>,
 }
 
 #[derive(Default)]
 struct Table {
-    by_caller: HashMap<String, Vec<Held>>,
+    /// Keyed by the caller, whose slots share the key's one copy of its name.
+    by_caller: HashMap<Arc<str>, Vec<Held>>,
     next_id: u64,
+}
+
+/// Set when a fresher token of the caller took a slot: a flag and the one waker of the
+/// stream holding it (an idle stream holds no registration of its own for it).
+#[derive(Default)]
+pub struct Eviction {
+    taken: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Eviction {
+    fn evict(&self) {
+        self.taken.store(true, Ordering::SeqCst);
+        self.waker.wake();
+    }
+
+    /// Ready once the slot was taken; registers `cx`'s waker until then.
+    pub fn poll(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        // Registered before the flag is read, so an eviction after the read wakes us.
+        self.waker.register(cx.waker());
+        if self.taken.load(Ordering::SeqCst) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    }
 }
 
 /// Slots counted per caller and per token.
@@ -128,16 +157,23 @@ pub struct Slots {
 /// Holds one slot until dropped; `evicted` fires when a fresher token took it over.
 pub struct Slot {
     table: Arc<Mutex<Table>>,
-    caller: String,
+    caller: Arc<str>,
     id: u64,
-    /// Fires when a fresher token of the caller took this slot (the stream ends `superseded`).
-    pub evicted: Arc<Notify>,
+    /// Set when a fresher token of the caller took this slot (the stream ends `superseded`).
+    pub evicted: Arc<Eviction>,
+}
+
+impl Slot {
+    /// The caller whose slot this is (one copy shared by the caller's slots).
+    pub fn caller(&self) -> &Arc<str> {
+        &self.caller
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut table = self.table.lock().expect("slots");
-        if let Some(held) = table.by_caller.get_mut(&self.caller) {
+        if let Some(held) = table.by_caller.get_mut(&*self.caller) {
             held.retain(|h| h.id != self.id);
             if held.is_empty() {
                 table.by_caller.remove(&self.caller);
@@ -165,8 +201,12 @@ impl Slots {
         let mut table = self.table.lock().expect("slots");
         let id = table.next_id;
         table.next_id += 1;
-        let held = table.by_caller.entry(caller.to_string()).or_default();
-        if held.iter().filter(|h| h.jti == jti).count() >= self.per_token {
+        let caller: Arc<str> = match table.by_caller.get_key_value(caller) {
+            Some((shared, _)) => shared.clone(),
+            None => caller.into(),
+        };
+        let held = table.by_caller.entry(caller.clone()).or_default();
+        if held.iter().filter(|h| &*h.jti == jti).count() >= self.per_token {
             if !self.evicts {
                 return Err(Refused::Token);
             }
@@ -174,9 +214,9 @@ impl Slots {
             // noticed yet that its peer is gone.
             let own = held
                 .iter()
-                .position(|h| h.jti == jti)
+                .position(|h| &*h.jti == jti)
                 .expect("counted above");
-            held.remove(own).evicted.notify_one();
+            held.remove(own).evicted.evict();
         } else if held.len() >= self.per_caller {
             let oldest = held
                 .iter()
@@ -185,21 +225,25 @@ impl Slots {
                 .map(|(i, h)| (i, h.issued_at));
             match oldest {
                 Some((i, at)) if self.evicts && at < issued_at => {
-                    held.remove(i).evicted.notify_one();
+                    held.remove(i).evicted.evict();
                 }
                 _ => return Err(Refused::Caller),
             }
         }
-        let evicted = Arc::new(Notify::new());
+        let evicted = Arc::new(Eviction::default());
+        let jti = match held.iter().find(|h| &*h.jti == jti) {
+            Some(h) => h.jti.clone(),
+            None => jti.into(),
+        };
         held.push(Held {
             id,
-            jti: jti.to_string(),
+            jti,
             issued_at,
             evicted: evicted.clone(),
         });
         Ok(Slot {
             table: self.table.clone(),
-            caller: caller.to_string(),
+            caller,
             id,
             evicted,
         })
@@ -282,5 +326,34 @@ mod tests {
         assert_eq!(polls.take("gw", "old", 1).err(), Some(Refused::Token));
         let _q = polls.take("gw", "new", 2).unwrap();
         assert_eq!(polls.take("gw", "newer", 3).err(), Some(Refused::Caller));
+    }
+
+    /// An evicted slot's holder is woken, and the caller's slots share one copy of its name.
+    #[test]
+    fn an_eviction_wakes_the_slots_holder() {
+        use std::task::{Context, Poll, Wake, Waker};
+        struct Count(std::sync::atomic::AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let woken = Arc::new(Count(Default::default()));
+        let waker = Waker::from(woken.clone());
+        let mut cx = Context::from_waker(&waker);
+        let slots = Slots::new(2, 1, true);
+        let old = slots.take("gw", "old", 1).unwrap();
+        let other = slots.take("gw", "other", 1).unwrap();
+        assert!(Arc::ptr_eq(old.caller(), other.caller()));
+        assert_eq!(old.evicted.poll(&mut cx), Poll::Pending);
+        assert_eq!(woken.0.load(Ordering::SeqCst), 0);
+        let _new = slots.take("gw", "new", 2).unwrap();
+        assert_eq!(
+            woken.0.load(Ordering::SeqCst),
+            1,
+            "the holder was not woken"
+        );
+        assert_eq!(old.evicted.poll(&mut cx), Poll::Ready(()));
+        assert_eq!(other.evicted.poll(&mut cx), Poll::Pending);
     }
 }

@@ -43,16 +43,18 @@ pub struct Instance {
     pub subscribers: Vec<Subscriber>,
 }
 
+/// A stream's entry, one allocation shared by the table and the stream.
 struct Entry {
-    client_id: String,
+    /// Shared with the stream (and, for a client's stream, its slot).
+    client_id: Arc<str>,
     user: Option<String>,
     since: i64,
-    last: Arc<AtomicI64>,
+    last: AtomicI64,
 }
 
 #[derive(Default)]
 struct Table {
-    entries: BTreeMap<u64, Entry>,
+    entries: BTreeMap<u64, Arc<Entry>>,
     next: u64,
 }
 
@@ -77,13 +79,13 @@ impl Default for Reach {
 pub struct Reached {
     table: Arc<Mutex<Table>>,
     id: u64,
-    last: Arc<AtomicI64>,
+    entry: Arc<Entry>,
 }
 
 impl Reached {
     /// The stream delivered event `id`.
     pub fn delivered(&self, id: i64) {
-        self.last.store(id, Ordering::Relaxed);
+        self.entry.last.store(id, Ordering::Relaxed);
     }
 }
 
@@ -96,24 +98,21 @@ impl Drop for Reached {
 impl Reach {
     /// Registers a stream opened at `now` by `client_id`'s token, for one `user` or for all,
     /// reading after event `start`.
-    pub fn open(&self, client_id: &str, user: Option<&str>, now: i64, start: i64) -> Reached {
-        let last = Arc::new(AtomicI64::new(start));
+    pub fn open(&self, client_id: Arc<str>, user: Option<&str>, now: i64, start: i64) -> Reached {
+        let entry = Arc::new(Entry {
+            client_id,
+            user: user.map(str::to_string),
+            since: now,
+            last: AtomicI64::new(start),
+        });
         let mut table = self.table.lock().expect("reach");
         let id = table.next;
         table.next += 1;
-        table.entries.insert(
-            id,
-            Entry {
-                client_id: client_id.to_string(),
-                user: user.map(str::to_string),
-                since: now,
-                last: last.clone(),
-            },
-        );
+        table.entries.insert(id, entry.clone());
         Reached {
             table: self.table.clone(),
             id,
-            last,
+            entry,
         }
     }
 
@@ -124,7 +123,7 @@ impl Reach {
             .entries
             .values()
             .map(|e| Subscriber {
-                client_id: e.client_id.clone(),
+                client_id: e.client_id.to_string(),
                 user: e.user.clone(),
                 since: e.since,
                 last_event_id: e.last.load(Ordering::Relaxed),
@@ -205,8 +204,8 @@ mod tests {
     #[test]
     fn a_stream_is_listed_while_it_lives_with_the_last_event_it_delivered() {
         let reach = Reach::default();
-        let a = reach.open("verifier", None, 100, 0);
-        let b = reach.open("app", Some("u1"), 101, 5);
+        let a = reach.open("verifier".into(), None, 100, 0);
+        let b = reach.open("app".into(), Some("u1"), 101, 5);
         a.delivered(7);
         let listed = reach.local();
         assert_eq!(listed.len(), 2);

@@ -222,13 +222,26 @@ async fn connection(
 ) {
     let _counted = public.then(|| core.metrics.connection());
     let io = if public {
-        let opening = tokio::select! {
-            opening = super::stream_conn::open(tcp, remote, core.cfg.header_read_timeout) => opening,
-            _ = stop.wait_for(|s| *s) => return,
-        };
+        // Boxed, as are answering a stream and hyper's path: the task lives as long as
+        // the connection and is sized by its largest state, which is a stream's (the
+        // relay below); the others' futures live on the heap while they run.
+        let timeout = core.cfg.header_read_timeout;
+        let opening = Box::pin(async {
+            tokio::select! {
+                opening = super::stream_conn::open(tcp, remote, timeout) => opening,
+                _ = stop.wait_for(|s| *s) => super::stream_conn::Opening::Closed,
+            }
+        })
+        .await;
         match opening {
             super::stream_conn::Opening::Stream(tcp, req) => {
-                return super::stream_conn::serve(tcp, req, app).await;
+                // Answering is boxed (over before the stream starts); what the stream
+                // writes with is held here, in the task, for the stream's life.
+                let answered = Box::pin(super::stream_conn::respond(tcp, req, app)).await;
+                if let Some((tcp, body, chunked)) = answered {
+                    super::stream_conn::relay(tcp, body, chunked).await;
+                }
+                return;
             }
             super::stream_conn::Opening::Hyper(io) => io,
             super::stream_conn::Opening::Closed => return,
@@ -236,8 +249,6 @@ async fn connection(
     } else {
         super::stream_conn::Rewind::plain(tcp)
     };
-    // Boxed: an idle stream's task is sized by the stream path, not by hyper's
-    // connection state.
     Box::pin(with_hyper(core.clone(), io, remote, app, stop)).await;
 }
 

@@ -28,6 +28,10 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tower::ServiceExt;
 
+use chunk::write_chunk;
+
+mod chunk;
+
 /// What a stream request starts with.
 const PREFIX: &[u8] = b"GET /events";
 /// The most header lines a stream request may have here (hyper's default is 100).
@@ -155,22 +159,29 @@ fn parse(buf: &[u8], remote: SocketAddr) -> Parsed {
     Parsed::Stream(Box::new(req))
 }
 
-/// Answers the stream request on `tcp` through `app` and closes the connection when
-/// the response ends (the stream's final event, or at once for a refusal), when the
-/// peer closes its side, or when it sends anything more.
-pub(super) async fn serve(mut tcp: TcpStream, req: Box<Request>, app: Router) {
+/// Answers the stream request on `tcp` through `app` and writes the response's head;
+/// returns the socket, the body and whether it is chunked for [`relay`], or `None` if
+/// the head could not be written.
+pub(super) async fn respond(
+    mut tcp: TcpStream,
+    req: Box<Request>,
+    app: Router,
+) -> Option<(TcpStream, axum::body::Body, bool)> {
     let version = req.version();
-    // Boxed, like the opening: the router's future is done before the stream starts.
-    let Ok(resp) = Box::pin(app.oneshot(*req)).await;
+    let Ok(resp) = app.oneshot(*req).await;
     let exact = axum::body::HttpBody::size_hint(resp.body()).exact();
     // HTTP/1.0 has no chunked coding: its stream is delimited by the close.
     let chunked = exact.is_none() && version == Version::HTTP_11;
-    let (parts, mut body) = resp.into_parts();
+    let (parts, body) = resp.into_parts();
     let head = head(&Response::from_parts(parts, ()), exact, chunked);
-    if tcp.write_all(&head).await.is_err() {
-        return;
-    }
-    drop(head);
+    tcp.write_all(&head).await.ok()?;
+    Some((tcp, body, chunked))
+}
+
+/// Writes the body to the socket, closing the connection when it ends (the stream's
+/// final event, or at once for a refusal), when the peer closes its side, or when it
+/// sends anything more.
+pub(super) async fn relay(mut tcp: TcpStream, mut body: axum::body::Body, chunked: bool) {
     loop {
         match next(&tcp, &mut body).await {
             Next::Data(data) => {
@@ -273,67 +284,6 @@ fn head(resp: &Response<()>, exact: Option<u64>, chunked: bool) -> Vec<u8> {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
     out.extend_from_slice(b"connection: close\r\n\r\n");
-    out
-}
-
-/// A chunk this long or shorter (every event's frame) is framed on the stack.
-const INLINE_CHUNK: usize = 1024;
-
-/// Writes `data` as one chunk of the chunked transfer coding (RFC 9112 §7.1). An event
-/// is one write framed on the stack when the socket takes it whole (the usual case):
-/// nothing allocated per delivery; what it does not take is written from the heap.
-async fn write_chunk(tcp: &mut TcpStream, data: &[u8]) -> io::Result<()> {
-    let written = try_chunk(tcp, data)?;
-    if written == chunk_len(data) {
-        return Ok(());
-    }
-    tcp.write_all(&chunk(data)[written..]).await
-}
-
-/// Writes what the socket takes now of `data` as a chunk, if it is short enough to frame
-/// on the stack; returns how many of the chunk's bytes went out (0 if none, or if longer).
-fn try_chunk(tcp: &TcpStream, data: &[u8]) -> io::Result<usize> {
-    if data.len() > INLINE_CHUNK {
-        return Ok(0);
-    }
-    let mut buf = [0u8; INLINE_CHUNK + 32];
-    let len = frame_chunk(data, &mut buf);
-    match tcp.try_write(&buf[..len]) {
-        Ok(n) => Ok(n),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
-        Err(e) => Err(e),
-    }
-}
-
-/// The length of `data` as a chunk: its size in hex, CRLF, the data, CRLF.
-fn chunk_len(data: &[u8]) -> usize {
-    hex_digits(data.len()) + data.len() + 4
-}
-
-fn hex_digits(n: usize) -> usize {
-    (usize::BITS - n.leading_zeros()).div_ceil(4).max(1) as usize
-}
-
-/// Frames `data` as a chunk into `out` (at least [`chunk_len`] long); returns its length.
-fn frame_chunk(data: &[u8], out: &mut [u8]) -> usize {
-    let digits = hex_digits(data.len());
-    for (i, b) in out[..digits].iter_mut().enumerate() {
-        let shift = 4 * (digits - 1 - i);
-        *b = b"0123456789abcdef"[(data.len() >> shift) & 0xf];
-    }
-    let mut at = digits;
-    out[at..at + 2].copy_from_slice(b"\r\n");
-    at += 2;
-    out[at..at + data.len()].copy_from_slice(data);
-    at += data.len();
-    out[at..at + 2].copy_from_slice(b"\r\n");
-    at + 2
-}
-
-/// `data` as one chunk, on the heap.
-fn chunk(data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0u8; chunk_len(data)];
-    frame_chunk(data, &mut out);
     out
 }
 
@@ -443,41 +393,6 @@ mod tests {
         ));
     }
 
-    /// A writer whose socket is full: what the quick write did not take is written
-    /// once the socket drains, and the reader gets every chunk whole and in order.
-    #[tokio::test]
-    async fn chunks_the_socket_takes_in_part_arrive_whole() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_send_buffer_size(4096).unwrap();
-        let mut writer = socket
-            .connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (mut reader, _) = listener.accept().await.unwrap();
-        let frames: Vec<Vec<u8>> = (0..4000u32)
-            .map(|i| format!("id: {i}\ndata: {}\n\n", "x".repeat(200 + (i % 97) as usize)))
-            .map(String::into_bytes)
-            .collect();
-        let expected: Vec<u8> = frames.iter().flat_map(|f| chunk(f)).collect();
-        let mut write = Box::pin(async {
-            for f in &frames {
-                write_chunk(&mut writer, f).await.unwrap();
-            }
-            writer.shutdown().await.unwrap();
-        });
-        // Nothing read yet: the quick writes fill the socket (1 MB against its buffers)
-        // until one waits, on the path that writes what the socket did not take.
-        let waited = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx).is_pending()));
-        assert!(waited.await, "the socket never filled");
-        let mut got = Vec::new();
-        let read = tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut got);
-        let ((), read) = tokio::join!(write, read);
-        read.unwrap();
-        assert_eq!(got.len(), expected.len());
-        assert!(got == expected, "the chunks arrived altered");
-    }
-
     #[test]
     fn the_head_carries_the_framing_and_close() {
         let resp = Response::builder()
@@ -501,11 +416,5 @@ mod tests {
         let text = String::from_utf8(head(&resp, Some(12), false)).unwrap();
         assert!(text.contains("\r\ncontent-length: 12\r\n"), "{text}");
         assert!(!text.contains("transfer-encoding"), "{text}");
-        assert_eq!(chunk(b"hello, world"), b"c\r\nhello, world\r\n");
-        assert_eq!(chunk(b""), b"0\r\n\r\n");
-        let long = vec![b'x'; 0x1a2b];
-        let framed = chunk(&long);
-        assert!(framed.starts_with(b"1a2b\r\nxx") && framed.ends_with(b"x\r\n"));
-        assert_eq!(framed.len(), chunk_len(&long));
     }
 }

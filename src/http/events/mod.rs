@@ -155,13 +155,20 @@ async fn events(
         let Some(kid) = bearer::token(&headers).ok().and_then(KeySet::kid_of) else {
             return HttpError::bearer_required().into_response();
         };
+        // One copy of the client id for the stream, its reach entry and (a client's
+        // stream) its slot, which shares the caller's.
+        let client_id: Arc<str> = if filter.is_none() {
+            slot.caller().clone()
+        } else {
+            caller.claims.client_id.as_str().into()
+        };
         let reached = feed.reach.open(
-            &caller.claims.client_id,
+            client_id.clone(),
             filter.as_deref(),
             feed.clock.now(),
             start,
         );
-        let access = Access::new(kid, caller.claims, reached);
+        let access = Access::new(kid, caller.claims, client_id, reached);
         let body =
             axum::body::Body::from_stream(stream(feed.clone(), start, filter, wake, slot, access));
         (

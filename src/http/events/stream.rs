@@ -48,8 +48,10 @@ fn frame(e: &FeedEvent) -> Bytes {
 /// stream does not hold it.
 pub(super) struct Access {
     kid: Box<str>,
-    sub: Box<str>,
-    client_id: Box<str>,
+    /// A client's token: the same copy as `client_id`.
+    sub: Arc<str>,
+    /// Shared with the reach entry (and a client's slot).
+    client_id: Arc<str>,
     sid: Option<Box<str>>,
     exp: i64,
     /// The stream's entry in the feed's reach (the last event it delivered).
@@ -110,11 +112,23 @@ impl End {
 
 impl Access {
     /// What the stream keeps of a caller whose token, signed by `kid`, was verified.
-    pub(super) fn new(kid: String, claims: AccessClaims, reached: Reached) -> Self {
+    /// `client_id` is the claims' own, shared.
+    pub(super) fn new(
+        kid: String,
+        claims: AccessClaims,
+        client_id: Arc<str>,
+        reached: Reached,
+    ) -> Self {
+        debug_assert_eq!(*client_id, claims.client_id);
+        let sub = if claims.sub == *client_id {
+            client_id.clone()
+        } else {
+            claims.sub.into()
+        };
         Self {
             kid: kid.into(),
-            sub: claims.sub.into(),
-            client_id: claims.client_id.into(),
+            sub,
+            client_id,
             sid: claims.sid.map(Into::into),
             exp: claims.exp,
             reached,
@@ -214,8 +228,9 @@ impl Access {
 }
 
 struct Subscription {
-    /// Held while the stream lives (dropping it gives the slot back).
-    _slot: Slot,
+    /// Held while the stream lives (dropping it gives the slot back); says when a
+    /// fresher token took it (one waker slot, registered while the stream waits).
+    slot: Slot,
     /// The feed's shared parts (tail, clock, settings, checks).
     shared: Feed,
     cursor: i64,
@@ -235,9 +250,6 @@ struct Subscription {
     /// One timer for all three deadlines, armed for the earliest. Moved forward only
     /// when it fires early, so a busy stream does not re-arm a timer per event.
     timer: Pin<Box<tokio::time::Sleep>>,
-    /// Fires when a fresher token took this stream's slot. Kept across waits, so it
-    /// is registered once, not on every event.
-    evicted: Pin<Box<tokio::sync::futures::OwnedNotified>>,
     buffer: VecDeque<Arc<FeedEvent>>,
     access: Access,
     /// The stream ends, for this reason, once `buffer` is delivered.
@@ -301,8 +313,7 @@ pub(super) fn stream(
     access: Access,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
     let feed = Subscription {
-        evicted: Box::pin(slot.evicted.clone().notified_owned()),
-        _slot: slot,
+        slot,
         keys_seen: shared.tail.keys_seen(),
         // The first pass checks at once: the caller may have changed since the token was read.
         recheck: tokio::time::Instant::now(),
@@ -405,7 +416,7 @@ pub(super) fn stream(
                                 return Some((Ok(HEARTBEAT_FRAME), feed));
                             }
                         }
-                        () = feed.evicted.as_mut() => {
+                        () = std::future::poll_fn(|cx| feed.slot.evicted.poll(cx)) => {
                             return Some((Ok(feed.end(End::Superseded)), feed));
                         }
                     }
