@@ -71,12 +71,24 @@ impl Live {
         claims: &AccessClaims,
         read: ClientRead,
     ) -> Result<Liveness, StoreError> {
-        let Some(sid) = &claims.sid else {
-            return self.client_liveness(&claims.client_id, read).await;
+        let (sub, client_id, sid) = (&claims.sub, &claims.client_id, claims.sid.as_deref());
+        self.liveness_of(sub, client_id, sid, read).await
+    }
+
+    /// [`Self::liveness`] from the three claims it reads (what an open stream keeps).
+    pub async fn liveness_of(
+        &self,
+        sub: &str,
+        client_id: &str,
+        sid: Option<&str>,
+        read: ClientRead,
+    ) -> Result<Liveness, StoreError> {
+        let Some(sid) = sid else {
+            return self.client_liveness(client_id, read).await;
         };
         let (family, user) = tokio::try_join!(
             store::sessions::family(&self.db.read, sid),
-            store::users::by_id(&self.db.read, &claims.sub),
+            store::users::by_id(&self.db.read, sub),
         )?;
         Ok(match (family, user) {
             (_, Some(u)) if u.disabled => Liveness::UserDisabled,
@@ -84,7 +96,7 @@ impl Live {
                 Liveness::User(u.try_into()?)
             }
             (Some(f), _) if f.revoked_at.is_some() => Liveness::SessionRevoked {
-                reason: store::sessions::revoke_reason(&self.db.read, sid).await?,
+                reason: f.revoke_reason,
             },
             _ => Liveness::SessionRevoked { reason: None },
         })

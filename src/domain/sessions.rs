@@ -35,6 +35,7 @@ impl SignIn {
             last_used_at: now,
             expires_at: now + self.cfg.refresh_max_ttl.as_secs() as i64,
             revoked_at: None,
+            revoke_reason: None,
             amr: amr.into(),
         };
         let token = crypto::random_token();

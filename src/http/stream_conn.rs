@@ -52,13 +52,8 @@ pub(super) enum Opening {
 
 /// Looks at how the connection begins, within `timeout` for the whole request head.
 /// A connection whose first bytes are not [`PREFIX`] costs one `recv(MSG_PEEK)`.
+/// (The caller boxes it: the head's read, its timers and buffer, is over once it returns.)
 pub(super) async fn open(tcp: TcpStream, remote: SocketAddr, timeout: Duration) -> Opening {
-    // Boxed: the connection's task holds a stream for its whole life and is sized by its
-    // largest state; the head's read (its timers, its buffer) is over once it returns.
-    Box::pin(read_opening(tcp, remote, timeout)).await
-}
-
-async fn read_opening(tcp: TcpStream, remote: SocketAddr, timeout: Duration) -> Opening {
     // A real-time wait (monotonic), not a reading of the clock the rules use.
     let deadline = tokio::time::Instant::now() + timeout;
     let mut peeked = [0u8; PREFIX.len()];

@@ -2,7 +2,7 @@
 //! security event log narrowed by subject, type and time.
 
 use super::events::EventRow;
-use super::sessions::FamilyRow;
+use super::sessions::{FAMILY_COLUMNS, FamilyRow};
 use super::{Exec, StoreError, on};
 
 /// Whose live sessions to list.
@@ -31,8 +31,8 @@ pub async fn live_families(
     // The cursor's condition only when there is one, so that the index range starts there.
     let after_cond = if after.is_some() { "AND id > $4" } else { "" };
     let sql = format!(
-        "SELECT id, user_id, client_id, scope, audience, created_at, last_used_at, expires_at, revoked_at, amr
-         FROM refresh_families
+        "SELECT {FAMILY_COLUMNS}
+         FROM refresh_families f
          WHERE {column} = $1 AND revoked_at IS NULL AND expires_at > $2 {after_cond}
          ORDER BY id LIMIT $3"
     );

@@ -27,6 +27,8 @@ pub struct FamilyRow {
     pub expires_at: i64,
     /// When the family was revoked; `None` while it is live.
     pub revoked_at: Option<i64>,
+    /// Why it was revoked (`roles_changed`, …), when it was and a reason was recorded.
+    pub revoke_reason: Option<String>,
     /// How the user signed in (RFC 8176 values, space-separated), for the `amr` of its
     /// access tokens.
     pub amr: String,
@@ -77,7 +79,7 @@ impl UserState {
     }
 }
 
-pub(super) const FAMILY_COLUMNS: &str = "f.id, f.user_id, f.client_id, f.scope, f.audience, f.created_at, f.last_used_at, f.expires_at, f.revoked_at, f.amr";
+pub(super) const FAMILY_COLUMNS: &str = "f.id, f.user_id, f.client_id, f.scope, f.audience, f.created_at, f.last_used_at, f.expires_at, f.revoked_at, f.revoke_reason, f.amr";
 
 /// Inserts a family only if its user is still enabled and at `authz_version`: a
 /// sign-in that read the user before a password change, a disable or a role change
@@ -356,20 +358,6 @@ pub async fn family(db: impl Into<Exec<'_>>, id: &str) -> Result<Option<FamilyRo
         .bind(id)
         .fetch_optional(e)
         .await)?)
-}
-
-/// Why a family was revoked (`None`: not revoked, no reason recorded, or no such family).
-pub async fn revoke_reason(
-    db: impl Into<Exec<'_>>,
-    id: &str,
-) -> Result<Option<String>, StoreError> {
-    let row: Option<(Option<String>,)> = on!(db.into(), |e| sqlx::query_as(
-        "SELECT revoke_reason FROM refresh_families WHERE id = $1"
-    )
-    .bind(id)
-    .fetch_optional(e)
-    .await)?;
-    Ok(row.and_then(|(r,)| r))
 }
 
 /// A user's families that are neither revoked nor expired at `now`, oldest first.

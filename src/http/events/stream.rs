@@ -23,7 +23,7 @@ use crate::domain::feed::Feed;
 use crate::domain::liveness::{ClientRead, Liveness};
 use crate::domain::reach::Reached;
 use crate::domain::tail::Take;
-use crate::domain::tokens::{AccessClaims, Audience};
+use crate::domain::tokens::AccessClaims;
 
 /// The comment sent when a stream has been quiet for `stream_heartbeat`.
 const HEARTBEAT_FRAME: Bytes = Bytes::from_static(b": keep-alive\n\n");
@@ -135,25 +135,6 @@ impl Access {
         }
     }
 
-    /// The claims the liveness check reads (`sub`, `sid`, `client_id`), for a recheck.
-    fn claims(&self) -> AccessClaims {
-        AccessClaims {
-            iss: String::new(),
-            sub: self.sub.to_string(),
-            aud: Audience::Many(Vec::new()),
-            client_id: self.client_id.to_string(),
-            scope: None,
-            roles: Vec::new(),
-            iat: 0,
-            exp: self.exp,
-            nbf: None,
-            jti: String::new(),
-            sid: self.sid.as_deref().map(str::to_string),
-            ver: None,
-            amr: None,
-        }
-    }
-
     /// The first event in `events` that ends this stream's authority (its session
     /// revoked or its user disabled), by position, and why. The stream delivers the
     /// events up to and including that one, so the app learns why it was signed out
@@ -210,7 +191,12 @@ impl Access {
         self.still_signed(feed)?;
         let live = feed
             .live
-            .liveness(&self.claims(), ClientRead::Fresh)
+            .liveness_of(
+                &self.sub,
+                &self.client_id,
+                self.sid.as_deref(),
+                ClientRead::Fresh,
+            )
             .await
             .map(|live| match live {
                 Liveness::User(_) | Liveness::Client { events: true } => Ok(()),
