@@ -64,7 +64,7 @@ const DAY: i64 = 86_400;
 /// revoked within the last day, one in twenty past its absolute lifetime within the last
 /// day (the server forgets ended sessions a day after they end), the rest live (30-day
 /// lifetime, used within the idle timeout of 14 days). `$4` is now.
-fn family_columns(user_id: &str, modulo: &str) -> String {
+fn family_columns(user_id: &str, modulo: &str, hashes: [&str; 3]) -> String {
     let k = "((i * 2654435761) % 4294967296)";
     let state = |live: String, revoked: String, expired: String| {
         format!(
@@ -99,18 +99,21 @@ fn family_columns(user_id: &str, modulo: &str) -> String {
         CLIENTS[2].0
     );
     let user = user_id.replace("{i}", &format!("({k} % $3 + 1)"));
+    let [handle, head, prev] = hashes;
     format!(
         "{user}, {client}, 'openid offline_access', '[\"urn:scale:api\"]', {created},
-         MAX({created}, {used}), {expires}, {revoked}, {reason}, 'pwd'"
+         MAX({created}, {used}), {expires}, {revoked}, {reason}, 'pwd',
+         {handle}, {head}, {prev}, MAX({created}, {used})"
     )
 }
 
 const FAMILY_INSERT: &str = "INSERT INTO refresh_families
-    (id, user_id, client_id, scope, audience, created_at, last_used_at, expires_at, revoked_at, revoke_reason, amr)";
+    (id, user_id, client_id, scope, audience, created_at, last_used_at, expires_at, revoked_at, revoke_reason, amr,
+     handle_hash, head_hash, prev_hash, rotated_at)";
 
 /// Inserts sessions `from..=to` of the spread above over `users` users (ids as [`users`]
-/// makes them), each a refresh family with one unconsumed refresh token (a random 32-byte
-/// hash, as a SHA-256 is), in the caller's transaction on `conn`. Family ids are random
+/// makes them), each a refresh family that has rotated (its handle's, head's and previous
+/// token's hashes random 32 bytes, as a SHA-256 is), in the caller's transaction on `conn`. Family ids are random
 /// UUIDs on SQLite, UUIDs from an MD5 of `i` on PostgreSQL.
 pub(crate) async fn sessions(
     conn: &mut SeedConn<'_>,
@@ -121,16 +124,16 @@ pub(crate) async fn sessions(
 ) -> sqlx::Result<()> {
     match conn {
         SeedConn::Sqlite(c) => {
-            let (before,): (i64,) =
-                sqlx::query_as("SELECT COALESCE(MAX(rowid), 0) FROM refresh_families")
-                    .fetch_one(&mut ***c)
-                    .await?;
             let id = "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-a' || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))";
             let sql = format!(
                 "{FAMILY_INSERT}
                  WITH RECURSIVE n(i) AS (SELECT $1 UNION ALL SELECT i + 1 FROM n WHERE i < $2)
                  SELECT {id}, {} FROM n",
-                family_columns(SQLITE_USER_ID, "{x} % {n}")
+                family_columns(
+                    SQLITE_USER_ID,
+                    "{x} % {n}",
+                    ["randomblob(32)", "randomblob(32)", "randomblob(32)"]
+                )
             );
             sqlx::query(&sql)
                 .bind(from)
@@ -139,20 +142,22 @@ pub(crate) async fn sessions(
                 .bind(now)
                 .execute(&mut ***c)
                 .await?;
-            sqlx::query(
-                "INSERT INTO refresh_tokens (hash, family_id, scope, created_at)
-                 SELECT randomblob(32), id, scope, last_used_at FROM refresh_families WHERE rowid > $1",
-            )
-            .bind(before)
-            .execute(&mut ***c)
-            .await?;
         }
         SeedConn::Postgres(c) => {
             let id = "md5('f' || i)::uuid::text";
             let sql = format!(
                 "{FAMILY_INSERT}
                  SELECT {id}, {} FROM generate_series($1::bigint, $2::bigint) AS i",
-                family_columns(POSTGRES_USER_ID, "{x} % {n}").replace("MAX(", "GREATEST(")
+                family_columns(
+                    POSTGRES_USER_ID,
+                    "{x} % {n}",
+                    [
+                        "sha256(('h' || i)::bytea)",
+                        "sha256(('t' || i)::bytea)",
+                        "sha256(('p' || i)::bytea)"
+                    ]
+                )
+                .replace("MAX(", "GREATEST(")
             );
             sqlx::query(&sql)
                 .bind(from)
@@ -161,16 +166,6 @@ pub(crate) async fn sessions(
                 .bind(now)
                 .execute(&mut ***c)
                 .await?;
-            sqlx::query(&format!(
-                "INSERT INTO refresh_tokens (hash, family_id, scope, created_at)
-                 SELECT sha256(('t' || i)::bytea), {id}, 'openid offline_access', $3
-                 FROM generate_series($1::bigint, $2::bigint) AS i"
-            ))
-            .bind(from)
-            .bind(to)
-            .bind(now)
-            .execute(&mut ***c)
-            .await?;
         }
     }
     Ok(())

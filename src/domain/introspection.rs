@@ -6,11 +6,11 @@ use serde_json::{Value, json};
 use super::audit::Actor;
 use super::clients::Client;
 use super::liveness::{ClientRead, Liveness};
+use super::rotation::Presented;
 use super::sessions;
 use super::signin::SignIn;
 use super::tokens::AccessClaims;
 use super::users::Users;
-use crate::crypto::sha256;
 use crate::store::{self, StoreError, from_json};
 
 /// A token is a JWT when it has the three dot-separated parts; anything else is
@@ -84,7 +84,7 @@ impl SignIn {
         token: &str,
     ) -> Result<Option<Value>, StoreError> {
         let now = self.clock.now();
-        let Some(row) = store::sessions::token(&self.db.read, &sha256(token.as_bytes())).await?
+        let Some(row) = store::sessions::token(&self.db.read, &Presented::parse(token).key).await?
         else {
             return Ok(None);
         };
@@ -139,7 +139,7 @@ impl SignIn {
                 _ => None,
             }
         } else {
-            store::sessions::token(&self.db.read, &sha256(token.as_bytes()))
+            store::sessions::token(&self.db.read, &Presented::parse(token).key)
                 .await?
                 .map(|t| t.family)
         };

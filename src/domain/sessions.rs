@@ -1,7 +1,6 @@
 //! Refresh families (sessions): starting one at sign-in, revoking one. What
 //! happens when a refresh token is used or reused is in [`super::rotation`].
 
-use crate::crypto::{self, sha256};
 use crate::store::events::NewEvent;
 use crate::store::sessions::FamilyRow;
 use crate::store::{self, StoreError, to_json};
@@ -38,14 +37,18 @@ impl SignIn {
             revoke_reason: None,
             amr: amr.into(),
         };
-        let token = crypto::random_token();
-        let mut tx = self.db.begin_plain().await?;
-        if !store::sessions::insert_family_if_current(&mut tx, &family, authz_version).await? {
+        let (token, handle, head) = super::rotation::first_token();
+        if !store::sessions::insert_family_if_current(
+            self.db.writer(),
+            &family,
+            authz_version,
+            &handle,
+            &head,
+        )
+        .await?
+        {
             return Ok(None);
         }
-        store::sessions::insert_token(&mut tx, &sha256(token.as_bytes()), &family.id, scope, now)
-            .await?;
-        tx.commit().await?;
         Ok(Some((family.id, token)))
     }
 }

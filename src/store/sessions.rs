@@ -1,10 +1,16 @@
 //! Refresh-token families (one per sign-in at a client) and their tokens.
+//!
+//! A family started since migration 0015 holds its live token's hash and its
+//! predecessor's in its own row ([`TokenKey::Named`], [`advance`]); families started
+//! before keep one `refresh_tokens` row per token ([`TokenKey::Legacy`], [`consume`]) until
+//! they end.
 
 use std::sync::LazyLock;
 
 use sqlx::FromRow;
 
 use super::{Backend, Exec, StoreError, on};
+use crate::crypto;
 
 /// A refresh family: one sign-in of a user at a client, the `sid` of its tokens.
 #[derive(Debug, Clone, FromRow)]
@@ -34,6 +40,23 @@ pub struct FamilyRow {
     pub amr: String,
 }
 
+/// How a presented refresh token is found (see migration 0015).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKey {
+    /// A token of a family started before migration 0015: its row in `refresh_tokens`,
+    /// by the token's SHA-256.
+    Legacy([u8; 32]),
+    /// A token that names its family: the family by the SHA-256 of the handle every
+    /// token of the family carries, then the token's SHA-256 among the family's head
+    /// and the head's predecessor.
+    Named {
+        /// SHA-256 of the family's handle.
+        handle: [u8; 32],
+        /// SHA-256 of the whole token.
+        hash: [u8; 32],
+    },
+}
+
 /// A refresh token joined with its family.
 #[derive(Debug, Clone, FromRow)]
 pub struct TokenRow {
@@ -49,7 +72,12 @@ pub struct TokenRow {
     pub successor_hash: Option<Vec<u8>>,
     /// The successor itself, sealed, so that a retry within the reuse grace window gets the
     /// same answer; `None` without grace, and once the window passed or the family ended.
+    /// Legacy tokens only: a named token's successor is derived again instead.
     pub successor_sealed: Option<Vec<u8>>,
+    /// A token that names its family ([`TokenKey::Named`]). Its successor, when it has
+    /// one, is the family's head: unconsumed by definition.
+    #[sqlx(default)]
+    pub named: bool,
     /// The token's family.
     #[sqlx(flatten)]
     pub family: FamilyRow,
@@ -86,10 +114,13 @@ pub(super) const FAMILY_COLUMNS: &str = "f.id, f.user_id, f.client_id, f.scope, 
 /// committed must not leave a session behind. One statement; on PostgreSQL the user
 /// row is share-locked, so a concurrent change either waits for this insert (and
 /// then revokes the new family) or commits first (and this finds a newer version).
+/// `handle` and `head` are the SHA-256 of the family's handle and of its first token.
 pub async fn insert_family_if_current(
     db: impl Into<Exec<'_>>,
     f: &FamilyRow,
     authz_version: i64,
+    handle: &[u8; 32],
+    head: &[u8; 32],
 ) -> Result<bool, StoreError> {
     let db = db.into();
     let sql: &str = match db.backend() {
@@ -108,6 +139,8 @@ pub async fn insert_family_if_current(
             .bind(f.expires_at)
             .bind(authz_version)
             .bind(&f.amr)
+            .bind(handle.as_slice())
+            .bind(head.as_slice())
             .execute(e)
             .await
             .map(|r| r.rows_affected())
@@ -116,32 +149,12 @@ pub async fn insert_family_if_current(
 }
 
 const INSERT_FAMILY: &str = "INSERT INTO refresh_families
-       (id, user_id, client_id, scope, audience, created_at, last_used_at, expires_at, amr)
-     SELECT $1, u.id, $3, $4, $5, $6, $7, $8, $10 FROM users u
+       (id, user_id, client_id, scope, audience, created_at, last_used_at, expires_at, amr,
+        handle_hash, head_hash, rotated_at)
+     SELECT $1, u.id, $3, $4, $5, $6, $7, $8, $10, $11, $12, $6 FROM users u
      WHERE u.id = $2 AND u.authz_version = $9 AND NOT u.disabled";
 static INSERT_FAMILY_LOCKED_SQL: LazyLock<String> =
     LazyLock::new(|| format!("{INSERT_FAMILY} FOR SHARE OF u"));
-
-/// Stores a new refresh token (its SHA-256) in a family, unconsumed.
-pub async fn insert_token(
-    db: impl Into<Exec<'_>>,
-    hash: &[u8],
-    family_id: &str,
-    scope: &str,
-    now: i64,
-) -> Result<(), StoreError> {
-    on!(db.into(), |e| sqlx::query(
-        "INSERT INTO refresh_tokens (hash, family_id, scope, created_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(hash)
-    .bind(family_id)
-    .bind(scope)
-    .bind(now)
-    .execute(e)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(())
-}
 
 fn token_sql(lock: &str) -> String {
     format!(
@@ -152,39 +165,112 @@ fn token_sql(lock: &str) -> String {
     )
 }
 
+fn head_sql(lock: &str) -> String {
+    format!(
+        "SELECT f.head_hash, f.prev_hash, f.rotated_at, {FAMILY_COLUMNS},
+                u.roles AS user_roles, u.authz_version AS user_ver, u.disabled AS user_disabled
+         FROM refresh_families f JOIN users u ON u.id = f.user_id
+         WHERE f.handle_hash = $1{lock}"
+    )
+}
+
 /// Built once: the read runs on every refresh.
 static TOKEN_SQL: LazyLock<String> = LazyLock::new(|| token_sql(""));
 static TOKEN_FOR_UPDATE_SQL: LazyLock<String> = LazyLock::new(|| token_sql(" FOR UPDATE OF t"));
+static HEAD_SQL: LazyLock<String> = LazyLock::new(|| head_sql(""));
+static HEAD_FOR_UPDATE_SQL: LazyLock<String> = LazyLock::new(|| head_sql(" FOR UPDATE OF f"));
 
-/// The token with this SHA-256 with its family and user, without locking.
-pub async fn token(db: impl Into<Exec<'_>>, hash: &[u8]) -> Result<Option<TokenRow>, StoreError> {
-    token_row(db.into(), hash, &TOKEN_SQL).await
+/// The presented token with its family and user, without locking.
+pub async fn token(
+    db: impl Into<Exec<'_>>,
+    key: &TokenKey,
+) -> Result<Option<TokenRow>, StoreError> {
+    let sql: &str = match key {
+        TokenKey::Legacy(_) => &TOKEN_SQL,
+        TokenKey::Named { .. } => &HEAD_SQL,
+    };
+    token_row(db.into(), key, sql).await
 }
 
-/// [`token`], with the token's row locked until the transaction ends on PostgreSQL,
-/// so the single-statement fast path of another instance cannot consume it while
-/// the slow path decides. (SQLite's write transaction excludes every other writer.)
+/// [`token`], with the row that decides its rotation (the legacy token's, or the
+/// family's) locked until the transaction ends on PostgreSQL, so the single-statement
+/// fast path of another instance cannot consume it while the slow path decides.
+/// (SQLite's write transaction excludes every other writer.)
 pub async fn token_for_update(
     db: impl Into<Exec<'_>>,
-    hash: &[u8],
+    key: &TokenKey,
 ) -> Result<Option<TokenRow>, StoreError> {
     let db = db.into();
-    let sql: &str = match db.backend() {
-        Backend::Sqlite => &TOKEN_SQL,
-        Backend::Postgres => &TOKEN_FOR_UPDATE_SQL,
+    let sql: &str = match (db.backend(), key) {
+        (Backend::Sqlite, TokenKey::Legacy(_)) => &TOKEN_SQL,
+        (Backend::Sqlite, TokenKey::Named { .. }) => &HEAD_SQL,
+        (Backend::Postgres, TokenKey::Legacy(_)) => &TOKEN_FOR_UPDATE_SQL,
+        (Backend::Postgres, TokenKey::Named { .. }) => &HEAD_FOR_UPDATE_SQL,
     };
-    token_row(db, hash, sql).await
+    token_row(db, key, sql).await
 }
 
-async fn token_row(db: Exec<'_>, hash: &[u8], sql: &str) -> Result<Option<TokenRow>, StoreError> {
-    Ok(on!(db, |e| sqlx::query_as(sql)
-        .bind(hash)
-        .fetch_optional(e)
-        .await)?)
+/// A family's row as a named token's rotation reads it.
+#[derive(FromRow)]
+struct HeadRow {
+    head_hash: Vec<u8>,
+    prev_hash: Option<Vec<u8>>,
+    rotated_at: i64,
+    #[sqlx(flatten)]
+    family: FamilyRow,
+    #[sqlx(flatten)]
+    user: UserState,
 }
 
-/// Consumes a token if nobody has and its family is live: the one conditional
-/// update that decides a race. The `refresh_token_rotated` trigger inserts the
+async fn token_row(
+    db: Exec<'_>,
+    key: &TokenKey,
+    sql: &str,
+) -> Result<Option<TokenRow>, StoreError> {
+    Ok(match key {
+        TokenKey::Legacy(hash) => on!(db, |e| sqlx::query_as(sql)
+            .bind(hash.as_slice())
+            .fetch_optional(e)
+            .await)?,
+        TokenKey::Named { handle, hash } => {
+            let head: Option<HeadRow> = on!(db, |e| sqlx::query_as(sql)
+                .bind(handle.as_slice())
+                .fetch_optional(e)
+                .await)?;
+            head.map(|h| named_token(h, hash))
+        }
+    })
+}
+
+/// Which token of its family a named token is: the head (live), the head's
+/// predecessor (consumed; its successor is the head), or an older one. An older one
+/// was consumed too, or was never issued and made up by someone who held one of the
+/// family's tokens (only they know the handle): either way the family's tokens leaked,
+/// and the rotation treats it as reuse.
+fn named_token(h: HeadRow, hash: &[u8; 32]) -> TokenRow {
+    let is = |stored: &[u8]| crypto::ct_eq(stored, hash);
+    let (consumed_at, successor_hash, issued_at) = if is(&h.head_hash) {
+        (None, None, h.rotated_at)
+    } else if h.prev_hash.as_deref().is_some_and(is) {
+        (Some(h.rotated_at), Some(h.head_hash), h.family.created_at)
+    } else {
+        (Some(h.rotated_at), None, h.family.created_at)
+    };
+    TokenRow {
+        hash: hash.to_vec(),
+        issued_at,
+        scope: h.family.scope.clone(),
+        consumed_at,
+        successor_hash,
+        successor_sealed: None,
+        named: true,
+        family: h.family,
+        user: h.user,
+    }
+}
+
+/// Consumes a legacy token ([`TokenKey::Legacy`]) if nobody has and its family is live:
+/// the one conditional update that decides a race. The `refresh_token_rotated` trigger inserts the
 /// successor and touches the family within the same statement.
 pub async fn consume(
     db: impl Into<Exec<'_>>,
@@ -208,14 +294,18 @@ pub async fn consume(
     Ok(done == 1)
 }
 
-/// One token to consume in a batch: its hash, its successor's hash and sealed copy, the time.
-pub type Consume = ([u8; 32], [u8; 32], Option<Vec<u8>>, i64);
+/// One named token's rotation: its family's handle (SHA-256), its own SHA-256 (the head
+/// it must still be), its successor's SHA-256, the time.
+pub type Advance = ([u8; 32], [u8; 32], [u8; 32], i64);
 
-/// [`consume`] for many tokens in one statement (group commit): returns the hashes
-/// that were consumed. Hashes must be distinct (a duplicate could win twice).
-pub async fn consume_many(
+/// Rotates named tokens, many in one statement (group commit): each family whose head
+/// is still the presented token and that is not revoked moves its head to the
+/// successor and records the use; the old head becomes `prev_hash`. One row written per
+/// rotation. Returns the handles that advanced. Handles must be distinct (a duplicate
+/// could win twice).
+pub async fn advance(
     db: impl Into<Exec<'_>>,
-    batch: &[Consume],
+    batch: &[Advance],
 ) -> Result<Vec<Vec<u8>>, StoreError> {
     let db = db.into();
     let values = (0..batch.len())
@@ -226,34 +316,36 @@ pub async fn consume_many(
         .collect::<Vec<_>>()
         .join(", ");
     let sql = match db.backend() {
-        // `hash IN (...)` keeps every lookup on the primary key.
+        // `handle_hash IN (...)` keeps every lookup on the handle's index. The right-hand
+        // sides read the row as it was: `prev_hash` takes the old head.
         Backend::Sqlite => format!(
-            "WITH v(h, n, s, at) AS (VALUES {values})
-             UPDATE refresh_tokens SET
-                 consumed_at = (SELECT at FROM v WHERE v.h = refresh_tokens.hash),
-                 successor_hash = (SELECT n FROM v WHERE v.h = refresh_tokens.hash),
-                 successor_sealed = (SELECT s FROM v WHERE v.h = refresh_tokens.hash)
-             WHERE hash IN (SELECT h FROM v) AND consumed_at IS NULL
-               AND (SELECT revoked_at FROM refresh_families f WHERE f.id = family_id) IS NULL
-             RETURNING hash"
+            "WITH v(h, o, n, at) AS (VALUES {values})
+             UPDATE refresh_families SET
+                 prev_hash = head_hash,
+                 head_hash = (SELECT n FROM v WHERE v.h = refresh_families.handle_hash),
+                 rotated_at = (SELECT at FROM v WHERE v.h = refresh_families.handle_hash),
+                 last_used_at = (SELECT at FROM v WHERE v.h = refresh_families.handle_hash)
+             WHERE handle_hash IN (SELECT h FROM v) AND revoked_at IS NULL
+               AND head_hash = (SELECT o FROM v WHERE v.h = refresh_families.handle_hash)
+             RETURNING handle_hash"
         ),
-        // A concurrent consumer of the same row makes this one wait and re-check
-        // `consumed_at IS NULL` on the committed row (READ COMMITTED): one winner.
+        // A concurrent rotation of the same family makes this one wait and re-check
+        // `head_hash` on the committed row (READ COMMITTED): one winner.
         Backend::Postgres => format!(
-            "UPDATE refresh_tokens t SET consumed_at = v.at, successor_hash = v.n, successor_sealed = v.s
-             FROM (VALUES {values}) AS v(h, n, s, at)
-             WHERE t.hash = v.h AND t.consumed_at IS NULL
-               AND (SELECT revoked_at FROM refresh_families f WHERE f.id = t.family_id) IS NULL
-             RETURNING t.hash"
+            "UPDATE refresh_families f SET prev_hash = f.head_hash, head_hash = v.n,
+                 rotated_at = v.at, last_used_at = v.at
+             FROM (VALUES {values}) AS v(h, o, n, at)
+             WHERE f.handle_hash = v.h AND f.head_hash = v.o AND f.revoked_at IS NULL
+             RETURNING f.handle_hash"
         ),
     };
     let rows: Vec<(Vec<u8>,)> = on!(db, |e| {
         let mut q = sqlx::query_as(&sql);
-        for (hash, next, sealed, now) in batch {
+        for (handle, head, next, now) in batch {
             q = q
-                .bind(hash.as_slice())
+                .bind(handle.as_slice())
+                .bind(head.as_slice())
                 .bind(next.as_slice())
-                .bind(sealed.as_deref())
                 .bind(*now);
         }
         q.fetch_all(e).await

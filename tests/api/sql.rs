@@ -97,15 +97,44 @@ pub(crate) async fn close(pool: Pool) {
     }
 }
 
-/// Families with more than one unconsumed refresh token: a branched family (must be none).
+/// Families whose live token is not one and new: a legacy family with more than one
+/// unconsumed token, or a named family (migration 0015) without a head or whose head is
+/// its predecessor again. A named family holds one head by construction; whether the
+/// tokens the clients got go on is checked by each test through the API.
 pub(crate) async fn branched_families(pool: &Pool) -> Vec<(String, i64)> {
     all(
         pool,
         "SELECT family_id, COUNT(*) FROM refresh_tokens WHERE consumed_at IS NULL \
-         GROUP BY family_id HAVING COUNT(*) > 1",
+         GROUP BY family_id HAVING COUNT(*) > 1
+         UNION ALL
+         SELECT id, 0 FROM refresh_families WHERE handle_hash IS NOT NULL \
+         AND (head_hash IS NULL OR head_hash = prev_hash)",
         &[],
     )
     .await
+}
+
+/// Where a named refresh token stands on disk: `Some(true)` for its family's head,
+/// `Some(false)` for the head's predecessor, `None` for neither (or no such family).
+pub(crate) async fn named_token_state(pool: &Pool, token: &str) -> Option<bool> {
+    let tessera::store::sessions::TokenKey::Named { handle, hash } =
+        tessera::domain::rotation::Presented::parse(token).key
+    else {
+        panic!("not a named refresh token: {token}");
+    };
+    let (head, prev): (Vec<u8>, Option<Vec<u8>>) = one(
+        pool,
+        "SELECT head_hash, prev_hash FROM refresh_families WHERE handle_hash = $1",
+        &[handle.to_vec().into()],
+    )
+    .await;
+    if head == hash {
+        Some(true)
+    } else if prev.as_deref() == Some(hash.as_slice()) {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 pub(crate) async fn revoked_families(pool: &Pool) -> i64 {

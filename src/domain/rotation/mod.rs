@@ -1,25 +1,37 @@
 //! Refresh-token rotation: what happens when a refresh token is used, reused, or
 //! retried within the grace window. The rule is [`classify`]; [`SignIn::rotate`] carries it out.
 //!
-//! - first use: one conditional `UPDATE ... WHERE consumed_at IS NULL` consumes the
-//!   token (group-committed with other first uses, see [`group_commit`]). Exactly one
-//!   concurrent caller can win it. The successor row is not inserted here: the
-//!   `refresh_token_rotated` trigger (`migrations/sqlite/0001_init.sql`,
-//!   `migrations/postgres/0001_init.sql`) inserts it and touches the family within
-//!   the consuming statement;
+//! A refresh token names its family: 16 random bytes shared by every token of the family
+//! (the handle) and 32 that change at every rotation, base64url together ([`Presented`]).
+//! The family's row holds the SHA-256 of the live token (the head) and of the one it
+//! replaced, and nothing else about tokens (`migrations/*/0015_named_refresh_tokens.sql`).
+//!
+//! - first use: one conditional `UPDATE refresh_families ... WHERE head_hash = <this
+//!   token>` moves the head to the successor (group-committed with other first uses, see
+//!   [`group_commit`]). Exactly one concurrent caller can win it. The successor is
+//!   derived from the presented token under a key derived from the KEK, so a retry can
+//!   be given it again without the database holding it;
 //! - a retry within the grace window while the successor is still the family's
 //!   live head: the same successor again (idempotent; the family never branches);
 //! - any other reuse: the whole family is revoked (RFC 9700 §4.14.2), its sealed
 //!   successors are dropped (`store::sessions::revoke_family`) and a
-//!   `session.revoked` event is written.
+//!   `session.revoked` event is written. A token with the family's handle that is neither
+//!   the head nor its predecessor is an older one, or one made up by someone who held a
+//!   token of the family: reuse either way.
+//!
+//! Tokens of families started before migration 0015 (43 characters, no handle) are
+//! found in `refresh_tokens` and rotate as they always did, always on the locked path:
+//! consuming one sets `consumed_at`, and the `refresh_token_rotated` trigger inserts its
+//! (legacy) successor; a retry's successor is kept sealed under a key derived from the
+//! presented token.
 
 pub mod group_commit;
 
 use std::time::Duration;
 
-use crate::crypto::{self, sha256};
+use crate::crypto::{self, b64, sha256};
 use crate::error::OAuthError;
-use crate::store::sessions::{FamilyRow, TokenRow, UserState};
+use crate::store::sessions::{FamilyRow, TokenKey, TokenRow, UserState};
 use crate::store::{self};
 
 use super::clients::Client;
@@ -47,9 +59,11 @@ pub enum Decision {
 /// The successor a consumed token recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Successor {
-    /// Not consumed, or consumed without a sealed copy (no grace window, or forgotten).
+    /// Not consumed, or its successor cannot be given again: an older token of a named
+    /// family, or a legacy token without a sealed copy (no grace window, or forgotten).
     None,
-    /// A sealed copy is kept; `live_head`: the successor itself is still unconsumed.
+    /// The successor can be given again (derived for a named token, a sealed copy for a
+    /// legacy one); `live_head`: the successor itself is still unconsumed.
     Sealed {
         /// The successor is still unconsumed: handing it out again cannot branch the family.
         live_head: bool,
@@ -101,8 +115,9 @@ pub fn classify(token: &TokenState, now: i64, policy: &Policy) -> Decision {
     let Some(consumed_at) = token.consumed_at else {
         return Decision::FirstUse;
     };
-    // Never negative: a clock stepped backwards must not widen the window.
-    let in_window = (0..=policy.grace).contains(&(now - consumed_at));
+    // Never negative: a clock stepped backwards must not widen the window. Without a
+    // window (grace 0) every reuse is reuse, even within the same second.
+    let in_window = policy.grace > 0 && (0..=policy.grace).contains(&(now - consumed_at));
     match token.successor {
         Successor::Sealed { live_head: true } if in_window => Decision::GraceRetry,
         _ => Decision::Reuse,
@@ -144,12 +159,101 @@ fn state_of(row: &TokenRow, live_head: bool) -> TokenState<'_> {
         consumed_at: row.consumed_at,
         successor: match (&row.successor_hash, &row.successor_sealed) {
             (Some(_), Some(_)) => Successor::Sealed { live_head },
+            (Some(_), None) if row.named => Successor::Sealed { live_head },
             _ => Successor::None,
         },
     }
 }
 
+/// A presented refresh token, parsed: how to find it, and the handle its successor
+/// carries on (named tokens only).
+#[derive(Debug, Clone, Copy)]
+pub struct Presented<'a> {
+    /// The token as presented.
+    pub text: &'a str,
+    /// How the store finds it.
+    pub key: TokenKey,
+    /// The family's handle (named tokens only).
+    handle: Option<[u8; HANDLE_LEN]>,
+}
+
+/// Bytes of a named token: the family's handle, then the token's own part.
+const HANDLE_LEN: usize = 16;
+const SECRET_LEN: usize = 32;
+/// Characters of a named token (base64url of 48 bytes); a legacy token has 43.
+const NAMED_LEN: usize = (HANDLE_LEN + SECRET_LEN) * 4 / 3;
+
+impl<'a> Presented<'a> {
+    /// Parses a presented token; anything that is not a named token is looked up as a
+    /// legacy one (and, if made up, simply not found).
+    pub fn parse(text: &'a str) -> Self {
+        use base64::Engine;
+        let hash = sha256(text.as_bytes());
+        let raw = (text.len() == NAMED_LEN)
+            .then(|| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(text)
+                    .ok()
+            })
+            .flatten();
+        match raw.as_deref().and_then(|r| r.get(..HANDLE_LEN)) {
+            Some(handle) => {
+                let handle: [u8; HANDLE_LEN] = handle.try_into().expect("16 bytes");
+                Self {
+                    text,
+                    key: TokenKey::Named {
+                        handle: sha256(&handle),
+                        hash,
+                    },
+                    handle: Some(handle),
+                }
+            }
+            None => Self {
+                text,
+                key: TokenKey::Legacy(hash),
+                handle: None,
+            },
+        }
+    }
+
+    /// The token's SHA-256, whatever its kind.
+    fn hash(&self) -> [u8; 32] {
+        match self.key {
+            TokenKey::Legacy(hash) | TokenKey::Named { hash, .. } => hash,
+        }
+    }
+}
+
+/// The first token of a new family: a fresh handle and a fresh secret. Returns the token
+/// and the SHA-256 of its handle and of itself (what the family's row keeps).
+pub fn first_token() -> (String, [u8; 32], [u8; 32]) {
+    let handle = crypto::random::<HANDLE_LEN>();
+    let token = named(&handle, &crypto::random::<SECRET_LEN>());
+    let hash = sha256(token.as_bytes());
+    (token, sha256(&handle), hash)
+}
+
+fn named(handle: &[u8; HANDLE_LEN], secret: &[u8; SECRET_LEN]) -> String {
+    let mut raw = [0u8; HANDLE_LEN + SECRET_LEN];
+    raw[..HANDLE_LEN].copy_from_slice(handle);
+    raw[HANDLE_LEN..].copy_from_slice(secret);
+    b64(&raw)
+}
+
 impl SignIn {
+    /// The successor of a named token: the family's handle and an HMAC of the
+    /// presented token under a key derived from the KEK. The same token always has the
+    /// same successor, so a retry within the grace window gets it again without the
+    /// database holding it; without the KEK nobody can compute it.
+    fn successor_of(&self, handle: &[u8; HANDLE_LEN], presented: &str) -> (String, [u8; 32]) {
+        let secret = self
+            .keys
+            .derive_key(&format!("tessera.refresh.successor.v1:{presented}"));
+        let next = named(handle, &secret);
+        let hash = sha256(next.as_bytes());
+        (next, hash)
+    }
+
     /// Rotates `presented`: consumes it and returns its successor (see the module
     /// doc). `check` validates the request against the family before anything is
     /// consumed, for a first use or a retry only: reuse is reuse, whatever else the
@@ -168,49 +272,56 @@ impl SignIn {
             idle_ttl: self.cfg.refresh_idle_ttl.as_secs() as i64,
             grace: grace.as_secs() as i64,
         };
-        let hash = sha256(presented.as_bytes());
+        let presented = Presented::parse(presented);
         let now = self.clock.now();
-        // Fast path: read on the reader pool, then one (group-committed) statement on the writer.
-        let Some(row) = store::sessions::token(&self.db.read, &hash).await? else {
-            return Err(INVALID);
-        };
-        if row.consumed_at.is_none() {
-            if classify(&state_of(&row, false), now, &policy) == Decision::Invalid {
+        // Fast path (named tokens): read on the reader pool, then one (group-committed)
+        // statement on the writer.
+        if let (TokenKey::Named { handle, hash }, Some(raw_handle)) =
+            (presented.key, presented.handle)
+        {
+            let Some(row) = store::sessions::token(&self.db.read, &presented.key).await? else {
                 return Err(INVALID);
+            };
+            if row.consumed_at.is_none() {
+                if classify(&state_of(&row, false), now, &policy) == Decision::Invalid {
+                    return Err(INVALID);
+                }
+                let granted = check(&row.family)?;
+                let (next, next_hash) = self.successor_of(&raw_handle, presented.text);
+                if self
+                    .group_commit
+                    .advance((handle, hash, next_hash, now))
+                    .await
+                {
+                    return Ok(Rotated {
+                        family: row.family,
+                        user: row.user,
+                        refresh_token: next,
+                        granted,
+                    });
+                }
+                // Lost a race, or the family was revoked meanwhile: decide under the write lock.
             }
-            let granted = check(&row.family)?;
-            let (next, next_hash, sealed) = successor(grace, presented);
-            if self
-                .group_commit
-                .consume((hash, next_hash, sealed, now))
-                .await
-            {
-                return Ok(Rotated {
-                    family: row.family,
-                    user: row.user,
-                    refresh_token: next,
-                    granted,
-                });
-            }
-            // Lost a race, or the family was revoked meanwhile: decide under the write lock.
         }
-        store::retry_conflicts(|| self.rotate_locked(&policy, presented, &hash, now, &check)).await
+        store::retry_conflicts(|| self.rotate_locked(&policy, &presented, now, &check)).await
     }
 
-    /// The slow path, in one write transaction: retries, reuse, and lost races.
+    /// The slow path, in one write transaction: retries, reuse, lost races, and every
+    /// legacy token.
     async fn rotate_locked<T>(
         &self,
         policy: &Policy<'_>,
-        presented: &str,
-        hash: &[u8; 32],
+        presented: &Presented<'_>,
         now: i64,
         check: impl Fn(&FamilyRow) -> Result<T, OAuthError>,
     ) -> Result<Rotated<T>, OAuthError> {
         let mut tx = self.db.begin().await?;
-        let Some(row) = store::sessions::token_for_update(&mut tx, hash).await? else {
+        let Some(row) = store::sessions::token_for_update(&mut tx, &presented.key).await? else {
             return Err(INVALID);
         };
         let live_head = match (&row.consumed_at, &row.successor_hash, &row.successor_sealed) {
+            // A named token's successor is the family's head.
+            (Some(_), Some(_), _) if row.named => true,
             (Some(_), Some(next_hash), Some(_)) => {
                 store::sessions::is_unconsumed(&mut tx, next_hash).await?
             }
@@ -226,13 +337,32 @@ impl SignIn {
             user,
             ..
         } = row;
-        let (next, granted) = match decision {
-            Decision::Invalid => return Err(INVALID),
-            Decision::FirstUse => {
+        let hash = presented.hash();
+        let (next, granted) = match (decision, presented.handle) {
+            (Decision::Invalid, _) => return Err(INVALID),
+            (Decision::FirstUse, Some(handle)) => {
+                let granted = check(&family)?;
+                let TokenKey::Named {
+                    handle: handle_hash,
+                    ..
+                } = presented.key
+                else {
+                    return Err(INVALID);
+                };
+                let (next, next_hash) = self.successor_of(&handle, presented.text);
+                let won = store::sessions::advance(&mut tx, &[(handle_hash, hash, next_hash, now)])
+                    .await?;
+                if won.is_empty() {
+                    // Unreachable under the write lock; refuse rather than branch.
+                    return Err(INVALID);
+                }
+                (next, granted)
+            }
+            (Decision::FirstUse, None) => {
                 let granted = check(&family)?;
                 let grace = Duration::from_secs(policy.grace as u64);
-                let (next, next_hash, sealed) = successor(grace, presented);
-                if !store::sessions::consume(&mut tx, hash, &next_hash, sealed.as_deref(), now)
+                let (next, next_hash, sealed) = legacy_successor(grace, presented.text);
+                if !store::sessions::consume(&mut tx, &hash, &next_hash, sealed.as_deref(), now)
                     .await?
                 {
                     // Unreachable under the write lock; refuse rather than branch.
@@ -240,25 +370,37 @@ impl SignIn {
                 }
                 (next, granted)
             }
-            Decision::GraceRetry => {
-                let (Some(next_hash), Some(sealed)) = (successor_hash, successor_sealed) else {
+            (Decision::GraceRetry, handle) => {
+                let Some(next_hash) = successor_hash else {
                     return Err(INVALID);
                 };
                 let granted = check(&family)?;
-                let next = crypto::open(&grace_key(presented), &next_hash, &sealed)
-                    .map_err(|e| OAuthError::Internal(Box::new(e)))?;
+                let next = match (handle, successor_sealed) {
+                    (Some(handle), _) => {
+                        let (next, derived) = self.successor_of(&handle, presented.text);
+                        // Derived under another KEK (rotated since): it cannot be given
+                        // again. Refused, but not taken for reuse.
+                        if !crypto::ct_eq(&derived, &next_hash) {
+                            return Err(INVALID);
+                        }
+                        next
+                    }
+                    (None, Some(sealed)) => {
+                        let next = crypto::open(&grace_key(presented.text), &next_hash, &sealed)
+                            .map_err(|e| OAuthError::Internal(Box::new(e)))?;
+                        String::from_utf8(next).map_err(|e| OAuthError::Internal(Box::new(e)))?
+                    }
+                    (None, None) => return Err(INVALID),
+                };
                 store::sessions::touch_family(&mut tx, &family.id, now).await?;
                 // Whoever replays a just-used token in the window gets the live
                 // successor: a public client's thief as well as a retrying tab.
                 self.metrics.refresh_grace_replay();
                 let age_s = now - consumed_at.unwrap_or(now);
                 tracing::warn!(sid = %family.id, client_id, age_s, "refresh token replayed within the grace window: successor handed out again");
-                (
-                    String::from_utf8(next).map_err(|e| OAuthError::Internal(Box::new(e)))?,
-                    granted,
-                )
+                (next, granted)
             }
-            Decision::Reuse => {
+            (Decision::Reuse, _) => {
                 revoke_family(&self.clock, &mut tx, &family, REASON_REUSE).await?;
                 tx.commit().await?;
                 self.events.wake();
@@ -278,8 +420,9 @@ impl SignIn {
     }
 }
 
-/// A fresh successor token, its hash, and (with a grace window) its sealed copy.
-fn successor(grace: Duration, presented: &str) -> (String, [u8; 32], Option<Vec<u8>>) {
+/// A legacy token's successor (a fresh legacy token), its hash, and (with a grace
+/// window) its sealed copy.
+fn legacy_successor(grace: Duration, presented: &str) -> (String, [u8; 32], Option<Vec<u8>>) {
     let next = crypto::random_token();
     let next_hash = sha256(next.as_bytes());
     let sealed = (!grace.is_zero())
@@ -359,6 +502,36 @@ mod tests {
         assert_eq!(
             classify(&token(Some(505), LIVE), 506, &no_grace),
             Decision::Reuse
+        );
+    }
+
+    #[test]
+    fn without_a_window_a_retry_in_the_same_second_is_reuse() {
+        let strict = Policy { grace: 0, ..POLICY };
+        assert_eq!(
+            classify(&token(Some(505), LIVE), 505, &strict),
+            Decision::Reuse
+        );
+    }
+
+    #[test]
+    fn a_named_token_is_found_by_its_handle_and_a_legacy_one_by_its_hash() {
+        let (first, handle, hash) = first_token();
+        assert_eq!(first.len(), NAMED_LEN);
+        assert_eq!(
+            Presented::parse(&first).key,
+            TokenKey::Named { handle, hash }
+        );
+        let legacy = crypto::random_token();
+        assert_eq!(
+            Presented::parse(&legacy).key,
+            TokenKey::Legacy(sha256(legacy.as_bytes()))
+        );
+        // 64 characters that are not base64url: looked up as legacy, never found.
+        let odd = "!".repeat(NAMED_LEN);
+        assert_eq!(
+            Presented::parse(&odd).key,
+            TokenKey::Legacy(sha256(odd.as_bytes()))
         );
     }
 

@@ -8,6 +8,7 @@ pub(crate) mod login_race;
 pub(crate) mod oidc_edges;
 pub(crate) mod refresh;
 pub(crate) mod refresh_grace;
+pub(crate) mod refresh_legacy;
 pub(crate) mod refresh_lifetime;
 pub(crate) mod scopes;
 pub(crate) mod session_sweeps;

@@ -72,11 +72,13 @@ pub(crate) async fn revocations(app: &TestApp) -> Vec<(Option<String>, Option<St
         .collect()
 }
 
-/// Refresh tokens not yet consumed: a family that never branches has exactly one.
+/// Refresh tokens not yet consumed (the heads of named families, legacy rows
+/// unconsumed): a family that never branches has exactly one.
 async fn live_tokens(app: &TestApp) -> i64 {
     let (n,): (i64,) = crate::sql::one(
         app.core.db.writer(),
-        "SELECT COUNT(*) FROM refresh_tokens WHERE consumed_at IS NULL",
+        "SELECT (SELECT COUNT(*) FROM refresh_families WHERE head_hash IS NOT NULL)
+              + (SELECT COUNT(*) FROM refresh_tokens WHERE consumed_at IS NULL)",
         &[],
     )
     .await;

@@ -134,8 +134,9 @@ async fn sessions_and_keys_survive_a_restart() {
     refresh_ok(&app, &rt(&next)).await;
 }
 
-/// Only hashes of refresh tokens are stored; a grace-window successor is sealed under a
-/// key derived from its predecessor, so the database alone never yields a usable token.
+/// Only hashes of refresh tokens (and of their family's handle) are stored; a
+/// grace-window successor is derived again under a key derived from the KEK, so the
+/// database alone never yields a usable token.
 #[tokio::test]
 async fn refresh_tokens_are_stored_only_as_hashes() {
     use base64::Engine;
@@ -161,6 +162,10 @@ async fn refresh_tokens_are_stored_only_as_hashes() {
         assert!(
             !found(token.as_bytes()) && !found(&raw),
             "a refresh token in clear in the database"
+        );
+        assert!(
+            !found(&raw[..16]),
+            "a family's handle in clear in the database"
         );
     }
     assert!(!found(first["access_token"].as_str().unwrap().as_bytes()));
@@ -194,7 +199,8 @@ async fn ended_sessions_are_forgotten_a_day_later_and_their_tokens_stay_dead() {
         .unwrap();
     assert_eq!(gone, 1);
     assert_eq!(count("SELECT COUNT(*) FROM refresh_families").await, 1);
-    assert_eq!(count("SELECT COUNT(*) FROM refresh_tokens").await, 1);
+    // A named family keeps no token rows (migration 0015).
+    assert_eq!(count("SELECT COUNT(*) FROM refresh_tokens").await, 0);
     assert_invalid_grant(&app, &ended).await;
     refresh_ok(&app, &live).await;
 }
