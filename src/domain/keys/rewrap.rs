@@ -1,8 +1,10 @@
-//! KEK rotation: every private key re-encrypted under a new key-encryption key.
+//! KEK rotation: every private key re-encrypted under a new key-encryption key, and
+//! what else is sealed under it (TOTP seeds, push streams' authorization headers).
 
 use super::kek::{KEK_CHECK, Kek};
 use super::{KeyError, KeyState, in_state};
 use crate::domain::audit::Actor;
+use crate::domain::ssf::config as ssf;
 use crate::store::{self, StoreError};
 
 impl super::Keys {
@@ -38,7 +40,29 @@ impl super::Keys {
             store::factors::set_secret(&mut tx, &id, &new.seal(&label, &plain)).await?;
             factors += 1;
         }
-        let details = serde_json::json!({ "signing_keys": rewrapped, "second_factors": factors });
+        // Push streams' authorization headers are sealed under a key derived from it.
+        let (old_key, new_key) = (
+            self.keys.kek.derive(ssf::SEAL_PURPOSE),
+            new.derive(ssf::SEAL_PURPOSE),
+        );
+        let mut push_authorizations = 0;
+        for (id, config) in store::ssf::configs(&mut tx).await? {
+            match ssf::reseal(&id, &config, &old_key, &new_key) {
+                Ok(Some(config)) => {
+                    store::ssf::set_config(&mut tx, &id, &config).await?;
+                    push_authorizations += 1;
+                }
+                Ok(None) => {}
+                // Already unreadable: its deliveries fail and say so; replacing the
+                // stream's delivery is the way out, as before the rotation.
+                Err(e) => tracing::warn!(stream_id = %id, "push authorization not re-sealed: {e}"),
+            }
+        }
+        let details = serde_json::json!({
+            "signing_keys": rewrapped,
+            "second_factors": factors,
+            "ssf_push_authorizations": push_authorizations,
+        });
         by.record(
             &mut tx,
             "rewrap_keys",

@@ -25,6 +25,38 @@ pub struct Delivery {
     pub authorization_sealed: Option<String>,
 }
 
+/// What the key that seals push authorization headers is derived for (from the KEK).
+pub(crate) const SEAL_PURPOSE: &str = "tessera ssf push authorization v1";
+
+/// A stored configuration (JSON) with its push authorization header sealed again under
+/// `new` (opened with `old`); `None` when it holds none. For KEK rotation.
+pub(crate) fn reseal(
+    stream_id: &str,
+    config: &str,
+    old: &[u8; 32],
+    new: &[u8; 32],
+) -> Result<Option<String>, &'static str> {
+    use base64::Engine;
+    let mut c: StreamConfig =
+        serde_json::from_str(config).map_err(|_| "the stored configuration is unreadable")?;
+    let Some(sealed) = &c.delivery.authorization_sealed else {
+        return Ok(None);
+    };
+    let plain = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(sealed)
+        .ok()
+        .and_then(|bytes| crate::crypto::open(old, stream_id.as_bytes(), &bytes).ok())
+        .ok_or("the registered authorization header does not open under the current KEK")?;
+    c.delivery.authorization_sealed = Some(crate::crypto::b64(&crate::crypto::seal(
+        new,
+        stream_id.as_bytes(),
+        &plain,
+    )));
+    Ok(Some(
+        serde_json::to_string(&c).expect("a configuration serialises"),
+    ))
+}
+
 /// The receiver-supplied configuration of a stream, as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StreamConfig {

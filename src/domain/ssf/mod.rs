@@ -107,7 +107,7 @@ impl Ssf {
         events: Arc<EventBus>,
     ) -> Self {
         let http = guard::client(cfg.ssf_allow_insecure_push);
-        let seal_key = Arc::new(keys.derive_key("tessera ssf push authorization v1"));
+        let seal_key = Arc::new(keys.derive_key(config::SEAL_PURPOSE));
         Self {
             cfg,
             db,

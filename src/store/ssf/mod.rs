@@ -92,6 +92,15 @@ pub async fn live(db: impl Into<Exec<'_>>) -> Result<Vec<StreamRow>, StoreError>
     .await)?)
 }
 
+/// Every stream's id and configuration, disabled ones too (KEK rotation re-seals them).
+pub async fn configs(db: impl Into<Exec<'_>>) -> Result<Vec<(String, String)>, StoreError> {
+    Ok(on!(db.into(), |e| sqlx::query_as(
+        "SELECT id, config FROM ssf_streams ORDER BY id"
+    )
+    .fetch_all(e)
+    .await)?)
+}
+
 /// Runs one statement, returning the rows it changed.
 macro_rules! exec {
     ($db:expr, $sql:expr $(, $arg:expr)*) => {

@@ -259,28 +259,12 @@ async fn the_kek_file_is_private_and_an_env_kek_writes_none() {
     assert_eq!(keys_list_ok(&app, &with_kek, &[]), listed);
 }
 
-/// `keys rewrap` to a new KEK file; returns the new KEK (base64).
-fn rewrap(app: &TestApp) -> String {
-    let new_kek = STANDARD.encode([5u8; 32]);
-    let new_file = app.dir.path().join("kek.new");
-    std::fs::write(&new_file, &new_kek).unwrap();
-    let args = [
-        "keys",
-        "rewrap",
-        "--new-kek-file",
-        new_file.to_str().unwrap(),
-    ];
-    let (code, _, err) = app.cli(&args, None);
-    assert_eq!(code, 0, "{err}");
-    new_kek
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_after_a_kek_rewrap_is_refused_so_no_instance_bricks() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
     let keys = keys_list(&app);
-    let new_kek = rewrap(&app);
+    let new_kek = app.rewrap_kek();
     // The rewrap is in the audit trail, with how many keys it re-encrypted.
     let r = app
         .with_bearer(

@@ -279,24 +279,13 @@ async fn one_code_sent_twice_at_once_signs_in_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kek_rewrap_reseals_the_authenticator_keys() {
-    use base64::Engine;
     let app = TestApp::spawn().await;
     mfa_client(&app, "bank").await;
     app.user("alice", PASSWORD, &[]).await;
     // Enrolled a step before the wall clock, which the restarted server reads.
     app.step_back(std::time::Duration::from_secs(30));
     let secret = enrolled(&app, "alice").await;
-    let new_kek = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
-    let new_file = app.dir.path().join("kek.new");
-    std::fs::write(&new_file, &new_kek).unwrap();
-    let args = [
-        "keys",
-        "rewrap",
-        "--new-kek-file",
-        new_file.to_str().unwrap(),
-    ];
-    let (code, _, err) = app.cli(&args, None);
-    assert_eq!(code, 0, "{err}");
+    let new_kek = app.rewrap_kek();
     std::fs::write(app.dir.path().join("keys").join("kek"), &new_kek).unwrap();
     let app = app.restart().await;
 

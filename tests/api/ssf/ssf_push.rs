@@ -414,3 +414,25 @@ async fn ssf_the_stream_updated_set_survives_a_restart() {
     let claims = t.verified(rx.sets()).await;
     assert_disabled_by_tessera(&claims[0], &stream);
 }
+
+/// `tessera keys rewrap` re-seals a push stream's authorization header under the new
+/// KEK: after the restart with it, the header still goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssf_a_kek_rewrap_reseals_the_push_authorization() {
+    let t = Transmitter::start().await;
+    let rx = Receiver::start().await;
+    let sub = t.app.user(USER, PASSWORD, &["viewer"]).await;
+    t.stream(json!({"method": PUSH, "endpoint_url": rx.url, "authorization_header": "Bearer receiver-secret"})).await;
+    let new_kek = t.app.rewrap_kek();
+    std::fs::write(t.app.dir.path().join("keys").join("kek"), &new_kek).unwrap();
+    let Transmitter { app, token } = t;
+    let app = app.restart_in_place().await;
+    let t = Transmitter { app, token };
+    t.roles(&sub, &["editor"]).await;
+    assert!(
+        rx.wait_for(1, Duration::from_secs(5)).await,
+        "not pushed after the KEK rotation"
+    );
+    let (_, headers) = rx.got.lock().unwrap()[0].clone();
+    assert_eq!(headers["authorization"], "Bearer receiver-secret");
+}

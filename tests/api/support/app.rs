@@ -338,6 +338,24 @@ impl TestApp {
         run_cli(&self.cli_env(), self.dir.path(), args, stdin)
     }
 
+    /// `tessera keys rewrap` to a new KEK given in a file; returns the new KEK (base64).
+    /// The instance keeps the old one until restarted with it.
+    pub fn rewrap_kek(&self) -> String {
+        use base64::Engine;
+        let new_kek = base64::engine::general_purpose::STANDARD.encode([5u8; 32]);
+        let new_file = self.dir.path().join("kek.new");
+        std::fs::write(&new_file, &new_kek).unwrap();
+        let args = [
+            "keys",
+            "rewrap",
+            "--new-kek-file",
+            new_file.to_str().unwrap(),
+        ];
+        let (code, _, err) = self.cli(&args, None);
+        assert_eq!(code, 0, "{err}");
+        new_kek
+    }
+
     /// Registers a client; returns its secret (None for a public one).
     pub async fn client(
         &self,
