@@ -64,7 +64,7 @@ pub enum Successor {
     None,
     /// The successor can be given again (derived for a named token, a sealed copy for a
     /// legacy one); `live_head`: the successor itself is still unconsumed.
-    Sealed {
+    Retrievable {
         /// The successor is still unconsumed: handing it out again cannot branch the family.
         live_head: bool,
     },
@@ -119,7 +119,7 @@ pub fn classify(token: &TokenState, now: i64, policy: &Policy) -> Decision {
     // window (grace 0) every reuse is reuse, even within the same second.
     let in_window = policy.grace > 0 && (0..=policy.grace).contains(&(now - consumed_at));
     match token.successor {
-        Successor::Sealed { live_head: true } if in_window => Decision::GraceRetry,
+        Successor::Retrievable { live_head: true } if in_window => Decision::GraceRetry,
         _ => Decision::Reuse,
     }
 }
@@ -158,8 +158,8 @@ fn state_of(row: &TokenRow, live_head: bool) -> TokenState<'_> {
         user_disabled: row.user.disabled,
         consumed_at: row.consumed_at,
         successor: match (&row.successor_hash, &row.successor_sealed) {
-            (Some(_), Some(_)) => Successor::Sealed { live_head },
-            (Some(_), None) if row.named => Successor::Sealed { live_head },
+            (Some(_), Some(_)) => Successor::Retrievable { live_head },
+            (Some(_), None) if row.named => Successor::Retrievable { live_head },
             _ => Successor::None,
         },
     }
@@ -452,7 +452,7 @@ mod tests {
         }
     }
 
-    const LIVE: Successor = Successor::Sealed { live_head: true };
+    const LIVE: Successor = Successor::Retrievable { live_head: true };
 
     #[test]
     fn an_unused_token_is_a_first_use() {
@@ -491,7 +491,7 @@ mod tests {
 
     #[test]
     fn reuse_once_the_successor_was_used_or_without_a_sealed_copy() {
-        let used = Successor::Sealed { live_head: false };
+        let used = Successor::Retrievable { live_head: false };
         assert_eq!(
             classify(&token(Some(505), used), 506, &POLICY),
             Decision::Reuse
