@@ -211,7 +211,7 @@ async fn verify_an_emergency_key_revocation_refuses_the_keys_tokens() {
     v.verify(&fresh).await.expect("a token of the new key");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_resumes_after_an_issuer_restart_with_no_event_lost() {
     let rig = rig(&[("permission_change_policy", "reissue")]).await;
     let v = rig.verifier().await;
@@ -369,7 +369,7 @@ async fn verify_falls_back_to_introspection_when_the_feed_is_unreachable() {
     assert_eq!(v.verify(&token).await.err(), Some(Rejection::Inactive));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_renews_its_own_token_and_its_stream_without_losing_events() {
     // Two-second tokens: the verifier's own expires several times during the test.
     let rig = rig(&[

@@ -10,7 +10,7 @@ fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_only_the_folder_and_files_are_private() {
     if skip_unless(
         !on_postgres(),
@@ -43,7 +43,7 @@ async fn sqlite_only_the_folder_and_files_are_private() {
     assert_eq!(mode(&app.db_path()), 0o600);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kek_file_others_may_read_stops_the_start_with_the_fix() {
     let app = TestApp::spawn().await;
     let kek = app.dir.path().join("keys").join("kek");
@@ -61,7 +61,7 @@ async fn a_kek_file_others_may_read_stops_the_start_with_the_fix() {
     assert!(err.contains("chmod 600"), "{err}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_request_timeout_or_login_window_is_refused_by_name() {
     let app = TestApp::spawn().await;
     for (var, value, message) in [

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::oauth::code_flow::Browser;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_reset_removes_the_factors_and_ends_every_session() {
     let app = TestApp::spawn().await;
     mfa_client(&app, "bank").await;
@@ -105,7 +105,7 @@ async fn discovery_lists_the_acr_values_and_claims() {
     assert!(claims.contains(&json!("amr")) && claims.contains(&json!("acr")));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn require_mfa_is_set_by_the_cli_and_the_admin_api() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;

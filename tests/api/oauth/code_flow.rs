@@ -857,7 +857,7 @@ async fn the_metadata_describes_the_code_flow() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_registers_a_browser_app() {
     let app = TestApp::spawn().await;
     let (code, _, err) = app.cli(

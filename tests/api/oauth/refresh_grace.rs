@@ -67,7 +67,7 @@ async fn a_consumed_at_in_the_future_is_reuse_not_grace() {
     assert_eq!(grace_replays(&app), 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_grace_is_set_per_client_by_the_admin_api_and_the_cli() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;

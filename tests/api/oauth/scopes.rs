@@ -404,7 +404,7 @@ async fn a_client_registered_for_rs256_gets_rs256_id_tokens_on_an_es256_deployme
     assert_eq!(code, 0, "{out}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_registers_a_client_for_rs256_id_tokens() {
     let app = TestApp::spawn().await;
     let (code, _, err) = app.cli(

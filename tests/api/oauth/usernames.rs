@@ -12,7 +12,7 @@ use tessera::domain::Core;
 use crate::admin::api::assert_admin_error;
 use crate::support::*;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_username_differing_only_in_case_is_a_conflict() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await; // creates `root`

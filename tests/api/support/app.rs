@@ -334,7 +334,16 @@ impl TestApp {
     }
 
     /// Runs the real binary; returns (status, stdout, stderr).
+    /// Blocks the calling thread until the command exits, so the test must run on the
+    /// multi-thread runtime: on a current-thread one the server, a task of the same
+    /// runtime, stands still meanwhile, and a command waiting for a lock the server
+    /// holds (PostgreSQL's advisory lock) waits forever.
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+        assert_eq!(
+            tokio::runtime::Handle::current().runtime_flavor(),
+            tokio::runtime::RuntimeFlavor::MultiThread,
+            "a test that runs the CLI beside its server needs #[tokio::test(flavor = \"multi_thread\")]"
+        );
         run_cli(&self.cli_env(), self.dir.path(), args, stdin)
     }
 
