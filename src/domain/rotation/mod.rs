@@ -173,8 +173,8 @@ pub struct Presented<'a> {
     pub text: &'a str,
     /// How the store finds it.
     pub key: TokenKey,
-    /// The family's handle (named tokens only).
-    handle: Option<[u8; HANDLE_LEN]>,
+    /// The family's handle and its SHA-256 (named tokens only).
+    handle: Option<([u8; HANDLE_LEN], [u8; 32])>,
 }
 
 /// Bytes of a named token: the family's handle, then the token's own part.
@@ -199,13 +199,14 @@ impl<'a> Presented<'a> {
         match raw.as_deref().and_then(|r| r.get(..HANDLE_LEN)) {
             Some(handle) => {
                 let handle: [u8; HANDLE_LEN] = handle.try_into().expect("16 bytes");
+                let handle_hash = sha256(&handle);
                 Self {
                     text,
                     key: TokenKey::Named {
-                        handle: sha256(&handle),
+                        handle: handle_hash,
                         hash,
                     },
-                    handle: Some(handle),
+                    handle: Some((handle, handle_hash)),
                 }
             }
             None => Self {
@@ -276,9 +277,7 @@ impl SignIn {
         let now = self.clock.now();
         // Fast path (named tokens): read on the reader pool, then one (group-committed)
         // statement on the writer.
-        if let (TokenKey::Named { handle, hash }, Some(raw_handle)) =
-            (presented.key, presented.handle)
-        {
+        if let Some((raw_handle, handle)) = presented.handle {
             let Some(row) = store::sessions::token(&self.db.read, &presented.key).await? else {
                 return Err(INVALID);
             };
@@ -290,7 +289,7 @@ impl SignIn {
                 let (next, next_hash) = self.successor_of(&raw_handle, presented.text);
                 if self
                     .group_commit
-                    .advance((handle, hash, next_hash, now))
+                    .advance((handle, presented.hash(), next_hash, now))
                     .await
                 {
                     return Ok(Rotated {
@@ -340,15 +339,8 @@ impl SignIn {
         let hash = presented.hash();
         let (next, granted) = match (decision, presented.handle) {
             (Decision::Invalid, _) => return Err(INVALID),
-            (Decision::FirstUse, Some(handle)) => {
+            (Decision::FirstUse, Some((handle, handle_hash))) => {
                 let granted = check(&family)?;
-                let TokenKey::Named {
-                    handle: handle_hash,
-                    ..
-                } = presented.key
-                else {
-                    return Err(INVALID);
-                };
                 let (next, next_hash) = self.successor_of(&handle, presented.text);
                 let won = store::sessions::advance(&mut tx, &[(handle_hash, hash, next_hash, now)])
                     .await?;
@@ -376,7 +368,7 @@ impl SignIn {
                 };
                 let granted = check(&family)?;
                 let next = match (handle, successor_sealed) {
-                    (Some(handle), _) => {
+                    (Some((handle, _)), _) => {
                         let (next, derived) = self.successor_of(&handle, presented.text);
                         // Derived under another KEK (rotated since): it cannot be given
                         // again. Refused, but not taken for reuse.
