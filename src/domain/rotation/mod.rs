@@ -148,7 +148,8 @@ const INVALID: OAuthError =
     OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked");
 
 /// The state [`classify`] reads, from a row; `live_head` is whether the recorded
-/// successor is still unconsumed (only asked when a sealed copy exists).
+/// successor is still unconsumed. It matters only when the successor can be given again:
+/// a legacy token's sealed copy, or a named token's (derived from the presented token).
 fn state_of(row: &TokenRow, live_head: bool) -> TokenState<'_> {
     TokenState {
         family_client: &row.family.client_id,

@@ -36,25 +36,39 @@ pub(crate) fn reseal(
     old: &[u8; 32],
     new: &[u8; 32],
 ) -> Result<Option<String>, &'static str> {
-    use base64::Engine;
     let mut c: StreamConfig =
         serde_json::from_str(config).map_err(|_| "the stored configuration is unreadable")?;
     let Some(sealed) = &c.delivery.authorization_sealed else {
         return Ok(None);
     };
-    let plain = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(sealed)
-        .ok()
-        .and_then(|bytes| crate::crypto::open(old, stream_id.as_bytes(), &bytes).ok())
-        .ok_or("the registered authorization header does not open under the current KEK")?;
-    c.delivery.authorization_sealed = Some(crate::crypto::b64(&crate::crypto::seal(
-        new,
-        stream_id.as_bytes(),
-        &plain,
-    )));
+    let plain = open_header(old, stream_id, sealed)
+        .map_err(|_| "the registered authorization header does not open under the current KEK")?;
+    c.delivery.authorization_sealed = Some(seal_header(new, stream_id, &plain));
     Ok(Some(
         serde_json::to_string(&c).expect("a configuration serialises"),
     ))
+}
+
+/// A push authorization header sealed under `key`, bound to its stream, as stored.
+fn seal_header(key: &[u8; 32], stream_id: &str, header: &[u8]) -> String {
+    crate::crypto::b64(&crate::crypto::seal(key, stream_id.as_bytes(), header))
+}
+
+/// Why a stored authorization header did not open.
+enum Unopened {
+    /// Not base64url: the stored text is damaged.
+    Encoding,
+    /// It does not open under this key (the KEK changed), or was altered.
+    Key,
+}
+
+/// A stored push authorization header opened with `key`.
+fn open_header(key: &[u8; 32], stream_id: &str, sealed: &str) -> Result<Vec<u8>, Unopened> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(sealed)
+        .map_err(|_| Unopened::Encoding)?;
+    crate::crypto::open(key, stream_id.as_bytes(), &bytes).map_err(|_| Unopened::Key)
 }
 
 /// The receiver-supplied configuration of a stream, as stored.
@@ -253,11 +267,7 @@ impl Ssf {
                             "delivery.authorization_header must be printable ASCII, at most 2048 characters",
                         ));
                     }
-                    Some(h) => Some(crate::crypto::b64(&crate::crypto::seal(
-                        &self.seal_key,
-                        stream_id.as_bytes(),
-                        h.as_bytes(),
-                    ))),
+                    Some(h) => Some(seal_header(&self.seal_key, stream_id, h.as_bytes())),
                 };
                 Ok(Delivery {
                     method: PUSH.into(),
@@ -280,12 +290,10 @@ impl Ssf {
         let Some(sealed) = &delivery.authorization_sealed else {
             return Ok(None);
         };
-        use base64::Engine;
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(sealed)
-            .map_err(|_| "the registered authorization header is unreadable")?;
-        let open = crate::crypto::open(&self.seal_key, stream_id.as_bytes(), &bytes)
-            .map_err(|_| "the registered authorization header is unreadable (the KEK changed?): replace the stream's delivery")?;
+        let open = open_header(&self.seal_key, stream_id, sealed).map_err(|e| match e {
+            Unopened::Encoding => "the registered authorization header is unreadable",
+            Unopened::Key => "the registered authorization header is unreadable (the KEK changed?): replace the stream's delivery",
+        })?;
         String::from_utf8(open)
             .map(Some)
             .map_err(|_| "the registered authorization header is unreadable")
