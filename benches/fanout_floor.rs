@@ -96,7 +96,12 @@ fn serve() {
             }
         }
     });
-    for (round, _) in std::io::stdin().lock().lines().map_while(Result::ok).enumerate() {
+    for (round, _) in std::io::stdin()
+        .lock()
+        .lines()
+        .map_while(Result::ok)
+        .enumerate()
+    {
         signal.send_replace(round as u64 + 1);
     }
 }
@@ -134,9 +139,8 @@ fn main() {
         std::io::BufReader::new(serving.stdout.take().expect("stdout"))
             .read_line(&mut port)
             .expect("the child's port");
-        let addr: std::net::SocketAddr = format!("127.0.0.1:{}", port.trim())
-            .parse()
-            .expect("port");
+        let addr: std::net::SocketAddr =
+            format!("127.0.0.1:{}", port.trim()).parse().expect("port");
         child = Some(serving);
         addr
     } else {
@@ -218,7 +222,9 @@ fn main() {
             }
         } else if let Some(child) = &mut child {
             let stdin = child.stdin.as_mut().expect("stdin");
-            writeln!(stdin, "{round}").and_then(|()| stdin.flush()).expect("signal the child");
+            writeln!(stdin, "{round}")
+                .and_then(|()| stdin.flush())
+                .expect("signal the child");
         } else {
             signal.send_replace(round as u64 + 1);
         }
