@@ -292,7 +292,7 @@ pub(crate) async fn run(f: Fanout<'_>) -> Value {
     let (server_cpu0, driver_cpu0) = (ticks(f.pid), ticks(Some(std::process::id())));
     let mut lat_us: Vec<u32> = Vec::with_capacity(opened * f.changes);
     // How long each change's admin call took (its commit is fsynced on SQLite's default):
-    // the latencies above count it, and the floor has nothing like it.
+    // each delivery's latency counts it, and the floor has nothing like it.
     let mut admin_us: Vec<u32> = Vec::with_capacity(f.changes);
     // Per change, "admin call / last delivery" in ms.
     let mut per_change = Vec::with_capacity(f.changes);
