@@ -391,10 +391,26 @@ impl Db {
     /// which need atomicity but not the write lock (on SQLite the one writer
     /// connection serialises them anyway).
     pub async fn begin_plain(&self) -> Result<Tx, StoreError> {
-        Ok(match &self.write {
-            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
-            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
-        })
+        // Begun on a task of its own. sqlx makes the `Transaction` (whose drop rolls back)
+        // only once the `BEGIN` has answered, and on SQLite a custom `BEGIN` waits once
+        // more after that: a caller dropped in between (a client gone mid-request, the
+        // shutdown aborting a job) left the connection inside a transaction nothing ends,
+        // so every later write on the one writer failed or never committed. Dropped, the
+        // caller now leaves the task to finish, and its unclaimed `Transaction` rolls back
+        // (tests/api/hardening/hardening_cancel.rs).
+        let write = self.write.clone();
+        let begun = tokio::spawn(async move {
+            Ok::<_, sqlx::Error>(match write {
+                Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+                Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+            })
+        });
+        match begun.await {
+            Ok(tx) => Ok(tx?),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // The runtime is shutting down.
+            Err(_) => Err(StoreError::Db(sqlx::Error::PoolClosed)),
+        }
     }
 
     /// PostgreSQL: where the `LISTEN` connection comes from (None on SQLite).

@@ -1,6 +1,7 @@
 //! Hostile input and faults: bad bearers and JWTs, raw sockets, slowloris, throttles and lockouts, crashes, database faults.
 
 pub(crate) mod hardening_bearer;
+pub(crate) mod hardening_cancel;
 pub(crate) mod hardening_crash;
 pub(crate) mod hardening_files;
 pub(crate) mod hardening_hostile;
