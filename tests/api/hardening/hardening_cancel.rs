@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use crate::support::TestApp;
 
-/// Polls `begin_plain` once (the `BEGIN` goes out), lets the database work for `wait`,
-/// polls again, then drops it: at some waits the `BEGIN` has run and its answer is
-/// in, and the caller is gone before it holds the transaction.
+/// Polls `begin_plain` up to three times, `wait` apart (the `BEGIN` goes out at the first),
+/// then drops it: at some waits the `BEGIN` has run and its answer is in, and the caller
+/// is gone before it holds the transaction.
 async fn begin_and_drop(app: &TestApp, wait: Duration) {
     let mut begin = Box::pin(app.core.db.begin_plain());
     for _ in 0..3 {
