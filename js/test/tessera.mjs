@@ -35,25 +35,34 @@ export async function freePort() {
 
 /** Starts tessera; resolves once `/readyz` answers 200. */
 export async function startTessera({ env = {} } = {}) {
-  const dir = mkdtempSync(join(tmpdir(), "tessera-js-"));
-  const port = await freePort();
-  const opsPort = await freePort();
-  const issuer = `http://127.0.0.1:${port}`;
-  const fullEnv = {
-    PATH: process.env.PATH ?? "",
-    RUST_LOG: "info",
-    DATABASE_URL: `sqlite:${join(dir, "tessera.db")}`,
-    TESSERA_KEYS_DIR: join(dir, "keys"),
-    TESSERA_ARGON2_MEMORY_KIB: "64",
-    TESSERA_ARGON2_ITERATIONS: "1",
-    TESSERA_BIND: `127.0.0.1:${port}`,
-    TESSERA_OPS_BIND: `127.0.0.1:${opsPort}`,
-    TESSERA_ISSUER: issuer,
-    ...env,
-  };
-  const t = new Tessera(dir, issuer, `http://127.0.0.1:${opsPort}`, fullEnv);
-  await t.start();
-  return t;
+  // A port freePort() found may be taken by another test process before tessera binds it:
+  // then tessera exits at once, and a fresh pair of ports (and folder) is tried, a few times.
+  for (let attempt = 1; ; attempt++) {
+    const dir = mkdtempSync(join(tmpdir(), "tessera-js-"));
+    const port = await freePort();
+    const opsPort = await freePort();
+    const issuer = `http://127.0.0.1:${port}`;
+    const fullEnv = {
+      PATH: process.env.PATH ?? "",
+      RUST_LOG: "info",
+      DATABASE_URL: `sqlite:${join(dir, "tessera.db")}`,
+      TESSERA_KEYS_DIR: join(dir, "keys"),
+      TESSERA_ARGON2_MEMORY_KIB: "64",
+      TESSERA_ARGON2_ITERATIONS: "1",
+      TESSERA_BIND: `127.0.0.1:${port}`,
+      TESSERA_OPS_BIND: `127.0.0.1:${opsPort}`,
+      TESSERA_ISSUER: issuer,
+      ...env,
+    };
+    const t = new Tessera(dir, issuer, `http://127.0.0.1:${opsPort}`, fullEnv);
+    try {
+      await t.start();
+      return t;
+    } catch (e) {
+      if (attempt >= 3 || !/address already in use/i.test(e.message)) throw e;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
 }
 
 export class Tessera {
@@ -90,8 +99,10 @@ export class Tessera {
         throw new Error(`tessera exited with ${early}:\n${this.tail()}`);
       }
       try {
+        // The operator listener too: another process may hold the public port (and answer
+        // there) while this child exits, unable to bind it.
         const res = await fetch(`${this.issuer}/readyz`);
-        if (res.ok) return;
+        if (res.ok && (await fetch(`${this.opsUrl}/healthz`)).ok) return;
       } catch {
         // not listening yet
       }

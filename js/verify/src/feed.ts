@@ -1,7 +1,8 @@
 // Following `GET /events` (verify/src/feed.rs): a catch-up of one token lifetime (JSON
 // long-poll with `since`), then an SSE stream over a streamed fetch resumed with
-// `Last-Event-ID`, renewed with a fresh client-credentials token before the old one expires
-// (the issuer ends a stream at its token's `exp`), reconnected with jittered backoff.
+// `Last-Event-ID`, reconnected with jittered backoff. The issuer ends a stream at its token's
+// `exp`: ahead of that, the next stream is opened with a fresh client-credentials token while
+// the current one still delivers, so that no change waits for a reconnection.
 
 import { LEEWAY } from "./claims.js";
 import { SseParser, type SseEvent } from "./sse.js";
@@ -16,6 +17,12 @@ const MIN_STREAM_MS = 1000;
 /** Seconds of margin on the catch-up's start, beyond the token lifetime and leeway (event
  * times are whole seconds, taken just before their transaction commits). */
 const MARGIN = 5;
+/** The next stream is opened this long before the current one's token may expire (at most half
+ * the token's lifetime): time for a token request, a reconnection and a few retries. */
+const RENEW_AHEAD_MS = 10_000;
+/** Nor sooner than this after the token was asked for: at most two token requests a second,
+ * however short the issuer's lifetime. */
+const MIN_RENEW_MS = 500;
 
 export interface Endpoints {
   token: string;
@@ -48,6 +55,26 @@ export function backoff(failures: number): number {
   return base / 2 + Math.random() * (base / 2);
 }
 
+/** How long to wait after a failure: what its cause says, else the backoff. */
+function retryIn(e: unknown, failures: number): number {
+  return e instanceof FeedError && e.retryAfter !== undefined ? e.retryAfter : backoff(failures);
+}
+
+/** The verifier's own access token. */
+interface Token {
+  value: string;
+  /** When to open a stream with a fresh one (ms since the epoch). */
+  renewAt: number;
+}
+
+/** A stream the issuer accepted, to be read. */
+interface Stream {
+  body: NonNullable<Response["body"]>;
+  controller: AbortController;
+  /** The token it was opened with: the issuer ends the stream when that expires. */
+  token: Token;
+}
+
 const unixNow = () => Math.floor(Date.now() / 1000);
 
 export class Feed {
@@ -57,10 +84,11 @@ export class Feed {
   alive: number | undefined;
   lastId: number | undefined;
   connections = 0;
-  #token: { value: string; renewAt: number } | undefined;
+  #token: Token | undefined;
   #resync = true;
   #closed = false;
-  #stream: AbortController | undefined;
+  /** Every stream open or being opened (two while one takes over from the other). */
+  #streams = new Set<AbortController>();
   #wake: (() => void) | undefined;
   #synced: Array<() => void> = [];
   #prunedAt = 0;
@@ -80,26 +108,28 @@ export class Feed {
   /** Runs until `close()`. */
   async follow(): Promise<void> {
     let failures = 0;
+    // A stream opened ahead of the previous one's end, to be read next.
+    let next: Stream | undefined;
     while (!this.#closed) {
       try {
-        await this.#session();
-        failures = 0; // the stream ended (by the issuer, or to renew the token): resume at once
+        const stream = next ?? (await this.#open());
+        next = undefined;
+        next = await this.#read(stream);
+        failures = 0; // the stream ended (by the issuer, or taken over by the next): go on at once
       } catch (e) {
         if (this.#closed) break;
         failures += 1;
-        const wait = e instanceof FeedError && e.retryAfter !== undefined ? e.retryAfter : backoff(failures);
+        const wait = retryIn(e, failures);
         this.#opts.warn(`tessera event feed unavailable (${(e as Error).message}); retrying in ${Math.round(wait)} ms`);
         await this.#sleep(wait);
-      } finally {
-        this.connected = false;
-        this.#stream = undefined;
       }
     }
   }
 
   close(): void {
     this.#closed = true;
-    this.#stream?.abort();
+    this.connected = false;
+    for (const stream of this.#streams) stream.abort();
     this.#wake?.();
   }
 
@@ -126,12 +156,15 @@ export class Feed {
     });
   }
 
-  async #bearer(): Promise<string> {
-    if (this.#token && Date.now() < this.#token.renewAt) return this.#token.value;
+  /** The cached token unless it is due for renewal, or is the one a new stream `replaces`. */
+  async #bearer(replaces?: Token): Promise<Token> {
+    const t = this.#token;
+    if (t && t !== replaces && Date.now() < t.renewAt) return t;
     return await this.#renew();
   }
 
-  async #renew(): Promise<string> {
+  async #renew(): Promise<Token> {
+    const asked = Date.now();
     const res = await this.#opts.fetch(this.endpoints.token, {
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded" },
@@ -147,86 +180,125 @@ export class Feed {
     if (typeof t.access_token !== "string" || typeof t.expires_in !== "number") {
       throw new FeedError("the token endpoint answered without a token");
     }
-    // Renew at three quarters of the lifetime: well before the issuer ends the stream.
-    this.#token = { value: t.access_token, renewAt: Date.now() + t.expires_in * 750 };
-    return t.access_token;
+    // The issuer counts `expires_in` from the token's `iat`, its clock cut to the second: the
+    // token may expire up to a second sooner than `expires_in` after it was asked for.
+    const lifetime = Math.max(0, t.expires_in - 1) * 1000;
+    const ahead = Math.min(RENEW_AHEAD_MS, lifetime / 2);
+    this.#token = { value: t.access_token, renewAt: asked + Math.max(lifetime - ahead, MIN_RENEW_MS) };
+    return this.#token;
   }
 
-  async #session(): Promise<void> {
-    const bearer = await this.#bearer();
+  /** Opens a stream that resumes after the last event applied, with a token other than the
+   * one it `replaces`. */
+  async #open(replaces?: Token): Promise<Stream> {
+    const token = await this.#bearer(replaces);
     if (this.#resync) {
-      await this.#catchUp(bearer);
+      await this.#catchUp(token.value);
       this.#resync = false;
     }
-    const stream = new AbortController();
-    this.#stream = stream;
-    const headers: Record<string, string> = { authorization: `Bearer ${bearer}`, accept: "text/event-stream" };
-    if (this.lastId !== undefined) headers["last-event-id"] = String(this.lastId);
-    const res = await this.#opts.fetch(this.endpoints.events, { headers, signal: stream.signal });
-    if (res.status === 410) {
-      this.#resync = true;
-      throw new FeedError("the feed cannot resume from the last event id", 0);
+    if (this.#closed) throw new FeedError("closed");
+    const controller = new AbortController();
+    this.#streams.add(controller);
+    try {
+      const headers: Record<string, string> = { authorization: `Bearer ${token.value}`, accept: "text/event-stream" };
+      if (this.lastId !== undefined) headers["last-event-id"] = String(this.lastId);
+      const res = await this.#opts.fetch(this.endpoints.events, { headers, signal: controller.signal });
+      if (res.status === 410) {
+        this.#resync = true;
+        throw new FeedError("the feed cannot resume from the last event id", 0);
+      }
+      if (res.status === 401) {
+        this.#token = undefined;
+        throw new FeedError("the feed refused the verifier's token");
+      }
+      if (res.status !== 200 || !res.body) {
+        const after = Number(res.headers.get("retry-after"));
+        throw new FeedError(`the feed answered ${res.status}`, Number.isFinite(after) && after > 0 ? after * 1000 : undefined);
+      }
+      return { body: res.body, controller, token };
+    } catch (e) {
+      controller.abort();
+      this.#streams.delete(controller);
+      throw e;
     }
-    if (res.status === 401) {
-      this.#token = undefined;
-      throw new FeedError("the feed refused the verifier's token");
-    }
-    if (res.status !== 200 || !res.body) {
-      const after = Number(res.headers.get("retry-after"));
-      throw new FeedError(`the feed answered ${res.status}`, Number.isFinite(after) && after > 0 ? after * 1000 : undefined);
-    }
+  }
+
+  /**
+   * Reads `stream` until it ends; resolves to the stream to read next, if any. Ahead of its
+   * token's expiry the next stream is opened, resuming after the last event applied, while this
+   * one still delivers; once that one is open this one is closed. An event both deliver is
+   * applied once (`apply`), so the switch neither loses nor repeats one.
+   */
+  async #read(stream: Stream): Promise<Stream | undefined> {
     this.connected = true;
     this.connections += 1;
     this.alive = Date.now();
     const opened = Date.now();
     // Why the stream is being ended from this side, if it is.
-    let ending: "silent" | "renewed" | undefined;
+    let ending: "silent" | "taken over" | undefined;
     const idle = setTimeout(() => {
       ending = "silent";
-      stream.abort();
+      stream.controller.abort();
     }, IDLE_MS);
     idle.unref();
+    // The next stream, on its way or open. While this one is read, a failure to open it (the
+    // token endpoint down, say) is retried with backoff; once this one has ended, the attempt
+    // in flight is follow()'s to wait for, and its failure follow()'s to retry.
+    let next: Promise<Stream> | undefined;
+    let reading = true;
     let renewTimer: NodeJS.Timeout | undefined;
-    const renewIn = (ms: number) => {
+    const renewIn = (ms: number, failures: number) => {
       renewTimer = setTimeout(() => {
-        this.#renew().then(
+        const opening = this.#open(stream.token);
+        next = opening;
+        opening.then(
           () => {
-            ending = "renewed";
-            stream.abort();
+            if (!reading) return;
+            ending = "taken over";
+            stream.controller.abort();
           },
           (e: Error) => {
-            this.#opts.warn(`renewing the feed token failed (${e.message}); retrying`);
-            renewIn(1000);
+            if (!reading) return;
+            next = undefined;
+            const wait = retryIn(e, failures + 1);
+            this.#opts.warn(`opening the next feed stream failed (${e.message}); retrying in ${Math.round(wait)} ms`);
+            renewIn(wait, failures + 1);
           },
         );
       }, ms);
       renewTimer.unref();
     };
-    renewIn(Math.max(0, (this.#token?.renewAt ?? 0) - Date.now()));
+    renewIn(Math.max(0, stream.token.renewAt - Date.now()), 0);
     const parser = new SseParser();
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    const reader = stream.body.pipeThrough(new TextDecoderStream()).getReader();
+    let failed: Error | undefined;
     try {
       for (;;) {
         const { done, value } = await reader.read();
-        if (done) {
-          // Ended by the other side. At once after it opened is not the issuer's way (it ends a
-          // stream at its token's expiry, which is renewed before): back off, never a hot loop.
-          if (Date.now() - opened < MIN_STREAM_MS) throw new FeedError("the feed ended the stream at once");
-          return;
-        }
+        if (done) break;
         this.alive = Date.now();
         idle.refresh();
         for (const e of parser.feed(value)) this.#deliver(e);
       }
     } catch (e) {
-      if (ending === "renewed" || this.#closed) return;
-      if (ending === "silent") throw new FeedError("the feed went silent", 0);
-      throw e;
+      failed = e as Error;
     } finally {
+      reading = false;
       clearTimeout(idle);
       clearTimeout(renewTimer);
-      stream.abort();
+      stream.controller.abort();
+      this.#streams.delete(stream.controller);
+      if (ending !== "taken over") this.connected = false;
     }
+    if (this.#closed) return undefined;
+    // Whatever ended this one (its token's expiry, most often), the next is already on its way.
+    if (next) return await next;
+    if (ending === "silent") throw new FeedError("the feed went silent", 0);
+    if (failed) throw failed;
+    // Ended by the other side. At once after it opened is not the issuer's way (it ends a stream
+    // at its token's expiry, which is renewed before): back off, never a hot loop.
+    if (Date.now() - opened < MIN_STREAM_MS) throw new FeedError("the feed ended the stream at once");
+    return undefined;
   }
 
   #deliver(e: SseEvent): void {

@@ -4,7 +4,9 @@
 // issuer restart, a cold start and its own token's renewals.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { rig, refusedWithin, eventually, AUD } from "./rig.mjs";
+import { performance } from "node:perf_hooks";
+import { ReadableStream } from "node:stream/web";
+import { rig, refusedWithin, eventually, decode, AUD } from "./rig.mjs";
 import { stubIssuer, STUB_AUD } from "./stub.mjs";
 import { createVerifier } from "../dist/index.js";
 
@@ -143,6 +145,114 @@ test("the verifier renews its own token and stream without losing an event", asy
     await r.close();
   }
 });
+
+test("a change made as the verifier's own token expires is refused within a second: the next stream opens before the old one ends", async () => {
+  // Two-second tokens again; each change is timed to commit around the moment the issuer ends
+  // the verifier's newest stream (its token's exp), a little earlier or later each round.
+  const r = await rig({ TESSERA_ACCESS_TOKEN_TTL: "2", TESSERA_PERMISSION_CHANGE_POLICY: "reissue" });
+  const streams = watchStreams();
+  try {
+    const v = await r.verifier({ fetch: streams.fetch });
+    // The CLI's change commits at the end of its run: start it that long before the moment aimed at.
+    const started = performance.now();
+    r.t.setRoles("alice", ["reader"]);
+    const cli = performance.now() - started;
+    for (const [round, offset] of [-100, 0, 50, 100, 200, 300].entries()) {
+      const { access } = await r.login();
+      await v.verify(access);
+      let at;
+      await eventually(() => (at = streams.exps.at(-1) * 1000 + offset - cli) > Date.now(), 5000, () => `round ${round}: no stream to aim at`);
+      await new Promise((ok) => setTimeout(ok, at - Date.now()));
+      r.t.setRoles("alice", [`r${round}`]);
+      const { rejection, ms } = await refusedWithin((x) => v.verify(x), access);
+      assert.equal(rejection.kind, "roles_changed", `round ${round}`);
+      console.log(`round ${round}: a change ${offset} ms from the stream's end refused after ${ms.toFixed(0)} ms`);
+    }
+    assert.ok(streams.exps.length >= 4, `${streams.exps.length} streams: the token was not renewed`);
+    assert.deepEqual(streams.gaps.map(Math.round), [], "moments (ms) without an open stream between two streams");
+  } finally {
+    await r.close();
+  }
+});
+
+test("when the token endpoint fails at renewal time, the current stream is kept and the renewal retried", async () => {
+  // Four-second tokens: the next stream is due 1.5 s before the current one's may expire.
+  const r = await rig({ TESSERA_ACCESS_TOKEN_TTL: "4", TESSERA_PERMISSION_CHANGE_POLICY: "reissue" });
+  const streams = watchStreams();
+  const warnings = [];
+  try {
+    const v = await r.verifier({ fetch: streams.fetch, warn: (m) => warnings.push(m) });
+    await eventually(() => streams.exps.length === 1);
+    streams.failTokens(2);
+    await eventually(() => streams.exps.length === 2, 8000, () => JSON.stringify({ warnings, health: v.health() }));
+    assert.equal(warnings.filter((m) => m.startsWith("opening the next feed stream failed (the token endpoint answered 503)")).length, 2, warnings.join("\n"));
+    assert.deepEqual(streams.gaps.map(Math.round), [], "moments (ms) without an open stream between two streams");
+    const { access } = await r.login();
+    await v.verify(access);
+    r.t.setRoles("alice", ["writer"]);
+    assert.equal((await refusedWithin((x) => v.verify(x), access)).rejection.kind, "roles_changed");
+  } finally {
+    await r.close();
+  }
+});
+
+/**
+ * A fetch for the verifier that watches its event streams: the `exp` of each one's token, in
+ * the order they opened, and how long the verifier went without one each time it had none;
+ * it can make the token endpoint fail.
+ */
+function watchStreams() {
+  let open = 0;
+  let noneSince;
+  const exps = [];
+  const gaps = [];
+  let failing = 0;
+  const watched = async (url, init = {}) => {
+    if (failing > 0 && init.method === "POST" && String(url).endsWith("/token")) {
+      failing -= 1;
+      return new Response("", { status: 503 });
+    }
+    const res = await fetch(url, init);
+    if (init.headers?.accept !== "text/event-stream" || res.status !== 200) return res;
+    open += 1;
+    if (noneSince !== undefined) gaps.push(performance.now() - noneSince);
+    noneSince = undefined;
+    exps.push(decode(init.headers.authorization.slice("Bearer ".length)).exp);
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      open -= 1;
+      if (open === 0) noneSince = performance.now();
+    };
+    init.signal?.addEventListener("abort", end);
+    const reader = res.body.getReader();
+    const body = new ReadableStream({
+      async pull(c) {
+        try {
+          const { done, value } = await reader.read();
+          if (done) {
+            end();
+            c.close();
+          } else c.enqueue(value);
+        } catch (e) {
+          end();
+          c.error(e);
+        }
+      },
+      cancel(reason) {
+        end();
+        return reader.cancel(reason);
+      },
+    });
+    return new Response(body, { status: res.status, headers: res.headers });
+  };
+  /** The next `n` token requests answer 503. */
+  const failTokens = (n) => {
+    failing = n;
+  };
+  return { fetch: watched, exps, gaps, failTokens };
+}
 
 test("after the issuer's log is restored from an older backup (410), the verifier catches up again", async () => {
   // A stand-in issuer (test/stub.mjs): tessera's own database cannot be rewound from here.
