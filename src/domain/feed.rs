@@ -59,6 +59,8 @@ pub struct Parts {
     pub tail: Tail,
     /// This instance's open streams, published for the console (the feed's reach).
     pub reach: super::reach::Reach,
+    /// The streams of every event waiting for the next one, written to by one loop.
+    pub lane: super::lane::Lane,
 }
 
 /// Where a subscriber starts reading.

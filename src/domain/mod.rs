@@ -12,6 +12,7 @@ pub mod feed;
 pub mod grants;
 pub mod introspection;
 pub mod keys;
+pub mod lane;
 pub mod lifecycle;
 pub mod listings;
 pub mod liveness;
@@ -142,6 +143,7 @@ impl Core {
             events: events.clone(),
             tail,
             reach: reach::Reach::default(),
+            lane: lane::Lane::default(),
         });
         let signin = signin::SignIn::new(signin::Parts {
             cfg: cfg.clone(),

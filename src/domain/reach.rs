@@ -87,6 +87,21 @@ impl Reached {
     pub fn delivered(&self, id: i64) {
         self.entry.last.store(id, Ordering::Relaxed);
     }
+
+    /// A handle that records deliveries made for the stream elsewhere (the feed's lane).
+    pub fn progress(&self) -> Progress {
+        Progress(self.entry.clone())
+    }
+}
+
+/// Records what a stream delivered, without owning its entry (see [`Reached::progress`]).
+pub struct Progress(Arc<Entry>);
+
+impl Progress {
+    /// The stream delivered event `id`.
+    pub fn delivered(&self, id: i64) {
+        self.0.last.store(id, Ordering::Relaxed);
+    }
 }
 
 impl Drop for Reached {

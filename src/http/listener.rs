@@ -30,6 +30,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Before the first stream: its writes to the streams waiting for the next event.
+    let lane = tokio::spawn(super::events::lane::run(core.feed.clone()));
     let public = tokio::spawn(accept_loop(
         core.clone(),
         listener,
@@ -59,6 +61,8 @@ pub async fn serve(
     {
         tracing::warn!("shutdown: in-flight requests did not finish within 10 s");
     }
+    // It ends with the tail; in case it has not, no stream is left waiting on it.
+    lane.abort();
 }
 
 /// Accepts connections until `stop`, at most `limit` at once: one over the limit is
@@ -238,8 +242,8 @@ async fn connection(
                 // Answering is boxed (over before the stream starts); what the stream
                 // writes with is held here, in the task, for the stream's life.
                 let answered = Box::pin(super::stream_conn::respond(tcp, req, app)).await;
-                if let Some((tcp, body, chunked)) = answered {
-                    super::stream_conn::relay(tcp, body, chunked).await;
+                if let Some((tcp, body, framing)) = answered {
+                    super::stream_conn::relay(tcp, body, framing).await;
                 }
                 return;
             }

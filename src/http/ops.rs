@@ -31,6 +31,9 @@ async fn metrics(State(core): State<Arc<Core>>) -> impl IntoResponse {
         feed_reads: core.feed.tail.reads(),
         feed_catch_up_reads: core.feed.tail.catch_ups(),
         feed_users_watched: core.feed.tail.watched_users(),
+        feed_lane_parked: core.feed.lane.parked(),
+        feed_lane_writes: core.feed.lane.writes(),
+        feed_lane_handbacks: core.feed.lane.handbacks(),
         throttle_waiting: core.signin.throttle.waiting(),
         throttle_keys: core.signin.throttle.keys(),
     };

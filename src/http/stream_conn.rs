@@ -24,13 +24,17 @@ use axum::Router;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Response, Version, header};
 use bytes::{Buf, Bytes};
+use std::sync::Arc;
+
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tower::ServiceExt;
 
-use chunk::write_chunk;
+use chunk::{write_all, write_chunk};
 
-mod chunk;
+use crate::domain::lane::{Outlet, Seat};
+
+pub(super) mod chunk;
 
 /// What a stream request starts with.
 const PREFIX: &[u8] = b"GET /events";
@@ -154,49 +158,84 @@ fn parse(buf: &[u8], remote: SocketAddr) -> Parsed {
     Parsed::Stream(Box::new(req))
 }
 
+/// How a stream's body reaches the wire.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    /// Delimited by the close (HTTP/1.0) or by its length: written as it is.
+    Plain,
+    /// Chunked, each of the body's data a chunk, framed here.
+    Chunked,
+    /// Chunked, the body framing its own chunks: a stream of the feed's lane
+    /// ([`crate::domain::lane`]), whose socket the lane writes whole batches to.
+    Framed,
+}
+
 /// Answers the stream request on `tcp` through `app` and writes the response's head;
-/// returns the socket, the body and whether it is chunked for [`relay`], or `None` if
-/// the head could not be written.
+/// returns the socket, the body and its framing for [`relay`], or `None` if the head
+/// could not be written.
 pub(super) async fn respond(
-    mut tcp: TcpStream,
+    tcp: TcpStream,
     req: Box<Request>,
     app: Router,
-) -> Option<(TcpStream, axum::body::Body, bool)> {
+) -> Option<(Arc<TcpStream>, axum::body::Body, Framing)> {
     let version = req.version();
     let Ok(resp) = app.oneshot(*req).await;
     let exact = axum::body::HttpBody::size_hint(resp.body()).exact();
     // HTTP/1.0 has no chunked coding: its stream is delimited by the close.
     let chunked = exact.is_none() && version == Version::HTTP_11;
-    let (parts, body) = resp.into_parts();
+    let (mut parts, body) = resp.into_parts();
+    let seat = parts.extensions.remove::<Arc<Seat>>();
     let head = head(&Response::from_parts(parts, ()), exact, chunked);
-    tcp.write_all(&head).await.ok()?;
-    Some((tcp, body, chunked))
+    write_all(&tcp, &head).await.ok()?;
+    let tcp = Arc::new(tcp);
+    let framing = match seat {
+        Some(seat) if chunked => {
+            seat.attach(tcp.clone());
+            Framing::Framed
+        }
+        _ if chunked => Framing::Chunked,
+        _ => Framing::Plain,
+    };
+    Some((tcp, body, framing))
+}
+
+/// A lane stream's socket, as the lane writes to it.
+impl Outlet for TcpStream {
+    fn offer(&self, wire: &[u8]) -> io::Result<usize> {
+        self.try_write(wire)
+    }
 }
 
 /// Writes the body to the socket, closing the connection when it ends (the stream's
 /// final event, or at once for a refusal), when the peer closes its side, or when it
 /// sends anything more.
-pub(super) async fn relay(mut tcp: TcpStream, mut body: axum::body::Body, chunked: bool) {
-    loop {
+pub(super) async fn relay(tcp: Arc<TcpStream>, mut body: axum::body::Body, framing: Framing) {
+    let ended = loop {
         match next(&tcp, &mut body).await {
             Next::Data(data) => {
-                let written = if chunked {
-                    write_chunk(&mut tcp, &data).await
-                } else {
-                    tcp.write_all(&data).await
+                let written = match framing {
+                    Framing::Chunked => write_chunk(&tcp, &data).await,
+                    Framing::Plain | Framing::Framed => write_all(&tcp, &data).await,
                 };
                 if written.is_err() {
-                    return;
+                    break false;
                 }
             }
-            Next::End => break,
-            Next::Gone => return,
+            Next::End => break true,
+            Next::Gone => break false,
         }
+    };
+    // The body first: it takes its stream off the lane, which then lets go of the socket.
+    drop(body);
+    if !ended {
+        return;
     }
-    if chunked {
-        let _ = tcp.write_all(b"0\r\n\r\n").await;
+    if framing != Framing::Plain {
+        let _ = write_all(&tcp, b"0\r\n\r\n").await;
     }
-    let _ = tcp.shutdown().await;
+    if let Ok(mut tcp) = Arc::try_unwrap(tcp) {
+        let _ = tcp.shutdown().await;
+    }
 }
 
 enum Next {

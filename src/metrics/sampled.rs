@@ -20,6 +20,12 @@ pub struct Sample {
     pub feed_catch_up_reads: u64,
     /// Users with an open stream or long-poll on this instance.
     pub feed_users_watched: usize,
+    /// Streams waiting on the feed's lane now.
+    pub feed_lane_parked: usize,
+    /// Batches the lane wrote whole to a waiting stream, since start.
+    pub feed_lane_writes: u64,
+    /// Streams the lane handed back to their own task, since start.
+    pub feed_lane_handbacks: u64,
     /// Sign-ins and client authentications waiting for a throttle slot.
     pub throttle_waiting: usize,
     /// Keys (usernames, devices, addresses, clients) the throttles track.
@@ -36,6 +42,9 @@ pub(super) struct Sampled {
     feed_reads: Gauge,
     feed_catch_up_reads: Gauge,
     feed_users_watched: Gauge,
+    feed_lane_parked: Gauge,
+    feed_lane_writes: Gauge,
+    feed_lane_handbacks: Gauge,
     throttle_waiting: Gauge,
     throttle_keys: Gauge,
 }
@@ -80,6 +89,21 @@ impl Sampled {
                 &self.feed_users_watched,
             ),
             (
+                "tessera_event_feed_lane_parked",
+                "streams of every event waiting on the feed's lane for the next event",
+                &self.feed_lane_parked,
+            ),
+            (
+                "tessera_event_feed_lane_writes",
+                "batches of new events the lane wrote whole to a waiting stream's socket, since start",
+                &self.feed_lane_writes,
+            ),
+            (
+                "tessera_event_feed_lane_handbacks",
+                "streams the lane handed back to their own task (a socket that took less than a batch, an expired token), since start",
+                &self.feed_lane_handbacks,
+            ),
+            (
                 "tessera_throttle_waiting",
                 "sign-ins and client authentications waiting for a throttle slot",
                 &self.throttle_waiting,
@@ -109,6 +133,12 @@ impl Sampled {
             .set(gauge_value(sample.feed_catch_up_reads));
         self.feed_users_watched
             .set(gauge_value(sample.feed_users_watched));
+        self.feed_lane_parked
+            .set(gauge_value(sample.feed_lane_parked));
+        self.feed_lane_writes
+            .set(gauge_value(sample.feed_lane_writes));
+        self.feed_lane_handbacks
+            .set(gauge_value(sample.feed_lane_handbacks));
         self.throttle_waiting
             .set(gauge_value(sample.throttle_waiting));
         self.throttle_keys.set(gauge_value(sample.throttle_keys));

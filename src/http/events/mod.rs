@@ -24,10 +24,12 @@ use crate::domain::events::Refused;
 use crate::domain::feed::Feed;
 use crate::domain::feed::Start;
 use crate::domain::keys::KeySet;
+use crate::domain::lane::Seat;
 use crate::domain::liveness::{ClientRead, Liveness};
 use crate::domain::scopes;
 use stream::{Access, stream};
 
+pub(super) mod lane;
 mod stream;
 
 /// Longest long-poll wait, in seconds.
@@ -168,17 +170,32 @@ async fn events(
             feed.clock.now(),
             start,
         );
+        // A stream of every event, with no session that an event could end, may wait on
+        // the lane if its connection lets the lane write to it ([`crate::domain::lane`]).
+        let seat = (filter.is_none() && caller.claims.sid.is_none())
+            .then(|| Seat::new(caller.claims.exp, reached.progress()));
         let access = Access::new(kid, caller.claims, client_id, reached);
-        let body =
-            axum::body::Body::from_stream(stream(feed.clone(), start, filter, wake, slot, access));
-        (
+        let body = axum::body::Body::from_stream(stream(
+            feed.clone(),
+            start,
+            filter,
+            wake,
+            slot,
+            access,
+            seat.clone(),
+        ));
+        let mut response = (
             [
                 (header::CONTENT_TYPE, "text/event-stream"),
                 (header::CACHE_CONTROL, "no-cache"),
             ],
             body,
         )
-            .into_response()
+            .into_response();
+        if let Some(seat) = seat {
+            response.extensions_mut().insert(seat);
+        }
+        response
     } else {
         let response = long_poll(&feed, start, filter, wait, wake).await;
         drop(slot);

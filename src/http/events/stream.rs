@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -20,6 +20,7 @@ use super::BATCH;
 use crate::domain::clock::Clock;
 use crate::domain::events::{EventKind, FeedEvent, Slot};
 use crate::domain::feed::Feed;
+use crate::domain::lane::Seat;
 use crate::domain::liveness::{ClientRead, Liveness};
 use crate::domain::reach::Reached;
 use crate::domain::tail::Take;
@@ -32,7 +33,7 @@ const HEARTBEAT_FRAME: Bytes = Bytes::from_static(b": keep-alive\n\n");
 /// delivers it (the tail hands all of them the same `Arc<FeedEvent>`); cloning
 /// `Bytes` only bumps a reference count. The compact JSON has no newline, so the
 /// data is one `data:` line.
-fn frame(e: &FeedEvent) -> Bytes {
+pub(super) fn frame(e: &FeedEvent) -> Bytes {
     e.frame
         .get_or_init(|| {
             let data = serde_json::to_string(e).expect("event serialises");
@@ -242,6 +243,38 @@ struct Subscription {
     ending: Option<End>,
     /// Set once the final `end` event went out.
     ended: bool,
+    /// A stream of every event: its place on the feed's lane, where it waits once it
+    /// has delivered everything, if its connection lets the lane write to it.
+    seat: Option<Arc<Seat>>,
+    /// What the lane's last write to this stream's socket left unwritten: goes first.
+    rest: Option<Box<[u8]>>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        // Off the lane before the connection closes its socket.
+        if let Some(seat) = &self.seat {
+            self.shared.lane.unpark(seat);
+        }
+    }
+}
+
+/// What a stream's body yields.
+enum Out {
+    /// A frame of the stream.
+    Frame(Bytes),
+    /// Bytes already framed for the wire: the rest of a lane write.
+    Raw(Bytes),
+}
+
+/// How a parked stream was woken.
+enum Woke {
+    /// The lane handed it back.
+    Released,
+    /// Its timer fired (heartbeat, recheck, expiry).
+    Timer,
+    /// A newer stream took its slot.
+    Evicted,
 }
 
 impl Subscription {
@@ -281,6 +314,36 @@ impl Subscription {
         self.buffer.extend(events);
     }
 
+    /// The stream's seat, if it may wait on the lane: it has one (a stream of every
+    /// event, no session to end it), its connection is attached, and nothing is left
+    /// to write.
+    fn parks(&self) -> Option<Arc<Seat>> {
+        let seat = self.seat.as_ref()?;
+        (self.rest.is_none() && self.ending.is_none() && seat.attached()).then(|| seat.clone())
+    }
+
+    /// Waits on the lane, if it may park there (`None` if not: an event came meanwhile,
+    /// or the lane is not running): until the lane hands it back, its timer fires or
+    /// its slot is taken. Takes up where the lane left it.
+    async fn wait_parked(&mut self, seat: &Arc<Seat>) -> Option<Woke> {
+        let tail = &self.shared.tail;
+        if !self.shared.lane.park(seat, self.cursor, || tail.last()) {
+            return None;
+        }
+        let woke = tokio::select! {
+            () = std::future::poll_fn(|cx| seat.poll_released(cx)) => Woke::Released,
+            () = self.timer.as_mut() => Woke::Timer,
+            () = std::future::poll_fn(|cx| self.slot.evicted.poll(cx)) => Woke::Evicted,
+        };
+        let back = self.shared.lane.unpark(seat);
+        self.cursor = self.cursor.max(back.cursor);
+        if let Some(sent) = back.sent {
+            self.sent = sent;
+        }
+        self.rest = back.rest;
+        Some(woke)
+    }
+
     /// Ends the stream with `end` as its last event.
     fn end(&mut self, end: End) -> Bytes {
         let (reason, _) = end.reason();
@@ -297,7 +360,11 @@ pub(super) fn stream(
     wake: watch::Receiver<i64>,
     slot: Slot,
     access: Access,
+    seat: Option<Arc<Seat>>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
+    // On a connection that lets the lane write to its socket, the stream frames its own
+    // chunks, as the lane's writes are framed.
+    let framing = seat.clone();
     let feed = Subscription {
         slot,
         keys_seen: shared.tail.keys_seen(),
@@ -314,29 +381,34 @@ pub(super) fn stream(
         access,
         ending: None,
         ended: false,
+        seat,
+        rest: None,
     };
-    futures_util::stream::unfold(feed, |mut feed| async move {
+    let frames = futures_util::stream::unfold(feed, |mut feed| async move {
         loop {
+            if let Some(rest) = feed.rest.take() {
+                return Some((Out::Raw(rest.into()), feed));
+            }
             if let Some(e) = feed.buffer.pop_front() {
                 feed.sent = tokio::time::Instant::now();
                 feed.access.reached.delivered(e.id);
-                return Some((Ok(frame(&e)), feed));
+                return Some((Out::Frame(frame(&e)), feed));
             }
             if feed.ended {
                 return None;
             }
             if let Some(end) = feed.ending {
-                return Some((Ok(feed.end(end)), feed));
+                return Some((Out::Frame(feed.end(end)), feed));
             }
             // Mark the signal seen before reading the flags and taking, so whatever
             // happens after wakes us.
             feed.wake.borrow_and_update();
             if feed.shared.tail.is_closing() {
-                return Some((Ok(feed.end(End::ShuttingDown)), feed));
+                return Some((Out::Frame(feed.end(End::ShuttingDown)), feed));
             }
             if tokio::time::Instant::now() >= feed.expires {
                 if feed.access.expired(&feed.shared.clock) {
-                    return Some((Ok(feed.end(End::TokenExpired)), feed));
+                    return Some((Out::Frame(feed.end(End::TokenExpired)), feed));
                 }
                 // A pinned clock stood still while the timer ran: wait out what it says is left.
                 feed.expires = feed.access.expiry(&feed.shared.clock);
@@ -350,14 +422,14 @@ pub(super) fn stream(
                     if Box::pin(feed.deliver_up_to_the_end()).await {
                         continue;
                     }
-                    return Some((Ok(feed.end(end)), feed));
+                    return Some((Out::Frame(feed.end(end)), feed));
                 }
             }
             let keys_now = feed.shared.tail.keys_seen();
             if keys_now != feed.keys_seen {
                 feed.keys_seen = keys_now;
                 if let Err(end) = feed.access.still_signed(&feed.shared) {
-                    return Some((Ok(feed.end(end)), feed));
+                    return Some((Out::Frame(feed.end(end)), feed));
                 }
             }
             let taken = match feed
@@ -388,6 +460,25 @@ pub(super) fn stream(
                     if due < feed.timer.deadline() || feed.timer.is_elapsed() {
                         feed.timer.as_mut().reset(due);
                     }
+                    if let Some(seat) = feed.parks()
+                        && let Some(woke) = feed.wait_parked(&seat).await
+                    {
+                        match woke {
+                            Woke::Released => {}
+                            Woke::Timer => {
+                                // The lane's writes count as sending: a heartbeat only after quiet.
+                                let heartbeat = feed.sent + feed.shared.cfg.stream_heartbeat;
+                                let now = tokio::time::Instant::now();
+                                if feed.rest.is_none() && now < feed.expires && now >= heartbeat {
+                                    feed.sent = now;
+                                    return Some((Out::Frame(HEARTBEAT_FRAME), feed));
+                                }
+                            }
+                            // After what the lane left unwritten.
+                            Woke::Evicted => feed.ending = Some(End::Superseded),
+                        }
+                        continue;
+                    }
                     tokio::select! {
                         changed = feed.wake.changed() => {
                             if changed.is_err() {
@@ -399,11 +490,11 @@ pub(super) fn stream(
                             let now = tokio::time::Instant::now();
                             if now < feed.expires && now >= heartbeat {
                                 feed.sent = now;
-                                return Some((Ok(HEARTBEAT_FRAME), feed));
+                                return Some((Out::Frame(HEARTBEAT_FRAME), feed));
                             }
                         }
                         () = std::future::poll_fn(|cx| feed.slot.evicted.poll(cx)) => {
-                            return Some((Ok(feed.end(End::Superseded)), feed));
+                            return Some((Out::Frame(feed.end(End::Superseded)), feed));
                         }
                     }
                 }
@@ -413,6 +504,15 @@ pub(super) fn stream(
                 }
             }
         }
+    });
+    frames.map(move |out| {
+        Ok(match out {
+            Out::Raw(wire) => wire,
+            Out::Frame(frame) if framing.as_ref().is_some_and(|s| s.attached()) => {
+                Bytes::from(crate::http::stream_conn::chunk::chunk(&frame))
+            }
+            Out::Frame(frame) => frame,
+        })
     })
 }
 

@@ -2,7 +2,6 @@
 
 use std::io;
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// A chunk this long or shorter (every event's frame) is framed on the stack.
@@ -11,13 +10,41 @@ const INLINE_CHUNK: usize = 1024;
 /// Writes `data` as one chunk of the chunked transfer coding (RFC 9112 §7.1). An event
 /// is one write framed on the stack when the socket takes it whole (the usual case):
 /// nothing allocated per delivery; what it does not take is written from the heap.
-pub(super) async fn write_chunk(tcp: &mut TcpStream, data: &[u8]) -> io::Result<()> {
+pub(super) async fn write_chunk(tcp: &TcpStream, data: &[u8]) -> io::Result<()> {
     let written = try_chunk(tcp, data)?;
     if written == chunk_len(data) {
         return Ok(());
     }
     // Boxed: rare, and a stream's future (held for its life) is sized by its largest state.
-    Box::pin(tcp.write_all(&chunk(data)[written..])).await
+    Box::pin(write_rest(tcp, &chunk(data)[written..])).await
+}
+
+/// Writes all of `data` to a socket shared with the feed's lane (which writes to it
+/// only while the stream is parked, never at the same time): at once if the socket
+/// takes it, else waiting for room on a boxed future, so that the future of a stream,
+/// held for its life, is not sized by a wait it rarely makes.
+pub(super) async fn write_all(tcp: &TcpStream, data: &[u8]) -> io::Result<()> {
+    let written = match tcp.try_write(data) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Err(e),
+    };
+    if written == data.len() {
+        return Ok(());
+    }
+    Box::pin(write_rest(tcp, &data[written..])).await
+}
+
+async fn write_rest(tcp: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        match tcp.try_write(data) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => tcp.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Writes what the socket takes now of `data` as a chunk, if it is short enough to frame
@@ -61,10 +88,17 @@ fn frame_chunk(data: &[u8], out: &mut [u8]) -> usize {
 }
 
 /// `data` as one chunk, on the heap.
-fn chunk(data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0u8; chunk_len(data)];
-    frame_chunk(data, &mut out);
+pub(crate) fn chunk(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(chunk_len(data));
+    extend_chunk(&mut out, data);
     out
+}
+
+/// Appends `data` as one chunk to `out`.
+pub(crate) fn extend_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    let at = out.len();
+    out.resize(at + chunk_len(data), 0);
+    frame_chunk(data, &mut out[at..]);
 }
 
 #[cfg(test)]
@@ -92,9 +126,11 @@ mod tests {
         let expected: Vec<u8> = frames.iter().flat_map(|f| chunk(f)).collect();
         let mut write = Box::pin(async {
             for f in &frames {
-                write_chunk(&mut writer, f).await.unwrap();
+                write_chunk(&writer, f).await.unwrap();
             }
-            writer.shutdown().await.unwrap();
+            tokio::io::AsyncWriteExt::shutdown(&mut writer)
+                .await
+                .unwrap();
         });
         // Nothing read yet: the quick writes fill the socket (1 MB against its buffers)
         // until one waits, on the path that writes what the socket did not take.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::json;
+use tessera::domain::permissions::Change;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -91,7 +92,8 @@ impl Wire {
     /// with the CRLF that ends the body, no trailers).
     async fn chunk(&mut self) -> String {
         let size = String::from_utf8(self.through(b"\r\n").await).unwrap();
-        let size = usize::from_str_radix(size.trim_end(), 16).expect("chunk size");
+        let size = usize::from_str_radix(size.trim_end(), 16)
+            .unwrap_or_else(|_| panic!("chunk size: {:?}", &size[..size.len().min(200)]));
         while self.buf.len() < size + 2 {
             assert!(self.fill().await, "EOF inside a chunk");
         }
@@ -369,4 +371,151 @@ async fn a_stream_request_over_the_header_limits_gets_431_on_its_own_path_too() 
     }
     let body: serde_json::Value = serde_json::from_slice(&wire.buf[..len]).unwrap();
     assert_eq!(body["error"], "invalid_request");
+}
+
+/// Waits until `n` streams wait on the feed's lane.
+async fn parked(app: &TestApp, n: usize) {
+    let started = Instant::now();
+    while app.core.feed.lane.parked() != n {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{} streams parked on the lane, expected {n}",
+            app.core.feed.lane.parked()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Reads one-event chunks until the one whose data holds `sentinel`; their ids.
+async fn read_until(wire: &mut Wire, sentinel: &str) -> Vec<i64> {
+    let mut ids = vec![];
+    loop {
+        let chunk = wire.chunk().await;
+        assert!(
+            chunk.starts_with("id: ") && chunk.ends_with("\n\n"),
+            "one whole event per chunk: {:?}",
+            &chunk[..chunk.len().min(120)]
+        );
+        let id = chunk[4..chunk.find('\n').unwrap()].parse().unwrap();
+        ids.push(id);
+        if chunk.contains(sentinel) {
+            return ids;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_waiting_for_the_next_event_are_written_by_the_lane_and_a_full_socket_is_handed_back()
+ {
+    // Streams of every event wait on the feed's lane once they have delivered
+    // everything; its loop writes each new batch to their sockets as the streams' own
+    // chunks. A socket that does not take a batch whole (its reader stopped reading)
+    // is handed back to its stream, which writes the rest before anything else.
+    let Feed { app, alice, .. } = Feed::start(&[]).await;
+    let secret = app.service("gw", &["events"]).await;
+    let lane = &app.core.feed.lane;
+    let (writes, handbacks) = (lane.writes(), lane.handbacks());
+    let mut live = vec![];
+    for _ in 0..2 {
+        let token = app.client_token("gw", &secret).await;
+        let mut wire = Wire::connect(&app).await;
+        wire.send(&stream_request("1.1", &token)).await;
+        assert_eq!(wire.head().await.status, 200);
+        live.push(wire);
+    }
+    // A reader with a tiny receive buffer that reads nothing until the end.
+    let token = app.client_token("gw", &secret).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    let tcp = socket
+        .connect(app.addr.trim_start_matches("http://").parse().unwrap())
+        .await
+        .unwrap();
+    let mut stalled = Wire {
+        tcp,
+        buf: Vec::new(),
+    };
+    stalled.send(&stream_request("1.1", &token)).await;
+    parked(&app, 3).await;
+    let (before,): (i64,) = crate::sql::one(
+        app.core.db.writer(),
+        "SELECT COALESCE(MAX(id), 0) FROM security_events",
+        &[],
+    )
+    .await;
+
+    let sentinel = "\"roles\":[\"done\"]";
+    let readers: Vec<_> = live
+        .into_iter()
+        .map(|mut wire| {
+            tokio::spawn(async move {
+                let ids = read_until(&mut wire, sentinel).await;
+                (ids, wire)
+            })
+        })
+        .collect();
+    // Events of about 33 KB (256 roles of 128 characters each): 200 of them are more
+    // than the stalled socket's buffers hold (the kernel's send buffer is at most
+    // 4 MiB here), and the live readers' sockets take them as they read.
+    for n in 0..200 {
+        let roles = (0..256)
+            .map(|r| format!("{n:04}-{r:03}-{}", "x".repeat(119)))
+            .collect();
+        app.core
+            .users
+            .change_user(
+                &tessera::domain::audit::Actor::cli(),
+                &alice,
+                Change::Roles(roles),
+            )
+            .await
+            .unwrap();
+    }
+    app.core
+        .users
+        .change_user(
+            &tessera::domain::audit::Actor::cli(),
+            &alice,
+            Change::Roles(vec!["done".into()]),
+        )
+        .await
+        .unwrap();
+    let (done,): (i64,) = crate::sql::one(
+        app.core.db.writer(),
+        "SELECT MAX(id) FROM security_events WHERE type = 'user.roles_changed'",
+        &[],
+    )
+    .await;
+    let want: Vec<(i64,)> = crate::sql::all(
+        app.core.db.writer(),
+        "SELECT id FROM security_events WHERE id > $1 AND id <= $2 ORDER BY id",
+        &[before.into(), done.into()],
+    )
+    .await;
+    let want: Vec<i64> = want.into_iter().map(|(id,)| id).collect();
+    assert!(want.len() > 200, "{} events", want.len());
+    let mut live = vec![];
+    for reader in readers {
+        let (ids, wire) = reader.await.unwrap();
+        assert_eq!(ids, want, "a live reader");
+        live.push(wire);
+    }
+    assert!(
+        lane.handbacks() > handbacks,
+        "the stalled socket filled while its stream waited on the lane"
+    );
+    assert_eq!(stalled.head().await.status, 200);
+    assert_eq!(
+        read_until(&mut stalled, sentinel).await,
+        want,
+        "the stalled reader"
+    );
+    // At least a batch to each live reader (most of the 201 events, unless batched).
+    assert!(
+        lane.writes() >= writes + 2,
+        "{} lane writes",
+        lane.writes() - writes
+    );
+    // Drained, the stalled stream waits on the lane again.
+    parked(&app, 3).await;
 }
