@@ -23,6 +23,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::task::AtomicWaker;
+use tokio::net::TcpStream;
 
 use super::reach::Progress;
 
@@ -32,11 +33,19 @@ pub trait Outlet: Send + Sync {
     fn offer(&self, wire: &[u8]) -> io::Result<usize>;
 }
 
+impl Outlet for TcpStream {
+    fn offer(&self, wire: &[u8]) -> io::Result<usize> {
+        self.try_write(wire)
+    }
+}
+
 /// One stream's place on the lane, shared by its task and (while parked) the lane.
-pub struct Seat {
+/// Once attached it holds the stream's socket (an idle stream costs its server this
+/// one allocation more than a stream on its own task).
+pub struct Seat<O = TcpStream> {
     /// Set by the connection once it writes the stream's response itself (a stream
     /// served by hyper has none and never parks).
-    outlet: OnceLock<Arc<dyn Outlet>>,
+    socket: OnceLock<O>,
     /// The stream's token expires then (Unix seconds, by the server's clock): the lane
     /// delivers nothing at or after it, so the task ends the stream as before.
     exp: i64,
@@ -61,21 +70,20 @@ struct SeatState {
     released: bool,
 }
 
-/// What a stream finds when it leaves the lane.
+/// What a stream finds when it leaves the lane (and, until its task takes it,
+/// [`Seat::take_rest`]).
 pub struct Unparked {
     /// Its cursor, moved on by what the lane delivered.
     pub cursor: i64,
     /// When the lane last wrote to it, if it did.
     pub sent: Option<tokio::time::Instant>,
-    /// Bytes of the lane's last write still to go out, before anything else.
-    pub rest: Option<Box<[u8]>>,
 }
 
-impl Seat {
+impl<O: Outlet> Seat<O> {
     /// A seat for a stream whose token expires at `exp` (Unix seconds).
     pub fn new(exp: i64, progress: Progress) -> Arc<Self> {
         Arc::new(Self {
-            outlet: OnceLock::new(),
+            socket: OnceLock::new(),
             exp,
             progress,
             state: Mutex::default(),
@@ -83,14 +91,35 @@ impl Seat {
         })
     }
 
-    /// The connection writes the stream's bytes itself, to `outlet`: the stream may park.
-    pub fn attach(&self, outlet: Arc<dyn Outlet>) {
-        let _ = self.outlet.set(outlet);
+    /// The connection hands the stream's socket over: the stream may park, and the
+    /// connection writes through [`Seat::socket`].
+    pub fn attach(&self, socket: O) {
+        let _ = self.socket.set(socket);
+    }
+
+    /// The stream's socket, once attached.
+    pub fn socket(&self) -> Option<&O> {
+        self.socket.get()
     }
 
     /// Whether the stream's bytes go straight to its connection (see [`Seat::attach`]).
     pub fn attached(&self) -> bool {
-        self.outlet.get().is_some()
+        self.socket.get().is_some()
+    }
+
+    /// The socket back, once nothing else holds the seat (the stream has ended).
+    pub fn into_socket(self: Arc<Self>) -> Option<O> {
+        Arc::into_inner(self)?.socket.into_inner()
+    }
+
+    /// What the lane's last write left unwritten, to be written before anything else.
+    pub fn take_rest(&self) -> Option<Box<[u8]>> {
+        self.state.lock().expect("seat").rest.take()
+    }
+
+    /// Whether the lane's last write left something unwritten.
+    pub fn has_rest(&self) -> bool {
+        self.state.lock().expect("seat").rest.is_some()
     }
 
     /// Ready once the lane handed the stream back.
@@ -110,9 +139,8 @@ impl Seat {
 pub const SHARDS: usize = 16;
 
 /// The parked streams of one instance.
-#[derive(Default)]
-pub struct Lane {
-    shards: [Mutex<Seats>; SHARDS],
+pub struct Lane<O = TcpStream> {
+    shards: [Mutex<Seats<O>>; SHARDS],
     /// The shard the next stream parks in.
     next: AtomicUsize,
     /// Loops running (one per listener): without one a parked stream would wait
@@ -125,11 +153,31 @@ pub struct Lane {
     handbacks: AtomicU64,
 }
 
-#[derive(Default)]
-struct Seats {
+impl<O> Default for Lane<O> {
+    fn default() -> Self {
+        Self {
+            shards: std::array::from_fn(|_| Mutex::new(Seats::default())),
+            next: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
+            writes: AtomicU64::new(0),
+            handbacks: AtomicU64::new(0),
+        }
+    }
+}
+
+struct Seats<O> {
     /// Slots keep their index while the loop walks them a few at a time.
-    slots: Vec<Option<Arc<Seat>>>,
+    slots: Vec<Option<Arc<Seat<O>>>>,
     free: Vec<usize>,
+}
+
+impl<O> Default for Seats<O> {
+    fn default() -> Self {
+        Self {
+            slots: Vec::new(),
+            free: Vec::new(),
+        }
+    }
 }
 
 /// Marks a seat taken off the lane by the lane: its task has something to do.
@@ -147,7 +195,7 @@ pub struct Walked {
     pub released: usize,
 }
 
-impl Lane {
+impl<O: Outlet> Lane<O> {
     /// A loop writes to the lane from now on: streams may park.
     pub fn start(&self) {
         self.running.fetch_add(1, Ordering::AcqRel);
@@ -164,7 +212,7 @@ impl Lane {
     /// the tail's newest event (`last`, read under the shard's lock: a batch after it
     /// is read from the tail after the seat is in its slot, so walked with it). False
     /// if it may not park: the stream then waits on its task as before.
-    pub fn park(&self, seat: &Arc<Seat>, cursor: i64, last: impl FnOnce() -> i64) -> bool {
+    pub fn park(&self, seat: &Arc<Seat<O>>, cursor: i64, last: impl FnOnce() -> i64) -> bool {
         if !seat.attached() || self.running.load(Ordering::Acquire) == 0 {
             return false;
         }
@@ -175,7 +223,7 @@ impl Lane {
     fn park_in(
         &self,
         shard: usize,
-        seat: &Arc<Seat>,
+        seat: &Arc<Seat<O>>,
         cursor: i64,
         last: impl FnOnce() -> i64,
     ) -> bool {
@@ -206,7 +254,7 @@ impl Lane {
 
     /// Takes `seat` off the lane, if it is still there, and says where the lane left
     /// it. After this the lane no longer writes to the stream.
-    pub fn unpark(&self, seat: &Seat) -> Unparked {
+    pub fn unpark(&self, seat: &Seat<O>) -> Unparked {
         // Only the seat's own task parks it, and it is here: its shard cannot change
         // meanwhile, only its slot be emptied by a walk.
         let parked = seat.state.lock().expect("seat").slot;
@@ -224,7 +272,6 @@ impl Lane {
         Unparked {
             cursor: state.cursor,
             sent: state.sent.take(),
-            rest: state.rest.take(),
         }
     }
 
@@ -251,19 +298,23 @@ impl Lane {
         {
             let mut seats = self.shards[shard].lock().expect("lane");
             let Seats { slots, free } = &mut *seats;
-            let end = range.end.min(slots.len());
-            for i in range.start..end {
-                let Some(seat) = &slots[i] else {
+            for (i, slot) in slots
+                .iter_mut()
+                .enumerate()
+                .take(range.end)
+                .skip(range.start)
+            {
+                let Some(seat) = slot.as_ref() else {
                     continue;
                 };
                 let mut state = seat.state.lock().expect("seat");
                 if state.cursor >= batch.through {
                     continue;
                 }
-                let outlet = seat.outlet.get().expect("a parked seat has its outlet");
+                let socket = seat.socket().expect("a parked seat has its socket");
                 let expired = i64::try_from(wall.as_secs()).unwrap_or(i64::MAX) >= seat.exp;
                 let written = if state.cursor == batch.from && !expired {
-                    outlet.offer(&batch.wire).ok()
+                    socket.offer(&batch.wire).ok()
                 } else {
                     None
                 };
@@ -288,7 +339,7 @@ impl Lane {
                 hand_back(&mut state);
                 drop(state);
                 free.push(i);
-                woken.extend(slots[i].take());
+                woken.extend(slot.take());
                 walked.released += 1;
             }
         }
@@ -366,22 +417,22 @@ mod tests {
 
     /// Takes at most `room` bytes per offer (`None`: fails), and keeps what it took.
     struct Socket {
-        room: Mutex<Option<usize>>,
+        room: Option<usize>,
         got: Mutex<Vec<u8>>,
     }
 
     impl Socket {
-        fn new(room: Option<usize>) -> Arc<Self> {
-            Arc::new(Self {
-                room: Mutex::new(room),
+        fn new(room: Option<usize>) -> Self {
+            Self {
+                room,
                 got: Mutex::default(),
-            })
+            }
         }
     }
 
     impl Outlet for Socket {
         fn offer(&self, wire: &[u8]) -> io::Result<usize> {
-            let room = self.room.lock().unwrap().ok_or(io::ErrorKind::BrokenPipe)?;
+            let room = self.room.ok_or(io::ErrorKind::BrokenPipe)?;
             if room == 0 {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
@@ -391,10 +442,17 @@ mod tests {
         }
     }
 
+    type Lane = super::Lane<Socket>;
+    type Seat = super::Seat<Socket>;
+
+    fn got(seat: &Seat) -> Vec<u8> {
+        seat.socket().unwrap().got.lock().unwrap().clone()
+    }
+
     fn seat(
         reach: &Reach,
         exp: i64,
-        outlet: Option<Arc<Socket>>,
+        outlet: Option<Socket>,
     ) -> (Arc<Seat>, crate::domain::reach::Reached) {
         let reached = reach.open("c".into(), None, 0, 10);
         let seat = Seat::new(exp, reached.progress());
@@ -455,10 +513,8 @@ mod tests {
         assert!(lane.park(&s, 10, || 10));
         assert_eq!(lane.parked(), 1);
         let back = lane.unpark(&s);
-        assert_eq!(
-            (back.cursor, back.sent.is_none(), back.rest.is_none()),
-            (10, true, true)
-        );
+        assert_eq!((back.cursor, back.sent.is_none()), (10, true));
+        assert!(s.take_rest().is_none());
         assert_eq!(lane.parked(), 0);
     }
 
@@ -466,8 +522,7 @@ mod tests {
     fn a_whole_write_moves_the_stream_on_and_keeps_it_parked() {
         let reach = Reach::default();
         let lane = running();
-        let socket = Socket::new(Some(100));
-        let (s, _r) = seat(&reach, 200, Some(socket.clone()));
+        let (s, _r) = seat(&reach, 200, Some(Socket::new(Some(100))));
         assert!(lane.park(&s, 10, || 10));
         assert_eq!(
             walk(&lane),
@@ -476,23 +531,22 @@ mod tests {
                 released: 0
             }
         );
-        assert_eq!(&socket.got.lock().unwrap()[..], WIRE);
+        assert_eq!(got(&s), WIRE);
         assert!(!released(&s));
         assert_eq!(reach.local()[0].last_event_id, 12);
         // Walked again (a seat parked after the batch was read): left alone.
         assert_eq!(walk(&lane), Walked::default());
-        assert_eq!(socket.got.lock().unwrap().len(), WIRE.len());
+        assert_eq!(got(&s).len(), WIRE.len());
         let back = lane.unpark(&s);
         assert_eq!(back.cursor, 12);
-        assert!(back.sent.is_some() && back.rest.is_none());
+        assert!(back.sent.is_some() && !s.has_rest());
     }
 
     #[test]
     fn a_partial_write_hands_the_rest_to_the_task() {
         let reach = Reach::default();
         let lane = running();
-        let socket = Socket::new(Some(4));
-        let (s, _r) = seat(&reach, 200, Some(socket.clone()));
+        let (s, _r) = seat(&reach, 200, Some(Socket::new(Some(4))));
         assert!(lane.park(&s, 10, || 10));
         assert_eq!(
             walk(&lane),
@@ -508,22 +562,19 @@ mod tests {
             back.cursor, 12,
             "the batch is the stream's: part sent, the rest to write"
         );
-        assert_eq!(back.rest.as_deref(), Some(&WIRE[4..]));
-        assert_eq!(&socket.got.lock().unwrap()[..], &WIRE[..4]);
+        assert_eq!(s.take_rest().as_deref(), Some(&WIRE[4..]));
+        assert_eq!(got(&s), &WIRE[..4]);
     }
 
     #[test]
     fn nothing_written_an_expired_token_or_another_cursor_hand_the_stream_back_untouched() {
         let reach = Reach::default();
         let lane = running();
-        let full = Socket::new(Some(0));
-        let broken = Socket::new(None);
-        let open = Socket::new(Some(100));
-        let (a, _ra) = seat(&reach, 200, Some(full));
-        let (b, _rb) = seat(&reach, 200, Some(broken));
+        let (a, _ra) = seat(&reach, 200, Some(Socket::new(Some(0))));
+        let (b, _rb) = seat(&reach, 200, Some(Socket::new(None)));
         // Expired by the clock the walk is given (100 s).
-        let (c, _rc) = seat(&reach, 100, Some(open.clone()));
-        let (d, _rd) = seat(&reach, 200, Some(open.clone()));
+        let (c, _rc) = seat(&reach, 100, Some(Socket::new(Some(100))));
+        let (d, _rd) = seat(&reach, 200, Some(Socket::new(Some(100))));
         for s in [&a, &b, &c] {
             assert!(lane.park(s, 10, || 10));
         }
@@ -536,11 +587,12 @@ mod tests {
                 released: 4
             }
         );
-        assert!(open.got.lock().unwrap().is_empty());
         for (s, cursor) in [(&a, 10), (&b, 10), (&c, 10), (&d, 11)] {
             assert!(released(s));
+            assert!(got(s).is_empty());
             let back = lane.unpark(s);
-            assert_eq!((back.cursor, back.rest, back.sent), (cursor, None, None));
+            assert_eq!((back.cursor, back.sent), (cursor, None));
+            assert!(s.take_rest().is_none());
         }
         assert_eq!(
             reach.local().iter().map(|s| s.last_event_id).max(),

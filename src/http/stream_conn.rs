@@ -32,7 +32,7 @@ use tower::ServiceExt;
 
 use chunk::{write_all, write_chunk};
 
-use crate::domain::lane::{Outlet, Seat};
+use crate::domain::lane::Seat;
 
 pub(super) mod chunk;
 
@@ -170,6 +170,30 @@ pub(super) enum Framing {
     Framed,
 }
 
+/// A stream's socket: the connection's own, or held by the stream's seat on the feed's
+/// lane, which writes to it while the stream waits there.
+pub(super) enum Socket {
+    Own(TcpStream),
+    Lane(Arc<Seat>),
+}
+
+impl Socket {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Self::Own(tcp) => tcp,
+            Self::Lane(seat) => seat.socket().expect("attached"),
+        }
+    }
+
+    /// The socket, once the stream (which holds the seat too) has been dropped.
+    fn into_tcp(self) -> Option<TcpStream> {
+        match self {
+            Self::Own(tcp) => Some(tcp),
+            Self::Lane(seat) => seat.into_socket(),
+        }
+    }
+}
+
 /// Answers the stream request on `tcp` through `app` and writes the response's head;
 /// returns the socket, the body and its framing for [`relay`], or `None` if the head
 /// could not be written.
@@ -177,7 +201,7 @@ pub(super) async fn respond(
     tcp: TcpStream,
     req: Box<Request>,
     app: Router,
-) -> Option<(Arc<TcpStream>, axum::body::Body, Framing)> {
+) -> Option<(Socket, axum::body::Body, Framing)> {
     let version = req.version();
     let Ok(resp) = app.oneshot(*req).await;
     let exact = axum::body::HttpBody::size_hint(resp.body()).exact();
@@ -187,35 +211,27 @@ pub(super) async fn respond(
     let seat = parts.extensions.remove::<Arc<Seat>>();
     let head = head(&Response::from_parts(parts, ()), exact, chunked);
     write_all(&tcp, &head).await.ok()?;
-    let tcp = Arc::new(tcp);
-    let framing = match seat {
+    Some(match seat {
         Some(seat) if chunked => {
-            seat.attach(tcp.clone());
-            Framing::Framed
+            seat.attach(tcp);
+            (Socket::Lane(seat), body, Framing::Framed)
         }
-        _ if chunked => Framing::Chunked,
-        _ => Framing::Plain,
-    };
-    Some((tcp, body, framing))
-}
-
-/// A lane stream's socket, as the lane writes to it.
-impl Outlet for TcpStream {
-    fn offer(&self, wire: &[u8]) -> io::Result<usize> {
-        self.try_write(wire)
-    }
+        _ if chunked => (Socket::Own(tcp), body, Framing::Chunked),
+        _ => (Socket::Own(tcp), body, Framing::Plain),
+    })
 }
 
 /// Writes the body to the socket, closing the connection when it ends (the stream's
 /// final event, or at once for a refusal), when the peer closes its side, or when it
 /// sends anything more.
-pub(super) async fn relay(tcp: Arc<TcpStream>, mut body: axum::body::Body, framing: Framing) {
+pub(super) async fn relay(socket: Socket, mut body: axum::body::Body, framing: Framing) {
+    let tcp = socket.tcp();
     let ended = loop {
-        match next(&tcp, &mut body).await {
+        match next(tcp, &mut body).await {
             Next::Data(data) => {
                 let written = match framing {
-                    Framing::Chunked => write_chunk(&tcp, &data).await,
-                    Framing::Plain | Framing::Framed => write_all(&tcp, &data).await,
+                    Framing::Chunked => write_chunk(tcp, &data).await,
+                    Framing::Plain | Framing::Framed => write_all(tcp, &data).await,
                 };
                 if written.is_err() {
                     break false;
@@ -225,15 +241,12 @@ pub(super) async fn relay(tcp: Arc<TcpStream>, mut body: axum::body::Body, frami
             Next::Gone => break false,
         }
     };
-    // The body first: it takes its stream off the lane, which then lets go of the socket.
+    if ended && framing != Framing::Plain {
+        let _ = write_all(tcp, b"0\r\n\r\n").await;
+    }
+    // The body first: it takes its stream off the lane and lets go of the seat.
     drop(body);
-    if !ended {
-        return;
-    }
-    if framing != Framing::Plain {
-        let _ = write_all(&tcp, b"0\r\n\r\n").await;
-    }
-    if let Ok(mut tcp) = Arc::try_unwrap(tcp) {
+    if ended && let Some(mut tcp) = socket.into_tcp() {
         let _ = tcp.shutdown().await;
     }
 }

@@ -246,8 +246,6 @@ struct Subscription {
     /// A stream of every event: its place on the feed's lane, where it waits once it
     /// has delivered everything, if its connection lets the lane write to it.
     seat: Option<Arc<Seat>>,
-    /// What the lane's last write to this stream's socket left unwritten: goes first.
-    rest: Option<Box<[u8]>>,
 }
 
 impl Drop for Subscription {
@@ -257,14 +255,6 @@ impl Drop for Subscription {
             self.shared.lane.unpark(seat);
         }
     }
-}
-
-/// What a stream's body yields.
-enum Out {
-    /// A frame of the stream.
-    Frame(Bytes),
-    /// Bytes already framed for the wire: the rest of a lane write.
-    Raw(Bytes),
 }
 
 /// How a parked stream was woken.
@@ -315,11 +305,11 @@ impl Subscription {
     }
 
     /// The stream's seat, if it may wait on the lane: it has one (a stream of every
-    /// event, no session to end it), its connection is attached, and nothing is left
-    /// to write.
+    /// event, no session to end it) and its connection is attached. (What a lane write
+    /// left unwritten was written at the top of the loop, before the stream got here.)
     fn parks(&self) -> Option<Arc<Seat>> {
         let seat = self.seat.as_ref()?;
-        (self.rest.is_none() && self.ending.is_none() && seat.attached()).then(|| seat.clone())
+        (self.ending.is_none() && seat.attached()).then(|| seat.clone())
     }
 
     /// Waits on the lane, if it may park there (`None` if not: an event came meanwhile,
@@ -340,16 +330,26 @@ impl Subscription {
         if let Some(sent) = back.sent {
             self.sent = sent;
         }
-        self.rest = back.rest;
         Some(woke)
     }
 
-    /// Ends the stream with `end` as its last event.
+    /// `frame` as the connection carries it: on a connection that lets the lane write
+    /// to its socket the stream frames its own chunks, as the lane's writes are framed.
+    fn framed(&self, frame: Bytes) -> Bytes {
+        match &self.seat {
+            Some(seat) if seat.attached() => {
+                Bytes::from(crate::http::stream_conn::chunk::chunk(&frame))
+            }
+            _ => frame,
+        }
+    }
+
+    /// Ends the stream with `end` as its last event (framed for the connection).
     fn end(&mut self, end: End) -> Bytes {
         let (reason, _) = end.reason();
         tracing::debug!(reason, "event stream ended");
         self.ended = true;
-        end.frame()
+        self.framed(end.frame())
     }
 }
 
@@ -362,9 +362,6 @@ pub(super) fn stream(
     access: Access,
     seat: Option<Arc<Seat>>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
-    // On a connection that lets the lane write to its socket, the stream frames its own
-    // chunks, as the lane's writes are framed.
-    let framing = seat.clone();
     let feed = Subscription {
         slot,
         keys_seen: shared.tail.keys_seen(),
@@ -382,33 +379,33 @@ pub(super) fn stream(
         ending: None,
         ended: false,
         seat,
-        rest: None,
     };
     let frames = futures_util::stream::unfold(feed, |mut feed| async move {
         loop {
-            if let Some(rest) = feed.rest.take() {
-                return Some((Out::Raw(rest.into()), feed));
+            // What the lane's last write to this stream's socket left unwritten goes first.
+            if let Some(rest) = feed.seat.as_ref().and_then(|seat| seat.take_rest()) {
+                return Some((Bytes::from(rest), feed));
             }
             if let Some(e) = feed.buffer.pop_front() {
                 feed.sent = tokio::time::Instant::now();
                 feed.access.reached.delivered(e.id);
-                return Some((Out::Frame(frame(&e)), feed));
+                return Some((feed.framed(frame(&e)), feed));
             }
             if feed.ended {
                 return None;
             }
             if let Some(end) = feed.ending {
-                return Some((Out::Frame(feed.end(end)), feed));
+                return Some((feed.end(end), feed));
             }
             // Mark the signal seen before reading the flags and taking, so whatever
             // happens after wakes us.
             feed.wake.borrow_and_update();
             if feed.shared.tail.is_closing() {
-                return Some((Out::Frame(feed.end(End::ShuttingDown)), feed));
+                return Some((feed.end(End::ShuttingDown), feed));
             }
             if tokio::time::Instant::now() >= feed.expires {
                 if feed.access.expired(&feed.shared.clock) {
-                    return Some((Out::Frame(feed.end(End::TokenExpired)), feed));
+                    return Some((feed.end(End::TokenExpired), feed));
                 }
                 // A pinned clock stood still while the timer ran: wait out what it says is left.
                 feed.expires = feed.access.expiry(&feed.shared.clock);
@@ -422,14 +419,14 @@ pub(super) fn stream(
                     if Box::pin(feed.deliver_up_to_the_end()).await {
                         continue;
                     }
-                    return Some((Out::Frame(feed.end(end)), feed));
+                    return Some((feed.end(end), feed));
                 }
             }
             let keys_now = feed.shared.tail.keys_seen();
             if keys_now != feed.keys_seen {
                 feed.keys_seen = keys_now;
                 if let Err(end) = feed.access.still_signed(&feed.shared) {
-                    return Some((Out::Frame(feed.end(end)), feed));
+                    return Some((feed.end(end), feed));
                 }
             }
             let taken = match feed
@@ -466,12 +463,13 @@ pub(super) fn stream(
                         match woke {
                             Woke::Released => {}
                             Woke::Timer => {
-                                // The lane's writes count as sending: a heartbeat only after quiet.
+                                // The lane's writes count as sending: a heartbeat only after
+                                // quiet, and never ahead of what a lane write left to send.
                                 let heartbeat = feed.sent + feed.shared.cfg.stream_heartbeat;
                                 let now = tokio::time::Instant::now();
-                                if feed.rest.is_none() && now < feed.expires && now >= heartbeat {
+                                if now < feed.expires && now >= heartbeat && !seat.has_rest() {
                                     feed.sent = now;
-                                    return Some((Out::Frame(HEARTBEAT_FRAME), feed));
+                                    return Some((feed.framed(HEARTBEAT_FRAME), feed));
                                 }
                             }
                             // After what the lane left unwritten.
@@ -490,11 +488,11 @@ pub(super) fn stream(
                             let now = tokio::time::Instant::now();
                             if now < feed.expires && now >= heartbeat {
                                 feed.sent = now;
-                                return Some((Out::Frame(HEARTBEAT_FRAME), feed));
+                                return Some((feed.framed(HEARTBEAT_FRAME), feed));
                             }
                         }
                         () = std::future::poll_fn(|cx| feed.slot.evicted.poll(cx)) => {
-                            return Some((Out::Frame(feed.end(End::Superseded)), feed));
+                            return Some((feed.end(End::Superseded), feed));
                         }
                     }
                 }
@@ -505,15 +503,7 @@ pub(super) fn stream(
             }
         }
     });
-    frames.map(move |out| {
-        Ok(match out {
-            Out::Raw(wire) => wire,
-            Out::Frame(frame) if framing.as_ref().is_some_and(|s| s.attached()) => {
-                Bytes::from(crate::http::stream_conn::chunk::chunk(&frame))
-            }
-            Out::Frame(frame) => frame,
-        })
-    })
+    frames.map(Ok)
 }
 
 #[cfg(test)]
