@@ -1,10 +1,11 @@
 //! Following `GET /events`: a catch-up of one token lifetime (JSON long-poll with
-//! `since`), then an SSE stream resumed with `Last-Event-ID`, renewed with a fresh
-//! client-credentials token before the old one expires (the issuer ends a stream at
-//! its token's `exp`), and reconnected with jittered backoff after a failure.
+//! `since`), then an SSE stream resumed with `Last-Event-ID`, reconnected with jittered
+//! backoff after a failure. The issuer ends a stream at its token's `exp`: ahead of that,
+//! the next stream is opened with a fresh client-credentials token while the current one
+//! still delivers, so that no change waits for a reconnection.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{StatusCode, header};
@@ -22,6 +23,13 @@ const IDLE: Duration = Duration::from_secs(35);
 /// Seconds of margin on the catch-up's start, beyond the token lifetime and leeway
 /// (event times are whole seconds, taken just before their transaction commits).
 const MARGIN: i64 = 5;
+/// The next stream is opened this long before the current one's token may expire (at
+/// most half the token's lifetime): time for a token request, a reconnection and a few
+/// retries.
+const RENEW_AHEAD: Duration = Duration::from_secs(10);
+/// Nor sooner than this after the token was asked for: at most two token requests a
+/// second, however short the issuer's lifetime.
+const MIN_RENEW: Duration = Duration::from_millis(500);
 
 struct FeedError {
     what: String,
@@ -37,6 +45,13 @@ impl<E: std::fmt::Display> From<E> for FeedError {
     }
 }
 
+impl FeedError {
+    /// How long to wait after this failure: what the issuer said, else the backoff.
+    fn retry_in(&self, failures: u32) -> Duration {
+        self.retry_after.unwrap_or_else(|| backoff(failures))
+    }
+}
+
 fn failed(what: impl Into<String>, retry_after: Option<Duration>) -> FeedError {
     FeedError {
         what: what.into(),
@@ -45,10 +60,11 @@ fn failed(what: impl Into<String>, retry_after: Option<Duration>) -> FeedError {
 }
 
 /// The verifier's own client-credentials token for the feed.
-#[derive(Default)]
-struct ClientToken {
-    value: Option<String>,
-    renew_at: Option<Instant>,
+#[derive(Clone)]
+struct Token {
+    value: String,
+    /// When to open a stream with a fresh one.
+    renew_at: Instant,
 }
 
 #[derive(Deserialize)]
@@ -57,16 +73,95 @@ struct TokenResponse {
     expires_in: u64,
 }
 
-impl ClientToken {
-    async fn get(&mut self, shared: &Shared) -> Result<String, FeedError> {
-        match (&self.value, self.renew_at) {
-            (Some(v), Some(at)) if Instant::now() < at => Ok(v.clone()),
-            _ => self.renew(shared).await,
+/// When to open the next stream for a token asked for at `asked` that the issuer said
+/// `expires_in` seconds of.
+fn renewal(asked: Instant, expires_in: u64) -> Instant {
+    // The issuer counts `expires_in` from the token's `iat`, its clock cut to the second:
+    // the token may expire up to a second sooner than `expires_in` after it was asked for.
+    let lifetime = Duration::from_secs(expires_in.saturating_sub(1));
+    let ahead = RENEW_AHEAD.min(lifetime / 2);
+    asked + (lifetime - ahead).max(MIN_RENEW)
+}
+
+/// A stream the issuer accepted, to be read.
+struct Stream {
+    resp: reqwest::Response,
+    /// The token it was opened with: the issuer ends the stream when that expires.
+    token: Token,
+}
+
+/// What the follower keeps from one stream to the next. Its methods take `&self`: the
+/// next stream is opened while the current one is read.
+struct Follower {
+    shared: Arc<Shared>,
+    token: Mutex<Option<Token>>,
+    /// The next stream first catches up from the log (at start, and after a 410).
+    resync: AtomicBool,
+}
+
+/// Runs for the verifier's life.
+pub(crate) async fn follow(shared: Arc<Shared>) {
+    let feed = Follower {
+        shared,
+        token: Mutex::new(None),
+        resync: AtomicBool::new(true),
+    };
+    let mut failures: u32 = 0;
+    // A stream opened ahead of the previous one's end, to be read next.
+    let mut next = None;
+    loop {
+        match feed.session(next.take()).await {
+            // The stream ended (by the issuer, or taken over by the next): go on at once.
+            Ok(taken_over) => {
+                next = taken_over;
+                failures = 0;
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let wait = e.retry_in(failures);
+                tracing::warn!(error = %e.what, retry_in = ?wait, "event feed unavailable");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+/// 100 ms doubling to 10 s, with up to 50 % jitter so that verifiers do not reconnect in step.
+fn backoff(failures: u32) -> Duration {
+    let base = 100u64.saturating_mul(1 << failures.min(7)).min(10_000);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    Duration::from_millis(base / 2 + nanos % (base / 2 + 1))
+}
+
+impl Follower {
+    /// Reads `next`, or a stream opened now; returns the one that took over from it, if any.
+    async fn session(&self, next: Option<Stream>) -> Result<Option<Stream>, FeedError> {
+        let stream = match next {
+            Some(stream) => stream,
+            None => self.open(None).await?,
+        };
+        self.read(stream).await
+    }
+
+    /// The cached token unless it is due for renewal, or is the one a new stream `replaces`.
+    async fn bearer(&self, replaces: Option<&Token>) -> Result<Token, FeedError> {
+        let cached = self.token.lock().expect("token").clone();
+        match cached {
+            Some(t)
+                if Instant::now() < t.renew_at && replaces.is_none_or(|r| r.value != t.value) =>
+            {
+                Ok(t)
+            }
+            _ => self.renew().await,
         }
     }
 
-    async fn renew(&mut self, shared: &Shared) -> Result<String, FeedError> {
+    async fn renew(&self) -> Result<Token, FeedError> {
+        let shared = &*self.shared;
         let s = &shared.settings;
+        let asked = Instant::now();
         let resp = shared
             .http
             .post(&shared.endpoints.token)
@@ -85,111 +180,125 @@ impl ClientToken {
             ));
         }
         let t: TokenResponse = resp.json().await?;
-        // Renew at three quarters of the lifetime: well before the issuer ends the stream.
-        let renew_in = Duration::from_millis(t.expires_in * 750);
-        self.renew_at = Some(Instant::now() + renew_in);
-        self.value = Some(t.access_token.clone());
-        Ok(t.access_token)
+        let token = Token {
+            value: t.access_token,
+            renew_at: renewal(asked, t.expires_in),
+        };
+        *self.token.lock().expect("token") = Some(token.clone());
+        Ok(token)
     }
-}
 
-/// Runs for the verifier's life.
-pub(crate) async fn follow(shared: Arc<Shared>) {
-    let mut token = ClientToken::default();
-    let mut failures: u32 = 0;
-    let mut resync = true;
-    loop {
-        let outcome = session(&shared, &mut token, &mut resync).await;
-        shared.connected.store(false, Ordering::Relaxed);
-        match outcome {
-            // The stream ended (by the issuer, or to renew the token): resume at once.
-            Ok(()) => failures = 0,
-            Err(e) => {
-                failures = failures.saturating_add(1);
-                let wait = e.retry_after.unwrap_or_else(|| backoff(failures));
-                tracing::warn!(error = %e.what, retry_in = ?wait, "event feed unavailable");
-                tokio::time::sleep(wait).await;
+    /// Opens a stream that resumes after the last event applied, with a token other than
+    /// the one it `replaces`.
+    async fn open(&self, replaces: Option<&Token>) -> Result<Stream, FeedError> {
+        let shared = &*self.shared;
+        let token = self.bearer(replaces).await?;
+        if self.resync.load(Ordering::Relaxed) {
+            catch_up(shared, &token.value).await?;
+            self.resync.store(false, Ordering::Relaxed);
+        }
+        let last = *shared.last_id.lock().expect("last id");
+        let mut req = shared
+            .http
+            .get(&shared.endpoints.events)
+            .bearer_auth(&token.value)
+            .header(header::ACCEPT, "text/event-stream");
+        if let Some(id) = last {
+            req = req.header("last-event-id", id.to_string());
+        }
+        let resp = req.send().await?;
+        match resp.status() {
+            StatusCode::OK => Ok(Stream { resp, token }),
+            StatusCode::GONE => {
+                self.resync.store(true, Ordering::Relaxed);
+                Err(failed(
+                    "the feed cannot resume from the last event id (beyond retention or past the newest event)",
+                    Some(Duration::ZERO),
+                ))
+            }
+            StatusCode::UNAUTHORIZED => {
+                *self.token.lock().expect("token") = None;
+                Err(failed("the feed refused the verifier's token", None))
+            }
+            status => {
+                let retry_after = resp
+                    .headers()
+                    .get(header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok()?.parse().ok())
+                    .map(Duration::from_secs);
+                Err(failed(format!("the feed answered {status}"), retry_after))
             }
         }
     }
-}
 
-/// 100 ms doubling to 10 s, with up to 50 % jitter so that verifiers do not reconnect in step.
-fn backoff(failures: u32) -> Duration {
-    let base = 100u64.saturating_mul(1 << failures.min(7)).min(10_000);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos() as u64);
-    Duration::from_millis(base / 2 + nanos % (base / 2 + 1))
-}
-
-async fn session(
-    shared: &Shared,
-    token: &mut ClientToken,
-    resync: &mut bool,
-) -> Result<(), FeedError> {
-    let bearer = token.get(shared).await?;
-    if *resync {
-        catch_up(shared, &bearer).await?;
-        *resync = false;
-    }
-    let last = *shared.last_id.lock().expect("last id");
-    let mut req = shared
-        .http
-        .get(&shared.endpoints.events)
-        .bearer_auth(&bearer)
-        .header(header::ACCEPT, "text/event-stream");
-    if let Some(id) = last {
-        req = req.header("last-event-id", id.to_string());
-    }
-    let mut resp = req.send().await?;
-    match resp.status() {
-        StatusCode::OK => {}
-        StatusCode::GONE => {
-            *resync = true;
-            return Err(failed(
-                "the feed cannot resume from the last event id (beyond retention or past the newest event)",
-                Some(Duration::ZERO),
-            ));
-        }
-        StatusCode::UNAUTHORIZED => {
-            *token = ClientToken::default();
-            return Err(failed("the feed refused the verifier's token", None));
-        }
-        status => {
-            let retry_after = resp
-                .headers()
-                .get(header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok()?.parse().ok())
-                .map(Duration::from_secs);
-            return Err(failed(format!("the feed answered {status}"), retry_after));
-        }
-    }
-    shared.connected.store(true, Ordering::Relaxed);
-    shared.connections.fetch_add(1, Ordering::Relaxed);
-    alive(shared);
-    let mut parser = Parser::default();
-    let mut renew_at = token.renew_at.unwrap_or_else(Instant::now);
-    loop {
-        tokio::select! {
-            chunk = tokio::time::timeout(IDLE, resp.chunk()) => match chunk {
-                Err(_) => return Err(failed("the feed went silent", Some(Duration::ZERO))),
-                Ok(Err(e)) => return Err(e.into()),
-                Ok(Ok(None)) => return Ok(()),
-                Ok(Ok(Some(bytes))) => {
-                    alive(shared);
-                    for e in parser.feed(&bytes) {
-                        deliver(shared, &e);
+    /// Reads `stream` until it ends; returns the stream to read next, if one was opened.
+    /// Ahead of its token's expiry the next stream is opened, resuming after the last
+    /// event applied, while this one still delivers; once the issuer has accepted that
+    /// one, this one is closed. An event both deliver is applied once ([`apply`]), so
+    /// the switch neither loses nor repeats one.
+    async fn read(&self, stream: Stream) -> Result<Option<Stream>, FeedError> {
+        let shared = &*self.shared;
+        let Stream { mut resp, token } = stream;
+        shared.connected.store(true, Ordering::Relaxed);
+        shared.connections.fetch_add(1, Ordering::Relaxed);
+        alive(shared);
+        let mut parser = Parser::default();
+        let silent = tokio::time::sleep(IDLE);
+        tokio::pin!(silent);
+        // The next stream, due at `renew`, on its way in `next`. While this one is read, an
+        // attempt that fails (the token endpoint down, say) is retried with backoff; once
+        // this one has ended, the attempt in flight is awaited, and its failure is
+        // `follow`'s to retry.
+        let renew = tokio::time::sleep_until(token.renew_at);
+        tokio::pin!(renew);
+        let mut failures = 0;
+        let mut next = None;
+        let ended = loop {
+            tokio::select! {
+                chunk = resp.chunk() => match chunk {
+                    Ok(Some(bytes)) => {
+                        alive(shared);
+                        silent.as_mut().reset(Instant::now() + IDLE);
+                        for e in parser.feed(&bytes) {
+                            deliver(shared, &e);
+                        }
+                    }
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(FeedError::from(e)),
+                },
+                () = &mut silent => {
+                    break Err(failed("the feed went silent", Some(Duration::ZERO)));
+                }
+                () = &mut renew, if next.is_none() => {
+                    next = Some(Box::pin(self.open(Some(&token))));
+                }
+                opened = async { next.as_mut().expect("only while opening").await },
+                    if next.is_some() =>
+                {
+                    match opened {
+                        // Returning drops this stream's response, which closes it.
+                        Ok(taking_over) => return Ok(Some(taking_over)),
+                        Err(e) => {
+                            next = None;
+                            failures += 1;
+                            let wait = e.retry_in(failures);
+                            tracing::warn!(
+                                error = %e.what,
+                                retry_in = ?wait,
+                                "opening the next feed stream failed"
+                            );
+                            renew.as_mut().reset(Instant::now() + wait);
+                        }
                     }
                 }
-            },
-            () = tokio::time::sleep_until(renew_at) => match token.renew(shared).await {
-                Ok(_) => return Ok(()),
-                Err(e) => {
-                    tracing::warn!(error = %e.what, "renewing the feed token failed; retrying");
-                    renew_at = Instant::now() + Duration::from_secs(1);
-                }
-            },
+            }
+        };
+        shared.connected.store(false, Ordering::Relaxed);
+        drop(resp);
+        // Whatever ended this one (its token's expiry, most often), the next is on its way.
+        match next {
+            Some(opening) => opening.await.map(Some),
+            None => ended.map(|()| None),
         }
     }
 }
@@ -315,5 +424,19 @@ mod tests {
             let base = (100u64 << n.min(7)).min(10_000);
             assert!(d >= base / 2 && d <= base, "{n}: {d}");
         }
+    }
+
+    #[test]
+    fn the_next_stream_is_due_before_the_earliest_expiry_and_not_too_often() {
+        let asked = Instant::now();
+        let due = |expires_in| (renewal(asked, expires_in) - asked).as_millis();
+        // An hour: 10 s before the second the token may lose to the issuer's rounding.
+        assert_eq!(due(3600), 3_589_000);
+        // Short tokens: half of what is left ahead, never within half a second.
+        assert_eq!(due(20), 9_500);
+        assert_eq!(due(4), 1_500);
+        assert_eq!(due(2), 500);
+        assert_eq!(due(1), 500);
+        assert_eq!(due(0), 500);
     }
 }

@@ -46,7 +46,8 @@ pub struct Health {
     pub stale: bool,
     /// The last event applied, where a reconnection resumes.
     pub last_event_id: Option<i64>,
-    /// Streams opened so far (1 + reconnections).
+    /// Streams opened so far: the first, then one per reconnection or renewal of the
+    /// verifier's own token.
     pub connections: u64,
     /// JWKS documents fetched so far (start, schedule and unknown `kid`s).
     pub jwks_fetches: u64,

@@ -2,8 +2,12 @@
 //! second of the admin call (bounded generously here; the figures are in the
 //! benchmarks), across restarts, cold starts, outages and token renewals.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
 use reqwest::Method;
 use serde_json::json;
 use tessera_verify::{Rejection, Settings, StalePolicy, Verifier};
@@ -402,6 +406,262 @@ async fn verify_renews_its_own_token_and_its_stream_without_losing_events() {
         );
     }
     assert_eq!(v.health().last_event_id, Some(rig.last_event().await));
+}
+
+/// The issuer ends a stream when its token expires, and that may be up to a second sooner
+/// than `expires_in` after the token was asked for (its `exp` is its clock cut to the
+/// second). Each change here is made around that moment for the verifier's newest stream, a
+/// little earlier or later each round: it is refused within a second, and the verifier is
+/// never without an open stream, because it opens the next one ahead of that moment and
+/// closes the old one only once the issuer has accepted the new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_a_change_as_its_own_token_expires_is_refused_within_a_second_and_no_stream_gap() {
+    // Two-second tokens: the verifier's own expires every round.
+    let rig = rig(&[
+        ("access_token_ttl", "2"),
+        ("permission_change_policy", "reissue"),
+    ])
+    .await;
+    let watch = Watch::start(&rig.app).await;
+    let mut s = rig.settings();
+    s.events_endpoint = Some(watch.url.clone());
+    let v = start(s).await;
+    for (round, offset_ms) in [-100i64, 0, 50, 100, 200, 300].into_iter().enumerate() {
+        let (token, _) = rig.login().await;
+        v.verify(&token).await.expect("accepted");
+        // The admin's token lives two seconds too: a fresh one for each change.
+        let admin = fresh_admin_token(&rig.app).await;
+        // The moment aimed at, on the issuer's clock: the newest stream's `exp`, and offset.
+        let mut aim = Duration::ZERO;
+        let ahead = eventually(WITHIN, || {
+            let exp = watch.streams().exps.last().copied().unwrap_or(0);
+            aim = Duration::from_millis((exp * 1000 + offset_ms) as u64);
+            let ahead = aim > rig.app.core.clock.wall();
+            async move { ahead }
+        })
+        .await;
+        assert!(ahead, "round {round}: no stream to aim at");
+        tokio::time::sleep(aim.saturating_sub(rig.app.core.clock.wall())).await;
+        set_roles_as(&rig, &admin, &[&format!("r{round}")]).await;
+        let changed = Instant::now();
+        let why = refused(&v, &token).await;
+        let took = changed.elapsed();
+        assert_eq!(why, Rejection::RolesChanged, "round {round}");
+        assert!(
+            took < Duration::from_secs(1),
+            "round {round}: a change {offset_ms} ms from the stream's end refused after {took:?}"
+        );
+        eprintln!(
+            "round {round}: a change {offset_ms} ms from the stream's end refused after {took:?}"
+        );
+    }
+    let streams = watch.streams();
+    assert!(
+        streams.exps.len() >= 4,
+        "{} streams: the token was not renewed",
+        streams.exps.len()
+    );
+    assert_eq!(
+        streams.gaps,
+        Vec::<Duration>::new(),
+        "moments without an open stream between two streams"
+    );
+    assert_eq!(v.health().last_event_id, Some(rig.last_event().await));
+}
+
+/// When the next stream cannot be opened at renewal time (the issuer answers 503), the
+/// verifier keeps reading the current one and retries with backoff, so it is never
+/// without a stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_keeps_its_stream_while_the_next_cannot_be_opened() {
+    // Four-second tokens: the next stream is due 1.5 s after the token was asked for,
+    // which may expire 3 s after; two failures back off 100-200 and 200-400 ms.
+    let rig = rig(&[
+        ("access_token_ttl", "4"),
+        ("permission_change_policy", "reissue"),
+    ])
+    .await;
+    let watch = Watch::start(&rig.app).await;
+    let mut s = rig.settings();
+    s.events_endpoint = Some(watch.url.clone());
+    let v = start(s).await;
+    let first = eventually(WITHIN, || async { watch.streams().exps.len() == 1 }).await;
+    assert!(first, "{:?} {:?}", watch.streams(), v.health());
+    watch.refuse_next(2);
+    let renewed = eventually(WITHIN, || async {
+        let s = watch.streams();
+        s.exps.len() >= 2 && s.refuse == 0
+    })
+    .await;
+    assert!(renewed, "{:?} {:?}", watch.streams(), v.health());
+    assert_eq!(
+        watch.streams().open_at_refusals,
+        [1, 1],
+        "the current stream was kept while the next was refused"
+    );
+    assert_eq!(
+        watch.streams().gaps,
+        Vec::<Duration>::new(),
+        "moments without an open stream between two streams"
+    );
+    let (token, _) = rig.login().await;
+    v.verify(&token).await.expect("accepted");
+    let admin = fresh_admin_token(&rig.app).await;
+    set_roles_as(&rig, &admin, &["writer"]).await;
+    assert_eq!(refused(&v, &token).await, Rejection::RolesChanged);
+}
+
+/// root's access token, signed in now (the rig's may have expired with short tokens).
+async fn fresh_admin_token(app: &TestApp) -> String {
+    app.login("console", "root", "root password 1").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn set_roles_as(rig: &Rig, admin: &str, roles: &[&str]) {
+    let r = rig
+        .app
+        .with_bearer(
+            Method::PUT,
+            &format!("/admin/users/{}/roles", rig.alice),
+            admin,
+        )
+        .json(&json!({ "roles": roles }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// A relay in front of the issuer's `GET /events` that watches the verifier's streams, as
+/// seen between the two: each one from the issuer's 200 until either side ends it. It can
+/// answer the next stream requests 503 instead.
+struct Watch {
+    /// The relay's `/events`, for `Settings::events_endpoint`.
+    url: String,
+    streams: Arc<Mutex<Streams>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Streams {
+    open: usize,
+    /// Since when none has been open (once one has been).
+    none_since: Option<Instant>,
+    /// The `exp` of each stream's token, in the order the issuer accepted them.
+    exps: Vec<i64>,
+    /// How long the verifier went without an open stream, each time it had none.
+    gaps: Vec<Duration>,
+    /// The next this many stream requests are answered 503.
+    refuse: usize,
+    /// How many streams were open at each of those answers.
+    open_at_refusals: Vec<usize>,
+}
+
+/// One open stream, counted until dropped.
+struct Open(Arc<Mutex<Streams>>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        let mut s = self.0.lock().unwrap();
+        s.open -= 1;
+        if s.open == 0 {
+            s.none_since = Some(Instant::now());
+        }
+    }
+}
+
+impl Watch {
+    async fn start(app: &TestApp) -> Self {
+        let streams = Arc::new(Mutex::new(Streams::default()));
+        let upstream = app.url("/events");
+        let http = reqwest::Client::new();
+        let seen = streams.clone();
+        let relay = axum::routing::get(move |uri: Uri, headers: HeaderMap| {
+            relay(http.clone(), upstream.clone(), seen.clone(), uri, headers)
+        });
+        let app = axum::Router::new().route("/events", relay);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/events", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, streams }
+    }
+
+    /// What it has seen so far (a copy: an assertion on it fails without the lock held).
+    fn streams(&self) -> Streams {
+        self.streams.lock().unwrap().clone()
+    }
+
+    fn refuse_next(&self, n: usize) {
+        self.streams.lock().unwrap().refuse = n;
+    }
+}
+
+async fn relay(
+    http: reqwest::Client,
+    upstream: String,
+    streams: Arc<Mutex<Streams>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let sse = headers
+        .get(header::ACCEPT)
+        .is_some_and(|a| a == "text/event-stream");
+    if sse {
+        let mut s = streams.lock().unwrap();
+        if s.refuse > 0 {
+            s.refuse -= 1;
+            let open = s.open;
+            s.open_at_refusals.push(open);
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    }
+    let url = match uri.query() {
+        Some(q) => format!("{upstream}?{q}"),
+        None => upstream,
+    };
+    let mut req = http.get(url);
+    for name in ["authorization", "accept", "last-event-id"] {
+        if let Some(v) = headers.get(name) {
+            req = req.header(name, v);
+        }
+    }
+    let Ok(resp) = req.send().await else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    let mut answer = Response::builder().status(resp.status());
+    for name in [header::CONTENT_TYPE, header::RETRY_AFTER] {
+        if let Some(v) = resp.headers().get(&name) {
+            answer = answer.header(name, v);
+        }
+    }
+    if !sse || resp.status() != StatusCode::OK {
+        let body = resp.bytes().await.unwrap_or_default();
+        return answer.body(Body::from(body)).unwrap();
+    }
+    let bearer = headers[header::AUTHORIZATION].to_str().unwrap();
+    let exp = jwt_parts(bearer.trim_start_matches("Bearer ")).1["exp"]
+        .as_i64()
+        .unwrap();
+    let open = {
+        let mut s = streams.lock().unwrap();
+        if let Some(since) = s.none_since.take() {
+            let gap = since.elapsed();
+            s.gaps.push(gap);
+        }
+        s.open += 1;
+        s.exps.push(exp);
+        Open(streams.clone())
+    };
+    // Counted as open until the issuer ends it or the verifier drops it (hyper then drops
+    // this body, and `open` with it).
+    let body = futures_util::stream::unfold((resp, open), |(mut resp, open)| async move {
+        match resp.chunk().await {
+            Ok(Some(bytes)) => Some((Ok::<_, reqwest::Error>(bytes), (resp, open))),
+            _ => None,
+        }
+    });
+    answer.body(Body::from_stream(body)).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
