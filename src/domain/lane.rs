@@ -1,20 +1,21 @@
 //! The feed's fast lane: streams of every event that have delivered all there is wait
-//! here, and one loop writes each new batch to all of them in turn.
+//! here, and each new batch is written to all of them by a few walkers, one per worker
+//! thread, each through its share of the lane's shards.
 //!
 //! A stream waiting on its own task costs, per event, a wake-up, a turn of the
 //! scheduler, a look at the tail under its lock and the registration of its waits
 //! again: at thousands of streams that, not the socket writes, is most of what a
 //! change costs the server beyond the kernel. A stream parked here instead costs one
-//! non-blocking write to its socket, made by the loop (`http::events::lane`), and the
+//! non-blocking write to its socket, made by a walker (`http::events::lane`), and the
 //! stream's task sleeps on through it. Anything that is not the plain case (the
 //! socket does not take the whole batch, the token has expired, the stream is not
 //! exactly where the batch starts) is not decided here: the stream is handed back
 //! to its task, woken, which takes from the tail at its own cursor as it always did.
 //!
-//! A parked stream's socket is written by the loop only; once handed back (or
-//! unparked by its task, for its timer or its slot) by its task only. The lane's
-//! lock is the boundary: a write happens under it, and a stream is taken off the
-//! lane under it.
+//! A parked stream's socket is written by the walkers only; once handed back (or
+//! unparked by its task, for its timer or its slot) by its task only. The lock of the
+//! stream's shard is the boundary: a write happens under it, and a stream is taken off
+//! the lane under it.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -280,8 +281,9 @@ impl<O: Outlet> Lane<O> {
         self.shards[shard].lock().expect("lane").slots.len()
     }
 
-    /// Writes `wire`, the events `(from, through]` (the last of them `last_id`), to the
-    /// streams parked in slots `range`, at `now` (and `wall`, by the server's clock).
+    /// Writes `batch` (the events `(from, through]`, the last of them `last_id`) to the
+    /// streams parked in slots `range` of `shard`, at `now` (and `wall`, by the server's
+    /// clock).
     /// A stream exactly at `from` whose socket takes it all moves to `through`; one
     /// parked at or after `through` (after the batch was read) is left alone; any
     /// other is handed back to its task.
