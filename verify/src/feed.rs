@@ -1,8 +1,10 @@
 //! Following `GET /events`: a catch-up of one token lifetime (JSON long-poll with
 //! `since`), then an SSE stream resumed with `Last-Event-ID`, reconnected with jittered
-//! backoff after a failure. The issuer ends a stream at its token's `exp`: ahead of that,
-//! the next stream is opened with a fresh client-credentials token while the current one
-//! still delivers, so that no change waits for a reconnection.
+//! backoff after a failure (a stream request unanswered for [`HEAD_TIMEOUT`], and a stream
+//! ended within [`MIN_STREAM`] of opening, are failures too). The issuer ends a stream at
+//! its token's `exp`: ahead of that, the next stream is opened with a fresh
+//! client-credentials token while the current one still delivers, so that no change waits
+//! for a reconnection.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,6 +22,15 @@ use crate::{Shared, unix_now};
 
 /// A stream silent for this long is dead (the issuer sends a heartbeat every 10-15 s).
 const IDLE: Duration = Duration::from_secs(35);
+/// How long a stream request may wait for its response head (status and headers). An
+/// issuer, or a proxy, that accepts the connection and never answers would otherwise hold
+/// the attempt, and the follower with it, for ever. The body has no such bound: a stream
+/// is long-lived, and `IDLE` watches it.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// A stream the issuer ends sooner than this after it opened counts as a failure: it ends a
+/// stream at its token's expiry, which the follower renews ahead of, so one ended at once is
+/// a feed in trouble, to be retried with backoff, never in a loop.
+const MIN_STREAM: Duration = Duration::from_secs(1);
 /// Seconds of margin on the catch-up's start, beyond the token lifetime and leeway
 /// (event times are whole seconds, taken just before their transaction commits).
 const MARGIN: i64 = 5;
@@ -111,7 +122,8 @@ pub(crate) async fn follow(shared: Arc<Shared>) {
     let mut next = None;
     loop {
         match feed.session(next.take()).await {
-            // The stream ended (by the issuer, or taken over by the next): go on at once.
+            // The stream ended (by the issuer, not at once, or taken over by the next): go
+            // on at once.
             Ok(taken_over) => {
                 next = taken_over;
                 failures = 0;
@@ -206,7 +218,18 @@ impl Follower {
         if let Some(id) = last {
             req = req.header("last-event-id", id.to_string());
         }
-        let resp = req.send().await?;
+        // A bound on the head only: `RequestBuilder::timeout` would cover the whole body.
+        let resp = tokio::time::timeout(HEAD_TIMEOUT, req.send())
+            .await
+            .map_err(|_| {
+                failed(
+                    format!(
+                        "the feed did not answer within {} s",
+                        HEAD_TIMEOUT.as_secs()
+                    ),
+                    None,
+                )
+            })??;
         match resp.status() {
             StatusCode::OK => Ok(Stream { resp, token }),
             StatusCode::GONE => {
@@ -235,13 +258,15 @@ impl Follower {
     /// Ahead of its token's expiry the next stream is opened, resuming after the last
     /// event applied, while this one still delivers; once the issuer has accepted that
     /// one, this one is closed. An event both deliver is applied once ([`apply`]), so
-    /// the switch neither loses nor repeats one.
+    /// the switch neither loses nor repeats one. A stream the issuer ends within
+    /// [`MIN_STREAM`] of opening, with no next one on its way, is a failure.
     async fn read(&self, stream: Stream) -> Result<Option<Stream>, FeedError> {
         let shared = &*self.shared;
         let Stream { mut resp, token } = stream;
         shared.connected.store(true, Ordering::Relaxed);
         shared.connections.fetch_add(1, Ordering::Relaxed);
         alive(shared);
+        let opened = Instant::now();
         let mut parser = Parser::default();
         let silent = tokio::time::sleep(IDLE);
         tokio::pin!(silent);
@@ -296,10 +321,15 @@ impl Follower {
         shared.connected.store(false, Ordering::Relaxed);
         drop(resp);
         // Whatever ended this one (its token's expiry, most often), the next is on its way.
-        match next {
-            Some(opening) => opening.await.map(Some),
-            None => ended.map(|()| None),
+        if let Some(opening) = next {
+            return opening.await.map(Some);
         }
+        ended?;
+        // Ended by the issuer at once after it opened: not its way (see `MIN_STREAM`).
+        if opened.elapsed() < MIN_STREAM {
+            return Err(failed("the feed ended the stream at once", None));
+        }
+        Ok(None)
     }
 }
 

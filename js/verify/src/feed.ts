@@ -1,8 +1,10 @@
 // Following `GET /events` (verify/src/feed.rs): a catch-up of one token lifetime (JSON
 // long-poll with `since`), then an SSE stream over a streamed fetch resumed with
-// `Last-Event-ID`, reconnected with jittered backoff. The issuer ends a stream at its token's
-// `exp`: ahead of that, the next stream is opened with a fresh client-credentials token while
-// the current one still delivers, so that no change waits for a reconnection.
+// `Last-Event-ID`, reconnected with jittered backoff (a stream request unanswered for HEAD_MS,
+// and a stream ended within MIN_STREAM_MS of opening, are failures too). The issuer ends a
+// stream at its token's `exp`: ahead of that, the next stream is opened with a fresh
+// client-credentials token while the current one still delivers, so that no change waits for a
+// reconnection.
 
 import { LEEWAY } from "./claims.js";
 import { SseParser, type SseEvent } from "./sse.js";
@@ -14,6 +16,11 @@ type Fetch = typeof globalThis.fetch;
 const IDLE_MS = 35_000;
 /** A stream the other side ends sooner than this after it opened counts as a failure. */
 const MIN_STREAM_MS = 1000;
+/** How long a stream request may wait for its response head (status and headers). An issuer, or
+ * a proxy, that accepts the connection and never answers would otherwise hold the attempt, and
+ * the follower with it, for ever. The body has no such bound: a stream is long-lived, and
+ * IDLE_MS watches it. */
+const HEAD_MS = 10_000;
 /** Seconds of margin on the catch-up's start, beyond the token lifetime and leeway (event
  * times are whole seconds, taken just before their transaction commits). */
 const MARGIN = 5;
@@ -199,10 +206,25 @@ export class Feed {
     if (this.#closed) throw new FeedError("closed");
     const controller = new AbortController();
     this.#streams.add(controller);
+    // The deadline is the head's: cleared once it is in, so that the body is never aborted by it.
+    let late = false;
+    const head = setTimeout(() => {
+      late = true;
+      controller.abort();
+    }, HEAD_MS);
+    head.unref();
     try {
       const headers: Record<string, string> = { authorization: `Bearer ${token.value}`, accept: "text/event-stream" };
       if (this.lastId !== undefined) headers["last-event-id"] = String(this.lastId);
-      const res = await this.#opts.fetch(this.endpoints.events, { headers, signal: controller.signal });
+      let res: Response;
+      try {
+        res = await this.#opts.fetch(this.endpoints.events, { headers, signal: controller.signal });
+      } catch (e) {
+        if (late) throw new FeedError(`the feed did not answer within ${HEAD_MS / 1000} s`);
+        throw e;
+      } finally {
+        clearTimeout(head);
+      }
       if (res.status === 410) {
         this.#resync = true;
         throw new FeedError("the feed cannot resume from the last event id", 0);

@@ -1,6 +1,9 @@
 // The pieces without an issuer: RFC 6750 answers, the bearer header, the SSE parser, the
-// freshness state and its bounds, Cache-Control max-age, the reconnect backoff.
+// freshness state and its bounds, Cache-Control max-age, the reconnect backoff, the deadline
+// on a stream request's answer (over an issuer that is a fetch function).
 import { test } from "node:test";
+import { setImmediate as turn } from "node:timers/promises";
+import { ReadableStream } from "node:stream/web";
 import assert from "node:assert/strict";
 import { Rejection, bearer, requireAmr } from "../dist/index.js";
 import { SseParser } from "../dist/sse.js";
@@ -123,6 +126,80 @@ test("max-age is read and bounded; the backoff grows, is capped and jittered", (
     assert.ok(d >= base / 2 && d <= base, `${n}: ${d}`);
   }
 });
+
+test("a stream request the feed never answers is given up after 10 s and retried; an answered stream is not cut then", async (t) => {
+  // The verifier's timers on node:test's mock clock: its ten seconds pass at a tick. The issuer
+  // is a fetch function, so no socket (whose own timers the mock clock would upset) is involved;
+  // before any test here that uses one.
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const { createVerifier } = await import("../dist/index.js");
+  const issuer = fetchIssuer((n, signal) =>
+    n === 1
+      ? new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason)))
+      : new Response(
+          new ReadableStream({
+            start(c) {
+              c.enqueue(new TextEncoder().encode(": connected\n\n"));
+              signal.addEventListener("abort", () => c.error(signal.reason)); // as fetch does
+            },
+          }),
+          { headers: { "content-type": "text/event-stream" } },
+        ),
+  );
+  const warnings = [];
+  const v = await createVerifier({ ...issuer.options, warn: (m) => warnings.push(m) });
+  const state = () => JSON.stringify({ streamRequests: issuer.streamRequests, warnings, health: v.health() });
+  // Lets the verifier's promises run (not its timers) until `until()`, or a while.
+  const settle = async (until = () => false) => {
+    for (let i = 0; i < 100 && !until(); i++) await turn();
+    return until();
+  };
+  try {
+    assert.ok(await settle(() => issuer.streamRequests === 1), state());
+    t.mock.timers.tick(9_900);
+    assert.ok(!(await settle(() => warnings.length > 0 || issuer.streamRequests > 1)), `given up before 10 s: ${state()}`);
+    t.mock.timers.tick(100);
+    assert.ok(await settle(() => warnings.length > 0), `not given up at 10 s: ${state()}`);
+    assert.match(warnings[0], /^tessera event feed unavailable \(the feed did not answer within 10 s\); retrying in \d+ ms$/);
+    t.mock.timers.tick(200); // the backoff after a first failure: 100-200 ms
+    assert.ok(await settle(() => v.health().connected), `not retried: ${state()}`);
+    assert.equal(issuer.streamRequests, 2);
+    // The deadline is the head's: the stream answered goes on past it (idle only after 35 s).
+    t.mock.timers.tick(20_000);
+    await settle(() => !v.health().connected);
+    const h = v.health();
+    assert.ok(h.connected && h.connections === 1 && issuer.streamRequests === 2, state());
+  } finally {
+    v.close();
+  }
+});
+
+/** An issuer as a fetch function: its metadata, a token, no keys, an empty log, and each stream
+ * request answered by `stream(n, signal)` (the nth request, and its abort signal). */
+function fetchIssuer(stream) {
+  const url = "https://issuer.test";
+  const json = (body) => new Response(JSON.stringify(body), { headers: { "content-type": "application/json" } });
+  const issuer = { streamRequests: 0 };
+  const fetch = async (to, init = {}) => {
+    const path = new URL(to).pathname;
+    if (path === "/.well-known/oauth-authorization-server") {
+      return json({
+        issuer: url,
+        token_endpoint: `${url}/token`,
+        jwks_uri: `${url}/jwks`,
+        tessera_events_endpoint: `${url}/events`,
+        tessera_access_token_max_ttl: 300,
+      });
+    }
+    if (path === "/jwks") return json({ keys: [] });
+    if (path === "/token") return json({ access_token: "t", token_type: "Bearer", expires_in: 300 });
+    if (init.headers?.accept !== "text/event-stream") return json({ events: [], next_after: 0 });
+    issuer.streamRequests += 1;
+    return await stream(issuer.streamRequests, init.signal);
+  };
+  issuer.options = { issuer: url, audience: "https://api.test", clientId: "rs", clientSecret: "x", fetch };
+  return issuer;
+}
 
 test("the client secret never shows when a verifier is inspected or logged", async () => {
   const { inspect } = await import("node:util");

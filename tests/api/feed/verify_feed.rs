@@ -417,15 +417,7 @@ async fn verify_renews_its_own_token_and_its_stream_without_losing_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_a_change_as_its_own_token_expires_is_refused_within_a_second_and_no_stream_gap() {
     // Two-second tokens: the verifier's own expires every round.
-    let rig = rig(&[
-        ("access_token_ttl", "2"),
-        ("permission_change_policy", "reissue"),
-    ])
-    .await;
-    let watch = Watch::start(&rig.app).await;
-    let mut s = rig.settings();
-    s.events_endpoint = Some(watch.url.clone());
-    let v = start(s).await;
+    let (rig, watch, v) = watched("2").await;
     for (round, offset_ms) in [-100i64, 0, 50, 100, 200, 300].into_iter().enumerate() {
         let (token, _) = rig.login().await;
         v.verify(&token).await.expect("accepted");
@@ -476,15 +468,7 @@ async fn verify_a_change_as_its_own_token_expires_is_refused_within_a_second_and
 async fn verify_keeps_its_stream_while_the_next_cannot_be_opened() {
     // Four-second tokens: the next stream is due 1.5 s after the token was asked for,
     // which may expire 3 s after; two failures back off 100-200 and 200-400 ms.
-    let rig = rig(&[
-        ("access_token_ttl", "4"),
-        ("permission_change_policy", "reissue"),
-    ])
-    .await;
-    let watch = Watch::start(&rig.app).await;
-    let mut s = rig.settings();
-    s.events_endpoint = Some(watch.url.clone());
-    let v = start(s).await;
+    let (rig, watch, v) = watched("4").await;
     let first = eventually(WITHIN, || async { watch.streams().exps.len() == 1 }).await;
     assert!(first, "{:?} {:?}", watch.streams(), v.health());
     watch.refuse_next(2);
@@ -509,6 +493,21 @@ async fn verify_keeps_its_stream_while_the_next_cannot_be_opened() {
     let admin = fresh_admin_token(&rig.app).await;
     set_roles_as(&rig, &admin, &["writer"]).await;
     assert_eq!(refused(&v, &token).await, Rejection::RolesChanged);
+}
+
+/// A rig whose access tokens live `ttl` seconds (a role change reissues), and a verifier
+/// that follows its feed through a [`Watch`] and has caught up.
+async fn watched(ttl: &str) -> (Rig, Watch, Verifier) {
+    let rig = rig(&[
+        ("access_token_ttl", ttl),
+        ("permission_change_policy", "reissue"),
+    ])
+    .await;
+    let watch = Watch::start(&rig.app).await;
+    let mut s = rig.settings();
+    s.events_endpoint = Some(watch.url.clone());
+    let v = start(s).await;
+    (rig, watch, v)
 }
 
 /// root's access token, signed in now (the rig's may have expired with short tokens).

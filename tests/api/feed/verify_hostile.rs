@@ -1,11 +1,19 @@
 //! Hostile tokens against tessera-verify (CONFORMANCE 31–36): each differs from an
 //! accepted token in exactly the property under test, and an unknown-kid flood
-//! costs the issuer at most one JWKS fetch per interval.
+//! costs the issuer at most one JWKS fetch per interval. A feed that leaves a stream
+//! request unanswered, or ends each stream as soon as it opens, costs the verifier a
+//! bounded wait and a backoff, never a stall or a hot loop.
 
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::json;
-use tessera_verify::Rejection;
+use tessera_verify::{Rejection, Settings, Verifier};
 
 use crate::feed::verify_feed::{AUD, rig};
 use crate::hardening::hardening_jwt::{Signer, hs256};
@@ -157,4 +165,136 @@ async fn verify_an_unknown_kid_flood_fetches_the_jwks_at_most_once_per_interval(
     v.verify(&genuine)
         .await
         .expect("the genuine token still verifies");
+}
+
+/// An issuer that accepts a stream request and never answers it (a stalled issuer, or a
+/// proxy in between): the verifier gives the attempt up after its head timeout (10 s) and
+/// tries again, rather than waiting on it for ever. Real time: the timeout is a constant
+/// of the crate, so this test takes about 10 s.
+#[tokio::test]
+async fn verify_gives_up_a_stream_request_the_feed_never_answers_and_retries() {
+    let fake = FakeIssuer::start(StreamAnswer::Never).await;
+    let v = fake.verifier().await;
+    let retried = eventually(Duration::from_secs(15), || async {
+        fake.stream_requests().len() >= 2
+    })
+    .await;
+    let requests = fake.stream_requests();
+    assert!(retried, "{} stream requests in 15 s", requests.len());
+    // Not before the head timeout (less a margin for the first request's way there).
+    let waited = requests[1] - requests[0];
+    assert!(
+        waited >= Duration::from_millis(9_500),
+        "retried after {waited:?}"
+    );
+    let h = v.health();
+    assert!(!h.connected && h.connections == 0, "{h:?}");
+}
+
+/// An issuer that answers each stream request 200 and ends the stream at once: a stream
+/// that ends within a second of opening counts as a failure, so the verifier backs off
+/// (100 ms doubling) instead of reconnecting in a loop (hundreds a second).
+#[tokio::test]
+async fn verify_backs_off_from_a_feed_that_ends_each_stream_at_once() {
+    let fake = FakeIssuer::start(StreamAnswer::EndAtOnce).await;
+    let v = fake.verifier().await;
+    let reconnected = eventually(Duration::from_secs(5), || async {
+        v.health().connections >= 2
+    })
+    .await;
+    assert!(reconnected, "{:?}", v.health());
+    let before = fake.stream_requests().len();
+    // A window to count attempts in, not a readiness wait.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let attempts = fake.stream_requests().len() - before;
+    // Backoff from 100 ms doubling: at most about five in two seconds; a loop is hundreds.
+    assert!(attempts <= 10, "{attempts} stream requests in 2 s");
+}
+
+/// A stand-in issuer for what tessera never does with a stream request: its metadata, a
+/// token for any client, an empty key set and an empty log (the verifier's catch-up), and
+/// a stream request answered as `answer` says, each one's arrival recorded.
+struct FakeIssuer {
+    url: String,
+    streams: Arc<Mutex<Vec<Instant>>>,
+}
+
+#[derive(Clone, Copy)]
+enum StreamAnswer {
+    /// No response head, ever.
+    Never,
+    /// 200 and an SSE head, then the end of the body.
+    EndAtOnce,
+}
+
+impl FakeIssuer {
+    async fn start(answer: StreamAnswer) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let meta = json!({
+            "issuer": url,
+            "token_endpoint": format!("{url}/token"),
+            "jwks_uri": format!("{url}/jwks"),
+            "tessera_events_endpoint": format!("{url}/events"),
+            "tessera_access_token_max_ttl": 300,
+        });
+        let streams = Arc::new(Mutex::new(Vec::new()));
+        let seen = streams.clone();
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/oauth-authorization-server",
+                get(move || async move { axum::Json(meta) }),
+            )
+            .route("/jwks", get(|| async { axum::Json(json!({ "keys": [] })) }))
+            .route(
+                "/token",
+                post(|| async {
+                    axum::Json(json!({
+                        "access_token": "fake",
+                        "token_type": "Bearer",
+                        "expires_in": 300,
+                    }))
+                }),
+            )
+            .route(
+                "/events",
+                get(move |headers: HeaderMap| fake_events(answer, seen.clone(), headers)),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, streams }
+    }
+
+    /// A verifier of it that has caught up.
+    async fn verifier(&self) -> Verifier {
+        let v = Verifier::start(Settings::new(self.url.clone(), AUD, "rs", "secret"))
+            .await
+            .expect("verifier starts");
+        assert!(v.ready(Duration::from_secs(5)).await, "{:?}", v.health());
+        v
+    }
+
+    /// When each stream request arrived.
+    fn stream_requests(&self) -> Vec<Instant> {
+        self.streams.lock().unwrap().clone()
+    }
+}
+
+async fn fake_events(
+    answer: StreamAnswer,
+    streams: Arc<Mutex<Vec<Instant>>>,
+    headers: HeaderMap,
+) -> Response {
+    let sse = headers
+        .get(header::ACCEPT)
+        .is_some_and(|a| a == "text/event-stream");
+    if !sse {
+        return axum::Json(json!({ "events": [], "next_after": 0 })).into_response();
+    }
+    streams.lock().unwrap().push(Instant::now());
+    match answer {
+        StreamAnswer::Never => std::future::pending().await,
+        StreamAnswer::EndAtOnce => {
+            ([(header::CONTENT_TYPE, "text/event-stream")], "").into_response()
+        }
+    }
 }
