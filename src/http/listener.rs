@@ -131,16 +131,34 @@ async fn accept_loop(
         };
         // Small writes (SSE events, token responses) go out at once, not after a delayed ACK.
         let _ = tcp.set_nodelay(true);
-        let conn = connection(core.clone(), tcp, remote, app.clone(), stop.clone(), public);
-        tokio::spawn(async move {
-            conn.await;
-            drop((address, permit));
-        });
+        let held = Held {
+            _permit: permit,
+            _address: address,
+        };
+        // The connection's own future is the task's, holding `held`: a wrapper that
+        // awaited it would store it twice (the moved value and the awaited one), for a
+        // stream's whole life.
+        tokio::spawn(connection(
+            core.clone(),
+            tcp,
+            remote,
+            app.clone(),
+            stop.clone(),
+            public,
+            held,
+        ));
     }
     drop(listener);
     let _ = slots
         .acquire_many(u32::try_from(limit).unwrap_or(u32::MAX))
         .await;
+}
+
+/// What a connection holds until it closes: its place under the listener's cap, and
+/// under its address's.
+struct Held {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _address: Option<super::addresses::AddressSlot>,
 }
 
 /// Accept errors that concern one connection only (`accept(2)`: the peer reset it).
@@ -223,6 +241,7 @@ async fn connection(
     app: Router,
     mut stop: tokio::sync::watch::Receiver<bool>,
     public: bool,
+    _held: Held,
 ) {
     let _counted = public.then(|| core.metrics.connection());
     let io = if public {
