@@ -166,6 +166,12 @@ struct Start {
     held: Held,
 }
 
+/// The start's fields, its box freed here: moved out in `connection`, the emptied box
+/// would be freed only when the connection ends.
+fn unbox(start: Box<Start>) -> Start {
+    *start
+}
+
 /// What a connection holds until it closes: its place under the listener's cap, and
 /// under its address's.
 struct Held {
@@ -255,7 +261,7 @@ async fn connection(start: Box<Start>) {
         mut stop,
         public,
         held: _held,
-    } = *start;
+    } = unbox(start);
     let _counted = public.then(|| core.metrics.connection());
     let io = if public {
         // Boxed, as are answering a stream and hyper's path: the task lives as long as
