@@ -61,6 +61,9 @@ struct Opts {
     changes: usize,
     /// `fanout`: read the streams with a bare socket reader instead of hyper's client.
     raw_reader: bool,
+    /// `fanout`: seconds to hold the streams idle, measuring the server's CPU, before the
+    /// changes (0: none).
+    idle: u64,
     /// `verify`: 2 runs a second server on the same PostgreSQL database, whose feed the
     /// verifier follows while the changes go to the first.
     instances: usize,
@@ -95,6 +98,7 @@ fn parse_args() -> Opts {
         ops_url: None,
         streams: 2000,
         raw_reader: false,
+        idle: 0,
         changes: 5,
         instances: 1,
         peer_url: None,
@@ -138,6 +142,7 @@ fn parse_args() -> Opts {
             "--streams" => o.streams = val().parse().expect("--streams"),
             "--changes" => o.changes = val().parse().expect("--changes"),
             "--raw-reader" => o.raw_reader = true,
+            "--idle" => o.idle = val().parse().expect("--idle"),
             "--instances" => o.instances = val().parse().expect("--instances"),
             "--ops-url" => o.ops_url = Some(val()),
             "--db" => o.db = val(),
@@ -961,6 +966,7 @@ async fn main() {
                         streams: o.streams,
                         changes: o.changes,
                         raw_reader: o.raw_reader,
+                        idle: o.idle,
                         label: &o.label,
                     })
                     .await,

@@ -5,6 +5,9 @@
 //! database reads the feed made per event (the server's `tessera_event_feed_reads` and
 //! `tessera_event_feed_catch_up_reads`).
 //!
+//! `--idle SECS` holds the streams open and quiet that long before the changes and reports
+//! the server's CPU meanwhile (heartbeats, rechecks, the feed's reach published each second).
+//!
 //! `--raw-reader` reads each stream with a bare socket reader (the request written by
 //! hand, the bytes scanned for the event) instead of hyper's client and a parse per
 //! event: the driver then costs about what `benches/fanout_floor.rs`'s reader does, so
@@ -27,6 +30,7 @@ pub(crate) struct Fanout<'a> {
     pub streams: usize,
     pub changes: usize,
     pub raw_reader: bool,
+    pub idle: u64,
     pub label: &'a str,
 }
 
@@ -192,6 +196,18 @@ pub(crate) async fn events_client(
         .to_string()
 }
 
+/// Bytes `pid` has passed to write calls, to files and sockets alike (`wchar` in
+/// `/proc/PID/io`, readable by its owner). Not `write_bytes`: a page the WAL rewrites before
+/// the kernel wrote it back counts there once.
+fn written_bytes(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("wchar:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
 pub(crate) async fn run(f: Fanout<'_>) -> Value {
     let http = reqwest::Client::new();
     let admin = |method: reqwest::Method, path: &str| {
@@ -286,9 +302,25 @@ pub(crate) async fn run(f: Fanout<'_>) -> Value {
         rss_streams as f64 / 1024.0
     );
 
-    let reads_before = feed_reads(&http, f.ops).await;
-    // CPU time (clock ticks, 10 ms) of the server and of this driver over the changes.
+    // CPU time (clock ticks, 10 ms) of the server and of this driver.
     let ticks = |pid: Option<u32>| pid.and_then(super::cpu_ticks).unwrap_or(0);
+    let idle_ms_per_s = if f.idle > 0 {
+        let (before, written) = (ticks(f.pid), f.pid.and_then(written_bytes));
+        tokio::time::sleep(Duration::from_secs(f.idle)).await;
+        let ms = ticks(f.pid).saturating_sub(before) as f64 * 10.0 / f.idle as f64;
+        let kib = written
+            .zip(f.pid.and_then(written_bytes))
+            .map(|(a, b)| b.saturating_sub(a) as f64 / 1024.0 / f.idle as f64);
+        println!(
+            "fanout: {opened} idle streams for {} s: server CPU {ms:.1} ms per second, {} KiB written per second (files and sockets)",
+            f.idle,
+            kib.map_or("?".into(), |k| format!("{k:.0}"))
+        );
+        Some(ms)
+    } else {
+        None
+    };
+    let reads_before = feed_reads(&http, f.ops).await;
     let (server_cpu0, driver_cpu0) = (ticks(f.pid), ticks(Some(std::process::id())));
     let mut lat_us: Vec<u32> = Vec::with_capacity(opened * f.changes);
     // How long each change's admin call took (its commit is fsynced on SQLite's default):
@@ -370,6 +402,7 @@ pub(crate) async fn run(f: Fanout<'_>) -> Value {
         pct(&lat_us, 1.0),
     );
     json!({"server": f.label, "scenario": "fanout", "raw_reader": f.raw_reader,
+           "idle_server_cpu_ms_per_s": idle_ms_per_s,
            "streams": opened, "refused": refused,
            "changes": f.changes, "delivered": lat_us.len(),
            "p50_ms": pct(&lat_us, 0.5), "p99_ms": pct(&lat_us, 0.99), "max_ms": pct(&lat_us, 1.0),

@@ -3,9 +3,10 @@
 //!
 //! Each open stream holds a [`Reached`] entry in memory; delivering an event costs one
 //! atomic store in it, nothing else. Once a second each instance publishes its entries as one
-//! row (`feed_reach`, see [`Reach::publish`]), so what the console shows costs the same however
-//! many events flow and whichever instance the operator asks; a row that stops being refreshed
-//! (a stopped instance) is left out after [`STALE_AFTER`] seconds.
+//! row (`feed_reach`, see [`Reach::publish`]; rewritten only when a stream opened, closed or
+//! delivered, else only refreshed), so what the console shows costs the same however many
+//! events flow and whichever instance the operator asks; a row that stops being refreshed (a
+//! stopped instance) is left out after [`STALE_AFTER`] seconds.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -56,6 +57,40 @@ struct Entry {
 struct Table {
     entries: BTreeMap<u64, Arc<Entry>>,
     next: u64,
+    /// Streams closed so far.
+    closed: u64,
+    /// The table's [`Shape`] when this instance's row was last written in full.
+    published: Option<Shape>,
+}
+
+/// What makes the published row change: a stream opened or closed changes a count, a
+/// delivery the sum of the last ids (a stream's last id only grows).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    opened: u64,
+    closed: u64,
+    lasts: i64,
+}
+
+impl Table {
+    fn shape(&self) -> Shape {
+        Shape {
+            opened: self.next,
+            closed: self.closed,
+            lasts: self.entries.values().fold(0i64, |sum, e| {
+                sum.wrapping_add(e.last.load(Ordering::Relaxed))
+            }),
+        }
+    }
+}
+
+/// How [`Reach::publish`] kept the row current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// Its subscribers written anew.
+    Full,
+    /// Nothing changed since the last full write: only its refresh time.
+    Refreshed,
 }
 
 /// This instance's registry of open streams. Built once per server; cheap to clone.
@@ -106,7 +141,9 @@ impl Progress {
 
 impl Drop for Reached {
     fn drop(&mut self) {
-        self.table.lock().expect("reach").entries.remove(&self.id);
+        let mut table = self.table.lock().expect("reach");
+        table.entries.remove(&self.id);
+        table.closed += 1;
     }
 }
 
@@ -133,7 +170,10 @@ impl Reach {
 
     /// This instance's open streams now, oldest first.
     pub fn local(&self) -> Vec<Subscriber> {
-        let table = self.table.lock().expect("reach");
+        Self::listed(&self.table.lock().expect("reach"))
+    }
+
+    fn listed(table: &Table) -> Vec<Subscriber> {
         table
             .entries
             .values()
@@ -146,14 +186,36 @@ impl Reach {
             .collect()
     }
 
-    /// Publishes this instance's streams at `now` (one row, replaced), forgetting stale rows.
-    pub async fn publish(&self, db: &Db, now: i64) -> Result<(), StoreError> {
-        let json = serde_json::to_string(&self.local()).expect("subscribers serialise");
-        store::console::publish_reach(db.writer(), &self.instance, &json, now, now - 60).await
+    /// Publishes this instance's streams at `now` (one row), forgetting stale rows. The row
+    /// is written anew only when a stream opened, closed or delivered since it last was;
+    /// otherwise only its refresh time moves. (Thousands of idle streams would otherwise
+    /// cost a row of a megabyte of JSON, built and written every second.)
+    pub async fn publish(&self, db: &Db, now: i64) -> Result<Published, StoreError> {
+        let stale_before = now - 60;
+        let unchanged = {
+            let table = self.table.lock().expect("reach");
+            table.published.is_some_and(|p| p == table.shape())
+        };
+        if unchanged
+            && store::console::touch_reach(db.writer(), &self.instance, now, stale_before).await?
+        {
+            return Ok(Published::Refreshed);
+        }
+        let (subscribers, shape) = {
+            let table = self.table.lock().expect("reach");
+            (Self::listed(&table), table.shape())
+        };
+        let json = serde_json::to_string(&subscribers).expect("subscribers serialise");
+        drop(subscribers);
+        store::console::publish_reach(db.writer(), &self.instance, &json, now, stale_before)
+            .await?;
+        self.table.lock().expect("reach").published = Some(shape);
+        Ok(Published::Full)
     }
 
     /// Takes this instance's row away (a clean shutdown).
     pub async fn withdraw(&self, db: &Db) -> Result<(), StoreError> {
+        self.table.lock().expect("reach").published = None;
         store::console::withdraw_reach(db.writer(), &self.instance).await
     }
 }

@@ -80,6 +80,33 @@ pub async fn publish_reach(
     .execute(e)
     .await
     .map(|r| r.rows_affected()))?;
+    forget_stale_reach(db, stale_before).await
+}
+
+/// Moves this instance's row's refresh time to `now`, its subscribers as they are, and
+/// forgets rows refreshed before `stale_before`; false if the row is gone (taken away as
+/// stale while this instance was stalled), to be published anew.
+pub async fn touch_reach(
+    db: impl Into<Exec<'_>>,
+    instance: &str,
+    now: i64,
+    stale_before: i64,
+) -> Result<bool, StoreError> {
+    let mut db = db.into();
+    let touched = on!(db.re(), |e| sqlx::query(
+        "UPDATE feed_reach SET refreshed_at = $2 WHERE instance = $1"
+    )
+    .bind(instance)
+    .bind(now)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))?;
+    forget_stale_reach(db, stale_before).await?;
+    Ok(touched > 0)
+}
+
+/// Forgets the rows of instances that stopped refreshing before `stale_before`.
+async fn forget_stale_reach(db: Exec<'_>, stale_before: i64) -> Result<(), StoreError> {
     on!(db, |e| sqlx::query(
         "DELETE FROM feed_reach WHERE refreshed_at < $1"
     )

@@ -83,3 +83,83 @@ async fn two_subscribers_are_listed_with_their_client_and_last_event_then_gone()
     drop(s2);
     published(&app, <[reach::Subscriber]>::is_empty).await;
 }
+
+/// An instance whose streams neither opened, closed nor delivered since its last publication
+/// only refreshes its row; any of the three rewrites it, and so does a row taken away as stale
+/// while the instance stalled.
+#[tokio::test]
+async fn an_unchanged_reach_is_refreshed_and_a_change_rewrites_it() {
+    use reach::Published::{Full, Refreshed};
+    let app = TestApp::spawn().await;
+    let db = &app.core.db;
+    let now = app.core.clock.now();
+    // An instance of its own: the server's publishes its (empty) reach on its own schedule.
+    let mine = reach::Reach::default();
+    let row = |at: i64| {
+        let id = mine.instance.clone();
+        async move {
+            reach::instances(db, at)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|i| *i.id == *id)
+        }
+    };
+    assert_eq!(mine.publish(db, now).await.unwrap(), Full);
+    assert_eq!(mine.publish(db, now + 1).await.unwrap(), Refreshed);
+    let refreshed = row(now + 1).await.expect("published");
+    assert_eq!(refreshed.refreshed_at, now + 1);
+    assert!(refreshed.subscribers.is_empty());
+
+    let stream = mine.open("verifier".into(), None, now, 4);
+    assert_eq!(
+        mine.publish(db, now + 2).await.unwrap(),
+        Full,
+        "a stream opened"
+    );
+    assert_eq!(mine.publish(db, now + 3).await.unwrap(), Refreshed);
+    stream.delivered(9);
+    assert_eq!(
+        mine.publish(db, now + 4).await.unwrap(),
+        Full,
+        "it delivered"
+    );
+    assert_eq!(mine.publish(db, now + 5).await.unwrap(), Refreshed);
+    let listed = row(now + 5).await.expect("published");
+    assert_eq!(listed.refreshed_at, now + 5);
+    assert_eq!(
+        listed
+            .subscribers
+            .iter()
+            .map(|s| (s.client_id.as_str(), s.last_event_id))
+            .collect::<Vec<_>>(),
+        [("verifier", 9)]
+    );
+
+    // Another instance's publication a minute and more later forgets this row as stale.
+    reach::Reach::default()
+        .publish(db, now + 100)
+        .await
+        .unwrap();
+    assert!(row(now + 100).await.is_none());
+    assert_eq!(
+        mine.publish(db, now + 101).await.unwrap(),
+        Full,
+        "a row gone is written anew"
+    );
+    assert_eq!(row(now + 101).await.expect("back").subscribers.len(), 1);
+
+    drop(stream);
+    assert_eq!(
+        mine.publish(db, now + 102).await.unwrap(),
+        Full,
+        "it closed"
+    );
+    assert!(
+        row(now + 102)
+            .await
+            .expect("published")
+            .subscribers
+            .is_empty()
+    );
+}
