@@ -188,8 +188,8 @@ impl Reach {
 
     /// Publishes this instance's streams at `now` (one row), forgetting stale rows. The row
     /// is written anew only when a stream opened, closed or delivered since it last was;
-    /// otherwise only its refresh time moves. (Thousands of idle streams would otherwise
-    /// cost a row of a megabyte of JSON, built and written every second.)
+    /// otherwise only its refresh time moves. (8,000 idle streams would otherwise cost a
+    /// list of 8,000 entries and about 600 KB of JSON built every second.)
     pub async fn publish(&self, db: &Db, now: i64) -> Result<Published, StoreError> {
         let stale_before = now - 60;
         let unchanged = {
