@@ -136,7 +136,7 @@ impl<O: Outlet> Seat<O> {
 
 /// Independent parts of the lane: parked streams are spread over them in turn, and
 /// each part is walked by one walker, so that a batch is written on every worker
-/// thread at once (see [`Lane::shard_of`]).
+/// thread at once (see [`Lane::park`]).
 pub const SHARDS: usize = 16;
 
 /// The parked streams of one instance.

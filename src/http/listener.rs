@@ -281,6 +281,7 @@ async fn connection(start: Box<Start>) {
         .await;
         match opening {
             super::stream_conn::Opening::Stream(tcp, req) => {
+                // Not a stream's: it ends on the feed's own shutdown signal.
                 drop(stop);
                 // Answering is boxed (over before the stream starts); what the stream
                 // writes with is held here, in the task, for the stream's life.

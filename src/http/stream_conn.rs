@@ -48,7 +48,7 @@ pub(super) enum Opening {
     /// Not a stream request, or not one this module takes: hyper serves the
     /// connection, reading first what was already read here.
     Hyper(Rewind),
-    /// A stream request, parsed; the connection is served by [`serve`].
+    /// A stream request, parsed; the connection is served by [`respond`] and [`relay`].
     Stream(TcpStream, Box<Request>),
     /// The peer closed, failed, or sent no complete head in time: nothing to answer.
     Closed,
